@@ -1,0 +1,40 @@
+// cli/main.cpp - the `postern` command line (SPEC §4): serve, init, check-config.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/init.hpp"
+#include "config/config.hpp"
+#include "runtime/daemon.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"Postern - SMTP mail gateway with TLS policy"};
+    app.set_version_flag("--version", std::string("postern ") + PROJECT_VERSION_STRING);
+    app.require_subcommand(1);
+
+    std::string config_path = "postern.toml";
+    auto* serve = app.add_subcommand("serve", "run the server in the foreground (logs to stderr)");
+    serve->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+
+    std::string init_dir;
+    auto* init = app.add_subcommand("init", "write a working default configuration into DIR");
+    init->add_option("DIR", init_dir, "directory to create")->required();
+
+    auto* check = app.add_subcommand("check-config", "validate the configuration; errors as FILE:LINE: message");
+    check->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+
+    CLI11_PARSE(app, argc, argv);
+
+    if (*serve) return postern::runtime::serve(config_path);
+    if (*init) return postern::cli::init(init_dir);
+    if (*check) {
+        auto cfg = postern::config::load(config_path);
+        if (!cfg) {
+            std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
+            return 2;
+        }
+        std::printf("%s: OK\n", config_path.c_str());
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,110 @@
+// config/default_config.cpp - the commented postern.toml written by `postern init DIR` (SPEC §4)
+// A working configuration for a test machine: listen on 127.0.0.1:2525, host `localhost` into
+// a maildir. Relative paths are relative to the directory holding this file. The unit tests
+// load this text with our own loader, so it cannot drift from what the loader accepts.
+#include "config/config.hpp"
+
+namespace postern::config {
+
+std::string default_config_text() {
+    return R"toml(# postern.toml - Postern SMTP mail gateway configuration (written by `postern init`).
+#
+# TOML. Unknown keys are errors: `postern check-config -c postern.toml` reports
+# each problem as FILE:LINE: message. Relative paths are resolved against the
+# directory that holds this file. Durations are strings such as "30s", "5m",
+# "1h", "2d", "1w", or an integer number of seconds.
+
+# The name this server gives in its greeting and EHLO, and in Received: headers.
+# Default: the machine's host name.
+hostname = "localhost"
+
+[server]
+# Addresses to accept SMTP on, as "ip:port"; IPv6 as "[::1]:2525". Numeric only:
+# a listen address is never looked up in the DNS.
+listen = ["127.0.0.1:2525"]
+# Largest message accepted, in bytes (advertised with SIZE; larger is refused
+# with 552 5.3.4). Also "50M", "10MiB", "1G" (powers of 1024). 1K to 2G.
+max_message_size = "50M"
+# Recipients per transaction; more get 452 4.5.3 (1 to 100000).
+max_recipients = 1000
+# Concurrent inbound sessions in total, and from any one client IP address
+# (max_connections_per_ip is at most max_connections).
+max_connections = 1000
+max_connections_per_ip = 50
+# How long a client may stay silent while we wait for a command (RFC 5321
+# 4.5.3.2.7 suggests 5 minutes), and while it sends the message content.
+# 1s to 1h.
+command_timeout = "5m"
+data_timeout = "5m"
+# Bad commands tolerated before the session is closed with 421 (1 to 1000).
+max_errors = 10
+# Longest command line accepted, CRLF included (512 to 65536). RFC 5321
+# 4.5.3.1.4 sets 512; SMTP extensions need more.
+max_line_length = 2048
+
+[spool]
+# Where accepted messages wait for delivery. Required.
+dir = "var/spool"
+
+[tls]
+# Opportunistic TLS, both ways. Inbound: advertise and accept
+# STARTTLS. Outbound: issue STARTTLS whenever the receiving server offers it;
+# its certificate is checked and logged but not enforced. false = no TLS
+# unless a profile requires it.
+opportunistic = true
+# The certificate (chain) and private key offered to clients with STARTTLS,
+# in PEM. Set both or neither; without them STARTTLS is not offered.
+cert_file = "var/tls/cert.pem"
+key_file = "var/tls/key.pem"
+# CA certificates (PEM) used to verify servers we deliver to. "" = the
+# system trust store.
+ca_file = ""
+# Outbound: after a failed TLS handshake the recipients are deferred, and
+# the next attempt comes no sooner than this (0s to 1d). If the handshake
+# fails again for the same message and host, it is delivered without TLS.
+handshake_retry_delay = "5m"
+
+[queue]
+# Delays between delivery attempts of a deferred message: the first retry
+# after 1m, the next after 5m, and so on. Each 1s to 7d, never decreasing.
+retry_schedule = ["1m", "5m", "15m", "30m", "1h", "2h", "4h"]
+# A message still undelivered after this long is bounced to its sender
+# (1m to 60d).
+max_age = "5d"
+# true = put every accepted message on hold until `postern queue release`.
+hold = false
+
+[delivery]
+# The port outbound mail is delivered to on MX hosts.
+port = 25
+
+[dns]
+# Resolvers to ask, as "ip" or "ip:port" (port 53 by default); numeric only.
+# Empty = the system resolver. When set, every name, special-use ones such as
+# .test included, is resolved through these servers.
+servers = []
+
+[log]
+# Log lines on stderr: "text" (key=value) or "json" (one object per line).
+format = "text"
+
+# Domains this server receives mail for. Each needs a name and exactly one of:
+#   relay_to = ["10.0.0.5:25"]   forward the mail to these hosts, e.g. the
+#                                internal mail server (port 25 by default)
+#   maildir  = "var/mail/NAME"   store it: user@NAME lands in
+#                                <maildir>/user/new/
+[[domain]]
+name = "localhost"
+maildir = "var/mail/localhost"
+
+# Static routes for mail to domains not hosted here, used instead of MX
+# lookup (like a transport map). domain = "*" is a smarthost for every domain
+# not hosted. hosts are "host:port", port 25 by default.
+#
+# [[route]]
+# domain = "partner.test"
+# hosts = ["127.0.0.2:2526"]
+)toml";
+}
+
+}  // namespace postern::config

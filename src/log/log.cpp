@@ -1,0 +1,185 @@
+// log/log.cpp - text and JSON line formatting for the event log (SPEC §6).
+// text:  2026-11-28T14:40:01.123Z info connect session=1A client=127.0.0.1:5123
+// json:  {"ts":"2026-11-28T14:40:01.123Z","level":"info","event":"connect","session":"1A",...}
+#include "log/log.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+
+namespace postern::log {
+namespace {
+
+std::atomic<format> g_format{format::text};
+
+const char* level_name(level lv) {
+    switch (lv) {
+        case level::info: return "info";
+        case level::warning: return "warning";
+        case level::error: return "error";
+    }
+    return "info";
+}
+
+std::string timestamp() {
+    auto now = std::chrono::system_clock::now();
+    auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
+    std::time_t t = std::chrono::system_clock::to_time_t(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    return fmt::format("{}.{:03}Z", buf, ms);
+}
+
+void json_escape(std::string& out, std::string_view s) {
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+                else out += static_cast<char>(c);
+        }
+    }
+}
+
+// Text values are quoted when they contain spaces, quotes or control characters.
+void text_value(std::string& out, std::string_view s) {
+    bool plain = !s.empty();
+    for (unsigned char c : s)
+        if (c <= ' ' || c == '"' || c == '\\' || c == 0x7f) { plain = false; break; }
+    if (plain) { out += s; return; }
+    out += '"';
+    json_escape(out, s);
+    out += '"';
+}
+
+void write_line(const std::string& line) {
+    const char* p = line.data();
+    std::size_t left = line.size();
+    while (left > 0) {
+        ssize_t n = ::write(STDERR_FILENO, p, left);
+        if (n <= 0) return;  // nowhere to report a failing log
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+}
+
+std::string num(double v) { return fmt::format("{:.3f}", v); }
+
+}  // namespace
+
+void set_format(format f) { g_format.store(f); }
+
+std::string format_line(format f, level lv, std::string_view event, std::initializer_list<field> fields) {
+    std::string out;
+    out.reserve(160);
+    if (f == format::json) {
+        out += "{\"ts\":\"";
+        out += timestamp();
+        out += "\",\"level\":\"";
+        out += level_name(lv);
+        out += "\",\"event\":\"";
+        json_escape(out, event);
+        out += '"';
+        for (const auto& fl : fields) {
+            out += ",\"";
+            json_escape(out, fl.key);
+            out += "\":\"";
+            json_escape(out, fl.value);
+            out += '"';
+        }
+        out += "}\n";
+    } else {
+        out += timestamp();
+        out += ' ';
+        out += level_name(lv);
+        out += ' ';
+        out += event;
+        for (const auto& fl : fields) {
+            out += ' ';
+            out += fl.key;
+            out += '=';
+            text_value(out, fl.value);
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+void emit(level lv, std::string_view event, std::initializer_list<field> fields) {
+    write_line(format_line(g_format.load(std::memory_order_relaxed), lv, event, fields));
+}
+
+void started(std::string_view version, std::string_view config_path, std::string_view listen) {
+    emit(level::info, "start", {{"version", std::string(version)}, {"config", std::string(config_path)},
+                                {"listen", std::string(listen)}});
+}
+void stopping(std::string_view why) { emit(level::info, "stop", {{"reason", std::string(why)}}); }
+void config_reloaded(std::string_view path) { emit(level::info, "reload", {{"config", std::string(path)}}); }
+void config_reload_failed(std::string_view path, std::string_view error) {
+    emit(level::error, "reload_failed", {{"config", std::string(path)}, {"error", std::string(error)},
+                                         {"action", "keeping the previous configuration"}});
+}
+void connection_opened(std::string_view session, std::string_view client, std::string_view local) {
+    emit(level::info, "connect", {{"session", std::string(session)}, {"client", std::string(client)},
+                                  {"local", std::string(local)}});
+}
+void connection_refused(std::string_view client, std::string_view reason) {
+    emit(level::warning, "refuse", {{"client", std::string(client)}, {"reason", std::string(reason)}});
+}
+void connection_closed(std::string_view session, std::string_view client, std::string_view reason,
+                       unsigned messages, unsigned errors) {
+    emit(level::info, "disconnect", {{"session", std::string(session)}, {"client", std::string(client)},
+                                     {"reason", std::string(reason)}, {"messages", std::to_string(messages)},
+                                     {"errors", std::to_string(errors)}});
+}
+void tls_established(std::string_view session, std::string_view client, std::string_view version,
+                     std::string_view cipher, int bits) {
+    emit(level::info, "tls", {{"session", std::string(session)}, {"client", std::string(client)},
+                              {"version", std::string(version)}, {"cipher", std::string(cipher)},
+                              {"bits", std::to_string(bits)}});
+}
+void tls_failed(std::string_view session, std::string_view client, std::string_view reason) {
+    emit(level::warning, "tls_failed", {{"session", std::string(session)}, {"client", std::string(client)},
+                                        {"reason", std::string(reason)}});
+}
+void message_queued(std::string_view session, std::string_view id, std::string_view sender,
+                    std::size_t recipients, std::size_t size, std::string_view tls, bool held) {
+    emit(level::info, "queued", {{"session", std::string(session)}, {"id", std::string(id)},
+                                 {"from", fmt::format("<{}>", sender)}, {"nrcpt", std::to_string(recipients)},
+                                 {"size", std::to_string(size)}, {"tls", std::string(tls)},
+                                 {"held", held ? "yes" : "no"}});
+}
+void message_rejected(std::string_view session, std::string_view client, std::string_view reply) {
+    emit(level::info, "reject", {{"session", std::string(session)}, {"client", std::string(client)},
+                                 {"reply", std::string(reply)}});
+}
+void delivery(const delivery_attempt& a) {
+    emit(a.result == "sent" ? level::info : level::warning, "delivery",
+         {{"id", std::string(a.id)}, {"to", fmt::format("<{}>", a.recipient)}, {"relay", std::string(a.relay)},
+          {"profile", std::string(a.profile.empty() ? "-" : a.profile)}, {"tls", std::string(a.tls)},
+          {"proto", std::string(a.tls_version.empty() ? "-" : a.tls_version)},
+          {"cipher", std::string(a.tls_cipher.empty() ? "-" : a.tls_cipher)}, {"result", std::string(a.result)},
+          {"dsn", std::string(a.dsn)}, {"delay", num(a.delay_s)}, {"attempt", std::to_string(a.attempt)},
+          {"reason", std::string(a.reason)}});
+}
+void spool_error(std::string_view id, std::string_view what) {
+    emit(level::error, "spool_error", {{"id", std::string(id)}, {"error", std::string(what)}});
+}
+void warning(std::string_view event, std::string_view message) {
+    emit(level::warning, event, {{"message", std::string(message)}});
+}
+void error(std::string_view event, std::string_view message) {
+    emit(level::error, event, {{"message", std::string(message)}});
+}
+
+}  // namespace postern::log

@@ -1,0 +1,305 @@
+// queue/spool.cpp - durable commit of queue files: write, fsync, rename, fsync directory.
+#include "queue/spool.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <algorithm>
+#include <mutex>
+
+#include <fmt/format.h>
+
+namespace postern::queue {
+namespace {
+
+std::function<int(const std::string&)> g_fsync_fault;
+std::mutex g_fault_mu;
+
+int do_fsync(int fd, const std::string& path) {
+    {
+        std::lock_guard lk(g_fault_mu);
+        if (g_fsync_fault) {
+            if (int e = g_fsync_fault(path)) { errno = e; return -1; }
+        }
+    }
+    return ::fsync(fd);
+}
+
+spool_failure fail(std::string_view what, const std::string& path) {
+    int e = errno;
+    return {e, fmt::format("{} {}: {}", what, path, std::strerror(e))};
+}
+
+const char* area_dir(area a) { return a == area::active ? "queue" : "hold"; }
+
+bool valid_id(const std::string& id) {
+    if (id.empty() || id.size() > 64) return false;
+    for (char c : id)
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return false;
+    return true;
+}
+
+bool ensure_dir(const std::string& p) {
+    if (::mkdir(p.c_str(), 0700) == 0) return true;
+    return errno == EEXIST;
+}
+
+bool write_all(int fd, std::initializer_list<std::string_view> parts) {
+    iovec iov[8];
+    int n = 0;
+    for (auto p : parts) {
+        if (p.empty()) continue;
+        if (n == 8) return false;
+        iov[n].iov_base = const_cast<char*>(p.data());
+        iov[n].iov_len = p.size();
+        ++n;
+    }
+    int first = 0;
+    while (first < n) {
+        ssize_t w = ::writev(fd, iov + first, n - first);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        auto left = static_cast<std::size_t>(w);
+        while (first < n && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+        if (first < n) {
+            iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+            iov[first].iov_len -= left;
+        }
+    }
+    return true;
+}
+
+bool fsync_dir(const std::string& dir, spool_failure& f) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) { f = fail("open", dir); return false; }
+    if (do_fsync(fd, dir) != 0) { f = fail("fsync", dir); ::close(fd); return false; }
+    ::close(fd);
+    return true;
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::string out;
+    struct stat st{};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+    char buf[65536];
+    for (;;) {
+        ssize_t r = ::read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { ::close(fd); return std::nullopt; }
+        if (r == 0) break;
+        out.append(buf, static_cast<std::size_t>(r));
+    }
+    ::close(fd);
+    return out;
+}
+
+}  // namespace
+
+const char* to_string(rcpt_status s) {
+    switch (s) {
+        case rcpt_status::queued: return "queued";
+        case rcpt_status::deferred: return "deferred";
+        case rcpt_status::sent: return "sent";
+        case rcpt_status::bounced: return "bounced";
+    }
+    return "queued";
+}
+
+std::string format_state(const std::vector<rcpt_state>& st) {
+    std::string out = "POSTERN-STATE 1\n";
+    for (std::size_t i = 0; i < st.size(); ++i) {
+        std::string reply = st[i].last_reply;
+        for (char& c : reply)
+            if (c == '\r' || c == '\n') c = ' ';
+        out += fmt::format("{} {} {} {} {}\n", i, to_string(st[i].status), st[i].attempts, st[i].next_attempt, reply);
+    }
+    return out;
+}
+
+result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t recipients) {
+    std::vector<rcpt_state> st(recipients);
+    constexpr std::string_view magic = "POSTERN-STATE 1\n";
+    if (text.substr(0, magic.size()) != magic) return error{"bad state magic"};
+    std::size_t pos = magic.size();
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        if (nl == std::string_view::npos) return error{"truncated state line"};
+        std::string_view line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        // "IDX STATUS ATTEMPTS NEXT REPLY..."
+        std::string_view f[4];
+        for (auto& x : f) {
+            std::size_t sp = line.find(' ');
+            if (sp == std::string_view::npos) return error{"short state line"};
+            x = line.substr(0, sp);
+            line.remove_prefix(sp + 1);
+        }
+        std::size_t idx = 0;
+        auto r1 = std::from_chars(f[0].data(), f[0].data() + f[0].size(), idx);
+        if (r1.ec != std::errc() || idx >= recipients) return error{"bad recipient index"};
+        rcpt_state& s = st[idx];
+        if (f[1] == "queued") s.status = rcpt_status::queued;
+        else if (f[1] == "deferred") s.status = rcpt_status::deferred;
+        else if (f[1] == "sent") s.status = rcpt_status::sent;
+        else if (f[1] == "bounced") s.status = rcpt_status::bounced;
+        else return error{"bad status"};
+        auto r2 = std::from_chars(f[2].data(), f[2].data() + f[2].size(), s.attempts);
+        auto r3 = std::from_chars(f[3].data(), f[3].data() + f[3].size(), s.next_attempt);
+        if (r2.ec != std::errc() || r3.ec != std::errc()) return error{"bad number"};
+        s.last_reply = line;
+    }
+    return st;
+}
+
+void spool::set_fsync_fault(std::function<int(const std::string&)> hook) {
+    std::lock_guard lk(g_fault_mu);
+    g_fsync_fault = std::move(hook);
+}
+
+result<std::unique_ptr<spool>> spool::open(const std::string& dir) {
+    if (!ensure_dir(dir)) return error{fmt::format("cannot create spool directory {}: {}", dir, std::strerror(errno))};
+    for (const char* sub : {"tmp", "queue", "hold", "state"}) {
+        std::string p = dir + "/" + sub;
+        if (!ensure_dir(p)) return error{fmt::format("cannot create {}: {}", p, std::strerror(errno))};
+    }
+    std::unique_ptr<spool> s(new spool(dir));
+    // Leftovers in tmp/ were never acknowledged: discard them.
+    if (DIR* d = ::opendir((dir + "/tmp").c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            ::unlink((dir + "/tmp/" + e->d_name).c_str());
+        }
+        ::closedir(d);
+    }
+    return s;
+}
+
+std::string spool::new_id() {
+    static std::atomic<unsigned> counter{0};
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    return fmt::format("{:013X}{:04X}", static_cast<unsigned long long>(us) & 0xFFFFFFFFFFFFFULL,
+                       counter.fetch_add(1) & 0xFFFF);
+}
+
+std::string spool::path(const std::string& id, area where) const {
+    return fmt::format("{}/{}/{}", dir_, area_dir(where), id);
+}
+
+std::optional<spool_failure> spool::commit(const envelope& env, std::initializer_list<std::string_view> parts,
+                                           area where) {
+    if (!valid_id(env.id)) return spool_failure{EINVAL, "invalid queue id"};
+    std::string header = format_header(env);
+    std::string tmp = fmt::format("{}/tmp/{}", dir_, env.id);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return fail("create", tmp);
+    bool ok = write_all(fd, {header});
+    for (auto p : parts) {
+        if (!ok) break;
+        ok = write_all(fd, {p});
+    }
+    if (!ok) {
+        auto f = fail("write", tmp);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return f;
+    }
+    if (do_fsync(fd, tmp) != 0) {
+        auto f = fail("fsync", tmp);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return f;
+    }
+    if (::close(fd) != 0) {
+        auto f = fail("close", tmp);
+        ::unlink(tmp.c_str());
+        return f;
+    }
+    std::string final_path = path(env.id, where);
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+        auto f = fail("rename", final_path);
+        ::unlink(tmp.c_str());
+        return f;
+    }
+    spool_failure f;
+    if (!fsync_dir(fmt::format("{}/{}", dir_, area_dir(where)), f)) {
+        // Not durable: take it back, the client must not get 250.
+        ::unlink(final_path.c_str());
+        return f;
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> spool::list(area where) const {
+    std::vector<std::string> ids;
+    if (DIR* d = ::opendir(fmt::format("{}/{}", dir_, area_dir(where)).c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (valid_id(name)) ids.push_back(std::move(name));
+        }
+        ::closedir(d);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+result<loaded_message> spool::load(const std::string& id, area where) const {
+    if (!valid_id(id)) return error{"invalid queue id"};
+    auto data = read_file(path(id, where));
+    if (!data) return error{fmt::format("cannot read {}: {}", path(id, where), std::strerror(errno))};
+    loaded_message m;
+    m.data = std::move(*data);
+    auto env = parse_header(m.data, m.content_offset);
+    if (!env) return error{fmt::format("{}: {}", path(id, where), env.error_message())};
+    m.env = std::move(*env);
+    if (m.data.size() - m.content_offset != m.env.size)
+        return error{fmt::format("{}: content size {} does not match header size {}", path(id, where),
+                                 m.data.size() - m.content_offset, m.env.size)};
+    return m;
+}
+
+bool spool::remove(const std::string& id, area where) {
+    if (!valid_id(id)) return false;
+    ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
+    return ::unlink(path(id, where).c_str()) == 0;
+}
+
+bool spool::move(const std::string& id, area from, area to) {
+    if (!valid_id(id)) return false;
+    if (::rename(path(id, from).c_str(), path(id, to).c_str()) != 0) return false;
+    spool_failure f;
+    return fsync_dir(fmt::format("{}/{}", dir_, area_dir(to)), f);
+}
+
+result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::size_t recipients) const {
+    auto text = read_file(fmt::format("{}/state/{}", dir_, id));
+    if (!text) return std::vector<rcpt_state>(recipients);  // no state yet: all queued
+    return parse_state(*text, recipients);
+}
+
+bool spool::write_state(const std::string& id, const std::vector<rcpt_state>& st) {
+    if (!valid_id(id)) return false;
+    std::string tmp = fmt::format("{}/state/.{}.tmp", dir_, id);
+    std::string text = format_state(st);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    bool ok = write_all(fd, {text});
+    ::close(fd);
+    // No fsync: losing a state update can only cause a repeated delivery, never a loss.
+    return ok && ::rename(tmp.c_str(), fmt::format("{}/state/{}", dir_, id).c_str()) == 0;
+}
+
+}  // namespace postern::queue

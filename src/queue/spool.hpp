@@ -1,0 +1,86 @@
+// queue/spool.hpp - the durable message store under spool.dir (SPEC §3.1). Blocking file I/O:
+// callers run it on the disk thread pool, never on the event loop.
+//
+// Layout (all 0700, files 0600):
+//   tmp/ID     being written; never acknowledged; removed at start-up
+//   queue/ID   committed, waiting for delivery      (format: queue/envelope.hpp)
+//   hold/ID    committed, on hold (queue.hold, `postern queue hold`): not delivered until released
+//   state/ID   per-recipient delivery state of queue/ID (absent = every recipient still queued)
+// commit() = write tmp/ID, fsync(file), rename to queue/ID or hold/ID, fsync(directory). Only
+// after commit() returns success may the server reply 250 (SPEC §2). A crash before the rename
+// leaves only tmp/ID (discarded, the client was never told 250); after the directory fsync the
+// message survives power loss.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "queue/envelope.hpp"
+#include "util/result.hpp"
+
+namespace postern::queue {
+
+enum class area { active, hold };
+
+struct spool_failure {
+    int errnum = 0;       // errno of the failed call (ENOSPC -> 452 4.3.1)
+    std::string message;  // "fsync queue/ID: No space left on device"
+};
+
+// Per-recipient state, index = position in envelope::recipients.
+enum class rcpt_status { queued, deferred, sent, bounced };
+const char* to_string(rcpt_status s);
+struct rcpt_state {
+    rcpt_status status = rcpt_status::queued;
+    unsigned attempts = 0;
+    std::int64_t next_attempt = 0;  // unix time; 0 = as soon as possible
+    std::string last_reply;
+};
+std::string format_state(const std::vector<rcpt_state>& st);
+result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t recipients);
+
+struct loaded_message {
+    envelope env;
+    std::string data;          // the whole file
+    std::size_t content_offset = 0;
+    std::string_view content() const { return std::string_view(data).substr(content_offset); }
+};
+
+class spool {
+public:
+    // Creates the directories if needed and removes leftovers in tmp/.
+    static result<std::unique_ptr<spool>> open(const std::string& dir);
+
+    const std::string& dir() const { return dir_; }
+    // Unique, time-ordered queue id: 13 hex digits of microseconds + 4 of a counter.
+    std::string new_id();
+
+    // Durable commit (see above). The content is the concatenation of `parts`.
+    // Returns nullopt on success.
+    std::optional<spool_failure> commit(const envelope& env, std::initializer_list<std::string_view> parts,
+                                        area where);
+
+    std::vector<std::string> list(area where) const;
+    result<loaded_message> load(const std::string& id, area where) const;
+    bool remove(const std::string& id, area where);
+    bool move(const std::string& id, area from, area to);
+
+    result<std::vector<rcpt_state>> read_state(const std::string& id, std::size_t recipients) const;
+    bool write_state(const std::string& id, const std::vector<rcpt_state>& st);
+
+    std::string path(const std::string& id, area where) const;
+
+    // Test hook: called before every fsync with the file's path; a non-zero return is used as
+    // the errno of a failed fsync (fault injection for "never acknowledge what was not synced").
+    static void set_fsync_fault(std::function<int(const std::string&)> hook);
+
+private:
+    explicit spool(std::string dir) : dir_(std::move(dir)) {}
+    std::string dir_;
+};
+
+}  // namespace postern::queue

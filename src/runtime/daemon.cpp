@@ -1,0 +1,156 @@
+// runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4).
+#include "runtime/daemon.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <list>
+
+#include <fmt/format.h>
+
+#include "log/log.hpp"
+#include "runtime/queue_runner.hpp"
+#include "server/context.hpp"
+#include "server/session.hpp"
+#include "tls/context.hpp"
+
+namespace postern::runtime {
+namespace {
+
+using tcp = asio::ip::tcp;
+
+// A complete generation (config + TLS context) or the reason it cannot be used.
+result<std::shared_ptr<const server::generation>> build_generation(const std::string& path) {
+    auto cfg = config::load(path);
+    if (!cfg) return error{cfg.error_message()};
+    auto gen = std::make_shared<server::generation>();
+    gen->cfg = *cfg;
+    const auto& t = gen->cfg->tls;
+    if (!t.cert_file.empty()) {
+        auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+        auto r = tls::configure_server(ctx->native_handle(), t.cert_file, t.key_file);
+        if (!r) return error{fmt::format("{}: tls: {}", path, r.error_message())};
+        gen->tls = std::move(ctx);
+    }
+    return std::shared_ptr<const server::generation>(std::move(gen));
+}
+
+}  // namespace
+
+int serve(const std::string& config_path) {
+    std::signal(SIGPIPE, SIG_IGN);
+    auto first = build_generation(config_path);
+    if (!first) {
+        std::fprintf(stderr, "%s\n", first.error_message().c_str());
+        return 2;
+    }
+    const auto& cfg0 = *(*first)->cfg;
+    log::set_format(cfg0.log.format == config::log_format::json ? log::format::json : log::format::text);
+
+    auto sp = queue::spool::open(cfg0.spool.dir);
+    if (!sp) {
+        std::fprintf(stderr, "%s: spool: %s\n", config_path.c_str(), sp.error_message().c_str());
+        return 1;
+    }
+
+    asio::io_context io(1);
+    asio::thread_pool pool(4);
+    server::context ctx;
+    ctx.current = *first;
+    ctx.spool = sp->get();
+    ctx.disk_pool = &pool;
+    queue_runner runner(io, pool, **sp, [&ctx] { return ctx.current->cfg; });
+    ctx.runner = &runner;
+
+    std::list<tcp::acceptor> acceptors;
+    std::string listening;
+    for (const auto& l : cfg0.server.listen) {
+        asio::error_code ec;
+        auto addr = asio::ip::make_address(l.host, ec);
+        if (ec) {
+            std::fprintf(stderr, "%s: bad listen address %s\n", config_path.c_str(), l.to_string().c_str());
+            return 2;
+        }
+        tcp::endpoint ep(addr, l.port);
+        auto& acc = acceptors.emplace_back(io);
+        acc.open(ep.protocol(), ec);
+        if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec && addr.is_v6()) acc.set_option(asio::ip::v6_only(true), ec);
+        if (!ec) acc.bind(ep, ec);
+        if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            std::fprintf(stderr, "cannot listen on %s: %s\n", l.to_string().c_str(), ec.message().c_str());
+            return 1;
+        }
+        listening += (listening.empty() ? "" : ",") + l.to_string();
+    }
+    for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
+    log::started(PROJECT_VERSION_STRING, config_path, listening);
+    runner.recover();
+
+    asio::signal_set signals(io, SIGHUP, SIGTERM, SIGINT);
+    asio::steady_timer drain_timer(io);
+    std::function<void()> wait_signal;
+    wait_signal = [&] {
+        signals.async_wait([&](asio::error_code ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                auto next = build_generation(config_path);
+                if (!next) {
+                    log::config_reload_failed(config_path, next.error_message());
+                } else {
+                    if ((*next)->cfg->server.listen.size() != ctx.current->cfg->server.listen.size() ||
+                        (*next)->cfg->spool.dir != ctx.current->cfg->spool.dir)
+                        log::warning("reload", "server.listen and spool.dir changes take effect after a restart");
+                    log::set_format((*next)->cfg->log.format == config::log_format::json ? log::format::json
+                                                                                          : log::format::text);
+                    ctx.current = *next;
+                    log::config_reloaded(config_path);
+                }
+                wait_signal();
+                return;
+            }
+            // SIGTERM / SIGINT: stop accepting, let sessions finish for a while, then stop.
+            log::stopping(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            ctx.draining = true;
+            for (auto& acc : acceptors) {
+                asio::error_code ig;
+                acc.close(ig);
+            }
+            runner.stop();
+            drain_timer.expires_after(std::chrono::seconds(10));
+            drain_timer.async_wait([&](asio::error_code) { io.stop(); });
+            // Stop earlier once the last session has ended.
+            auto poll = std::make_shared<std::function<void()>>();
+            auto poll_timer = std::make_shared<asio::steady_timer>(io);
+            *poll = [&, poll, poll_timer] {
+                if (ctx.connections == 0) {
+                    io.stop();
+                    return;
+                }
+                poll_timer->expires_after(std::chrono::milliseconds(50));
+                poll_timer->async_wait([poll](asio::error_code e) {
+                    if (!e) (*poll)();
+                });
+            };
+            (*poll)();
+            signals.async_wait([&](asio::error_code, int) { io.stop(); });  // a second signal: now
+        });
+    };
+    wait_signal();
+    io.run();
+    pool.join();
+    return 0;
+}
+
+}  // namespace postern::runtime

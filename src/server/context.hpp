@@ -1,0 +1,40 @@
+// server/context.hpp - what every inbound session shares: the current config (swapped on
+// SIGHUP), the TLS context, the spool, the disk pool, connection counters, the queue runner.
+// Owned by runtime/daemon.cpp; used on the event-loop thread only (except spool/pool).
+#pragma once
+#include <asio/ssl/context.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "config/config.hpp"
+#include "queue/spool.hpp"
+
+namespace postern::runtime {
+class queue_runner;
+}
+
+namespace postern::server {
+
+struct generation {
+    std::shared_ptr<const config::config> cfg;
+    std::shared_ptr<asio::ssl::context> tls;  // null when no certificate is configured
+};
+
+struct context {
+    std::shared_ptr<const generation> current;  // replaced whole on reload
+    queue::spool* spool = nullptr;
+    asio::thread_pool* disk_pool = nullptr;
+    runtime::queue_runner* runner = nullptr;
+
+    // connection accounting (event-loop thread only)
+    std::uint32_t connections = 0;
+    std::unordered_map<std::string, std::uint32_t> per_ip;
+    std::uint64_t next_session = 1;
+    bool draining = false;
+};
+
+}  // namespace postern::server

@@ -1,0 +1,302 @@
+// server/session.cpp - inbound session coroutine: socket <-> smtp::server_session, STARTTLS,
+// timeouts, durable queueing before 250. The protocol decisions live in src/smtp; this file
+// only moves bytes, runs the TLS handshake and asks the spool to commit.
+#include "server/session.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "log/log.hpp"
+#include "message/received.hpp"
+#include "policy/recipient.hpp"
+#include "runtime/blocking.hpp"
+#include "runtime/queue_runner.hpp"
+#include "smtp/server_session.hpp"
+#include "tls/context.hpp"
+
+namespace postern::server {
+namespace {
+
+using tcp = asio::ip::tcp;
+constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
+
+// The socket, the optional TLS layer on top of it, and a watchdog timer that cancels the
+// socket when the current operation's deadline passes.
+struct connection {
+    explicit connection(tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+    tcp::socket sock;
+    std::optional<asio::ssl::stream<tcp::socket&>> tls;
+    asio::steady_timer timer;
+    bool timed_out = false;
+    bool closed = false;
+
+    void arm(std::chrono::seconds d) { timer.expires_after(d); }
+    void disarm() { timer.expires_at(asio::steady_timer::time_point::max()); }
+    void shutdown() {
+        closed = true;
+        timer.cancel();
+        asio::error_code ig;
+        sock.shutdown(tcp::socket::shutdown_both, ig);
+        sock.close(ig);
+    }
+};
+
+asio::awaitable<void> watchdog(std::shared_ptr<connection> c) {
+    while (!c->closed) {
+        co_await c->timer.async_wait(tok);
+        if (c->closed) co_return;
+        if (c->timer.expiry() <= asio::steady_timer::clock_type::now()) {
+            c->timed_out = true;
+            asio::error_code ig;
+            c->sock.cancel(ig);
+            c->disarm();
+        }
+    }
+}
+
+asio::awaitable<asio::error_code> send(connection& c, std::string_view data, std::chrono::seconds limit) {
+    if (data.empty()) co_return asio::error_code{};
+    c.arm(limit);
+    asio::error_code ec;
+    if (c.tls) std::tie(ec, std::ignore) = co_await asio::async_write(*c.tls, asio::buffer(data), tok);
+    else std::tie(ec, std::ignore) = co_await asio::async_write(c.sock, asio::buffer(data), tok);
+    c.disarm();
+    co_return ec;
+}
+
+asio::awaitable<std::size_t> receive(connection& c, char* buf, std::size_t len, std::chrono::seconds limit,
+                                     asio::error_code& ec) {
+    c.arm(limit);
+    std::size_t n = 0;
+    if (c.tls) std::tie(ec, n) = co_await c.tls->async_read_some(asio::buffer(buf, len), tok);
+    else std::tie(ec, n) = co_await c.sock.async_read_some(asio::buffer(buf, len), tok);
+    c.disarm();
+    co_return n;
+}
+
+std::string tls_summary(const std::optional<smtp::tls_facts>& t) {
+    return t ? fmt::format("{} {}", t->version, t->cipher) : std::string();
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string sid) {
+    const auto gen = ctx.current;  // this session keeps the config it started with
+    const config::config& cfg = *gen->cfg;
+    asio::error_code ig;
+    const auto remote = sock.remote_endpoint(ig);
+    const std::string client_ip = remote.address().to_string();
+    const std::string client = fmt::format("{}:{}", client_ip, remote.port());
+    log::connection_opened(sid, client, fmt::format("{}", sock.local_endpoint(ig).port()));
+
+    auto conn = std::make_shared<connection>(std::move(sock));
+    asio::co_spawn(conn->sock.get_executor(), watchdog(conn), asio::detached);
+
+    policy::inbound_policy pol(cfg, /*relay_allowed=*/false);
+    smtp::server_settings settings;
+    settings.hostname = cfg.hostname;
+    settings.max_message_size = cfg.server.max_message_size;
+    settings.max_recipients = cfg.server.max_recipients;
+    settings.max_errors = cfg.server.max_errors;
+    settings.max_line_length = cfg.server.max_line_length;
+    settings.starttls_offered = cfg.tls.opportunistic && gen->tls != nullptr;
+    smtp::server_session core(settings, pol);
+    core.start();
+
+    std::string reason = "quit";
+    unsigned messages = 0;
+    std::vector<char> buf(16384);
+    for (bool done = false; !done;) {
+        switch (core.next()) {
+            case smtp::event::need_input: {
+                if (auto ec = co_await send(*conn, core.take_output(), cfg.server.command_timeout)) {
+                    reason = conn->timed_out ? "write timeout" : "write error: " + ec.message();
+                    done = true;
+                    break;
+                }
+                const auto st = core.current_state();
+                const auto limit = (st == smtp::state::in_data || st == smtp::state::in_bdat)
+                                       ? cfg.server.data_timeout
+                                       : cfg.server.command_timeout;
+                asio::error_code ec;
+                std::size_t n = co_await receive(*conn, buf.data(), buf.size(), limit, ec);
+                if (ec) {
+                    if (conn->timed_out) {
+                        reason = "timeout";
+                        core.timeout();
+                    } else {
+                        reason = (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+                                     ? "lost connection"
+                                     : "read error: " + ec.message();
+                        core.feed_eof();
+                    }
+                    break;
+                }
+                core.feed(std::string_view(buf.data(), n));
+                break;
+            }
+            case smtp::event::start_tls: {
+                if (co_await send(*conn, core.take_output(), cfg.server.command_timeout)) {
+                    reason = "write error";
+                    done = true;
+                    break;
+                }
+                conn->tls.emplace(conn->sock, *gen->tls);
+                conn->arm(cfg.server.command_timeout);
+                auto [ec] = co_await conn->tls->async_handshake(asio::ssl::stream_base::server, tok);
+                conn->disarm();
+                if (ec) {
+                    std::string why = conn->timed_out ? "handshake timeout" : ec.message();
+                    log::tls_failed(sid, client, why);
+                    reason = "TLS handshake failed";
+                    done = true;
+                    break;
+                }
+                auto facts = tls::session_facts(conn->tls->native_handle());
+                log::tls_established(sid, client, facts.version, facts.cipher, facts.bits);
+                core.tls_started(facts);
+                break;
+            }
+            case smtp::event::message: {
+                const smtp::transaction& t = core.current();
+                const auto now = std::chrono::system_clock::now();
+                queue::envelope env;
+                env.id = ctx.spool->new_id();
+                env.arrived = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+                env.sender = t.sender.null ? std::string() : t.sender.box.str();
+                env.recipients.reserve(t.recipients.size());
+                for (const auto& r : t.recipients) env.recipients.push_back(r.str());
+                env.eight_bit = t.body == smtp::body_type::eight_bit_mime;
+                env.smtputf8 = t.smtputf8;
+                env.client_ip = client_ip;
+                env.helo = t.helo;
+                env.tls = tls_summary(core.tls());
+                message::received_facts rf;
+                rf.helo = t.helo;
+                rf.client_ip = client_ip;
+                rf.by = cfg.hostname;
+                rf.id = env.id;
+                rf.esmtp = t.esmtp;
+                rf.smtputf8 = t.smtputf8;
+                rf.tls = core.tls() ? &*core.tls() : nullptr;
+                if (t.recipients.size() == 1) rf.for_rcpt = env.recipients[0];
+                rf.unix_time = env.arrived;
+                const std::string received = message::received_header(rf);
+                const std::string& body = core.body();
+                env.size = received.size() + body.size();
+                const bool hold = cfg.queue.hold;
+                auto failure = co_await runtime::run_blocking(*ctx.disk_pool, [&] {
+                    return ctx.spool->commit(env, {received, body}, hold ? queue::area::hold : queue::area::active);
+                });
+                if (failure) {
+                    log::spool_error(env.id, failure->message);
+                    // SPEC: full disk -> 452 4.3.1; any other spool failure is also temporary.
+                    if (failure->errnum == ENOSPC || failure->errnum == EDQUOT)
+                        core.message_done(smtp::make_reply(452, "4.3.1", "Error: insufficient system storage"));
+                    else
+                        core.message_done(smtp::make_reply(451, "4.3.0", "Error: queue file write error"));
+                    break;
+                }
+                ++messages;
+                log::message_queued(sid, env.id, env.sender, env.recipients.size(), env.size,
+                                    env.tls.empty() ? "none" : env.tls, hold);
+                core.message_done(smtp::make_reply(250, "2.0.0", "Ok: queued as " + env.id));
+                if (!hold && ctx.runner) ctx.runner->submit(env.id);
+                break;
+            }
+            case smtp::event::close: {
+                co_await send(*conn, core.take_output(), std::chrono::seconds(10));
+                done = true;
+                break;
+            }
+        }
+    }
+    if (conn->tls && !conn->timed_out && reason == "quit") {
+        conn->arm(std::chrono::seconds(2));
+        co_await conn->tls->async_shutdown(tok);
+        conn->disarm();
+    }
+    conn->shutdown();
+    log::connection_closed(sid, client, reason, messages, core.error_count());
+}
+
+namespace {
+
+asio::awaitable<void> refuse(tcp::socket sock, std::string reply) {
+    asio::steady_timer t(sock.get_executor());
+    t.expires_after(std::chrono::seconds(5));
+    t.async_wait([&sock](asio::error_code ec) {
+        asio::error_code ig;
+        if (!ec) sock.close(ig);
+    });
+    co_await asio::async_write(sock, asio::buffer(reply), tok);
+    t.cancel();
+    asio::error_code ig;
+    sock.shutdown(tcp::socket::shutdown_both, ig);
+    sock.close(ig);
+}
+
+}  // namespace
+
+asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
+    for (;;) {
+        auto [ec, sock] = co_await acceptor.async_accept(tok);
+        if (ec) {
+            if (ec == asio::error::operation_aborted || ctx.draining || !acceptor.is_open()) co_return;
+            log::warning("accept", ec.message());
+            // EMFILE and friends: back off a little instead of spinning.
+            asio::steady_timer t(acceptor.get_executor());
+            t.expires_after(std::chrono::milliseconds(100));
+            co_await t.async_wait(tok);
+            continue;
+        }
+        asio::error_code ig;
+        sock.set_option(tcp::no_delay(true), ig);
+        const std::string ip = sock.remote_endpoint(ig).address().to_string();
+        const config::config& cfg = *ctx.current->cfg;
+        if (ctx.connections >= cfg.server.max_connections) {
+            log::connection_refused(ip, "too many connections");
+            asio::co_spawn(acceptor.get_executor(),
+                           refuse(std::move(sock), fmt::format("421 4.7.0 {} Error: too many connections\r\n",
+                                                               cfg.hostname)),
+                           asio::detached);
+            continue;
+        }
+        auto& per_ip = ctx.per_ip[ip];
+        if (per_ip >= cfg.server.max_connections_per_ip) {
+            log::connection_refused(ip, "too many connections from this address");
+            asio::co_spawn(acceptor.get_executor(),
+                           refuse(std::move(sock), fmt::format("421 4.7.0 {} Error: too many connections from {}\r\n",
+                                                               cfg.hostname, ip)),
+                           asio::detached);
+            continue;
+        }
+        ++per_ip;
+        ++ctx.connections;
+        std::string sid = fmt::format("{:X}", ctx.next_session++);
+        asio::co_spawn(acceptor.get_executor(), run_session(ctx, std::move(sock), std::move(sid)),
+                       [&ctx, ip](std::exception_ptr e) {
+                           --ctx.connections;
+                           if (auto it = ctx.per_ip.find(ip); it != ctx.per_ip.end() && --it->second == 0)
+                               ctx.per_ip.erase(it);
+                           if (e) {
+                               try {
+                                   std::rethrow_exception(e);
+                               } catch (const std::exception& ex) {
+                                   log::error("session", ex.what());
+                               }
+                           }
+                       });
+    }
+}
+
+}  // namespace postern::server

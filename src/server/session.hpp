@@ -1,0 +1,18 @@
+// server/session.hpp - one inbound SMTP connection: the coroutine that drives smtp::server_session
+// over a TCP socket (and, after STARTTLS, an OpenSSL stream), with per-operation timeouts.
+#pragma once
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <string>
+
+#include "server/context.hpp"
+
+namespace postern::server {
+
+asio::awaitable<void> run_session(context& ctx, asio::ip::tcp::socket sock, std::string session_id);
+
+// Accept loop for one listening socket; enforces max_connections and max_connections_per_ip.
+asio::awaitable<void> accept_loop(context& ctx, asio::ip::tcp::acceptor& acceptor);
+
+}  // namespace postern::server

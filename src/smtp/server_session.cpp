@@ -1,0 +1,627 @@
+// smtp/server_session.cpp - the inbound SMTP state machine: bytes in, replies and events out.
+// RFC 5321 (commands, replies, limits), 1870 (SIZE), 2920 (PIPELINING), 3030 (CHUNKING/BDAT),
+// 3207 (STARTTLS), 6152 (8BITMIME), 6531 (SMTPUTF8), 2034/3463 (enhanced status codes).
+//
+// Security notes:
+// - STARTTLS: the input buffered when STARTTLS is accepted is discarded, and so is anything
+//   fed before tls_started(): plaintext pipelined after STARTTLS is never executed
+//   (CVE-2011-0411). tls_started() forgets everything the client told us (RFC 3207 4.2).
+// - DATA: only CR LF "." CR LF ends the data (see data_decoder.hpp, SMTP smuggling).
+// - Memory is bounded: a command line longer than max_line_length is discarded as it
+//   arrives; message bodies stop growing at max_message_size (or at an overlong line).
+// - Command lines may end in a bare LF (strip an optional CR); NUL or a stray CR in a
+//   command line is refused.
+// - Like OpenSMTPD, the command table separates checking (state, syntax) from acting.
+#include "smtp/server_session.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+#include "smtp/command.hpp"
+#include "smtp/data_decoder.hpp"
+
+namespace postern::smtp {
+namespace {
+
+// What next() is doing; current_state() derives the public state from it.
+enum class mode { greeting, command, data, bdat, waiting_store, waiting_tls, closed };
+
+bool has_control(std::string_view s) {
+    for (unsigned char c : s)
+        if (c < 0x20 || c == 0x7f) return true;
+    return false;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'a' && x <= 'z') x = static_cast<char>(x - ('a' - 'A'));
+        if (y >= 'a' && y <= 'z') y = static_cast<char>(y - ('a' - 'A'));
+        if (x != y) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+struct server_session::impl {
+    impl(server_settings s, server_policy& p) : settings(std::move(s)), policy(p) {}
+
+    server_settings settings;
+    server_policy& policy;
+    mode m = mode::greeting;
+
+    // Envelope state. `tx.helo`/`tx.esmtp` survive a transaction reset.
+    bool helo_done = false;
+    bool in_tx = false;  // MAIL accepted
+    transaction tx;
+    std::string body;
+
+    // Input: bytes [pos, in.size()) are unprocessed; `scan` is where the LF search resumes.
+    std::string in;
+    std::size_t pos = 0;
+    std::size_t scan = 0;
+    bool discarding = false;  // inside an overlong command line
+    bool eof = false;
+
+    std::string out;
+    std::optional<tls_facts> tls;
+    std::uint32_t errors = 0;
+    std::optional<reply> refuse_all;
+
+    // DATA
+    std::optional<data_decoder> decoder;
+
+    // BDAT (RFC 3030)
+    bool bdat_active = false;             // this transaction has accepted BDAT chunks
+    std::uint64_t bdat_total = 0;         // octets in accepted chunks so far
+    std::optional<reply> bdat_failure;    // sticky until LAST/RSET: refuse later chunks too
+    std::uint64_t chunk_size = 0;
+    std::uint64_t chunk_left = 0;
+    bool chunk_last = false;
+    bool chunk_store = false;             // false: consume and discard
+    std::optional<reply> chunk_reply;     // refusal sent once the chunk is consumed
+
+    // --- replies -------------------------------------------------------------------------
+
+    void send(const reply& r) {
+        out += r.wire();
+        if (r.code >= 400 && m != mode::closed) {
+            ++errors;
+            if (errors > settings.max_errors) {
+                out += make_reply(421, "4.7.0", settings.hostname + " Error: too many errors").wire();
+                m = mode::closed;
+            }
+        }
+    }
+    void send(int code, const char* enhanced, std::string text) {
+        send(make_reply(code, enhanced, std::move(text)));
+    }
+
+    // --- state ---------------------------------------------------------------------------
+
+    // RFC 5321 4.1.1.5 (RSET), 4.1.4 (EHLO/HELO also reset): envelope cleared, HELO kept.
+    void reset_transaction() {
+        transaction fresh;
+        fresh.helo = std::move(tx.helo);
+        fresh.esmtp = tx.esmtp;
+        tx = std::move(fresh);
+        in_tx = false;
+        std::string().swap(body);  // a body can be large: give the memory back
+        decoder.reset();
+        bdat_active = false;
+        bdat_total = 0;
+        bdat_failure.reset();
+    }
+
+    void reset_all() {
+        reset_transaction();
+        tx = transaction{};
+        helo_done = false;
+    }
+
+    void discard_input() {
+        in.clear();
+        pos = scan = 0;
+        discarding = false;
+    }
+
+    bool tls_missing() const { return settings.require_tls && !tls; }
+
+    // --- input ---------------------------------------------------------------------------
+
+    // The next complete command line (without its line end), or nullopt when more input
+    // is needed. Overlong lines are answered and skipped here.
+    std::optional<std::string_view> take_line() {
+        while (m == mode::command || m == mode::greeting) {
+            const std::size_t nl = in.find('\n', std::max(scan, pos));
+            if (discarding) {
+                if (nl == std::string::npos) {
+                    pos = scan = in.size();  // drop as it arrives: memory stays bounded
+                    return std::nullopt;
+                }
+                pos = scan = nl + 1;
+                discarding = false;
+                send(500, "5.5.2", "Error: line too long");
+                continue;
+            }
+            if (nl == std::string::npos) {
+                scan = in.size();
+                // No LF yet and already max_line_length octets: with its LF, the line
+                // would exceed the limit.
+                if (in.size() - pos >= settings.max_line_length) {
+                    discarding = true;
+                    pos = scan = in.size();
+                }
+                return std::nullopt;
+            }
+            const std::size_t start = pos;
+            pos = scan = nl + 1;
+            if (nl + 1 - start > settings.max_line_length) {  // RFC 5321 4.5.3.1.4
+                send(500, "5.5.2", "Error: line too long");
+                continue;
+            }
+            std::string_view line(in.data() + start, nl - start);
+            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+            return line;
+        }
+        return std::nullopt;
+    }
+
+    // --- commands ------------------------------------------------------------------------
+
+    using handler = std::optional<event> (impl::*)(std::string_view arg);
+    struct command_entry {
+        const char* verb;
+        handler fn;
+    };
+
+    std::optional<event> handle_line(std::string_view line) {
+        if (line.find('\0') != std::string_view::npos) {
+            send(500, "5.5.2", "Error: NUL character in command");
+            return std::nullopt;
+        }
+        if (line.find('\r') != std::string_view::npos || line.empty()) {
+            send(500, "5.5.2", "Error: bad syntax");
+            return std::nullopt;
+        }
+        const command_line c = split_command(line);
+        static const command_entry table[] = {
+            {"EHLO", &impl::cmd_ehlo},   {"HELO", &impl::cmd_helo},
+            {"MAIL", &impl::cmd_mail},   {"RCPT", &impl::cmd_rcpt},
+            {"DATA", &impl::cmd_data},   {"BDAT", &impl::cmd_bdat},
+            {"RSET", &impl::cmd_rset},   {"NOOP", &impl::cmd_noop},
+            {"QUIT", &impl::cmd_quit},   {"VRFY", &impl::cmd_vrfy},
+            {"EXPN", &impl::cmd_expn},   {"HELP", &impl::cmd_help},
+            {"STARTTLS", &impl::cmd_starttls}, {"AUTH", &impl::cmd_auth},
+            // Cross-protocol requests (an HTTP client talking to port 25): like Postfix
+            // smtpd_forbidden_commands, hang up at once.
+            {"CONNECT", &impl::cmd_forbidden}, {"GET", &impl::cmd_forbidden},
+            {"POST", &impl::cmd_forbidden},
+        };
+        for (const auto& e : table) {
+            if (c.verb != e.verb) continue;
+            if (refuse_all && c.verb != "QUIT") {
+                // RFC 3207 4.1: a TLS session that does not meet the policy gets every
+                // command but QUIT refused. A BDAT chunk is still read, to stay in sync.
+                if (c.verb == "BDAT" && parse_bdat(c.arg)) {
+                    begin_chunk(*parse_bdat(c.arg), *refuse_all);
+                    return std::nullopt;
+                }
+                send(*refuse_all);
+                return std::nullopt;
+            }
+            return (this->*e.fn)(c.arg);
+        }
+        send(500, "5.5.2", "Error: command not recognized");
+        return std::nullopt;
+    }
+
+    std::optional<event> hello(std::string_view arg, bool esmtp) {
+        // RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ). Like Postfix we do not
+        // insist on a valid name (many clients send none), but we need one printable token
+        // that is safe to log and to put in a Received: header.
+        if (arg.empty() || has_control(arg)) {
+            send(501, "5.5.4", esmtp ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+            return std::nullopt;
+        }
+        reset_transaction();  // RFC 5321 4.1.4: EHLO/HELO in a transaction acts as RSET
+        tx.helo = std::string(arg);
+        tx.esmtp = esmtp;
+        helo_done = true;
+        if (!esmtp) {
+            send(250, "", settings.hostname);
+            return std::nullopt;
+        }
+        // RFC 5321 4.1.1.1: "250-" Domain, then one extension keyword per line.
+        reply r;
+        r.code = 250;
+        r.lines.push_back(settings.hostname);
+        r.lines.push_back("PIPELINING");                                   // RFC 2920
+        r.lines.push_back("SIZE " + std::to_string(settings.max_message_size));  // RFC 1870
+        r.lines.push_back("8BITMIME");                                     // RFC 6152
+        r.lines.push_back("ENHANCEDSTATUSCODES");                          // RFC 2034
+        if (settings.starttls_offered && !tls) r.lines.push_back("STARTTLS");  // RFC 3207
+        r.lines.push_back("SMTPUTF8");                                     // RFC 6531
+        r.lines.push_back("CHUNKING");                                     // RFC 3030
+        send(r);
+        return std::nullopt;
+    }
+    std::optional<event> cmd_ehlo(std::string_view arg) { return hello(arg, true); }
+    std::optional<event> cmd_helo(std::string_view arg) { return hello(arg, false); }
+
+    std::optional<event> cmd_mail(std::string_view arg) {
+        if (tls_missing()) return refuse_530();
+        if (!helo_done) return fail(503, "5.5.1", "Error: send HELO/EHLO first");
+        if (in_tx) return fail(503, "5.5.1", "Error: nested MAIL command");
+        const path_args pa = split_path_args(arg, "FROM:");
+        if (!pa.keyword_ok) return fail(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        if (!pa.path_ok) return fail(501, "5.1.7", "Bad sender address syntax");
+        auto p = parse_path(pa.path, /*allow_null=*/true, /*utf8_allowed=*/true, false);
+        if (!p) return fail(501, "5.1.7", "Bad sender address syntax");
+        auto params = parse_params(pa.params);
+        if (!params) return fail(501, "5.5.4", "Syntax error in parameters");
+
+        transaction t;
+        t.helo = tx.helo;
+        t.esmtp = tx.esmtp;
+        t.sender = std::move(*p);
+        bool seen_size = false, seen_body = false, seen_utf8 = false;
+        for (const auto& prm : *params) {
+            // RFC 5321 4.1.1.2 / 2.2.1: MAIL parameters are service extensions, EHLO only.
+            if (!t.esmtp) return fail(555, "5.5.4", "Unsupported option: " + prm.key);
+            if (prm.key == "SIZE") {  // RFC 1870 6: SIZE=<octets>
+                if (seen_size || !prm.has_value || prm.value.size() > 19 ||
+                    !std::all_of(prm.value.begin(), prm.value.end(),
+                                 [](char c) { return c >= '0' && c <= '9'; }))
+                    return fail(501, "5.5.4", "Bad message size syntax");
+                seen_size = true;
+                t.declared_size = std::stoull(prm.value);
+                if (*t.declared_size > settings.max_message_size)  // RFC 1870 6.2
+                    return fail(552, "5.3.4", "Message size exceeds fixed limit");
+            } else if (prm.key == "BODY") {  // RFC 6152 2; BINARYMIME (RFC 3030 3) not offered
+                if (seen_body) return fail(501, "5.5.4", "Duplicate BODY parameter");
+                seen_body = true;
+                if (iequals(prm.value, "7BIT")) t.body = body_type::seven_bit;
+                else if (iequals(prm.value, "8BITMIME")) t.body = body_type::eight_bit_mime;
+                else return fail(555, "5.5.4", "Unsupported BODY parameter value");
+            } else if (prm.key == "SMTPUTF8") {  // RFC 6531 3.4: no value
+                if (seen_utf8 || prm.has_value) return fail(501, "5.5.4", "Bad SMTPUTF8 parameter");
+                seen_utf8 = true;
+                t.smtputf8 = true;
+            } else {
+                return fail(555, "5.5.4", "Unsupported option: " + prm.key);  // RFC 5321 4.1.1.11
+            }
+        }
+        // RFC 6531 3.5: a non-ASCII address needs SMTPUTF8 on this MAIL command.
+        if (t.sender.box.utf8 && !t.smtputf8)
+            return fail(553, "5.6.7", "Error: non-ASCII sender address requires SMTPUTF8");
+
+        if (auto r = policy.check_sender(t); r && !r->positive()) {
+            send(*r);
+            return std::nullopt;
+        } else {
+            tx = std::move(t);
+            in_tx = true;
+            send(r ? *r : make_reply(250, "2.1.0", "Ok"));
+        }
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_rcpt(std::string_view arg) {
+        if (tls_missing()) return refuse_530();
+        if (!in_tx) return fail(503, "5.5.1", "Error: need MAIL command");
+        if (bdat_active) return fail(503, "5.5.1", "Error: RCPT not allowed after BDAT");
+        const path_args pa = split_path_args(arg, "TO:");
+        if (!pa.keyword_ok) return fail(501, "5.5.4", "Syntax: RCPT TO:<address>");
+        if (!pa.path_ok) return fail(501, "5.1.3", "Bad recipient address syntax");
+        // RFC 5321 4.1.1.3: "<>" is not a forward-path; <Postmaster> needs no domain.
+        auto p = parse_path(pa.path, /*allow_null=*/false, /*utf8_allowed=*/true, true);
+        if (!p) return fail(501, "5.1.3", "Bad recipient address syntax");
+        auto params = parse_params(pa.params);
+        if (!params) return fail(501, "5.5.4", "Syntax error in parameters");
+        if (!params->empty())  // no RCPT extension (DSN NOTIFY/ORCPT) is offered
+            return fail(555, "5.5.4", "Unsupported option: " + params->front().key);
+        if (p->box.utf8 && !tx.smtputf8)  // RFC 6531 3.5
+            return fail(553, "5.6.7", "Error: non-ASCII recipient address requires SMTPUTF8");
+        // RFC 5321 4.5.3.1.10: 452 for too many recipients (the client may retry the rest).
+        if (tx.recipients.size() >= settings.max_recipients)
+            return fail(452, "4.5.3", "Too many recipients");
+        if (auto r = policy.check_recipient(tx, p->box); r && !r->positive()) {
+            send(*r);
+        } else {
+            tx.recipients.push_back(std::move(p->box));
+            send(r ? *r : make_reply(250, "2.1.5", "Ok"));
+        }
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_data(std::string_view arg) {
+        if (tls_missing()) return refuse_530();
+        if (!arg.empty()) return fail(501, "5.5.4", "Syntax: DATA");  // RFC 5321 4.1.1.4
+        if (!in_tx) return fail(503, "5.5.1", "Error: need RCPT command");
+        // RFC 3030 2: a transaction uses either DATA or BDAT, never both.
+        if (bdat_active) return fail(503, "5.5.1", "Error: DATA cannot be mixed with BDAT");
+        if (tx.recipients.empty()) return fail(554, "5.5.1", "Error: no valid recipients");
+        body.clear();
+        decoder.emplace(settings.max_message_size);
+        m = mode::data;
+        send(354, "", "End data with <CR><LF>.<CR><LF>");
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_bdat(std::string_view arg) {
+        const auto b = parse_bdat(arg);
+        if (!b) {
+            // The chunk size is unknown, so nothing can be skipped: what follows is read as
+            // commands, exactly as if the client had sent them.
+            return fail(501, "5.5.4", "Syntax: BDAT count [LAST]");
+        }
+        // RFC 3030 3: a refused BDAT still has its chunk read (and thrown away).
+        if (tls_missing())
+            return begin_chunk(*b, make_reply(530, "5.7.0", "Must issue a STARTTLS command first"));
+        if (!helo_done)
+            return begin_chunk(*b, make_reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+        if (!in_tx) return begin_chunk(*b, make_reply(503, "5.5.1", "Error: need MAIL command"));
+        if (tx.recipients.empty())
+            return begin_chunk(*b, make_reply(554, "5.5.1", "Error: no valid recipients"));
+        if (!bdat_failure && b->size > settings.max_message_size - std::min(bdat_total, settings.max_message_size))
+            bdat_failure = make_reply(552, "5.3.4", "Error: message too big");  // RFC 1870, 3030 3
+        if (bdat_failure) {
+            bdat_active = true;
+            return begin_chunk(*b, *bdat_failure);
+        }
+        if (!bdat_active) body.clear();
+        bdat_active = true;
+        bdat_total += b->size;
+        return begin_chunk(*b, std::nullopt);
+    }
+
+    std::optional<event> begin_chunk(const bdat_args& b, std::optional<reply> refusal) {
+        chunk_size = chunk_left = b.size;
+        chunk_last = b.last;
+        chunk_store = !refusal;
+        chunk_reply = std::move(refusal);
+        m = mode::bdat;
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_rset(std::string_view arg) {
+        if (!arg.empty()) return fail(501, "5.5.4", "Syntax: RSET");  // RFC 5321 4.1.1.5
+        reset_transaction();
+        send(250, "2.0.0", "Ok");
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_noop(std::string_view) {  // RFC 5321 4.1.1.9: argument ignored
+        send(250, "2.0.0", "Ok");
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_quit(std::string_view) {  // RFC 5321 4.1.1.10
+        send(221, "2.0.0", settings.hostname + " closing connection");
+        m = mode::closed;
+        return event::close;
+    }
+
+    std::optional<event> cmd_vrfy(std::string_view arg) {
+        if (arg.empty()) return fail(501, "5.5.4", "Syntax: VRFY address");
+        // RFC 5321 3.5.3 / 7.3: 252, never confirm or deny a mailbox.
+        send(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_expn(std::string_view) {  // RFC 5321 7.3: EXPN may be disabled
+        return fail(502, "5.5.1", "Error: command not implemented");
+    }
+
+    std::optional<event> cmd_help(std::string_view) {  // RFC 5321 4.1.1.8
+        send(214, "2.0.0",
+             "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+        return std::nullopt;
+    }
+
+    std::optional<event> cmd_auth(std::string_view) {
+        if (tls_missing()) return refuse_530();
+        return fail(502, "5.5.1", "Error: authentication not enabled");
+    }
+
+    std::optional<event> cmd_forbidden(std::string_view) {
+        send(221, "2.7.0", "Error: I can break rules, too. Goodbye.");
+        m = mode::closed;
+        return event::close;
+    }
+
+    std::optional<event> cmd_starttls(std::string_view arg) {
+        if (tls) return fail(503, "5.5.1", "Error: TLS already active");  // RFC 3207 4.2
+        if (!settings.starttls_offered) return fail(502, "5.5.1", "Error: command not implemented");
+        if (!arg.empty()) return fail(501, "5.5.4", "Syntax: STARTTLS");  // RFC 3207 4
+        if (in_tx) return fail(503, "5.5.1", "Error: MAIL transaction in progress");
+        send(220, "2.0.0", "Ready to start TLS");
+        // RFC 3207 5 / CVE-2011-0411: nothing received before the handshake is executed.
+        discard_input();
+        m = mode::waiting_tls;
+        return event::start_tls;
+    }
+
+    std::optional<event> fail(int code, const char* enhanced, std::string text) {
+        send(code, enhanced, std::move(text));
+        return std::nullopt;
+    }
+    std::optional<event> refuse_530() {  // SPEC 1.2, RFC 3207 4
+        return fail(530, "5.7.0", "Must issue a STARTTLS command first");
+    }
+
+    // --- DATA and BDAT bodies ------------------------------------------------------------
+
+    std::optional<event> run_data() {
+        pos += decoder->consume(std::string_view(in).substr(pos), body);
+        scan = pos;
+        if (!decoder->done()) return std::nullopt;
+        m = mode::command;
+        const bool too_big = decoder->too_big(), too_long = decoder->line_too_long();
+        decoder.reset();
+        if (too_big || too_long) {
+            reset_transaction();
+            if (too_big)  // RFC 1870 6.3 / RFC 5321 4.5.3.1.10
+                send(552, "5.3.4", "Error: message too big");
+            else  // RFC 5321 4.5.3.1.6
+                send(554, "5.6.0", "Error: message line longer than 998 octets");
+            return std::nullopt;
+        }
+        m = mode::waiting_store;
+        return event::message;
+    }
+
+    std::optional<event> run_bdat() {
+        const std::size_t avail = in.size() - pos;
+        const std::size_t take =
+            static_cast<std::size_t>(std::min<std::uint64_t>(avail, chunk_left));
+        if (chunk_store) body.append(in, pos, take);  // RFC 3030 2: octets as sent, no stuffing
+        pos = scan = pos + take;
+        chunk_left -= take;
+        if (chunk_left > 0) return std::nullopt;
+        m = mode::command;
+        if (chunk_reply) {
+            if (chunk_last && bdat_active) reset_transaction();  // the failed message is over
+            const reply r = std::move(*chunk_reply);
+            chunk_reply.reset();
+            send(r);
+            return std::nullopt;
+        }
+        if (!chunk_last) {
+            send(250, "2.0.0", std::to_string(chunk_size) + " octets received");
+            return std::nullopt;
+        }
+        m = mode::waiting_store;
+        return event::message;
+    }
+
+    // --- the loop ------------------------------------------------------------------------
+
+    event next() {
+        for (;;) {
+            switch (m) {
+                case mode::closed:
+                    return event::close;
+                case mode::waiting_store:
+                case mode::waiting_tls:
+                    return event::need_input;  // driver bug: an event is outstanding
+                case mode::data:
+                    if (auto ev = run_data()) return *ev;
+                    if (m == mode::data) return input_exhausted();
+                    break;
+                case mode::bdat:
+                    if (auto ev = run_bdat()) return *ev;
+                    if (m == mode::bdat) return input_exhausted();
+                    break;
+                case mode::greeting:
+                case mode::command: {
+                    const auto line = take_line();
+                    if (!line) {
+                        if (m == mode::closed) return event::close;
+                        return input_exhausted();
+                    }
+                    if (auto ev = handle_line(*line)) return *ev;
+                    break;
+                }
+            }
+        }
+    }
+
+    event input_exhausted() {
+        if (!eof) return event::need_input;
+        m = mode::closed;  // peer closed: nothing to answer
+        return event::close;
+    }
+};
+
+server_session::server_session(server_settings settings, server_policy& policy)
+    : p_(std::make_unique<impl>(std::move(settings), policy)) {}
+
+server_session::~server_session() = default;
+
+void server_session::start() {
+    if (p_->m != mode::greeting) return;
+    // RFC 5321 4.2 / 3.1: greeting; "ESMTP" tells the client EHLO is understood.
+    p_->out += make_reply(220, "", p_->settings.hostname + " ESMTP Postern").wire();
+    p_->m = mode::command;
+}
+
+void server_session::feed(std::string_view bytes) {
+    auto& s = *p_;
+    // Plaintext arriving while the TLS handshake is pending is never executed (RFC 3207 5).
+    if (s.m == mode::waiting_tls || s.m == mode::closed) return;
+    if (s.pos == s.in.size()) {
+        s.in.clear();
+        s.pos = s.scan = 0;
+    } else if (s.pos >= 4096 && s.pos * 2 >= s.in.size()) {
+        s.in.erase(0, s.pos);
+        s.scan -= s.pos;
+        s.pos = 0;
+    }
+    s.in.append(bytes);
+}
+
+void server_session::feed_eof() { p_->eof = true; }
+
+void server_session::timeout() {
+    auto& s = *p_;
+    if (s.m == mode::closed) return;
+    // RFC 5321 4.5.3.2: the server may close after a timeout, with a 421 reply.
+    s.out += make_reply(421, "4.4.2", s.settings.hostname + " Error: timeout exceeded").wire();
+    s.m = mode::closed;
+}
+
+event server_session::next() { return p_->next(); }
+
+std::string server_session::take_output() { return std::exchange(p_->out, std::string()); }
+
+bool server_session::has_output() const { return !p_->out.empty(); }
+
+void server_session::tls_started(const tls_facts& facts) {
+    auto& s = *p_;
+    assert(s.m == mode::waiting_tls);
+    if (s.m != mode::waiting_tls) return;
+    // RFC 3207 4.2: discard all knowledge obtained from the client; EHLO is needed again.
+    s.reset_all();
+    s.discard_input();
+    s.tls = facts;
+    s.m = mode::command;
+}
+
+void server_session::message_done(const reply& r) {
+    auto& s = *p_;
+    assert(s.m == mode::waiting_store);
+    if (s.m != mode::waiting_store) return;
+    s.m = mode::command;
+    s.reset_transaction();
+    s.send(r);  // may close the session when it is one error too many
+}
+
+void server_session::refuse_commands(const reply& r) { p_->refuse_all = r; }
+
+const transaction& server_session::current() const { return p_->tx; }
+const std::string& server_session::body() const { return p_->body; }
+bool server_session::tls_active() const { return p_->tls.has_value(); }
+const std::optional<tls_facts>& server_session::tls() const { return p_->tls; }
+std::uint32_t server_session::error_count() const { return p_->errors; }
+std::size_t server_session::buffered() const { return p_->in.size() - p_->pos; }
+
+state server_session::current_state() const {
+    switch (p_->m) {
+        case mode::greeting: return state::greeting;
+        case mode::command:
+            return !p_->helo_done ? state::need_helo : p_->in_tx ? state::in_mail : state::ready;
+        case mode::data: return state::in_data;
+        case mode::bdat: return state::in_bdat;
+        case mode::waiting_store: return state::waiting_store;
+        case mode::waiting_tls: return state::waiting_tls;
+        case mode::closed: return state::closed;
+    }
+    return state::closed;
+}
+
+}  // namespace postern::smtp

@@ -1,0 +1,123 @@
+// smtp/server_session.hpp - the inbound SMTP state machine: bytes in, replies and events out.
+// No sockets, no Asio, no clock: server/session.cpp drives it (reads, writes, TLS, timers,
+// spool). RFC 5321, 1870 (SIZE), 2920 (PIPELINING), 3030 (CHUNKING), 3207 (STARTTLS),
+// 6152 (8BITMIME), 6531 (SMTPUTF8), 2034 (ENHANCEDSTATUSCODES).
+//
+// Driver loop:
+//   s.start();                                  // queues the 220 greeting
+//   for (;;) switch (auto ev = s.next(); ev) {
+//     case event::need_input: write(s.take_output()); s.feed(read()); break;   // or s.feed_eof()
+//     case event::start_tls:  write(s.take_output()); handshake; s.tls_started(facts) / close; break;
+//     case event::message:    store(s.current(), s.body()); s.message_done(reply); break;
+//     case event::close:      write(s.take_output()); close; return;
+//   }
+// Replies are only appended to the output buffer; the driver decides when to flush
+// (at need_input, which is when every complete pipelined command has been answered).
+// Calling next() while an event is outstanding (after start_tls before tls_started, after
+// message before message_done) is a driver bug: it returns need_input and consumes nothing.
+// At EOF, complete commands already received are still processed, then next() returns close.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smtp/address.hpp"
+#include "smtp/reply.hpp"
+
+namespace postern::smtp {
+
+struct server_settings {
+    std::string hostname = "localhost";     // used in the greeting, EHLO and 221/421 replies
+    std::uint64_t max_message_size = 52428800;
+    std::uint32_t max_recipients = 1000;
+    std::uint32_t max_errors = 10;           // then 421 4.7.0 and close
+    std::size_t max_line_length = 2048;      // command line including CRLF; longer: 500 5.5.2, line discarded
+    bool starttls_offered = true;            // advertise and accept STARTTLS while not in TLS
+    // Inbound mandatory TLS (SPEC 1.2): before TLS, MAIL/RCPT/DATA/BDAT/AUTH get
+    // "530 5.7.0 Must issue a STARTTLS command first" (RFC 3207 4).
+    bool require_tls = false;
+};
+
+struct tls_facts {
+    std::string version;  // "TLSv1.3"
+    std::string cipher;   // "TLS_AES_256_GCM_SHA384"
+    int bits = 0;         // symmetric strength used
+    int alg_bits = 0;
+};
+
+enum class body_type { seven_bit, eight_bit_mime };
+
+// The envelope of the current transaction (valid at event::message).
+struct transaction {
+    std::string helo;                 // EHLO/HELO argument
+    bool esmtp = false;               // EHLO (true) or HELO
+    path sender;                      // reverse-path ("<>" -> null)
+    std::vector<mailbox> recipients;  // accepted recipients only
+    body_type body = body_type::seven_bit;
+    bool smtputf8 = false;
+    std::optional<std::uint64_t> declared_size;  // SIZE= at MAIL
+};
+
+// Decisions the session cannot make alone (hosted domains, relay rights, profiles).
+// Pure and synchronous; nullopt = accept. A 4xx/5xx reply refuses the MAIL (the transaction
+// is not started) or that one RCPT (the transaction continues); a 2xx reply accepts with
+// that text instead of the default.
+class server_policy {
+public:
+    virtual ~server_policy() = default;
+    virtual std::optional<reply> check_sender(const transaction& t) = 0;
+    virtual std::optional<reply> check_recipient(const transaction& t, const mailbox& rcpt) = 0;
+};
+
+enum class event { need_input, start_tls, message, close };
+enum class state { greeting, need_helo, ready, in_mail, in_data, in_bdat, waiting_store, waiting_tls, closed };
+
+class server_session {
+public:
+    server_session(server_settings settings, server_policy& policy);
+
+    void start();                          // queues "220 hostname ESMTP Postern"
+    void feed(std::string_view bytes);     // append received bytes
+    void feed_eof();                       // peer closed: next() returns close
+    void timeout();                        // queues "421 4.4.2 ... timeout" and closes
+    event next();                          // process input until an event
+
+    std::string take_output();             // replies queued so far (then cleared)
+    bool has_output() const;
+
+    // After event::start_tls: the handshake succeeded. Every piece of session state is reset
+    // (RFC 3207 4.2); input received before the handshake was already discarded.
+    void tls_started(const tls_facts& facts);
+    // After event::message: the body and envelope were handled; queue `r` (250 ... or 4xx/5xx).
+    void message_done(const reply& r);
+    // From now on every command but QUIT is answered `r` (e.g. "554 5.7.0 TLS version too
+    // old" when the TLS session does not meet the profile: RFC 3207 4.1, SPEC 1.2).
+    // BDAT chunks are still consumed so the stream stays in sync.
+    void refuse_commands(const reply& r);
+
+    const transaction& current() const;    // envelope at event::message
+    // Message content at event::message: DATA bodies are dot-unstuffed with CRLF line
+    // endings (bare CR/LF normalised, see data_decoder.hpp); BDAT bodies are the chunks'
+    // octets as sent. Released by message_done().
+    const std::string& body() const;
+    bool tls_active() const;
+    const std::optional<tls_facts>& tls() const;
+    state current_state() const;
+    std::uint32_t error_count() const;
+    // Received octets not yet processed (bounded by max_line_length while reading commands;
+    // grows only while an event is outstanding and the driver keeps feeding).
+    std::size_t buffered() const;
+
+    server_session(const server_session&) = delete;
+    server_session& operator=(const server_session&) = delete;
+    ~server_session();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> p_;
+};
+
+}  // namespace postern::smtp

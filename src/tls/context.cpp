@@ -1,0 +1,51 @@
+// tls/context.cpp - server-side SSL_CTX set-up and session facts (RFC 3207; RFC 9325 defaults).
+#include "tls/context.hpp"
+
+#include <openssl/err.h>
+
+#include <fmt/format.h>
+
+namespace postern::tls {
+
+std::string last_error() {
+    std::string out;
+    while (unsigned long e = ERR_get_error()) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (!out.empty()) out += "; ";
+        out += buf;
+    }
+    return out.empty() ? "unknown TLS error" : out;
+}
+
+result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file) {
+    ERR_clear_error();
+    // RFC 9325 3.1.1: TLS 1.2 at least.
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    // TLS 1.2: forward secrecy and AEAD only (RFC 9325 4.2). TLS 1.3 suites are all strong.
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL") != 1)
+        return error{fmt::format("cipher list: {}", last_error())};
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
+        return error{fmt::format("cannot load certificate {}: {}", cert_file, last_error())};
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        return error{fmt::format("cannot load private key {}: {}", key_file, last_error())};
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return error{fmt::format("private key {} does not match certificate {}", key_file, cert_file)};
+    static const unsigned char sid_ctx[] = "postern-smtpd";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    return {};
+}
+
+smtp::tls_facts session_facts(const SSL* ssl) {
+    smtp::tls_facts f;
+    f.version = SSL_get_version(ssl);
+    if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) {
+        f.cipher = SSL_CIPHER_get_name(c);
+        f.bits = SSL_CIPHER_get_bits(c, &f.alg_bits);
+    }
+    return f;
+}
+
+}  // namespace postern::tls

@@ -1,0 +1,24 @@
+// tls/context.hpp - OpenSSL server contexts and the facts of an established session.
+// No Asio here: server/ wraps the SSL_CTX configured by these functions.
+#pragma once
+#include <openssl/ssl.h>
+
+#include <string>
+
+#include "smtp/server_session.hpp"
+#include "util/result.hpp"
+
+namespace postern::tls {
+
+// Configure `ctx` for inbound STARTTLS: certificate chain and key (checked to match),
+// TLS 1.2 minimum, forward-secret AEAD ciphers only for TLS 1.2, no renegotiation,
+// session tickets on (cheap resumption for repeat clients).
+result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file);
+
+// Version, cipher and strength of an established session (for logs and the Received header).
+smtp::tls_facts session_facts(const SSL* ssl);
+
+// The OpenSSL error queue as one line (and clears it).
+std::string last_error();
+
+}  // namespace postern::tls

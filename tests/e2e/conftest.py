@@ -1,0 +1,373 @@
+"""tests/e2e/conftest.py - start the real `postern` binary on loopback for end-to-end tests.
+
+Every test gets a fresh directory made by `postern init`, a config rewritten for a free high
+port, and a running `postern serve` that is stopped (SIGTERM, then SIGKILL) afterwards.
+Peers are independent programs: Python's smtplib/ssl, swaks, openssl s_client.
+"""
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+POSTERN = os.environ.get("POSTERN_BIN", str(ROOT / "build" / "postern"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=10.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"postern exited with {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5) as s:
+                s.recv(512)  # the greeting: the session is served, not just the SYN
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} not listening after {timeout}s")
+
+
+def render_config(d, port, extra="", domains=None, server_extra="", tls_extra="", queue_extra=""):
+    """A complete config for a test instance. `domains` defaults to localhost -> maildir."""
+    if domains is None:
+        domains = '[[domain]]\nname = "localhost"\nmaildir = "var/mail/localhost"\n'
+    return f"""hostname = "mx.postern.test"
+
+[server]
+listen = ["127.0.0.1:{port}"]
+{server_extra}
+
+[spool]
+dir = "var/spool"
+
+[tls]
+cert_file = "var/tls/cert.pem"
+key_file = "var/tls/key.pem"
+{tls_extra}
+
+[queue]
+{queue_extra}
+
+{domains}
+{extra}
+"""
+
+
+# --- helpers for the raw-protocol tests --------------------------------------------------------
+
+
+class Reply:
+    """One SMTP reply: code, text lines (without the "ddd-" prefix) and the raw bytes."""
+
+    def __init__(self, code, lines, raw):
+        self.code = code
+        self.lines = lines
+        self.raw = raw
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    @property
+    def last(self):
+        return self.lines[-1] if self.lines else ""
+
+    def __repr__(self):
+        return f"Reply({self.raw!r})"
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+def tls_client_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # `postern init` makes a self-signed certificate
+    return ctx
+
+
+_REPLY_LINE = re.compile(rb"^(\d{3})([ -])(.*)$", re.S)
+
+
+class RawSMTP:
+    """A minimal SMTP client over a raw socket: exact control over what is sent in one write,
+    and every reply parsed (multi-line aware) exactly as it came off the wire."""
+
+    def __init__(self, host, port, timeout=10.0, source=None, greeting=True):
+        self.timeout = timeout
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.buf = b""
+        self.greeting = self.read_reply() if greeting else None
+
+    # raw I/O
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self, timeout):
+        self.sock.settimeout(timeout)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionClosed(f"connection closed; unparsed {self.buf!r}")
+        self.buf += chunk
+
+    def read_line(self, timeout=None):
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise socket.timeout(f"no complete line after {timeout}s; have {self.buf!r}")
+            self._fill(left)
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def read_reply(self, timeout=None):
+        raw = b""
+        lines = []
+        code = None
+        while True:
+            line = self.read_line(timeout)
+            raw += line
+            m = _REPLY_LINE.match(line.rstrip(b"\r\n"))
+            assert m, f"malformed reply line {line!r} (reply so far {raw!r})"
+            c = int(m.group(1))
+            assert code is None or c == code, f"code changed inside a multi-line reply: {raw!r}"
+            code = c
+            lines.append(m.group(3).decode("utf-8", "replace"))
+            if m.group(2) == b" ":
+                return Reply(code, lines, raw)
+
+    def cmd(self, line, timeout=None):
+        self.send(line + "\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.read_reply(timeout)
+
+    def expect(self, line, code, enhanced=None):
+        r = self.cmd(line)
+        assert r.code == code, f"{line!r} -> {r!r}, expected {code}"
+        if enhanced is not None:
+            assert r.last.startswith(enhanced), f"{line!r} -> {r!r}, expected {code} {enhanced}"
+        return r
+
+    def ehlo(self, name="client.test"):
+        r = self.expect(f"EHLO {name}", 250)
+        return r
+
+    def starttls(self):
+        self.expect("STARTTLS", 220, "2.0.0")
+        assert self.buf == b"", f"plaintext after the 220: {self.buf!r}"
+        self.sock.settimeout(self.timeout)
+        self.sock = tls_client_context().wrap_socket(self.sock)
+        return self
+
+    def send_mail(self, sender, rcpts, body):
+        """MAIL/RCPT/DATA one step at a time; body is the content without the final dot."""
+        self.expect(f"MAIL FROM:<{sender}>", 250)
+        for r in rcpts:
+            self.expect(f"RCPT TO:<{r}>", 250)
+        self.expect("DATA", 354)
+        self.send(body + b".\r\n")
+        return self.read_reply()
+
+    def nothing_received(self, wait=0.5):
+        """True if the server sent nothing (and did not close) within `wait` seconds."""
+        if self.buf:
+            return False
+        try:
+            self._fill(wait)
+        except (socket.timeout, TimeoutError):
+            return True
+        except ConnectionClosed:
+            return False
+        return False
+
+    def wait_closed(self, timeout=5.0):
+        """Reads until EOF; returns the bytes received before it. Raises on timeout."""
+        deadline = time.time() + timeout
+        got = b""
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError(f"connection still open after {timeout}s; got {self.buf + got!r}")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                chunk = b""
+            if not chunk:
+                out, self.buf = self.buf + got, b""
+                return out
+            got += chunk
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def qid_of(reply):
+    """The queue id from `250 2.0.0 Ok: queued as ID`."""
+    m = re.search(r"queued as ([0-9A-F]+)$", reply.last)
+    assert reply.code == 250 and m, f"not a queued reply: {reply!r}"
+    return m.group(1)
+
+
+def wait_until(pred, timeout=5.0, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached after {timeout}s")
+
+
+class Instance:
+    """A running `postern serve` with its directory, port and log."""
+
+    def __init__(self, directory, port):
+        self.dir = pathlib.Path(directory)
+        self.port = port
+        self.host = "127.0.0.1"
+        self.proc = None
+        self.log_path = self.dir / "postern.log"
+
+    @property
+    def config(self):
+        return self.dir / "postern.toml"
+
+    def write_config(self, text):
+        self.config.write_text(text)
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([POSTERN, "serve", "-c", str(self.config)],
+                                     stdout=self.logf, stderr=self.logf, cwd=self.dir)
+        if wait:
+            wait_port(self.host, self.port, proc=self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, needle, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if needle in self.log():
+                return True
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in log:\n{self.log()[-3000:]}")
+
+    def maildir_messages(self, user, domain="localhost"):
+        new = self.dir / "var" / "mail" / domain / user / "new"
+        if not new.is_dir():
+            return []
+        return [p.read_bytes() for p in sorted(new.iterdir())]
+
+    def wait_maildir(self, user, count=1, domain="localhost", timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            msgs = self.maildir_messages(user, domain)
+            if len(msgs) >= count:
+                return msgs
+            time.sleep(0.05)
+        raise AssertionError(f"{count} message(s) for {user}@{domain} not delivered; log:\n{self.log()[-3000:]}")
+
+    def spool_files(self, area="queue"):
+        d = self.dir / "var" / "spool" / area
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+    @property
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def smtp(self, **kw):
+        """A RawSMTP client connected to this instance (greeting already read)."""
+        return RawSMTP(self.host, self.port, **kw)
+
+    def spool_area_empty(self, *areas):
+        return all(self.spool_files(a) == [] for a in areas)
+
+    def wait_sessions_closed(self, timeout=5.0):
+        """Waits until every logged `connect` has its `disconnect` (e.g. the start-up probe's)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            log = self.log()
+            opened = len(re.findall(r'( connect |"event":"connect")', log))
+            closed = len(re.findall(r'( disconnect |"event":"disconnect")', log))
+            if opened == closed:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"sessions still open after {timeout}s:\n{self.log()[-2000:]}")
+
+
+@pytest.fixture
+def tmpdir_postern():
+    d = tempfile.mkdtemp(prefix="postern-e2e-")
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def make_instance(tmpdir_postern):
+    """make_instance(**render_config kwargs) -> a started Instance (initialised with `postern init`)."""
+    instances = []
+
+    def factory(start=True, **kw):
+        d = tmpdir_postern / f"i{len(instances)}"
+        r = subprocess.run([POSTERN, "init", str(d)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        inst = Instance(d, free_port())
+        inst.write_config(render_config(d, inst.port, **kw))
+        instances.append(inst)
+        if start:
+            inst.start()
+        return inst
+
+    yield factory
+    for i in instances:
+        i.stop()
+
+
+@pytest.fixture
+def postern(make_instance):
+    """A default running instance: localhost hosted into a maildir, STARTTLS offered."""
+    return make_instance()

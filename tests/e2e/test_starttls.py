@@ -1,0 +1,89 @@
+"""tests/e2e/test_starttls.py - STARTTLS (SPEC §1.1, §2; RFC 3207): plaintext pipelined after
+STARTTLS is never executed (CVE-2011-0411), session state is reset, STARTTLS inside TLS is 503,
+and `tls.opportunistic = false` turns STARTTLS off."""
+import subprocess
+
+import pytest
+
+from conftest import qid_of, tls_client_context
+
+
+@pytest.mark.parametrize("injected", [
+    b"RSET\r\n",
+    b"EHLO evil.test\r\nMAIL FROM:<evil@evil.test>\r\n",
+], ids=["rset", "ehlo-mail"])
+def test_plaintext_pipelined_after_starttls_is_discarded(postern, injected):
+    with postern.smtp() as c:
+        assert c.greeting.code == 220
+        ehlo = c.ehlo()
+        assert "STARTTLS" in ehlo.lines
+        c.send(b"STARTTLS\r\n" + injected)  # one write: the injection arrives with STARTTLS
+        r = c.read_reply()
+        assert (r.code, r.last) == (220, "2.0.0 Ready to start TLS")
+        assert c.buf == b"", f"plaintext answered after 220: {c.buf!r}"
+        c.sock = tls_client_context().wrap_socket(c.sock)
+        assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
+        # Nothing was executed: no reply is waiting for us inside TLS.
+        assert c.nothing_received(0.7), f"server answered injected commands: {c.buf!r}"
+        # State was reset: MAIL needs a new EHLO (so neither an injected EHLO nor MAIL counted).
+        r = c.cmd("MAIL FROM:<a@example.test>")
+        assert r.code == 503 and r.last.startswith("5.5.1"), r
+        r = c.cmd("EHLO client.test")
+        assert r.code == 250 and r.lines[0] == "mx.postern.test", r  # EHLO's reply, not RSET's
+        assert "STARTTLS" not in r.lines
+        # An injected MAIL would make RCPT acceptable; it must still need MAIL.
+        r = c.cmd("RCPT TO:<bob@localhost>")
+        assert r.code == 503 and r.last.startswith("5.5.1"), r
+        reply = c.send_mail("alice@example.test", ["bob@localhost"], b"Subject: after tls\r\n\r\nok\r\n")
+        qid = qid_of(reply)
+        assert c.cmd("QUIT").code == 221
+    msg = postern.wait_maildir("bob")[0]
+    assert b"Received: from client.test " in msg and b"evil" not in msg
+    assert f"with ESMTPS id {qid}".encode() in msg
+
+
+def test_starttls_inside_tls_is_503(postern):
+    with postern.smtp() as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        r = c.cmd("STARTTLS")
+        assert r.code == 503 and r.last.startswith("5.5.1"), r
+        # the session still works inside TLS
+        assert c.cmd("NOOP").code == 250
+        qid_of(c.send_mail("a@example.test", ["carol@localhost"], b"Subject: x\r\n\r\ny\r\n"))
+    assert postern.wait_maildir("carol")
+
+
+def test_starttls_with_arguments_or_in_transaction_is_refused(postern):
+    with postern.smtp() as c:
+        c.ehlo()
+        r = c.cmd("STARTTLS now")
+        assert r.code == 501 and r.last.startswith("5.5.4"), r
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        r = c.cmd("STARTTLS")
+        assert r.code == 503 and r.last.startswith("5.5.1"), r
+        c.expect("RSET", 250)
+        c.starttls()  # and after RSET it works
+        c.ehlo()
+
+
+def test_opportunistic_off_no_starttls(make_instance):
+    inst = make_instance(tls_extra="opportunistic = false")
+    with inst.smtp() as c:
+        ehlo = c.ehlo()
+        assert "STARTTLS" not in ehlo.lines and "PIPELINING" in ehlo.lines
+        r = c.cmd("STARTTLS")
+        assert r.code == 502 and r.last.startswith("5.5.1"), r
+        # still plaintext, still a working session
+        qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: p\r\n\r\nplain\r\n"))
+    base = ["swaks", "--server", f"{inst.host}:{inst.port}", "--from", "s@example.test",
+            "--helo", "swaks.test", "--timeout", "10"]
+    r = subprocess.run(base + ["--to", "tls@localhost", "--tls"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, r.stdout
+    assert "queued as" not in r.stdout
+    r = subprocess.run(base + ["--to", "plain@localhost"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "250 2.0.0 Ok: queued as" in r.stdout
+    assert inst.wait_maildir("plain") and inst.wait_maildir("bob")
+    assert inst.maildir_messages("tls") == []

@@ -1,0 +1,544 @@
+// tests/unit/config/load_test.cpp - config::parse/load: every error class with its exact
+// "FILE:LINE: message", defaults, values, relative paths, and reading files.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.hpp"
+
+namespace postern::config {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// A valid file around `body`: hostname on line 1, `body` from line 2, then [spool].
+std::string doc(std::string_view body) {
+    return "hostname = \"mx.test\"\n" + std::string(body) + "\n[spool]\ndir = \"s\"\n";
+}
+
+// The error message for `text`, or "<no error>".
+std::string error_of(std::string_view text, const std::string& path = "p.toml") {
+    auto r = parse(text, path);
+    return r ? std::string("<no error>") : r.error_message();
+}
+
+std::shared_ptr<const config> parse_ok(std::string_view text, const std::string& path = "/srv/postern/postern.toml") {
+    auto r = parse(text, path);
+    EXPECT_TRUE(r) << r.error_message();
+    return r ? *r : nullptr;
+}
+
+// ---- syntax ------------------------------------------------------------------------------
+
+TEST(ConfigErrors, SyntaxErrorCarriesTomlLine) {
+    const struct {
+        const char* text;
+        const char* prefix;
+    } cases[] = {
+        {"hostname = \"mx.test\"\n\n[server]\nmax_recipients = \n", "p.toml:4: "},
+        {"hostname = \"mx.test\"\n\nhostname = \"b.test\"\n", "p.toml:3: "},  // redefinition
+        {"hostname = \"mx.test\"\n[server\n", "p.toml:2: "},
+        {"[spool]\ndir = \"unterminated\n", "p.toml:2: "},
+    };
+    for (const auto& c : cases) {
+        const std::string e = error_of(c.text);
+        EXPECT_EQ(e.rfind(c.prefix, 0), 0u) << e;
+        EXPECT_GT(e.size(), std::string_view(c.prefix).size()) << "no description: " << e;
+        EXPECT_EQ(e.find('\n'), std::string::npos) << "one line only: " << e;
+    }
+    // FILE is the path exactly as given.
+    EXPECT_EQ(error_of("x = [\n", "../conf/p.toml").rfind("../conf/p.toml:1: ", 0), 0u);
+}
+
+// ---- unknown keys --------------------------------------------------------------------------
+
+TEST(ConfigErrors, UnknownKeyAtTopLevel) {
+    EXPECT_EQ(error_of(doc("foo = 1")), "p.toml:2: unknown key 'foo'");
+    EXPECT_EQ(error_of(doc("\n[sever]\nlisten = []")), "p.toml:3: unknown key 'sever'");
+}
+
+TEST(ConfigErrors, UnknownKeyInTable) {
+    const struct {
+        const char* body;
+        const char* want;
+    } cases[] = {
+        {"[server]\nmax_recipients = 5\nfoo = 1", "p.toml:4: unknown key 'server.foo'"},
+        {"[server.sub]\nx = 1", "p.toml:2: unknown key 'server.sub'"},
+        {"server.foo = 1", "p.toml:2: unknown key 'server.foo'"},  // dotted key
+        {"[tls]\ncertfile = \"c\"", "p.toml:3: unknown key 'tls.certfile'"},
+        {"[queue]\nretry = []", "p.toml:3: unknown key 'queue.retry'"},
+        {"[delivery]\n\nports = 25", "p.toml:4: unknown key 'delivery.ports'"},
+        {"[dns]\nserver = []", "p.toml:3: unknown key 'dns.server'"},
+        {"[log]\nlevel = \"info\"", "p.toml:3: unknown key 'log.level'"},
+    };
+    for (const auto& c : cases) EXPECT_EQ(error_of(doc(c.body)), c.want) << c.body;
+    EXPECT_EQ(error_of("hostname = \"h.test\"\n[spool]\ndir = \"s\"\nsize = 1\n"), "p.toml:4: unknown key 'spool.size'");
+}
+
+TEST(ConfigErrors, UnknownKeyInDomainAndRoute) {
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nmaildir = \"m\"\nrelay = [\"x\"]")),
+              "p.toml:5: unknown key 'domain.relay'");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nmaildir = \"m\"\n[[domain]]\nname = \"b.test\"\n"
+                           "maildir = \"m\"\nport = 25")),
+              "p.toml:8: unknown key 'domain.port'");
+    EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"p.test\"\nhosts = [\"10.0.0.1\"]\nhost = \"x\"")),
+              "p.toml:5: unknown key 'route.host'");
+}
+
+// ---- types -----------------------------------------------------------------------------
+
+TEST(ConfigErrors, WrongType) {
+    const struct {
+        const char* body;
+        const char* want;
+    } cases[] = {
+        {"[server]\nmax_recipients = \"5\"", "p.toml:3: server.max_recipients: expected an integer"},
+        {"[server]\nmax_recipients = 5.0", "p.toml:3: server.max_recipients: expected an integer"},
+        {"[server]\nlisten = \"127.0.0.1:25\"", "p.toml:3: server.listen: expected an array of strings"},
+        {"[server]\nlisten = [\n  \"127.0.0.1:25\",\n  25,\n]", "p.toml:5: server.listen: expected an array of strings"},
+        {"[server]\ncommand_timeout = true",
+         "p.toml:3: server.command_timeout: expected a duration (a string like \"5m\" or an integer number of seconds)"},
+        {"[server]\nmax_message_size = 1.5",
+         "p.toml:3: server.max_message_size: expected a size (an integer number of bytes or a string like \"50M\")"},
+        {"[tls]\nopportunistic = \"yes\"", "p.toml:3: tls.opportunistic: expected a boolean (true or false)"},
+        {"[tls]\ncert_file = 1\nkey_file = \"k\"", "p.toml:3: tls.cert_file: expected a string"},
+        {"[queue]\nhold = 1", "p.toml:3: queue.hold: expected a boolean (true or false)"},
+        {"[queue]\nretry_schedule = \"1m\"", "p.toml:3: queue.retry_schedule: expected an array of durations"},
+        {"[delivery]\nport = \"25\"", "p.toml:3: delivery.port: expected an integer"},
+        {"[log]\nformat = 1", "p.toml:3: log.format: expected a string"},
+        {"server = 1", "p.toml:2: server: expected a table ([server])"},
+        {"[[server]]\nlisten = []", "p.toml:2: server: expected a table ([server])"},
+        {"[domain]\nname = \"a.test\"", "p.toml:2: domain: expected an array of tables ([[domain]])"},
+        {"route = [1]", "p.toml:2: route: expected an array of tables ([[route]])"},
+        {"[[domain]]\nname = 1\nmaildir = \"m\"", "p.toml:3: domain.name: expected a string"},
+    };
+    for (const auto& c : cases) EXPECT_EQ(error_of(doc(c.body)), c.want) << c.body;
+    EXPECT_EQ(error_of("hostname = 5\n[spool]\ndir = \"s\"\n"), "p.toml:1: hostname: expected a string");
+}
+
+// ---- ranges ----------------------------------------------------------------------------
+
+TEST(ConfigErrors, PortRange) {
+    EXPECT_EQ(error_of(doc("[delivery]\nport = 0")), "p.toml:3: delivery.port: must be between 1 and 65535 (got 0)");
+    EXPECT_EQ(error_of(doc("[delivery]\nport = 65536")),
+              "p.toml:3: delivery.port: must be between 1 and 65535 (got 65536)");
+    EXPECT_EQ(parse_ok(doc("[delivery]\nport = 65535"))->delivery.port, 65535);
+    EXPECT_EQ(error_of(doc("[server]\nlisten = [\"127.0.0.1:0\"]")),
+              "p.toml:3: server.listen: invalid address '127.0.0.1:0': port must be between 1 and 65535");
+}
+
+TEST(ConfigErrors, MaxMessageSizeRange) {
+    const std::string range = "p.toml:3: server.max_message_size: must be between 1KiB and 2GiB ";
+    EXPECT_EQ(error_of(doc("[server]\nmax_message_size = 1023")), range + "(got 1023 bytes)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_message_size = 2147483649")), range + "(got 2147483649 bytes)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_message_size = \"3G\"")), range + "(got 3GiB)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_message_size = -1")), range + "(got -1)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_message_size = \"50MB\"")),
+              "p.toml:3: server.max_message_size: invalid size '50MB': unknown unit 'MB' (use K, M, G, KiB, MiB or GiB)");
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = 1024"))->server.max_message_size, 1024u);
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"2G\""))->server.max_message_size, 2147483648u);
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"10MiB\""))->server.max_message_size, 10485760u);
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"1K\""))->server.max_message_size, 1024u);
+}
+
+TEST(ConfigErrors, IntegerRanges) {
+    const struct {
+        const char* body;
+        const char* want;
+    } cases[] = {
+        {"[server]\nmax_recipients = 0", "p.toml:3: server.max_recipients: must be between 1 and 100000 (got 0)"},
+        {"[server]\nmax_recipients = 100001",
+         "p.toml:3: server.max_recipients: must be between 1 and 100000 (got 100001)"},
+        {"[server]\nmax_connections = 0", "p.toml:3: server.max_connections: must be between 1 and 100000 (got 0)"},
+        {"[server]\nmax_connections = 100001",
+         "p.toml:3: server.max_connections: must be between 1 and 100000 (got 100001)"},
+        {"[server]\nmax_connections_per_ip = 0",
+         "p.toml:3: server.max_connections_per_ip: must be between 1 and server.max_connections (1000) (got 0)"},
+        {"[server]\nmax_connections_per_ip = 1001",
+         "p.toml:3: server.max_connections_per_ip: must be between 1 and server.max_connections (1000) (got 1001)"},
+        {"[server]\nmax_connections = 20\nmax_connections_per_ip = 21",
+         "p.toml:4: server.max_connections_per_ip: must be between 1 and server.max_connections (20) (got 21)"},
+        {"[server]\nmax_errors = 0", "p.toml:3: server.max_errors: must be between 1 and 1000 (got 0)"},
+        {"[server]\nmax_errors = 1001", "p.toml:3: server.max_errors: must be between 1 and 1000 (got 1001)"},
+        {"[server]\nmax_line_length = 511", "p.toml:3: server.max_line_length: must be between 512 and 65536 (got 511)"},
+        {"[server]\nmax_line_length = 65537",
+         "p.toml:3: server.max_line_length: must be between 512 and 65536 (got 65537)"},
+    };
+    for (const auto& c : cases) EXPECT_EQ(error_of(doc(c.body)), c.want) << c.body;
+
+    auto cfg = parse_ok(doc("[server]\nmax_recipients = 100000\nmax_connections = 20\nmax_connections_per_ip = 20\n"
+                            "max_errors = 1000\nmax_line_length = 512"));
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->server.max_recipients, 100000u);
+    EXPECT_EQ(cfg->server.max_connections, 20u);
+    EXPECT_EQ(cfg->server.max_connections_per_ip, 20u);
+    EXPECT_EQ(cfg->server.max_errors, 1000u);
+    EXPECT_EQ(cfg->server.max_line_length, 512u);
+}
+
+TEST(ConfigErrors, DurationRanges) {
+    const struct {
+        const char* body;
+        const char* want;
+    } cases[] = {
+        {"[server]\ncommand_timeout = 0", "p.toml:3: server.command_timeout: must be between 1s and 1h (got 0s)"},
+        {"[server]\ncommand_timeout = -5", "p.toml:3: server.command_timeout: must be between 1s and 1h (got -5s)"},
+        {"[server]\ncommand_timeout = \"61m\"", "p.toml:3: server.command_timeout: must be between 1s and 1h (got 61m)"},
+        {"[server]\ndata_timeout = \"2h\"", "p.toml:3: server.data_timeout: must be between 1s and 1h (got 2h)"},
+        {"[tls]\nhandshake_retry_delay = \"25h\"",
+         "p.toml:3: tls.handshake_retry_delay: must be between 0s and 1d (got 25h)"},
+        {"[queue]\nmax_age = \"59s\"", "p.toml:3: queue.max_age: must be between 1m and 60d (got 59s)"},
+        {"[queue]\nmax_age = \"61d\"", "p.toml:3: queue.max_age: must be between 1m and 60d (got 61d)"},
+        {"[queue]\nretry_schedule = []", "p.toml:3: queue.retry_schedule: must not be empty"},
+        {"[queue]\nretry_schedule = [\"1m\", \"0s\"]",
+         "p.toml:3: queue.retry_schedule: must be between 1s and 7d (got 0s)"},
+        {"[queue]\nretry_schedule = [\"1m\", \"8d\"]",
+         "p.toml:3: queue.retry_schedule: must be between 1s and 7d (got 8d)"},
+        {"[queue]\nretry_schedule = [\n  \"1m\",\n  \"1h\",\n  \"30m\",\n]",
+         "p.toml:6: queue.retry_schedule: must not decrease (30m after 1h)"},
+    };
+    for (const auto& c : cases) EXPECT_EQ(error_of(doc(c.body)), c.want) << c.body;
+
+    auto cfg = parse_ok(doc("[server]\ncommand_timeout = \"1h\"\ndata_timeout = 1\n[tls]\nhandshake_retry_delay = \"0s\"\n"
+                            "[queue]\nretry_schedule = [\"1s\", \"1s\", \"1w\"]\nmax_age = \"60d\""));
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->server.command_timeout, 3600s);
+    EXPECT_EQ(cfg->server.data_timeout, 1s);
+    EXPECT_EQ(cfg->tls.handshake_retry_delay, 0s);
+    EXPECT_EQ(cfg->queue.retry_schedule, (std::vector<seconds>{1s, 1s, 604800s}));
+    EXPECT_EQ(cfg->queue.max_age, 60 * 86400s);
+    EXPECT_EQ(parse_ok(doc("[tls]\nhandshake_retry_delay = \"1d\""))->tls.handshake_retry_delay, 86400s);
+}
+
+TEST(ConfigErrors, LogFormat) {
+    EXPECT_EQ(error_of(doc("[log]\nformat = \"xml\"")), "p.toml:3: log.format: must be \"text\" or \"json\" (got 'xml')");
+    EXPECT_EQ(parse_ok(doc("[log]\nformat = \"json\""))->log.format, log_format::json);
+    EXPECT_EQ(parse_ok(doc("[log]\nformat = \"text\""))->log.format, log_format::text);
+}
+
+// ---- durations and addresses inside the file ---------------------------------------------
+
+TEST(ConfigErrors, BadDuration) {
+    EXPECT_EQ(error_of(doc("[server]\ncommand_timeout = \"5x\"")),
+              "p.toml:3: server.command_timeout: invalid duration '5x': unknown unit 'x' (use s, m, h, d or w)");
+    EXPECT_EQ(error_of(doc("[queue]\nmax_age = \"\"")), "p.toml:3: queue.max_age: empty duration");
+    EXPECT_EQ(error_of(doc("[queue]\nretry_schedule = [\"1m\",\n  \"-1m\"]")),
+              "p.toml:4: queue.retry_schedule: invalid duration '-1m': expected a number followed by s, m, h, d or w");
+    EXPECT_EQ(parse_ok(doc("[server]\ncommand_timeout = \"90\""))->server.command_timeout, 90s);
+}
+
+TEST(ConfigErrors, BadHostPort) {
+    EXPECT_EQ(error_of(doc("[server]\nlisten = [\"127.0.0.1\"]")),
+              "p.toml:3: server.listen: invalid address '127.0.0.1': missing port");
+    EXPECT_EQ(error_of(doc("[server]\nlisten = [\"::1:25\"]")),
+              "p.toml:3: server.listen: invalid address '::1:25': write an IPv6 address in brackets, as in [::1]:25");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nrelay_to = [\"bad_host:25\"]")),
+              "p.toml:4: domain.relay_to: invalid address 'bad_host:25': 'bad_host' is neither an IP address nor a "
+              "valid host name");
+    EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"p.test\"\nhosts = [\"mx.p.test:x\"]")),
+              "p.toml:4: route.hosts: invalid address 'mx.p.test:x': invalid port");
+    EXPECT_EQ(error_of(doc("[dns]\nservers = [\"127.0.0.1:99999\"]")),
+              "p.toml:3: dns.servers: invalid address '127.0.0.1:99999': port must be between 1 and 65535");
+}
+
+TEST(ConfigErrors, ListenMustBeNumeric) {
+    EXPECT_EQ(error_of(doc("[server]\nlisten = [\"localhost:2525\"]")),
+              "p.toml:3: server.listen: 'localhost:2525' is not numeric: the host must be an IP address");
+    EXPECT_EQ(error_of(doc("[server]\nlisten = []")), "p.toml:3: server.listen: must not be empty");
+    EXPECT_EQ(error_of(doc("[dns]\nservers = [\"ns.test\"]")),
+              "p.toml:3: dns.servers: 'ns.test' is not numeric: the host must be an IP address");
+}
+
+// ---- domains and routes ---------------------------------------------------------------
+
+TEST(ConfigErrors, DuplicateDomainNamesBothLines) {
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nmaildir = \"m\"\n\n[[domain]]\nname = \"A.Test\"\n"
+                           "relay_to = [\"10.0.0.1\"]")),
+              "p.toml:7: duplicate domain 'a.test' (first defined at line 3)");
+}
+
+TEST(ConfigErrors, DomainNeedsExactlyOneOfRelayToAndMaildir) {
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nrelay_to = [\"10.0.0.1\"]\nmaildir = \"m\"")),
+              "p.toml:5: domain 'a.test': set either relay_to or maildir, not both");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"")),
+              "p.toml:2: domain 'a.test': one of relay_to or maildir is required");
+    EXPECT_EQ(error_of(doc("[[domain]]\nmaildir = \"m\"")), "p.toml:2: domain: missing required key 'name'");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nrelay_to = []")),
+              "p.toml:4: domain.relay_to: must not be empty");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nmaildir = \"\"")),
+              "p.toml:4: domain.maildir: must not be empty");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a_b.test\"\nmaildir = \"m\"")),
+              "p.toml:3: domain.name: 'a_b.test' is not a valid domain name");
+}
+
+TEST(ConfigErrors, Routes) {
+    EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"p.test\"\nhosts = [\"10.0.0.1\"]\n[[route]]\ndomain = \"P.test\"\n"
+                           "hosts = [\"10.0.0.2\"]")),
+              "p.toml:6: duplicate route for 'p.test' (first defined at line 3)");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nmaildir = \"m\"\n[[route]]\ndomain = \"a.test\"\n"
+                           "hosts = [\"10.0.0.2\"]")),
+              "p.toml:6: route for 'a.test' contradicts the hosted domain defined at line 3");
+    EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"p.test\"\nhosts = []")), "p.toml:4: route.hosts: must not be empty");
+    EXPECT_EQ(error_of(doc("[[route]]\nhosts = [\"10.0.0.1\"]")), "p.toml:2: route: missing required key 'domain'");
+    EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"p.test\"")), "p.toml:2: route: missing required key 'hosts'");
+    EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"*.p.test\"\nhosts = [\"10.0.0.1\"]")),
+              "p.toml:3: route.domain: '*.p.test' is not a valid domain name (or \"*\" for every domain not hosted)");
+}
+
+TEST(ConfigErrors, ProfileNotSupported) {
+    EXPECT_EQ(error_of(doc("\n[[profile]]\nname = \"partner\"\nhosts = [\"*\"]\n[profile.outbound]\ntls = \"mandatory\"")),
+              "p.toml:3: [[profile]] is not supported by this version");
+}
+
+TEST(ConfigErrors, SpoolDirRequired) {
+    EXPECT_EQ(error_of("hostname = \"mx.test\"\n"), "p.toml:1: missing required key 'spool.dir'");
+    EXPECT_EQ(error_of("hostname = \"mx.test\"\n\n[spool]\n"), "p.toml:3: missing required key 'spool.dir'");
+    EXPECT_EQ(error_of("hostname = \"mx.test\"\n[spool]\ndir = \"\"\n"), "p.toml:3: spool.dir: must not be empty");
+}
+
+TEST(ConfigErrors, CertAndKeyBothOrNeither) {
+    EXPECT_EQ(error_of(doc("[tls]\ncert_file = \"c.pem\"")),
+              "p.toml:3: tls.cert_file is set but tls.key_file is not (set both or neither)");
+    EXPECT_EQ(error_of(doc("[tls]\nkey_file = \"k.pem\"")),
+              "p.toml:3: tls.key_file is set but tls.cert_file is not (set both or neither)");
+    EXPECT_EQ(error_of(doc("[tls]\ncert_file = \"c.pem\"\nkey_file = \"\"")),
+              "p.toml:4: tls.key_file is empty but tls.cert_file is set (set both or neither)");
+    auto cfg = parse_ok(doc("[tls]\ncert_file = \"\"\nkey_file = \"\""));
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->tls.cert_file, "");
+    EXPECT_EQ(cfg->tls.key_file, "");
+}
+
+TEST(ConfigErrors, HostnameMustBeADomainName) {
+    EXPECT_EQ(error_of("hostname = \"mx_1.test\"\n[spool]\ndir = \"s\"\n"),
+              "p.toml:1: hostname: 'mx_1.test' is not a valid domain name");
+}
+
+TEST(ConfigErrors, ControlCharactersAreEscaped) {
+    EXPECT_EQ(error_of("hostname = \"a\\nb\"\n[spool]\ndir = \"s\"\n"),
+              "p.toml:1: hostname: 'a\\x0ab' is not a valid domain name");
+}
+
+TEST(ConfigErrors, AllReportedInLineOrder) {
+    const std::string text = doc("[server]\nmax_recipients = 0\nfoo = 1\n[log]\nformat = \"xml\"");
+    EXPECT_EQ(error_of(text),
+              "p.toml:3: server.max_recipients: must be between 1 and 100000 (got 0)\n"
+              "p.toml:4: unknown key 'server.foo'\n"
+              "p.toml:6: log.format: must be \"text\" or \"json\" (got 'xml')");
+}
+
+// ---- values, defaults, paths -------------------------------------------------------------
+
+TEST(ConfigLoad, DefaultsWhenKeysAbsent) {
+    auto cfg = parse_ok("[spool]\ndir = \"s\"\n");
+    ASSERT_TRUE(cfg);
+    char buf[HOST_NAME_MAX + 1] = {};
+    ASSERT_EQ(gethostname(buf, sizeof buf - 1), 0);
+    EXPECT_EQ(cfg->hostname, buf);
+    const config def;  // the documented defaults in config.hpp
+    ASSERT_EQ(cfg->server.listen.size(), 1u);
+    EXPECT_EQ(cfg->server.listen[0].to_string(), "127.0.0.1:2525");
+    EXPECT_EQ(cfg->server.max_message_size, 52428800u);
+    EXPECT_EQ(cfg->server.max_recipients, 1000u);
+    EXPECT_EQ(cfg->server.max_connections, 1000u);
+    EXPECT_EQ(cfg->server.max_connections_per_ip, 50u);
+    EXPECT_EQ(cfg->server.command_timeout, 300s);
+    EXPECT_EQ(cfg->server.data_timeout, 300s);
+    EXPECT_EQ(cfg->server.max_errors, 10u);
+    EXPECT_EQ(cfg->server.max_line_length, 2048u);
+    EXPECT_TRUE(cfg->tls.opportunistic);
+    EXPECT_EQ(cfg->tls.cert_file, "");
+    EXPECT_EQ(cfg->tls.key_file, "");
+    EXPECT_EQ(cfg->tls.ca_file, "");
+    EXPECT_EQ(cfg->tls.handshake_retry_delay, 300s);
+    EXPECT_EQ(cfg->queue.retry_schedule, def.queue.retry_schedule);
+    EXPECT_EQ(cfg->queue.retry_schedule.size(), 7u);
+    EXPECT_EQ(cfg->queue.max_age, 5 * 86400s);
+    EXPECT_FALSE(cfg->queue.hold);
+    EXPECT_EQ(cfg->delivery.port, 25);
+    EXPECT_TRUE(cfg->dns.servers.empty());
+    EXPECT_EQ(cfg->log.format, log_format::text);
+    EXPECT_TRUE(cfg->domains.empty());
+    EXPECT_TRUE(cfg->routes.empty());
+    EXPECT_EQ(cfg->source_path, "/srv/postern/postern.toml");
+}
+
+TEST(ConfigLoad, PerIpDefaultFollowsSmallerMaxConnections) {
+    auto cfg = parse_ok(doc("[server]\nmax_connections = 10"));
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->server.max_connections_per_ip, 10u);
+}
+
+TEST(ConfigLoad, EveryKeyIsRead) {
+    const std::string text = R"(hostname = "MX.Example.test"
+[server]
+listen = ["0.0.0.0:25", "[::]:587"]
+max_message_size = "10M"
+max_recipients = 50
+max_connections = 200
+max_connections_per_ip = 5
+command_timeout = "2m"
+data_timeout = 600
+max_errors = 3
+max_line_length = 1000
+[spool]
+dir = "/var/spool/postern"
+[tls]
+opportunistic = false
+cert_file = "/etc/ssl/c.pem"
+key_file = "k.pem"
+ca_file = "ca.pem"
+handshake_retry_delay = "10m"
+[queue]
+retry_schedule = ["30s", "2m"]
+max_age = "1w"
+hold = true
+[delivery]
+port = 2526
+[dns]
+servers = ["127.0.0.1:5353", "::1", "[2001:db8::53]", "10.0.0.53"]
+[log]
+format = "json"
+[[domain]]
+name = "Example.TEST"
+relay_to = ["10.0.0.5", "internal.example.test:2525"]
+[[domain]]
+name = "local.test"
+maildir = "mail/local.test"
+[[route]]
+domain = "partner.test"
+hosts = ["127.0.0.2:2526"]
+[[route]]
+domain = "*"
+hosts = ["smarthost.test"]
+)";
+    auto cfg = parse_ok(text, "/etc/postern/postern.toml");
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->hostname, "MX.Example.test");
+    ASSERT_EQ(cfg->server.listen.size(), 2u);
+    EXPECT_EQ(cfg->server.listen[0].to_string(), "0.0.0.0:25");
+    EXPECT_EQ(cfg->server.listen[1].host, "::");
+    EXPECT_EQ(cfg->server.listen[1].port, 587);
+    EXPECT_EQ(cfg->server.max_message_size, 10485760u);
+    EXPECT_EQ(cfg->server.max_recipients, 50u);
+    EXPECT_EQ(cfg->server.max_connections, 200u);
+    EXPECT_EQ(cfg->server.max_connections_per_ip, 5u);
+    EXPECT_EQ(cfg->server.command_timeout, 120s);
+    EXPECT_EQ(cfg->server.data_timeout, 600s);
+    EXPECT_EQ(cfg->server.max_errors, 3u);
+    EXPECT_EQ(cfg->server.max_line_length, 1000u);
+    EXPECT_EQ(cfg->spool.dir, "/var/spool/postern");
+    EXPECT_FALSE(cfg->tls.opportunistic);
+    EXPECT_EQ(cfg->tls.cert_file, "/etc/ssl/c.pem");
+    EXPECT_EQ(cfg->tls.key_file, "/etc/postern/k.pem");
+    EXPECT_EQ(cfg->tls.ca_file, "/etc/postern/ca.pem");
+    EXPECT_EQ(cfg->tls.handshake_retry_delay, 600s);
+    EXPECT_EQ(cfg->queue.retry_schedule, (std::vector<seconds>{30s, 120s}));
+    EXPECT_EQ(cfg->queue.max_age, 7 * 86400s);
+    EXPECT_TRUE(cfg->queue.hold);
+    EXPECT_EQ(cfg->delivery.port, 2526);
+    ASSERT_EQ(cfg->dns.servers.size(), 4u);
+    EXPECT_EQ(cfg->dns.servers[0].to_string(), "127.0.0.1:5353");
+    EXPECT_EQ(cfg->dns.servers[1].to_string(), "[::1]:53");
+    EXPECT_EQ(cfg->dns.servers[2].to_string(), "[2001:db8::53]:53");
+    EXPECT_EQ(cfg->dns.servers[3].to_string(), "10.0.0.53:53");
+    EXPECT_EQ(cfg->log.format, log_format::json);
+    ASSERT_EQ(cfg->domains.size(), 2u);
+    EXPECT_EQ(cfg->domains[0].name, "example.test");
+    EXPECT_EQ(cfg->domains[0].line, 30);
+    ASSERT_EQ(cfg->domains[0].relay_to.size(), 2u);
+    EXPECT_EQ(cfg->domains[0].relay_to[0].to_string(), "10.0.0.5:25");
+    EXPECT_EQ(cfg->domains[0].relay_to[1].to_string(), "internal.example.test:2525");
+    EXPECT_EQ(cfg->domains[0].maildir, "");
+    EXPECT_EQ(cfg->domains[1].name, "local.test");
+    EXPECT_TRUE(cfg->domains[1].relay_to.empty());
+    EXPECT_EQ(cfg->domains[1].maildir, "/etc/postern/mail/local.test");
+    ASSERT_EQ(cfg->routes.size(), 2u);
+    EXPECT_EQ(cfg->routes[0].domain, "partner.test");
+    EXPECT_EQ(cfg->routes[0].line, 36);
+    EXPECT_EQ(cfg->routes[0].hosts.at(0).to_string(), "127.0.0.2:2526");
+    EXPECT_EQ(cfg->routes[1].domain, "*");
+    EXPECT_EQ(cfg->routes[1].hosts.at(0).to_string(), "smarthost.test:25");
+    EXPECT_EQ(cfg->find_domain("EXAMPLE.test"), &cfg->domains[0]);
+    EXPECT_EQ(cfg->find_domain("partner.test"), nullptr);
+}
+
+TEST(ConfigLoad, RelativePathsResolveAgainstTheConfigDirectory) {
+    auto cfg = parse_ok(doc("[tls]\ncert_file = \"var/tls/./cert.pem\"\nkey_file = \"../keys/key.pem\"\n"
+                            "[[domain]]\nname = \"a.test\"\nmaildir = \"var/mail/a.test/\""),
+                        "/srv/postern/conf/postern.toml");
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->spool.dir, "/srv/postern/conf/s");
+    EXPECT_EQ(cfg->tls.cert_file, "/srv/postern/conf/var/tls/cert.pem");
+    EXPECT_EQ(cfg->tls.key_file, "/srv/postern/keys/key.pem");
+    EXPECT_EQ(cfg->domains.at(0).maildir, "/srv/postern/conf/var/mail/a.test");
+    EXPECT_EQ(cfg->tls.ca_file, "");  // "" keeps meaning the system store
+
+    // A relative config path is taken from the current directory.
+    auto rel = parse_ok("[spool]\ndir = \"../spool//x/\"\n", "conf/postern.toml");
+    ASSERT_TRUE(rel);
+    const fs::path cwd = fs::current_path();
+    EXPECT_EQ(rel->spool.dir, (cwd / "spool/x").lexically_normal().string());
+    EXPECT_EQ(rel->source_path, (cwd / "conf/postern.toml").lexically_normal().string());
+    EXPECT_TRUE(fs::path(rel->spool.dir).is_absolute());
+
+    // Text not from a file: relative to the current directory, no source path.
+    auto mem = parse_ok("[spool]\ndir = \"s\"\n", "");
+    ASSERT_TRUE(mem);
+    EXPECT_EQ(mem->spool.dir, (cwd / "s").string());
+    EXPECT_EQ(mem->source_path, "");
+}
+
+// ---- files ------------------------------------------------------------------------------
+
+class ConfigFile : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/postern-config-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    std::string write(const std::string& name, const std::string& text) {
+        const fs::path p = dir_ / name;
+        std::ofstream(p) << text;
+        return p.string();
+    }
+    fs::path dir_;
+};
+
+TEST_F(ConfigFile, LoadsAFile) {
+    const std::string path = write("postern.toml", "hostname = \"mx.test\"\n[spool]\ndir = \"spool\"\n");
+    auto r = load(path);
+    ASSERT_TRUE(r) << r.error_message();
+    EXPECT_EQ((*r)->spool.dir, (dir_ / "spool").string());
+    EXPECT_EQ((*r)->source_path, path);
+}
+
+TEST_F(ConfigFile, ErrorsNameTheFileAsGiven) {
+    const std::string path = write("bad.toml", "hostname = \"mx.test\"\n[spool]\ndir = \"s\"\nfoo = 1\n");
+    auto r = load(path);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error_message(), path + ":4: unknown key 'spool.foo'");
+}
+
+TEST_F(ConfigFile, UnreadableFile) {
+    const std::string missing = (dir_ / "missing.toml").string();
+    auto r = load(missing);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error_message(), missing + ": cannot open: No such file or directory");
+    auto d = load(dir_.string());
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error_message(), dir_.string() + ": cannot read: is a directory");
+}
+
+}  // namespace
+}  // namespace postern::config

@@ -1,0 +1,72 @@
+// tests/unit/delivery/maildir_test.cpp - mailbox naming safety and Maildir delivery.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "delivery/maildir.hpp"
+#include "../test_util.hpp"
+
+using namespace postern;
+namespace fs = std::filesystem;
+
+TEST(maildir_folder, names) {
+    EXPECT_EQ(delivery::maildir_folder("John.Doe"), "john.doe");
+    EXPECT_EQ(delivery::maildir_folder("\"john doe\""), "john doe");
+    EXPECT_EQ(delivery::maildir_folder("\"a\\\"b\""), "a\"b");
+    EXPECT_EQ(delivery::maildir_folder("δοκιμή"), "δοκιμή");
+}
+
+TEST(maildir_folder, refuses_unsafe_names) {
+    EXPECT_FALSE(delivery::maildir_folder(""));
+    EXPECT_FALSE(delivery::maildir_folder(".."));
+    EXPECT_FALSE(delivery::maildir_folder(".hidden"));
+    EXPECT_FALSE(delivery::maildir_folder("\"../etc\""));
+    EXPECT_FALSE(delivery::maildir_folder("\"a/b\""));
+    EXPECT_FALSE(delivery::maildir_folder("\"a\x01\""));
+    EXPECT_FALSE(delivery::maildir_folder("\"\""));
+}
+
+TEST(maildir, delivers_into_new_with_prefix) {
+    test::temp_dir d;
+    auto o = delivery::deliver_maildir(d.path + "/mail", "Bob", "Return-Path: <a@b>\r\n", "Subject: x\r\n\r\nhi\r\n",
+                                       "mx.test");
+    ASSERT_EQ(o.result, delivery::outcome::kind::sent) << o.reason;
+    EXPECT_EQ(o.dsn, "2.0.0");
+    int files = 0;
+    for (auto& e : fs::directory_iterator(d.path + "/mail/bob/new")) {
+        ++files;
+        std::ifstream in(e.path());
+        std::stringstream ss;
+        ss << in.rdbuf();
+        EXPECT_EQ(ss.str(), "Return-Path: <a@b>\r\nSubject: x\r\n\r\nhi\r\n");
+    }
+    EXPECT_EQ(files, 1);
+    EXPECT_TRUE(fs::is_empty(d.path + "/mail/bob/tmp"));
+    EXPECT_TRUE(fs::is_directory(d.path + "/mail/bob/cur"));
+}
+
+TEST(maildir, two_deliveries_get_distinct_names) {
+    test::temp_dir d;
+    for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(delivery::deliver_maildir(d.path, "u", "", "x", "h").result, delivery::outcome::kind::sent);
+    int n = 0;
+    for ([[maybe_unused]] auto& e : fs::directory_iterator(d.path + "/u/new")) ++n;
+    EXPECT_EQ(n, 3);
+}
+
+TEST(maildir, unsafe_local_part_is_permanent) {
+    test::temp_dir d;
+    auto o = delivery::deliver_maildir(d.path, "\"../x\"", "", "x", "h");
+    EXPECT_EQ(o.result, delivery::outcome::kind::permanent);
+    EXPECT_EQ(o.dsn, "5.1.3");
+}
+
+TEST(maildir, unwritable_root_is_transient) {
+    test::temp_dir d;
+    std::ofstream(d.path + "/file") << "x";  // a file where a directory should be
+    auto o = delivery::deliver_maildir(d.path + "/file/sub", "u", "", "x", "h");
+    EXPECT_EQ(o.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(o.dsn.substr(0, 2), "4.");
+}

@@ -1,0 +1,181 @@
+// tests/unit/queue/spool_test.cpp - queue file format, durable commit, state records, fsync faults.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include "queue/spool.hpp"
+#include "../test_util.hpp"
+
+using namespace postern;
+
+namespace {
+
+queue::envelope sample(const std::string& id) {
+    queue::envelope e;
+    e.id = id;
+    e.arrived = 1732800000;
+    e.sender = "alice@example.test";
+    e.recipients = {"bob@localhost", "\"carol x\"@localhost"};
+    e.eight_bit = true;
+    e.smtputf8 = false;
+    e.client_ip = "127.0.0.1";
+    e.helo = "client.test";
+    e.tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
+    return e;
+}
+
+}  // namespace
+
+TEST(envelope, round_trip) {
+    auto e = sample("0123456789ABCDEF0");
+    e.size = 5;
+    std::string text = queue::format_header(e) + "hello";
+    std::size_t off = 0;
+    auto p = queue::parse_header(text, off);
+    ASSERT_TRUE(p.ok()) << p.error_message();
+    EXPECT_EQ(p->id, e.id);
+    EXPECT_EQ(p->arrived, e.arrived);
+    EXPECT_EQ(p->sender, e.sender);
+    EXPECT_EQ(p->recipients, e.recipients);
+    EXPECT_TRUE(p->eight_bit);
+    EXPECT_FALSE(p->smtputf8);
+    EXPECT_EQ(p->tls, e.tls);
+    EXPECT_EQ(p->size, 5u);
+    EXPECT_EQ(text.substr(off), "hello");
+}
+
+TEST(envelope, null_sender_round_trips) {
+    auto e = sample("0123456789ABCDEF0");
+    e.sender.clear();
+    std::size_t off = 0;
+    auto p = queue::parse_header(queue::format_header(e), off);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->sender, "");
+}
+
+TEST(envelope, rejects_damaged_headers) {
+    std::size_t off = 0;
+    EXPECT_FALSE(queue::parse_header("", off).ok());
+    EXPECT_FALSE(queue::parse_header("POSTERN-QUEUE 2\nid A\n\n", off).ok());
+    EXPECT_FALSE(queue::parse_header("POSTERN-QUEUE 1\nid A\narrived 1\nsize 0\n", off).ok());  // truncated
+    EXPECT_FALSE(queue::parse_header("POSTERN-QUEUE 1\nid A\narrived 1\nsize 0\n\n", off).ok());  // no rcpt
+    EXPECT_FALSE(queue::parse_header("POSTERN-QUEUE 1\nid A\narrived x\nrcpt a@b\nsize 0\n\n", off).ok());
+    EXPECT_FALSE(queue::parse_header("POSTERN-QUEUE 1\nid A\narrived 1\nrcpt a@b\nsize 0\nbogus 1\n\n", off).ok());
+    EXPECT_TRUE(queue::parse_header("POSTERN-QUEUE 1\nid A\narrived 1\nrcpt a@b\nsize 0\n\n", off).ok());
+}
+
+TEST(spool, commit_then_load_and_list) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok()) << sp.error_message();
+    auto e = sample((*sp)->new_id());
+    e.size = 11;
+    ASSERT_FALSE((*sp)->commit(e, {"Recv\r\n", "ody\r\n"}, queue::area::active));
+    auto ids = (*sp)->list(queue::area::active);
+    ASSERT_EQ(ids.size(), 1u);
+    EXPECT_EQ(ids[0], e.id);
+    auto m = (*sp)->load(e.id, queue::area::active);
+    ASSERT_TRUE(m.ok()) << m.error_message();
+    EXPECT_EQ(m->content(), "Recv\r\nody\r\n");
+    EXPECT_TRUE((*sp)->list(queue::area::hold).empty());
+    EXPECT_TRUE(std::filesystem::is_empty(d.path + "/tmp"));
+}
+
+TEST(spool, hold_area_and_release) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    auto e = sample((*sp)->new_id());
+    e.size = 1;
+    ASSERT_FALSE((*sp)->commit(e, {"x"}, queue::area::hold));
+    EXPECT_TRUE((*sp)->list(queue::area::active).empty());
+    ASSERT_EQ((*sp)->list(queue::area::hold).size(), 1u);
+    EXPECT_TRUE((*sp)->move(e.id, queue::area::hold, queue::area::active));
+    EXPECT_EQ((*sp)->list(queue::area::active).size(), 1u);
+}
+
+TEST(spool, ids_are_unique_and_ordered) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    std::string prev;
+    for (int i = 0; i < 1000; ++i) {
+        auto id = (*sp)->new_id();
+        EXPECT_EQ(id.size(), 17u);
+        EXPECT_LT(prev, id);
+        prev = id;
+    }
+}
+
+TEST(spool, failed_fsync_is_reported_and_leaves_nothing) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    queue::spool::set_fsync_fault([](const std::string&) { return EIO; });
+    auto e = sample((*sp)->new_id());
+    e.size = 1;
+    auto f = (*sp)->commit(e, {"x"}, queue::area::active);
+    queue::spool::set_fsync_fault(nullptr);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->errnum, EIO);
+    EXPECT_TRUE((*sp)->list(queue::area::active).empty());
+    EXPECT_TRUE(std::filesystem::is_empty(d.path + "/tmp"));
+}
+
+TEST(spool, failed_directory_fsync_takes_the_message_back) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    // Fail only the directory fsync: the file was renamed but is not durable, so it must go.
+    queue::spool::set_fsync_fault([](const std::string& p) { return p.ends_with("/queue") ? ENOSPC : 0; });
+    auto e = sample((*sp)->new_id());
+    e.size = 1;
+    auto f = (*sp)->commit(e, {"x"}, queue::area::active);
+    queue::spool::set_fsync_fault(nullptr);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->errnum, ENOSPC);
+    EXPECT_TRUE((*sp)->list(queue::area::active).empty());
+}
+
+TEST(spool, open_discards_unacknowledged_tmp_files) {
+    test::temp_dir d;
+    { ASSERT_TRUE(queue::spool::open(d.path).ok()); }
+    std::ofstream(d.path + "/tmp/0123456789ABCDEF0") << "partial";
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    EXPECT_TRUE(std::filesystem::is_empty(d.path + "/tmp"));
+}
+
+TEST(spool, load_detects_truncated_content) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    auto e = sample((*sp)->new_id());
+    e.size = 99;  // header says 99, content has 1
+    ASSERT_FALSE((*sp)->commit(e, {"x"}, queue::area::active));
+    auto m = (*sp)->load(e.id, queue::area::active);
+    EXPECT_FALSE(m.ok());
+}
+
+TEST(state, round_trip_and_errors) {
+    std::vector<queue::rcpt_state> st(2);
+    st[0].status = queue::rcpt_status::sent;
+    st[0].attempts = 1;
+    st[0].last_reply = "250 2.0.0 ok";
+    st[1].status = queue::rcpt_status::deferred;
+    st[1].attempts = 3;
+    st[1].next_attempt = 1732800600;
+    st[1].last_reply = "451 4.3.0 try\r\nagain";
+    auto p = queue::parse_state(queue::format_state(st), 2);
+    ASSERT_TRUE(p.ok()) << p.error_message();
+    EXPECT_EQ((*p)[0].status, queue::rcpt_status::sent);
+    EXPECT_EQ((*p)[1].status, queue::rcpt_status::deferred);
+    EXPECT_EQ((*p)[1].attempts, 3u);
+    EXPECT_EQ((*p)[1].next_attempt, 1732800600);
+    EXPECT_EQ((*p)[1].last_reply, "451 4.3.0 try  again");
+    EXPECT_FALSE(queue::parse_state("POSTERN-STATE 1\n5 sent 1 0 x\n", 2).ok());  // index out of range
+    EXPECT_FALSE(queue::parse_state("POSTERN-STATE 1\n0 lost 1 0 x\n", 2).ok());
+    EXPECT_FALSE(queue::parse_state("garbage", 2).ok());
+}

@@ -1,0 +1,155 @@
+// tests/unit/smtp/session_bdat_test.cpp - BDAT / CHUNKING (RFC 3030): chunks, LAST, binary
+// transparency, refusals that still consume their chunk, size limit, no mixing with DATA.
+#include <gtest/gtest.h>
+
+#include "session_driver.hpp"
+
+namespace postern::smtp::test {
+namespace {
+
+TEST(SmtpSessionBdat, ChunksThenLast) {
+    driver d;
+    d.envelope();
+    EXPECT_EQ(d.feed("BDAT 5\r\nhello"), "250 2.0.0 5 octets received\r\n");
+    EXPECT_EQ(d.s.current_state(), state::in_mail);
+    EXPECT_EQ(d.feed("BDAT 6 LAST\r\n world"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "hello world");
+    EXPECT_EQ(d.messages[0].envelope.recipients.size(), 1u);
+    EXPECT_EQ(d.s.current_state(), state::ready);
+}
+
+TEST(SmtpSessionBdat, ChunkSplitAcrossFeeds) {
+    driver d;
+    d.envelope();
+    EXPECT_EQ(d.feed("BDAT 10 last\r\n01234"), "");
+    EXPECT_EQ(d.s.current_state(), state::in_bdat);
+    EXPECT_EQ(d.feed("567"), "");
+    EXPECT_EQ(d.feed("89NOOP\r\n"), "250 2.0.0 Ok: queued as 4F2A\r\n250 2.0.0 Ok\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "0123456789");
+}
+
+TEST(SmtpSessionBdat, BinaryTransparentNoDotStuffing) {
+    driver d;
+    d.envelope();
+    const std::string chunk("a\r\n.\r\nQUIT\r\n\0\xff\n.\n..x\r", 20);
+    ASSERT_EQ(chunk.size(), 20u);
+    d.feed("BDAT 20 LAST\r\n" + chunk);
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, chunk);  // octets as sent: nothing unstuffed or rewritten
+    EXPECT_FALSE(d.closed);                // the QUIT inside the chunk was data
+}
+
+TEST(SmtpSessionBdat, ZeroLastEndsMessage) {
+    driver d;
+    d.envelope();
+    d.feed("BDAT 3\r\nabcBDAT 0 LAST\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "abc");
+    d.feed("MAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 0 LAST\r\n");
+    ASSERT_EQ(d.messages.size(), 2u);
+    EXPECT_EQ(d.messages[1].body, "");
+}
+
+TEST(SmtpSessionBdat, DataAfterBdatRefused) {
+    driver d;
+    d.envelope();
+    d.feed("BDAT 3\r\nabc");
+    EXPECT_EQ(d.feed("DATA\r\n"), "503 5.5.1 Error: DATA cannot be mixed with BDAT\r\n");
+    EXPECT_EQ(d.feed("BDAT 3 LAST\r\ndef"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "abcdef");
+}
+
+TEST(SmtpSessionBdat, RcptAfterBdatRefused) {
+    driver d;
+    d.envelope();
+    d.feed("BDAT 1\r\na");
+    EXPECT_EQ(d.feed("RCPT TO:<c@example.test>\r\n"), "503 5.5.1 Error: RCPT not allowed after BDAT\r\n");
+}
+
+TEST(SmtpSessionBdat, RefusedChunksAreStillConsumed) {
+    driver d;
+    // Before HELO: the chunk's "QUIT\r\n" must not be executed.
+    EXPECT_EQ(d.feed("BDAT 6\r\nQUIT\r\n"), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    EXPECT_FALSE(d.closed);
+    d.ehlo();
+    EXPECT_EQ(d.feed("BDAT 6 LAST\r\nQUIT\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    EXPECT_FALSE(d.closed);
+    d.feed("MAIL FROM:<a@s.test>\r\n");
+    EXPECT_EQ(d.feed("BDAT 6\r\nQUIT\r\n"), "554 5.5.1 Error: no valid recipients\r\n");
+    EXPECT_FALSE(d.closed);
+    EXPECT_TRUE(d.messages.empty());
+}
+
+TEST(SmtpSessionBdat, SyntaxErrors) {
+    driver d;
+    d.envelope();
+    EXPECT_EQ(d.feed("BDAT\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_EQ(d.feed("BDAT x\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_EQ(d.feed("BDAT 5 FIRST\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_EQ(d.feed("BDAT -1\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_EQ(d.feed("BDAT 99999999999999999999999\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_EQ(d.s.current_state(), state::in_mail);
+}
+
+TEST(SmtpSessionBdat, TooBigRefusesEveryChunkUntilLast) {
+    driver d;  // max_message_size 10000
+    d.envelope();
+    const std::string big(6000, 'x');
+    EXPECT_EQ(d.feed("BDAT 6000\r\n" + big), "250 2.0.0 6000 octets received\r\n");
+    EXPECT_EQ(d.feed("BDAT 6000\r\n" + big), "552 5.3.4 Error: message too big\r\n");
+    EXPECT_EQ(d.s.body().size(), 6000u);  // the refused chunk was not stored
+    EXPECT_EQ(d.feed("BDAT 1\r\nx"), "552 5.3.4 Error: message too big\r\n");
+    EXPECT_EQ(d.feed("BDAT 1 LAST\r\nx"), "552 5.3.4 Error: message too big\r\n");
+    EXPECT_TRUE(d.messages.empty());
+    EXPECT_EQ(d.s.current_state(), state::ready);  // LAST ended the failed transaction
+    EXPECT_TRUE(d.s.body().empty());
+    EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(SmtpSessionBdat, HugeDeclaredChunkIsDiscardedNotBuffered) {
+    driver d;
+    d.envelope();
+    EXPECT_EQ(d.feed("BDAT 1000000000000\r\n"), "");
+    for (int i = 0; i < 100; ++i) {
+        d.feed(std::string(1000, 'z'));
+        EXPECT_EQ(d.s.buffered(), 0u);
+    }
+    EXPECT_EQ(d.s.current_state(), state::in_bdat);
+    EXPECT_TRUE(d.s.body().empty());
+}
+
+TEST(SmtpSessionBdat, ExactlyMaxSizeAccepted) {
+    driver d;
+    d.envelope();
+    d.feed("BDAT 10000 LAST\r\n" + std::string(10000, 'q'));
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body.size(), 10000u);
+}
+
+TEST(SmtpSessionBdat, RsetBetweenChunksAbandonsMessage) {
+    driver d;
+    d.envelope();
+    d.feed("BDAT 3\r\nabc");
+    EXPECT_EQ(d.feed("RSET\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_TRUE(d.s.body().empty());
+    EXPECT_EQ(d.feed("BDAT 1 LAST\r\nx"), "503 5.5.1 Error: need MAIL command\r\n");
+    EXPECT_TRUE(d.messages.empty());
+}
+
+TEST(SmtpSessionBdat, PipelinedChunksAnsweredInOrder) {
+    driver d;
+    d.ehlo();
+    d.events.clear();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 2\r\nabBDAT 2\r\ncdBDAT 1 LAST\r\ne"),
+              "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 2 octets received\r\n"
+              "250 2.0.0 2 octets received\r\n250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "abcde");
+    EXPECT_EQ(d.count(event::need_input), 1u);
+}
+
+}  // namespace
+}  // namespace postern::smtp::test

@@ -1,0 +1,318 @@
+// tests/unit/smtp/session_commands_test.cpp - server_session command replies (RFC 5321, 1870,
+// 6152, 6531): greeting, EHLO/HELO, MAIL/RCPT syntax and parameters, ordering, simple verbs.
+#include <gtest/gtest.h>
+
+#include "session_driver.hpp"
+
+namespace postern::smtp::test {
+namespace {
+
+const char* const ehlo_reply =
+    "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
+    "250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n";
+
+TEST(SmtpSessionCommands, Greeting) {
+    driver d;
+    EXPECT_EQ(d.output, "220 mx.example.test ESMTP Postern\r\n");
+    EXPECT_EQ(d.s.current_state(), state::need_helo);
+}
+
+TEST(SmtpSessionCommands, NoGreetingBeforeStart) {
+    fake_policy p;
+    server_session s(test_settings(), p);
+    EXPECT_EQ(s.current_state(), state::greeting);
+    EXPECT_FALSE(s.has_output());
+    s.start();
+    EXPECT_TRUE(s.has_output());
+    EXPECT_EQ(s.take_output(), "220 mx.example.test ESMTP Postern\r\n");
+    EXPECT_FALSE(s.has_output());
+}
+
+TEST(SmtpSessionCommands, EhloAdvertisesExtensions) {
+    driver d;
+    EXPECT_EQ(d.feed("EHLO client.test\r\n"), ehlo_reply);
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    EXPECT_EQ(d.s.current().helo, "client.test");
+    EXPECT_TRUE(d.s.current().esmtp);
+}
+
+TEST(SmtpSessionCommands, CommandsAreCaseInsensitive) {
+    driver d;
+    EXPECT_EQ(d.feed("eHlO client.test\r\n"), ehlo_reply);
+    EXPECT_EQ(d.feed("mail from:<a@sender.test>\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.feed("rcpt to:<b@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("noop\r\n"), "250 2.0.0 Ok\r\n");
+}
+
+TEST(SmtpSessionCommands, EhloWithoutStarttlsWhenNotOffered) {
+    auto st = test_settings();
+    st.starttls_offered = false;
+    driver d(st);
+    const std::string r = d.feed("EHLO client.test\r\n");
+    EXPECT_EQ(r.find("STARTTLS"), std::string::npos);
+    EXPECT_NE(r.find("250 CHUNKING\r\n"), std::string::npos);
+}
+
+TEST(SmtpSessionCommands, EhloNeedsArgument) {
+    driver d;
+    EXPECT_EQ(d.feed("EHLO\r\n"), "501 5.5.4 Syntax: EHLO hostname\r\n");
+    EXPECT_EQ(d.feed("HELO \r\n"), "501 5.5.4 Syntax: HELO hostname\r\n");
+    EXPECT_EQ(d.feed("EHLO a\tb\r\n"), "501 5.5.4 Syntax: EHLO hostname\r\n");
+    EXPECT_EQ(d.s.current_state(), state::need_helo);
+}
+
+TEST(SmtpSessionCommands, HeloHasNoExtensionsAndRefusesParameters) {
+    driver d;
+    EXPECT_EQ(d.feed("HELO client.test\r\n"), "250 mx.example.test\r\n");
+    EXPECT_FALSE(d.s.current().esmtp);
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SIZE=10\r\n"),
+              "555 5.5.4 Unsupported option: SIZE\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SMTPUTF8\r\n"),
+              "555 5.5.4 Unsupported option: SMTPUTF8\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(SmtpSessionCommands, MailBeforeHelo) {
+    driver d;
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test>\r\n"),
+              "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    EXPECT_TRUE(d.policy.senders_seen.empty());
+}
+
+TEST(SmtpSessionCommands, RcptBeforeMail) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    EXPECT_TRUE(d.policy.recipients_seen.empty());
+}
+
+TEST(SmtpSessionCommands, DataOrdering) {
+    driver d;
+    EXPECT_EQ(d.feed("DATA\r\n"), "503 5.5.1 Error: need RCPT command\r\n");
+    d.ehlo();
+    EXPECT_EQ(d.feed("DATA\r\n"), "503 5.5.1 Error: need RCPT command\r\n");
+    d.feed("MAIL FROM:<a@sender.test>\r\n");
+    EXPECT_EQ(d.feed("DATA\r\n"), "554 5.5.1 Error: no valid recipients\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<x@elsewhere.test>\r\n"), "554 5.7.1 Relay access denied\r\n");
+    EXPECT_EQ(d.feed("DATA\r\n"), "554 5.5.1 Error: no valid recipients\r\n");
+    EXPECT_EQ(d.feed("DATA now\r\n"), "501 5.5.4 Syntax: DATA\r\n");
+    EXPECT_EQ(d.s.current_state(), state::in_mail);
+}
+
+TEST(SmtpSessionCommands, NestedMail) {
+    driver d;
+    d.ehlo();
+    d.feed("MAIL FROM:<a@sender.test>\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<c@sender.test>\r\n"), "503 5.5.1 Error: nested MAIL command\r\n");
+    EXPECT_EQ(d.s.current().sender.box.str(), "a@sender.test");
+}
+
+TEST(SmtpSessionCommands, MailSyntaxErrors) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL\r\n"), "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+    EXPECT_EQ(d.feed("MAIL TO:<a@sender.test>\r\n"), "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:a@sender.test\r\n"), "501 5.1.7 Bad sender address syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@>\r\n"), "501 5.1.7 Bad sender address syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test>x\r\n"), "501 5.1.7 Bad sender address syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test\r\n"), "501 5.1.7 Bad sender address syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SIZE=\r\n"),
+              "501 5.5.4 Syntax error in parameters\r\n");
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    EXPECT_TRUE(d.policy.senders_seen.empty());
+}
+
+TEST(SmtpSessionCommands, MailToleratesSpaceAfterColonAndNullSender) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM: <a@sender.test>\r\n"), "250 2.1.0 Ok\r\n");
+    d.feed("RSET\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<>\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_TRUE(d.s.current().sender.null);
+    EXPECT_EQ(d.policy.senders_seen.back(), "<>");
+}
+
+TEST(SmtpSessionCommands, MailParameters) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> FOO=bar\r\n"), "555 5.5.4 Unsupported option: FOO\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SIZE=10001\r\n"),
+              "552 5.3.4 Message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SIZE=abc\r\n"), "501 5.5.4 Bad message size syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SIZE=99999999999999999999999\r\n"),
+              "501 5.5.4 Bad message size syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> BODY=BINARYMIME\r\n"),
+              "555 5.5.4 Unsupported BODY parameter value\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SMTPUTF8=yes\r\n"), "501 5.5.4 Bad SMTPUTF8 parameter\r\n");
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> size=10000 body=8bitmime SMTPUTF8\r\n"),
+              "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.s.current().declared_size, 10000u);
+    EXPECT_EQ(d.s.current().body, body_type::eight_bit_mime);
+    EXPECT_TRUE(d.s.current().smtputf8);
+    d.feed("RSET\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> BODY=7BIT\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.s.current().body, body_type::seven_bit);
+    EXPECT_FALSE(d.s.current().smtputf8);
+    EXPECT_FALSE(d.s.current().declared_size.has_value());
+}
+
+TEST(SmtpSessionCommands, RcptSyntaxErrors) {
+    driver d;
+    d.ehlo();
+    d.feed("MAIL FROM:<a@sender.test>\r\n");
+    EXPECT_EQ(d.feed("RCPT <b@example.test>\r\n"), "501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<>\r\n"), "501 5.1.3 Bad recipient address syntax\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<a b@example.test>\r\n"), "501 5.1.3 Bad recipient address syntax\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<@example.test>\r\n"), "501 5.1.3 Bad recipient address syntax\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:b@example.test\r\n"), "501 5.1.3 Bad recipient address syntax\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test> NOTIFY=NEVER\r\n"),
+              "555 5.5.4 Unsupported option: NOTIFY\r\n");
+    EXPECT_TRUE(d.s.current().recipients.empty());
+    EXPECT_TRUE(d.policy.recipients_seen.empty());
+}
+
+TEST(SmtpSessionCommands, RcptPostmasterAndQuotedLocalPart) {
+    driver d;
+    d.ehlo();
+    d.feed("MAIL FROM:<a@sender.test>\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<Postmaster>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<\"john doe\"@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<@relay.test:c@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    ASSERT_EQ(d.s.current().recipients.size(), 3u);
+    EXPECT_EQ(d.s.current().recipients[0].str(), "Postmaster");
+    EXPECT_EQ(d.s.current().recipients[1].str(), "\"john doe\"@example.test");
+    EXPECT_EQ(d.s.current().recipients[2].str(), "c@example.test");
+}
+
+TEST(SmtpSessionCommands, Smtputf8Addresses) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<δοκιμή@παράδειγμα.δοκιμή>\r\n"),
+              "553 5.6.7 Error: non-ASCII sender address requires SMTPUTF8\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test>\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n"),
+              "553 5.6.7 Error: non-ASCII recipient address requires SMTPUTF8\r\n");
+    d.feed("RSET\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<δοκιμή@παράδειγμα.δοκιμή> SMTPUTF8\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_TRUE(d.s.current().sender.box.utf8);
+    EXPECT_EQ(d.feed("RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n"), "250 2.1.5 Ok\r\n");
+    ASSERT_EQ(d.s.current().recipients.size(), 1u);
+    EXPECT_TRUE(d.s.current().recipients[0].utf8);
+}
+
+TEST(SmtpSessionCommands, PolicyRefusesSender) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<x@Blocked.test>\r\n"), "554 5.7.1 Sender rejected\r\n");
+    ASSERT_EQ(d.policy.senders_seen.size(), 1u);
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    EXPECT_EQ(d.s.error_count(), 2u);
+}
+
+TEST(SmtpSessionCommands, PolicyRefusesOneRecipientTransactionContinues) {
+    driver d;
+    d.ehlo();
+    d.feed("MAIL FROM:<a@sender.test>\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<x@elsewhere.test>\r\n"), "554 5.7.1 Relay access denied\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<y@greylist.test>\r\n"), "450 4.7.1 Try again later\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    d.feed("hi\r\n.\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    ASSERT_EQ(d.messages[0].envelope.recipients.size(), 1u);
+    EXPECT_EQ(d.messages[0].envelope.recipients[0].str(), "b@example.test");
+    EXPECT_EQ(d.policy.recipients_seen.size(), 3u);
+}
+
+TEST(SmtpSessionCommands, PolicyPositiveReplyAcceptsWithItsText) {
+    struct custom : fake_policy {
+        std::optional<reply> check_sender(const transaction&) override {
+            return make_reply(250, "2.1.0", "Sender looks fine");
+        }
+    } p;
+    server_session s(test_settings(), p);
+    s.start();
+    s.feed("EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+    EXPECT_EQ(s.next(), event::need_input);
+    const std::string out = s.take_output();
+    EXPECT_NE(out.find("250 2.1.0 Sender looks fine\r\n"), std::string::npos);
+    EXPECT_EQ(s.current_state(), state::in_mail);
+}
+
+TEST(SmtpSessionCommands, TooManyRecipients) {
+    driver d;
+    d.ehlo();
+    d.feed("MAIL FROM:<a@sender.test>\r\n");
+    for (int i = 0; i < 5; ++i)
+        EXPECT_EQ(d.feed("RCPT TO:<r" + std::to_string(i) + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<r5@example.test>\r\n"), "452 4.5.3 Too many recipients\r\n");
+    EXPECT_EQ(d.s.current().recipients.size(), 5u);
+    EXPECT_EQ(d.policy.recipients_seen.size(), 5u);
+}
+
+TEST(SmtpSessionCommands, RsetClearsTransactionKeepsHelo) {
+    driver d;
+    d.envelope();
+    EXPECT_EQ(d.feed("RSET\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    EXPECT_TRUE(d.s.current().recipients.empty());
+    EXPECT_EQ(d.s.current().helo, "client.test");
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    EXPECT_EQ(d.feed("RSET all\r\n"), "501 5.5.4 Syntax: RSET\r\n");
+}
+
+TEST(SmtpSessionCommands, EhloInTransactionResetsIt) {
+    driver d;
+    d.envelope();
+    d.feed("EHLO other.test\r\n");
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    EXPECT_EQ(d.s.current().helo, "other.test");
+    EXPECT_TRUE(d.s.current().recipients.empty());
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(SmtpSessionCommands, SimpleVerbs) {
+    driver d;
+    EXPECT_EQ(d.feed("NOOP\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(d.feed("NOOP anything\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(d.feed("VRFY bob\r\n"),
+              "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery\r\n");
+    EXPECT_EQ(d.feed("VRFY\r\n"), "501 5.5.4 Syntax: VRFY address\r\n");
+    EXPECT_EQ(d.feed("HELP\r\n").substr(0, 10), "214 2.0.0 ");
+    EXPECT_EQ(d.feed("EXPN staff\r\n"), "502 5.5.1 Error: command not implemented\r\n");
+    EXPECT_EQ(d.feed("AUTH PLAIN AGFAYg==\r\n"), "502 5.5.1 Error: authentication not enabled\r\n");
+    EXPECT_EQ(d.feed("XYZZY\r\n"), "500 5.5.2 Error: command not recognized\r\n");
+    EXPECT_EQ(d.feed("\r\n"), "500 5.5.2 Error: bad syntax\r\n");
+    EXPECT_EQ(d.feed(std::string("NO\0OP\r\n", 7)), "500 5.5.2 Error: NUL character in command\r\n");
+    EXPECT_EQ(d.feed("NOOP\rRSET\r\n"), "500 5.5.2 Error: bad syntax\r\n");
+    EXPECT_EQ(d.s.error_count(), 7u);
+    EXPECT_FALSE(d.closed);
+}
+
+TEST(SmtpSessionCommands, BareLfTerminatesCommandLine) {
+    driver d;
+    EXPECT_EQ(d.feed("NOOP\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(d.feed("EHLO client.test\nMAIL FROM:<a@sender.test>\n"),
+              std::string(ehlo_reply) + "250 2.1.0 Ok\r\n");
+}
+
+TEST(SmtpSessionCommands, QuitClosesAndIgnoresTheRest) {
+    driver d;
+    EXPECT_EQ(d.feed("QUIT\r\nNOOP\r\n"), "221 2.0.0 mx.example.test closing connection\r\n");
+    EXPECT_TRUE(d.closed);
+    EXPECT_EQ(d.s.current_state(), state::closed);
+    EXPECT_EQ(d.feed("NOOP\r\n"), "");
+    EXPECT_EQ(d.s.next(), event::close);
+}
+
+TEST(SmtpSessionCommands, HttpRequestClosesConnection) {
+    driver d;
+    EXPECT_EQ(d.feed("GET / HTTP/1.0\r\nHost: x\r\n\r\n"),
+              "221 2.7.0 Error: I can break rules, too. Goodbye.\r\n");
+    EXPECT_TRUE(d.closed);
+}
+
+}  // namespace
+}  // namespace postern::smtp::test
