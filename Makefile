@@ -1,6 +1,7 @@
 # Makefile - the front door: `make run` and `make test` on a fresh Debian 12 machine.
 #   make run    install dependencies, build, `postern init run` if absent, serve on 127.0.0.1:2525
-#   make test   install dependencies, build, run unit tests (CTest) and end-to-end tests (pytest)
+#   make test   install dependencies, build, run unit tests (CTest), end-to-end tests (pytest)
+#               and a quick smoke run of the benchmark harness
 #   make bench  side-by-side benchmarks with Postfix (bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
 BUILD     ?= build
@@ -8,7 +9,7 @@ PYTHON    ?= /usr/bin/python3
 JOBS      ?= $(shell nproc)
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test unit e2e bench asan clean
+.PHONY: all deps build run test unit e2e bench bench-smoke asan clean
 
 all: build
 
@@ -29,7 +30,10 @@ unit: build
 e2e: build
 	POSTERN_BIN=$(abspath $(BUILD))/postern $(PYTHON) -m pytest -q tests/e2e
 
-test: unit e2e
+bench-smoke: build
+	POSTERN=$(abspath $(BUILD))/postern bench/inbound/smoke.sh
+
+test: unit e2e bench-smoke
 
 bench: build
 	bench/inbound/run.sh

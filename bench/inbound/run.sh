@@ -268,10 +268,9 @@ run_postern() { # SCENARIO REP
     PT_PID=""
     [[ $rc == 0 ]] || { echo "run.sh: warning: postern serve exited with status $rc; log tail:" >&2; tail -5 "$d/serve.log" >&2; }
 
-    # Messages on disk. The spool layout is Postern's (see its README); count regular files
-    # under var/spool/queue (or var/spool when there is no queue/ folder) and only warn.
-    local qdir=$d/var/spool/queue files
-    [[ -d $qdir ]] || qdir=$d/var/spool
+    # Messages on disk: with queue.hold = true every accepted message is a file in
+    # var/spool/hold/ (README, "Spool format"). Only warn on a mismatch.
+    local qdir=$d/var/spool/hold files
     files=$(find "$qdir" -type f 2>/dev/null | wc -l)
     result postern "$scen" "$rep" "$files" "spool_files=$files queue_list=$listed stop_s=$((SECONDS - t0)) serve_rc=$rc cert=$keytype"
     [[ $KEEP == 1 ]] && echo "kept $d"

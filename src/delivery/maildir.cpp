@@ -7,6 +7,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <clocale>
+#include <cwctype>
+#include <locale.h>
 #include <chrono>
 #include <cstring>
 
@@ -38,6 +41,46 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
+// Unicode lower-casing of a UTF-8 string (glibc's C.UTF-8 tables), so that "Émile" and
+// "émile" share a mailbox the way "Bob" and "bob" do. nullopt for invalid UTF-8.
+std::optional<std::string> utf8_lower(std::string_view in) {
+    static const locale_t utf8 = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr);
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size();) {
+        auto c = static_cast<unsigned char>(in[i]);
+        char32_t cp;
+        std::size_t len;
+        if (c < 0x80) { cp = c; len = 1; }
+        else if ((c & 0xE0) == 0xC0) { cp = c & 0x1F; len = 2; }
+        else if ((c & 0xF0) == 0xE0) { cp = c & 0x0F; len = 3; }
+        else if ((c & 0xF8) == 0xF0) { cp = c & 0x07; len = 4; }
+        else return std::nullopt;
+        if (i + len > in.size()) return std::nullopt;
+        for (std::size_t k = 1; k < len; ++k) {
+            auto cc = static_cast<unsigned char>(in[i + k]);
+            if ((cc & 0xC0) != 0x80) return std::nullopt;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        i += len;
+        if (utf8 && cp >= 0x80) cp = static_cast<char32_t>(::towlower_l(static_cast<wint_t>(cp), utf8));
+        else if (cp >= 'A' && cp <= 'Z') cp = cp - 'A' + 'a';
+        if (cp < 0x80) out += static_cast<char>(cp);
+        else if (cp < 0x800) { out += static_cast<char>(0xC0 | (cp >> 6)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
+        else if (cp < 0x10000) {
+            out += static_cast<char>(0xE0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            out += static_cast<char>(0xF0 | (cp >> 18));
+            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 std::optional<std::string> maildir_folder(std::string_view local) {
@@ -53,12 +96,11 @@ std::optional<std::string> maildir_folder(std::string_view local) {
         out = local;
     }
     if (out.empty() || out.size() > 255 || out.front() == '.') return std::nullopt;
-    for (char& c : out) {
+    for (char c : out) {
         auto u = static_cast<unsigned char>(c);
         if (u < 0x20 || u == 0x7f || c == '/') return std::nullopt;
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     }
-    return out;
+    return utf8_lower(out);
 }
 
 outcome deliver_maildir(const std::string& root, std::string_view local_part, std::string_view prefix,

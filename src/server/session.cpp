@@ -83,6 +83,30 @@ asio::awaitable<std::size_t> receive(connection& c, char* buf, std::size_t len, 
     co_return n;
 }
 
+// Logs every policy refusal (relay denied, bad mailbox) as a `reject` event; the decision
+// itself stays in policy/recipient.cpp.
+class logging_policy final : public smtp::server_policy {
+public:
+    logging_policy(smtp::server_policy& inner, std::string_view sid, std::string_view client)
+        : inner_(inner), sid_(sid), client_(client) {}
+    std::optional<smtp::reply> check_sender(const smtp::transaction& t) override {
+        auto r = inner_.check_sender(t);
+        if (r) log::message_rejected(sid_, client_, fmt::format("MAIL FROM:<{}>: {} {} {}", t.sender.box.str(),
+                                                                 r->code, r->enhanced, r->lines.front()));
+        return r;
+    }
+    std::optional<smtp::reply> check_recipient(const smtp::transaction& t, const smtp::mailbox& rcpt) override {
+        auto r = inner_.check_recipient(t, rcpt);
+        if (r) log::message_rejected(sid_, client_, fmt::format("RCPT TO:<{}>: {} {} {}", rcpt.str(), r->code,
+                                                                 r->enhanced, r->lines.front()));
+        return r;
+    }
+
+private:
+    smtp::server_policy& inner_;
+    std::string_view sid_, client_;
+};
+
 std::string tls_summary(const std::optional<smtp::tls_facts>& t) {
     return t ? fmt::format("{} {}", t->version, t->cipher) : std::string();
 }
@@ -101,7 +125,8 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     auto conn = std::make_shared<connection>(std::move(sock));
     asio::co_spawn(conn->sock.get_executor(), watchdog(conn), asio::detached);
 
-    policy::inbound_policy pol(cfg, /*relay_allowed=*/false);
+    policy::inbound_policy decide(cfg, /*relay_allowed=*/false);
+    logging_policy pol(decide, sid, client);
     smtp::server_settings settings;
     settings.hostname = cfg.hostname;
     settings.max_message_size = cfg.server.max_message_size;

@@ -93,4 +93,39 @@ std::size_t data_decoder::consume(std::string_view in, std::string& body) {
     return i;
 }
 
+normalize_result normalize_line_endings(std::string& body, std::uint64_t max_size) {
+    bool bare = false;
+    std::size_t line = 0;
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const char c = body[i];
+        if (c == '\r' && i + 1 < body.size() && body[i + 1] == '\n') {
+            ++i;
+            line = 0;
+        } else if (c == '\r' || c == '\n') {
+            bare = true;
+            line = 0;
+        } else if (++line > data_decoder::max_line) {
+            return normalize_result::line_too_long;
+        }
+    }
+    if (bare) {
+        std::string out;
+        out.reserve(body.size() + body.size() / 64);
+        for (std::size_t i = 0; i < body.size(); ++i) {
+            const char c = body[i];
+            if (c == '\r' && i + 1 < body.size() && body[i + 1] == '\n') {
+                out += "\r\n";
+                ++i;
+            } else if (c == '\r' || c == '\n') {
+                out += "\r\n";
+            } else {
+                out += c;
+            }
+        }
+        body.swap(out);
+    }
+    return body.size() > max_size ? normalize_result::too_big : normalize_result::ok;
+}
+
 }  // namespace postern::smtp
+

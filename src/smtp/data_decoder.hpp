@@ -49,4 +49,10 @@ private:
     bool line_too_long_ = false;
 };
 
+// Rewrite bare CR and bare LF as CR LF in place (BDAT bodies, RFC 3030 without BINARYMIME),
+// and check every line is at most data_decoder::max_line octets and the result at most
+// `max_size`. Copies only when a bare CR or LF is present.
+enum class normalize_result { ok, line_too_long, too_big };
+normalize_result normalize_line_endings(std::string& body, std::uint64_t max_size);
+
 }  // namespace postern::smtp

@@ -86,9 +86,13 @@ struct server_session::impl {
 
     // --- replies -------------------------------------------------------------------------
 
-    void send(const reply& r) {
+    void send(const reply& r, bool counts_as_error = true) {
         out += r.wire();
-        if (r.code >= 400 && m != mode::closed) {
+        if (r.code == 421) {  // RFC 5321 3.8: 421 closes the transmission channel
+            m = mode::closed;
+            return;
+        }
+        if (r.code >= 400 && counts_as_error && m != mode::closed) {
             ++errors;
             if (errors > settings.max_errors) {
                 out += make_reply(421, "4.7.0", settings.hostname + " Error: too many errors").wire();
@@ -327,8 +331,12 @@ struct server_session::impl {
         if (p->box.utf8 && !tx.smtputf8)  // RFC 6531 3.5
             return fail(553, "5.6.7", "Error: non-ASCII recipient address requires SMTPUTF8");
         // RFC 5321 4.5.3.1.10: 452 for too many recipients (the client may retry the rest).
-        if (tx.recipients.size() >= settings.max_recipients)
-            return fail(452, "4.5.3", "Too many recipients");
+        // Not a client error (like Postfix's recipient overshoot): a client with more
+        // recipients than the limit sends the rest in a later transaction.
+        if (tx.recipients.size() >= settings.max_recipients) {
+            send(make_reply(452, "4.5.3", "Too many recipients"), /*counts_as_error=*/false);
+            return std::nullopt;
+        }
         if (auto r = policy.check_recipient(tx, p->box); r && !r->positive()) {
             send(*r);
         } else {
@@ -495,6 +503,18 @@ struct server_session::impl {
             send(250, "2.0.0", std::to_string(chunk_size) + " octets received");
             return std::nullopt;
         }
+        // BINARYMIME is not offered, so BDAT content is text lines: store it exactly like DATA
+        // content (bare CR / bare LF -> CRLF, lines of at most 998 octets), so nothing received
+        // over BDAT can smuggle an end-of-data into a later DATA relay.
+        const auto norm = normalize_line_endings(body, settings.max_message_size);
+        if (norm != normalize_result::ok) {
+            reset_transaction();
+            if (norm == normalize_result::too_big)
+                send(552, "5.3.4", "Error: message too big");
+            else
+                send(554, "5.6.0", "Error: message line longer than 998 octets");
+            return std::nullopt;
+        }
         m = mode::waiting_store;
         return event::message;
     }
@@ -583,7 +603,8 @@ bool server_session::has_output() const { return !p_->out.empty(); }
 
 void server_session::tls_started(const tls_facts& facts) {
     auto& s = *p_;
-    assert(s.m == mode::waiting_tls);
+    if (s.m == mode::closed) return;
+    assert(s.m == mode::waiting_tls);  // called without event::start_tls: driver bug
     if (s.m != mode::waiting_tls) return;
     // RFC 3207 4.2: discard all knowledge obtained from the client; EHLO is needed again.
     s.reset_all();
@@ -594,7 +615,8 @@ void server_session::tls_started(const tls_facts& facts) {
 
 void server_session::message_done(const reply& r) {
     auto& s = *p_;
-    assert(s.m == mode::waiting_store);
+    if (s.m == mode::closed) return;     // timeout() while the message was being stored
+    assert(s.m == mode::waiting_store);  // called without event::message: driver bug
     if (s.m != mode::waiting_store) return;
     s.m = mode::command;
     s.reset_transaction();

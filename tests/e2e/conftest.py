@@ -209,6 +209,8 @@ class RawSMTP:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65536)
+            except (socket.timeout, TimeoutError):
+                raise AssertionError(f"connection still open after {timeout}s; got {self.buf + got!r}")
             except (ConnectionResetError, BrokenPipeError):
                 chunk = b""
             if not chunk:

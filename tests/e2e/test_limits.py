@@ -115,6 +115,26 @@ def test_max_recipients_452(make_instance):
     assert inst.maildir_messages("r3") == []
 
 
+def test_excess_recipients_do_not_end_the_session(make_instance):
+    # RFC 5321 4.5.3.1.10: 452 tells the client to send the other recipients in a later
+    # transaction. A pipelining client that overshoots max_recipients must still get its
+    # message through; Postfix-class servers do not count these 452s as client errors
+    # (Postfix: smtpd_recipient_overshoot_limit = 1000).
+    inst = make_instance(server_extra="max_recipients = 5")  # max_errors = 10 (default)
+    with inst.smtp() as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<a@example.test>\r\n"
+               + b"".join(b"RCPT TO:<r%d@localhost>\r\n" % i for i in range(20)) + b"DATA\r\n")
+        codes = [c.read_reply().code for _ in range(22)]
+        assert codes == [250] + [250] * 5 + [452] * 15 + [354], codes
+        c.send(b"Subject: many\r\n\r\nx\r\n.\r\n")
+        qid_of(c.read_reply())
+        assert c.cmd("QUIT").code == 221
+    for i in range(5):
+        assert inst.wait_maildir(f"r{i}")
+    assert inst.maildir_messages("r5") == []
+
+
 def test_command_timeout_421(make_instance):
     inst = make_instance(server_extra='command_timeout = "1s"')
     with inst.smtp() as c:
@@ -211,3 +231,32 @@ def test_max_connections_across_addresses(make_instance):
     finally:
         a.close()
         b.close()
+
+
+def body_of_size(n):
+    body = b"Subject: exact\r\n\r\n"
+    line = b"z" * 68 + b"\r\n"
+    while len(body) + len(line) <= n - 4:
+        body += line
+    body += b"q" * (n - len(body) - 2) + b"\r\n"
+    assert len(body) == n
+    return body
+
+
+def test_size_limit_boundary_data_and_bdat(make_instance):
+    inst = make_instance(server_extra=f"max_message_size = {LIMIT}")
+    with inst.smtp() as c:
+        c.ehlo()
+        qid_of(c.send_mail("a@example.test", ["bob@localhost"], body_of_size(LIMIT)))
+        r = c.send_mail("a@example.test", ["bob@localhost"], body_of_size(LIMIT + 1))
+        assert r.code == 552 and r.last.startswith("5.3.4"), r
+        for n, code in ((LIMIT, 250), (LIMIT + 1, 552)):
+            c.expect("MAIL FROM:<a@example.test>", 250)
+            c.expect("RCPT TO:<bob@localhost>", 250)
+            c.send(b"BDAT %d LAST\r\n" % n + body_of_size(n))
+            r = c.read_reply()
+            assert r.code == code, (n, r)
+    msgs = inst.wait_maildir("bob", count=2)
+    time.sleep(0.3)
+    msgs = inst.maildir_messages("bob")
+    assert len(msgs) == 2 and all(m.endswith(body_of_size(LIMIT)) for m in msgs)

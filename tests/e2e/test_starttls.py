@@ -2,6 +2,7 @@
 STARTTLS is never executed (CVE-2011-0411), session state is reset, STARTTLS inside TLS is 503,
 and `tls.opportunistic = false` turns STARTTLS off."""
 import subprocess
+import time
 
 import pytest
 
@@ -21,6 +22,7 @@ def test_plaintext_pipelined_after_starttls_is_discarded(postern, injected):
         r = c.read_reply()
         assert (r.code, r.last) == (220, "2.0.0 Ready to start TLS")
         assert c.buf == b"", f"plaintext answered after 220: {c.buf!r}"
+        c.sock.settimeout(10)
         c.sock = tls_client_context().wrap_socket(c.sock)
         assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
         # Nothing was executed: no reply is waiting for us inside TLS.
@@ -40,6 +42,21 @@ def test_plaintext_pipelined_after_starttls_is_discarded(postern, injected):
     msg = postern.wait_maildir("bob")[0]
     assert b"Received: from client.test " in msg and b"evil" not in msg
     assert f"with ESMTPS id {qid}".encode() in msg
+
+
+def test_ehlo_and_starttls_pipelined_together(postern):
+    # STARTTLS may end a pipelined group (RFC 2920 3.1): EHLO is answered, then 220.
+    with postern.smtp() as c:
+        c.send(b"EHLO pipe.test\r\nSTARTTLS\r\n")
+        assert c.read_reply().code == 250
+        r = c.read_reply()
+        assert r.code == 220, r
+        assert c.buf == b""
+        c.sock.settimeout(10)
+        c.sock = tls_client_context().wrap_socket(c.sock)
+        c.ehlo()
+        qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: p\r\n\r\nx\r\n"))
+    assert b"ESMTPS" in postern.wait_maildir("bob")[0]
 
 
 def test_starttls_inside_tls_is_503(postern):
@@ -87,3 +104,48 @@ def test_opportunistic_off_no_starttls(make_instance):
     assert "250 2.0.0 Ok: queued as" in r.stdout
     assert inst.wait_maildir("plain") and inst.wait_maildir("bob")
     assert inst.maildir_messages("tls") == []
+
+
+def test_failed_handshake_closes_and_server_keeps_serving(make_instance):
+    inst = make_instance(server_extra="max_connections_per_ip = 2")
+    for _ in range(4):  # more failures than the per-IP limit: no session slot may leak
+        with inst.smtp() as c:
+            c.ehlo()
+            c.expect("STARTTLS", 220)
+            c.send(b"this is not a TLS ClientHello\r\n" * 4)
+            c.wait_closed(5)
+    inst.wait_log("tls_failed")
+    inst.wait_sessions_closed()
+    a, b = inst.smtp(), inst.smtp()
+    try:
+        assert a.greeting.code == 220 and b.greeting.code == 220
+        a.ehlo()
+        a.starttls()
+        a.ehlo()
+        qid_of(a.send_mail("x@example.test", ["bob@localhost"], b"Subject: ok\r\n\r\nok\r\n"))
+    finally:
+        a.close()
+        b.close()
+    assert inst.wait_maildir("bob")
+
+
+def test_stalled_handshake_times_out(make_instance):
+    inst = make_instance(server_extra='command_timeout = "1s"')
+    with inst.smtp() as c:
+        c.ehlo()
+        c.expect("STARTTLS", 220)
+        t0 = time.time()
+        c.wait_closed(5)  # we never start the handshake
+        assert time.time() - t0 < 4
+    with inst.smtp() as c:
+        assert c.ehlo().code == 250
+
+
+def test_idle_timeout_inside_tls_is_421(make_instance):
+    inst = make_instance(server_extra='command_timeout = "1s"')
+    with inst.smtp() as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        r = c.read_reply(timeout=5)
+        assert r.code == 421 and r.last.startswith("4.4.2"), r

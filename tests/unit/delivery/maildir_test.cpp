@@ -70,3 +70,10 @@ TEST(maildir, unwritable_root_is_transient) {
     EXPECT_EQ(o.result, delivery::outcome::kind::transient);
     EXPECT_EQ(o.dsn.substr(0, 2), "4.");
 }
+
+TEST(maildir_folder, unicode_lower_case_and_bad_utf8) {
+    EXPECT_EQ(delivery::maildir_folder("Émile"), "émile");
+    EXPECT_EQ(delivery::maildir_folder("ΔΟΚΙΜΉ"), "δοκιμή");
+    EXPECT_FALSE(delivery::maildir_folder("\xC3"));      // truncated sequence
+    EXPECT_FALSE(delivery::maildir_folder("a\xFF" "b"));  // not UTF-8
+}

@@ -37,7 +37,9 @@ TEST(SmtpSessionBdat, BinaryTransparentNoDotStuffing) {
     ASSERT_EQ(chunk.size(), 20u);
     d.feed("BDAT 20 LAST\r\n" + chunk);
     ASSERT_EQ(d.messages.size(), 1u);
-    EXPECT_EQ(d.messages[0].body, chunk);  // octets as sent: nothing unstuffed or rewritten
+    // No dot-unstuffing; bare LF / bare CR become CRLF (BINARYMIME is not offered, and a
+    // "\n.\n" must never reach a later DATA relay as an end-of-data).
+    EXPECT_EQ(d.messages[0].body, std::string("a\r\n.\r\nQUIT\r\n\0\xff\r\n.\r\n..x", 22));
     EXPECT_FALSE(d.closed);                // the QUIT inside the chunk was data
 }
 
@@ -124,7 +126,9 @@ TEST(SmtpSessionBdat, HugeDeclaredChunkIsDiscardedNotBuffered) {
 TEST(SmtpSessionBdat, ExactlyMaxSizeAccepted) {
     driver d;
     d.envelope();
-    d.feed("BDAT 10000 LAST\r\n" + std::string(10000, 'q'));
+    std::string body;
+    for (int i = 0; i < 100; ++i) body += std::string(98, 'q') + "\r\n";  // text lines, 10000 octets
+    d.feed("BDAT 10000 LAST\r\n" + body);
     ASSERT_EQ(d.messages.size(), 1u);
     EXPECT_EQ(d.messages[0].body.size(), 10000u);
 }
@@ -149,6 +153,27 @@ TEST(SmtpSessionBdat, PipelinedChunksAnsweredInOrder) {
     ASSERT_EQ(d.messages.size(), 1u);
     EXPECT_EQ(d.messages[0].body, "abcde");
     EXPECT_EQ(d.count(event::need_input), 1u);
+}
+
+TEST(SmtpSessionBdat, BareLineEndsAcrossChunksAreNormalised) {
+    driver d;
+    d.envelope();
+    d.feed("BDAT 3\r\na\r\r");  // CR at the end of a chunk, LF at the start of the next: one CRLF
+    d.feed("BDAT 4 LAST\r\n\nb\nc");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "a\r\n\r\nb\r\nc");
+}
+
+TEST(SmtpSessionBdat, OverlongLineRefusedLikeData) {
+    driver d;
+    d.envelope();
+    const std::string line(999, 'x');
+    EXPECT_EQ(d.feed("BDAT 1001 LAST\r\n" + line + "\r\n"),
+              "554 5.6.0 Error: message line longer than 998 octets\r\n");
+    EXPECT_TRUE(d.messages.empty());
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    d.envelope();
+    EXPECT_EQ(d.feed("BDAT 1000 LAST\r\n" + std::string(998, 'x') + "\r\n"), "250 2.0.0 Ok: queued as 4F2A\r\n");
 }
 
 }  // namespace

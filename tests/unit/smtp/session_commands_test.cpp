@@ -252,6 +252,17 @@ TEST(SmtpSessionCommands, TooManyRecipients) {
     EXPECT_EQ(d.policy.recipients_seen.size(), 5u);
 }
 
+TEST(SmtpSessionCommands, RecipientOvershootIsNotAClientError) {
+    driver d;  // max_recipients 5, max_errors 10
+    d.ehlo();
+    d.feed("MAIL FROM:<a@sender.test>\r\n");
+    std::string out;
+    for (int i = 0; i < 30; ++i) out += d.feed("RCPT TO:<r" + std::to_string(i) + "@example.test>\r\n");
+    EXPECT_EQ(out.find("421"), std::string::npos) << out;
+    EXPECT_EQ(d.s.error_count(), 0u);
+    EXPECT_EQ(d.feed("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+}
+
 TEST(SmtpSessionCommands, RsetClearsTransactionKeepsHelo) {
     driver d;
     d.envelope();

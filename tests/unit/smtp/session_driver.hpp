@@ -12,8 +12,9 @@
 
 namespace postern::smtp::test {
 
-// Hosted domain "example.test"; other recipient domains are relay attempts; senders at
-// "blocked.test" are refused. Records every call.
+// Hosted domain "example.test"; other recipient domains are relay attempts ("greylist.test"
+// gets a 450); senders at "blocked.test" are refused, at "shutdown.test" get a 421.
+// Records every call.
 struct fake_policy : server_policy {
     std::vector<std::string> senders_seen;
     std::vector<std::string> recipients_seen;
@@ -22,6 +23,8 @@ struct fake_policy : server_policy {
         senders_seen.push_back(t.sender.null ? "<>" : t.sender.box.str());
         if (!t.sender.null && t.sender.box.domain_lower() == "blocked.test")
             return make_reply(554, "5.7.1", "Sender rejected");
+        if (!t.sender.null && t.sender.box.domain_lower() == "shutdown.test")
+            return make_reply(421, "4.3.2", "mx.example.test Service shutting down");
         return std::nullopt;
     }
     std::optional<reply> check_recipient(const transaction&, const mailbox& rcpt) override {

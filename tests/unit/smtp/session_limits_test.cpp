@@ -79,6 +79,36 @@ TEST(SmtpSessionLimits, PartialLineAtLimitIsAlreadyTooLong) {
     EXPECT_EQ(d.feed("\nNOOP\r\n"), "500 5.5.2 Error: line too long\r\n250 2.0.0 Ok\r\n");
 }
 
+TEST(SmtpSessionLimits, A421FromPolicyClosesTheSession) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@shutdown.test>\r\nNOOP\r\n"),
+              "421 4.3.2 mx.example.test Service shutting down\r\n");
+    EXPECT_TRUE(d.closed);
+}
+
+TEST(SmtpSessionLimits, A421FromMessageDoneClosesTheSession) {
+    driver d;
+    d.store_reply = make_reply(421, "4.3.0", "mx.example.test Error: queue unavailable");
+    d.envelope();
+    EXPECT_EQ(d.feed("DATA\r\nx\r\n.\r\nNOOP\r\n"),
+              "354 End data with <CR><LF>.<CR><LF>\r\n421 4.3.0 mx.example.test Error: queue unavailable\r\n");
+    EXPECT_TRUE(d.closed);
+}
+
+TEST(SmtpSessionLimits, TimeoutWhileStoringThenMessageDoneIsIgnored) {
+    fake_policy p;
+    server_session s(test_settings(), p);
+    s.start();
+    s.feed("EHLO c\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\nx\r\n.\r\n");
+    ASSERT_EQ(s.next(), event::message);
+    (void)s.take_output();
+    s.timeout();
+    s.message_done(make_reply(250, "2.0.0", "Ok: queued as X"));
+    EXPECT_EQ(s.next(), event::close);
+    EXPECT_EQ(s.take_output(), "421 4.4.2 mx.example.test Error: timeout exceeded\r\n");
+}
+
 TEST(SmtpSessionLimits, Timeout) {
     driver d;
     d.ehlo();

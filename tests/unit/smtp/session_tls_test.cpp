@@ -42,9 +42,11 @@ TEST(SmtpSessionTls, InputFedDuringHandshakeIsDiscarded) {
     driver d;
     d.auto_tls = false;
     d.ehlo();
-    EXPECT_EQ(d.feed("STARTTLS\r\n"), "220 2.0.0 Ready to start TLS\r\n");
+    EXPECT_EQ(d.feed("STARTTLS\r\nNOOP\r\n"), "220 2.0.0 Ready to start TLS\r\n");
     EXPECT_EQ(d.s.current_state(), state::waiting_tls);
+    EXPECT_EQ(d.s.buffered(), 0u);  // the pipelined NOOP was dropped at STARTTLS already
     d.s.feed("EHLO evil\r\nMAIL FROM:<evil@s.test>\r\n");  // plaintext injected before TLS
+    EXPECT_EQ(d.s.buffered(), 0u);
     EXPECT_EQ(d.s.next(), event::need_input);            // an event is outstanding
     d.s.tls_started(tls_facts{"TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", 128, 128});
     EXPECT_EQ(d.run(), "");

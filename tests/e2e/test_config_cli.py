@@ -1,0 +1,280 @@
+"""tests/e2e/test_config_cli.py - operating the daemon (SPEC §4, §5, §6): SIGHUP reload (good
+and bad files), `check-config` errors as FILE:LINE, JSON logs, SIGTERM."""
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import POSTERN, qid_of, render_config, wait_until
+
+
+def size_in_ehlo(inst):
+    with inst.smtp() as c:
+        ehlo = c.ehlo()
+    sizes = [l for l in ehlo.lines if l.startswith("SIZE ")]
+    assert len(sizes) == 1, ehlo
+    return int(sizes[0].split()[1])
+
+
+def count_events(inst, event):
+    return sum(1 for l in inst.log().splitlines() if f" {event} " in l)
+
+
+def test_sighup_reload_applies_to_new_sessions(make_instance):
+    inst = make_instance(server_extra="max_message_size = 10240")
+    assert size_in_ehlo(inst) == 10240
+    old = inst.smtp()
+    try:
+        old.ehlo()
+        inst.write_config(render_config(inst.dir, inst.port, server_extra="max_message_size = 20480"))
+        inst.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: count_events(inst, "reload") == 1, what="reload logged")
+        assert inst.alive
+        assert size_in_ehlo(inst) == 20480  # a new session sees the new config
+        # the session that started before the reload keeps its config
+        r = old.cmd("MAIL FROM:<a@example.test> SIZE=15000")
+        assert r.code == 552, r
+        assert old.cmd("EHLO again.test").lines.count("SIZE 10240") == 1
+    finally:
+        old.close()
+
+
+def test_sighup_with_bad_file_keeps_old_config(make_instance):
+    inst = make_instance(server_extra="max_message_size = 10240")
+    good = inst.config.read_text()
+    lines = good.splitlines()
+    idx = lines.index("[server]")
+    lines.insert(idx + 1, "max_mesage_size = 20480")  # typo: unknown key
+    bad_line = idx + 2
+    inst.write_config("\n".join(lines) + "\n")
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload_failed" in inst.log(), what="reload_failed logged")
+    time.sleep(0.1)
+    assert inst.alive
+    failed = [l for l in inst.log().splitlines() if "reload_failed" in l]
+    assert len(failed) == 1
+    assert f"{inst.config}:{bad_line}:" in failed[0], failed[0]
+    assert "max_mesage_size" in failed[0]
+    assert size_in_ehlo(inst) == 10240
+    # still accepts mail with the old config
+    with inst.smtp() as c:
+        c.ehlo()
+        qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: after bad reload\r\n\r\nx\r\n"))
+    assert inst.wait_maildir("bob")
+    # fixing the file and reloading again works
+    inst.write_config(good.replace("max_message_size = 10240", "max_message_size = 30720"))
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: count_events(inst, "reload") == 1, what="reload logged")
+    assert size_in_ehlo(inst) == 30720
+
+
+def run_check(path, cwd=None):
+    return subprocess.run([POSTERN, "check-config", "-c", str(path)], capture_output=True, text=True,
+                          timeout=20, cwd=cwd)
+
+
+@pytest.mark.parametrize("section,insert,needle", [
+    ("[server]", "bogus_key = 1", "unknown key 'server.bogus_key'"),
+    ("[tls]", "opportunistic = 1", "tls.opportunistic"),
+    ("[server]", 'command_timeout = "5 parsecs"', "server.command_timeout"),
+    ("[queue]", "frobnicate = true", "unknown key 'queue.frobnicate'"),
+    ("[server]", "max_errors = 3 3", "Error while parsing"),
+    ("[server]", "max_message_size = 10", "server.max_message_size"),
+], ids=["unknown-server-key", "bad-bool", "bad-duration", "unknown-queue-key", "toml-syntax", "size-too-small"])
+def test_check_config_reports_file_and_line(make_instance, section, insert, needle):
+    inst = make_instance(start=False)
+    assert run_check(inst.config).returncode == 0
+    lines = inst.config.read_text().splitlines()
+    idx = lines.index(section)
+    lines.insert(idx + 1, insert)
+    inst.write_config("\n".join(lines) + "\n")
+    r = run_check(inst.config)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    out = r.stderr.strip()
+    assert "\n" not in out, out  # one message: the first error
+    assert out.startswith(f"{inst.config}:{idx + 2}: "), out
+    assert needle in out, out
+    assert r.stdout == ""
+
+
+def test_check_config_unknown_top_level_key_and_good_file(tmp_path):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('hostname = "mx.test"\n\n[spool]\ndir = "spool"\n\nmystery = 3\n')
+    r = run_check(cfg)
+    assert r.returncode == 2
+    # `mystery` is inside [spool] (TOML): line 6
+    assert r.stderr.strip().startswith(f"{cfg}:6: unknown key 'spool.mystery'"), r.stderr
+    cfg.write_text('hostname = "mx.test"\nwhatever = 1\n\n[spool]\ndir = "spool"\n')
+    r = run_check(cfg)
+    assert r.returncode == 2 and r.stderr.strip().startswith(f"{cfg}:2: unknown key 'whatever'"), r.stderr
+    cfg.write_text('hostname = "mx.test"\n\n[spool]\ndir = "spool"\n')
+    r = run_check(cfg)
+    assert r.returncode == 0, r.stderr
+
+
+def test_serve_refuses_bad_config(make_instance):
+    inst = make_instance(start=False, server_extra="bogus = 1")
+    r = subprocess.run([POSTERN, "serve", "-c", str(inst.config)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2
+    assert f"{inst.config}:" in r.stderr and "unknown key 'server.bogus'" in r.stderr
+
+
+def test_json_log_lines(make_instance):
+    inst = make_instance(extra='[log]\nformat = "json"\n')
+    with inst.smtp() as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        qid = qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: json\r\n\r\nx\r\n"))
+        assert c.cmd("BOGUS").code == 500
+        assert c.cmd("QUIT").code == 221
+    inst.wait_maildir("bob")
+    inst.wait_log('"result":"sent"')
+    inst.stop()
+    assert inst.proc.returncode == 0
+    events = []
+    for line in inst.log().splitlines():
+        obj = json.loads(line)  # every line is one JSON object
+        assert isinstance(obj, dict) and isinstance(obj.get("event"), str), line
+        events.append(obj)
+    names = [e["event"] for e in events]
+    for expected in ("start", "connect", "tls", "queued", "delivery", "disconnect", "stop"):
+        assert expected in names, (expected, names)
+    queued = [e for e in events if e["event"] == "queued"]
+    assert len(queued) == 1 and queued[0]["id"] == qid, queued
+    delivery = [e for e in events if e["event"] == "delivery"]
+    assert delivery[0]["id"] == qid and delivery[0]["result"] == "sent"
+
+
+def test_sigterm_exits_zero(postern):
+    with postern.smtp() as c:
+        c.ehlo()
+        qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: t\r\n\r\nx\r\n"))
+    postern.wait_maildir("bob")
+    postern.wait_sessions_closed()
+    t0 = time.time()
+    postern.proc.send_signal(signal.SIGTERM)
+    rc = postern.proc.wait(timeout=5)
+    assert rc == 0
+    assert time.time() - t0 < 3
+    assert " stop " in postern.log()
+    import socket
+    with pytest.raises(OSError):
+        socket.create_connection((postern.host, postern.port), timeout=1).close()
+
+
+def test_sigterm_lets_a_session_finish(postern):
+    c = postern.smtp()
+    try:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<bob@localhost>", 250)
+        postern.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert postern.alive  # draining: the open session is not cut
+        c.expect("DATA", 354)
+        c.send(b"Subject: drain\r\n\r\nx\r\n.\r\n")
+        qid_of(c.read_reply())
+        assert c.cmd("QUIT").code == 221
+    finally:
+        c.close()
+    assert postern.proc.wait(timeout=5) == 0
+    # accepted during drain: it is in the queue (delivered at once or at the next start)
+    msgs = postern.maildir_messages("bob")
+    if not msgs:
+        assert len(postern.spool_files("queue")) == 1
+        postern.start()
+        postern.wait_maildir("bob")
+
+
+def test_refusals_are_logged_as_reject(postern):
+    # README "Logs": a `reject` event; an administrator must see relay attempts in the log.
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<spammer@example.test>", 250)
+        r = c.cmd("RCPT TO:<victim@elsewhere.test>")
+        assert r.code == 554, r
+    postern.wait_sessions_closed()
+    rejects = [l for l in postern.log().splitlines() if " reject " in l]
+    assert len(rejects) == 1, postern.log()
+    assert "554 5.7.1" in rejects[0] and "victim@elsewhere.test" in rejects[0], rejects[0]
+
+
+def test_json_log_escapes_hostile_input(make_instance):
+    inst = make_instance(extra='[log]\nformat = "json"\n')
+    sender = '"we\\"i\\\\rd"@example.test'
+    with inst.smtp() as c:
+        c.ehlo('h\\"x')
+        c.expect(f"MAIL FROM:<{sender}>", 250)
+        c.expect("RCPT TO:<bob@localhost>", 250)
+        c.expect("RCPT TO:<\"q\\\"x\"@elsewhere.test>", 554)
+        c.expect("DATA", 354)
+        c.send(b"Subject: j\r\n\r\nx\r\n.\r\n")
+        qid = qid_of(c.read_reply())
+    inst.wait_maildir("bob")
+    inst.wait_log('"result":"sent"')
+    inst.wait_sessions_closed()
+    events = [json.loads(l) for l in inst.log().splitlines()]
+    queued = [e for e in events if e["event"] == "queued"]
+    assert queued[0]["id"] == qid and sender in queued[0]["from"], queued
+
+
+def test_sigterm_with_idle_session_drains_then_exits_zero(postern):
+    c = postern.smtp()
+    try:
+        c.ehlo()
+        t0 = time.time()
+        postern.proc.send_signal(signal.SIGTERM)
+        rc = postern.proc.wait(timeout=14)
+        assert rc == 0
+        assert time.time() - t0 < 13
+        data = c.wait_closed(3)  # the idle client is disconnected (a 421 first is polite)
+        assert data == b"" or data.startswith(b"421 "), data
+    finally:
+        c.close()
+
+
+def test_serve_fails_cleanly_when_port_is_taken(postern, make_instance):
+    other = make_instance(start=False)
+    other.write_config(render_config(other.dir, postern.port))
+    r = subprocess.run([POSTERN, "serve", "-c", str(other.config)], capture_output=True, text=True,
+                       timeout=20, cwd=other.dir)
+    assert r.returncode != 0
+    assert f"127.0.0.1:{postern.port}" in r.stderr and "cannot listen" in r.stderr, r.stderr
+    with postern.smtp() as c:  # the running instance is unaffected
+        assert c.ehlo().code == 250
+
+
+def peer_cert_der(inst):
+    with inst.smtp() as c:
+        c.ehlo()
+        c.starttls()
+        der = c.sock.getpeercert(binary_form=True)
+        c.ehlo()
+    return der
+
+
+def test_sighup_picks_up_a_renewed_certificate(make_instance):
+    import ssl
+    inst = make_instance()
+    old_der = peer_cert_der(inst)
+    assert old_der == ssl.PEM_cert_to_DER_cert((inst.dir / "var/tls/cert.pem").read_text())
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", str(inst.dir / "var/tls/new-key.pem"),
+                        "-out", str(inst.dir / "var/tls/new-cert.pem"), "-days", "2",
+                        "-subj", "/CN=renewed.test"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    inst.write_config(render_config(inst.dir, inst.port).replace("var/tls/cert.pem", "var/tls/new-cert.pem")
+                      .replace("var/tls/key.pem", "var/tls/new-key.pem"))
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: count_events(inst, "reload") == 1, what="reload logged")
+    new_der = peer_cert_der(inst)
+    assert new_der == ssl.PEM_cert_to_DER_cert((inst.dir / "var/tls/new-cert.pem").read_text())
+    # a key that does not match the certificate: reload fails, the renewed certificate stays
+    inst.write_config(render_config(inst.dir, inst.port).replace("var/tls/cert.pem", "var/tls/new-cert.pem"))
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload_failed" in inst.log(), what="reload_failed logged")
+    assert inst.alive
+    assert peer_cert_der(inst) == new_der
