@@ -99,7 +99,6 @@ int serve(const std::string& config_path) {
     runner.recover();
 
     asio::signal_set signals(io, SIGHUP, SIGTERM, SIGINT);
-    asio::steady_timer drain_timer(io);
     std::function<void()> wait_signal;
     wait_signal = [&] {
         signals.async_wait([&](asio::error_code ec, int sig) {
@@ -128,22 +127,19 @@ int serve(const std::string& config_path) {
                 acc.close(ig);
             }
             runner.stop();
-            drain_timer.expires_after(std::chrono::seconds(10));
-            drain_timer.async_wait([&](asio::error_code) { io.stop(); });
-            // Stop earlier once the last session has ended.
-            auto poll = std::make_shared<std::function<void()>>();
-            auto poll_timer = std::make_shared<asio::steady_timer>(io);
-            *poll = [&, poll, poll_timer] {
-                if (ctx.connections == 0) {
+            // Stop once the last session has ended, or after 10 s at the latest.
+            asio::co_spawn(
+                io,
+                [&]() -> asio::awaitable<void> {
+                    asio::steady_timer t(io);
+                    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                    while (ctx.connections > 0 && std::chrono::steady_clock::now() < deadline) {
+                        t.expires_after(std::chrono::milliseconds(50));
+                        co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+                    }
                     io.stop();
-                    return;
-                }
-                poll_timer->expires_after(std::chrono::milliseconds(50));
-                poll_timer->async_wait([poll](asio::error_code e) {
-                    if (!e) (*poll)();
-                });
-            };
-            (*poll)();
+                },
+                asio::detached);
             signals.async_wait([&](asio::error_code, int) { io.stop(); });  // a second signal: now
         });
     };
