@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config ninja-build
       libssl-dev libasio-dev libunbound-dev libtomlplusplus-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      python3 python3-pytest openssl swaks postfix procps iproute2"
+      python3 python3-pytest openssl swaks postfix procps iproute2 nsd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

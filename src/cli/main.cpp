@@ -1,9 +1,10 @@
-// cli/main.cpp - the `postern` command line (SPEC §4): serve, init, check-config.
+// cli/main.cpp - the `postern` command line (SPEC §4): serve, init, check-config, queue.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
 #include "cli/init.hpp"
+#include "cli/queue.hpp"
 #include "config/config.hpp"
 #include "runtime/daemon.hpp"
 
@@ -23,10 +24,13 @@ int main(int argc, char** argv) {
     auto* check = app.add_subcommand("check-config", "validate the configuration; errors as FILE:LINE: message");
     check->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
 
+    postern::cli::queue_command queue(app);
+
     CLI11_PARSE(app, argc, argv);
 
     if (*serve) return postern::runtime::serve(config_path);
     if (*init) return postern::cli::init(init_dir);
+    if (queue.selected()) return queue.run();
     if (*check) {
         auto cfg = postern::config::load(config_path);
         if (!cfg) {

@@ -117,8 +117,10 @@ const char* to_string(rcpt_status s) {
     return "queued";
 }
 
-std::string format_state(const std::vector<rcpt_state>& st) {
+std::string format_state(const std::vector<rcpt_state>& st, const std::set<std::string>& tls_failed) {
     std::string out = "POSTERN-STATE 1\n";
+    for (const auto& h : tls_failed)
+        if (h.find_first_of(" \r\n") == std::string::npos) out += fmt::format("tlsfail {}\n", h);
     for (std::size_t i = 0; i < st.size(); ++i) {
         std::string reply = st[i].last_reply;
         for (char& c : reply)
@@ -138,6 +140,7 @@ result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t r
         if (nl == std::string_view::npos) return error{"truncated state line"};
         std::string_view line = text.substr(pos, nl - pos);
         pos = nl + 1;
+        if (line.substr(0, 8) == "tlsfail ") continue;  // parse_tls_failed() reads these
         // "IDX STATUS ATTEMPTS NEXT REPLY..."
         std::string_view f[4];
         for (auto& x : f) {
@@ -161,6 +164,19 @@ result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t r
         s.last_reply = line;
     }
     return st;
+}
+
+std::set<std::string> parse_tls_failed(std::string_view text) {
+    std::set<std::string> hosts;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        if (nl == std::string_view::npos) break;
+        std::string_view line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        if (line.substr(0, 8) == "tlsfail " && line.size() > 8) hosts.emplace(line.substr(8));
+    }
+    return hosts;
 }
 
 void spool::set_fsync_fault(std::function<int(const std::string&)> hook) {
@@ -290,10 +306,16 @@ result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::si
     return parse_state(*text, recipients);
 }
 
-bool spool::write_state(const std::string& id, const std::vector<rcpt_state>& st) {
+std::set<std::string> spool::read_tls_failed(const std::string& id) const {
+    auto text = read_file(fmt::format("{}/state/{}", dir_, id));
+    return text ? parse_tls_failed(*text) : std::set<std::string>{};
+}
+
+bool spool::write_state(const std::string& id, const std::vector<rcpt_state>& st,
+                        const std::set<std::string>& tls_failed) {
     if (!valid_id(id)) return false;
     std::string tmp = fmt::format("{}/state/.{}.tmp", dir_, id);
-    std::string text = format_state(st);
+    std::string text = format_state(st, tls_failed);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return false;
     bool ok = write_all(fd, {text});

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,8 +41,11 @@ struct rcpt_state {
     std::int64_t next_attempt = 0;  // unix time; 0 = as soon as possible
     std::string last_reply;
 };
-std::string format_state(const std::vector<rcpt_state>& st);
+// `tls_failed`: hosts whose TLS handshake failed for this message (SPEC §1.1: the second
+// failure for the same message and host delivers without TLS), as "tlsfail HOST" lines.
+std::string format_state(const std::vector<rcpt_state>& st, const std::set<std::string>& tls_failed = {});
 result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t recipients);
+std::set<std::string> parse_tls_failed(std::string_view text);
 
 struct loaded_message {
     envelope env;
@@ -70,7 +74,9 @@ public:
     bool move(const std::string& id, area from, area to);
 
     result<std::vector<rcpt_state>> read_state(const std::string& id, std::size_t recipients) const;
-    bool write_state(const std::string& id, const std::vector<rcpt_state>& st);
+    bool write_state(const std::string& id, const std::vector<rcpt_state>& st,
+                     const std::set<std::string>& tls_failed = {});
+    std::set<std::string> read_tls_failed(const std::string& id) const;
 
     std::string path(const std::string& id, area where) const;
 

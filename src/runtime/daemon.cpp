@@ -22,6 +22,9 @@
 #include "runtime/queue_runner.hpp"
 #include "server/context.hpp"
 #include "server/session.hpp"
+#include "dns/resolver.hpp"
+#include "runtime/control_server.hpp"
+#include "tls/client.hpp"
 #include "tls/context.hpp"
 
 namespace postern::runtime {
@@ -42,6 +45,10 @@ result<std::shared_ptr<const server::generation>> build_generation(const std::st
         if (!r) return error{fmt::format("{}: tls: {}", path, r.error_message())};
         gen->tls = std::move(ctx);
     }
+    auto client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    if (auto r = tls::configure_client(client->native_handle(), t.ca_file); !r)
+        return error{fmt::format("{}: tls.ca_file: {}", path, r.error_message())};
+    gen->client_tls = std::move(client);
     return std::shared_ptr<const server::generation>(std::move(gen));
 }
 
@@ -69,7 +76,10 @@ int serve(const std::string& config_path) {
     ctx.current = *first;
     ctx.spool = sp->get();
     ctx.disk_pool = &pool;
-    queue_runner runner(io, pool, **sp, [&ctx] { return ctx.current->cfg; });
+    auto resolver = dns::make_resolver(io.get_executor(), cfg0.dns.servers);
+    queue_runner runner(io, pool, **sp, *resolver, [&ctx] {
+        return queue_runner::settings{ctx.current->cfg, ctx.current->client_tls};
+    });
     ctx.runner = &runner;
 
     std::list<tcp::acceptor> acceptors;
@@ -95,6 +105,12 @@ int serve(const std::string& config_path) {
         listening += (listening.empty() ? "" : ",") + l.to_string();
     }
     for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
+    auto control = open_control_socket(io, cfg0.spool.dir);
+    if (!control) {
+        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control.error_message().c_str());
+        return 1;
+    }
+    asio::co_spawn(io, serve_control(*control, runner), asio::detached);
     log::started(PROJECT_VERSION_STRING, config_path, listening);
     runner.recover();
 
@@ -127,6 +143,7 @@ int serve(const std::string& config_path) {
                 acc.close(ig);
             }
             runner.stop();
+            close_control_socket(*control);
             // Stop once the last session has ended, or after 10 s at the latest.
             asio::co_spawn(
                 io,

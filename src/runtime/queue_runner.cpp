@@ -1,32 +1,40 @@
-// runtime/queue_runner.cpp - per-message delivery passes and retry timers.
+// runtime/queue_runner.cpp - delivery passes, retry timers, expiry, bounces, queue control.
 #include "runtime/queue_runner.hpp"
 
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 
 #include <fmt/format.h>
 
 #include "delivery/maildir.hpp"
+#include "delivery/route.hpp"
 #include "log/log.hpp"
+#include "message/dsn.hpp"
+#include "message/headers.hpp"
+#include "outbound/attempt.hpp"
 #include "runtime/blocking.hpp"
 
 namespace postern::runtime {
 namespace {
+
+constexpr unsigned max_outbound = 100;          // concurrent outbound attempts in total
+constexpr unsigned max_outbound_per_dest = 20;  // ... and per destination domain
 
 std::int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
-std::pair<std::string_view, std::string_view> split_address(std::string_view a) {
+std::pair<std::string, std::string> split_address(std::string_view a) {
     auto at = a.rfind('@');
-    if (at == std::string_view::npos) return {a, {}};
-    return {a.substr(0, at), a.substr(at + 1)};
+    if (at == std::string_view::npos) return {std::string(a), {}};
+    return {std::string(a.substr(0, at)), std::string(a.substr(at + 1))};
 }
 
 std::string lower(std::string_view s) {
@@ -36,82 +44,32 @@ std::string lower(std::string_view s) {
     return o;
 }
 
+// What one pass over a message knows and decides.
+struct pass_state {
+    bool loaded = false;
+    std::string error;
+    queue::loaded_message msg;
+    std::vector<queue::rcpt_state> st;
+    std::set<std::string> tls_failed;
+};
+
+struct recorded {
+    std::size_t index;
+    delivery::outcome out;
+    std::string relay, tls, proto, cipher;
+    bool tls_retry = false;
+};
+
 }  // namespace
 
-std::optional<std::int64_t> attempt_message(queue::spool& sp, const config::config& cfg, const std::string& id,
-                                            std::int64_t now) {
-    auto msg = sp.load(id, queue::area::active);
-    if (!msg) {
-        log::spool_error(id, msg.error_message());
-        return std::nullopt;  // gone (deleted, held) or unreadable: nothing to schedule
-    }
-    const queue::envelope& env = msg->env;
-    auto st_r = sp.read_state(id, env.recipients.size());
-    std::vector<queue::rcpt_state> st = st_r ? std::move(*st_r) : std::vector<queue::rcpt_state>(env.recipients.size());
-    bool changed = false;
-    std::optional<std::int64_t> next;
-    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-        queue::rcpt_state& s = st[i];
-        if (s.status == queue::rcpt_status::sent || s.status == queue::rcpt_status::bounced) continue;
-        if (s.next_attempt > now) {
-            next = next ? std::min(*next, s.next_attempt) : s.next_attempt;
-            continue;
-        }
-        const std::string& rcpt = env.recipients[i];
-        auto [local, domain_raw] = split_address(rcpt);
-        std::string domain = domain_raw.empty() ? cfg.hostname : lower(domain_raw);
-        const config::domain_config* d = cfg.find_domain(domain);
-        delivery::outcome out;
-        std::string relay;
-        if (d && !d->maildir.empty()) {
-            relay = "maildir";
-            std::string prefix = fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", env.sender, rcpt);
-            out = delivery::deliver_maildir(d->maildir, local, prefix, msg->content(), cfg.hostname);
-        } else {
-            relay = "none";
-            out = {delivery::outcome::kind::transient, "4.3.2",
-                   "outbound SMTP delivery is not available in this version"};
-        }
-        ++s.attempts;
-        changed = true;
-        s.last_reply = fmt::format("{} {}", out.dsn, out.reason);
-        const char* result = "sent";
-        switch (out.result) {
-            case delivery::outcome::kind::sent: s.status = queue::rcpt_status::sent; break;
-            case delivery::outcome::kind::permanent:
-                s.status = queue::rcpt_status::bounced;
-                result = "bounced";
-                break;
-            case delivery::outcome::kind::transient: {
-                const auto& sched = cfg.queue.retry_schedule;
-                auto delay = sched[std::min<std::size_t>(s.attempts - 1, sched.size() - 1)];
-                s.status = queue::rcpt_status::deferred;
-                s.next_attempt = now + delay.count();
-                next = next ? std::min(*next, s.next_attempt) : s.next_attempt;
-                result = "deferred";
-                break;
-            }
-        }
-        log::delivery({.id = id, .recipient = rcpt, .relay = relay, .profile = "", .tls = "none",
-                       .tls_version = "", .tls_cipher = "", .result = result, .dsn = out.dsn,
-                       .reason = out.reason, .delay_s = static_cast<double>(now - env.arrived),
-                       .attempt = s.attempts});
-    }
-    if (!next) {
-        sp.remove(id, queue::area::active);
-        return std::nullopt;
-    }
-    if (changed) sp.write_state(id, st);
-    return next;
-}
-
-queue_runner::queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, config_source cfg)
-    : io_(io), pool_(pool), spool_(sp), cfg_(std::move(cfg)) {}
+queue_runner::queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, dns::resolver& resolver,
+                           settings_source src)
+    : io_(io), pool_(pool), spool_(sp), resolver_(resolver), src_(std::move(src)) {}
 
 void queue_runner::submit(const std::string& id) {
     if (stopped_) return;
-    if (active_.count(id)) {  // an attempt is running: run again right after it
-        resubmit_.insert(id);
+    if (active_.count(id)) {  // a pass is running: run again right after it
+        resubmit_[id] = resubmit_[id] || false;
         return;
     }
     if (auto it = timers_.find(id); it != timers_.end()) {
@@ -119,16 +77,204 @@ void queue_runner::submit(const std::string& id) {
         timers_.erase(it);
     }
     active_.insert(id);
-    asio::co_spawn(io_, run(id), asio::detached);
+    asio::co_spawn(io_, run(id, /*force=*/false), asio::detached);
 }
 
-asio::awaitable<void> queue_runner::run(std::string id) {
-    auto cfg = cfg_();
-    auto next = co_await run_blocking(pool_, [&] { return attempt_message(spool_, *cfg, id, unix_now()); });
+asio::awaitable<void> queue_runner::acquire(const std::string& dest) {
+    while (busy_ >= max_outbound || busy_per_dest_[dest] >= max_outbound_per_dest) {
+        asio::steady_timer t(io_, asio::steady_timer::time_point::max());
+        waiters_.push_back(&t);
+        co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        std::erase(waiters_, &t);
+    }
+    ++busy_;
+    ++busy_per_dest_[dest];
+}
+
+void queue_runner::release_slot(const std::string& dest) {
+    --busy_;
+    if (--busy_per_dest_[dest] == 0) busy_per_dest_.erase(dest);
+    for (auto* w : waiters_) w->cancel();  // waiters re-check their own limits
+}
+
+asio::awaitable<void> queue_runner::run(std::string id, bool force) {
+    const settings s = src_();
+    const config::config& cfg = *s.cfg;
+    auto ps = co_await run_blocking(pool_, [&] {
+        pass_state p;
+        auto m = spool_.load(id, queue::area::active);
+        if (!m) {
+            p.error = m.error_message();
+            return p;
+        }
+        p.msg = std::move(*m);
+        auto st = spool_.read_state(id, p.msg.env.recipients.size());
+        p.st = st ? std::move(*st) : std::vector<queue::rcpt_state>(p.msg.env.recipients.size());
+        p.tls_failed = spool_.read_tls_failed(id);
+        p.loaded = true;
+        return p;
+    });
+    if (!ps.loaded) {
+        // Deleted, held or unreadable: nothing to schedule. Unreadable files stay for the admin.
+        if (ps.error.find("No such file") == std::string::npos) log::spool_error(id, ps.error);
+        active_.erase(id);
+        resubmit_.erase(id);
+        co_return;
+    }
+    const queue::envelope& env = ps.msg.env;
+    const std::string_view content = ps.msg.content();
+    std::int64_t now = unix_now();
+
+    // Which recipients are due, grouped by destination domain (one transaction per domain).
+    std::vector<recorded> done;
+    std::map<std::string, std::vector<std::size_t>> groups;
+    const bool loop = message::count_received(content) > message::default_max_received;
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+        const auto& r = ps.st[i];
+        if (r.status == queue::rcpt_status::sent || r.status == queue::rcpt_status::bounced) continue;
+        if (!force && r.next_attempt > now) continue;
+        if (loop) {  // RFC 5321 6.3
+            done.push_back({i, {delivery::outcome::kind::permanent, "5.4.6",
+                                "hop count exceeded - possible mail loop"}, "none", "none", "", ""});
+            continue;
+        }
+        auto [local, dom] = split_address(env.recipients[i]);
+        groups[dom.empty() ? cfg.hostname : lower(dom)].push_back(i);
+    }
+
+    for (auto& [domain, idx] : groups) {
+        const delivery::route where = delivery::decide_route(cfg, domain);
+        if (where.how == delivery::route::kind::maildir) {
+            auto outs = co_await run_blocking(pool_, [&] {
+                std::vector<recorded> v;
+                for (auto i : idx) {
+                    const std::string& rcpt = env.recipients[i];
+                    auto [local, dom] = split_address(rcpt);
+                    std::string prefix = fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", env.sender, rcpt);
+                    v.push_back({i, delivery::deliver_maildir(where.maildir, local, prefix, content, cfg.hostname),
+                                 "maildir", "none", "", ""});
+                }
+                return v;
+            });
+            done.insert(done.end(), outs.begin(), outs.end());
+            continue;
+        }
+        co_await acquire(domain);
+        outbound::deliverer d(resolver_, s.cfg, s.client_tls);
+        outbound::attempt_request req;
+        req.env = &env;
+        req.content = content;
+        req.recipients = idx;
+        req.where = where;
+        req.domain = domain;
+        req.tls_failed_hosts = ps.tls_failed;
+        auto res = co_await d.deliver(req);
+        release_slot(domain);
+        ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
+        for (auto& r : res.results)
+            done.push_back({r.index, r.out, res.relay, res.tls, res.tls_version, res.tls_cipher,
+                            res.tls_handshake_failed});
+    }
+
+    // Record outcomes: state, expiry, log lines; collect bounces.
+    now = unix_now();
+    std::vector<message::dsn_recipient> bounces;
+    for (auto& d : done) {
+        auto& r = ps.st[d.index];
+        ++r.attempts;
+        const char* result = "sent";
+        if (d.out.result == delivery::outcome::kind::transient && now - env.arrived >= cfg.queue.max_age.count()) {
+            // SPEC §3: at queue.max_age the message is bounced with the last reason.
+            d.out.result = delivery::outcome::kind::permanent;
+            d.out.reason += fmt::format("; message expired after {}s in the queue", now - env.arrived);
+        }
+        switch (d.out.result) {
+            case delivery::outcome::kind::sent: r.status = queue::rcpt_status::sent; break;
+            case delivery::outcome::kind::permanent:
+                r.status = queue::rcpt_status::bounced;
+                result = "bounced";
+                bounces.push_back({env.recipients[d.index], "failed", d.out.dsn,
+                                   d.relay == "none" || d.relay == "maildir" ? "" : d.relay, d.out.reason,
+                                   d.relay != "none" && d.relay != "maildir", now});
+                break;
+            case delivery::outcome::kind::transient: {
+                const auto& sched = cfg.queue.retry_schedule;
+                std::int64_t delay = sched[std::min<std::size_t>(r.attempts - 1, sched.size() - 1)].count();
+                // SPEC §1.1: after a failed handshake, no retry before handshake_retry_delay.
+                if (d.tls_retry) delay = std::max<std::int64_t>(delay, cfg.tls.handshake_retry_delay.count());
+                r.status = queue::rcpt_status::deferred;
+                r.next_attempt = now + delay;
+                result = "deferred";
+                break;
+            }
+        }
+        r.last_reply = fmt::format("{} {}", d.out.dsn, d.out.reason);
+        log::delivery({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = "",
+                       .tls = d.tls, .tls_version = d.proto, .tls_cipher = d.cipher, .result = result,
+                       .dsn = d.out.dsn, .reason = d.out.reason,
+                       .delay_s = static_cast<double>(now - env.arrived), .attempt = r.attempts});
+    }
+
+    std::optional<std::int64_t> next;
+    for (const auto& r : ps.st)
+        if (r.status == queue::rcpt_status::queued || r.status == queue::rcpt_status::deferred)
+            next = next ? std::min(*next, r.next_attempt) : r.next_attempt;
+
+    // Bounce (RFC 3464) to the sender, never for the null sender; then update or remove.
+    std::optional<queue::envelope> dsn_env;
+    std::string dsn_content;
+    if (!bounces.empty()) {
+        message::dsn_input in;
+        in.reporting_mta = cfg.hostname;
+        in.queue_id = id;
+        in.original_sender = env.sender;
+        in.arrival = env.arrived;
+        in.now = now;
+        in.recipients = bounces;
+        in.original_content = content;
+        in.smtputf8 = env.smtputf8;
+        if (auto dsn = message::make_dsn(in)) {
+            queue::envelope e;
+            e.id = spool_.new_id();
+            e.arrived = now;
+            e.sender = "";
+            e.recipients = {dsn->recipient};
+            e.eight_bit = true;
+            e.smtputf8 = env.smtputf8;
+            e.client_ip = "127.0.0.1";
+            e.helo = cfg.hostname;
+            e.size = dsn->content.size();
+            dsn_content = std::move(dsn->content);
+            dsn_env = std::move(e);
+        } else {
+            log::warning("bounce", fmt::format("id={}: not bouncing a message from the null sender", id));
+        }
+    }
+    const bool dsn_ok = co_await run_blocking(pool_, [&] {
+        bool ok = true;
+        if (dsn_env) {
+            if (auto f = spool_.commit(*dsn_env, {dsn_content}, queue::area::active)) {
+                log::spool_error(dsn_env->id, f->message);
+                ok = false;
+            }
+        }
+        if (!next && ok) spool_.remove(id, queue::area::active);
+        else spool_.write_state(id, ps.st, ps.tls_failed);
+        return ok;
+    });
+    if (dsn_env && dsn_ok) {
+        log::emit(log::level::info, "bounce", {{"id", id}, {"dsn_id", dsn_env->id}, {"to", "<" + env.sender + ">"}});
+        submit(dsn_env->id);
+    }
+    if (!dsn_ok && !next) next = now + 60;  // keep the message until its bounce is stored
+
     active_.erase(id);
     if (stopped_) co_return;
-    if (resubmit_.erase(id)) {
-        submit(id);
+    if (auto it = resubmit_.find(id); it != resubmit_.end()) {
+        bool f = it->second;
+        resubmit_.erase(it);
+        active_.insert(id);
+        asio::co_spawn(io_, run(id, f), asio::detached);
         co_return;
     }
     if (next) schedule(id, *next);
@@ -153,6 +299,62 @@ void queue_runner::stop() {
     stopped_ = true;
     for (auto& [id, t] : timers_) t->cancel();
     timers_.clear();
+    for (auto* w : waiters_) w->cancel();
+}
+
+// --- queue control (SPEC §4) ----------------------------------------------------------------
+
+std::vector<control::message_view> queue_runner::list() { return control::snapshot(spool_); }
+
+result<control::message_view> queue_runner::show(const std::string& id) { return control::snapshot_one(spool_, id); }
+
+result<unsigned> queue_runner::retry(const std::string& id, bool all) {
+    std::vector<std::string> ids = all ? spool_.list(queue::area::active) : std::vector<std::string>{id};
+    unsigned n = 0;
+    for (const auto& i : ids) {
+        if (!all && !spool_.load(i, queue::area::active)) return error{fmt::format("no queued message {}", i)};
+        if (auto it = timers_.find(i); it != timers_.end()) {
+            it->second->cancel();
+            timers_.erase(it);
+        }
+        if (active_.count(i)) {
+            resubmit_[i] = true;
+        } else {
+            active_.insert(i);
+            asio::co_spawn(io_, run(i, /*force=*/true), asio::detached);
+        }
+        ++n;
+    }
+    return n;
+}
+
+result<void> queue_runner::remove(const std::string& id) {
+    if (spool_.remove(id, queue::area::active) || spool_.remove(id, queue::area::hold)) {
+        if (auto it = timers_.find(id); it != timers_.end()) {
+            it->second->cancel();
+            timers_.erase(it);
+        }
+        log::emit(log::level::info, "deleted", {{"id", id}});
+        return {};
+    }
+    return error{fmt::format("no message {}", id)};
+}
+
+result<void> queue_runner::hold(const std::string& id) {
+    if (!spool_.move(id, queue::area::active, queue::area::hold)) return error{fmt::format("no queued message {}", id)};
+    if (auto it = timers_.find(id); it != timers_.end()) {
+        it->second->cancel();
+        timers_.erase(it);
+    }
+    log::emit(log::level::info, "held", {{"id", id}});
+    return {};
+}
+
+result<void> queue_runner::release(const std::string& id) {
+    if (!spool_.move(id, queue::area::hold, queue::area::active)) return error{fmt::format("no held message {}", id)};
+    log::emit(log::level::info, "released", {{"id", id}});
+    submit(id);
+    return {};
 }
 
 }  // namespace postern::runtime

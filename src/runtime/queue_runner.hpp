@@ -1,14 +1,16 @@
-// runtime/queue_runner.hpp - delivers committed messages and schedules retries (SPEC §3).
-// Issue 2 scope: local maildir delivery for hosted domains; recipients that need SMTP
-// (relay_to, routes, MX) stay deferred until the delivery engine lands. Storage is
-// queue::spool; retry timing (queue.retry_schedule) lives here; the attempt itself runs on
-// the disk pool.
+// runtime/queue_runner.hpp - the queue manager: delivery passes over queued messages,
+// per-recipient state, retries on queue.retry_schedule, expiry at queue.max_age (bounce),
+// DSNs, hold/release/delete/retry, recovery of the whole spool at start-up (SPEC §3).
+// Storage is queue::spool (blocking, run on the disk pool); transports are
+// delivery::deliver_maildir and outbound::deliverer; this file only schedules and records.
 #pragma once
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ssl/context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,36 +19,53 @@
 #include <unordered_set>
 
 #include "config/config.hpp"
+#include "control/control.hpp"
+#include "dns/resolver.hpp"
 #include "queue/spool.hpp"
 
 namespace postern::runtime {
 
-// One delivery pass over one queued message: delivers every recipient that is due, updates
-// the per-recipient state, removes the message when every recipient is final. Returns the
-// unix time of the next attempt, or nullopt when the message is done (or gone). Blocking.
-std::optional<std::int64_t> attempt_message(queue::spool& sp, const config::config& cfg, const std::string& id,
-                                            std::int64_t now);
-
-class queue_runner {
+class queue_runner final : public control::queue_control {
 public:
-    using config_source = std::function<std::shared_ptr<const config::config>()>;
-    queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, config_source cfg);
+    struct settings {
+        std::shared_ptr<const config::config> cfg;
+        std::shared_ptr<asio::ssl::context> client_tls;  // outbound STARTTLS
+    };
+    using settings_source = std::function<settings()>;
+
+    queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, dns::resolver& resolver,
+                 settings_source src);
 
     void submit(const std::string& id);  // event-loop thread: attempt now
-    void recover();                      // event-loop thread: submit everything in queue/
+    void recover();                      // event-loop thread: pick up everything in queue/
     void stop();                         // cancel timers; in-flight attempts finish
 
+    // control::queue_control (event-loop thread)
+    std::vector<control::message_view> list() override;
+    result<control::message_view> show(const std::string& id) override;
+    result<unsigned> retry(const std::string& id, bool all) override;
+    result<void> remove(const std::string& id) override;
+    result<void> hold(const std::string& id) override;
+    result<void> release(const std::string& id) override;
+
 private:
-    asio::awaitable<void> run(std::string id);
+    asio::awaitable<void> run(std::string id, bool force);
     void schedule(const std::string& id, std::int64_t when);
+    asio::awaitable<void> acquire(const std::string& dest);
+    void release_slot(const std::string& dest);
 
     asio::io_context& io_;
     asio::thread_pool& pool_;
     queue::spool& spool_;
-    config_source cfg_;
+    dns::resolver& resolver_;
+    settings_source src_;
     std::unordered_set<std::string> active_;
-    std::unordered_set<std::string> resubmit_;
+    std::unordered_map<std::string, bool> resubmit_;  // id -> force
     std::unordered_map<std::string, std::unique_ptr<asio::steady_timer>> timers_;
+    // Outbound concurrency: in total and per destination (recipient domain).
+    unsigned busy_ = 0;
+    std::unordered_map<std::string, unsigned> busy_per_dest_;
+    std::deque<asio::steady_timer*> waiters_;
     bool stopped_ = false;
 };
 

@@ -22,6 +22,7 @@ namespace postern::server {
 struct generation {
     std::shared_ptr<const config::config> cfg;
     std::shared_ptr<asio::ssl::context> tls;  // null when no certificate is configured
+    std::shared_ptr<asio::ssl::context> client_tls;  // outbound STARTTLS (trust store: tls.ca_file)
 };
 
 struct context {

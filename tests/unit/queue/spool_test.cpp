@@ -179,3 +179,14 @@ TEST(state, round_trip_and_errors) {
     EXPECT_FALSE(queue::parse_state("POSTERN-STATE 1\n0 lost 1 0 x\n", 2).ok());
     EXPECT_FALSE(queue::parse_state("garbage", 2).ok());
 }
+
+TEST(state, tls_failed_hosts_round_trip) {
+    std::vector<queue::rcpt_state> st(1);
+    st[0].status = queue::rcpt_status::deferred;
+    const std::set<std::string> hosts{"mx1.partner.test", "mx2.partner.test"};
+    const std::string text = queue::format_state(st, hosts);
+    EXPECT_EQ(queue::parse_tls_failed(text), hosts);
+    auto p = queue::parse_state(text, 1);
+    ASSERT_TRUE(p.ok()) << p.error_message();
+    EXPECT_EQ((*p)[0].status, queue::rcpt_status::deferred);
+}

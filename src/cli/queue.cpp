@@ -1,0 +1,180 @@
+// cli/queue.cpp - `postern queue ...`: parse the subcommand, read spool.dir from the config,
+// exchange one request with the running server over its control socket, print the answer.
+// Blocking POSIX sockets on purpose: a CLI with one request needs no event loop.
+#include "cli/queue.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "config/config.hpp"
+
+namespace postern::cli {
+namespace {
+
+constexpr int send_timeout_s = 10;
+constexpr int receive_timeout_s = 120;  // `list` of a very large queue takes a while
+
+void set_timeout(int fd, int opt, int seconds) {
+    timeval tv{};
+    tv.tv_sec = seconds;
+    ::setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
+}
+
+void fail(const std::string& message) { std::fprintf(stderr, "postern queue: %s\n", message.c_str()); }
+
+void unreachable(const std::string& path, int err) {
+    std::string why = std::strerror(err);
+    // Permission denied: the server is probably there, but the socket is 0600.
+    const char* hint = err == EACCES || err == EPERM ? "run as the spool's owner or root"
+                                                     : "is `postern serve` running?";
+    fail("cannot reach the server at " + path + ": " + why + " (" + hint + ")");
+}
+
+}  // namespace
+
+int run_queue_request(const std::string& socket_path, const control::request& req) {
+    const std::string line = control::format_request(req);
+    // Refuse locally what the server would refuse (a bad id), without needing the server.
+    if (auto check = control::parse_request(line); !check) {
+        fail(check.error_message());
+        return 1;
+    }
+
+    sockaddr_un sa{};
+    if (socket_path.size() >= sizeof sa.sun_path) {
+        unreachable(socket_path, ENAMETOOLONG);
+        return 1;
+    }
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size() + 1);
+
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        unreachable(socket_path, errno);
+        return 1;
+    }
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+        unreachable(socket_path, errno);
+        ::close(fd);
+        return 1;
+    }
+    set_timeout(fd, SO_SNDTIMEO, send_timeout_s);
+    set_timeout(fd, SO_RCVTIMEO, receive_timeout_s);
+
+    for (std::size_t off = 0; off < line.size();) {
+        ssize_t w = ::send(fd, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            fail("cannot send the request to " + socket_path + ": " + std::strerror(errno));
+            ::close(fd);
+            return 1;
+        }
+        off += static_cast<std::size_t>(w);
+    }
+    ::shutdown(fd, SHUT_WR);
+
+    std::string response;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            ::close(fd);
+            fail("no answer from the server at " + socket_path + ": " +
+                 (e == EAGAIN || e == EWOULDBLOCK ? std::string("timed out") : std::strerror(e)));
+            return 1;
+        }
+        if (r == 0) break;
+        response.append(buf, static_cast<std::size_t>(r));
+    }
+    ::close(fd);
+
+    if (response.starts_with("OK\n")) {
+        std::fwrite(response.data() + 3, 1, response.size() - 3, stdout);
+        std::fflush(stdout);
+        return 0;
+    }
+    if (response.starts_with("ERR ")) {
+        std::string msg = response.substr(4);
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
+        fail(msg);
+        return 1;
+    }
+    fail(response.empty() ? "the server closed the connection without answering"
+                          : "unexpected answer from the server: " + response.substr(0, response.find('\n')));
+    return 1;
+}
+
+queue_command::queue_command(CLI::App& app) {
+    queue_ = app.add_subcommand("queue", "manage the running server's queue (through <spool.dir>/control.sock)");
+    queue_->require_subcommand(1);
+    queue_->add_option("-c,--config", config_path_, "configuration file")->capture_default_str();
+
+    auto add = [&](const char* name, const char* what) {
+        CLI::App* s = queue_->add_subcommand(name, what);
+        s->add_option("-c,--config", config_path_, "configuration file")->capture_default_str();
+        return s;
+    };
+    list_ = add("list", "messages still queued, with per-recipient state");
+    list_->add_flag("--json", json_, "print a JSON array");
+
+    show_ = add("show", "one message, with per-recipient state");
+    show_->add_option("ID", id_, "queue id")->required();
+    show_->add_flag("--json", json_, "print a JSON object");
+
+    retry_ = add("retry", "attempt delivery now, ignoring the retry schedule");
+    auto* target = retry_->add_option_group("target", "which messages");
+    target->add_option("ID", id_, "queue id");
+    target->add_flag("--all", all_, "every queued message (held ones stay held)");
+    target->require_option(1);
+
+    delete_ = add("delete", "remove a message from the queue, without a bounce");
+    delete_->add_option("ID", id_, "queue id")->required();
+    hold_ = add("hold", "put a message on hold: not delivered until released");
+    hold_->add_option("ID", id_, "queue id")->required();
+    release_ = add("release", "release a held message for delivery");
+    release_->add_option("ID", id_, "queue id")->required();
+}
+
+bool queue_command::selected() const { return queue_->parsed(); }
+
+int queue_command::run() const {
+    control::request req;
+    req.id = id_;
+    req.json = json_;
+    if (list_->parsed()) {
+        req.what = control::verb::list;
+        req.id.clear();
+    } else if (show_->parsed()) {
+        req.what = control::verb::show;
+    } else if (retry_->parsed()) {
+        req.what = control::verb::retry;
+        req.all = all_;
+        if (all_) req.id.clear();
+    } else if (delete_->parsed()) {
+        req.what = control::verb::del;
+    } else if (hold_->parsed()) {
+        req.what = control::verb::hold;
+    } else if (release_->parsed()) {
+        req.what = control::verb::release;
+    } else {
+        return 1;
+    }
+
+    auto cfg = config::load(config_path_);
+    if (!cfg) {
+        std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
+        return 2;
+    }
+    return run_queue_request(control::socket_path((*cfg)->spool.dir), req);
+}
+
+}  // namespace postern::cli

@@ -1,0 +1,123 @@
+// control/snapshot.cpp - the spool as `postern queue list/show` sees it: queue/ and hold/
+// headers plus state/ records, turned into message_view. Blocking file I/O, no Asio: the
+// server runs it where it may block. Reads only each file's header, never the content, so
+// listing a queue of large messages stays cheap.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "control/control.hpp"
+#include "queue/spool.hpp"
+
+namespace postern::control {
+namespace {
+
+// The header can hold up to server.max_recipients recipients; far more than that is damage.
+constexpr std::size_t max_header = 8u << 20;
+
+// The bytes of `path` up to and including the empty line ending the header ("\n\n").
+// nullopt (errno set) when the file cannot be opened; otherwise what could be read.
+std::optional<std::string> read_header(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::string out;
+    char buf[8192];
+    while (out.size() < max_header) {
+        ssize_t r = ::read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        const std::size_t from = out.size() > 0 ? out.size() - 1 : 0;
+        out.append(buf, static_cast<std::size_t>(r));
+        if (auto end = out.find("\n\n", from); end != std::string::npos) {
+            out.resize(end + 2);
+            break;
+        }
+    }
+    ::close(fd);
+    return out;
+}
+
+struct load_result {
+    std::optional<message_view> view;  // nullopt: not there
+    std::string problem;               // set when the file exists but cannot be used
+};
+
+load_result load_view(const queue::spool& sp, const std::string& id, queue::area where) {
+    load_result lr;
+    const std::string path = sp.path(id, where);
+    auto text = read_header(path);
+    if (!text) {
+        if (errno != ENOENT) lr.problem = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+        return lr;
+    }
+    std::size_t header_len = 0;
+    auto env = queue::parse_header(*text, header_len);
+    if (!env) {
+        lr.problem = fmt::format("{}: {}", path, env.error_message());
+        return lr;
+    }
+    message_view m;
+    m.id = id;
+    m.sender = env->sender;
+    m.size = env->size;
+    m.arrived = env->arrived;
+    m.held = where == queue::area::hold;
+    // A damaged state record must not hide the message: show every recipient as queued.
+    auto st = sp.read_state(id, env->recipients.size());
+    std::vector<queue::rcpt_state> states =
+        st ? std::move(*st) : std::vector<queue::rcpt_state>(env->recipients.size());
+    m.recipients.reserve(env->recipients.size());
+    for (std::size_t i = 0; i < env->recipients.size(); ++i) {
+        recipient_view r;
+        r.address = env->recipients[i];
+        r.status = queue::to_string(states[i].status);
+        r.attempts = states[i].attempts;
+        r.next_attempt = states[i].next_attempt;
+        r.last_reply = states[i].last_reply;
+        m.recipients.push_back(std::move(r));
+    }
+    lr.view = std::move(m);
+    return lr;
+}
+
+}  // namespace
+
+std::vector<message_view> snapshot(const queue::spool& sp) {
+    std::vector<message_view> out;
+    for (auto where : {queue::area::active, queue::area::hold}) {
+        for (const std::string& id : sp.list(where)) {
+            auto lr = load_view(sp, id, where);
+            // A vanished file was delivered or deleted meanwhile; a damaged one is reported by
+            // the queue runner, and `queue show` names the problem.
+            if (lr.view) out.push_back(std::move(*lr.view));
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const message_view& a, const message_view& b) { return a.id < b.id; });
+    // A message held or released between the two directory scans can be seen twice.
+    out.erase(std::unique(out.begin(), out.end(),
+                          [](const message_view& a, const message_view& b) { return a.id == b.id; }),
+              out.end());
+    return out;
+}
+
+result<message_view> snapshot_one(const queue::spool& sp, const std::string& id) {
+    const bool valid = !id.empty() && id.size() <= 64 &&
+                       std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); });
+    if (!valid) return error{"invalid queue id"};  // never build a path from anything else
+    std::string problem;
+    for (auto where : {queue::area::active, queue::area::hold}) {
+        auto lr = load_view(sp, id, where);
+        if (lr.view) return std::move(*lr.view);
+        if (problem.empty()) problem = std::move(lr.problem);
+    }
+    if (!problem.empty()) return error{fmt::format("{}: {}", id, problem)};
+    return error{fmt::format("{}: no such message in the queue", id)};
+}
+
+}  // namespace postern::control

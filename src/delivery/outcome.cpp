@@ -1,0 +1,82 @@
+// delivery/outcome.cpp - reply -> sent / defer / bounce (RFC 5321 4.2.1, RFC 3463).
+#include "delivery/outcome.hpp"
+
+#include <fmt/format.h>
+
+namespace postern::delivery {
+
+std::string enhanced_or_default(const smtp::reply& r) {
+    if (!r.enhanced.empty()) return r.enhanced;
+    if (r.code >= 500) return "5.0.0";
+    if (r.code >= 400) return "4.0.0";
+    return "2.0.0";
+}
+
+std::string reply_text(const smtp::reply& r) {
+    std::string text = fmt::format("{}", r.code);
+    if (!r.enhanced.empty()) text += " " + r.enhanced;
+    for (std::size_t i = 0; i < r.lines.size(); ++i) text += (i == 0 ? " " : "; ") + r.lines[i];
+    return text;
+}
+
+outcome from_reply(const smtp::reply& r) {
+    outcome o;
+    // RFC 5321 4.2.1: 2yz done, 4yz transient, 5yz permanent. A 3yz where a final reply was
+    // expected is a protocol violation: retry.
+    if (r.code >= 200 && r.code < 300) o.result = outcome::kind::sent;
+    else if (r.code >= 500) o.result = outcome::kind::permanent;
+    else o.result = outcome::kind::transient;
+    o.dsn = enhanced_or_default(r);
+    if (r.code >= 300 && r.code < 400) o.dsn = "4.5.0";
+    o.reason = reply_text(r);
+    return o;
+}
+
+outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
+    if (t.local_refusal) return from_reply(*t.local_refusal);
+    if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
+    if (i < t.rcpt.size() && t.rcpt[i] && !t.rcpt[i]->positive()) return from_reply(*t.rcpt[i]);
+    if (t.data && t.data->code != 354) return from_reply(*t.data);
+    if (t.final) return from_reply(*t.final);
+    return {outcome::kind::transient, "4.4.2", "transaction did not complete"};
+}
+
+outcome classify_failure(const smtp::client_failure& f, const std::string& relay) {
+    using k = smtp::client_failure::kind;
+    outcome o;
+    o.result = outcome::kind::transient;
+    std::string last = f.last_reply ? reply_text(*f.last_reply) : std::string();
+    switch (f.what) {
+        case k::greeting_refused:
+            o.dsn = f.last_reply ? enhanced_or_default(*f.last_reply) : "4.4.2";
+            if (f.last_reply && f.last_reply->permanent()) o.dsn = "4.4.2";  // another MX may work: defer
+            o.reason = fmt::format("{} refused to talk to me: {}", relay, last);
+            break;
+        case k::helo_refused:
+            o.dsn = "4.4.2";
+            o.reason = fmt::format("{} refused EHLO and HELO: {}", relay, last);
+            break;
+        case k::starttls_refused:
+            o.dsn = "4.7.5";
+            o.reason = fmt::format("STARTTLS refused by {}: {}", relay, last);
+            break;
+        case k::protocol_error:
+            o.dsn = "4.5.0";
+            o.reason = fmt::format("protocol error talking to {}: {}", relay, f.detail);
+            break;
+        case k::connection_lost:
+            o.dsn = "4.4.2";
+            o.reason = f.during_final_reply
+                           ? fmt::format("lost connection with {} after end of data (may be delivered twice)", relay)
+                           : fmt::format("lost connection with {}{}", relay, f.detail.empty() ? "" : ": " + f.detail);
+            break;
+        case k::timeout:
+            o.dsn = "4.4.2";
+            o.reason = fmt::format("conversation with {} timed out{}", relay,
+                                   f.during_final_reply ? " after end of data (may be delivered twice)" : "");
+            break;
+    }
+    return o;
+}
+
+}  // namespace postern::delivery

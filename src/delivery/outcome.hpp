@@ -1,0 +1,26 @@
+// delivery/outcome.hpp - classify what happened to each recipient of a delivery attempt
+// (Postfix smtp_trouble.c in spirit): sent / transient (defer) / permanent (bounce), with
+// the enhanced status code and the text the log line and the DSN show. Pure functions.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "delivery/maildir.hpp"
+#include "smtp/client_session.hpp"
+
+namespace postern::delivery {
+
+// The reply's enhanced code, or the class default ("2.0.0", "4.0.0", "5.0.0").
+std::string enhanced_or_default(const smtp::reply& r);
+// "550 5.1.1 <x@y>: unknown user" (lines joined with "; ").
+std::string reply_text(const smtp::reply& r);
+outcome from_reply(const smtp::reply& r);
+
+// Outcome for recipient `i` of a finished transaction.
+outcome classify_recipient(const smtp::transaction_result& t, std::size_t i);
+
+// Outcome for every recipient when the connection failed before the transaction ended.
+// `relay` is "host[ip]:port" for the text.
+outcome classify_failure(const smtp::client_failure& f, const std::string& relay);
+
+}  // namespace postern::delivery

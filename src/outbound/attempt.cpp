@@ -1,0 +1,349 @@
+// outbound/attempt.cpp - drive one outbound SMTP conversation per host until the message is
+// handed over, refused, or every host has been tried. TLS decisions follow SPEC §1.1
+// (opportunistic): STARTTLS whenever offered; a failed handshake defers the recipients
+// (the queue waits tls.handshake_retry_delay); the second failure for the same message and
+// host reconnects and delivers without TLS (tls=fallback). Mandatory TLS comes with profiles.
+#include "outbound/attempt.hpp"
+
+#include <arpa/inet.h>
+
+#include <asio/connect.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <optional>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "delivery/outcome.hpp"
+#include "smtp/client_session.hpp"
+#include "tls/client.hpp"
+#include "tls/context.hpp"
+
+namespace postern::outbound {
+namespace {
+
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
+
+// RFC 5321 4.5.3.2: initial 220 5 min, MAIL/RCPT 5 min, DATA 2 min, data block 3 min,
+// final reply 10 min. One watchdog per connection enforces the current operation's limit.
+constexpr auto connect_timeout = 30s;
+constexpr auto command_timeout = 300s;
+constexpr auto final_timeout = 600s;
+
+bool is_ip_literal(const std::string& s) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+struct connection {
+    explicit connection(asio::any_io_executor ex) : sock(ex), timer(ex) {}
+    tcp::socket sock;
+    std::optional<asio::ssl::stream<tcp::socket&>> tls;
+    asio::steady_timer timer;
+    bool timed_out = false;
+    bool closed = false;
+    void arm(std::chrono::seconds d) { timer.expires_after(d); }
+    void disarm() { timer.expires_at(asio::steady_timer::time_point::max()); }
+    void shutdown() {
+        closed = true;
+        timer.cancel();
+        asio::error_code ig;
+        sock.shutdown(tcp::socket::shutdown_both, ig);
+        sock.close(ig);
+    }
+};
+
+asio::awaitable<void> watchdog(std::shared_ptr<connection> c) {
+    while (!c->closed) {
+        co_await c->timer.async_wait(tok);
+        if (c->closed) co_return;
+        if (c->timer.expiry() <= asio::steady_timer::clock_type::now()) {
+            c->timed_out = true;
+            asio::error_code ig;
+            c->sock.cancel(ig);
+            c->disarm();
+        }
+    }
+}
+
+enum class verdict { next_host, tls_failed, done };
+
+struct conversation {
+    verdict v = verdict::next_host;
+    delivery::outcome why;  // for next_host / tls_failed
+};
+
+std::string relay_name(const std::string& host, const std::string& ip, std::uint16_t port) {
+    return ip.find(':') != std::string::npos ? fmt::format("{}[{}]:{}", host, ip, port)
+                                             : fmt::format("{}[{}]:{}", host, ip, port);
+}
+
+}  // namespace
+
+deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
+                     std::shared_ptr<asio::ssl::context> client_tls)
+    : resolver_(resolver), cfg_(std::move(cfg)), tls_(std::move(client_tls)) {}
+
+namespace {
+
+// One TCP connection to `ip`, one transaction. Fills res.results on `done`.
+asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::context* tls_ctx,
+                                       const attempt_request& req, const delivery::target_host& t,
+                                       const std::string& ip, bool try_tls, attempt_result& res) {
+    auto ex = co_await asio::this_coro::executor;
+    const std::string relay = relay_name(t.name, ip, t.port);
+    res.relay = relay;
+    conversation out;
+    asio::error_code ec;
+    const auto addr = asio::ip::make_address(ip, ec);
+    if (ec) {
+        out.why = {delivery::outcome::kind::transient, "4.4.1", fmt::format("bad address {} for {}", ip, t.name)};
+        co_return out;
+    }
+    auto conn = std::make_shared<connection>(ex);
+    asio::co_spawn(ex, watchdog(conn), asio::detached);
+    conn->arm(connect_timeout);
+    std::tie(ec) = co_await conn->sock.async_connect(tcp::endpoint(addr, t.port), tok);
+    conn->disarm();
+    if (ec) {
+        conn->shutdown();
+        out.why = {delivery::outcome::kind::transient, "4.4.1",
+                   fmt::format("connect to {}: {}", relay, conn->timed_out ? "timed out" : ec.message())};
+        co_return out;
+    }
+    asio::error_code ig;
+    conn->sock.set_option(tcp::no_delay(true), ig);
+
+    smtp::client_settings settings;
+    settings.helo_name = cfg.hostname;
+    smtp::client_session c(settings);
+    smtp::outgoing_message m;
+    m.sender = req.env->sender;
+    for (auto i : req.recipients) m.recipients.push_back(req.env->recipients[i]);
+    m.eight_bit = req.env->eight_bit;
+    m.smtputf8 = req.env->smtputf8;
+    m.size = req.content.size();
+    m.content = req.content;
+    bool sent = false, finished = false;
+    res.tls = "none";
+    res.tls_version.clear();
+    res.tls_cipher.clear();
+
+    std::vector<char> buf(16384);
+    auto write_out = [&]() -> asio::awaitable<asio::error_code> {
+        std::string data = c.take_output();
+        if (data.empty()) co_return asio::error_code{};
+        conn->arm(command_timeout);
+        asio::error_code wec;
+        if (conn->tls) std::tie(wec, std::ignore) = co_await asio::async_write(*conn->tls, asio::buffer(data), tok);
+        else std::tie(wec, std::ignore) = co_await asio::async_write(conn->sock, asio::buffer(data), tok);
+        conn->disarm();
+        co_return wec;
+    };
+
+    for (;;) {
+        switch (c.next()) {
+            case smtp::client_event::need_input: {
+                if (auto wec = co_await write_out()) {
+                    if (conn->timed_out) c.timeout();
+                    else c.feed_eof();
+                    break;
+                }
+                conn->arm(c.state() == smtp::client_state::content ? final_timeout : command_timeout);
+                std::size_t n = 0;
+                asio::error_code rec;
+                if (conn->tls) std::tie(rec, n) = co_await conn->tls->async_read_some(asio::buffer(buf), tok);
+                else std::tie(rec, n) = co_await conn->sock.async_read_some(asio::buffer(buf), tok);
+                conn->disarm();
+                if (rec) {
+                    if (conn->timed_out) c.timeout();
+                    else c.feed_eof();
+                } else {
+                    c.feed(std::string_view(buf.data(), n));
+                }
+                break;
+            }
+            case smtp::client_event::ehlo_done:
+                if (try_tls && tls_ctx && c.caps().starttls && !c.tls_active()) c.starttls();
+                else c.proceed();
+                break;
+            case smtp::client_event::start_tls: {
+                if (auto wec = co_await write_out()) {
+                    conn->shutdown();
+                    out.v = verdict::tls_failed;
+                    out.why = {delivery::outcome::kind::transient, "4.7.5",
+                               fmt::format("TLS handshake with {} failed: {}", relay, wec.message())};
+                    co_return out;
+                }
+                conn->tls.emplace(conn->sock, *tls_ctx);
+                tls::prepare_client(conn->tls->native_handle(), t.name);
+                conn->arm(command_timeout);
+                auto [hec] = co_await conn->tls->async_handshake(asio::ssl::stream_base::client, tok);
+                conn->disarm();
+                if (hec) {
+                    std::string why = conn->timed_out ? "timed out" : hec.message();
+                    conn->shutdown();
+                    out.v = verdict::tls_failed;
+                    out.why = {delivery::outcome::kind::transient, "4.7.5",
+                               fmt::format("TLS handshake with {} failed: {}", relay, why)};
+                    co_return out;
+                }
+                SSL* ssl = conn->tls->native_handle();
+                auto facts = tls::session_facts(ssl);
+                auto check = tls::check_peer(ssl, {t.name, req.domain});
+                res.tls = tls::to_string(check.trust);
+                res.tls_version = facts.version;
+                res.tls_cipher = facts.cipher;
+                c.tls_started();
+                break;
+            }
+            case smtp::client_event::ready:
+                if (!sent) {
+                    c.send_message(m);
+                    sent = true;
+                } else {
+                    c.quit();
+                }
+                break;
+            case smtp::client_event::message_done: {
+                const auto& tr = c.result();
+                res.results.clear();
+                for (std::size_t k = 0; k < req.recipients.size(); ++k)
+                    res.results.push_back({req.recipients[k], delivery::classify_recipient(tr, k)});
+                finished = true;
+                break;
+            }
+            case smtp::client_event::failed: {
+                const auto& f = c.failure();
+                conn->shutdown();
+                if (finished) {
+                    out.v = verdict::done;
+                    co_return out;
+                }
+                const bool in_tls_setup =
+                    f.what == smtp::client_failure::kind::starttls_refused ||
+                    c.state() == smtp::client_state::starttls || c.state() == smtp::client_state::tls_handshake;
+                auto o = delivery::classify_failure(f, relay);
+                if (in_tls_setup) {
+                    // STARTTLS refused, or the peer closed after "220 Ready": a failed handshake.
+                    out.v = verdict::tls_failed;
+                    out.why = {delivery::outcome::kind::transient, "4.7.5",
+                               fmt::format("TLS handshake with {} failed: {}", relay, o.reason)};
+                    co_return out;
+                }
+                if (!sent) {  // never got as far as MAIL: another host may do better
+                    out.v = verdict::next_host;
+                    out.why = o;
+                    co_return out;
+                }
+                res.results.clear();
+                for (auto i : req.recipients) res.results.push_back({i, o});
+                out.v = verdict::done;
+                co_return out;
+            }
+            case smtp::client_event::closed:
+                conn->shutdown();
+                if (!finished) {
+                    out.v = verdict::next_host;
+                    out.why = {delivery::outcome::kind::transient, "4.4.2", fmt::format("{} closed the connection", relay)};
+                    co_return out;
+                }
+                out.v = verdict::done;
+                co_return out;
+        }
+    }
+}
+
+}  // namespace
+
+asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
+    attempt_result res;
+    res.relay = "none";
+    res.tls = "none";
+    auto fail_all = [&](delivery::outcome o) {
+        res.results.clear();
+        for (auto i : req.recipients) res.results.push_back({i, o});
+    };
+    const config::config& cfg = *cfg_;
+
+    std::vector<delivery::target_host> targets;
+    if (req.where.how == delivery::route::kind::static_hosts) {
+        for (const auto& hp : req.where.hosts) targets.push_back({hp.host, 0, hp.port});
+    } else {
+        auto ans = co_await resolver_.mx(req.where.domain);
+        static thread_local std::mt19937 rng{std::random_device{}()};
+        auto plan = delivery::plan_mx(ans, req.where.domain, req.where.port, rng);
+        switch (plan.verdict) {
+            case delivery::mx_verdict::null_mx:
+                fail_all({delivery::outcome::kind::permanent, "5.1.10",
+                          fmt::format("domain {} does not accept mail (null MX, RFC 7505)", req.where.domain)});
+                co_return res;
+            case delivery::mx_verdict::no_such_domain:
+                fail_all({delivery::outcome::kind::permanent, "5.1.2",
+                          fmt::format("domain {} does not exist", req.where.domain)});
+                co_return res;
+            case delivery::mx_verdict::temporary:
+                fail_all({delivery::outcome::kind::transient, "4.4.3",
+                          fmt::format("MX lookup for {} failed: {}", req.where.domain, plan.reason)});
+                co_return res;
+            case delivery::mx_verdict::ok:
+            case delivery::mx_verdict::implicit:
+                targets = plan.hosts;
+                break;
+        }
+    }
+
+    delivery::outcome last{delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"};
+    for (const auto& t : targets) {
+        std::vector<std::string> addrs;
+        if (is_ip_literal(t.name)) {
+            addrs.push_back(t.name);
+        } else {
+            auto a = co_await resolver_.addresses(t.name);
+            if (a.status != dns::dns_status::ok || a.addresses.empty()) {
+                last = {delivery::outcome::kind::transient, "4.4.3",
+                        fmt::format("cannot find an address for {}{}", t.name, a.error.empty() ? "" : ": " + a.error)};
+                continue;
+            }
+            addrs = a.addresses;
+        }
+        for (const auto& ip : addrs) {
+            auto conv = co_await converse(cfg, tls_.get(), req, t, ip, cfg.tls.opportunistic, res);
+            if (conv.v == verdict::tls_failed) {
+                res.tls_failed_hosts.insert(t.name);
+                if (req.tls_failed_hosts.count(t.name)) {
+                    // SPEC §1.1: the second failed handshake for this message and host:
+                    // reconnect and deliver without TLS in this same attempt.
+                    conv = co_await converse(cfg, tls_.get(), req, t, ip, /*try_tls=*/false, res);
+                    if (conv.v == verdict::done) {
+                        res.tls = "fallback";
+                        co_return res;
+                    }
+                    last = conv.why;
+                    continue;
+                }
+                // First failure: nothing is sent; defer, next attempt after handshake_retry_delay.
+                res.tls_handshake_failed = true;
+                res.tls = "none";
+                fail_all(conv.why);
+                co_return res;
+            }
+            if (conv.v == verdict::done) co_return res;
+            last = conv.why;
+        }
+    }
+    fail_all(last);
+    co_return res;
+}
+
+}  // namespace postern::outbound

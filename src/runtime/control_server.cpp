@@ -1,0 +1,189 @@
+// runtime/control_server.cpp - accept loop and one-request sessions on the control socket.
+// Only moves bytes and enforces limits (request size, timeouts); the decisions are in
+// control::handle() (control/control.cpp) and the queue manager behind control::queue_control.
+#include "runtime/control_server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "log/log.hpp"
+
+namespace postern::runtime {
+namespace {
+
+using stream = asio::local::stream_protocol;
+constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
+
+constexpr std::size_t max_request = 4096;  // bytes, newline included
+constexpr std::chrono::seconds read_timeout{5};
+constexpr std::chrono::seconds write_timeout{30};  // a large `list` to a slow reader
+
+// Is something listening on `path`? A UNIX socket with no listener refuses at once.
+bool socket_answers(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// One connection, shared with its watchdog timer so the timer's handler never outlives it.
+struct control_conn {
+    explicit control_conn(stream::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+    stream::socket sock;
+    asio::steady_timer timer;
+    bool timed_out = false;
+};
+
+void arm(const std::shared_ptr<control_conn>& c, std::chrono::seconds limit) {
+    c->timer.expires_after(limit);
+    c->timer.async_wait([w = std::weak_ptr<control_conn>(c)](asio::error_code ec) {
+        auto c = w.lock();
+        if (ec || !c || c->timer.expiry() > asio::steady_timer::clock_type::now()) return;
+        c->timed_out = true;
+        asio::error_code ig;
+        c->sock.cancel(ig);
+    });
+}
+
+std::string first_line(std::string_view s) {
+    auto nl = s.find('\n');
+    return std::string(s.substr(0, nl));
+}
+
+// A refused request that would have changed the queue is logged here; the queue manager
+// logs the changes it makes (held, released, deleted), so a success is not logged twice.
+void log_refusal(std::string_view line, const std::string& response) {
+    auto req = control::parse_request(line);
+    if (!req || req->what == control::verb::list || req->what == control::verb::show) return;
+    if (!response.starts_with("ERR ")) return;
+    log::emit(log::level::warning, "control",
+              {{"request", first_line(control::format_request(*req))},
+               {"error", first_line(std::string_view(response).substr(4))}});
+}
+
+asio::awaitable<void> serve_one(stream::socket sock, control::queue_control& q) {
+    auto c = std::make_shared<control_conn>(std::move(sock));
+    std::string line;
+    std::string response;
+    char buf[1024];
+    arm(c, read_timeout);
+    for (;;) {
+        auto [ec, n] = co_await c->sock.async_read_some(asio::buffer(buf), tok);
+        line.append(buf, n);
+        if (auto nl = line.find('\n'); nl != std::string::npos) {
+            if (nl + 1 > max_request) response = "ERR request too long\n";
+            line.resize(nl + 1);
+            break;
+        }
+        if (line.size() >= max_request) {
+            response = "ERR request too long\n";
+            break;
+        }
+        if (c->timed_out) {
+            response = "ERR timed out waiting for the request\n";
+            break;
+        }
+        if (ec == asio::error::eof && !line.empty()) break;  // a request without its newline
+        if (ec) co_return;                                   // the client went away
+    }
+    if (response.empty()) {
+        response = control::handle(q, line);
+        log_refusal(line, response);
+    }
+    c->timed_out = false;
+    arm(c, write_timeout);
+    co_await asio::async_write(c->sock, asio::buffer(response), tok);
+    c->timer.cancel();
+    asio::error_code ig;
+    c->sock.shutdown(stream::socket::shutdown_both, ig);
+    c->sock.close(ig);
+}
+
+}  // namespace
+
+result<control_acceptor> open_control_socket(asio::io_context& io, const std::string& spool_dir) {
+    const std::string path = control::socket_path(spool_dir);
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+        return error{fmt::format("control socket path {} is too long for a UNIX socket ({} bytes at most)", path,
+                                 sizeof(sockaddr_un{}.sun_path) - 1)};
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) return error{fmt::format("{} exists and is not a socket", path)};
+        if (socket_answers(path))
+            return error{fmt::format("{} is in use: another postern server is running on this spool", path)};
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            return error{fmt::format("cannot remove stale {}: {}", path, std::strerror(errno))};
+    }
+    control_acceptor acc(io);
+    asio::error_code ec;
+    acc.open(stream(), ec);
+    if (!ec) acc.bind(stream::endpoint(path), ec);
+    if (ec) return error{fmt::format("cannot bind {}: {}", path, ec.message())};
+    // The spool is 0700, so nobody else could reach the socket between bind and chmod.
+    if (::chmod(path.c_str(), 0600) != 0) {
+        int e = errno;
+        ::unlink(path.c_str());
+        return error{fmt::format("cannot chmod {}: {}", path, std::strerror(e))};
+    }
+    acc.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        ::unlink(path.c_str());
+        return error{fmt::format("cannot listen on {}: {}", path, ec.message())};
+    }
+    return result<control_acceptor>(std::move(acc));
+}
+
+asio::awaitable<void> serve_control(control_acceptor& acceptor, control::queue_control& q) {
+    for (;;) {
+        auto [ec, sock] = co_await acceptor.async_accept(tok);
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+            log::warning("control", fmt::format("accept: {}", ec.message()));
+            // EMFILE and friends: back off a little instead of spinning.
+            asio::steady_timer t(acceptor.get_executor());
+            t.expires_after(std::chrono::milliseconds(100));
+            co_await t.async_wait(tok);
+            continue;
+        }
+        asio::co_spawn(acceptor.get_executor(), serve_one(std::move(sock), q), [](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                log::error("control", ex.what());
+            }
+        });
+    }
+}
+
+void close_control_socket(control_acceptor& acceptor) {
+    asio::error_code ec;
+    std::string path;
+    if (acceptor.is_open()) {
+        auto ep = acceptor.local_endpoint(ec);
+        if (!ec) path = ep.path();
+    }
+    acceptor.close(ec);
+    if (!path.empty()) ::unlink(path.c_str());
+}
+
+}  // namespace postern::runtime

@@ -1,0 +1,212 @@
+"""tests/e2e/peers.py - scripted receiving SMTP peers for outbound tests, independent of Postern.
+
+ScriptedPeer is a small threaded SMTP server (Python sockets + ssl) that records every command
+it saw, per connection, and whether TLS was active when it saw it. Behaviours:
+  starttls=True/False        advertise STARTTLS
+  tls_mode="ok"              complete the handshake with the given certificate
+           "garbage"         answer 220 to STARTTLS, then send junk instead of a handshake
+           "close"           answer 220 to STARTTLS, then close the connection
+           "refuse"          answer STARTTLS with 454
+  greeting_codes=[421, 220]  greeting per connection in order (the last repeats)
+  rcpt_codes={"x@y": 550}    RCPT replies per address (default 250)
+  final_code=250             reply after end of data
+Each accepted message is kept as (mail_from, [rcpts], data_bytes, tls_active).
+"""
+import socket
+import ssl
+import threading
+import time
+
+
+class Connection:
+    def __init__(self):
+        self.commands = []   # (command line str, tls_active bool)
+        self.tls = False
+
+
+class ScriptedPeer:
+    def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
+                 greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
+                 extra_ehlo=()):
+        self.host = host
+        self.starttls = starttls
+        self.tls_mode = tls_mode
+        self.cert, self.key = cert, key
+        self.greeting_codes = list(greeting_codes)
+        self.rcpt_codes = dict(rcpt_codes or {})
+        self.final_code = final_code
+        self.ehlo_name = ehlo_name
+        self.extra_ehlo = list(extra_ehlo)
+        self.connections = []
+        self.messages = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(50)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stopped = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # --- what the peer saw ---------------------------------------------------------------
+    def all_commands(self):
+        with self.lock:
+            return [c for conn in self.connections for c in conn.commands]
+
+    def saw_mail_from(self):
+        return any(c.upper().startswith("MAIL FROM") for c, _ in self.all_commands())
+
+    def wait_messages(self, n, timeout=15.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if len(self.messages) >= n:
+                    return list(self.messages)
+            time.sleep(0.05)
+        with self.lock:
+            raise AssertionError(f"peer got {len(self.messages)} of {n} messages; commands: {self.all_commands()}")
+
+    def wait_connections(self, n, timeout=15.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if len(self.connections) >= n:
+                    return list(self.connections)
+            time.sleep(0.05)
+        raise AssertionError(f"peer saw {len(self.connections)} of {n} connections")
+
+    # --- server --------------------------------------------------------------------------
+    def _accept(self):
+        while not self.stopped:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        conn = Connection()
+        with self.lock:
+            idx = len(self.connections)
+            self.connections.append(conn)
+        s.settimeout(30)
+        f = s.makefile("rwb", buffering=0)
+
+        def send(line):
+            f.write(line.encode() + b"\r\n")
+
+        code = self.greeting_codes[min(idx, len(self.greeting_codes) - 1)]
+        if code != 220:
+            send(f"{code} {self.ehlo_name} not now")
+            try:
+                f.readline()
+            except OSError:
+                pass
+            s.close()
+            return
+        send(f"220 {self.ehlo_name} ESMTP scripted peer")
+        mail_from, rcpts = None, []
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line.decode(errors="replace").rstrip("\r\n")
+                with self.lock:
+                    conn.commands.append((cmd, conn.tls))
+                verb = cmd.split(" ", 1)[0].upper()
+                if verb == "EHLO":
+                    caps = ["PIPELINING", "8BITMIME", "SIZE 10240000", "ENHANCEDSTATUSCODES"] + self.extra_ehlo
+                    if self.starttls and not conn.tls:
+                        caps.append("STARTTLS")
+                    f.write(f"250-{self.ehlo_name}\r\n".encode())
+                    for i, c in enumerate(caps):
+                        f.write(f"250{'-' if i < len(caps) - 1 else ' '}{c}\r\n".encode())
+                elif verb == "HELO":
+                    send(f"250 {self.ehlo_name}")
+                elif verb == "STARTTLS":
+                    if self.tls_mode == "refuse":
+                        send("454 4.7.0 TLS not available")
+                        continue
+                    send("220 2.0.0 Ready to start TLS")
+                    if self.tls_mode == "close":
+                        s.close()
+                        return
+                    if self.tls_mode == "garbage":
+                        f.write(b"this is not a TLS server hello\r\n" * 4)
+                        time.sleep(0.2)
+                        s.close()
+                        return
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    ctx.load_cert_chain(self.cert, self.key)
+                    s = ctx.wrap_socket(s, server_side=True)
+                    f = s.makefile("rwb", buffering=0)
+                    conn.tls = True
+                elif verb == "MAIL":
+                    mail_from, rcpts = cmd[10:].strip(), []
+                    send("250 2.1.0 Ok")
+                elif verb == "RCPT":
+                    addr = cmd[8:].strip().strip("<>")
+                    c = self.rcpt_codes.get(addr, 250)
+                    if c == 250:
+                        rcpts.append(addr)
+                        send("250 2.1.5 Ok")
+                    else:
+                        send(f"{c} {'5' if c >= 500 else '4'}.1.1 <{addr}>: refused by scripted peer")
+                elif verb == "DATA":
+                    if not rcpts:
+                        send("554 5.5.1 no valid recipients")
+                        continue
+                    send("354 go ahead")
+                    data = b""
+                    while True:
+                        l = f.readline()
+                        if not l:
+                            return
+                        if l == b".\r\n":
+                            break
+                        data += l[1:] if l.startswith(b"..") else l
+                    with self.lock:
+                        if self.final_code == 250:
+                            self.messages.append((mail_from, list(rcpts), data, conn.tls))
+                    c = self.final_code
+                    send(f"{c} {c // 100}.0.0 {'queued' if c == 250 else 'refused'}")
+                elif verb == "RSET":
+                    mail_from, rcpts = None, []
+                    send("250 2.0.0 Ok")
+                elif verb == "QUIT":
+                    send("221 2.0.0 Bye")
+                    s.close()
+                    return
+                else:
+                    send("250 2.0.0 Ok")
+        except (OSError, ssl.SSLError):
+            return
+
+
+def make_test_ca(directory, names=("peer.test", "localhost"), ip="127.0.0.1"):
+    """A test CA and a server certificate signed by it (openssl CLI). Returns paths dict."""
+    import subprocess
+    d = str(directory)
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem", "-days", "30", "-subj", "/CN=Postern Test CA")
+    san = ",".join([f"DNS:{n}" for n in names] + ([f"IP:{ip}"] if ip else []))
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr", "-subj", f"/CN={names[0]}")
+    with open(f"{d}/ext.cnf", "w") as e:
+        e.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n")
+    run("openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-out", f"{d}/server.pem", "-days", "30", "-extfile", f"{d}/ext.cnf")
+    return {"ca": f"{d}/ca.pem", "cert": f"{d}/server.pem", "key": f"{d}/server.key"}

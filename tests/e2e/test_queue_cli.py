@@ -1,0 +1,228 @@
+"""tests/e2e/test_queue_cli.py - `postern queue list|show|retry|delete|hold|release` (SPEC §4)
+against a running server, through its control socket `<spool.dir>/control.sock`.
+
+The CLI runs from another working directory than the server, with `-c` naming the config, so
+the socket is found through the config's spool.dir, not through the current directory.
+"""
+import json
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from conftest import POSTERN, qid_of, wait_until
+
+ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+MESSAGE_KEYS = ["id", "sender", "size", "arrived", "held", "recipients"]
+RECIPIENT_KEYS = ["address", "status", "attempts", "next_attempt", "last_reply"]
+
+
+def queue_cli(inst, *args, config=None):
+    return subprocess.run([POSTERN, "queue", *args, "-c", str(config or inst.config)],
+                          capture_output=True, text=True, timeout=30, cwd="/")
+
+
+def queue_json(inst, *args):
+    r = queue_cli(inst, *args, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def send(inst, sender, rcpts, subject):
+    body = f"Subject: {subject}\r\nMessage-ID: <{subject.replace(' ', '-')}@client.test>\r\n\r\nhello\r\n".encode()
+    with inst.smtp() as c:
+        c.ehlo()
+        return qid_of(c.send_mail(sender, rcpts, body))
+
+
+def block_maildir(inst, user):
+    """A regular file where the user's maildir should be: delivery to it is deferred."""
+    p = inst.dir / "var/mail/localhost" / user
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("not a maildir\n")
+    return p
+
+
+def check_shape(m):
+    assert list(m.keys()) == MESSAGE_KEYS, m
+    assert isinstance(m["size"], int) and m["size"] > 0
+    assert ISO.match(m["arrived"]), m["arrived"]
+    assert isinstance(m["held"], bool)
+    for r in m["recipients"]:
+        assert list(r.keys()) == RECIPIENT_KEYS, r
+        assert r["status"] in ("queued", "deferred", "sent", "bounced")
+        assert isinstance(r["attempts"], int)
+        assert r["next_attempt"] == "" or ISO.match(r["next_attempt"]), r
+        assert isinstance(r["last_reply"], str)
+
+
+def test_list_json_shows_held_messages(make_instance):
+    inst = make_instance(queue_extra="hold = true")
+    q1 = send(inst, "alice@example.test", ["bob@localhost", "carol@localhost"], "first")
+    q2 = send(inst, "", ["dave@localhost"], "second")  # null sender
+    sock = inst.dir / "var/spool/control.sock"
+    assert stat.S_ISSOCK(os.stat(sock).st_mode)
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+
+    msgs = queue_json(inst, "list")
+    assert isinstance(msgs, list)
+    assert [m["id"] for m in msgs] == sorted([q1, q2])
+    for m in msgs:
+        check_shape(m)
+        assert m["held"] is True
+    first = next(m for m in msgs if m["id"] == q1)
+    assert first["sender"] == "alice@example.test"
+    assert [r["address"] for r in first["recipients"]] == ["bob@localhost", "carol@localhost"]
+    assert all(r["status"] == "queued" and r["attempts"] == 0 and r["next_attempt"] == "" and r["last_reply"] == ""
+               for r in first["recipients"])
+    second = next(m for m in msgs if m["id"] == q2)
+    assert second["sender"] == ""
+
+    one = queue_json(inst, "show", q1)
+    assert one == first
+    assert queue_json(inst, "show", q1.lower()) == first  # ids are case-insensitive for humans
+
+
+def test_list_table(make_instance):
+    inst = make_instance(queue_extra="hold = true")
+    qid = send(inst, "alice@example.test", ["bob@localhost"], "table")
+    r = queue_cli(inst, "list")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["ID", "SIZE", "ARRIVED", "SENDER"]
+    assert lines[1].startswith(qid + "!")  # "!" marks a held message, as in postqueue -p
+    assert lines[1].split()[-1] == "alice@example.test"
+    assert lines[2].split()[:3] == ["queued", "attempts=0", "next=-"] and lines[2].split()[3] == "bob@localhost"
+    assert lines[-1] == "-- 1 message"
+    r = queue_cli(inst, "show", qid)
+    assert r.returncode == 0 and r.stdout.startswith(qid + "!"), r
+
+
+def test_empty_queue(postern):
+    assert queue_json(postern, "list") == []
+    r = queue_cli(postern, "list")
+    assert r.returncode == 0 and r.stdout == "-- 0 messages\n", r
+
+
+def test_release_delivers(make_instance):
+    inst = make_instance(queue_extra="hold = true")
+    qid = send(inst, "alice@example.test", ["bob@localhost"], "release me")
+    r = queue_cli(inst, "release", qid)
+    assert r.returncode == 0, r.stderr
+    assert qid in r.stdout
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"release me" in msgs[0]
+    wait_until(lambda: queue_json(inst, "list") == [], what="queue empty after delivery")
+    # releasing it again: nothing held any more
+    r = queue_cli(inst, "release", qid)
+    assert r.returncode == 1 and qid in r.stderr, r
+
+
+def test_deferred_state_hold_retry_delete(make_instance):
+    inst = make_instance(queue_extra='retry_schedule = ["1h"]')
+    blocker = block_maildir(inst, "bob")
+    qid = send(inst, "alice@example.test", ["bob@localhost", "carol@localhost"], "partly")
+    inst.wait_maildir("carol")
+
+    def state():
+        msgs = queue_json(inst, "list")
+        return next((m for m in msgs if m["id"] == qid), None)
+
+    wait_until(lambda: (m := state()) is not None and m["recipients"][0]["status"] == "deferred",
+               what="bob deferred")
+    m = state()
+    check_shape(m)
+    assert m["held"] is False
+    bob, carol = m["recipients"]
+    assert bob["address"] == "bob@localhost" and bob["attempts"] == 1
+    assert ISO.match(bob["next_attempt"]) and bob["last_reply"] != ""
+    assert carol["address"] == "carol@localhost" and carol["status"] == "sent" and carol["attempts"] == 1
+
+    # hold: stays in the queue, marked held, not retried
+    r = queue_cli(inst, "hold", qid)
+    assert r.returncode == 0, r.stderr
+    assert state()["held"] is True
+    assert inst.spool_files("hold") == [qid]
+
+    # release, then retry now (ignoring the 1h schedule) once the maildir is fixed
+    r = queue_cli(inst, "release", qid)
+    assert r.returncode == 0, r.stderr
+    assert state()["held"] is False
+    blocker.unlink()
+    r = queue_cli(inst, "retry", qid)
+    assert r.returncode == 0, r.stderr
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"partly" in msgs[0]
+    wait_until(lambda: state() is None, what="message done")
+    assert len(inst.maildir_messages("carol")) == 1  # the sent recipient is not delivered twice
+
+
+def test_retry_all_and_delete(make_instance):
+    inst = make_instance(queue_extra='retry_schedule = ["1h"]')
+    block_maildir(inst, "bob")
+    q1 = send(inst, "alice@example.test", ["bob@localhost"], "one")
+    q2 = send(inst, "alice@example.test", ["bob@localhost"], "two")
+    wait_until(lambda: [m["recipients"][0]["attempts"] for m in queue_json(inst, "list")] == [1, 1],
+               what="both deferred once")
+    r = queue_cli(inst, "retry", "--all")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("2 messages"), r.stdout
+    wait_until(lambda: [m["recipients"][0]["attempts"] for m in queue_json(inst, "list")] == [2, 2],
+               what="both retried")
+
+    r = queue_cli(inst, "delete", q1)
+    assert r.returncode == 0, r.stderr
+    assert [m["id"] for m in queue_json(inst, "list")] == [q2]
+    assert q1 not in inst.spool_files("queue") and q1 not in inst.spool_files("state")
+    r = queue_cli(inst, "delete", q1)
+    assert r.returncode == 1 and q1 in r.stderr and r.stdout == "", r
+
+
+def test_errors(make_instance):
+    inst = make_instance(queue_extra="hold = true")
+    r = queue_cli(inst, "show", "0123456789ABCDEF0")
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr.startswith("postern queue: ") and "0123456789ABCDEF0" in r.stderr
+    r = queue_cli(inst, "hold", "../../etc/passwd")
+    assert r.returncode == 1 and "invalid queue id" in r.stderr, r
+    r = queue_cli(inst, "retry")  # ID or --all required: a usage error
+    assert r.returncode not in (0, 1), r
+    assert inst.alive
+
+
+def test_server_not_running(make_instance):
+    inst = make_instance(start=False)
+    r = queue_cli(inst, "list")
+    sock = inst.dir / "var/spool/control.sock"
+    assert r.returncode == 1, r
+    assert r.stderr.startswith(f"postern queue: cannot reach the server at {sock}: "), r.stderr
+    assert "(is `postern serve` running?)" in r.stderr
+
+
+def test_socket_removed_at_shutdown(make_instance):
+    inst = make_instance()
+    sock = inst.dir / "var/spool/control.sock"
+    assert sock.exists()
+    inst.stop()
+    assert not sock.exists()
+    r = queue_cli(inst, "list")
+    assert r.returncode == 1 and "cannot reach the server" in r.stderr, r
+
+
+def test_stale_socket_replaced_after_kill9(make_instance):
+    inst = make_instance()
+    inst.kill9()
+    assert (inst.dir / "var/spool/control.sock").exists()  # left behind
+    inst.start()
+    assert queue_json(inst, "list") == []
+
+
+def test_bad_config(make_instance, tmp_path):
+    inst = make_instance(start=False)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(inst.config.read_text() + "\nbogus_key = 1\n")
+    r = queue_cli(inst, "list", config=bad)
+    assert r.returncode == 2, r
+    assert re.match(rf"^{re.escape(str(bad))}:\d+: ", r.stderr), r.stderr

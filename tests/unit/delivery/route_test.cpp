@@ -1,0 +1,268 @@
+// tests/unit/delivery/route_test.cpp - routing precedence and MX planning, as tables.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "delivery/route.hpp"
+
+using namespace postern;
+using delivery::mx_verdict;
+using delivery::route;
+using delivery::target_host;
+using dns::dns_status;
+
+namespace {
+
+config::config sample_config() {
+    config::config c;
+    c.delivery.port = 2525;
+    c.domains.push_back({"example.test", {{"10.0.0.5", 25}, {"internal.example.test", 2526}}, "", 1});
+    c.domains.push_back({"local.test", {}, "/var/mail/local.test", 2});
+    c.routes.push_back({"partner.test", {{"127.0.0.2", 2526}}, 3});
+    c.routes.push_back({"*", {{"smarthost.isp.test", 587}}, 4});
+    c.routes.push_back({"other.test", {{"127.0.0.3", 25}}, 5});  // after "*": exact still wins
+    return c;
+}
+
+struct route_case {
+    std::string domain;
+    route::kind how;
+    std::string source;
+    std::vector<config::host_port> hosts;
+    std::string maildir;
+};
+
+void expect_route(const config::config& cfg, const route_case& c) {
+    SCOPED_TRACE(c.domain);
+    const route r = delivery::decide_route(cfg, c.domain);
+    EXPECT_EQ(delivery::to_string(r.how), delivery::to_string(c.how));
+    EXPECT_EQ(r.source, c.source);
+    ASSERT_EQ(r.hosts.size(), c.hosts.size());
+    for (std::size_t i = 0; i < c.hosts.size(); ++i) {
+        EXPECT_EQ(r.hosts[i].host, c.hosts[i].host);
+        EXPECT_EQ(r.hosts[i].port, c.hosts[i].port);
+    }
+    EXPECT_EQ(r.maildir, c.maildir);
+    EXPECT_EQ(r.port, cfg.delivery.port);
+}
+
+}  // namespace
+
+TEST(decide_route, precedence) {
+    const auto cfg = sample_config();
+    const std::vector<route_case> cases = {
+        {"local.test", route::kind::maildir, "domain local.test maildir", {}, "/var/mail/local.test"},
+        {"example.test", route::kind::static_hosts, "domain example.test relay_to",
+         {{"10.0.0.5", 25}, {"internal.example.test", 2526}}, ""},
+        {"partner.test", route::kind::static_hosts, "route partner.test", {{"127.0.0.2", 2526}}, ""},
+        {"other.test", route::kind::static_hosts, "route other.test", {{"127.0.0.3", 25}}, ""},
+        {"elsewhere.test", route::kind::static_hosts, "route *", {{"smarthost.isp.test", 587}}, ""},
+        // A subdomain is a different domain: no implicit parent matching.
+        {"sub.partner.test", route::kind::static_hosts, "route *", {{"smarthost.isp.test", 587}}, ""},
+        {"sub.example.test", route::kind::static_hosts, "route *", {{"smarthost.isp.test", 587}}, ""},
+    };
+    for (const auto& c : cases) expect_route(cfg, c);
+}
+
+TEST(decide_route, mx_without_smarthost) {
+    auto cfg = sample_config();
+    cfg.routes.erase(std::remove_if(cfg.routes.begin(), cfg.routes.end(), [](const auto& r) { return r.domain == "*"; }),
+                     cfg.routes.end());
+    const route r = delivery::decide_route(cfg, "elsewhere.test");
+    EXPECT_EQ(r.how, route::kind::mx);
+    EXPECT_EQ(r.source, "mx");
+    EXPECT_EQ(r.domain, "elsewhere.test");
+    EXPECT_EQ(r.port, 2525);
+    EXPECT_TRUE(r.hosts.empty());
+    // Hosted and exact routes are unchanged without the smarthost.
+    expect_route(cfg, {"partner.test", route::kind::static_hosts, "route partner.test", {{"127.0.0.2", 2526}}, ""});
+    expect_route(cfg, {"local.test", route::kind::maildir, "domain local.test maildir", {}, "/var/mail/local.test"});
+}
+
+TEST(decide_route, hosted_domain_wins_over_routes) {
+    auto cfg = sample_config();
+    cfg.routes.push_back({"example.test", {{"127.0.0.9", 25}}, 6});  // a route for a hosted domain
+    expect_route(cfg, {"example.test", route::kind::static_hosts, "domain example.test relay_to",
+                       {{"10.0.0.5", 25}, {"internal.example.test", 2526}}, ""});
+}
+
+TEST(decide_route, case_insensitive_and_trailing_dot) {
+    const auto cfg = sample_config();
+    expect_route(cfg, {"LOCAL.Test", route::kind::maildir, "domain local.test maildir", {}, "/var/mail/local.test"});
+    expect_route(cfg, {"Partner.TEST.", route::kind::static_hosts, "route partner.test", {{"127.0.0.2", 2526}}, ""});
+    EXPECT_EQ(delivery::decide_route(cfg, "Partner.TEST.").domain, "partner.test");
+    auto no_star = cfg;
+    no_star.routes.clear();
+    EXPECT_EQ(delivery::decide_route(no_star, "MiXeD.Example.ORG").domain, "mixed.example.org");
+}
+
+TEST(decide_route, address_literals) {
+    auto cfg = sample_config();
+    cfg.routes.clear();
+    expect_route(cfg, {"[192.0.2.7]", route::kind::static_hosts, "address literal", {{"192.0.2.7", 2525}}, ""});
+    expect_route(cfg, {"[IPv6:2001:DB8::1]", route::kind::static_hosts, "address literal", {{"2001:db8::1", 2525}}, ""});
+    // Not a valid literal: looked up as a name, which then fails in DNS (no_such_domain).
+    EXPECT_EQ(delivery::decide_route(cfg, "[300.1.1.1]").how, route::kind::mx);
+    EXPECT_EQ(delivery::decide_route(cfg, "[x-tag:whatever]").how, route::kind::mx);
+    // A smarthost takes literals too, as a transport map "*" would.
+    expect_route(sample_config(), {"[192.0.2.7]", route::kind::static_hosts, "route *", {{"smarthost.isp.test", 587}}, ""});
+}
+
+// --- plan_mx ------------------------------------------------------------------------------
+
+namespace {
+
+dns::mx_answer ok(std::vector<dns::mx_record> records) {
+    dns::mx_answer a;
+    a.status = dns_status::ok;
+    a.records = std::move(records);
+    return a;
+}
+
+dns::mx_answer status(dns_status s, std::string error = "") {
+    dns::mx_answer a;
+    a.status = s;
+    a.error = std::move(error);
+    return a;
+}
+
+std::vector<std::string> names(const delivery::mx_plan& p) {
+    std::vector<std::string> out;
+    for (const auto& h : p.hosts) out.push_back(h.name);
+    return out;
+}
+
+}  // namespace
+
+TEST(plan_mx, preference_order) {
+    std::mt19937 rng(1);
+    const auto p = delivery::plan_mx(ok({{30, "mx3.d.test"}, {10, "mx1.d.test"}, {20, "mx2.d.test"}}), "d.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::ok);
+    ASSERT_EQ(p.hosts.size(), 3u);
+    EXPECT_EQ(p.hosts[0], (target_host{"mx1.d.test", 10, 25}));
+    EXPECT_EQ(p.hosts[1], (target_host{"mx2.d.test", 20, 25}));
+    EXPECT_EQ(p.hosts[2], (target_host{"mx3.d.test", 30, 25}));
+    EXPECT_TRUE(p.reason.empty());
+}
+
+TEST(plan_mx, port_is_carried) {
+    std::mt19937 rng(1);
+    const auto p = delivery::plan_mx(ok({{10, "mx.d.test"}}), "d.test", 2526, rng);
+    ASSERT_EQ(p.hosts.size(), 1u);
+    EXPECT_EQ(p.hosts[0].port, 2526);
+}
+
+TEST(plan_mx, equal_preferences_are_shuffled_within_their_rank) {
+    const auto answer = ok({{20, "c.d.test"}, {10, "a1.d.test"}, {10, "a2.d.test"}, {10, "a3.d.test"},
+                            {30, "z.d.test"}, {20, "b.d.test"}});
+    std::set<std::vector<std::string>> seen_first_rank;
+    std::set<std::vector<std::string>> seen_second_rank;
+    for (unsigned seed = 0; seed < 500; ++seed) {
+        std::mt19937 rng(seed);
+        const auto p = delivery::plan_mx(answer, "d.test", 25, rng);
+        ASSERT_EQ(p.verdict, mx_verdict::ok);
+        const auto n = names(p);
+        ASSERT_EQ(n.size(), 6u);
+        // The ranks never mix: 10s, then 20s, then 30.
+        for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(p.hosts[i].preference, 10);
+        EXPECT_EQ(p.hosts[3].preference, 20);
+        EXPECT_EQ(p.hosts[4].preference, 20);
+        EXPECT_EQ(n[5], "z.d.test");
+        seen_first_rank.insert({n[0], n[1], n[2]});
+        seen_second_rank.insert({n[3], n[4]});
+    }
+    EXPECT_EQ(seen_first_rank.size(), 6u);  // all 3! permutations are reachable
+    EXPECT_EQ(seen_second_rank.size(), 2u);
+}
+
+TEST(plan_mx, deterministic_per_seed_and_independent_of_dns_order) {
+    const auto a = ok({{10, "a.d.test"}, {10, "b.d.test"}, {10, "c.d.test"}, {10, "d.d.test"}});
+    const auto b = ok({{10, "d.d.test"}, {10, "c.d.test"}, {10, "b.d.test"}, {10, "a.d.test"}});
+    for (unsigned seed : {7u, 12345u}) {
+        std::mt19937 r1(seed), r2(seed), r3(seed);
+        const auto p1 = delivery::plan_mx(a, "d.test", 25, r1);
+        const auto p2 = delivery::plan_mx(a, "d.test", 25, r2);
+        const auto p3 = delivery::plan_mx(b, "d.test", 25, r3);
+        EXPECT_EQ(names(p1), names(p2)) << "seed " << seed;
+        EXPECT_EQ(names(p1), names(p3)) << "seed " << seed;
+    }
+    // Two seeds that give different orders exist (the shuffle really depends on the engine).
+    std::set<std::vector<std::string>> orders;
+    for (unsigned seed = 0; seed < 20; ++seed) {
+        std::mt19937 r(seed);
+        orders.insert(names(delivery::plan_mx(a, "d.test", 25, r)));
+    }
+    EXPECT_GT(orders.size(), 1u);
+}
+
+TEST(plan_mx, duplicate_hosts_kept_once_at_best_preference) {
+    std::mt19937 rng(3);
+    const auto p = delivery::plan_mx(ok({{20, "mx.d.test"}, {10, "MX.d.test"}, {15, "other.d.test"}}), "d.test", 25, rng);
+    ASSERT_EQ(p.hosts.size(), 2u);
+    EXPECT_EQ(p.hosts[0], (target_host{"mx.d.test", 10, 25}));
+    EXPECT_EQ(p.hosts[1], (target_host{"other.d.test", 15, 25}));
+}
+
+TEST(plan_mx, null_mx) {
+    std::mt19937 rng(1);
+    const auto p = delivery::plan_mx(ok({{0, ""}}), "nomail.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::null_mx);
+    EXPECT_TRUE(p.hosts.empty());
+    EXPECT_NE(p.reason.find("does not accept mail"), std::string::npos) << p.reason;
+
+    // A null MX among other records (RFC 7505 3 forbids it): the "no mail" statement wins.
+    const auto mixed = delivery::plan_mx(ok({{10, "mx.nomail.test"}, {0, ""}}), "nomail.test", 25, rng);
+    EXPECT_EQ(mixed.verdict, mx_verdict::null_mx);
+    EXPECT_TRUE(mixed.hosts.empty());
+    EXPECT_NE(mixed.reason.find("RFC 7505"), std::string::npos) << mixed.reason;
+}
+
+TEST(plan_mx, nxdomain_nodata_temporary_bogus) {
+    std::mt19937 rng(1);
+    auto p = delivery::plan_mx(status(dns_status::nxdomain, "nope.test/MX: no such domain"), "Nope.Test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::no_such_domain);
+    EXPECT_TRUE(p.hosts.empty());
+    EXPECT_NE(p.reason.find("nope.test"), std::string::npos) << p.reason;
+
+    p = delivery::plan_mx(status(dns_status::nodata), "A.Example.Test.", 2526, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::implicit);
+    ASSERT_EQ(p.hosts.size(), 1u);
+    EXPECT_EQ(p.hosts[0], (target_host{"a.example.test", 0, 2526}));
+
+    p = delivery::plan_mx(status(dns_status::temporary, "d.test/MX: SERVFAIL"), "d.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::temporary);
+    EXPECT_TRUE(p.hosts.empty());
+    EXPECT_NE(p.reason.find("SERVFAIL"), std::string::npos) << p.reason;
+
+    p = delivery::plan_mx(status(dns_status::bogus, "d.test/MX: DNSSEC validation failed"), "d.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::temporary);
+    EXPECT_TRUE(p.hosts.empty());
+    EXPECT_NE(p.reason.find("DNSSEC"), std::string::npos) << p.reason;
+}
+
+TEST(plan_mx, ip_literal_hosts_are_dropped) {
+    std::mt19937 rng(1);
+    auto p = delivery::plan_mx(ok({{10, "192.0.2.1"}, {20, "mx.d.test"}}), "d.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::ok);
+    ASSERT_EQ(p.hosts.size(), 1u);
+    EXPECT_EQ(p.hosts[0].name, "mx.d.test");
+    EXPECT_NE(p.reason.find("192.0.2.1"), std::string::npos) << p.reason;
+
+    p = delivery::plan_mx(ok({{10, "192.0.2.1"}, {10, "2001:db8::1"}}), "d.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::temporary);
+    EXPECT_TRUE(p.hosts.empty());
+    EXPECT_NE(p.reason.find("no usable MX host"), std::string::npos) << p.reason;
+}
+
+TEST(plan_mx, ok_without_records_is_temporary) {
+    std::mt19937 rng(1);
+    const auto p = delivery::plan_mx(ok({}), "d.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::temporary);
+}
+
+TEST(plan_mx, verdict_names) {
+    EXPECT_EQ(delivery::to_string(mx_verdict::null_mx), "null-mx");
+    EXPECT_EQ(delivery::to_string(mx_verdict::no_such_domain), "no-such-domain");
+    EXPECT_EQ(delivery::to_string(route::kind::static_hosts), "static");
+}

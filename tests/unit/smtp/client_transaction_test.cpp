@@ -1,0 +1,553 @@
+// tests/unit/smtp/client_transaction_test.cpp - smtp::client_session transactions: PIPELINING
+// (RFC 2920) and one-at-a-time, refused recipients, MAIL/DATA refusals and RSET, final
+// replies, local refusals (RFC 6531, 1870, 6152), connection reuse, EOF/timeout after the
+// end of data (during_final_reply), 421 (RFC 5321 3.8).
+#include <gtest/gtest.h>
+
+#include "client_driver.hpp"
+
+namespace postern::smtp::test {
+namespace {
+
+using kind = client_failure::kind;
+
+const std::string_view content = "Subject: t\r\n\r\nhi\r\n.dot\r\n";
+const std::string_view stuffed = "Subject: t\r\n\r\nhi\r\n..dot\r\n.\r\n";
+
+TEST(SmtpClientTransaction, PipelinedHappyPath) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test", "carol@example.test"}, content));
+    EXPECT_EQ(d.run(), client_event::need_input);
+    // RFC 2920 3.1: one batch, DATA last.
+    EXPECT_EQ(d.take(),
+              "MAIL FROM:<alice@sender.test> SIZE=24\r\n"
+              "RCPT TO:<bob@example.test>\r\n"
+              "RCPT TO:<carol@example.test>\r\n"
+              "DATA\r\n");
+    EXPECT_EQ(d.c.state(), client_state::mail);
+    EXPECT_EQ(d.feed("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"), client_event::need_input);
+    EXPECT_EQ(d.take(), "");  // nothing more until DATA is answered
+    EXPECT_EQ(d.feed("250 2.1.5 Ok\r\n"), client_event::need_input);
+    EXPECT_EQ(d.c.state(), client_state::data);
+    EXPECT_EQ(d.feed("354 End data with <CR><LF>.<CR><LF>\r\n"), client_event::need_input);
+    EXPECT_EQ(d.take(), stuffed);
+    EXPECT_EQ(d.c.state(), client_state::content);
+    EXPECT_EQ(d.feed("250 2.0.0 Ok: queued as 4F2A\r\n"), client_event::message_done);
+    const auto& r = d.c.result();
+    ASSERT_TRUE(r.mail);
+    EXPECT_EQ(r.mail->code, 250);
+    ASSERT_EQ(r.rcpt.size(), 2u);
+    EXPECT_EQ(r.rcpt[0]->code, 250);
+    EXPECT_EQ(r.rcpt[1]->enhanced, "2.1.5");
+    EXPECT_EQ(r.data->code, 354);
+    ASSERT_TRUE(r.final);
+    EXPECT_EQ(r.final->code, 250);
+    EXPECT_EQ(r.final->lines, std::vector<std::string>{"Ok: queued as 4F2A"});
+    EXPECT_FALSE(r.local_refusal);
+    EXPECT_TRUE(d.c.reusable());
+    EXPECT_EQ(d.c.state(), client_state::ready);
+    EXPECT_EQ(d.run(), client_event::ready);  // message_done is reported once
+    EXPECT_EQ(d.take(), "");
+}
+
+TEST(SmtpClientTransaction, MailParameters) {
+    client_driver d;
+    d.connect();
+    auto m = test_message({"bob@example.test"});
+    m.eight_bit = true;
+    m.smtputf8 = true;
+    m.sender = "";
+    d.c.send_message(m);
+    d.run();
+    EXPECT_EQ(d.take(),
+              "MAIL FROM:<> SIZE=18 BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+}
+
+TEST(SmtpClientTransaction, OneCommandAtATimeWithoutPipelining) {
+    client_driver d;
+    d.connect(plain_ehlo);
+    d.c.send_message(test_message({"bob@example.test", "carol@example.test"}, content));
+    EXPECT_EQ(d.run(), client_event::need_input);
+    EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test>\r\n");  // no SIZE advertised
+    d.feed("250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.take(), "RCPT TO:<bob@example.test>\r\n");
+    d.feed("250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.take(), "RCPT TO:<carol@example.test>\r\n");
+    d.feed("250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.take(), "DATA\r\n");
+    d.feed("354 go\r\n");
+    EXPECT_EQ(d.take(), stuffed);
+    EXPECT_EQ(d.feed("250 2.0.0 queued\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().final->code, 250);
+}
+
+TEST(SmtpClientTransaction, OneOfThreeRecipientsRefused) {
+    for (auto ehlo : {full_ehlo, plain_ehlo}) {
+        client_driver d;
+        d.connect(ehlo);
+        d.c.send_message(test_message({"a@example.test", "nobody@example.test", "c@example.test"}, content));
+        d.run();
+        d.feed("250 2.1.0 Ok\r\n");
+        d.feed("250 2.1.5 Ok\r\n");
+        d.feed("550 5.1.1 <nobody@example.test>: Recipient address rejected\r\n");
+        d.feed("250 2.1.5 Ok\r\n");
+        d.feed("354 go\r\n");
+        EXPECT_EQ(d.feed("250 2.0.0 queued\r\n"), client_event::message_done);
+        const std::string w = d.take();
+        EXPECT_NE(w.find(stuffed), std::string::npos);  // sent to the others
+        EXPECT_EQ(w.find("RSET"), std::string::npos);
+        const auto& r = d.c.result();
+        ASSERT_EQ(r.rcpt.size(), 3u);
+        EXPECT_EQ(r.rcpt[0]->code, 250);
+        EXPECT_EQ(r.rcpt[1]->code, 550);
+        EXPECT_EQ(r.rcpt[1]->enhanced, "5.1.1");
+        EXPECT_EQ(r.rcpt[2]->code, 250);
+        EXPECT_EQ(r.final->code, 250);
+    }
+}
+
+TEST(SmtpClientTransaction, AllRecipientsRefusedWithoutPipelining) {
+    client_driver d;
+    d.connect(plain_ehlo);
+    d.c.send_message(test_message({"x@example.test", "y@example.test"}, content));
+    d.run();
+    d.feed("250 2.1.0 Ok\r\n");
+    d.feed("550 5.1.1 no\r\n");
+    d.feed("450 4.2.0 greylisted\r\n");
+    EXPECT_EQ(d.take(),
+              "MAIL FROM:<alice@sender.test>\r\nRCPT TO:<x@example.test>\r\n"
+              "RCPT TO:<y@example.test>\r\nRSET\r\n");  // no DATA, no content
+    EXPECT_EQ(d.c.state(), client_state::mail);
+    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+    const auto& r = d.c.result();
+    EXPECT_EQ(r.rcpt[0]->code, 550);
+    EXPECT_EQ(r.rcpt[1]->code, 450);
+    EXPECT_FALSE(r.data);
+    EXPECT_FALSE(r.final);
+    EXPECT_TRUE(d.c.reusable());
+}
+
+TEST(SmtpClientTransaction, AllRecipientsRefusedWithPipelining) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"x@example.test"}, content));
+    d.run();
+    d.take();
+    EXPECT_EQ(d.feed("250 2.1.0 Ok\r\n550 5.1.1 no\r\n554 5.5.1 Error: no valid recipients\r\n"),
+              client_event::need_input);
+    EXPECT_EQ(d.take(), "RSET\r\n");
+    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().data->code, 554);
+    EXPECT_FALSE(d.c.result().final);
+}
+
+TEST(SmtpClientTransaction, Unwarranted354GetsAnEmptyMessageAndRset) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"x@example.test"}, content));
+    d.run();
+    d.take();
+    EXPECT_EQ(d.feed("250 2.1.0 Ok\r\n550 5.1.1 no\r\n354 go ahead anyway\r\n"), client_event::need_input);
+    EXPECT_EQ(d.take(), ".\r\n");  // the content is never sent
+    EXPECT_EQ(d.feed("554 5.5.1 no valid recipients\r\n"), client_event::need_input);
+    EXPECT_EQ(d.take(), "RSET\r\n");
+    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+    const auto& r = d.c.result();
+    EXPECT_EQ(r.data->code, 354);
+    EXPECT_FALSE(r.final);  // the empty "message" is not a delivery
+    EXPECT_EQ(r.rcpt[0]->code, 550);
+}
+
+TEST(SmtpClientTransaction, MailRefused) {
+    {
+        client_driver d;
+        d.connect(plain_ehlo);
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.take();
+        EXPECT_EQ(d.feed("553 5.1.8 sender domain does not exist\r\n"), client_event::need_input);
+        EXPECT_EQ(d.take(), "RSET\r\n");
+        EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+        EXPECT_EQ(d.c.result().mail->code, 553);
+        ASSERT_EQ(d.c.result().rcpt.size(), 1u);
+        EXPECT_FALSE(d.c.result().rcpt[0]);  // never sent
+        EXPECT_FALSE(d.c.result().data);
+    }
+    {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.take();
+        EXPECT_EQ(d.feed("553 5.1.8 no\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n"),
+                  client_event::need_input);
+        EXPECT_EQ(d.take(), "RSET\r\n");
+        EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+        EXPECT_EQ(d.c.result().mail->code, 553);
+        EXPECT_EQ(d.c.result().rcpt[0]->code, 503);
+        EXPECT_EQ(d.c.result().data->code, 503);
+    }
+}
+
+TEST(SmtpClientTransaction, DataRefusedAfterAcceptedRecipients) {
+    client_driver d;
+    d.connect(plain_ehlo);
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    d.run();
+    d.feed("250 ok\r\n");
+    d.feed("250 ok\r\n");
+    d.take();
+    EXPECT_EQ(d.feed("451 4.3.0 try later\r\n"), client_event::need_input);
+    EXPECT_EQ(d.take(), "RSET\r\n");
+    EXPECT_EQ(d.feed("250 ok\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().data->code, 451);
+}
+
+TEST(SmtpClientTransaction, FinalRefusals) {
+    for (std::string_view final : {"451 4.3.0 Error: queue file write error\r\n",
+                                   "554 5.7.1 spam\r\n", "552-5.3.4 too\r\n552 5.3.4 big\r\n"}) {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+        d.take();
+        EXPECT_EQ(d.feed(final), client_event::message_done);
+        EXPECT_EQ(d.c.result().final->code, std::stoi(std::string(final.substr(0, 3))));
+        EXPECT_EQ(d.take(), "");  // no RSET: the final reply ended the transaction
+        EXPECT_TRUE(d.c.reusable());
+        // The next message starts at once.
+        d.c.send_message(test_message({"carol@example.test"}, content));
+        d.run();
+        EXPECT_EQ(d.take().substr(0, 10), "MAIL FROM:");
+    }
+}
+
+TEST(SmtpClientTransaction, LocalRefusals) {
+    struct row {
+        const char* name;
+        std::string_view ehlo;
+        outgoing_message msg;
+        int code;
+        const char* enhanced;
+        const char* text;
+    };
+    auto utf8 = test_message({"bob@example.test"});
+    utf8.smtputf8 = true;
+    auto big = test_message({"bob@example.test"});
+    big.size = 10001;
+    auto eight = test_message({"bob@example.test"});
+    eight.eight_bit = true;
+    auto none = test_message({});
+    auto inject = test_message({"bob@example.test>\r\nRCPT TO:<evil@x.test"});
+    auto inject_sender = test_message({"bob@example.test"});
+    inject_sender.sender = "a@b\r\nDATA";
+    const row rows[] = {
+        {"smtputf8", plain_ehlo, utf8, 550, "5.6.7", "SMTPUTF8 required but not supported by the server"},
+        {"size", full_ehlo, big, 552, "5.3.4", "message size exceeds the server's limit of 10000"},
+        {"8bitmime", "250-mx\r\n250 PIPELINING\r\n", eight, 554, "5.6.3",
+         "8-bit content but the server does not support 8BITMIME"},
+        {"no recipients", full_ehlo, none, 554, "5.5.1", "no recipients"},
+        {"rcpt injection", full_ehlo, inject, 553, "5.1.3",
+         "recipient address is empty or contains control characters"},
+        {"sender injection", full_ehlo, inject_sender, 553, "5.1.7",
+         "sender address contains control characters"},
+    };
+    for (const auto& r : rows) {
+        client_driver d;
+        d.connect(r.ehlo);
+        d.c.send_message(r.msg);
+        EXPECT_EQ(d.run(), client_event::message_done) << r.name;
+        EXPECT_EQ(d.take(), "") << r.name;  // nothing sent
+        ASSERT_TRUE(d.c.result().local_refusal) << r.name;
+        EXPECT_EQ(d.c.result().local_refusal->code, r.code) << r.name;
+        EXPECT_EQ(d.c.result().local_refusal->enhanced, r.enhanced) << r.name;
+        EXPECT_EQ(d.c.result().local_refusal->lines, std::vector<std::string>{r.text}) << r.name;
+        EXPECT_FALSE(d.c.result().mail);
+        EXPECT_EQ(d.c.state(), client_state::ready);
+        EXPECT_TRUE(d.c.reusable());
+        EXPECT_EQ(d.run(), client_event::ready) << r.name;
+    }
+}
+
+TEST(SmtpClientTransaction, SizeZeroMeansNoLimit) {
+    client_driver d;
+    d.connect("250-mx\r\n250 SIZE 0\r\n");
+    auto m = test_message({"bob@example.test"});
+    m.size = 1u << 30;
+    d.c.send_message(m);
+    EXPECT_EQ(d.run(), client_event::need_input);
+    EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test> SIZE=1073741824\r\n");
+}
+
+TEST(SmtpClientTransaction, ConnectionReuseThenQuit) {
+    client_driver d;
+    d.connect();
+    d.take();
+    d.c.send_message(test_message({"bob@example.test"}, "one\r\n"));
+    d.run();
+    d.feed("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
+    EXPECT_EQ(d.feed("250 2.0.0 Ok: queued as A\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().final->lines[0], "Ok: queued as A");
+    d.c.send_message(test_message({"carol@example.test"}, "two"));
+    d.run();
+    d.feed("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
+    EXPECT_EQ(d.feed("250 2.0.0 Ok: queued as B\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().final->lines[0], "Ok: queued as B");
+    EXPECT_EQ(d.c.result().rcpt.size(), 1u);
+    d.c.quit();
+    EXPECT_EQ(d.run(), client_event::need_input);
+    EXPECT_EQ(d.feed("221 2.0.0 Bye\r\n"), client_event::closed);
+    EXPECT_EQ(d.take(),
+              "MAIL FROM:<alice@sender.test> SIZE=5\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
+              "one\r\n.\r\n"
+              "MAIL FROM:<alice@sender.test> SIZE=3\r\nRCPT TO:<carol@example.test>\r\nDATA\r\n"
+              "two\r\n.\r\n"
+              "QUIT\r\n");
+    EXPECT_EQ(d.c.state(), client_state::done);
+}
+
+TEST(SmtpClientTransaction, ReuseAfterRefusedTransaction) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"x@example.test"}, content));
+    d.run();
+    d.feed("250 ok\r\n550 no\r\n554 no valid recipients\r\n");
+    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);  // RSET answered
+    d.take();
+    d.c.send_message(test_message({"bob@example.test"}, "x\r\n"));
+    d.run();
+    EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test> SIZE=3\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+}
+
+TEST(SmtpClientTransaction, EofDuringFinalReply) {
+    for (std::string_view partial : {"", "250 2.0.0 Ok: que"}) {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+        d.feed(partial);
+        EXPECT_EQ(d.eof(), client_event::failed);
+        EXPECT_EQ(d.c.failure().what, kind::connection_lost);
+        EXPECT_TRUE(d.c.failure().during_final_reply);
+        EXPECT_EQ(d.c.state(), client_state::content);
+        EXPECT_FALSE(d.c.reusable());
+        d.c.quit();
+        EXPECT_EQ(d.run(), client_event::closed);
+    }
+}
+
+TEST(SmtpClientTransaction, TimeoutDuringFinalReply) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    d.run();
+    d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+    d.c.timeout();
+    EXPECT_EQ(d.run(), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::timeout);
+    EXPECT_TRUE(d.c.failure().during_final_reply);
+    EXPECT_EQ(d.c.failure().detail, "timeout (waiting for the reply to the end of data)");
+}
+
+TEST(SmtpClientTransaction, GarbledFinalReplyIsDuringFinalReply) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    d.run();
+    d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+    EXPECT_EQ(d.feed("I ate your mail\r\n"), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::protocol_error);
+    EXPECT_TRUE(d.c.failure().during_final_reply);
+}
+
+TEST(SmtpClientTransaction, EofOrTimeoutBeforeEndOfData) {
+    {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("250 ok\r\n");
+        EXPECT_EQ(d.eof(), client_event::failed);
+        EXPECT_EQ(d.c.failure().what, kind::connection_lost);
+        EXPECT_FALSE(d.c.failure().during_final_reply);
+        EXPECT_EQ(d.c.state(), client_state::mail);
+    }
+    {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("250 ok\r\n250 ok\r\n");
+        d.c.timeout();
+        EXPECT_EQ(d.run(), client_event::failed);
+        EXPECT_EQ(d.c.failure().what, kind::timeout);
+        EXPECT_FALSE(d.c.failure().during_final_reply);
+        EXPECT_EQ(d.c.state(), client_state::data);
+    }
+}
+
+TEST(SmtpClientTransaction, Reply421EndsTheConnection) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test", "carol@example.test"}, content));
+    d.run();
+    d.take();
+    EXPECT_EQ(d.feed("250 ok\r\n421 4.3.2 shutting down\r\n"), client_event::message_done);
+    const auto& r = d.c.result();
+    EXPECT_EQ(r.rcpt[0]->code, 421);
+    EXPECT_FALSE(r.rcpt[1]);
+    EXPECT_FALSE(r.data);
+    EXPECT_FALSE(d.c.reusable());
+    EXPECT_EQ(d.take(), "");  // no RSET
+    d.c.quit();
+    EXPECT_EQ(d.run(), client_event::closed);
+    EXPECT_EQ(d.take(), "");  // no QUIT to a closed connection
+}
+
+TEST(SmtpClientTransaction, SendMessageOnUnusableConnectionFails) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    d.run();
+    d.feed("421 4.3.2 bye\r\n");
+    d.take();
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    EXPECT_EQ(d.run(), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::connection_lost);
+    EXPECT_EQ(d.take(), "");
+}
+
+TEST(SmtpClientTransaction, RsetRefusedOrLostMakesConnectionNotReusable) {
+    for (int variant = 0; variant < 3; ++variant) {
+        client_driver d;
+        d.connect(plain_ehlo);
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("550 5.7.1 no\r\n");
+        EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test>\r\nRSET\r\n");
+        client_event ev;
+        if (variant == 0) {
+            ev = d.feed("502 no RSET\r\n");
+        } else if (variant == 1) {
+            ev = d.eof();
+        } else {
+            d.c.timeout();
+            ev = d.run();
+        }
+        // The transaction's outcome is known: it is reported, not a connection failure.
+        EXPECT_EQ(ev, client_event::message_done) << variant;
+        EXPECT_EQ(d.c.result().mail->code, 550);
+        EXPECT_FALSE(d.c.reusable());
+        d.c.quit();
+        d.run();
+        EXPECT_EQ(d.take(), variant == 0 ? "QUIT\r\n" : "");
+    }
+}
+
+TEST(SmtpClientTransaction, UnsolicitedDataAfterFinalReply) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    d.run();
+    d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+    EXPECT_EQ(d.feed("250 2.0.0 queued\r\n250 2.1.0 fake MAIL ok\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().final->code, 250);  // the message was delivered
+    EXPECT_FALSE(d.c.reusable());              // but no further transaction on this stream
+}
+
+std::vector<std::string> many_recipients(std::size_t n) {
+    std::vector<std::string> v;
+    for (std::size_t i = 0; i < n; ++i) v.push_back("r" + std::to_string(i) + "@example.test");
+    return v;
+}
+
+std::size_t count_of(const std::string& s, std::string_view what) {
+    std::size_t n = 0;
+    for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+}
+
+TEST(SmtpClientTransaction, LongRecipientListIsPipelinedInAWindow) {
+    // RFC 2920 3.1 (deadlock): at most 100 commands unanswered; DATA still goes last.
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message(many_recipients(250), content));
+    d.run();
+    std::string w = d.take();
+    EXPECT_EQ(count_of(w, "MAIL FROM:"), 1u);
+    EXPECT_EQ(count_of(w, "RCPT TO:"), 99u);
+    EXPECT_EQ(count_of(w, "DATA"), 0u);
+    d.feed("250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.take(), "RCPT TO:<r99@example.test>\r\n");
+    std::string rest;
+    for (int i = 0; i < 249; ++i) {
+        EXPECT_EQ(d.feed(i == 7 ? "550 5.1.1 no\r\n" : "250 2.1.5 Ok\r\n"), client_event::need_input);
+        rest += d.take();
+    }
+    EXPECT_EQ(count_of(rest, "RCPT TO:"), 150u);
+    EXPECT_EQ(rest.substr(rest.size() - 35), "RCPT TO:<r249@example.test>\r\nDATA\r\n");
+    EXPECT_EQ(d.c.state(), client_state::mail);
+    d.feed("250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.c.state(), client_state::data);
+    d.feed("354 go\r\n");
+    EXPECT_EQ(d.take(), stuffed);
+    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().rcpt.size(), 250u);
+    EXPECT_EQ(d.c.result().rcpt[7]->code, 550);
+    EXPECT_EQ(d.c.result().rcpt[249]->code, 250);
+}
+
+TEST(SmtpClientTransaction, LongRecipientListMailRefused) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message(many_recipients(250), content));
+    d.run();
+    d.take();
+    d.feed("550 5.7.1 sender refused\r\n");
+    EXPECT_EQ(d.take(), "");  // no more RCPTs after a refused MAIL
+    for (int i = 0; i < 98; ++i) d.feed("503 5.5.1 need MAIL\r\n");
+    EXPECT_EQ(d.take(), "");
+    EXPECT_EQ(d.feed("503 5.5.1 need MAIL\r\n"), client_event::need_input);
+    EXPECT_EQ(d.take(), "RSET\r\n");  // the 99 sent RCPTs answered; DATA never sent
+    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.result().mail->code, 550);
+    EXPECT_TRUE(d.c.result().rcpt[98]);
+    EXPECT_FALSE(d.c.result().rcpt[99]);
+    EXPECT_FALSE(d.c.result().data);
+}
+
+TEST(SmtpClientTransaction, DataFedWhileIdleIsUnsolicited) {
+    client_driver d;
+    d.connect();
+    d.c.feed("250 2.1.0 Ok\r\n");  // before MAIL was sent: it must not answer MAIL
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    EXPECT_EQ(d.run(), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::protocol_error);
+    EXPECT_EQ(d.take(), "");
+}
+
+TEST(SmtpClientTransaction, ThreeDigitCodesOutOfPlace) {
+    {  // 250 to DATA
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        EXPECT_EQ(d.feed("250 ok\r\n250 ok\r\n250 ok\r\n"), client_event::failed);
+        EXPECT_EQ(d.c.failure().what, kind::protocol_error);
+        EXPECT_EQ(d.c.state(), client_state::data);
+    }
+    {  // 354 to MAIL
+        client_driver d;
+        d.connect(plain_ehlo);
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        EXPECT_EQ(d.feed("354 what\r\n"), client_event::failed);
+        EXPECT_EQ(d.c.failure().what, kind::protocol_error);
+    }
+}
+
+}  // namespace
+}  // namespace postern::smtp::test
