@@ -17,4 +17,15 @@ export DEBIAN_FRONTEND=noninteractive
 # postfix asks a debconf question on install; answer "No configuration" so it stays idle.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
+# Packages such as nsd and postfix would start their distro service (port 53 / 25) on
+# install; tests start their own instances on high ports, so block service starts while
+# installing (policy-rc.d exit 101 = "action forbidden").
+restore=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    restore=1
+fi
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+[ -n "$restore" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+exit 0

@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "delivery/outcome.hpp"
+#include "runtime/connection.hpp"
 #include "smtp/client_session.hpp"
 #include "tls/client.hpp"
 #include "tls/context.hpp"
@@ -45,36 +46,7 @@ bool is_ip_literal(const std::string& s) {
     return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
-struct connection {
-    explicit connection(asio::any_io_executor ex) : sock(ex), timer(ex) {}
-    tcp::socket sock;
-    std::optional<asio::ssl::stream<tcp::socket&>> tls;
-    asio::steady_timer timer;
-    bool timed_out = false;
-    bool closed = false;
-    void arm(std::chrono::seconds d) { timer.expires_after(d); }
-    void disarm() { timer.expires_at(asio::steady_timer::time_point::max()); }
-    void shutdown() {
-        closed = true;
-        timer.cancel();
-        asio::error_code ig;
-        sock.shutdown(tcp::socket::shutdown_both, ig);
-        sock.close(ig);
-    }
-};
-
-asio::awaitable<void> watchdog(std::shared_ptr<connection> c) {
-    while (!c->closed) {
-        co_await c->timer.async_wait(tok);
-        if (c->closed) co_return;
-        if (c->timer.expiry() <= asio::steady_timer::clock_type::now()) {
-            c->timed_out = true;
-            asio::error_code ig;
-            c->sock.cancel(ig);
-            c->disarm();
-        }
-    }
-}
+using connection = runtime::timed_connection;
 
 enum class verdict { next_host, tls_failed, done };
 
@@ -111,7 +83,7 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
         co_return out;
     }
     auto conn = std::make_shared<connection>(ex);
-    asio::co_spawn(ex, watchdog(conn), asio::detached);
+    connection::watch(conn);
     conn->arm(connect_timeout);
     std::tie(ec) = co_await conn->sock.async_connect(tcp::endpoint(addr, t.port), tok);
     conn->disarm();
@@ -140,15 +112,10 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
     res.tls_cipher.clear();
 
     std::vector<char> buf(16384);
+    std::string pending;  // kept alive across the write (no temporary in a co_await)
     auto write_out = [&]() -> asio::awaitable<asio::error_code> {
-        std::string data = c.take_output();
-        if (data.empty()) co_return asio::error_code{};
-        conn->arm(command_timeout);
-        asio::error_code wec;
-        if (conn->tls) std::tie(wec, std::ignore) = co_await asio::async_write(*conn->tls, asio::buffer(data), tok);
-        else std::tie(wec, std::ignore) = co_await asio::async_write(conn->sock, asio::buffer(data), tok);
-        conn->disarm();
-        co_return wec;
+        pending = c.take_output();
+        co_return co_await conn->write(pending, command_timeout);
     };
 
     for (;;) {
@@ -159,12 +126,10 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                     else c.feed_eof();
                     break;
                 }
-                conn->arm(c.state() == smtp::client_state::content ? final_timeout : command_timeout);
-                std::size_t n = 0;
                 asio::error_code rec;
-                if (conn->tls) std::tie(rec, n) = co_await conn->tls->async_read_some(asio::buffer(buf), tok);
-                else std::tie(rec, n) = co_await conn->sock.async_read_some(asio::buffer(buf), tok);
-                conn->disarm();
+                std::size_t n = co_await conn->read_some(
+                    buf.data(), buf.size(),
+                    c.state() == smtp::client_state::content ? final_timeout : command_timeout, rec);
                 if (rec) {
                     if (conn->timed_out) c.timeout();
                     else c.feed_eof();

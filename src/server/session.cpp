@@ -19,6 +19,7 @@
 #include "message/received.hpp"
 #include "policy/recipient.hpp"
 #include "runtime/blocking.hpp"
+#include "runtime/connection.hpp"
 #include "runtime/queue_runner.hpp"
 #include "smtp/server_session.hpp"
 #include "tls/context.hpp"
@@ -29,59 +30,7 @@ namespace {
 using tcp = asio::ip::tcp;
 constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 
-// The socket, the optional TLS layer on top of it, and a watchdog timer that cancels the
-// socket when the current operation's deadline passes.
-struct connection {
-    explicit connection(tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
-    tcp::socket sock;
-    std::optional<asio::ssl::stream<tcp::socket&>> tls;
-    asio::steady_timer timer;
-    bool timed_out = false;
-    bool closed = false;
-
-    void arm(std::chrono::seconds d) { timer.expires_after(d); }
-    void disarm() { timer.expires_at(asio::steady_timer::time_point::max()); }
-    void shutdown() {
-        closed = true;
-        timer.cancel();
-        asio::error_code ig;
-        sock.shutdown(tcp::socket::shutdown_both, ig);
-        sock.close(ig);
-    }
-};
-
-asio::awaitable<void> watchdog(std::shared_ptr<connection> c) {
-    while (!c->closed) {
-        co_await c->timer.async_wait(tok);
-        if (c->closed) co_return;
-        if (c->timer.expiry() <= asio::steady_timer::clock_type::now()) {
-            c->timed_out = true;
-            asio::error_code ig;
-            c->sock.cancel(ig);
-            c->disarm();
-        }
-    }
-}
-
-asio::awaitable<asio::error_code> send(connection& c, std::string_view data, std::chrono::seconds limit) {
-    if (data.empty()) co_return asio::error_code{};
-    c.arm(limit);
-    asio::error_code ec;
-    if (c.tls) std::tie(ec, std::ignore) = co_await asio::async_write(*c.tls, asio::buffer(data), tok);
-    else std::tie(ec, std::ignore) = co_await asio::async_write(c.sock, asio::buffer(data), tok);
-    c.disarm();
-    co_return ec;
-}
-
-asio::awaitable<std::size_t> receive(connection& c, char* buf, std::size_t len, std::chrono::seconds limit,
-                                     asio::error_code& ec) {
-    c.arm(limit);
-    std::size_t n = 0;
-    if (c.tls) std::tie(ec, n) = co_await c.tls->async_read_some(asio::buffer(buf, len), tok);
-    else std::tie(ec, n) = co_await c.sock.async_read_some(asio::buffer(buf, len), tok);
-    c.disarm();
-    co_return n;
-}
+using connection = runtime::timed_connection;
 
 // Logs every policy refusal (relay denied, bad mailbox) as a `reject` event; the decision
 // itself stays in policy/recipient.cpp.
@@ -123,7 +72,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     log::connection_opened(sid, client, fmt::format("{}", sock.local_endpoint(ig).port()));
 
     auto conn = std::make_shared<connection>(std::move(sock));
-    asio::co_spawn(conn->sock.get_executor(), watchdog(conn), asio::detached);
+    connection::watch(conn);
 
     policy::inbound_policy decide(cfg, /*relay_allowed=*/false);
     logging_policy pol(decide, sid, client);
@@ -140,10 +89,11 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     std::string reason = "quit";
     unsigned messages = 0;
     std::vector<char> buf(16384);
+    std::string out;  // replies being written (outlives the co_await)
     for (bool done = false; !done;) {
         switch (core.next()) {
             case smtp::event::need_input: {
-                if (auto ec = co_await send(*conn, core.take_output(), cfg.server.command_timeout)) {
+                if (auto ec = co_await conn->write(out = core.take_output(), cfg.server.command_timeout)) {
                     reason = conn->timed_out ? "write timeout" : "write error: " + ec.message();
                     done = true;
                     break;
@@ -153,7 +103,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                                        ? cfg.server.data_timeout
                                        : cfg.server.command_timeout;
                 asio::error_code ec;
-                std::size_t n = co_await receive(*conn, buf.data(), buf.size(), limit, ec);
+                std::size_t n = co_await conn->read_some(buf.data(), buf.size(), limit, ec);
                 if (ec) {
                     if (conn->timed_out) {
                         reason = "timeout";
@@ -170,7 +120,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                 break;
             }
             case smtp::event::start_tls: {
-                if (co_await send(*conn, core.take_output(), cfg.server.command_timeout)) {
+                if (co_await conn->write(out = core.take_output(), cfg.server.command_timeout)) {
                     reason = "write error";
                     done = true;
                     break;
@@ -239,7 +189,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                 break;
             }
             case smtp::event::close: {
-                co_await send(*conn, core.take_output(), std::chrono::seconds(10));
+                co_await conn->write(out = core.take_output(), std::chrono::seconds(10));
                 done = true;
                 break;
             }

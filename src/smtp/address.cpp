@@ -5,6 +5,8 @@
 // and the next hop's envelope, so anything outside the RFC grammar is refused up front.
 #include "smtp/address.hpp"
 
+#include "smtp/text.hpp"
+
 #include <algorithm>
 
 namespace postern::smtp {
@@ -55,17 +57,6 @@ bool has_non_ascii(std::string_view s) {
     for (unsigned char c : s)
         if (c >= 0x80) return true;
     return false;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        unsigned char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x += 'a' - 'A';
-        if (y >= 'A' && y <= 'Z') y += 'a' - 'A';
-        if (x != y) return false;
-    }
-    return true;
 }
 
 // RFC 5321 4.1.2 Dot-string = Atom *("." Atom); RFC 6531 3.3: atext =/ UTF8-non-ascii.

@@ -21,6 +21,8 @@
 // final reply, which ends the transaction whatever its code (RFC 5321 4.1.1.4).
 #include "smtp/client_session.hpp"
 
+#include "smtp/text.hpp"
+
 #include <cassert>
 #include <cstring>
 #include <utility>
@@ -49,22 +51,7 @@ enum class mode {
     closed,
 };
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'a' && x <= 'z') x = static_cast<char>(x - ('a' - 'A'));
-        if (y >= 'a' && y <= 'z') y = static_cast<char>(y - ('a' - 'A'));
-        if (x != y) return false;
-    }
-    return true;
-}
 
-bool has_control(std::string_view s) {
-    for (unsigned char c : s)
-        if (c < 0x20 || c == 0x7f) return true;
-    return false;
-}
 
 int reply_class(const reply& r) { return r.code / 100; }
 

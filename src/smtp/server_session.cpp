@@ -14,6 +14,8 @@
 // - Like OpenSMTPD, the command table separates checking (state, syntax) from acting.
 #include "smtp/server_session.hpp"
 
+#include "smtp/text.hpp"
+
 #include <algorithm>
 #include <cassert>
 #include <utility>
@@ -27,22 +29,7 @@ namespace {
 // What next() is doing; current_state() derives the public state from it.
 enum class mode { greeting, command, data, bdat, waiting_store, waiting_tls, closed };
 
-bool has_control(std::string_view s) {
-    for (unsigned char c : s)
-        if (c < 0x20 || c == 0x7f) return true;
-    return false;
-}
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'a' && x <= 'z') x = static_cast<char>(x - ('a' - 'A'));
-        if (y >= 'a' && y <= 'z') y = static_cast<char>(y - ('a' - 'A'));
-        if (x != y) return false;
-    }
-    return true;
-}
 
 }  // namespace
 

@@ -1,0 +1,86 @@
+// runtime/connection.hpp - a TCP connection with an optional TLS layer and a per-operation
+// deadline (Beast-style): arm(d) before an operation; when the deadline passes, the watchdog
+// cancels the socket, so the pending read/write/handshake completes with an error and
+// `timed_out` says why. Shared by inbound sessions and outbound attempts.
+#pragma once
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+namespace postern::runtime {
+
+struct timed_connection {
+    explicit timed_connection(asio::ip::tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+    explicit timed_connection(asio::any_io_executor ex) : sock(ex), timer(ex) {}
+
+    asio::ip::tcp::socket sock;
+    std::optional<asio::ssl::stream<asio::ip::tcp::socket&>> tls;
+    asio::steady_timer timer;
+    bool timed_out = false;
+    bool closed = false;
+
+    void arm(std::chrono::seconds d) { timer.expires_after(d); }
+    void disarm() { timer.expires_at(asio::steady_timer::time_point::max()); }
+    void shutdown() {
+        closed = true;
+        timer.cancel();
+        asio::error_code ig;
+        sock.shutdown(asio::ip::tcp::socket::shutdown_both, ig);
+        sock.close(ig);
+    }
+
+    // Start the watchdog for `c` (keeps it alive until shutdown()).
+    static void watch(const std::shared_ptr<timed_connection>& c) {
+        asio::co_spawn(c->sock.get_executor(), watchdog(c), asio::detached);
+    }
+
+    // Write all of `data` (through TLS when active) within `limit`.
+    asio::awaitable<asio::error_code> write(std::string_view data, std::chrono::seconds limit) {
+        if (data.empty()) co_return asio::error_code{};
+        constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
+        arm(limit);
+        asio::error_code ec;
+        if (tls) std::tie(ec, std::ignore) = co_await asio::async_write(*tls, asio::buffer(data), tok);
+        else std::tie(ec, std::ignore) = co_await asio::async_write(sock, asio::buffer(data), tok);
+        disarm();
+        co_return ec;
+    }
+
+    // Read what is available (at most `len`) within `limit`.
+    asio::awaitable<std::size_t> read_some(char* buf, std::size_t len, std::chrono::seconds limit,
+                                           asio::error_code& ec) {
+        constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
+        arm(limit);
+        std::size_t n = 0;
+        if (tls) std::tie(ec, n) = co_await tls->async_read_some(asio::buffer(buf, len), tok);
+        else std::tie(ec, n) = co_await sock.async_read_some(asio::buffer(buf, len), tok);
+        disarm();
+        co_return n;
+    }
+
+private:
+    static asio::awaitable<void> watchdog(std::shared_ptr<timed_connection> c) {
+        constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
+        while (!c->closed) {
+            co_await c->timer.async_wait(tok);
+            if (c->closed) co_return;
+            if (c->timer.expiry() <= asio::steady_timer::clock_type::now()) {
+                c->timed_out = true;
+                asio::error_code ig;
+                c->sock.cancel(ig);
+                c->disarm();
+            }
+        }
+    }
+};
+
+}  // namespace postern::runtime
