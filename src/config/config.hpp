@@ -82,6 +82,85 @@ struct route_config {
     int line = 0;
 };
 
+// ---- connection profiles (SPEC §1.2-1.4) ---------------------------------------------------
+// A [[profile]] names a set of peers (hosts, sender domains, recipient domains) and the TLS
+// requirements for talking to them. Which profile applies to a connection is decided by
+// profile::match_inbound / match_outbound (src/profile/match.hpp); the effective TLS policy by
+// profile::resolve_inbound / resolve_outbound (src/profile/policy.hpp).
+
+// A direction's `tls` key. `global` = the key is absent: follow tls.opportunistic.
+enum class tls_mode { global, opportunistic, mandatory, none };
+// `verify`: "none" "ca" "ca+name" "fingerprint" "dane", in that order of strength.
+enum class verify_level { none, ca, ca_name, fingerprint, dane };
+// `min_tls_version`: "1.0" ... "1.3".
+enum class tls_version { v1_0, v1_1, v1_2, v1_3 };
+
+constexpr std::string_view to_string(tls_mode m) {
+    switch (m) {
+        case tls_mode::global: return "global";
+        case tls_mode::opportunistic: return "opportunistic";
+        case tls_mode::mandatory: return "mandatory";
+        case tls_mode::none: return "none";
+    }
+    return "?";
+}
+// The spelling used in the file: "ca+name" for verify_level::ca_name.
+constexpr std::string_view to_string(verify_level v) {
+    switch (v) {
+        case verify_level::none: return "none";
+        case verify_level::ca: return "ca";
+        case verify_level::ca_name: return "ca+name";
+        case verify_level::fingerprint: return "fingerprint";
+        case verify_level::dane: return "dane";
+    }
+    return "?";
+}
+// "1.2" (OpenSSL and the logs say "TLSv1.2").
+constexpr std::string_view to_string(tls_version v) {
+    switch (v) {
+        case tls_version::v1_0: return "1.0";
+        case tls_version::v1_1: return "1.1";
+        case tls_version::v1_2: return "1.2";
+        case tls_version::v1_3: return "1.3";
+    }
+    return "?";
+}
+
+// [profile.outbound] or [profile.inbound] (SPEC §1.3). Inbound, `verify` and `peer_names` apply
+// to the client certificate (verify "none" requests none; anything stronger requires one).
+// The loader guarantees: verify other than "none" only with tls = "mandatory"; fingerprints
+// non-empty exactly when verify = "fingerprint"; peer_names only with "ca+name" or "dane";
+// ca_file only with "ca" or "ca+name"; with tls = "none" nothing but `tls` is set.
+struct tls_requirements {
+    tls_mode tls = tls_mode::global;
+    verify_level verify = verify_level::none;
+    std::vector<std::string> peer_names;    // lower-case; "*.partner.test" = leftmost-label wildcard
+    std::vector<std::string> fingerprints;  // "sha256:HEX" (certificate) or "spki-sha256:HEX"
+                                            // (public key): 64 lower-case hex digits, no colons
+    tls_version min_tls_version = tls_version::v1_2;
+    int min_cipher_bits = 128;
+    std::string ca_file;   // absolute, or "" = tls.ca_file, else the system store
+    bool present = false;  // the table was given
+};
+
+// One [[profile]] (SPEC §1.4). Entries are normalised (lower-case names, canonical IP text);
+// no host, sender domain or recipient domain appears in two profiles (the loader rejects it).
+// `hosts` serve both directions (client IP/name inbound, destination IP/name outbound);
+// `sender_domains` select a profile inbound only (at MAIL FROM), `recipient_domains` outbound
+// only. src/profile/pattern.hpp parses and matches the entries.
+struct profile_config {
+    std::string name;                            // unique; letters, digits, '.', '-', '_'
+    std::vector<std::string> hosts;              // "192.0.2.1", "2001:db8::/32", "192.0.2.0/24",
+                                                 // "10.1.*", "mx.partner.test", "*.partner.test", "*"
+    std::vector<std::string> sender_domains;     // "partner.test" or "*.partner.test"
+    std::vector<std::string> recipient_domains;  // same forms
+    // Relay rights for clients this profile matches by address or name (never by sender
+    // domain, which anyone can claim): "hosted" = only hosted domains, "any" = relay.
+    enum class relay_mode { hosted, any } relay = relay_mode::hosted;
+    tls_requirements outbound, inbound;
+    int line = 0;  // line of the [[profile]] table, for messages
+};
+
 struct config {
     std::string source_path;  // the file this came from (absolute)
     std::string hostname;     // as written (a valid domain name); default: gethostname()
@@ -94,6 +173,7 @@ struct config {
     log_config log;
     std::vector<domain_config> domains;
     std::vector<route_config> routes;
+    std::vector<profile_config> profiles;  // in file order
 
     // The hosted domain for `domain` (case-insensitive), or nullptr.
     const domain_config* find_domain(std::string_view domain) const;

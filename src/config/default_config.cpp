@@ -97,6 +97,55 @@ format = "text"
 name = "localhost"
 maildir = "var/mail/localhost"
 
+# Connection profiles: TLS requirements for particular peers. Which profile
+# applies, the most specific match first:
+#   inbound:  client IP (exact, then longest prefix), client host name
+#             (forward-confirmed reverse DNS; exact, then wildcard), sender
+#             domain at MAIL FROM, then "*";
+#   outbound: recipient domain (exact, then wildcard), destination host IP,
+#             destination host name, then "*".
+# An entry may appear in one profile only. `postern tls-policy DOMAIN` shows
+# which profile applies to mail for DOMAIN, and why. Example:
+#
+# [[profile]]
+# name = "partner"
+# # An address, a CIDR block, a trailing-wildcard IPv4 ("10.1.*"), a host
+# # name, a wildcard name ("*.partner.test": one or more labels in front of
+# # partner.test), or "*" (every peer no other profile matches).
+# hosts = ["192.0.2.0/24", "10.1.*", "mx.partner.test", "*.partner.test"]
+# # Select the profile for mail from these domains (inbound only, at MAIL
+# # FROM) and to these domains (outbound only).
+# sender_domains = ["partner.test"]
+# recipient_domains = ["partner.test", "*.partner.test"]
+# # "hosted" (default): clients of this profile may send to hosted domains
+# # only. "any": clients matched by hosts may relay to any domain.
+# relay = "hosted"
+# [profile.outbound]
+# # "opportunistic", "mandatory" (never plaintext) or "none"; absent: follow
+# # tls.opportunistic.
+# tls = "mandatory"
+# # "none" (encryption only), "ca" (chain to a trusted CA), "ca+name" (and
+# # the certificate names the peer), "fingerprint" (pinned), "dane".
+# # Anything but "none" needs tls = "mandatory".
+# verify = "ca+name"
+# # Names the certificate must carry; default: the MX host name and the
+# # recipient domain. Only with verify = "ca+name" or "dane".
+# # peer_names = ["mx.partner.test", "*.partner.test"]
+# # With verify = "fingerprint": "sha256:HEX" pins the certificate,
+# # "spki-sha256:HEX" its public key.
+# # fingerprints = ["sha256:..."]
+# # Lowest TLS version ("1.0" to "1.3") and symmetric cipher strength.
+# min_tls_version = "1.2"
+# min_cipher_bits = 128
+# # Trust store for verify = "ca" or "ca+name"; default: tls.ca_file.
+# # ca_file = "partner-ca.pem"
+# [profile.inbound]
+# # "mandatory": MAIL, RCPT, DATA get 530 5.7.0 until the client has done
+# # STARTTLS (needs tls.cert_file).
+# tls = "mandatory"
+# # Client certificate: "none" requests none; anything stronger requires one.
+# verify = "none"
+
 # Static routes for mail to domains not hosted here, used instead of MX
 # lookup (like a transport map). domain = "*" is a smarthost for every domain
 # not hosted. hosts are "host:port", port 25 by default.

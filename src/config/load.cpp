@@ -24,6 +24,7 @@
 
 #include "config/config.hpp"
 #include "config/values.hpp"
+#include "profile/pattern.hpp"  // pure entry parsing, shared with the matcher
 
 namespace postern::config {
 
@@ -287,6 +288,22 @@ private:
     void load_queue(const toml::table& t, queue_config& out);
     void load_domains(const toml::table& root, config& out);
     void load_routes(const toml::table& root, config& out);
+    void load_profiles(const toml::table& root, config& out);
+
+    // Who already holds an entry of `hosts` / `sender_domains` / `recipient_domains`.
+    struct entry_owner {
+        std::string profile;  // name, or "" when the profile has no valid name
+        line_t profile_line = 0;
+        std::string text;  // the entry as normalised
+        line_t line = 0;
+    };
+    using entry_map = std::map<std::string, entry_owner>;  // pattern key -> first holder
+    using pattern_parser = result<profile::pattern> (*)(std::string_view);
+    std::optional<std::vector<std::string>> read_profile_entries(const toml::node& n, const std::string& name,
+                                                                 pattern_parser parse, entry_map& seen,
+                                                                 const entry_owner& self, std::string_view what);
+    bool read_tls_requirements(const toml::node& n, const std::string& prefix, bool inbound, const config& cfg,
+                               tls_requirements& out);
 
     std::string file_;
     fs::path base_dir_;
@@ -492,12 +509,319 @@ void loader::load_routes(const toml::table& root, config& out) {
     }
 }
 
+// ---- [[profile]] (SPEC §1.3, §1.4) ---------------------------------------------------------
+
+namespace {
+
+std::string describe(const std::string& profile, line_t profile_line) {
+    return profile.empty() ? "the profile at line " + std::to_string(profile_line) : "profile " + in_quotes(profile);
+}
+
+bool is_profile_name(std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+               c == '_';
+    });
+}
+
+// "sha256:AB:CD:..." -> "sha256:abcd..."; nullopt unless 64 hex digits follow a known prefix.
+std::optional<std::string> normalise_fingerprint(std::string_view text) {
+    const std::string lower = detail::to_lower(text);
+    std::string_view rest(lower);
+    std::string prefix;
+    for (std::string_view p : {"sha256:", "spki-sha256:"})
+        if (rest.substr(0, p.size()) == p) {
+            prefix = std::string(p);
+            rest.remove_prefix(p.size());
+        }
+    if (prefix.empty()) return std::nullopt;
+    std::string hex;
+    for (const char c : rest) {
+        if (c == ':') continue;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
+        hex += c;
+    }
+    if (hex.size() != 64) return std::nullopt;
+    return prefix + hex;
+}
+
+}  // namespace
+
+// An array of profile entries, parsed by `parse`, each checked against the entries of this
+// and every earlier profile (`seen`, keyed by the pattern's canonical key).
+std::optional<std::vector<std::string>> loader::read_profile_entries(const toml::node& n, const std::string& name,
+                                                                     pattern_parser parse, entry_map& seen,
+                                                                     const entry_owner& self, std::string_view what) {
+    const toml::array* a = n.as_array();
+    if (!a) {
+        fail(line_of(n), name + ": expected an array of strings");
+        return std::nullopt;
+    }
+    if (a->empty()) {
+        fail(line_of(n), name + ": must not be empty");
+        return std::nullopt;
+    }
+    std::vector<std::string> out;
+    for (const toml::node& e : *a) {
+        const auto s = read_string(e, name);
+        if (!s) continue;
+        auto pat = parse(s->value);
+        if (!pat) {
+            fail(s->line, name + ": " + pat.error_message());
+            continue;
+        }
+        entry_owner owner = self;
+        owner.text = pat->text;
+        owner.line = s->line;
+        auto [it, inserted] = seen.emplace(pat->key, owner);
+        if (!inserted) {
+            const entry_owner& first = it->second;
+            const std::string as = first.text == pat->text ? "" : " as " + in_quotes(first.text);
+            if (first.profile_line == self.profile_line)
+                fail(s->line, name + ": duplicate entry " + in_quotes(pat->text) + " (already at line " +
+                                  std::to_string(first.line) + as + ")");
+            else
+                fail(s->line, name + ": " + in_quotes(pat->text) + " in " + describe(self.profile, self.profile_line) +
+                                  " is also in " + describe(first.profile, first.profile_line) + as + " (line " +
+                                  std::to_string(first.line) + "): " + std::string(what) +
+                                  " can belong to one profile only");
+            continue;
+        }
+        out.push_back(pat->text);
+    }
+    return out;
+}
+
+// [profile.outbound] or [profile.inbound]. Returns false when the value is not a table.
+bool loader::read_tls_requirements(const toml::node& n, const std::string& prefix, bool inbound, const config& cfg,
+                                   tls_requirements& out) {
+    const toml::table* t = n.as_table();
+    if (!t) {
+        fail(line_of(n), prefix + ": expected a table ([" + prefix + "])");
+        return false;
+    }
+    out.present = true;
+    check_keys(*t, prefix, {"tls", "verify", "peer_names", "fingerprints", "min_tls_version", "min_cipher_bits", "ca_file"});
+
+    const toml::node* tls = t->get("tls");
+    const toml::node* verify = t->get("verify");
+    const toml::node* peer_names = t->get("peer_names");
+    const toml::node* fingerprints = t->get("fingerprints");
+    const toml::node* min_version = t->get("min_tls_version");
+    const toml::node* min_bits = t->get("min_cipher_bits");
+    const toml::node* ca_file = t->get("ca_file");
+    bool tls_ok = true, verify_ok = true, names_ok = true, pins_ok = true;
+
+    if (tls) {
+        tls_ok = false;
+        if (auto s = read_string(*tls, prefix + ".tls")) {
+            tls_ok = true;
+            if (s->value == "opportunistic") out.tls = tls_mode::opportunistic;
+            else if (s->value == "mandatory") out.tls = tls_mode::mandatory;
+            else if (s->value == "none") out.tls = tls_mode::none;
+            else {
+                tls_ok = false;
+                fail(s->line, prefix + ".tls: must be \"opportunistic\", \"mandatory\" or \"none\" (got " +
+                                  in_quotes(s->value) + ")");
+            }
+        }
+    }
+    if (verify) {
+        verify_ok = false;
+        if (auto s = read_string(*verify, prefix + ".verify")) {
+            verify_ok = true;
+            if (s->value == "none") out.verify = verify_level::none;
+            else if (s->value == "ca") out.verify = verify_level::ca;
+            else if (s->value == "ca+name") out.verify = verify_level::ca_name;
+            else if (s->value == "fingerprint") out.verify = verify_level::fingerprint;
+            else if (s->value == "dane") out.verify = verify_level::dane;
+            else {
+                verify_ok = false;
+                fail(s->line, prefix + ".verify: must be \"none\", \"ca\", \"ca+name\", \"fingerprint\" or \"dane\" (got " +
+                                  in_quotes(s->value) + ")");
+            }
+        }
+    }
+    // A list of strings, each normalised by `norm` (nullopt = invalid, reported with `why`).
+    const auto read_list = [&](const toml::node& node, const std::string& name, auto norm, std::string_view why,
+                               std::vector<std::string>& into) {
+        const toml::array* a = node.as_array();
+        if (!a) {
+            fail(line_of(node), name + ": expected an array of strings");
+            return false;
+        }
+        if (a->empty()) {
+            fail(line_of(node), name + ": must not be empty");
+            return false;
+        }
+        bool ok = true;
+        for (const toml::node& e : *a) {
+            const auto s = read_string(e, name);
+            if (!s) {
+                ok = false;
+                continue;
+            }
+            std::optional<std::string> v = norm(s->value);
+            if (!v) {
+                fail(s->line, name + ": " + in_quotes(s->value) + " " + std::string(why));
+                ok = false;
+            } else if (std::find(into.begin(), into.end(), *v) != into.end()) {
+                fail(s->line, name + ": duplicate entry " + in_quotes(*v));
+                ok = false;
+            } else {
+                into.push_back(std::move(*v));
+            }
+        }
+        return ok;
+    };
+    if (peer_names)
+        names_ok = read_list(
+            *peer_names, prefix + ".peer_names",
+            [](const std::string& v) -> std::optional<std::string> {
+                if (v == "*") return std::nullopt;
+                auto p = profile::parse_domain_pattern(v);
+                return p ? std::optional<std::string>(p->text) : std::nullopt;
+            },
+            "is not a host name (a leftmost-label wildcard is allowed: *.partner.test)", out.peer_names);
+    if (fingerprints)
+        pins_ok = read_list(*fingerprints, prefix + ".fingerprints", normalise_fingerprint,
+                            "is not \"sha256:HEX\" or \"spki-sha256:HEX\" with 64 hex digits (colons allowed)",
+                            out.fingerprints);
+    if (min_version) {
+        if (auto s = read_string(*min_version, prefix + ".min_tls_version")) {
+            if (s->value == "1.0") out.min_tls_version = tls_version::v1_0;
+            else if (s->value == "1.1") out.min_tls_version = tls_version::v1_1;
+            else if (s->value == "1.2") out.min_tls_version = tls_version::v1_2;
+            else if (s->value == "1.3") out.min_tls_version = tls_version::v1_3;
+            else
+                fail(s->line, prefix + ".min_tls_version: must be \"1.0\", \"1.1\", \"1.2\" or \"1.3\" (got " +
+                                  in_quotes(s->value) + ")");
+        }
+    }
+    if (min_bits)
+        if (auto v = read_int(*min_bits, prefix + ".min_cipher_bits", 0, 256)) out.min_cipher_bits = static_cast<int>(*v);
+    if (ca_file)
+        if (auto v = read_path(*ca_file, prefix + ".ca_file", false)) out.ca_file = std::move(*v);
+
+    // Contradictions: a requirement that would never be enforced is an error, not a surprise.
+    if (!tls_ok || !verify_ok) return true;
+    const std::string verify_text = "\"" + std::string(to_string(out.verify)) + "\"";
+    if (out.tls == tls_mode::none) {
+        if (out.verify != verify_level::none)
+            fail(line_of(*verify), prefix + ".verify: " + verify_text + " contradicts tls = \"none\"");
+        for (const auto& [node, key] : {std::pair{peer_names, "peer_names"}, std::pair{fingerprints, "fingerprints"},
+                                        std::pair{min_version, "min_tls_version"}, std::pair{min_bits, "min_cipher_bits"},
+                                        std::pair{ca_file, "ca_file"}})
+            if (node) fail(line_of(*node), prefix + "." + key + ": has no effect with tls = \"none\"");
+        return true;
+    }
+    if (out.verify != verify_level::none && out.tls != tls_mode::mandatory)
+        fail(line_of(*verify), prefix + ".verify: " + verify_text + " is enforced only with tls = \"mandatory\" (tls is " +
+                                   (out.tls == tls_mode::global ? std::string("not set") : "\"opportunistic\"") + ")");
+    if (out.verify == verify_level::fingerprint && !fingerprints)
+        fail(line_of(*verify), prefix + ".verify: \"fingerprint\" needs the pins in " + prefix + ".fingerprints");
+    if (fingerprints && pins_ok && out.verify != verify_level::fingerprint)
+        fail(line_of(*fingerprints), prefix + ".fingerprints: pins are used only with verify = \"fingerprint\" (verify is " +
+                                         verify_text + ")");
+    if (peer_names && names_ok && out.verify != verify_level::ca_name && out.verify != verify_level::dane)
+        fail(line_of(*peer_names), prefix + ".peer_names: names are checked only with verify = \"ca+name\" or " +
+                                       "\"dane\" (verify is " + verify_text + ")");
+    if (ca_file && out.verify != verify_level::ca && out.verify != verify_level::ca_name)
+        fail(line_of(*ca_file), prefix + ".ca_file: a trust store is used only with verify = \"ca\" or \"ca+name\" " +
+                                    "(verify is " + verify_text + ")");
+    if (inbound && out.verify == verify_level::ca_name && !peer_names)
+        fail(line_of(*verify), prefix + ".verify: \"ca+name\" needs " + prefix +
+                                   ".peer_names (the names client certificates must carry)");
+    if (inbound && out.tls == tls_mode::mandatory && cfg.tls.cert_file.empty())
+        fail(line_of(*tls), prefix + ".tls: \"mandatory\" needs tls.cert_file and tls.key_file (without a " +
+                                "certificate STARTTLS cannot be offered)");
+    return true;
+}
+
+void loader::load_profiles(const toml::table& root, config& out) {
+    std::map<std::string, line_t> names;  // lower-case name -> line
+    entry_map hosts_seen, senders_seen, recipients_seen;
+    for (const toml::table* t : table_array(root, "profile")) {
+        check_keys(*t, "profile",
+                   {"name", "hosts", "sender_domains", "recipient_domains", "relay", "outbound", "inbound"});
+        profile_config p;
+        p.line = static_cast<int>(line_of(*t));
+        if (const toml::node* n = t->get("name")) {
+            if (auto s = read_string(*n, "profile.name")) {
+                if (!is_profile_name(s->value)) {
+                    fail(s->line, "profile.name: " + in_quotes(s->value) +
+                                      " must be 1 to 64 letters, digits, '.', '-' or '_'");
+                } else if (auto [it, inserted] = names.emplace(detail::to_lower(s->value), s->line); !inserted) {
+                    fail(s->line, "duplicate profile name " + in_quotes(s->value) + " (first defined at line " +
+                                      std::to_string(it->second) + ")");
+                } else {
+                    p.name = s->value;
+                }
+            }
+        } else {
+            fail(line_of(*t), "profile: missing required key 'name'");
+        }
+        const entry_owner self{p.name, line_of(*t), {}, 0};
+        const std::string label = describe(p.name, line_of(*t));
+
+        const toml::node* hosts = t->get("hosts");
+        const toml::node* senders = t->get("sender_domains");
+        const toml::node* recipients = t->get("recipient_domains");
+        if (hosts)
+            if (auto v = read_profile_entries(*hosts, "profile.hosts", profile::parse_host_pattern, hosts_seen, self,
+                                              "a host"))
+                p.hosts = std::move(*v);
+        if (senders)
+            if (auto v = read_profile_entries(*senders, "profile.sender_domains", profile::parse_domain_pattern,
+                                              senders_seen, self, "a sender domain"))
+                p.sender_domains = std::move(*v);
+        if (recipients)
+            if (auto v = read_profile_entries(*recipients, "profile.recipient_domains", profile::parse_domain_pattern,
+                                              recipients_seen, self, "a recipient domain"))
+                p.recipient_domains = std::move(*v);
+        if (!hosts && !senders && !recipients)
+            fail(line_of(*t), label + " matches nothing: give hosts, sender_domains or recipient_domains");
+
+        if (const toml::node* n = t->get("relay")) {
+            if (auto s = read_string(*n, "profile.relay")) {
+                if (s->value == "hosted") {
+                    p.relay = profile_config::relay_mode::hosted;
+                } else if (s->value == "any") {
+                    p.relay = profile_config::relay_mode::any;
+                    // Relay rights follow the client's address or name; a sender domain is
+                    // whatever the client writes in MAIL FROM.
+                    if (!hosts)
+                        fail(s->line, "profile.relay: \"any\" needs hosts (relay is granted by the client's address "
+                                      "or name, never by the sender domain)");
+                    else if (std::find(p.hosts.begin(), p.hosts.end(), "*") != p.hosts.end())
+                        fail(s->line, "profile.relay: \"any\" with hosts = [\"*\"] would make an open relay; "
+                                      "list the clients' addresses");
+                } else {
+                    fail(s->line, "profile.relay: must be \"hosted\" or \"any\" (got " + in_quotes(s->value) + ")");
+                }
+            }
+        }
+
+        // sender_domains select a profile for inbound mail only, recipient_domains for
+        // outbound only: a direction nothing can select for is a mistake.
+        if (const toml::node* n = t->get("outbound"))
+            if (read_tls_requirements(*n, "profile.outbound", false, out, p.outbound) && !hosts && !recipients &&
+                senders)
+                fail(line_of(*n), "profile.outbound: never applies: " + label +
+                                      " has no hosts or recipient_domains (sender_domains select a profile for "
+                                      "inbound mail only)");
+        if (const toml::node* n = t->get("inbound"))
+            if (read_tls_requirements(*n, "profile.inbound", true, out, p.inbound) && !hosts && !senders && recipients)
+                fail(line_of(*n), "profile.inbound: never applies: " + label +
+                                      " has no hosts or sender_domains (recipient_domains select a profile for "
+                                      "outbound mail only)");
+        out.profiles.push_back(std::move(p));
+    }
+}
+
 std::shared_ptr<config> loader::build(const toml::table& root) {
     auto cfg = std::make_shared<config>();
-    for (auto&& [k, v] : root) {
-        (void)v;
-        if (k.str() == "profile") fail(line_of(k), "[[profile]] is not supported by this version");
-    }
     check_keys(root, "",
                {"hostname", "server", "spool", "tls", "queue", "delivery", "dns", "log", "domain", "route", "profile"});
 
@@ -541,6 +865,7 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
     }
     load_domains(root, *cfg);
     load_routes(root, *cfg);
+    load_profiles(root, *cfg);  // after [tls]: inbound "mandatory" needs its certificate
     return cfg;
 }
 

@@ -48,7 +48,7 @@ bool is_ip_literal(const std::string& s) {
 
 using connection = runtime::timed_connection;
 
-enum class verdict { next_host, tls_failed, done };
+enum class verdict { next_host, tls_failed, done, stale };  // stale: a reused connection died
 
 struct conversation {
     verdict v = verdict::next_host;
@@ -63,42 +63,63 @@ std::string relay_name(const std::string& host, const std::string& ip, std::uint
 }  // namespace
 
 deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
-                     std::shared_ptr<asio::ssl::context> client_tls)
-    : resolver_(resolver), cfg_(std::move(cfg)), tls_(std::move(client_tls)) {}
+                     std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache)
+    : resolver_(resolver), cfg_(std::move(cfg)), tls_(std::move(client_tls)), cache_(cache) {}
 
 namespace {
 
 // One TCP connection to `ip`, one transaction. Fills res.results on `done`.
 asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::context* tls_ctx,
                                        const attempt_request& req, const delivery::target_host& t,
-                                       const std::string& ip, bool try_tls, attempt_result& res) {
+                                       const std::string& ip, bool try_tls, attempt_result& res,
+                                       connection_cache* cache) {
     auto ex = co_await asio::this_coro::executor;
     const std::string relay = relay_name(t.name, ip, t.port);
+    const std::string cache_key = connection_cache::key(t.name, ip, t.port);
     res.relay = relay;
     conversation out;
-    asio::error_code ec;
-    const auto addr = asio::ip::make_address(ip, ec);
-    if (ec) {
-        out.why = {delivery::outcome::kind::transient, "4.4.1", fmt::format("bad address {} for {}", ip, t.name)};
-        co_return out;
-    }
-    auto conn = std::make_shared<connection>(ex);
-    connection::watch(conn);
-    conn->arm(connect_timeout);
-    std::tie(ec) = co_await conn->sock.async_connect(tcp::endpoint(addr, t.port), tok);
-    conn->disarm();
-    if (ec) {
-        conn->shutdown();
-        out.why = {delivery::outcome::kind::transient, "4.4.1",
-                   fmt::format("connect to {}: {}", relay, conn->timed_out ? "timed out" : ec.message())};
-        co_return out;
-    }
-    asio::error_code ig;
-    conn->sock.set_option(tcp::no_delay(true), ig);
+    res.tls = "none";
+    res.tls_version.clear();
+    res.tls_cipher.clear();
 
-    smtp::client_settings settings;
-    settings.helo_name = cfg.hostname;
-    smtp::client_session c(settings);
+    std::shared_ptr<connection> conn;
+    std::unique_ptr<smtp::client_session> session;
+    const bool reused = cache != nullptr && try_tls == cfg.tls.opportunistic &&
+                        [&] {
+                            auto p = cache->take(cache_key);
+                            if (!p) return false;
+                            conn = std::move(p->conn);
+                            session = std::move(p->session);
+                            res.tls = p->tls;
+                            res.tls_version = p->tls_version;
+                            res.tls_cipher = p->tls_cipher;
+                            return true;
+                        }();
+    if (!reused) {
+        asio::error_code ec;
+        const auto addr = asio::ip::make_address(ip, ec);
+        if (ec) {
+            out.why = {delivery::outcome::kind::transient, "4.4.1", fmt::format("bad address {} for {}", ip, t.name)};
+            co_return out;
+        }
+        conn = std::make_shared<connection>(ex);
+        connection::watch(conn);
+        conn->arm(connect_timeout);
+        std::tie(ec) = co_await conn->sock.async_connect(tcp::endpoint(addr, t.port), tok);
+        conn->disarm();
+        if (ec) {
+            conn->shutdown();
+            out.why = {delivery::outcome::kind::transient, "4.4.1",
+                       fmt::format("connect to {}: {}", relay, conn->timed_out ? "timed out" : ec.message())};
+            co_return out;
+        }
+        asio::error_code ig;
+        conn->sock.set_option(tcp::no_delay(true), ig);
+        smtp::client_settings settings;
+        settings.helo_name = cfg.hostname;
+        session = std::make_unique<smtp::client_session>(settings);
+    }
+    smtp::client_session& c = *session;
     smtp::outgoing_message m;
     m.sender = req.env->sender;
     for (auto i : req.recipients) m.recipients.push_back(req.env->recipients[i]);
@@ -107,9 +128,6 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
     m.size = req.content.size();
     m.content = req.content;
     bool sent = false, finished = false;
-    res.tls = "none";
-    res.tls_version.clear();
-    res.tls_cipher.clear();
 
     std::vector<char> buf(16384);
     std::string pending;  // kept alive across the write (no temporary in a co_await)
@@ -176,6 +194,11 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                 if (!sent) {
                     c.send_message(m);
                     sent = true;
+                } else if (cache && try_tls == cfg.tls.opportunistic && c.reusable()) {
+                    // Park the session for the next message to this host (SPEC §3.4).
+                    cache->put(cache_key, {conn, std::move(session), res.tls, res.tls_version, res.tls_cipher});
+                    out.v = verdict::done;
+                    co_return out;
                 } else {
                     c.quit();
                 }
@@ -190,6 +213,12 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
             }
             case smtp::client_event::failed: {
                 const auto& f = c.failure();
+                using fk = smtp::client_failure::kind;
+                if (f.what == fk::starttls_refused || f.what == fk::greeting_refused || f.what == fk::helo_refused) {
+                    // The connection still works: end it properly (RFC 5321 4.1.1.10).
+                    c.quit();
+                    co_await write_out();
+                }
                 conn->shutdown();
                 if (finished) {
                     out.v = verdict::done;
@@ -206,6 +235,10 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                                fmt::format("TLS handshake with {} failed: {}", relay, o.reason)};
                     co_return out;
                 }
+                if (reused && !finished && !c.result().mail) {  // the parked connection went stale
+                    out.v = verdict::stale;
+                    co_return out;
+                }
                 if (!sent) {  // never got as far as MAIL: another host may do better
                     out.v = verdict::next_host;
                     out.why = o;
@@ -218,6 +251,10 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
             }
             case smtp::client_event::closed:
                 conn->shutdown();
+                if (reused && !finished && !c.result().mail) {
+                    out.v = verdict::stale;
+                    co_return out;
+                }
                 if (!finished) {
                     out.v = verdict::next_host;
                     out.why = {delivery::outcome::kind::transient, "4.4.2", fmt::format("{} closed the connection", relay)};
@@ -283,13 +320,15 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
             addrs = a.addresses;
         }
         for (const auto& ip : addrs) {
-            auto conv = co_await converse(cfg, tls_.get(), req, t, ip, cfg.tls.opportunistic, res);
+            auto conv = co_await converse(cfg, tls_.get(), req, t, ip, cfg.tls.opportunistic, res, cache_);
+            if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
+                conv = co_await converse(cfg, tls_.get(), req, t, ip, cfg.tls.opportunistic, res, nullptr);
             if (conv.v == verdict::tls_failed) {
                 res.tls_failed_hosts.insert(t.name);
                 if (req.tls_failed_hosts.count(t.name)) {
                     // SPEC §1.1: the second failed handshake for this message and host:
                     // reconnect and deliver without TLS in this same attempt.
-                    conv = co_await converse(cfg, tls_.get(), req, t, ip, /*try_tls=*/false, res);
+                    conv = co_await converse(cfg, tls_.get(), req, t, ip, /*try_tls=*/false, res, nullptr);
                     if (conv.v == verdict::done) {
                         res.tls = "fallback";
                         co_return res;

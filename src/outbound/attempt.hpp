@@ -15,6 +15,7 @@
 #include "delivery/maildir.hpp"
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
+#include "outbound/connection_cache.hpp"
 #include "queue/envelope.hpp"
 
 namespace postern::outbound {
@@ -44,14 +45,16 @@ struct attempt_result {
 
 class deliverer {
 public:
+    // `cache` may be null (no connection reuse).
     deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
-              std::shared_ptr<asio::ssl::context> client_tls);
+              std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache = nullptr);
     asio::awaitable<attempt_result> deliver(const attempt_request& req);
 
 private:
     dns::resolver& resolver_;
     std::shared_ptr<const config::config> cfg_;
     std::shared_ptr<asio::ssl::context> tls_;
+    connection_cache* cache_;
 };
 
 }  // namespace postern::outbound

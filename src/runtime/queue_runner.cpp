@@ -31,6 +31,15 @@ std::int64_t unix_now() {
         .count();
 }
 
+std::int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Next-attempt times are stored in whole seconds: round the base up, so a retry is never
+// earlier than its delay (handshake_retry_delay is a minimum, SPEC §1.1).
+std::int64_t unix_now_ceil() { return (unix_now_ms() + 999) / 1000; }
+
 std::pair<std::string, std::string> split_address(std::string_view a) {
     auto at = a.rfind('@');
     if (at == std::string_view::npos) return {std::string(a), {}};
@@ -64,7 +73,7 @@ struct recorded {
 
 queue_runner::queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, dns::resolver& resolver,
                            settings_source src)
-    : io_(io), pool_(pool), spool_(sp), resolver_(resolver), src_(std::move(src)) {}
+    : io_(io), pool_(pool), spool_(sp), resolver_(resolver), src_(std::move(src)), cache_(io.get_executor()) {}
 
 void queue_runner::submit(const std::string& id) {
     if (stopped_) return;
@@ -160,7 +169,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
             continue;
         }
         co_await acquire(domain);
-        outbound::deliverer d(resolver_, s.cfg, s.client_tls);
+        outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_);
         outbound::attempt_request req;
         req.env = &env;
         req.content = content;
@@ -203,7 +212,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
                 // SPEC §1.1: after a failed handshake, no retry before handshake_retry_delay.
                 if (d.tls_retry) delay = std::max<std::int64_t>(delay, cfg.tls.handshake_retry_delay.count());
                 r.status = queue::rcpt_status::deferred;
-                r.next_attempt = now + delay;
+                r.next_attempt = unix_now_ceil() + delay;
                 result = "deferred";
                 break;
             }
@@ -282,7 +291,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
 
 void queue_runner::schedule(const std::string& id, std::int64_t when) {
     auto timer = std::make_unique<asio::steady_timer>(io_);
-    timer->expires_after(std::chrono::seconds(std::max<std::int64_t>(0, when - unix_now())));
+    timer->expires_after(std::chrono::milliseconds(std::max<std::int64_t>(0, when * 1000 - unix_now_ms())));
     timer->async_wait([this, id](asio::error_code ec) {
         if (ec || stopped_) return;
         timers_.erase(id);
@@ -300,6 +309,7 @@ void queue_runner::stop() {
     for (auto& [id, t] : timers_) t->cancel();
     timers_.clear();
     for (auto* w : waiters_) w->cancel();
+    cache_.close_all();
 }
 
 // --- queue control (SPEC §4) ----------------------------------------------------------------

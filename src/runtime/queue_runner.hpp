@@ -21,6 +21,7 @@
 #include "config/config.hpp"
 #include "control/control.hpp"
 #include "dns/resolver.hpp"
+#include "outbound/connection_cache.hpp"
 #include "queue/spool.hpp"
 
 namespace postern::runtime {
@@ -66,6 +67,7 @@ private:
     unsigned busy_ = 0;
     std::unordered_map<std::string, unsigned> busy_per_dest_;
     std::deque<asio::steady_timer*> waiters_;
+    outbound::connection_cache cache_;
     bool stopped_ = false;
 };
 

@@ -18,6 +18,7 @@
 #include "log/log.hpp"
 #include "message/received.hpp"
 #include "policy/recipient.hpp"
+#include "profile/policy.hpp"
 #include "runtime/blocking.hpp"
 #include "runtime/connection.hpp"
 #include "runtime/queue_runner.hpp"
@@ -74,7 +75,10 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     auto conn = std::make_shared<connection>(std::move(sock));
     connection::watch(conn);
 
-    policy::inbound_policy decide(cfg, /*relay_allowed=*/false);
+    // Relay rights come from the connection profile matched by client IP (SPEC §1.4; the
+    // sender domain never grants relay). Reverse DNS names are not looked up yet.
+    const bool relay = profile::relay_allowed(cfg, profile::inbound_facts{client_ip, std::nullopt, std::nullopt});
+    policy::inbound_policy decide(cfg, relay);
     logging_policy pol(decide, sid, client);
     smtp::server_settings settings;
     settings.hostname = cfg.hostname;

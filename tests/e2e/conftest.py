@@ -4,6 +4,8 @@ Every test gets a fresh directory made by `postern init`, a config rewritten for
 port, and a running `postern serve` that is stopped (SIGTERM, then SIGKILL) afterwards.
 Peers are independent programs: Python's smtplib/ssl, swaks, openssl s_client.
 """
+import functools
+import json
 import os
 import pathlib
 import re
@@ -317,6 +319,50 @@ class Instance:
         return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
 
 
+    # --- structured log and queue CLI (outbound delivery tests) ---------------------------
+    def events(self, event=None, **fields):
+        """Parsed text-log lines (see parse_log_line), optionally only `event` with the given
+        field values, e.g. inst.events("delivery", id=qid, result="sent")."""
+        out = []
+        for line in self.log().splitlines():
+            d = parse_log_line(line)
+            if d is None or (event is not None and d["event"] != event):
+                continue
+            if all(d.get(k) == v for k, v in fields.items()):
+                out.append(d)
+        return out
+
+    def wait_events(self, event, count=1, timeout=10.0, **fields):
+        """Waits until at least `count` matching events are logged; returns them all."""
+        deadline = time.time() + timeout
+        while True:
+            ev = self.events(event, **fields)
+            if len(ev) >= count:
+                return ev
+            if time.time() >= deadline:
+                raise AssertionError(f"{count} x {event} {fields} not logged after {timeout}s "
+                                     f"(got {len(ev)}); log:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+
+    def queue_cli(self, *args, timeout=30):
+        """`postern queue ARGS -c CONFIG`, run from / like an administrator would."""
+        return subprocess.run([POSTERN, "queue", *args, "-c", str(self.config)],
+                              capture_output=True, text=True, timeout=timeout, cwd="/")
+
+    def queue_json(self, *args):
+        r = self.queue_cli(*args, "--json")
+        assert r.returncode == 0, f"postern queue {' '.join(args)} --json: rc={r.returncode} {r.stderr}"
+        return json.loads(r.stdout)
+
+    def send(self, sender, rcpts, subject="test", body=None):
+        """One message over a fresh SMTP session; returns its queue id."""
+        if body is None:
+            body = (f"From: <{sender}>\r\nSubject: {subject}\r\nMessage-ID: <{subject.replace(' ', '-')}"
+                    f"@client.test>\r\n\r\nbody of {subject}\r\n").encode()
+        with self.smtp() as c:
+            c.ehlo()
+            return qid_of(c.send_mail(sender, rcpts, body))
+
     @property
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -339,6 +385,48 @@ class Instance:
                 return
             time.sleep(0.05)
         raise AssertionError(f"sessions still open after {timeout}s:\n{self.log()[-2000:]}")
+
+
+_LOG_KV = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def parse_log_line(line):
+    """A text log line `TS LEVEL EVENT k=v k="quoted \\"value\\""` -> {"ts", "level", "event", k: v}.
+    None for lines that are not log events."""
+    parts = line.split(" ", 3)
+    if len(parts) < 3 or not re.match(r"^\d{4}-\d\d-\d\dT", parts[0]):
+        return None
+    d = {"ts": parts[0], "level": parts[1], "event": parts[2]}
+    for k, v in _LOG_KV.findall(parts[3] if len(parts) > 3 else ""):
+        d[k] = json.loads(v) if v.startswith('"') else v
+    return d
+
+
+def relay_domain(name, *hosts):
+    """A hosted [[domain]] whose mail goes over SMTP to `hosts` ("ip:port")."""
+    return f'[[domain]]\nname = "{name}"\nrelay_to = [{", ".join(f"{chr(34)}{h}{chr(34)}" for h in hosts)}]\n'
+
+
+def route(domain, *hosts):
+    """A [[route]] (static route) for a domain that is not hosted."""
+    return f'[[route]]\ndomain = "{domain}"\nhosts = [{", ".join(f"{chr(34)}{h}{chr(34)}" for h in hosts)}]\n'
+
+
+@functools.lru_cache(maxsize=None)
+def profiles_supported():
+    """True once `postern check-config` accepts a [[profile]] with relay = "any" (SPEC §1.4)."""
+    top = tempfile.mkdtemp(prefix="postern-profile-probe-")
+    d = os.path.join(top, "p")
+    try:
+        r = subprocess.run([POSTERN, "init", d], capture_output=True, text=True)
+        if r.returncode != 0:
+            return False
+        cfg = pathlib.Path(d, "postern.toml")
+        cfg.write_text(cfg.read_text() + '\n[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n')
+        r = subprocess.run([POSTERN, "check-config", "-c", str(cfg)], capture_output=True, text=True)
+        return r.returncode == 0
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,9 +8,16 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "close"           answer 220 to STARTTLS, then close the connection
            "refuse"          answer STARTTLS with 454
   greeting_codes=[421, 220]  greeting per connection in order (the last repeats)
-  rcpt_codes={"x@y": 550}    RCPT replies per address (default 250)
+  rcpt_codes={"x@y": 550}    RCPT replies per address (default 250); a list gives one code per
+                             RCPT of that address, the last repeating: {"x@y": [450, 250]}
   final_code=250             reply after end of data
-Each accepted message is kept as (mail_from, [rcpts], data_bytes, tls_active).
+  host="127.0.0.3", port=P   bind a given loopback address and port (several MX hosts can share
+                             one port on different 127.0.0.x addresses); port 0 = any free port
+Each accepted message is kept as (mail_from, [rcpts], data_bytes, tls_active); mail_from is the
+MAIL FROM argument as sent, parameters included ("<a@b> SIZE=123"): envelope_sender() strips them.
+Each connection records when it was accepted (Connection.accepted, time.time()).
+
+SmtpSink runs Postfix's smtp-sink (plaintext, no STARTTLS), saving every transaction to a file.
 """
 import socket
 import ssl
@@ -19,21 +26,35 @@ import time
 
 
 class Connection:
-    def __init__(self):
+    def __init__(self, addr=None):
         self.commands = []   # (command line str, tls_active bool)
         self.tls = False
+        self.accepted = time.time()  # when accept() returned
+        self.addr = addr             # the client's (ip, port)
+
+    def verbs(self):
+        return [c.split(" ", 1)[0].upper() for c, _ in self.commands]
+
+
+def envelope_sender(mail_from):
+    """"<a@b> SIZE=12" -> "a@b"; "<>" -> ""."""
+    arg = mail_from.strip()
+    if arg.upper().startswith("FROM:"):
+        arg = arg[5:]
+    return arg.split(">", 1)[0].lstrip("<").strip()
 
 
 class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
-                 extra_ehlo=()):
+                 extra_ehlo=(), port=0):
         self.host = host
         self.starttls = starttls
         self.tls_mode = tls_mode
         self.cert, self.key = cert, key
         self.greeting_codes = list(greeting_codes)
         self.rcpt_codes = dict(rcpt_codes or {})
+        self.rcpt_seen = {}
         self.final_code = final_code
         self.ehlo_name = ehlo_name
         self.extra_ehlo = list(extra_ehlo)
@@ -42,7 +63,7 @@ class ScriptedPeer:
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.sock.listen(50)
         self.port = self.sock.getsockname()[1]
         self.stopped = False
@@ -55,9 +76,17 @@ class ScriptedPeer:
     def __exit__(self, *a):
         self.stopped = True
         try:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave the
+            # socket listening (the blocked syscall holds it) and the port busy
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass
+        if self.thread.is_alive():
+            self.thread.join(timeout=2)
 
     # --- what the peer saw ---------------------------------------------------------------
     def all_commands(self):
@@ -66,6 +95,14 @@ class ScriptedPeer:
 
     def saw_mail_from(self):
         return any(c.upper().startswith("MAIL FROM") for c, _ in self.all_commands())
+
+    def accept_times(self):
+        with self.lock:
+            return [c.accepted for c in self.connections]
+
+    def mail_froms(self):
+        """[(MAIL FROM argument, tls_active)] over all connections, in order."""
+        return [(c[10:].strip(), tls) for c, tls in self.all_commands() if c.upper().startswith("MAIL FROM:")]
 
     def wait_messages(self, n, timeout=15.0):
         deadline = time.time() + timeout
@@ -90,13 +127,16 @@ class ScriptedPeer:
     def _accept(self):
         while not self.stopped:
             try:
-                s, _ = self.sock.accept()
+                s, addr = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+            accepted = time.time()
+            threading.Thread(target=self._serve, args=(s, addr, accepted), daemon=True).start()
 
-    def _serve(self, s):
-        conn = Connection()
+    def _serve(self, s, addr=None, accepted=None):
+        conn = Connection(addr)
+        if accepted is not None:
+            conn.accepted = accepted
         with self.lock:
             idx = len(self.connections)
             self.connections.append(conn)
@@ -110,7 +150,12 @@ class ScriptedPeer:
         if code != 220:
             send(f"{code} {self.ehlo_name} not now")
             try:
-                f.readline()
+                line = f.readline()  # the client's QUIT, if it sends one (recorded)
+                if line:
+                    with self.lock:
+                        conn.commands.append((line.decode(errors="replace").rstrip("\r\n"), False))
+                    if line.upper().startswith(b"QUIT"):
+                        send("221 2.0.0 Bye")
             except OSError:
                 pass
             s.close()
@@ -159,6 +204,10 @@ class ScriptedPeer:
                 elif verb == "RCPT":
                     addr = cmd[8:].strip().strip("<>")
                     c = self.rcpt_codes.get(addr, 250)
+                    if isinstance(c, (list, tuple)):  # one code per RCPT of this address; the last repeats
+                        with self.lock:
+                            n = self.rcpt_seen[addr] = self.rcpt_seen.get(addr, 0) + 1
+                        c = c[min(n, len(c)) - 1]
                     if c == 250:
                         rcpts.append(addr)
                         send("250 2.1.5 Ok")
@@ -193,6 +242,85 @@ class ScriptedPeer:
                     send("250 2.0.0 Ok")
         except (OSError, ssl.SSLError):
             return
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on host:port, one dump file per mail transaction in `directory`
+    (format: X-Mail-Args/X-Rcpt-Args headers, a Received: header, then the message).
+    smtp-sink announces no STARTTLS, so delivery to it is plaintext."""
+
+    BIN = "/usr/sbin/smtp-sink"
+
+    def __init__(self, directory, host="127.0.0.1", port=0, backlog=256, extra_args=()):
+        import pathlib
+        self.dir = pathlib.Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        if not port:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+        self.port = port
+        self.backlog = backlog
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    def start(self):
+        import subprocess
+        self.errf = open(self.dir.parent / f"smtp-sink-{self.port}.stderr", "wb")
+        self.proc = subprocess.Popen([self.BIN, "-u", "root", "-h", "sink.test", *self.extra_args,
+                                      "-d", str(self.dir / "msg."), f"{self.host}:{self.port}", str(self.backlog)],
+                                     stdin=subprocess.DEVNULL, stdout=self.errf, stderr=self.errf)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"smtp-sink exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5) as s:
+                    s.recv(512)
+                    s.sendall(b"QUIT\r\n")
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("smtp-sink not listening")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "errf", None) is not None:
+            self.errf.close()
+            self.errf = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
+
+    def files(self):
+        return sorted(p for p in self.dir.iterdir() if p.name.startswith("msg."))
+
+    def count(self):
+        return len(self.files())
+
+    def messages(self):
+        """[bytes] of every dump; one still being written, or cut short by a dropped
+        connection, is incomplete."""
+        return [p.read_bytes() for p in self.files()]
+
+    def wait_count(self, n, timeout=15.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.count() >= n:
+                return self.messages()
+            time.sleep(0.05)
+        raise AssertionError(f"smtp-sink got {self.count()} of {n} messages")
 
 
 def make_test_ca(directory, names=("peer.test", "localhost"), ip="127.0.0.1"):

@@ -290,9 +290,13 @@ TEST(ConfigErrors, Routes) {
               "p.toml:3: route.domain: '*.p.test' is not a valid domain name (or \"*\" for every domain not hosted)");
 }
 
-TEST(ConfigErrors, ProfileNotSupported) {
+// [[profile]] is parsed; its errors are in profile_load_test.cpp.
+TEST(ConfigErrors, ProfileIsAccepted) {
     EXPECT_EQ(error_of(doc("\n[[profile]]\nname = \"partner\"\nhosts = [\"*\"]\n[profile.outbound]\ntls = \"mandatory\"")),
-              "p.toml:3: [[profile]] is not supported by this version");
+              "<no error>");
+    EXPECT_EQ(error_of(doc("\n[[profile]]\nname = \"partner\"\nhost = [\"*\"]")),
+              "p.toml:3: profile 'partner' matches nothing: give hosts, sender_domains or recipient_domains\n"
+              "p.toml:5: unknown key 'profile.host'");
 }
 
 TEST(ConfigErrors, SpoolDirRequired) {

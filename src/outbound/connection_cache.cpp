@@ -1,0 +1,66 @@
+// outbound/connection_cache.cpp - park, take and expire idle outbound sessions.
+#include "outbound/connection_cache.hpp"
+
+#include <fmt/format.h>
+
+namespace postern::outbound {
+
+connection_cache::~connection_cache() { close_all(); }
+
+std::string connection_cache::key(const std::string& host, const std::string& ip, std::uint16_t port) {
+    return fmt::format("{}|{}|{}", host, ip, port);
+}
+
+void connection_cache::close(parked_session& s) {
+    // Best effort: queue QUIT on the wire and close; nobody waits for the 221.
+    s.session->quit();
+    const std::string bye = s.session->take_output();
+    asio::error_code ig;
+    if (!bye.empty()) {
+        if (s.conn->tls) asio::write(*s.conn->tls, asio::buffer(bye), ig);
+        else asio::write(s.conn->sock, asio::buffer(bye), ig);
+    }
+    s.conn->shutdown();
+}
+
+std::optional<parked_session> connection_cache::take(const std::string& key) {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (it->key != key) continue;
+        parked_session s = std::move(it->s);
+        it->timer->cancel();
+        entries_.erase(it);
+        return s;
+    }
+    return std::nullopt;
+}
+
+void connection_cache::put(const std::string& key, parked_session s) {
+    if (entries_.size() >= max_total_) {
+        close(s);
+        return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(ex_);
+    timer->expires_after(idle_);
+    entries_.push_back({key, std::move(s), timer});
+    asio::steady_timer* raw = timer.get();
+    timer->async_wait([this, raw](asio::error_code ec) {
+        if (ec) return;  // cancelled: taken or closed
+        // The wait may have completed just before take() cancelled it: find the entry again.
+        for (auto it = entries_.begin(); it != entries_.end(); ++it)
+            if (it->timer.get() == raw) {
+                close(it->s);
+                entries_.erase(it);
+                return;
+            }
+    });
+}
+
+void connection_cache::close_all() {
+    for (auto& e : entries_) {
+        e.timer->cancel();
+        close(e.s);
+    }
+    entries_.clear();
+}
+
+}  // namespace postern::outbound

@@ -1,0 +1,54 @@
+// outbound/connection_cache.hpp - idle outbound SMTP sessions kept open for reuse (SPEC §3.4
+// "connections are reused"; Postfix's scache). A session that finished a transaction in a
+// reusable state is parked under (host, ip, port) for a few seconds; the next attempt to
+// the same host takes it and skips connect, greeting, EHLO and the TLS handshake. Parked
+// sessions that are not taken in time get QUIT and are closed. Event-loop thread only.
+#pragma once
+#include <asio/any_io_executor.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/connection.hpp"
+#include "smtp/client_session.hpp"
+
+namespace postern::outbound {
+
+struct parked_session {
+    std::shared_ptr<runtime::timed_connection> conn;
+    std::unique_ptr<smtp::client_session> session;  // state ready
+    std::string tls, tls_version, tls_cipher;       // as established
+};
+
+class connection_cache {
+public:
+    explicit connection_cache(asio::any_io_executor ex, std::chrono::seconds idle = std::chrono::seconds(5),
+                              std::size_t max_total = 200)
+        : ex_(std::move(ex)), idle_(idle), max_total_(max_total) {}
+    ~connection_cache();
+
+    static std::string key(const std::string& host, const std::string& ip, std::uint16_t port);
+    std::optional<parked_session> take(const std::string& key);
+    void put(const std::string& key, parked_session s);  // closes it at once when the cache is full
+    void close_all();
+    std::size_t size() const { return entries_.size(); }
+
+private:
+    struct entry {
+        std::string key;
+        parked_session s;
+        std::shared_ptr<asio::steady_timer> timer;
+    };
+    static void close(parked_session& s);
+
+    asio::any_io_executor ex_;
+    std::chrono::seconds idle_;
+    std::size_t max_total_;
+    std::list<entry> entries_;
+};
+
+}  // namespace postern::outbound

@@ -1,0 +1,237 @@
+"""tests/e2e/test_mx.py - MX routing (SPEC §3.3) against a real DNS server (NSD, dns_server.py).
+
+Postern resolves through `dns.servers` = the test's NSD and delivers on `delivery.port`, where
+scripted peers listen on 127.0.0.2 and 127.0.0.3 (one port, several MX hosts).
+
+Two ways to make Postern deliver to an MX host:
+- "bounce": alice@DOMAIN sends to a hosted recipient whose internal server refuses it with 550;
+  the DSN (MAIL FROM:<>) goes to alice@DOMAIN through DOMAIN's MX records. Works today.
+- "relay": a [[profile]] with relay = "any" for 127.0.0.1 (SPEC §1.4) lets the test client send
+  to bob@DOMAIN directly. Skipped while `postern check-config` rejects [[profile]].
+"""
+import re
+import socket
+import time
+
+import pytest
+
+from conftest import profiles_supported, relay_domain, route, wait_until
+from dns_server import DnsServer
+from peers import ScriptedPeer, envelope_sender, make_test_ca
+
+A, B, DEAD = "127.0.0.2", "127.0.0.3", "127.0.0.4"  # nothing ever listens on DEAD
+
+ZONES = {
+    # MX 20 written first: the order in the zone must not matter, the preference does
+    "pref.test": "@ MX 20 mxb\n@ MX 10 mxa\nmxa A 127.0.0.2\nmxb A 127.0.0.3\n",
+    "next.test": "@ MX 10 mxa\n@ MX 20 mxb\nmxa A 127.0.0.4\nmxb A 127.0.0.3\n",
+    "busy.test": "@ MX 10 mxa\n@ MX 20 mxb\nmxa A 127.0.0.2\nmxb A 127.0.0.3\n",
+    "implicit.test": "@ A 127.0.0.2\n",
+    "nullmx.test": "@ MX 0 .\n",
+    "tls.test": "@ MX 10 mxa\nmxa A 127.0.0.2\n",
+}
+
+
+def shared_port(hosts=(A, B, DEAD)):
+    """A TCP port free on every one of `hosts`."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+            ok = True
+            for h in hosts[1:]:
+                with socket.socket() as t:
+                    try:
+                        t.bind((h, port))
+                    except OSError:
+                        ok = False
+                        break
+            if ok:
+                return port
+    raise RuntimeError("no port free on all of " + ", ".join(hosts))
+
+
+@pytest.fixture(scope="module")
+def dns():
+    with DnsServer(zones=ZONES) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def mx_port():
+    return shared_port()
+
+
+@pytest.fixture(params=["bounce", "relay"])
+def mode(request):
+    if request.param == "relay" and not profiles_supported():
+        pytest.skip("direct relay needs [[profile]] relay = \"any\" (SPEC §1.4); "
+                    "`postern check-config` rejects [[profile]] in this build")
+    return request.param
+
+
+class Setup:
+    """A running instance for one test, and how to make it send mail to DOMAIN's MX hosts."""
+
+    def __init__(self, make_instance, dns, mx_port, mode, origin_port=None, tls_extra=""):
+        self.mode = mode
+        self.internal = ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 550}).__enter__()
+        extra = f'[delivery]\nport = {mx_port}\n\n[dns]\nservers = ["{dns.address}"]\n\n'
+        if origin_port:  # where bounces for alice@origin.test go (relay mode)
+            extra += route("origin.test", f"127.0.0.1:{origin_port}") + "\n"
+        if mode == "relay":
+            extra += '[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n'
+        self.inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{self.internal.port}"),
+                                  extra=extra, queue_extra='retry_schedule = ["1h"]', tls_extra=tls_extra)
+
+    def close(self):
+        self.internal.__exit__()
+
+    def send_to(self, domain, subject):
+        """Makes Postern deliver a message to DOMAIN; returns the address the MX hosts get."""
+        if self.mode == "bounce":
+            self.inst.send(f"alice@{domain}", ["bob@internal.test"], subject)
+            return f"alice@{domain}"
+        self.inst.send("alice@origin.test", [f"bob@{domain}"], subject)
+        return f"bob@{domain}"
+
+    def mx_event(self, rcpt, count=1, timeout=10.0):
+        return self.inst.wait_events("delivery", count, timeout=timeout, to=f"<{rcpt}>")
+
+    def check_arrived(self, peer, rcpt):
+        msgs = peer.wait_messages(1, timeout=10)
+        assert len(msgs) == 1
+        mail_from, rcpts, _data, _tls = msgs[0]
+        assert rcpts == [rcpt]
+        if self.mode == "bounce":
+            assert envelope_sender(mail_from) == "", "a DSN has the null reverse-path"
+        else:
+            assert envelope_sender(mail_from) == "alice@origin.test"
+
+
+@pytest.fixture
+def setup(make_instance, dns, mx_port, mode):
+    s = Setup(make_instance, dns, mx_port, mode)
+    yield s
+    s.close()
+
+
+def queue_empty(inst):
+    return inst.spool_files("queue") == [] and inst.queue_json("list") == []
+
+
+def test_preference_order(setup, mx_port):
+    with ScriptedPeer(host=A, port=mx_port, starttls=False) as a, \
+            ScriptedPeer(host=B, port=mx_port, starttls=False) as b:
+        rcpt = setup.send_to("pref.test", "preference")
+        setup.check_arrived(a, rcpt)
+        e = setup.mx_event(rcpt)[0]
+        assert e["result"] == "sent" and e["attempt"] == "1", e
+        assert e["relay"] == f"mxa.pref.test[{A}]:{mx_port}", e
+        time.sleep(0.2)
+        assert b.connections == [], "MX 20 must not be tried when MX 10 takes the message"
+        wait_until(lambda: queue_empty(setup.inst), what="queue empty")
+
+
+@pytest.mark.parametrize("failure", ["refused", "greets-421"])
+def test_next_mx_on_failure(setup, mx_port, failure):
+    """MX 10 unreachable (nothing listens on its address) or answering 421: MX 20 gets the
+    message in the same attempt."""
+    domain = "next.test" if failure == "refused" else "busy.test"
+    busy = ScriptedPeer(host=A, port=mx_port, starttls=False, greeting_codes=(421,)) if failure == "greets-421" else None
+    try:
+        if busy:
+            busy.__enter__()
+        with ScriptedPeer(host=B, port=mx_port, starttls=False) as b:
+            rcpt = setup.send_to(domain, f"next mx {failure}")
+            setup.check_arrived(b, rcpt)
+            ev = setup.mx_event(rcpt)
+            time.sleep(0.2)
+            ev = setup.inst.events("delivery", to=f"<{rcpt}>")
+            assert len(ev) == 1, ev
+            assert ev[0]["result"] == "sent" and ev[0]["attempt"] == "1", ev
+            assert ev[0]["relay"] == f"mxb.{domain}[{B}]:{mx_port}", ev
+            if busy:
+                assert len(busy.connections) == 1 and not busy.saw_mail_from()
+            wait_until(lambda: queue_empty(setup.inst), what="queue empty")
+    finally:
+        if busy:
+            busy.__exit__()
+
+
+def test_implicit_mx(setup, mx_port):
+    """No MX records: the domain's own A record is the host (RFC 5321 5.1)."""
+    with ScriptedPeer(host=A, port=mx_port, starttls=False) as a:
+        rcpt = setup.send_to("implicit.test", "implicit")
+        setup.check_arrived(a, rcpt)
+        e = setup.mx_event(rcpt)[0]
+        assert e["result"] == "sent", e
+        assert e["relay"] == f"implicit.test[{A}]:{mx_port}", e
+        wait_until(lambda: queue_empty(setup.inst), what="queue empty")
+
+
+def test_null_mx_bounces_bounce_path(make_instance, dns, mx_port):
+    """The DSN to a sender whose domain has a null MX (RFC 7505) fails with 5.1.10 and is not
+    re-bounced (it has the null sender); the queue ends empty."""
+    s = Setup(make_instance, dns, mx_port, "bounce")
+    try:
+        with ScriptedPeer(host=A, port=mx_port, starttls=False) as a:
+            s.inst.send("alice@nullmx.test", ["bob@internal.test"], "null mx")
+            orig = s.inst.wait_events("delivery", 1, to="<bob@internal.test>")[0]
+            assert orig["result"] == "bounced" and orig["dsn"] == "5.1.1", orig
+            e = s.mx_event("alice@nullmx.test")[0]
+            assert e["result"] == "bounced", e
+            assert e["dsn"] == "5.1.10", e
+            assert "null MX" in e["reason"] or "does not accept mail" in e["reason"], e
+            wait_until(lambda: queue_empty(s.inst), what="queue empty")
+            time.sleep(0.3)
+            bounces = [b for b in s.inst.events("bounce") if "dsn_id" in b]
+            assert len(bounces) == 1, f"only the original is bounced, never the DSN: {bounces}"
+            dsn_id = bounces[0]["dsn_id"]
+            assert e["id"] == dsn_id, (e, bounces)
+            assert any(dsn_id in b.get("message", "") and "null sender" in b["message"]
+                       for b in s.inst.events("bounce", level="warning")), s.inst.log()
+            assert len(s.inst.events("delivery")) == 2, s.inst.log()
+            assert a.connections == []
+    finally:
+        s.close()
+
+
+def test_null_mx_bounces_direct(make_instance, dns, mx_port):
+    if not profiles_supported():
+        pytest.skip("direct relay needs [[profile]] relay = \"any\" (SPEC §1.4); "
+                    "`postern check-config` rejects [[profile]] in this build")
+    with ScriptedPeer(starttls=False) as origin:
+        s = Setup(make_instance, dns, mx_port, "relay", origin_port=origin.port)
+        try:
+            qid = s.inst.send("alice@origin.test", ["bob@nullmx.test"], "null mx direct")
+            e = s.inst.wait_events("delivery", 1, id=qid)[0]
+            assert e["result"] == "bounced" and e["dsn"] == "5.1.10", e
+            dsn = origin.wait_messages(1, timeout=10)[0]
+            assert envelope_sender(dsn[0]) == "" and dsn[1] == ["alice@origin.test"]
+            text = re.sub(r"\r?\n[ \t]+", " ", dsn[2].decode("utf-8", "replace"))
+            assert re.search(r"^Final-Recipient: rfc822;\s*bob@nullmx\.test", text, re.M | re.I), text
+            assert re.search(r"^Status: 5\.1\.10\s*$", text, re.M), text
+            wait_until(lambda: queue_empty(s.inst), what="queue empty")
+        finally:
+            s.close()
+
+
+@pytest.mark.parametrize("names,trust", [(("mxa.tls.test",), "verified"), (("other.test",), "trusted")])
+def test_tls_name_check_uses_mx_host_name(make_instance, dns, mx_port, mode, tmp_path, names, trust):
+    """Outbound, the certificate names checked are the MX host name and the recipient domain
+    (SPEC §1.3 peer_names default): a certificate for mxa.tls.test is `verified`, one for
+    another name only `trusted` (chain ok)."""
+    ca = make_test_ca(tmp_path, names=names, ip=None)
+    s = Setup(make_instance, dns, mx_port, mode, tls_extra=f'ca_file = "{ca["ca"]}"')
+    try:
+        with ScriptedPeer(host=A, port=mx_port, cert=ca["cert"], key=ca["key"]) as a:
+            rcpt = s.send_to("tls.test", "tls by mx name")
+            s.check_arrived(a, rcpt)
+            assert a.messages[0][3] is True
+            e = s.mx_event(rcpt)[0]
+            assert e["result"] == "sent", e
+            assert e["relay"] == f"mxa.tls.test[{A}]:{mx_port}", e
+            assert e["tls"] == trust and e["proto"] == "TLSv1.3", e
+    finally:
+        s.close()

@@ -1,0 +1,159 @@
+"""tests/e2e/test_outbound_tls.py - outbound opportunistic TLS (SPEC §1.1, issue 3).
+
+The scripted peer advertises STARTTLS (or not) and completes, breaks or refuses the handshake.
+Assertions are on what the peer saw, per connection and with timestamps:
+- a good peer gets the message over TLS; the certificate check is logged (untrusted / trusted /
+  verified) with the protocol and cipher;
+- no STARTTLS advertised: plaintext at once, one connection, tls=none;
+- a failed handshake (junk instead of a ServerHello, close after "220 Ready", STARTTLS answered
+  454): nothing is sent on that attempt, the next attempt comes no sooner than
+  tls.handshake_retry_delay; when it fails again, Postern reconnects and delivers without TLS in
+  that same attempt (tls=fallback).
+"""
+import math
+import re
+import time
+
+import pytest
+
+from conftest import relay_domain, wait_until
+from peers import ScriptedPeer, envelope_sender, make_test_ca
+
+SEED = dict(tls_extra='handshake_retry_delay = "2s"', queue_extra='retry_schedule = ["1s"]')
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """Two server certificates from one test CA: one naming the recipient domain, one not (and
+    without an IP address SAN, so that no name check can match a relay_to IP literal)."""
+    a = tmp_path_factory.mktemp("ca-named")
+    named = make_test_ca(a, names=("peer.test", "internal.test", "localhost"))
+    b = tmp_path_factory.mktemp("ca-unnamed")
+    unnamed = make_test_ca(b, names=("peer.test",), ip=None)
+    return {"named": named, "unnamed": unnamed}
+
+
+def instance_for(make_instance, peer, ca_file=None, **kw):
+    tls_extra = kw.pop("tls_extra", "")
+    if ca_file:
+        tls_extra += f'\nca_file = "{ca_file}"\n'
+    return make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                         tls_extra=tls_extra, **kw)
+
+
+@pytest.mark.parametrize("trust", ["verified", "trusted", "untrusted"])
+def test_good_peer_gets_tls(make_instance, certs, trust):
+    """verified: chain to tls.ca_file and the certificate names the recipient domain;
+    trusted: chain ok, no name matches; untrusted: no chain (the system store lacks our CA)."""
+    c = certs["named"] if trust == "verified" else certs["unnamed"]
+    with ScriptedPeer(cert=c["cert"], key=c["key"]) as peer:
+        inst = instance_for(make_instance, peer, ca_file=None if trust == "untrusted" else c["ca"],
+                            queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "over tls")
+        msgs = peer.wait_messages(1, timeout=10)
+        mail_from, rcpts, data, tls = msgs[0]
+        assert tls is True, "the message must travel over TLS"
+        assert envelope_sender(mail_from) == "alice@example.test" and rcpts == ["bob@internal.test"]
+        assert b"body of over tls" in data
+        assert len(peer.connections) == 1
+        cmds = peer.connections[0].commands
+        verbs = [c.split(" ", 1)[0].upper() for c, _ in cmds]
+        assert verbs[:3] == ["EHLO", "STARTTLS", "EHLO"], cmds  # EHLO again after STARTTLS (RFC 3207)
+        assert all(t for c, t in cmds[2:]), "everything after STARTTLS inside TLS"
+
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["to"] == "<bob@internal.test>"
+        assert e["relay"] == f"127.0.0.1[127.0.0.1]:{peer.port}", e
+        assert e["profile"] == "-", e
+        assert e["tls"] == trust, e
+        assert e["proto"] == "TLSv1.3", e
+        assert re.fullmatch(r"TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)", e["cipher"]), e
+        assert e["result"] == "sent" and e["dsn"] == "2.0.0" and e["attempt"] == "1", e
+        assert re.fullmatch(r"\d+\.\d{3}", e["delay"]), e
+        assert e["reason"].startswith("250"), e
+        wait_until(lambda: inst.spool_files("queue") == [], what="queue empty")
+
+
+def test_no_starttls_offered_plaintext_at_once(make_instance, certs):
+    with ScriptedPeer(starttls=False) as peer:
+        inst = instance_for(make_instance, peer, ca_file=certs["named"]["ca"], **SEED)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "plain")
+        msgs = peer.wait_messages(1, timeout=10)
+        assert msgs[0][3] is False
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["tls"] == "none" and e["proto"] == "-" and e["cipher"] == "-", e
+        assert e["result"] == "sent" and e["attempt"] == "1", e
+        assert len(peer.connections) == 1
+        assert "STARTTLS" not in peer.connections[0].verbs()
+
+
+@pytest.mark.parametrize("mode", ["garbage", "close", "refuse"])
+def test_failed_handshake_defers_then_falls_back(make_instance, certs, mode):
+    """garbage: junk instead of a TLS handshake; close: the peer closes after "220 Ready";
+    refuse: STARTTLS answered 454 - each counts as a failed handshake (SPEC §1.1)."""
+    c = certs["named"]
+    with ScriptedPeer(tls_mode=mode, cert=c["cert"], key=c["key"]) as peer:
+        inst = instance_for(make_instance, peer, ca_file=c["ca"], **SEED)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], f"seed {mode}")
+
+        # first attempt: STARTTLS fails, nothing is sent, the recipient is deferred
+        first = inst.wait_events("delivery", 1, id=qid)[0]
+        assert first["result"] == "deferred" and first["attempt"] == "1", first
+        assert first["dsn"].startswith("4."), first
+        assert len(peer.connections) == 1
+        assert "STARTTLS" in peer.connections[0].verbs()
+        assert not peer.saw_mail_from(), peer.all_commands()
+
+        msgs = peer.wait_messages(1, timeout=10)
+        conns = peer.connections
+        assert len(conns) == 3, [x.commands for x in conns]
+        # the retry: no sooner than handshake_retry_delay (2 s), though retry_schedule says 1 s
+        gap = conns[1].accepted - conns[0].accepted
+        assert gap >= 2.0, f"retry after {gap:.2f}s, handshake_retry_delay is 2s"
+        assert "STARTTLS" in conns[1].verbs() and "MAIL" not in conns[1].verbs(), conns[1].commands
+        # second failure: reconnect at once, no STARTTLS, plaintext delivery in the same attempt
+        assert conns[2].accepted - conns[1].accepted < 1.0
+        assert "STARTTLS" not in conns[2].verbs(), conns[2].commands
+        assert [t for cmd, t in conns[2].commands if cmd.upper().startswith("MAIL FROM")] == [False]
+        mail_from, rcpts, data, tls = msgs[0]
+        assert tls is False and rcpts == ["bob@internal.test"] and f"seed {mode}".encode() in data
+
+        ev = inst.wait_events("delivery", 2, id=qid)
+        assert len(ev) == 2, ev
+        second = ev[1]
+        assert second["result"] == "sent" and second["attempt"] == "2", second
+        assert second["tls"] == "fallback" and second["proto"] == "-" and second["cipher"] == "-", second
+        assert second["relay"] == f"127.0.0.1[127.0.0.1]:{peer.port}", second
+        wait_until(lambda: inst.spool_files("queue") == [], what="queue empty")
+        if mode == "refuse":  # the connection is still usable: end it properly (RFC 5321 4.1.1.10)
+            for x in conns[:2]:
+                assert x.verbs()[-1] == "QUIT", f"no QUIT after 454 to STARTTLS: {x.commands}"
+
+
+def test_failed_handshake_remembered_across_kill9(make_instance, certs):
+    """The first failed handshake is part of the message's durable state: after kill -9 and a
+    restart, the next failure falls back to plaintext in that attempt, not after a third try."""
+    c = certs["named"]
+    with ScriptedPeer(tls_mode="garbage", cert=c["cert"], key=c["key"]) as peer:
+        inst = instance_for(make_instance, peer, ca_file=c["ca"], **SEED)
+        # fail the handshake late in a wall-clock second: a next-attempt time kept in whole
+        # seconds must be rounded up, or the retry after the restart comes up to 1 s early
+        deadline = time.time() + 2
+        while not 0.75 <= time.time() % 1 <= 0.85 and time.time() < deadline:
+            time.sleep(0.005)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "seed restart")
+        first = inst.wait_events("delivery", 1, id=qid)[0]
+        assert first["result"] == "deferred", first
+        inst.kill9()
+        # restart in the next wall-clock second: the retry must still wait the full 2 s
+        time.sleep(max(0.0, math.floor(peer.connections[0].accepted) + 1.05 - time.time()))
+        inst.start()
+        msgs = peer.wait_messages(1, timeout=10)
+        assert msgs[0][3] is False
+        conns = peer.connections
+        assert len(conns) == 3, [x.commands for x in conns]
+        assert "STARTTLS" in conns[1].verbs() and "STARTTLS" not in conns[2].verbs()
+        e = inst.wait_events("delivery", 1, id=qid, result="sent")[0]
+        assert e["tls"] == "fallback" and e["attempt"] == "2", e
+        gap = conns[1].accepted - conns[0].accepted
+        assert gap >= 2.0, f"retry {gap:.2f}s after the failed handshake; handshake_retry_delay is 2s"
