@@ -136,7 +136,15 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
 
     // Which recipients are due, grouped by destination domain (one transaction per domain).
     std::vector<recorded> done;
-    std::map<std::string, std::vector<std::size_t>> groups;
+    // Recipients that go to the same place share one transaction (SPEC §3.4): the same
+    // static hosts (relay_to, [[route]], smarthost) whatever their domains, or the same domain
+    // for MX routing (hosts are only known after the MX lookup).
+    struct group {
+        delivery::route where;
+        std::string domain;  // first recipient's domain (TLS name checks)
+        std::vector<std::size_t> idx;
+    };
+    std::map<std::string, group> groups;
     const bool loop = message::count_received(content) > message::default_max_received;
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
         const auto& r = ps.st[i];
@@ -148,11 +156,25 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
             continue;
         }
         auto [local, dom] = split_address(env.recipients[i]);
-        groups[dom.empty() ? cfg.hostname : lower(dom)].push_back(i);
+        const std::string domain = dom.empty() ? cfg.hostname : lower(dom);
+        delivery::route where = delivery::decide_route(cfg, domain);
+        std::string key = "domain " + domain;
+        if (where.how == delivery::route::kind::static_hosts) {
+            key = "hosts";
+            for (const auto& h : where.hosts) key += " " + h.to_string();
+        }
+        auto [it, fresh] = groups.try_emplace(key);
+        if (fresh) {
+            it->second.where = std::move(where);
+            it->second.domain = domain;
+        }
+        it->second.idx.push_back(i);
     }
 
-    for (auto& [domain, idx] : groups) {
-        const delivery::route where = delivery::decide_route(cfg, domain);
+    for (auto& [key, g] : groups) {
+        const delivery::route& where = g.where;
+        const std::string& domain = g.domain;
+        const std::vector<std::size_t>& idx = g.idx;
         if (where.how == delivery::route::kind::maildir) {
             auto outs = co_await run_blocking(pool_, [&] {
                 std::vector<recorded> v;
@@ -168,7 +190,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
             done.insert(done.end(), outs.begin(), outs.end());
             continue;
         }
-        co_await acquire(domain);
+        co_await acquire(key);
         outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_);
         outbound::attempt_request req;
         req.env = &env;
@@ -178,7 +200,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
         req.domain = domain;
         req.tls_failed_hosts = ps.tls_failed;
         auto res = co_await d.deliver(req);
-        release_slot(domain);
+        release_slot(key);
         ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
         for (auto& r : res.results)
             done.push_back({r.index, r.out, res.relay, res.tls, res.tls_version, res.tls_cipher,
@@ -202,9 +224,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
             case delivery::outcome::kind::permanent:
                 r.status = queue::rcpt_status::bounced;
                 result = "bounced";
+                // RFC 3464 2.3.5: Remote-MTA names the host ("dns; mx.example"), not host[ip]:port.
                 bounces.push_back({env.recipients[d.index], "failed", d.out.dsn,
-                                   d.relay == "none" || d.relay == "maildir" ? "" : d.relay, d.out.reason,
-                                   d.relay != "none" && d.relay != "maildir", now});
+                                   d.relay == "none" || d.relay == "maildir" ? "" : d.relay.substr(0, d.relay.find('[')),
+                                   d.out.reason, d.relay != "none" && d.relay != "maildir", now});
                 break;
             case delivery::outcome::kind::transient: {
                 const auto& sched = cfg.queue.retry_schedule;
@@ -221,7 +244,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
         log::delivery({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = "",
                        .tls = d.tls, .tls_version = d.proto, .tls_cipher = d.cipher, .result = result,
                        .dsn = d.out.dsn, .reason = d.out.reason,
-                       .delay_s = static_cast<double>(now - env.arrived), .attempt = r.attempts});
+                       .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived), .attempt = r.attempts});
     }
 
     std::optional<std::int64_t> next;

@@ -1,0 +1,392 @@
+#!/bin/bash
+# bench/relay/run.sh - end-to-end relay rate (injection -> arrival at the sink), Postern side by
+# side with Postfix, in one run.
+#
+# usage: bench/relay/run.sh [REPS] [--postfix-only | --postern-only]      (REPS default 3)
+#
+# For each repetition, for each scenario (SCEN, default "plain tls"):
+#   1. Postfix 3.7 on 127.0.0.1:2525 relaying everything to the sink at [127.0.0.1]:2526, set up
+#      exactly as the shared run-postfix-baseline.sh does for e2e-plain / e2e-tls-may
+#      (postfix-relay.sh stop; configure --mode relay --in-tls may --out-tls may --cert ecdsa;
+#      purge; rm smtp_scache.db; start), measured, then stopped and purged;
+#   2. Postern on 127.0.0.1:$POSTERN_PORT (default 2625) in a fresh directory made by
+#      `postern init`: profile "bench" (127.0.0.1, relay = "any"), smarthost
+#      [[route]] domain = "*" hosts = ["127.0.0.1:2526"], opportunistic TLS; measured, its queue
+#      drained and checked empty, then stopped with SIGTERM.
+# Each measurement is one run of the shared e2e.sh (it starts the sink with -M N, injects with
+# load.sh, waits for the N-th message at the sink and runs tools/procmon.py on the server's
+# process tree):
+#   plain: e2e.sh --relay 127.0.0.1:PORT -n N -s SIZE -c CONC --monitor-pid PID
+#          injection smtp-source (plaintext), sink = smtp-sink (no STARTTLS offered)
+#   tls:   the same plus --tls-in --sink-tls
+#          injection tools/smtpload -t (STARTTLS, full handshake every session), sink = the
+#          shared STARTTLS front (a second Postfix instance, smtpd_proxy_filter -> smtp-sink);
+#          both relays use opportunistic TLS outbound (Postfix smtp_tls_security_level = may).
+# Recorded per run: msgs/s accepted and delivered, server CPU per delivered message, peak
+# RSS/PSS (sum over the tree), connections the relay opened to the sink, TLS on each leg, what
+# was left in the queue.  Raw RESULT lines go to $RESULTS/relay-DATE.txt; at the end
+# bench/relay/summarize.py prints medians [min-max] and Postern/Postfix ratios.
+# Exit status 0 only if every run had all N messages accepted and delivered and (Postern) its
+# queue ended empty.
+#
+# env: N (10000; 1000 for a quick look)  SIZE (5120)  CONC (20)  SCEN ("plain tls")
+#      POSTERN (build/postern)  POSTERN_PORT (2625)  POSTERN_CERT (bench | init, default bench:
+#      the ECDSA P-256 certificate Postfix uses)  SHARED_BENCH (../shared/bench from the repo
+#      root)  RESULTS (bench/results)  BENCH_TMP (/var/tmp, the file system of /var/spool/postfix)
+#      SETTLE (3 s of sync+sleep before each run)  E2E_TIMEOUT (600 s: e2e.sh --timeout, the wait
+#      for delivery)  DRAIN_TIMEOUT (30 s: wait for Postern's queue to empty)  KEEP (1 = keep
+#      Postern's run directories)
+# Needs root (Postfix, and the shared STARTTLS sink is a Postfix instance). Loopback only.
+# Example: N=1000 bench/relay/run.sh 1 --postern-only
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+die() { echo "run.sh: $*" >&2; exit 2; }
+
+REPS=3 DO_PF=1 DO_PT=1
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --postfix-only) DO_PT=0; shift;;
+        --postern-only) DO_PF=0; shift;;
+        -h|--help) awk 'NR==1{next} /^#/{sub(/^# ?/,""); print; next} {exit}' "$0"; exit 0;;
+        [0-9]*) REPS=$1; shift;;
+        *) die "unknown argument $1 (see --help)";;
+    esac
+done
+[[ $DO_PF == 1 || $DO_PT == 1 ]] || die "--postfix-only and --postern-only exclude each other"
+
+N=${N:-10000} SIZE=${SIZE:-5120} CONC=${CONC:-20} SCEN=${SCEN:-plain tls}
+POSTERN=${POSTERN:-$ROOT/build/postern} POSTERN_PORT=${POSTERN_PORT:-2625}
+POSTERN_CERT=${POSTERN_CERT:-bench} RESULTS=${RESULTS:-$ROOT/bench/results}
+BENCH_TMP=${BENCH_TMP:-/var/tmp} SETTLE=${SETTLE:-3} E2E_TIMEOUT=${E2E_TIMEOUT:-600}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-30} KEEP=${KEEP:-0}
+PF_PORT=2525      # fixed by postfix-relay.sh's default --listen
+SINK_PORT=2526    # e2e.sh's default --sink, postfix-relay.sh's default relayhost
+INNER_PORT=$((SINK_PORT + 1))   # sink.sh tls: smtp-sink behind the STARTTLS front
+
+[[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 && $REPS -le 20 ]] || die "REPS 1..20"
+[[ $N =~ ^[0-9]+$ && $N -ge 1 && $N -le 1000000 ]] || die "N 1..1000000"
+[[ $SIZE =~ ^[0-9]+$ && $CONC =~ ^[0-9]+$ && $CONC -ge 1 && $CONC -le 256 ]] || die "bad SIZE/CONC"
+[[ $POSTERN_PORT =~ ^[0-9]+$ && $POSTERN_PORT -ge 1024 && $POSTERN_PORT -le 65535 ]] || die "POSTERN_PORT 1024..65535"
+for p in $PF_PORT $SINK_PORT $INNER_PORT; do [[ $POSTERN_PORT != "$p" ]] || die "POSTERN_PORT must not be $p"; done
+[[ $E2E_TIMEOUT =~ ^[0-9]+$ && $E2E_TIMEOUT -ge 5 && $E2E_TIMEOUT -le 3600 ]] || die "E2E_TIMEOUT 5..3600"
+[[ $DRAIN_TIMEOUT =~ ^[0-9]+$ && $DRAIN_TIMEOUT -ge 1 && $DRAIN_TIMEOUT -le 600 ]] || die "DRAIN_TIMEOUT 1..600"
+[[ $SETTLE =~ ^[0-9]+$ && $SETTLE -le 60 ]] || die "SETTLE 0..60"
+[[ $POSTERN_CERT =~ ^(bench|init)$ ]] || die "POSTERN_CERT bench|init"
+for s in $SCEN; do [[ $s =~ ^(plain|tls)$ ]] || die "SCEN: plain and/or tls, not $s"; done
+[[ -x $SHARED/e2e.sh && -x $SHARED/sink.sh && -x $SHARED/load.sh && -x $SHARED/postfix-relay.sh && -f $SHARED/tools/procmon.py ]] \
+    || die "shared harness not found at $SHARED (set SHARED_BENCH)"
+[[ $(id -u) == 0 ]] || die "needs root: Postfix, and the shared STARTTLS sink is a Postfix instance"
+command -v postfix >/dev/null && command -v smtp-source >/dev/null && command -v smtp-sink >/dev/null \
+    || die "postfix not installed (scripts/install-deps.sh)"
+if [[ $DO_PT == 1 ]]; then
+    [[ -x $POSTERN ]] || die "$POSTERN not found: run 'make build' first (or use --postfix-only)"
+fi
+PY=/usr/bin/python3
+PF=$SHARED/postfix-relay.sh
+SINK=$SHARED/sink.sh
+MPID=/var/spool/postfix/pid/master.pid
+PFLOG=/var/log/postfix-bench.log
+SINKLOG=/var/log/postfix-sink.log
+SINKSTATE=/run/bench-sink
+
+mkdir -p "$RESULTS"
+OUT=$RESULTS/relay-$(date +%Y%m%d-%H%M%S).txt
+"$SHARED/tools/build.sh"   # compiles tools/smtpload into $BENCH_BIN (load.sh does it too)
+
+# --- cleanup: only what this script started ----------------------------------------
+PT_PID="" BG_PID="" PT_DIR="" PF_USED=0 SINK_USED=0 FAILED=0
+cleanup() {
+    [[ -n $BG_PID ]] && kill -TERM -- "-$BG_PID" 2>/dev/null || true
+    if [[ -n $BG_PID ]]; then   # e2e.sh's EXIT trap stops its sink; give it a moment
+        for _ in $(seq 1 50); do kill -0 -- "-$BG_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$BG_PID" 2>/dev/null || true
+    fi
+    if [[ -n $PT_PID ]] && kill -0 "$PT_PID" 2>/dev/null; then
+        kill -TERM "$PT_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$PT_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$PT_PID" 2>/dev/null || true
+    fi
+    [[ $SINK_USED == 1 ]] && "$SINK" stop "$SINK_PORT" >/dev/null 2>&1 || true
+    [[ -n $PT_DIR && $KEEP != 1 ]] && rm -rf "$PT_DIR"
+    if [[ $PF_USED == 1 ]]; then "$PF" stop >/dev/null 2>&1 || true; "$PF" purge >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# run_bg CMD...: run CMD in its own process group and wait for it, so that a SIGTERM/SIGINT to
+# this script is handled at once (bash defers traps while a foreground command runs) and
+# cleanup can end CMD with all its children (kill -- -PGID).
+run_bg() {
+    setsid "$@" &
+    BG_PID=$!
+    local rc=0
+    wait "$BG_PID" || rc=$?
+    BG_PID=""
+    return $rc
+}
+
+log() { echo "$*" | tee -a "$OUT"; }
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<< "$1" | head -1; }
+settle() { sync; sleep "$SETTLE"; }
+port_listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+nlines() { if [[ -f $1 ]]; then wc -l < "$1"; else echo 0; fi; }
+active_opens() { awk '/^Tcp:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "ActiveOpens") c = i; h = 1} else print $c}' /proc/net/snmp; }
+
+# sink_sess PORT: SMTP sessions smtp-sink on PORT saw END ("sess=" of its last running counter).
+# Sessions still open when smtp-sink exited on its N-th message are not included.
+sink_sess() {
+    local f=$SINKSTATE/$1.out
+    [[ -f $f ]] || { echo 0; return; }
+    local c; c=$(tr '\r' '\n' < "$f" | grep -o 'sess=[0-9]*' | tail -1 | cut -d= -f2 || true)
+    echo "${c:-0}"
+}
+
+# measure SERVER SCENARIO REP RELAY_PORT MONITOR_ARGS...: one e2e.sh run.  Sets E2E_LINE,
+# E2E_RC and SINK_FIELDS (connections/TLS sessions the sink saw from the relay).
+measure() {
+    local server=$1 scen=$2 rep=$3 port=$4; shift 4
+    for p in $SINK_PORT $INNER_PORT; do port_listening "$p" && die "port $p (sink) is already in use"; done
+    rm -f "$SINKSTATE/$SINK_PORT.out" "$SINKSTATE/$INNER_PORT.out"
+    local args=(--relay "127.0.0.1:$port" --sink "127.0.0.1:$SINK_PORT" -n "$N" -s "$SIZE" -c "$CONC"
+                --timeout "$E2E_TIMEOUT" --label "$server-$scen" "$@")
+    [[ $scen == tls ]] && args+=(--tls-in --sink-tls)
+    local sfrom opens0 eo; sfrom=$(( $(nlines "$SINKLOG") + 1 )); opens0=$(active_opens)
+    eo=$(mktemp)
+    E2E_RC=0
+    SINK_USED=1
+    run_bg "$SHARED/e2e.sh" "${args[@]}" > "$eo" 2>&1 || E2E_RC=$?
+    local opens1; opens1=$(active_opens)
+    grep -vE '^RESULT|^smtp-sink|^STARTTLS front|^sink exited' "$eo" | head -8 || true
+    E2E_LINE=$(grep '^RESULT e2e' "$eo" | tail -1 || true)
+    grep '^RESULT' "$eo" >> "$OUT" || true
+    rm -f "$eo"
+    # Connections the relay opened to the sink.  plain: smtp-sink's ended sessions (a lower
+    # bound: sessions open when it exited are missing).  tls: the front's smtpd log, exact.
+    if [[ $scen == tls ]]; then
+        local conns tlsin
+        conns=$(tail -n +"$sfrom" "$SINKLOG" 2>/dev/null | grep -cE 'postfix-sink/smtpd\[[0-9]+\]: connect from' || true)
+        tlsin=$(tail -n +"$sfrom" "$SINKLOG" 2>/dev/null | grep -c 'postfix-sink/smtpd.*TLS connection established from' || true)
+        SINK_FIELDS="sink_conns=${conns:-0} sink_conns_exact=1 sink_tls_sessions=${tlsin:-0} sink_inner_sess=$(sink_sess "$INNER_PORT")"
+    else
+        SINK_FIELDS="sink_conns=$(sink_sess "$SINK_PORT") sink_conns_exact=0 sink_tls_sessions=0"
+    fi
+    SINK_FIELDS+=" tcp_active_opens=$((opens1 - opens0))"
+}
+
+# result SERVER SCENARIO REP QUEUE_LEFT EXTRA...: the combined RESULT line; flags a failed run.
+result() {
+    local server=$1 scen=$2 rep=$3 qleft=$4; shift 4
+    local acc del; acc=$(kv "$E2E_LINE" accepted); del=$(kv "$E2E_LINE" delivered)
+    acc=${acc:-0} del=${del:-0}
+    log "RESULT relay server=$server scenario=$scen rep=$rep n=$N size=$SIZE conc=$CONC" \
+        "tls_in=$(kv "$E2E_LINE" tls_in) sink_tls=$(kv "$E2E_LINE" sink_tls) e2e_rc=$E2E_RC" \
+        "accepted=$acc inject_s=$(kv "$E2E_LINE" inject_s) accept_per_s=$(kv "$E2E_LINE" accept_per_s)" \
+        "delivered=$del deliver_s=$(kv "$E2E_LINE" deliver_s) deliver_per_s=$(kv "$E2E_LINE" deliver_per_s)" \
+        "cpu_s=$(kv "$E2E_LINE" relay_cpu_s) cpu_ms_per_msg=$(kv "$E2E_LINE" relay_cpu_ms_per_msg)" \
+        "peak_rss_kb=$(kv "$E2E_LINE" relay_peak_rss_kb) peak_pss_kb=$(kv "$E2E_LINE" relay_peak_pss_kb)" \
+        "peak_procs=$(kv "$E2E_LINE" relay_peak_procs) sys_busy_pct=$(kv "$E2E_LINE" sys_busy_pct)" \
+        "$SINK_FIELDS queue_left=$qleft $* rss_by_name_kb=$(kv "$E2E_LINE" relay_by_name)"
+    if [[ $acc != "$N" || $del != "$N" || $E2E_RC != 0 ]]; then
+        echo "run.sh: FAIL $server $scen rep $rep: accepted $acc, delivered $del of $N (e2e.sh rc=$E2E_RC)" >&2
+        FAILED=1
+    fi
+}
+
+# --- Postfix: exactly run-postfix-baseline.sh's e2e() ----------------------------------------
+pf_logstats() { # first log line -> counts (same patterns as run-postfix-baseline.sh)
+    tail -n +"$1" "$PFLOG" 2>/dev/null | awk '
+        /smtpd.*TLS connection established from/ {tin++}
+        /smtp\[.*TLS connection established to/ {tout++}
+        /status=sent/ {sent++}
+        /status=deferred/ {def++}
+        /smtp\[.*conn_use=/ {reuse++}
+        END {printf "log_tls_in=%d log_tls_out=%d log_sent=%d log_deferred=%d log_sent_on_reused_conn=%d", tin, tout, sent, def, reuse}'
+}
+
+run_postfix() { # SCENARIO REP
+    local scen=$1 rep=$2
+    port_listening "$PF_PORT" && ! "$PF" masterpid >/dev/null 2>&1 && die "127.0.0.1:$PF_PORT is in use by something else"
+    PF_USED=1
+    "$PF" stop >/dev/null
+    "$PF" configure --mode relay --in-tls may --out-tls may --cert ecdsa >/dev/null
+    "$PF" purge >/dev/null
+    rm -f /var/lib/postfix/smtp_scache.db   # no TLS sessions carried over between runs
+    "$PF" start >/dev/null
+    settle
+    local from; from=$(( $(nlines "$PFLOG") + 1 ))
+    measure postfix "$scen" "$rep" "$PF_PORT" --monitor-pidfile "$MPID"
+    sleep 1
+    local qleft; qleft=$("$PF" qcount)
+    result postfix "$scen" "$rep" "$qleft" "$(pf_logstats "$from") out_tls=may"
+    "$PF" stop >/dev/null
+    "$PF" purge >/dev/null
+}
+
+# --- Postern -------------------------------------------------------------------------------
+write_postern_config() { # DIR CERT KEY
+    cat > "$1/postern.toml" <<EOF
+# written by bench/relay/run.sh for the end-to-end relay benchmark
+hostname = "postern.bench.test"
+
+[server]
+listen = ["127.0.0.1:$POSTERN_PORT"]
+max_connections = 1000
+max_connections_per_ip = 1000      # all load comes from 127.0.0.1
+
+[spool]
+dir = "var/spool"
+
+[tls]
+opportunistic = true               # STARTTLS offered inbound; used outbound when the peer offers it
+cert_file = "$2"
+key_file = "$3"
+
+[dns]
+servers = ["127.0.0.1:5353"]       # guard: any lookup stays on loopback (nothing should resolve)
+
+[[profile]]
+name = "bench"
+hosts = ["127.0.0.1"]              # the load generator
+relay = "any"                      # may relay to any domain (= Postfix mynetworks = 127.0.0.0/8)
+
+[[route]]
+domain = "*"                       # smarthost for everything (= Postfix relayhost)
+hosts = ["127.0.0.1:$SINK_PORT"]          # the shared sink
+EOF
+}
+
+# pt_queue DIR: number of messages `postern queue list --json` reports, or "na".
+pt_queue() {
+    local j
+    j=$(timeout 10 "$POSTERN" queue list --json -c "$1/postern.toml" 2>/dev/null) || { echo na; return; }
+    "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))' <<< "$j" 2>/dev/null || echo na
+}
+
+pt_logstats() { # LOG MAXLINES -> counts from Postern's text log (first MAXLINES lines)
+    head -n "$2" "$1" 2>/dev/null | awk '
+        $3 == "connect" {conn++}
+        $3 == "tls" {tin++}
+        $3 == "queued" {q++}
+        $3 == "delivery" {d++
+            if (/ result=sent /) sent++; else if (/ result=deferred /) def++; else if (/ result=bounced /) bnc++
+            if (/ result=sent / && / tls=(untrusted|trusted|verified) /) stls++}
+        $2 == "warning" || $2 == "error" {w++}
+        END {printf "log_conn_in=%d log_tls_in=%d log_queued=%d log_delivery=%d log_sent=%d log_sent_tls=%d log_deferred=%d log_bounced=%d log_warn_err=%d",
+                    conn, tin, q, d, sent, stls, def, bnc, w}'
+}
+
+run_postern() { # SCENARIO REP
+    local scen=$1 rep=$2 d
+    port_listening "$POSTERN_PORT" && die "127.0.0.1:$POSTERN_PORT is already in use"
+    d=$(mktemp -d "$BENCH_TMP/postern-relay.XXXXXX"); PT_DIR=$d
+    if ! run_bg timeout 60 "$POSTERN" init "$d" > "$d.init.log" 2>&1; then
+        cat "$d.init.log" >&2; rm -f "$d.init.log"; PT_DIR=""; die "postern init failed (kept $d)"
+    fi
+    mv "$d.init.log" "$d/init.log"   # kept outside $d until init ran: $d must be empty for init
+    local cert=var/tls/cert.pem key=var/tls/key.pem
+    if [[ $POSTERN_CERT == bench ]]; then   # the ECDSA P-256 certificate Postfix (and the sink) use
+        CERT_DIR=${CERT_DIR:-/etc/bench-certs} "$SHARED/tools/mkcerts.sh" >/dev/null
+        cp "${CERT_DIR:-/etc/bench-certs}/ecdsa.crt" "$d/var/tls/bench-ecdsa.crt"
+        cp "${CERT_DIR:-/etc/bench-certs}/ecdsa.key" "$d/var/tls/bench-ecdsa.key"
+        cert=var/tls/bench-ecdsa.crt key=var/tls/bench-ecdsa.key
+    fi
+    write_postern_config "$d" "$cert" "$key"
+    mkdir -p "$d/var/spool"
+    if ! run_bg timeout 20 "$POSTERN" check-config -c "$d/postern.toml" > "$d/check.log" 2>&1; then
+        cat "$d/check.log" >&2; PT_DIR=""; die "postern check-config failed (kept $d)"
+    fi
+    [[ $(stat -c %d "$d") == $(stat -c %d /var/spool/postfix 2>/dev/null || stat -c %d "$d") ]] \
+        || echo "run.sh: warning: $d is not on the file system of /var/spool/postfix (fsync costs differ)" >&2
+
+    "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
+    PT_PID=$!
+    local up=0
+    for _ in $(seq 1 150); do   # up to 15 s
+        kill -0 "$PT_PID" 2>/dev/null || break
+        port_listening "$POSTERN_PORT" && { up=1; break; }
+        sleep 0.1
+    done
+    if [[ $up != 1 ]]; then
+        tail -20 "$d/serve.log" >&2
+        PT_DIR=""   # keep the directory for a look
+        die "postern did not listen on 127.0.0.1:$POSTERN_PORT (log: $d/serve.log)"
+    fi
+    settle
+    measure postern "$scen" "$rep" "$POSTERN_PORT" --monitor-pid "$PT_PID"
+    local loglines; loglines=$(nlines "$d/serve.log")
+
+    # The queue.  smtp-sink -M N exits on the N-th message's end-of-data without replying, so
+    # the relay sees the connection drop and defers that one message (e2e.sh's documented side
+    # effect; Postfix's runs purge it).  Allow a few seconds for in-flight bookkeeping, then,
+    # if anything is left, start a plain sink without -M, ask for an immediate retry and wait
+    # until `postern queue list --json` is [] (at most DRAIN_TIMEOUT s).
+    local q1=na q2=na redeliv=0 t0=$SECONDS
+    for _ in $(seq 1 10); do
+        q1=$(pt_queue "$d")
+        [[ $q1 == 0 ]] && break
+        sleep 0.5
+    done
+    q2=$q1
+    if [[ $q1 != 0 ]]; then
+        if "$SINK" start plain 127.0.0.1 "$SINK_PORT" > /dev/null; then
+            timeout 10 "$POSTERN" queue retry --all -c "$d/postern.toml" > /dev/null 2>&1 || true
+            local end=$((SECONDS + DRAIN_TIMEOUT))
+            while (( SECONDS < end )); do
+                q2=$(pt_queue "$d")
+                [[ $q2 == 0 ]] && break
+                sleep 0.5
+            done
+            redeliv=$("$SINK" count "$SINK_PORT")
+            "$SINK" stop "$SINK_PORT" > /dev/null 2>&1 || true
+        else
+            echo "run.sh: warning: could not start the drain sink on $SINK_PORT" >&2
+        fi
+    fi
+    local drain_s=$((SECONDS - t0))
+
+    kill -TERM "$PT_PID" 2>/dev/null || true
+    local stopped=0 t1=$SECONDS
+    for _ in $(seq 1 300); do kill -0 "$PT_PID" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
+    if [[ $stopped != 1 ]]; then
+        echo "run.sh: warning: postern did not exit within 30 s of SIGTERM; killing it" >&2
+        kill -KILL "$PT_PID" 2>/dev/null || true
+    fi
+    local rc=0; wait "$PT_PID" 2>/dev/null || rc=$?
+    PT_PID=""
+    [[ $rc == 0 ]] || { echo "run.sh: warning: postern serve exited with status $rc; log tail:" >&2; tail -5 "$d/serve.log" >&2; }
+
+    result postern "$scen" "$rep" "$q2" "queue_after_e2e=$q1 drain_redelivered=$redeliv drain_s=$drain_s" \
+        "$(pt_logstats "$d/serve.log" "$loglines") stop_s=$((SECONDS - t1)) serve_rc=$rc cert=$POSTERN_CERT"
+    if [[ $q2 != 0 ]]; then
+        echo "run.sh: FAIL postern $scen rep $rep: queue not empty after draining ($q2 left; log $d/serve.log)" >&2
+        FAILED=1
+        KEEP_THIS=1
+    fi
+    if [[ $KEEP == 1 || ${KEEP_THIS:-0} == 1 ]]; then echo "kept $d"; else rm -rf "$d"; fi
+    KEEP_THIS=0
+    PT_DIR=""
+}
+
+ptver=na
+[[ $DO_PT == 1 ]] && ptver=$(timeout 5 "$POSTERN" --version 2>/dev/null | head -1 | tr ' ' '_' || true)
+log "# bench/relay/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$(uname -r)" \
+    "postfix=$(postconf -h mail_version 2>/dev/null || echo na) postern=${ptver:-na} postern_bin=$POSTERN" \
+    "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
+    "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
+    "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT settle=$SETTLE e2e_timeout=$E2E_TIMEOUT"
+
+for rep in $(seq 1 "$REPS"); do
+    for s in $SCEN; do
+        if [[ $DO_PF == 1 ]]; then echo "=== rep $rep/$REPS $s postfix $(date +%T)"; run_postfix "$s" "$rep"; fi
+        if [[ $DO_PT == 1 ]]; then echo "=== rep $rep/$REPS $s postern $(date +%T)"; run_postern "$s" "$rep"; fi
+    done
+done
+[[ $PF_USED == 1 ]] && { "$PF" stop >/dev/null 2>&1 || true; }
+
+echo
+"$PY" "$HERE/summarize.py" "$OUT" || true
+echo "raw results: $OUT"
+if [[ $FAILED != 0 ]]; then echo "run.sh: some runs failed (see FAIL lines above)" >&2; exit 1; fi
+exit 0
