@@ -118,9 +118,10 @@ def table(rows):
 
         print(f"| {s} | connections seen by the sink, per rep | {conns('postfix')} | {conns('postern')} | |")
         if any(r.get("sink_conns_exact") == "0" for srv in by for r in by[srv].values()):
-            notes.append(f"{s}: sink connections are smtp-sink's *ended* sessions (a lower bound: sessions "
-                         "still open when it exited on the N-th message are not counted), so msgs/connection "
-                         "is an upper bound.")
+            notes.append(f"{s}: connections to the sink are an estimate: the kernel's TCP ActiveOpens "
+                         "counter over the run minus the N injection connections (smtp-sink itself only counts "
+                         "sessions that ended, and the relays' cached connections were still open when it "
+                         "exited). The TLS scenario's count comes from the STARTTLS front's log and is exact.")
     print()
     for x in notes:
         print("Note:", x)

@@ -69,7 +69,7 @@ handshake_retry_delay = "5m"
 # after 1m, the next after 5m, and so on. Each 1s to 7d, never decreasing.
 retry_schedule = ["1m", "5m", "15m", "30m", "1h", "2h", "4h"]
 # A message still undelivered after this long is bounced to its sender
-# (1m to 60d).
+# (0s to 60d; 0s = try once, then bounce, like Postfix's maximal_queue_lifetime = 0).
 max_age = "5d"
 # true = put every accepted message on hold until `postern queue release`.
 hold = false

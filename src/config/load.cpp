@@ -424,7 +424,7 @@ void loader::load_queue(const toml::table& t, queue_config& out) {
         }
     }
     if (const auto* n = t.get("max_age"))
-        if (auto v = read_duration(*n, "queue.max_age", seconds{60}, seconds{60 * 86400})) out.max_age = *v;
+        if (auto v = read_duration(*n, "queue.max_age", seconds{0}, seconds{60 * 86400})) out.max_age = *v;
     if (const auto* n = t.get("hold"))
         if (auto v = read_bool(*n, "queue.hold")) out.hold = *v;
 }

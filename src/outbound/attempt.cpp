@@ -25,7 +25,9 @@
 #include "delivery/outcome.hpp"
 #include "runtime/connection.hpp"
 #include "smtp/client_session.hpp"
+#include "profile/policy.hpp"
 #include "tls/client.hpp"
+#include "tls/verify.hpp"
 #include "tls/context.hpp"
 
 namespace postern::outbound {
@@ -71,11 +73,14 @@ namespace {
 // One TCP connection to `ip`, one transaction. Fills res.results on `done`.
 asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::context* tls_ctx,
                                        const attempt_request& req, const delivery::target_host& t,
-                                       const std::string& ip, bool try_tls, attempt_result& res,
-                                       connection_cache* cache) {
+                                       const std::string& ip, const profile::resolved_tls_policy& pol,
+                                       bool try_tls, attempt_result& res, connection_cache* cache) {
     auto ex = co_await asio::this_coro::executor;
     const std::string relay = relay_name(t.name, ip, t.port);
-    const std::string cache_key = connection_cache::key(t.name, ip, t.port);
+    // A parked session is reused only under the same policy (profile and level) it met.
+    const std::string cache_key = connection_cache::key(t.name, ip, t.port) + "|" + pol.profile + "|" +
+                                  std::string(profile::to_string(pol.level));
+    const bool mandatory = profile::requires_tls(pol.level);
     res.relay = relay;
     conversation out;
     res.tls = "none";
@@ -84,7 +89,7 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
 
     std::shared_ptr<connection> conn;
     std::unique_ptr<smtp::client_session> session;
-    const bool reused = cache != nullptr && try_tls == cfg.tls.opportunistic &&
+    const bool reused = cache != nullptr && try_tls &&
                         [&] {
                             auto p = cache->take(cache_key);
                             if (!p) return false;
@@ -157,13 +162,23 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                 break;
             }
             case smtp::client_event::ehlo_done:
+                if (mandatory && !c.tls_active() && (!c.caps().starttls || !tls_ctx)) {
+                    // SPEC §1.2: TLS required but not offered: no mail on this connection, QUIT.
+                    c.quit();
+                    co_await write_out();
+                    conn->shutdown();
+                    out.v = verdict::next_host;
+                    out.why = {delivery::outcome::kind::transient, "4.7.4",
+                               fmt::format("TLS required but not offered by {}", relay)};
+                    co_return out;
+                }
                 if (try_tls && tls_ctx && c.caps().starttls && !c.tls_active()) c.starttls();
                 else c.proceed();
                 break;
             case smtp::client_event::start_tls: {
                 if (auto wec = co_await write_out()) {
                     conn->shutdown();
-                    out.v = verdict::tls_failed;
+                    out.v = mandatory ? verdict::next_host : verdict::tls_failed;
                     out.why = {delivery::outcome::kind::transient, "4.7.5",
                                fmt::format("TLS handshake with {} failed: {}", relay, wec.message())};
                     co_return out;
@@ -176,17 +191,33 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                 if (hec) {
                     std::string why = conn->timed_out ? "timed out" : hec.message();
                     conn->shutdown();
-                    out.v = verdict::tls_failed;
+                    out.v = mandatory ? verdict::next_host : verdict::tls_failed;
                     out.why = {delivery::outcome::kind::transient, "4.7.5",
                                fmt::format("TLS handshake with {} failed: {}", relay, why)};
                     co_return out;
                 }
                 SSL* ssl = conn->tls->native_handle();
                 auto facts = tls::session_facts(ssl);
-                auto check = tls::check_peer(ssl, {t.name, req.domain});
-                res.tls = tls::to_string(check.trust);
                 res.tls_version = facts.version;
                 res.tls_cipher = facts.cipher;
+                if (mandatory) {
+                    // The one enforcement point (STYLE: policy decides, verify checks).
+                    auto v = tls::evaluate(ssl, pol, /*is_server_side=*/false);
+                    res.tls = tls::to_string(v.trust);
+                    if (!v.ok) {
+                        // QUIT inside the rejected TLS session (nothing else is ever sent on it).
+                        co_await conn->write("QUIT\r\n", std::chrono::seconds(10));
+                        conn->shutdown();
+                        out.v = verdict::next_host;
+                        out.why = {delivery::outcome::kind::transient, v.dsn.empty() ? "4.7.5" : v.dsn,
+                                   fmt::format("{} ({})", v.reason, relay)};
+                        co_return out;
+                    }
+                } else {
+                    auto check = tls::check_peer(ssl, pol.names.empty() ? std::vector<std::string>{t.name, req.domain}
+                                                                        : pol.names);
+                    res.tls = tls::to_string(check.trust);
+                }
                 c.tls_started();
                 break;
             }
@@ -194,7 +225,7 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                 if (!sent) {
                     c.send_message(m);
                     sent = true;
-                } else if (cache && try_tls == cfg.tls.opportunistic && c.reusable()) {
+                } else if (cache && try_tls && c.reusable()) {
                     // Park the session for the next message to this host (SPEC §3.4).
                     cache->put(cache_key, {conn, std::move(session), res.tls, res.tls_version, res.tls_cipher});
                     out.v = verdict::done;
@@ -228,6 +259,12 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                     f.what == smtp::client_failure::kind::starttls_refused ||
                     c.state() == smtp::client_state::starttls || c.state() == smtp::client_state::tls_handshake;
                 auto o = delivery::classify_failure(f, relay);
+                if (in_tls_setup && mandatory) {  // SPEC §1.2: next MX, else defer; never plaintext
+                    out.v = verdict::next_host;
+                    out.why = {delivery::outcome::kind::transient, "4.7.5",
+                               fmt::format("TLS handshake with {} failed: {}", relay, o.reason)};
+                    co_return out;
+                }
                 if (in_tls_setup) {
                     // STARTTLS refused, or the peer closed after "220 Ready": a failed handshake.
                     out.v = verdict::tls_failed;
@@ -320,15 +357,20 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
             addrs = a.addresses;
         }
         for (const auto& ip : addrs) {
-            auto conv = co_await converse(cfg, tls_.get(), req, t, ip, cfg.tls.opportunistic, res, cache_);
+            // The profile for this destination (recipient domain -> host IP -> host name -> *),
+            // resolved as a value; this file only enforces it.
+            const auto pol = profile::resolve_outbound(cfg, {req.domain, ip, t.name});
+            res.profile = pol.profile;
+            const bool try_tls = pol.level != profile::tls_level::none;
+            auto conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, try_tls, res, cache_);
             if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
-                conv = co_await converse(cfg, tls_.get(), req, t, ip, cfg.tls.opportunistic, res, nullptr);
+                conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, try_tls, res, nullptr);
             if (conv.v == verdict::tls_failed) {
                 res.tls_failed_hosts.insert(t.name);
                 if (req.tls_failed_hosts.count(t.name)) {
                     // SPEC §1.1: the second failed handshake for this message and host:
                     // reconnect and deliver without TLS in this same attempt.
-                    conv = co_await converse(cfg, tls_.get(), req, t, ip, /*try_tls=*/false, res, nullptr);
+                    conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, /*try_tls=*/false, res, nullptr);
                     if (conv.v == verdict::done) {
                         res.tls = "fallback";
                         co_return res;

@@ -38,6 +38,7 @@ struct attempt_result {
     std::vector<recipient_result> results;
     std::string relay;    // "host[ip]:port" of the last host talked to, or "none"
     std::string tls;      // none | fallback | untrusted | trusted | verified
+    std::string profile;  // the connection profile that applied ("" = none)
     std::string tls_version, tls_cipher;
     std::set<std::string> tls_failed_hosts;  // hosts whose handshake failed in this attempt
     bool tls_handshake_failed = false;       // -> next attempt no sooner than handshake_retry_delay

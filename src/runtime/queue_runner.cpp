@@ -18,6 +18,7 @@
 #include "message/dsn.hpp"
 #include "message/headers.hpp"
 #include "outbound/attempt.hpp"
+#include "profile/policy.hpp"
 #include "runtime/blocking.hpp"
 
 namespace postern::runtime {
@@ -67,6 +68,7 @@ struct recorded {
     delivery::outcome out;
     std::string relay, tls, proto, cipher;
     bool tls_retry = false;
+    std::string profile;
 };
 
 }  // namespace
@@ -160,7 +162,8 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
         delivery::route where = delivery::decide_route(cfg, domain);
         std::string key = "domain " + domain;
         if (where.how == delivery::route::kind::static_hosts) {
-            key = "hosts";
+            // Same hosts and the same recipient-domain profile (its TLS policy) share a transaction.
+            key = "profile " + profile::resolve_outbound(cfg, {domain, std::nullopt, std::nullopt}).profile + " hosts";
             for (const auto& h : where.hosts) key += " " + h.to_string();
         }
         auto [it, fresh] = groups.try_emplace(key);
@@ -204,7 +207,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
         ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
         for (auto& r : res.results)
             done.push_back({r.index, r.out, res.relay, res.tls, res.tls_version, res.tls_cipher,
-                            res.tls_handshake_failed});
+                            res.tls_handshake_failed, res.profile});
     }
 
     // Record outcomes: state, expiry, log lines; collect bounces.
@@ -241,7 +244,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
             }
         }
         r.last_reply = fmt::format("{} {}", d.out.dsn, d.out.reason);
-        log::delivery({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = "",
+        log::delivery({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = d.profile,
                        .tls = d.tls, .tls_version = d.proto, .tls_cipher = d.cipher, .result = result,
                        .dsn = d.out.dsn, .reason = d.out.reason,
                        .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived), .attempt = r.attempts});

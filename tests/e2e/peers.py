@@ -13,14 +13,26 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
   final_code=250             reply after end of data
   host="127.0.0.3", port=P   bind a given loopback address and port (several MX hosts can share
                              one port on different 127.0.0.x addresses); port 0 = any free port
+  tls_max_version="1.2"      the highest TLS version the peer negotiates ("1.2" = a TLS 1.2-only
+                             peer); tls_min_version likewise
+Each connection records the negotiated TLS version (Connection.tls_version, e.g. "TLSv1.2") and,
+when the handshake failed on the peer's side, the error (Connection.tls_error).
 Each accepted message is kept as (mail_from, [rcpts], data_bytes, tls_active); mail_from is the
 MAIL FROM argument as sent, parameters included ("<a@b> SIZE=123"): envelope_sender() strips them.
 Each connection records when it was accepted (Connection.accepted, time.time()).
 
+Certificates (openssl CLI): make_test_ca() (a CA and one server certificate), make_ca() and
+make_cert() (any names, self-signed, expired or not yet valid), cert_sha256() / spki_sha256()
+(pins for verify = "fingerprint").
+
 SmtpSink runs Postfix's smtp-sink (plaintext, no STARTTLS), saving every transaction to a file.
 """
+import datetime
+import hashlib
+import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
@@ -31,6 +43,8 @@ class Connection:
         self.tls = False
         self.accepted = time.time()  # when accept() returned
         self.addr = addr             # the client's (ip, port)
+        self.tls_version = None      # e.g. "TLSv1.3" once the handshake completed
+        self.tls_error = None        # the peer-side handshake error, if it failed
 
     def verbs(self):
         return [c.split(" ", 1)[0].upper() for c, _ in self.commands]
@@ -44,11 +58,17 @@ def envelope_sender(mail_from):
     return arg.split(">", 1)[0].lstrip("<").strip()
 
 
+_TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
+                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
 class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
-                 extra_ehlo=(), port=0):
+                 extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None):
         self.host = host
+        self.tls_max_version = tls_max_version
+        self.tls_min_version = tls_min_version
         self.starttls = starttls
         self.tls_mode = tls_mode
         self.cert, self.key = cert, key
@@ -195,9 +215,20 @@ class ScriptedPeer:
                         return
                     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                     ctx.load_cert_chain(self.cert, self.key)
-                    s = ctx.wrap_socket(s, server_side=True)
+                    if self.tls_max_version:
+                        ctx.maximum_version = _TLS_VERSIONS[self.tls_max_version]
+                    if self.tls_min_version:
+                        ctx.minimum_version = _TLS_VERSIONS[self.tls_min_version]
+                    try:
+                        s = ctx.wrap_socket(s, server_side=True)
+                    except (OSError, ssl.SSLError) as e:
+                        with self.lock:
+                            conn.tls_error = repr(e)
+                        return
                     f = s.makefile("rwb", buffering=0)
-                    conn.tls = True
+                    with self.lock:
+                        conn.tls_version = s.version()
+                        conn.tls = True
                 elif verb == "MAIL":
                     mail_from, rcpts = cmd[10:].strip(), []
                     send("250 2.1.0 Ok")
@@ -338,3 +369,98 @@ def make_test_ca(directory, names=("peer.test", "localhost"), ip="127.0.0.1"):
     run("openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
         "-CAcreateserial", "-out", f"{d}/server.pem", "-days", "30", "-extfile", f"{d}/ext.cnf")
     return {"ca": f"{d}/ca.pem", "cert": f"{d}/server.pem", "key": f"{d}/server.key"}
+
+
+# --- certificates for mandatory-TLS tests (openssl CLI only) ----------------------------------
+
+
+def _openssl(*args, stdin=None):
+    return subprocess.run(["openssl", *args], check=True, capture_output=True, input=stdin).stdout
+
+
+def make_ca(directory, cn="Postern Test CA", stem="ca"):
+    """A self-signed test CA (P-256): {"ca": PEM path, "ca_key": key path}."""
+    d = str(directory)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{d}/{stem}.key", "-out", f"{d}/{stem}.pem", "-days", "30", "-subj", f"/CN={cn}",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return {"ca": f"{d}/{stem}.pem", "ca_key": f"{d}/{stem}.key"}
+
+
+def _utc(t):
+    return t.astimezone(datetime.timezone.utc).strftime("%Y%m%d%H%M%SZ")
+
+
+def make_cert(directory, ca=None, names=("peer.test",), ip=None, cn=None, stem="server",
+              not_before=None, not_after=None):
+    """A server certificate (P-256) with SAN dNSName `names` (and IP `ip`), CN `cn` (default the
+    first name). ca = make_ca(...) signs it; ca=None makes it self-signed. not_before/not_after
+    (aware datetimes) set the validity exactly (e.g. already expired, or not yet valid); by default
+    it is valid from an hour ago for 30 days. Returns {"cert", "key", "ca"} (ca: the issuer's PEM,
+    or the certificate itself when self-signed)."""
+    d = str(directory)
+    cn = cn or (names[0] if names else "server")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    not_before = not_before or now - datetime.timedelta(hours=1)
+    not_after = not_after or now + datetime.timedelta(days=30)
+    san = ",".join([f"DNS:{n}" for n in names] + ([f"IP:{ip}"] if ip else []))
+    ext = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth"]
+    if san:
+        ext.append(f"subjectAltName={san}")
+    cert, key = f"{d}/{stem}.pem", f"{d}/{stem}.key"
+    if ca is None:
+        args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", cert, "-days", "30", "-subj", f"/CN={cn}"]
+        for e in ext:
+            args += ["-addext", e]
+        _openssl(*args)
+        return {"cert": cert, "key": key, "ca": cert}
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", f"{d}/{stem}.csr", "-subj", f"/CN={cn}")
+    # `openssl ca` (not `x509 -req`) because only it sets exact start and end dates
+    cadir = f"{d}/{stem}.cadb"
+    os.makedirs(cadir, exist_ok=True)
+    open(f"{cadir}/index.txt", "w").close()
+    with open(f"{cadir}/serial", "w") as f:
+        f.write(f"{int.from_bytes(os.urandom(8), 'big') | 1:016X}\n")
+    with open(f"{cadir}/ca.cnf", "w") as f:
+        f.write(f"""[ca]
+default_ca = test_ca
+[test_ca]
+dir = {cadir}
+database = {cadir}/index.txt
+new_certs_dir = {cadir}
+serial = {cadir}/serial
+default_md = sha256
+policy = any_policy
+unique_subject = no
+copy_extensions = none
+email_in_dn = no
+[any_policy]
+commonName = supplied
+[server_ext]
+""" + "\n".join(ext) + "\n")
+    _openssl("ca", "-batch", "-notext", "-config", f"{cadir}/ca.cnf", "-extensions", "server_ext",
+             "-cert", ca["ca"], "-keyfile", ca["ca_key"], "-in", f"{d}/{stem}.csr", "-out", cert,
+             "-startdate", _utc(not_before), "-enddate", _utc(not_after))
+    return {"cert": cert, "key": key, "ca": ca["ca"]}
+
+
+def cert_sha256(pem_path):
+    """SHA-256 of the certificate's DER encoding, lower-case hex (a "sha256:" pin)."""
+    with open(pem_path) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return hashlib.sha256(der).hexdigest()
+
+
+def openssl_fingerprint(pem_path):
+    """`openssl x509 -fingerprint -sha256` as a pin: "sha256:AB:CD:..." (upper-case, colons)."""
+    out = _openssl("x509", "-in", str(pem_path), "-noout", "-fingerprint", "-sha256").decode()
+    return "sha256:" + out.strip().split("=", 1)[1]
+
+
+def spki_sha256(pem_path):
+    """SHA-256 of the certificate's SubjectPublicKeyInfo (DER), lower-case hex (an "spki-sha256:" pin)."""
+    pub = _openssl("x509", "-in", str(pem_path), "-noout", "-pubkey")
+    der = _openssl("pkey", "-pubin", "-outform", "DER", stdin=pub)
+    return hashlib.sha256(der).hexdigest()

@@ -48,3 +48,21 @@ def test_profile_grants_relay_only_to_its_hosts(make_instance):
         assert len(msgs) == 1 and msgs[0][1] == ["x@remote.test"]
         assert b"Subject: relayed" in msgs[0][2]
         inst.wait_log("result=sent")
+
+
+def test_recipients_of_different_domains_on_one_smarthost_share_a_transaction(make_instance):
+    """SPEC §3.4: all recipients for one host go in one transaction, whatever their domains."""
+    with ScriptedPeer(starttls=False) as peer:
+        inst = make_instance(extra=PROFILE + f'\n[[route]]\ndomain = "*"\nhosts = ["127.0.0.1:{peer.port}"]\n')
+        s, cmd = smtp_from("127.0.0.5", inst.port)
+        cmd("EHLO local.test")
+        assert cmd("MAIL FROM:<a@example.test>").startswith("250")
+        for r in ("x@one.test", "y@two.test", "z@three.test"):
+            assert cmd(f"RCPT TO:<{r}>").startswith("250")
+        assert cmd("DATA").startswith("354")
+        assert cmd("Subject: three domains\r\n\r\nhello\r\n.").startswith("250")
+        cmd("QUIT")
+        s.close()
+        msgs = peer.wait_messages(1)
+        assert sorted(msgs[0][1]) == ["x@one.test", "y@two.test", "z@three.test"]
+        assert sum(1 for c, _ in peer.all_commands() if c.upper().startswith("MAIL FROM")) == 1

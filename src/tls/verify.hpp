@@ -1,0 +1,69 @@
+// tls/verify.hpp - does an established TLS session meet the connection profile's requirements?
+// The one check of a session against profile::resolved_tls_policy (SPEC §1.2-1.3): protocol
+// version, cipher strength, certificate chain, names (RFC 6125 6.4), pins; outbound (we are
+// the client) and inbound (we are the server, the peer's client certificate) alike.
+// profile/policy.cpp decides the level; the sessions only act on the verdict (defer with 4.7.5,
+// or refuse with 554 5.7.0). No Asio here. RFC 3207, RFC 5280 6, RFC 6125, RFC 7672.
+#pragma once
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "profile/policy.hpp"
+#include "tls/client.hpp"
+
+namespace postern::tls {
+
+struct tls_verdict {
+    bool ok = false;
+    std::string dsn;     // "4.7.5" when !ok, "" when ok
+    // The first unmet requirement when !ok, e.g. "certificate verification failed: self-signed
+    // certificate", "certificate name mismatch: expected mx.partner.test or partner.test",
+    // "TLS version TLSv1.2 below the required 1.3", "cipher strength 112 bits below the
+    // required 128", "certificate fingerprint does not match any pin", "no client certificate
+    // presented", "DANE is not implemented yet". "" when ok.
+    std::string reason;
+    // What the certificate check found, whatever the level (for the one log line per session):
+    // "matched mx.partner.test", "pin sha256:...", "certificate verification failed: ...".
+    std::string detail;
+    // untrusted = no certificate or the chain fails; trusted = chain ok; verified = chain ok and
+    // a name in policy.names matches, or a pin matches. Computed at every level, enforced only
+    // by the level.
+    peer_trust trust = peer_trust::untrusted;
+    std::string version;  // "TLSv1.3"
+    std::string cipher;   // "TLS_AES_256_GCM_SHA384"
+    int bits = 0;         // symmetric strength of the negotiated cipher
+};
+
+// Evaluate an ESTABLISHED session (client or server side) against `p`. Rules:
+//  - none, may: nothing is enforced (ok); the facts and the trust are still reported.
+//  - requires_tls: SSL_version >= p.min_version and cipher bits >= p.min_cipher_bits.
+//  - requires_peer_certificate: the peer presented a certificate (inbound: the client's).
+//  - requires_chain (ca, ca_name): the chain verifies and is in date, purpose-independent (no
+//    serverAuth/clientAuth EKU required). Against p.ca_file when set; otherwise, as a client,
+//    OpenSSL's handshake-time result (the client context uses tls.ca_file or the system store),
+//    and as a server against the system store (the server context is shared by every profile,
+//    so its handshake-time result means nothing for this policy).
+//  - requires_name_match (ca_name): the leaf carries one of p.names (see certificate_names).
+//  - uses_pins (fingerprint): the leaf certificate's SHA-256 ("sha256:HEX") or its public
+//    key's ("spki-sha256:HEX") equals one of p.fingerprints; the chain is not checked.
+//  - dane: not ok, "DANE is not implemented yet" (never silently weaker).
+tls_verdict evaluate(SSL* ssl, const profile::resolved_tls_policy& p, bool is_server_side);
+
+// RFC 6125 6.4 DNS-ID matching of `cert` against `reference` (case-insensitive). The
+// certificate's identifiers are its SAN dNSNames, or its subject CNs when it has no SAN
+// dNSName (6.4.4). A certificate wildcard counts only as the complete leftmost label and
+// matches exactly one label ("*.test" never matches "a.b.test"; "f*.x.test" never matches).
+// A reference "*.partner.test" means "any single-label host under partner.test": it matches
+// an identifier "mx.partner.test" or "*.partner.test", not "a.mx.partner.test".
+bool certificate_names(X509* cert, std::string_view reference);
+
+// Lower-case hex SHA-256 of the DER certificate, and of its DER SubjectPublicKeyInfo (the
+// forms pinned as "sha256:HEX" and "spki-sha256:HEX"); "" for a null certificate.
+std::string fingerprint_sha256(X509* cert);
+std::string spki_sha256(X509* cert);
+
+}  // namespace postern::tls

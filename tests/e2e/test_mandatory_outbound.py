@@ -1,0 +1,440 @@
+"""tests/e2e/test_mandatory_outbound.py - outbound mandatory TLS per connection profile
+(SPEC §1.2-1.4, issue 4).
+
+Every test delivers mail for the hosted domain internal.test (relay_to = the scripted peers)
+under a [[profile]] "partner" matched by recipient domain, and judges Postern by what the PEER
+saw:
+- "no mail" cases (no STARTTLS, broken handshake, a certificate or session that does not meet
+  the profile): the peer never receives MAIL FROM - neither in plaintext nor over the rejected
+  TLS session, on the first attempt or any later one; a usable connection is ended with QUIT
+  (inside TLS when the TLS session was set up and then rejected); the recipient stays deferred
+  in the queue with 4.7.4 (TLS not offered) or 4.7.5 (anything else), and the delivery log line
+  names profile=partner, result=deferred and that code;
+- positive cases: the message arrives inside TLS (the peer's tls flag), attempt 1, profile=partner.
+Certificates come from the openssl CLI (peers.make_ca / make_cert): one test CA, a second CA
+nobody trusts, self-signed, expired, not yet valid, wildcard. Host names (peer.test,
+mx.partner.test) resolve through a test NSD (dns_server.py); everything is on loopback.
+"""
+import datetime
+import re
+import time
+
+import pytest
+
+from conftest import relay_domain, route, wait_until
+from dns_server import DnsServer
+from peers import (ScriptedPeer, cert_sha256, envelope_sender, make_ca, make_cert, openssl_fingerprint,
+                   spki_sha256)
+
+PROFILE = "partner"
+RCPT = "bob@internal.test"
+SENDER = "alice@sender.test"
+RETRY = 'retry_schedule = ["1s"]'
+FORBIDDEN = {"MAIL", "RCPT", "DATA", "BDAT"}  # never on a connection that does not meet the profile
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """One trusted test CA and leaf certificates for every case; none carries an IP address SAN,
+    so that no name check can match the 127.0.0.1 relay_to literal."""
+    d = tmp_path_factory.mktemp("pki")
+    ca = make_ca(d)
+    other_ca = make_ca(d, cn="Untrusted Other CA", stem="other-ca")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    c = {"ca": ca["ca"], "other_ca": other_ca["ca"]}
+    for stem, names in {
+        "internal": ("internal.test",),          # the recipient domain (a default peer name)
+        "peer": ("peer.test",),                  # the relay host name used through DNS
+        "other": ("other.test",),                # names nothing Postern expects
+        "override": ("gw.override.test",),       # only for peer_names = ["gw.override.test"]
+        "wild_partner": ("*.partner.test",),
+        "wild_test": ("*.test",),
+    }.items():
+        c[stem] = make_cert(d, ca, names=names, stem=stem)
+    c["self"] = make_cert(d, None, names=("internal.test", "peer.test"), stem="self")
+    c["foreign"] = make_cert(d, other_ca, names=("internal.test",), stem="foreign")
+    c["expired"] = make_cert(d, ca, names=("internal.test",), stem="expired",
+                             not_before=now - 10 * day, not_after=now - day)
+    c["future"] = make_cert(d, ca, names=("internal.test",), stem="future",
+                            not_before=now + day, not_after=now + 10 * day)
+    return c
+
+
+@pytest.fixture(scope="module")
+def dns():
+    zone = ("peer A 127.0.0.1\n"
+            "mx.partner A 127.0.0.1\n")
+    with DnsServer(zones={"test": zone}) as d:
+        yield d
+
+
+def peer_for(pki, name, **kw):
+    c = pki[name]
+    return ScriptedPeer(cert=c["cert"], key=c["key"], **kw)
+
+
+def toml_value(v):
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, int):
+        return str(v)
+    return '"' + str(v) + '"'
+
+
+def profile_toml(name=PROFILE, domains=("internal.test",), **outbound):
+    """A [[profile]] matched by recipient domain with a [profile.outbound] table (tls defaults
+    to "mandatory")."""
+    outbound.setdefault("tls", "mandatory")
+    lines = ["[[profile]]", f'name = "{name}"', f"recipient_domains = {toml_value(domains)}", "",
+             "[profile.outbound]"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in outbound.items()]
+    return "\n".join(lines) + "\n"
+
+
+def start(make_instance, hosts, outbound=None, ca=None, dns=None, tls_extra="", queue_extra=RETRY,
+          extra="", more_domains=""):
+    """An instance relaying internal.test to `hosts`, with the "partner" profile (`outbound`
+    keys) unless outbound is None, tls.ca_file = `ca`, and dns.servers = the test NSD."""
+    t = tls_extra + (f'\nca_file = "{ca}"\n' if ca else "")
+    x = f'[dns]\nservers = ["{dns.address}"]\n\n' if dns else ""
+    x += extra + "\n"
+    if outbound is not None:
+        x += profile_toml(**outbound)
+    return make_instance(domains=relay_domain("internal.test", *hosts) + more_domains, tls_extra=t,
+                         queue_extra=queue_extra, extra=x)
+
+
+# --- assertions ----------------------------------------------------------------------------------
+
+
+def queue_entry(inst, qid):
+    for m in inst.queue_json("list"):
+        if m["id"] == qid:
+            return m
+    raise AssertionError(f"{qid} is not in `postern queue list`; log:\n{inst.log()[-3000:]}")
+
+
+def quit_expected(peer, conn):
+    """A usable connection is ended with QUIT: a plaintext session after EHLO (no STARTTLS
+    issued), STARTTLS answered 454, or a TLS session that was set up and then rejected."""
+    verbs = conn.verbs()
+    return "STARTTLS" not in verbs or peer.tls_mode == "refuse" or conn.tls
+
+
+def assert_no_mail(inst, peer, qid, dsn, attempts=2, reason=None, relay_in_reason=None):
+    """`attempts` attempts all deferred with `dsn`, the recipient still deferred in the queue,
+    and the peer never saw MAIL FROM (or RCPT/DATA/BDAT) on any connection."""
+    ev = inst.wait_events("delivery", attempts, id=qid, timeout=6.0 + 2.0 * attempts)
+    for e in ev:
+        assert e["result"] == "deferred", e
+        assert e["dsn"] == dsn, e
+        assert e["profile"] == PROFILE, e
+        assert e["tls"] != "fallback", f"mandatory TLS must never fall back to plaintext: {e}"
+        if reason:
+            assert re.search(reason, e["reason"], re.I), f"reason does not match /{reason}/: {e}"
+        if relay_in_reason:
+            assert relay_in_reason in e["reason"], e
+    m = queue_entry(inst, qid)
+    assert [r["status"] for r in m["recipients"]] == ["deferred"], m
+    assert m["recipients"][0]["last_reply"].startswith(dsn), m
+    assert qid in inst.spool_files("queue")
+    # what the peer saw: the instance stopped first, so no attempt is still in flight
+    inst.stop()
+    assert "tls=fallback" not in inst.log()
+    assert not peer.saw_mail_from(), peer.all_commands()
+    assert peer.messages == []
+    conns = peer.connections
+    assert len(conns) >= attempts, [c.commands for c in conns]
+    for c in conns:
+        verbs = c.verbs()
+        assert verbs and verbs[0] == "EHLO", c.commands
+        assert not FORBIDDEN & set(verbs), f"mail transaction on a rejected connection: {c.commands}"
+        if quit_expected(peer, c):
+            assert verbs[-1] == "QUIT", f"usable connection not ended with QUIT: {c.commands}"
+            if c.tls:  # a TLS session that was set up: the QUIT travels inside it
+                assert c.commands[-1][1] is True, c.commands
+    return ev
+
+
+def assert_delivered_tls(inst, peer, qid, trust=None, proto=None):
+    msgs = peer.wait_messages(1, timeout=10)
+    assert len(msgs) == 1, msgs
+    mail_from, rcpts, data, tls = msgs[0]
+    assert tls is True, "the message must travel inside TLS"
+    assert envelope_sender(mail_from) == SENDER and rcpts == [RCPT]
+    # every transaction command of every connection inside TLS
+    for c in peer.connections:
+        for cmd, t in c.commands:
+            if cmd.split(" ", 1)[0].upper() in FORBIDDEN:
+                assert t, f"{cmd!r} outside TLS: {c.commands}"
+    e = inst.wait_events("delivery", 1, id=qid)[0]
+    assert e["result"] == "sent" and e["attempt"] == "1", e
+    assert e["profile"] == PROFILE, e
+    assert e["tls"] not in ("none", "fallback"), e
+    if trust:
+        assert e["tls"] == trust, e
+    if proto:
+        assert e["proto"] == proto, e
+    wait_until(lambda: inst.spool_files("queue") == [], what="queue empty")
+    return e
+
+
+# --- 4.7.4: TLS required but not offered ---------------------------------------------------------
+
+
+def test_no_starttls_defers_and_never_falls_back(make_instance):
+    with ScriptedPeer(starttls=False) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={}, tls_extra='handshake_retry_delay = "1s"')
+        qid = inst.send(SENDER, [RCPT], "no starttls")
+        relay = f"127.0.0.1[127.0.0.1]:{peer.port}"
+        ev = assert_no_mail(inst, peer, qid, "4.7.4", attempts=3, reason="TLS required but not offered",
+                            relay_in_reason=relay)
+        assert [e["attempt"] for e in ev[:3]] == ["1", "2", "3"], ev
+        for e in ev:
+            assert e["relay"] == relay and e["tls"] == "none", e
+        for c in peer.connections:  # EHLO, no STARTTLS offered, QUIT: nothing else
+            assert set(c.verbs()) <= {"EHLO", "QUIT", "NOOP", "RSET"}, c.commands
+
+
+# --- 4.7.5: the handshake fails --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["garbage", "close", "refuse"])
+def test_broken_handshake_defers_and_never_falls_back(make_instance, pki, mode):
+    """Opportunistic TLS delivers in plaintext on the second failed handshake (SPEC §1.1,
+    test_outbound_tls.py and the contrast test below); mandatory TLS never does."""
+    with peer_for(pki, "internal", tls_mode=mode) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={}, ca=pki["ca"],
+                     tls_extra='handshake_retry_delay = "1s"')
+        qid = inst.send(SENDER, [RCPT], f"broken {mode}")
+        assert_no_mail(inst, peer, qid, "4.7.5", attempts=3)
+        for c in peer.connections:  # STARTTLS on every connection: no plaintext reconnect
+            assert "STARTTLS" in c.verbs(), c.commands
+
+
+def test_contrast_opportunistic_falls_back(make_instance, pki):
+    """The same broken peer without a profile: the second failure delivers in plaintext, so
+    the checks above would see a fallback if mandatory TLS allowed one."""
+    with peer_for(pki, "internal", tls_mode="garbage") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound=None, ca=pki["ca"],
+                     tls_extra='handshake_retry_delay = "1s"')
+        qid = inst.send(SENDER, [RCPT], "contrast")
+        msgs = peer.wait_messages(1, timeout=10)
+        assert msgs[0][3] is False
+        e = inst.wait_events("delivery", 1, id=qid, result="sent")[0]
+        assert e["tls"] == "fallback" and e["profile"] == "-", e
+
+
+# --- verify = "ca" ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cert,where,ok,reason", [
+    ("other", "tls", True, None),                        # chain ok; names are not checked by "ca"
+    ("other", "profile", True, None),                    # the profile's ca_file, tls.ca_file is another CA
+    ("self", "tls", False, r"certif|verif|self|trust|issuer"),
+    ("foreign", "tls", False, r"certif|verif|trust|issuer"),  # from a CA nobody configured
+    ("foreign", "profile-wrong", False, r"certif|verif|trust|issuer"),  # profile ca_file wins over tls.ca_file
+    ("expired", "tls", False, r"expired|validity"),
+    ("future", "tls", False, r"not yet valid|validity"),
+])
+def test_verify_ca(make_instance, pki, cert, where, ok, reason):
+    outbound = {"verify": "ca"}
+    if where == "tls":
+        ca = pki["ca"]
+    elif where == "profile":
+        ca, outbound["ca_file"] = pki["other_ca"], pki["ca"]
+    else:  # profile-wrong: tls.ca_file would trust the certificate, the profile's does not
+        ca, outbound["ca_file"] = pki["foreign"]["ca"], pki["ca"]
+    with peer_for(pki, cert) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound=outbound, ca=ca)
+        qid = inst.send(SENDER, [RCPT], f"ca {cert} {where}")
+        if ok:
+            assert_delivered_tls(inst, peer, qid, trust="trusted")
+        else:
+            assert_no_mail(inst, peer, qid, "4.7.5", reason=reason)
+
+
+# --- verify = "ca+name" ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cert,via,peer_names,ok", [
+    ("internal", "ip", None, True),          # default name: the recipient domain
+    ("peer", "dns", None, True),             # default name: the relay host name peer.test
+    ("wild_partner", "mx.partner", None, True),  # *.partner.test covers the relay host mx.partner.test
+    ("override", "ip", ["gw.override.test"], True),  # peer_names names the gateway
+    ("other", "ip", None, False),            # names neither the relay host nor the domain
+    ("other", "dns", None, False),
+    ("internal", "ip", ["gw.override.test"], False),  # peer_names replaces the defaults
+    ("wild_test", "ip", ["a.b.test"], False),          # a wildcard covers one label only
+    ("wild_partner", "ip", ["a.b.partner.test"], False),
+    ("self", "ip", None, False),             # the right names, but no chain to the CA
+])
+def test_verify_ca_name(make_instance, pki, dns, cert, via, peer_names, ok):
+    outbound = {"verify": "ca+name"}
+    if peer_names:
+        outbound["peer_names"] = peer_names
+    with peer_for(pki, cert) as peer:
+        host = {"ip": "127.0.0.1", "dns": "peer.test", "mx.partner": "mx.partner.test"}[via]
+        inst = start(make_instance, [f"{host}:{peer.port}"], outbound=outbound, ca=pki["ca"], dns=dns)
+        qid = inst.send(SENDER, [RCPT], f"ca+name {cert} {via}")
+        if ok:
+            e = assert_delivered_tls(inst, peer, qid, trust="verified")
+            assert e["relay"] == f"{host}[127.0.0.1]:{peer.port}", e
+        else:
+            reason = r"certif|verif|trust|issuer" if cert == "self" else r"name|match|host"
+            assert_no_mail(inst, peer, qid, "4.7.5", reason=reason)
+
+
+# --- verify = "fingerprint" ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pins,ok", [
+    ("cert-openssl", True),     # "sha256:AB:CD:..." as `openssl x509 -fingerprint -sha256` prints it
+    ("cert-hex", True),         # lower-case hex of SHA-256 over the DER certificate
+    ("spki", True),             # spki-sha256: the public key
+    ("wrong-then-right", True),  # any one pin matches
+    ("wrong", False),           # another certificate's fingerprint
+    ("spki-as-cert", False),    # the key's hash is not the certificate's
+])
+def test_verify_fingerprint(make_instance, pki, pins, ok):
+    cert = pki["self"]["cert"]  # self-signed: pinning needs no CA
+    right = cert_sha256(cert)
+    assert openssl_fingerprint(cert).split(":", 1)[1].replace(":", "").lower() == right  # two ways, one hash
+    wrong = cert_sha256(pki["other"]["cert"])
+    fingerprints = {
+        "cert-openssl": [openssl_fingerprint(cert)],
+        "cert-hex": [f"sha256:{right}"],
+        "spki": [f"spki-sha256:{spki_sha256(cert)}"],
+        "wrong-then-right": [f"sha256:{wrong}", f"sha256:{right}"],
+        "wrong": [f"sha256:{wrong}"],
+        "spki-as-cert": [f"sha256:{spki_sha256(cert)}"],
+    }[pins]
+    with peer_for(pki, "self") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"],
+                     outbound={"verify": "fingerprint", "fingerprints": fingerprints})
+        qid = inst.send(SENDER, [RCPT], f"fingerprint {pins}")
+        if ok:
+            assert_delivered_tls(inst, peer, qid)
+        else:
+            assert_no_mail(inst, peer, qid, "4.7.5", reason=r"fingerprint|pin")
+
+
+# --- min_tls_version ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("peer_max,min_version,ok,proto", [
+    ("1.2", "1.3", False, None),
+    ("1.2", "1.2", True, "TLSv1.2"),
+    (None, "1.3", True, "TLSv1.3"),
+])
+def test_min_tls_version(make_instance, pki, peer_max, min_version, ok, proto):
+    with peer_for(pki, "internal", tls_max_version=peer_max) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"min_tls_version": min_version})
+        qid = inst.send(SENDER, [RCPT], f"version {peer_max} {min_version}")
+        if ok:
+            assert_delivered_tls(inst, peer, qid, proto=proto)
+            assert peer.connections[0].tls_version == proto
+        else:
+            assert_no_mail(inst, peer, qid, "4.7.5", reason=r"version|protocol|TLS ?v?1\.[0-3]")
+
+
+# --- tls = "none", and mandatory over tls.opportunistic = false --------------------------------------
+
+
+def test_tls_none_profile_sends_plaintext(make_instance, pki):
+    with peer_for(pki, "internal") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"tls": "none"}, ca=pki["ca"])
+        qid = inst.send(SENDER, [RCPT], "tls none")
+        msgs = peer.wait_messages(1, timeout=10)
+        assert msgs[0][3] is False and msgs[0][1] == [RCPT]
+        for c in peer.connections:
+            assert "STARTTLS" not in c.verbs(), c.commands
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "sent" and e["profile"] == PROFILE and e["tls"] == "none", e
+        assert e["proto"] == "-", e
+
+
+def test_mandatory_wins_over_opportunistic_off(make_instance, pki):
+    """tls.opportunistic = false: the profile's domain still gets STARTTLS and TLS; a domain
+    without a profile on the same peer gets plaintext, STARTTLS never issued."""
+    with peer_for(pki, "internal") as peer:
+        port = peer.port
+        inst = start(make_instance, [f"127.0.0.1:{port}"], outbound={"verify": "ca"}, ca=pki["ca"],
+                     tls_extra="opportunistic = false",
+                     more_domains=relay_domain("plain.test", f"127.0.0.1:{port}"))
+        qid = inst.send(SENDER, [RCPT], "mandatory beats off")
+        assert_delivered_tls(inst, peer, qid)
+        assert "STARTTLS" in peer.connections[0].verbs()
+        qid2 = inst.send(SENDER, ["carol@plain.test"], "global off")
+        msgs = peer.wait_messages(2, timeout=10)
+        assert msgs[1][1] == ["carol@plain.test"] and msgs[1][3] is False
+        e = inst.wait_events("delivery", 1, id=qid2)[0]
+        assert e["result"] == "sent" and e["profile"] == "-" and e["tls"] == "none", e
+        plain_conns = [c for c in peer.connections if any("carol@plain.test" in cmd for cmd, _ in c.commands)]
+        assert plain_conns and all("STARTTLS" not in c.verbs() for c in plain_conns), \
+            [c.commands for c in peer.connections]
+
+
+# --- next host ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", ["no-starttls", "self-signed"])
+def test_next_host_in_same_attempt(make_instance, pki, first):
+    """relay_to = [A, B]: A does not meet the profile (no STARTTLS / untrusted certificate) and
+    gets QUIT and no MAIL; B gets the message over TLS in the same attempt."""
+    a = ScriptedPeer(starttls=False) if first == "no-starttls" else peer_for(pki, "self")
+    with a, peer_for(pki, "internal") as b:
+        inst = start(make_instance, [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"],
+                     outbound={"verify": "ca"}, ca=pki["ca"])
+        qid = inst.send(SENDER, [RCPT], f"next host {first}")
+        e = assert_delivered_tls(inst, b, qid)
+        assert e["relay"] == f"127.0.0.1[127.0.0.1]:{b.port}", e
+        time.sleep(0.2)
+        assert len(inst.events("delivery", id=qid)) == 1
+        assert len(a.connections) == 1, [c.commands for c in a.connections]
+        assert not a.saw_mail_from(), a.all_commands()
+        c = a.connections[0]
+        assert not FORBIDDEN & set(c.verbs()), c.commands
+        if quit_expected(a, c):
+            assert c.verbs()[-1] == "QUIT", c.commands
+        assert b.connections[0].accepted >= a.connections[0].accepted
+
+
+# --- expiry ------------------------------------------------------------------------------------------
+
+
+def test_expiry_bounces_with_tls_reason(make_instance):
+    with ScriptedPeer(starttls=False) as partner, ScriptedPeer(starttls=False) as origin:
+        inst = start(make_instance, [f"127.0.0.1:{partner.port}"], outbound={},
+                     queue_extra=RETRY + '\nmax_age = "3s"',
+                     extra=route("sender.test", f"127.0.0.1:{origin.port}"))
+        qid = inst.send(SENDER, [RCPT], "expires")
+        b = inst.wait_events("delivery", 1, id=qid, result="bounced", timeout=15)[0]
+        assert b["dsn"] == "4.7.4" and b["profile"] == PROFILE, b
+        assert "TLS required but not offered" in b["reason"], b
+        for e in inst.events("delivery", id=qid):
+            assert e["result"] in ("deferred", "bounced") and e["dsn"] == "4.7.4", e
+
+        dsn = origin.wait_messages(1, timeout=10)
+        assert len(dsn) == 1
+        mail_from, rcpts, data, _ = dsn[0]
+        assert envelope_sender(mail_from) == "" and rcpts == [SENDER]
+        text = re.sub(r"\r?\n[ \t]+", " ", data.decode("utf-8", "replace"))
+        assert "multipart/report" in text and "message/delivery-status" in text, text
+        assert re.search(r"^Final-Recipient: rfc822;\s*bob@internal\.test\s*$", text, re.M | re.I), text
+        assert re.search(r"^Action: failed\s*$", text, re.M | re.I), text
+        assert re.search(r"^Status: 4\.7\.4\s*$", text, re.M), text
+        assert "TLS required but not offered" in text, text
+        wait_until(lambda: inst.spool_files("queue") == [], timeout=10, what="queue empty after the bounce")
+
+        inst.stop()
+        assert not partner.saw_mail_from(), partner.all_commands()
+        assert partner.messages == []
+        assert len(partner.connections) >= 2
+        for c in partner.connections:
+            assert c.verbs()[0] == "EHLO" and c.verbs()[-1] == "QUIT", c.commands
+            assert not FORBIDDEN & set(c.verbs()), c.commands
