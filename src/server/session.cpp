@@ -19,6 +19,8 @@
 #include "message/received.hpp"
 #include "policy/recipient.hpp"
 #include "profile/policy.hpp"
+#include "tls/client.hpp"
+#include "tls/verify.hpp"
 #include "runtime/blocking.hpp"
 #include "runtime/connection.hpp"
 #include "runtime/queue_runner.hpp"
@@ -33,14 +35,17 @@ constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 
 using connection = runtime::timed_connection;
 
-// Logs every policy refusal (relay denied, bad mailbox) as a `reject` event; the decision
-// itself stays in policy/recipient.cpp.
-class logging_policy final : public smtp::server_policy {
+// The session's policy: recipient/relay decisions from policy/recipient.cpp, plus SPEC 1.2's
+// "a profile matched by sender domain enforces this at MAIL FROM", using the profile resolver's
+// value and tls::evaluate on the live session. Every refusal is logged as a `reject` event.
+class session_policy final : public smtp::server_policy {
 public:
-    logging_policy(smtp::server_policy& inner, std::string_view sid, std::string_view client)
-        : inner_(inner), sid_(sid), client_(client) {}
+    session_policy(const config::config& cfg, smtp::server_policy& inner, std::string_view sid,
+                   std::string_view client, std::string_view client_ip, runtime::timed_connection& conn)
+        : cfg_(cfg), inner_(inner), sid_(sid), client_(client), client_ip_(client_ip), conn_(conn) {}
     std::optional<smtp::reply> check_sender(const smtp::transaction& t) override {
         auto r = inner_.check_sender(t);
+        if (!r && !t.sender.null) r = sender_tls(t.sender.box.domain_lower());
         if (r) log::message_rejected(sid_, client_, fmt::format("MAIL FROM:<{}>: {} {} {}", t.sender.box.str(),
                                                                  r->code, r->enhanced, r->lines.front()));
         return r;
@@ -53,8 +58,19 @@ public:
     }
 
 private:
+    std::optional<smtp::reply> sender_tls(const std::string& domain) {
+        const auto pol = profile::resolve_inbound(cfg_, {std::string(client_ip_), std::nullopt, domain});
+        if (pol.step != profile::match_step::sender_domain || !profile::requires_tls(pol.level)) return std::nullopt;
+        if (!conn_.tls) return smtp::make_reply(530, "5.7.0", "Must issue a STARTTLS command first");
+        auto v = tls::evaluate(conn_.tls->native_handle(), pol, /*is_server_side=*/true);
+        if (!v.ok) return smtp::make_reply(554, "5.7.0", v.reason);
+        return std::nullopt;
+    }
+
+    const config::config& cfg_;
     smtp::server_policy& inner_;
-    std::string_view sid_, client_;
+    std::string_view sid_, client_, client_ip_;
+    runtime::timed_connection& conn_;
 };
 
 std::string tls_summary(const std::optional<smtp::tls_facts>& t) {
@@ -70,7 +86,6 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     const auto remote = sock.remote_endpoint(ig);
     const std::string client_ip = remote.address().to_string();
     const std::string client = fmt::format("{}:{}", client_ip, remote.port());
-    log::connection_opened(sid, client, fmt::format("{}", sock.local_endpoint(ig).port()));
 
     auto conn = std::make_shared<connection>(std::move(sock));
     connection::watch(conn);
@@ -79,14 +94,29 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     // sender domain never grants relay). Reverse DNS names are not looked up yet.
     const bool relay = profile::relay_allowed(cfg, profile::inbound_facts{client_ip, std::nullopt, std::nullopt});
     policy::inbound_policy decide(cfg, relay);
-    logging_policy pol(decide, sid, client);
+    session_policy pol(cfg, decide, sid, client, client_ip, *conn);
+    // TLS policy for this client (SPEC 1.2-1.4): the profile matched by IP decides before
+    // STARTTLS; sender-domain profiles are enforced at MAIL FROM (session_policy).
+    const auto tls_pol = profile::resolve_inbound(cfg, {client_ip, std::nullopt, std::nullopt});
+    const bool tls_required = profile::requires_tls(tls_pol.level);
+    log::emit(log::level::info, "connect",
+              {{"session", sid}, {"client", client}, {"local", fmt::format("{}", conn->sock.local_endpoint(ig).port())},
+               {"profile", tls_pol.profile.empty() ? "-" : tls_pol.profile},
+               {"tls_policy", std::string(profile::to_string(tls_pol.level))}});
+    bool sender_profiles_need_tls = false;
+    for (const auto& p : cfg.profiles)
+        if (!p.sender_domains.empty() && p.inbound.tls == config::tls_mode::mandatory) sender_profiles_need_tls = true;
     smtp::server_settings settings;
     settings.hostname = cfg.hostname;
     settings.max_message_size = cfg.server.max_message_size;
     settings.max_recipients = cfg.server.max_recipients;
     settings.max_errors = cfg.server.max_errors;
     settings.max_line_length = cfg.server.max_line_length;
-    settings.starttls_offered = cfg.tls.opportunistic && gen->tls != nullptr;
+    // Mandatory wins over tls.opportunistic = false; tls = "none" turns STARTTLS off.
+    settings.starttls_offered = gen->tls != nullptr && (tls_pol.level != profile::tls_level::none || tls_required ||
+                                                        sender_profiles_need_tls);
+    if (tls_pol.level == profile::tls_level::none && !sender_profiles_need_tls) settings.starttls_offered = false;
+    settings.require_tls = tls_required;  // 530 5.7.0 before STARTTLS
     smtp::server_session core(settings, pol);
     core.start();
 
@@ -130,6 +160,8 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                     break;
                 }
                 conn->tls.emplace(conn->sock, *gen->tls);
+                if (profile::requires_peer_certificate(tls_pol.level) || sender_profiles_need_tls)
+                    tls::request_client_certificate(conn->tls->native_handle());
                 conn->arm(cfg.server.command_timeout);
                 auto [ec] = co_await conn->tls->async_handshake(asio::ssl::stream_base::server, tok);
                 conn->disarm();
@@ -143,6 +175,16 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                 auto facts = tls::session_facts(conn->tls->native_handle());
                 log::tls_established(sid, client, facts.version, facts.cipher, facts.bits);
                 core.tls_started(facts);
+                if (tls_required) {
+                    // The one check of the session against the profile (RFC 3207 4.1: a session
+                    // that does not meet the requirements gets 554 to every command but QUIT).
+                    auto v = tls::evaluate(conn->tls->native_handle(), tls_pol, /*is_server_side=*/true);
+                    log::emit(v.ok ? log::level::info : log::level::warning, "tls_policy",
+                              {{"session", sid}, {"client", client}, {"profile", tls_pol.profile},
+                               {"level", std::string(profile::to_string(tls_pol.level))},
+                               {"verdict", v.ok ? "ok" : "refused"}, {"reason", v.reason}});
+                    if (!v.ok) core.refuse_commands(smtp::make_reply(554, "5.7.0", v.reason));
+                }
                 break;
             }
             case smtp::event::message: {

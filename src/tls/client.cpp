@@ -48,6 +48,8 @@ result<void> configure_client(SSL_CTX* ctx, const std::string& ca_file) {
     return {};
 }
 
+void request_client_certificate(SSL* ssl) { SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any); }
+
 void prepare_client(SSL* ssl, const std::string& server_name) {
     if (!server_name.empty() && !is_ip_literal(server_name))
         SSL_set_tlsext_host_name(ssl, server_name.c_str());

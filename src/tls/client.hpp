@@ -15,6 +15,10 @@ namespace postern::tls {
 // enforced (the handshake never fails for certificate reasons; see peer_check).
 result<void> configure_client(SSL_CTX* ctx, const std::string& ca_file);
 
+// Server side, before the handshake: ask the client for a certificate, recording (not
+// enforcing) the verification result; tls::evaluate decides after the handshake.
+void request_client_certificate(SSL* ssl);
+
 // Before the handshake: SNI (RFC 6066 3) for a host name (not for an IP literal).
 void prepare_client(SSL* ssl, const std::string& server_name);
 

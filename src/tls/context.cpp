@@ -32,6 +32,9 @@ result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const 
         return error{fmt::format("cannot load private key {}: {}", key_file, last_error())};
     if (SSL_CTX_check_private_key(ctx) != 1)
         return error{fmt::format("private key {} does not match certificate {}", key_file, cert_file)};
+    // Trust store for client certificates (profiles with inbound verify = ca/ca+name and no
+    // ca_file of their own): the system store.
+    SSL_CTX_set_default_verify_paths(ctx);
     static const unsigned char sid_ctx[] = "postern-smtpd";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

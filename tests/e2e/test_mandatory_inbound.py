@@ -1,0 +1,163 @@
+"""tests/e2e/test_mandatory_inbound.py - inbound mandatory TLS per connection profile (SPEC
+§1.2-1.4): 530 5.7.0 before STARTTLS for clients a profile matches by IP, CIDR, wildcard IP or
+sender domain; client-certificate requirements (ca, fingerprint) refused with 554 5.7.0; the
+global opportunistic switch off does not stop a mandatory profile from offering STARTTLS.
+Every refusal is checked on the wire and by the absence of any queued or delivered message."""
+import hashlib
+import ssl
+import subprocess
+
+from conftest import RawSMTP
+from peers import make_test_ca
+
+BODY = b"Subject: inbound mandatory\r\n\r\nhello\r\n"
+
+
+def profile(name, hosts=None, senders=None, inbound='tls = "mandatory"'):
+    p = f'[[profile]]\nname = "{name}"\n'
+    if hosts:
+        p += "hosts = [" + ", ".join(f'"{h}"' for h in hosts) + "]\n"
+    if senders:
+        p += "sender_domains = [" + ", ".join(f'"{d}"' for d in senders) + "]\n"
+    return p + f"[profile.inbound]\n{inbound}\n"
+
+
+def starttls(c, cert=None, key=None):
+    c.expect("STARTTLS", 220, "2.0.0")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    c.sock = ctx.wrap_socket(c.sock)
+    return c
+
+
+def nothing_stored(inst):
+    return inst.spool_files("queue") == [] and inst.maildir_messages("bob") == []
+
+
+def test_mandatory_by_ip_530_before_starttls(make_instance):
+    inst = make_instance(extra=profile("by-ip", hosts=["127.0.0.5"]))
+    with RawSMTP(inst.host, inst.port, source="127.0.0.5") as c:
+        assert "STARTTLS" in c.ehlo().text
+        for cmd in ("MAIL FROM:<a@example.test>", "RCPT TO:<bob@localhost>", "DATA"):
+            r = c.cmd(cmd)
+            assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), (cmd, r)
+        c.send(b"BDAT 3 LAST\r\nabc")  # the chunk is consumed even when refused (RFC 3030)
+        r = c.read_reply()
+        assert r.code == 530 and r.last.startswith("5.7.0"), r
+        starttls(c)
+        c.ehlo()
+        assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250
+    assert len(inst.wait_maildir("bob")) == 1
+    # another client address is not matched: plaintext is fine
+    with RawSMTP(inst.host, inst.port, source="127.0.0.6") as c:
+        c.ehlo()
+        assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250
+    inst.wait_log("profile=by-ip")
+
+
+def test_mandatory_by_cidr_and_wildcard_ip(make_instance):
+    inst = make_instance(extra=profile("cidr", hosts=["127.0.3.0/24"]) + profile("wild", hosts=["127.0.4.*"]))
+    for src in ("127.0.3.9", "127.0.4.200"):
+        with RawSMTP(inst.host, inst.port, source=src) as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<a@example.test>").code == 530, src
+    with RawSMTP(inst.host, inst.port, source="127.0.5.1") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@example.test>").code == 250
+    assert nothing_stored(inst)
+
+
+def test_mandatory_by_sender_domain_at_mail_from(make_instance):
+    inst = make_instance(extra=profile("by-sender", senders=["partner.test"]))
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<alice@partner.test>")
+        assert r.code == 530 and r.last.startswith("5.7.0"), r
+        assert c.cmd("MAIL FROM:<alice@other.test>").code == 250  # other senders: plaintext ok
+        c.cmd("RSET")
+        starttls(c)
+        c.ehlo()
+        assert c.send_mail("alice@partner.test", ["bob@localhost"], BODY).code == 250
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"ESMTPS" in msgs[0]
+
+
+def test_opportunistic_off_but_mandatory_profile_still_offers_starttls(make_instance):
+    inst = make_instance(tls_extra="opportunistic = false", extra=profile("must", hosts=["127.0.0.5"]))
+    with RawSMTP(inst.host, inst.port, source="127.0.0.5") as c:
+        assert "STARTTLS" in c.ehlo().text
+        starttls(c)
+        c.ehlo()
+        assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250
+    with RawSMTP(inst.host, inst.port, source="127.0.0.6") as c:
+        assert "STARTTLS" not in c.ehlo().text
+        assert c.cmd("STARTTLS").code == 502
+
+
+def test_tls_none_profile_turns_starttls_off(make_instance):
+    inst = make_instance(extra=profile("plain", hosts=["127.0.0.7"], inbound='tls = "none"'))
+    with RawSMTP(inst.host, inst.port, source="127.0.0.7") as c:
+        assert "STARTTLS" not in c.ehlo().text
+        assert c.cmd("STARTTLS").code == 502
+
+
+def make_client_cert(d, ca):
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", f"{d}/client.key", "-out", f"{d}/client.csr", "-subj", "/CN=client.partner.test")
+    with open(f"{d}/client-ext.cnf", "w") as e:
+        e.write("subjectAltName=DNS:client.partner.test\n")  # no clientAuth EKU on purpose
+    run("openssl", "x509", "-req", "-in", f"{d}/client.csr", "-CA", ca["ca"], "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-out", f"{d}/client.pem", "-days", "30", "-extfile", f"{d}/client-ext.cnf")
+    return f"{d}/client.pem", f"{d}/client.key"
+
+
+def test_client_certificate_required_and_chain_verified(make_instance, tmp_path):
+    ca = make_test_ca(tmp_path)
+    cert, key = make_client_cert(tmp_path, ca)
+    inst = make_instance(extra=profile("certs", hosts=["127.0.0.5"],
+                                       inbound=f'tls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"'))
+    # no client certificate: TLS works, but every command except QUIT gets 554 5.7.0
+    with RawSMTP(inst.host, inst.port, source="127.0.0.5") as c:
+        c.ehlo()
+        starttls(c)
+        r = c.cmd("EHLO client.partner.test")
+        assert r.code == 554 and r.last.startswith("5.7.0"), r
+        assert c.cmd("MAIL FROM:<a@example.test>").code == 554
+        assert c.cmd("QUIT").code == 221
+    assert nothing_stored(inst)
+    # a certificate from the profile's CA (without the clientAuth EKU): accepted
+    with RawSMTP(inst.host, inst.port, source="127.0.0.5") as c:
+        c.ehlo()
+        starttls(c, cert, key)
+        c.ehlo()
+        assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250
+    assert len(inst.wait_maildir("bob")) == 1
+
+
+def test_client_certificate_pinned_by_fingerprint(make_instance, tmp_path):
+    ca = make_test_ca(tmp_path)
+    cert, key = make_client_cert(tmp_path, ca)
+    der = ssl.PEM_cert_to_DER_cert(open(cert).read())
+    right = hashlib.sha256(der).hexdigest()
+    inst = make_instance(extra=profile("pinned", hosts=["127.0.0.5"],
+                                       inbound=f'tls = "mandatory"\nverify = "fingerprint"\n'
+                                               f'fingerprints = ["sha256:{right}"]') +
+                         profile("wrong-pin", hosts=["127.0.0.6"],
+                                 inbound='tls = "mandatory"\nverify = "fingerprint"\n'
+                                         f'fingerprints = ["sha256:{"00" * 32}"]'))
+    with RawSMTP(inst.host, inst.port, source="127.0.0.6") as c:
+        c.ehlo()
+        starttls(c, cert, key)
+        r = c.cmd("EHLO client.partner.test")
+        assert r.code == 554 and "5.7.0" in r.last, r
+    assert nothing_stored(inst)
+    with RawSMTP(inst.host, inst.port, source="127.0.0.5") as c:
+        c.ehlo()
+        starttls(c, cert, key)
+        c.ehlo()
+        assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250
+    assert len(inst.wait_maildir("bob")) == 1
