@@ -374,10 +374,14 @@ run_postern() { # SCENARIO REP
     PT_DIR=""
 }
 
-ptver=na
-[[ $DO_PT == 1 ]] && ptver=$(timeout 5 "$POSTERN" --version 2>/dev/null | head -1 | tr ' ' '_' || true)
+ptver=na ptbin=na
+if [[ $DO_PT == 1 ]]; then
+    ptver=$(timeout 5 "$POSTERN" --version 2>/dev/null | head -1 | tr ' ' '_' || true)
+    # commit= below is the checkout; the binary may be an older copy: identify it too
+    ptbin="sha256:$(sha256sum "$POSTERN" | cut -c1-12),mtime:$(date -u -r "$POSTERN" +%Y-%m-%dT%H:%M:%SZ)"
+fi
 log "# bench/relay/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$(uname -r)" \
-    "postfix=$(postconf -h mail_version 2>/dev/null || echo na) postern=${ptver:-na} postern_bin=$POSTERN" \
+    "postfix=$(postconf -h mail_version 2>/dev/null || echo na) postern=${ptver:-na} postern_bin=$POSTERN postern_bin_id=$ptbin" \
     "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
     "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
     "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT settle=$SETTLE e2e_timeout=$E2E_TIMEOUT"
