@@ -213,6 +213,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
     // Record outcomes: state, expiry, log lines; collect bounces.
     now = unix_now();
     std::vector<message::dsn_recipient> bounces;
+    std::vector<log::delivery_attempt> lines;
     for (auto& d : done) {
         auto& r = ps.st[d.index];
         ++r.attempts;
@@ -244,10 +245,12 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
             }
         }
         r.last_reply = fmt::format("{} {}", d.out.dsn, d.out.reason);
-        log::delivery({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = d.profile,
-                       .tls = d.tls, .tls_version = d.proto, .tls_cipher = d.cipher, .result = result,
-                       .dsn = d.out.dsn, .reason = d.out.reason,
-                       .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived), .attempt = r.attempts});
+        // Logged after the state is written (below): a log line never runs ahead of the spool.
+        lines.push_back({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = d.profile,
+                         .tls = d.tls, .tls_version = d.proto, .tls_cipher = d.cipher, .result = result,
+                         .dsn = d.out.dsn, .reason = d.out.reason,
+                         .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived),
+                         .attempt = r.attempts});
     }
 
     std::optional<std::int64_t> next;
@@ -297,6 +300,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
         else spool_.write_state(id, ps.st, ps.tls_failed);
         return ok;
     });
+    for (const auto& l : lines) log::delivery(l);
     if (dsn_env && dsn_ok) {
         log::emit(log::level::info, "bounce", {{"id", id}, {"dsn_id", dsn_env->id}, {"to", "<" + env.sender + ">"}});
         submit(dsn_env->id);
