@@ -54,4 +54,13 @@ struct address_answer {
     std::string error;
 };
 
+// The PTR records of one address (reverse DNS, RFC 1035 3.5): host names, lower-case, without
+// the trailing dot, in the order the server gave them.
+struct name_answer {
+    dns_status status = dns_status::temporary;
+    std::vector<std::string> names;
+    bool secure = false;
+    std::string error;
+};
+
 }  // namespace postern::dns

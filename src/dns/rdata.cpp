@@ -1,4 +1,5 @@
-// dns/rdata.cpp - decode MX, A and AAAA RDATA (RFC 1035 3.1, 3.3.9, 3.4.1; RFC 3596 2.2).
+// dns/rdata.cpp - decode MX, A, AAAA and PTR RDATA (RFC 1035 3.1, 3.3.9, 3.3.12, 3.4.1; RFC 3596
+// 2.2) and build reverse-lookup names (RFC 1035 3.5, RFC 3596 2.5).
 #include "dns/rdata.hpp"
 
 #include <arpa/inet.h>
@@ -60,6 +61,48 @@ std::optional<std::string> parse_address_rdata(std::string_view rdata, std::size
     std::memcpy(bytes, rdata.data(), expected_size);
     if (!::inet_ntop(family, bytes, buf, sizeof buf)) return std::nullopt;
     return std::string(buf);
+}
+
+namespace {
+
+// 4 bytes for IPv4 (and IPv4-mapped IPv6), 16 for IPv6; 0 when `ip` is not an IP literal.
+std::size_t address_bytes(std::string_view ip, unsigned char (&out)[16]) {
+    const std::string s(ip);
+    if (::inet_pton(AF_INET, s.c_str(), out) == 1) return 4;
+    if (::inet_pton(AF_INET6, s.c_str(), out) != 1) return 0;
+    static constexpr unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(out, mapped, sizeof mapped) == 0) {
+        std::memmove(out, out + 12, 4);
+        return 4;
+    }
+    return 16;
+}
+
+}  // namespace
+
+std::optional<std::string> reverse_name(std::string_view ip) {
+    unsigned char b[16];
+    const std::size_t n = address_bytes(ip, b);
+    if (n == 0) return std::nullopt;
+    std::string name;
+    if (n == 4) {
+        for (int i = 3; i >= 0; --i) name += std::to_string(b[i]) + ".";
+        return name + "in-addr.arpa";
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i) {
+        name += hex[b[i] & 0xF];
+        name += '.';
+        name += hex[b[i] >> 4];
+        name += '.';
+    }
+    return name + "ip6.arpa";
+}
+
+bool same_address(std::string_view a, std::string_view b) {
+    unsigned char x[16], y[16];
+    const std::size_t n = address_bytes(a, x);
+    return n != 0 && n == address_bytes(b, y) && std::memcmp(x, y, n) == 0;
 }
 
 }  // namespace postern::dns

@@ -24,4 +24,13 @@ std::optional<mx_record> parse_mx_rdata(std::string_view rdata);
 // `expected_size` is 4 or 16 and must match.
 std::optional<std::string> parse_address_rdata(std::string_view rdata, std::size_t expected_size);
 
+// The reverse-lookup name of an IP literal (RFC 1035 3.5, RFC 3596 2.5): "192.0.2.7" ->
+// "7.2.0.192.in-addr.arpa"; IPv6 as 32 nibbles under ip6.arpa; an IPv4-mapped IPv6 address
+// ("::ffff:192.0.2.7") as its IPv4 address. nullopt when `ip` is not an IP literal.
+std::optional<std::string> reverse_name(std::string_view ip);
+
+// Whether two IP literals name the same address ("::ffff:127.0.0.1" == "127.0.0.1",
+// "2001:db8::1" == "2001:DB8:0::1"). False when either does not parse.
+bool same_address(std::string_view a, std::string_view b);
+
 }  // namespace postern::dns

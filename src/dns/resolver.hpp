@@ -1,4 +1,5 @@
-// dns/resolver.hpp - the DNS resolver interface: MX and address lookups as Asio coroutines.
+// dns/resolver.hpp - the DNS resolver interface: MX, address and PTR lookups as Asio coroutines,
+// and forward-confirmed reverse DNS built on them.
 // Answers are plain values (dns/answers.hpp) with a DNSSEC-secure flag; the only
 // implementation is libunbound (dns/unbound_resolver.cpp), and tests may substitute their own.
 //
@@ -23,6 +24,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,7 +41,24 @@ public:
     virtual asio::awaitable<mx_answer> mx(std::string domain) = 0;
     // The A and AAAA records of `host`, both asked at once; IPv4 first, then IPv6.
     virtual asio::awaitable<address_answer> addresses(std::string host) = 0;
+    // The PTR records of the IP literal `ip` (reverse DNS). Not an IP literal -> nxdomain.
+    virtual asio::awaitable<name_answer> ptr(std::string ip) = 0;
 };
+
+// Forward-confirmed reverse DNS (FCrDNS, as Postfix's reverse_client_name check): the first
+// PTR name of `ip` whose own A/AAAA records include `ip`. An unconfirmed name is never
+// trusted: a profile matched by host name must not apply to a client that merely claims the
+// name in its reverse zone. At most `max_names` PTR names are checked, in the order the
+// server gave them.
+struct client_name {
+    std::optional<std::string> name;  // the confirmed name, or nullopt
+    // No name, and only because a lookup failed temporarily (SERVFAIL, timeout, DNSSEC
+    // failure): the answer may be different later. Callers whose policy depends on the name
+    // must not treat this as "no name" (that could weaken a profile's TLS requirement).
+    bool temporary = false;
+    std::string error;  // why, for logs
+};
+asio::awaitable<client_name> forward_confirmed_name(resolver& r, std::string ip, std::size_t max_names = 4);
 
 struct resolver_options {
     // Upper bound for one query (libunbound's own retries can take ~20 s against a dead

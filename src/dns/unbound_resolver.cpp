@@ -36,6 +36,7 @@ resolver::~resolver() = default;
 namespace {
 
 constexpr int type_a = 1;
+constexpr int type_ptr = 12;
 constexpr int type_mx = 15;
 constexpr int type_aaaa = 28;
 constexpr int class_in = 1;
@@ -61,6 +62,7 @@ constexpr const char* special_use_zones[] = {
 const char* type_name(int type) {
     switch (type) {
     case type_a: return "A";
+    case type_ptr: return "PTR";
     case type_mx: return "MX";
     case type_aaaa: return "AAAA";
     }
@@ -320,11 +322,18 @@ private:
 
 thread_local engine* engine::processing = nullptr;
 
-mx_answer to_mx_answer(raw_answer raw) {
-    mx_answer out;
+// The status, DNSSEC flag and error of `raw`, as an answer of type Answer (records to be added).
+template <class Answer>
+Answer answer_from(raw_answer& raw) {
+    Answer out;
     out.status = raw.status;
     out.secure = raw.secure;
     out.error = std::move(raw.error);
+    return out;
+}
+
+mx_answer to_mx_answer(raw_answer raw) {
+    auto out = answer_from<mx_answer>(raw);
     if (raw.status != dns_status::ok) return out;
     std::size_t bad = 0;
     for (const auto& rd : raw.rdata) {
@@ -337,6 +346,22 @@ mx_answer to_mx_answer(raw_answer raw) {
         out.error = "every MX record is malformed";
     } else if (bad) {
         out.error = std::to_string(bad) + " malformed MX record(s) ignored";
+    }
+    return out;
+}
+
+name_answer to_name_answer(raw_answer raw) {
+    auto out = answer_from<name_answer>(raw);
+    if (raw.status != dns_status::ok) return out;
+    for (const auto& rd : raw.rdata) {
+        std::size_t pos = 0;
+        auto name = read_wire_name(rd, pos);
+        if (name && pos == rd.size() && !name->empty()) out.names.push_back(std::move(*name));
+    }
+    if (out.names.empty()) {
+        out.status = dns_status::temporary;
+        out.secure = false;
+        out.error = "every PTR record is malformed";
     }
     return out;
 }
@@ -394,6 +419,14 @@ public:
         auto [a, aaaa] = co_await (e->async_query(host, type_a, asio::use_awaitable) &&
                                    e->async_query(host, type_aaaa, asio::use_awaitable));
         co_return combine(a, aaaa);
+    }
+
+    asio::awaitable<name_answer> ptr(std::string ip) override {
+        auto name = reverse_name(ip);
+        if (!name) co_return name_answer{dns_status::nxdomain, {}, false, ip + ": not an IP address"};
+        auto e = engine_;
+        raw_answer raw = co_await e->async_query(std::move(*name), type_ptr, asio::use_awaitable);
+        co_return to_name_answer(std::move(raw));
     }
 
 private:

@@ -79,7 +79,11 @@ std::string num(double v) { return fmt::format("{:.3f}", v); }
 
 void set_format(format f) { g_format.store(f); }
 
-std::string format_line(format f, level lv, std::string_view event, std::initializer_list<field> fields) {
+namespace {
+
+// One line: the event, then `head` fields, then `fields`.
+std::string format_fields(format f, level lv, std::string_view event, std::initializer_list<field> head,
+                          std::initializer_list<field> fields) {
     std::string out;
     out.reserve(160);
     if (f == format::json) {
@@ -90,13 +94,14 @@ std::string format_line(format f, level lv, std::string_view event, std::initial
         out += "\",\"event\":\"";
         json_escape(out, event);
         out += '"';
-        for (const auto& fl : fields) {
-            out += ",\"";
-            json_escape(out, fl.key);
-            out += "\":\"";
-            json_escape(out, fl.value);
-            out += '"';
-        }
+        for (auto list : {head, fields})
+            for (const auto& fl : list) {
+                out += ",\"";
+                json_escape(out, fl.key);
+                out += "\":\"";
+                json_escape(out, fl.value);
+                out += '"';
+            }
         out += "}\n";
     } else {
         out += timestamp();
@@ -104,15 +109,32 @@ std::string format_line(format f, level lv, std::string_view event, std::initial
         out += level_name(lv);
         out += ' ';
         out += event;
-        for (const auto& fl : fields) {
-            out += ' ';
-            out += fl.key;
-            out += '=';
-            text_value(out, fl.value);
-        }
+        for (auto list : {head, fields})
+            for (const auto& fl : list) {
+                out += ' ';
+                out += fl.key;
+                out += '=';
+                text_value(out, fl.value);
+            }
         out += '\n';
     }
     return out;
+}
+
+std::string or_dash(std::string_view s) { return s.empty() ? std::string("-") : std::string(s); }
+
+// Every session line: session, client, profile, tls first, then the event's own fields.
+void emit_session(level lv, std::string_view event, const session_tags& t, std::initializer_list<field> fields) {
+    write_line(format_fields(g_format.load(std::memory_order_relaxed), lv, event,
+                             {{"session", std::string(t.session)}, {"client", std::string(t.client)},
+                              {"profile", or_dash(t.profile)}, {"tls", or_dash(t.tls)}},
+                             fields));
+}
+
+}  // namespace
+
+std::string format_line(format f, level lv, std::string_view event, std::initializer_list<field> fields) {
+    return format_fields(f, lv, event, {}, fields);
 }
 
 void emit(level lv, std::string_view event, std::initializer_list<field> fields) {
@@ -129,46 +151,48 @@ void config_reload_failed(std::string_view path, std::string_view error) {
     emit(level::error, "reload_failed", {{"config", std::string(path)}, {"error", std::string(error)},
                                          {"action", "keeping the previous configuration"}});
 }
-void connection_opened(std::string_view session, std::string_view client, std::string_view local) {
-    emit(level::info, "connect", {{"session", std::string(session)}, {"client", std::string(client)},
-                                  {"local", std::string(local)}});
-}
 void connection_refused(std::string_view client, std::string_view reason) {
     emit(level::warning, "refuse", {{"client", std::string(client)}, {"reason", std::string(reason)}});
 }
-void connection_closed(std::string_view session, std::string_view client, std::string_view reason,
-                       unsigned messages, unsigned errors) {
-    emit(level::info, "disconnect", {{"session", std::string(session)}, {"client", std::string(client)},
-                                     {"reason", std::string(reason)}, {"messages", std::to_string(messages)},
-                                     {"errors", std::to_string(errors)}});
+
+void connection_opened(const session_tags& t, std::string_view local, std::string_view client_name,
+                       std::string_view tls_policy) {
+    emit_session(level::info, "connect", t,
+                 {{"local", std::string(local)}, {"client_name", or_dash(client_name)},
+                  {"tls_policy", std::string(tls_policy)}});
 }
-void tls_established(std::string_view session, std::string_view client, std::string_view version,
-                     std::string_view cipher, int bits) {
-    emit(level::info, "tls", {{"session", std::string(session)}, {"client", std::string(client)},
-                              {"version", std::string(version)}, {"cipher", std::string(cipher)},
-                              {"bits", std::to_string(bits)}});
+void connection_closed(const session_tags& t, std::string_view reason, unsigned messages, unsigned errors) {
+    emit_session(level::info, "disconnect", t,
+                 {{"reason", std::string(reason)}, {"messages", std::to_string(messages)},
+                  {"errors", std::to_string(errors)}});
 }
-void tls_failed(std::string_view session, std::string_view client, std::string_view reason) {
-    emit(level::warning, "tls_failed", {{"session", std::string(session)}, {"client", std::string(client)},
-                                        {"reason", std::string(reason)}});
+void tls_established(const session_tags& t, std::string_view version, std::string_view cipher, int bits) {
+    emit_session(level::info, "tls", t,
+                 {{"version", std::string(version)}, {"cipher", std::string(cipher)}, {"bits", std::to_string(bits)}});
 }
-void message_queued(std::string_view session, std::string_view id, std::string_view sender,
-                    std::size_t recipients, std::size_t size, std::string_view tls, bool held) {
-    emit(level::info, "queued", {{"session", std::string(session)}, {"id", std::string(id)},
-                                 {"from", fmt::format("<{}>", sender)}, {"nrcpt", std::to_string(recipients)},
-                                 {"size", std::to_string(size)}, {"tls", std::string(tls)},
-                                 {"held", held ? "yes" : "no"}});
+void tls_failed(const session_tags& t, std::string_view reason) {
+    emit_session(level::warning, "tls_failed", t, {{"reason", std::string(reason)}});
 }
-void message_rejected(std::string_view session, std::string_view client, std::string_view reply) {
-    emit(level::info, "reject", {{"session", std::string(session)}, {"client", std::string(client)},
-                                 {"reply", std::string(reply)}});
+void tls_policy_checked(const session_tags& t, std::string_view level_name, bool ok, std::string_view reason) {
+    emit_session(ok ? level::info : level::warning, "tls_policy", t,
+                 {{"level", std::string(level_name)}, {"verdict", ok ? "ok" : "refused"},
+                  {"reason", std::string(reason)}});
+}
+void message_queued(const session_tags& t, std::string_view id, std::string_view sender, std::size_t recipients,
+                    std::size_t size, std::string_view proto, std::string_view cipher, bool held) {
+    emit_session(level::info, "queued", t,
+                 {{"id", std::string(id)}, {"from", fmt::format("<{}>", sender)},
+                  {"nrcpt", std::to_string(recipients)}, {"size", std::to_string(size)}, {"proto", or_dash(proto)},
+                  {"cipher", or_dash(cipher)}, {"held", held ? "yes" : "no"}});
+}
+void message_rejected(const session_tags& t, std::string_view reply) {
+    emit_session(level::info, "reject", t, {{"reply", std::string(reply)}});
 }
 void delivery(const delivery_attempt& a) {
     emit(a.result == "sent" ? level::info : level::warning, "delivery",
          {{"id", std::string(a.id)}, {"to", fmt::format("<{}>", a.recipient)}, {"relay", std::string(a.relay)},
-          {"profile", std::string(a.profile.empty() ? "-" : a.profile)}, {"tls", std::string(a.tls)},
-          {"proto", std::string(a.tls_version.empty() ? "-" : a.tls_version)},
-          {"cipher", std::string(a.tls_cipher.empty() ? "-" : a.tls_cipher)}, {"result", std::string(a.result)},
+          {"profile", or_dash(a.profile)}, {"tls", std::string(a.tls)}, {"proto", or_dash(a.tls_version)},
+          {"cipher", or_dash(a.tls_cipher)}, {"result", std::string(a.result)},
           {"dsn", std::string(a.dsn)}, {"delay", num(a.delay_s)}, {"attempt", std::to_string(a.attempt)},
           {"reason", std::string(a.reason)}});
 }

@@ -28,16 +28,33 @@ void started(std::string_view version, std::string_view config_path, std::string
 void stopping(std::string_view why);
 void config_reloaded(std::string_view path);
 void config_reload_failed(std::string_view path, std::string_view error);
-void connection_opened(std::string_view session, std::string_view client, std::string_view local);
 void connection_refused(std::string_view client, std::string_view reason);
-void connection_closed(std::string_view session, std::string_view client, std::string_view reason,
-                       unsigned messages, unsigned errors);
-void tls_established(std::string_view session, std::string_view client, std::string_view version,
-                     std::string_view cipher, int bits);
-void tls_failed(std::string_view session, std::string_view client, std::string_view reason);
-void message_queued(std::string_view session, std::string_view id, std::string_view sender,
-                    std::size_t recipients, std::size_t size, std::string_view tls, bool held);
-void message_rejected(std::string_view session, std::string_view client, std::string_view reply);
+
+// The fields every line of one inbound session starts with (SPEC §6, issue 4: the profile and
+// the TLS verdict on every connection line). `profile` is the connection profile that applies
+// ("-" for none; it can change at MAIL FROM when a sender-domain profile applies); `tls` is
+// the verdict so far: none (no TLS) | untrusted (TLS; no client certificate, or its chain
+// fails) | trusted (chain ok) | verified (chain ok and the profile's names or pins match) |
+// refused (the session does not meet the profile's requirements).
+struct session_tags {
+    std::string_view session;
+    std::string_view client;
+    std::string_view profile;
+    std::string_view tls;
+};
+// `client_name`: forward-confirmed reverse DNS, or "unknown"; `tls_policy`: the level the
+// profile requires (profile/policy.hpp).
+void connection_opened(const session_tags& t, std::string_view local, std::string_view client_name,
+                       std::string_view tls_policy);
+void connection_closed(const session_tags& t, std::string_view reason, unsigned messages, unsigned errors);
+void tls_established(const session_tags& t, std::string_view version, std::string_view cipher, int bits);
+void tls_failed(const session_tags& t, std::string_view reason);
+// The session against its profile's requirements, once TLS is up (mandatory profiles only).
+void tls_policy_checked(const session_tags& t, std::string_view level, bool ok, std::string_view reason);
+// `proto`, `cipher`: the TLS session the message came over ("" when plaintext).
+void message_queued(const session_tags& t, std::string_view id, std::string_view sender, std::size_t recipients,
+                    std::size_t size, std::string_view proto, std::string_view cipher, bool held);
+void message_rejected(const session_tags& t, std::string_view reply);
 // One line per delivery attempt per recipient (SPEC §6). relay is "maildir" for local delivery.
 struct delivery_attempt {
     std::string_view id;

@@ -137,4 +137,16 @@ profile_match match_outbound(const config::config& cfg, const outbound_facts& fa
     return m;
 }
 
+client_name_use client_names_used(const config::config& cfg) {
+    client_name_use use;
+    for (const auto& p : cfg.profiles)
+        for (const auto& h : p.hosts) {
+            auto pat = parse_host_pattern(h);
+            if (!pat || (pat->kind != pattern_kind::name && pat->kind != pattern_kind::wildcard_name)) continue;
+            use.needed = true;
+            if (p.inbound.tls == config::tls_mode::mandatory) use.mandatory = true;
+        }
+    return use;
+}
+
 }  // namespace postern::profile

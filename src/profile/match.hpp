@@ -52,6 +52,15 @@ struct profile_match {
 };
 
 profile_match match_inbound(const config::config& cfg, const inbound_facts& facts);
+
+// What inbound matching needs the client's host name for (forward-confirmed reverse DNS costs
+// a PTR and an address lookup per connection, so the session asks only when it matters):
+struct client_name_use {
+    bool needed = false;     // some profile has a host-name or wildcard host-name entry
+    bool mandatory = false;  // ... and one of those requires inbound TLS: a failed lookup must
+                             // not let a client of that profile in without TLS
+};
+client_name_use client_names_used(const config::config& cfg);
 profile_match match_outbound(const config::config& cfg, const outbound_facts& facts);
 
 }  // namespace postern::profile

@@ -77,6 +77,7 @@ int serve(const std::string& config_path) {
     ctx.spool = sp->get();
     ctx.disk_pool = &pool;
     auto resolver = dns::make_resolver(io.get_executor(), cfg0.dns.servers);
+    ctx.resolver = resolver.get();
     queue_runner runner(io, pool, **sp, *resolver, [&ctx] {
         return queue_runner::settings{ctx.current->cfg, ctx.current->client_tls};
     });

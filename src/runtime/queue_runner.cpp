@@ -154,7 +154,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
         if (!force && r.next_attempt > now) continue;
         if (loop) {  // RFC 5321 6.3
             done.push_back({i, {delivery::outcome::kind::permanent, "5.4.6",
-                                "hop count exceeded - possible mail loop"}, "none", "none", "", ""});
+                                "hop count exceeded - possible mail loop"}, "none", "none", "", "", false, ""});
             continue;
         }
         auto [local, dom] = split_address(env.recipients[i]);
@@ -186,7 +186,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
                     auto [local, dom] = split_address(rcpt);
                     std::string prefix = fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", env.sender, rcpt);
                     v.push_back({i, delivery::deliver_maildir(where.maildir, local, prefix, content, cfg.hostname),
-                                 "maildir", "none", "", ""});
+                                 "maildir", "none", "", "", false, ""});
                 }
                 return v;
             });

@@ -1,5 +1,6 @@
 // server/context.hpp - what every inbound session shares: the current config (swapped on
-// SIGHUP), the TLS context, the spool, the disk pool, connection counters, the queue runner.
+// SIGHUP), the TLS context, the spool, the disk pool, connection counters, the queue runner,
+// the DNS resolver.
 // Owned by runtime/daemon.cpp; used on the event-loop thread only (except spool/pool).
 #pragma once
 #include <asio/ssl/context.hpp>
@@ -16,6 +17,9 @@
 namespace postern::runtime {
 class queue_runner;
 }
+namespace postern::dns {
+class resolver;
+}
 
 namespace postern::server {
 
@@ -30,6 +34,7 @@ struct context {
     queue::spool* spool = nullptr;
     asio::thread_pool* disk_pool = nullptr;
     runtime::queue_runner* runner = nullptr;
+    dns::resolver* resolver = nullptr;  // client host names (forward-confirmed reverse DNS)
 
     // connection accounting (event-loop thread only)
     std::uint32_t connections = 0;

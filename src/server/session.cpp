@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "dns/resolver.hpp"
 #include "log/log.hpp"
 #include "message/received.hpp"
 #include "policy/recipient.hpp"
@@ -35,41 +36,58 @@ constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 
 using connection = runtime::timed_connection;
 
+// What every log line of the session carries (log::session_tags): the profile that applies and
+// the TLS verdict so far; both can change during the session (STARTTLS, a sender-domain
+// profile at MAIL FROM).
+struct session_log {
+    std::string sid, client;
+    std::string profile;      // "" = none
+    std::string tls = "none";  // none | untrusted | trusted | verified | refused
+    log::session_tags tags() const { return {sid, client, profile, tls}; }
+};
+
 // The session's policy: recipient/relay decisions from policy/recipient.cpp, plus SPEC 1.2's
 // "a profile matched by sender domain enforces this at MAIL FROM", using the profile resolver's
 // value and tls::evaluate on the live session. Every refusal is logged as a `reject` event.
 class session_policy final : public smtp::server_policy {
 public:
-    session_policy(const config::config& cfg, smtp::server_policy& inner, std::string_view sid,
-                   std::string_view client, std::string_view client_ip, runtime::timed_connection& conn)
-        : cfg_(cfg), inner_(inner), sid_(sid), client_(client), client_ip_(client_ip), conn_(conn) {}
+    session_policy(const config::config& cfg, smtp::server_policy& inner, session_log& slog,
+                   const profile::inbound_facts& facts, runtime::timed_connection& conn)
+        : cfg_(cfg), inner_(inner), log_(slog), facts_(facts), conn_(conn) {}
     std::optional<smtp::reply> check_sender(const smtp::transaction& t) override {
         auto r = inner_.check_sender(t);
         if (!r && !t.sender.null) r = sender_tls(t.sender.box.domain_lower());
-        if (r) log::message_rejected(sid_, client_, fmt::format("MAIL FROM:<{}>: {} {} {}", t.sender.box.str(),
-                                                                 r->code, r->enhanced, r->lines.front()));
+        if (r) log::message_rejected(log_.tags(), fmt::format("MAIL FROM:<{}>: {} {} {}", t.sender.box.str(),
+                                                               r->code, r->enhanced, r->lines.front()));
         return r;
     }
     std::optional<smtp::reply> check_recipient(const smtp::transaction& t, const smtp::mailbox& rcpt) override {
         auto r = inner_.check_recipient(t, rcpt);
-        if (r) log::message_rejected(sid_, client_, fmt::format("RCPT TO:<{}>: {} {} {}", rcpt.str(), r->code,
-                                                                 r->enhanced, r->lines.front()));
+        if (r) log::message_rejected(log_.tags(), fmt::format("RCPT TO:<{}>: {} {} {}", rcpt.str(), r->code,
+                                                               r->enhanced, r->lines.front()));
         return r;
     }
 
 private:
     std::optional<smtp::reply> sender_tls(const std::string& domain) {
-        const auto pol = profile::resolve_inbound(cfg_, {std::string(client_ip_), std::nullopt, domain});
-        if (pol.step != profile::match_step::sender_domain || !profile::requires_tls(pol.level)) return std::nullopt;
+        auto facts = facts_;
+        facts.sender_domain = domain;
+        const auto pol = profile::resolve_inbound(cfg_, facts);
+        if (pol.step != profile::match_step::sender_domain) return std::nullopt;
+        log_.profile = pol.profile;
+        if (!profile::requires_tls(pol.level)) return std::nullopt;
         if (!conn_.tls) return smtp::make_reply(530, "5.7.0", "Must issue a STARTTLS command first");
         auto v = tls::evaluate(conn_.tls->native_handle(), pol, /*is_server_side=*/true);
+        log_.tls = v.ok ? tls::to_string(v.trust) : "refused";
+        log::tls_policy_checked(log_.tags(), profile::to_string(pol.level), v.ok, v.reason);
         if (!v.ok) return smtp::make_reply(554, "5.7.0", v.reason);
         return std::nullopt;
     }
 
     const config::config& cfg_;
     smtp::server_policy& inner_;
-    std::string_view sid_, client_, client_ip_;
+    session_log& log_;
+    const profile::inbound_facts& facts_;
     runtime::timed_connection& conn_;
 };
 
@@ -89,20 +107,35 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
 
     auto conn = std::make_shared<connection>(std::move(sock));
     connection::watch(conn);
+    session_log slog{sid, client, "", "none"};
 
-    // Relay rights come from the connection profile matched by client IP (SPEC §1.4; the
-    // sender domain never grants relay). Reverse DNS names are not looked up yet.
-    const bool relay = profile::relay_allowed(cfg, profile::inbound_facts{client_ip, std::nullopt, std::nullopt});
+    // The client's host name (forward-confirmed reverse DNS), looked up only when a profile
+    // names hosts and the client's IP address did not already select a profile (the IP comes
+    // first, SPEC §1.4). A lookup that failed temporarily must not let a client escape a
+    // mandatory profile it would match by name: its commands get 451 4.4.3 (try later).
+    profile::inbound_facts facts{client_ip, std::nullopt, std::nullopt};
+    bool name_unknown_for_now = false;
+    std::string name_error;
+    if (const auto use = profile::client_names_used(cfg);
+        use.needed && ctx.resolver && profile::match_inbound(cfg, facts).step != profile::match_step::client_ip) {
+        auto n = co_await dns::forward_confirmed_name(*ctx.resolver, client_ip);
+        facts.client_name = std::move(n.name);
+        name_unknown_for_now = n.temporary && use.mandatory;
+        name_error = std::move(n.error);
+    }
+
+    // Relay rights come from the connection profile matched by client IP or name (SPEC §1.4;
+    // the sender domain never grants relay).
+    const bool relay = profile::relay_allowed(cfg, facts);
     policy::inbound_policy decide(cfg, relay);
-    session_policy pol(cfg, decide, sid, client, client_ip, *conn);
-    // TLS policy for this client (SPEC 1.2-1.4): the profile matched by IP decides before
-    // STARTTLS; sender-domain profiles are enforced at MAIL FROM (session_policy).
-    const auto tls_pol = profile::resolve_inbound(cfg, {client_ip, std::nullopt, std::nullopt});
+    session_policy pol(cfg, decide, slog, facts, *conn);
+    // TLS policy for this client (SPEC 1.2-1.4): the profile matched by IP or name decides
+    // before STARTTLS; sender-domain profiles are enforced at MAIL FROM (session_policy).
+    const auto tls_pol = profile::resolve_inbound(cfg, facts);
     const bool tls_required = profile::requires_tls(tls_pol.level);
-    log::emit(log::level::info, "connect",
-              {{"session", sid}, {"client", client}, {"local", fmt::format("{}", conn->sock.local_endpoint(ig).port())},
-               {"profile", tls_pol.profile.empty() ? "-" : tls_pol.profile},
-               {"tls_policy", std::string(profile::to_string(tls_pol.level))}});
+    slog.profile = tls_pol.profile;
+    log::connection_opened(slog.tags(), fmt::format("{}", conn->sock.local_endpoint(ig).port()),
+                           facts.client_name.value_or("unknown"), profile::to_string(tls_pol.level));
     bool sender_profiles_need_tls = false;
     for (const auto& p : cfg.profiles)
         if (!p.sender_domains.empty() && p.inbound.tls == config::tls_mode::mandatory) sender_profiles_need_tls = true;
@@ -119,6 +152,10 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     settings.require_tls = tls_required;  // 530 5.7.0 before STARTTLS
     smtp::server_session core(settings, pol);
     core.start();
+    if (name_unknown_for_now) {
+        log::message_rejected(slog.tags(), "client host name lookup failed: " + name_error);
+        core.refuse_commands(smtp::make_reply(451, "4.4.3", "Temporary failure looking up your host name; try again later"));
+    }
 
     std::string reason = "quit";
     unsigned messages = 0;
@@ -167,23 +204,27 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                 conn->disarm();
                 if (ec) {
                     std::string why = conn->timed_out ? "handshake timeout" : ec.message();
-                    log::tls_failed(sid, client, why);
+                    log::tls_failed(slog.tags(), why);
                     reason = "TLS handshake failed";
                     done = true;
                     break;
                 }
-                auto facts = tls::session_facts(conn->tls->native_handle());
-                log::tls_established(sid, client, facts.version, facts.cipher, facts.bits);
-                core.tls_started(facts);
+                const auto tls_facts = tls::session_facts(conn->tls->native_handle());
+                // No client certificate was asked for unless a profile requires one.
+                slog.tls = "untrusted";
+                std::optional<tls::tls_verdict> verdict;
                 if (tls_required) {
                     // The one check of the session against the profile (RFC 3207 4.1: a session
                     // that does not meet the requirements gets 554 to every command but QUIT).
-                    auto v = tls::evaluate(conn->tls->native_handle(), tls_pol, /*is_server_side=*/true);
-                    log::emit(v.ok ? log::level::info : log::level::warning, "tls_policy",
-                              {{"session", sid}, {"client", client}, {"profile", tls_pol.profile},
-                               {"level", std::string(profile::to_string(tls_pol.level))},
-                               {"verdict", v.ok ? "ok" : "refused"}, {"reason", v.reason}});
-                    if (!v.ok) core.refuse_commands(smtp::make_reply(554, "5.7.0", v.reason));
+                    verdict = tls::evaluate(conn->tls->native_handle(), tls_pol, /*is_server_side=*/true);
+                    slog.tls = verdict->ok ? tls::to_string(verdict->trust) : "refused";
+                }
+                log::tls_established(slog.tags(), tls_facts.version, tls_facts.cipher, tls_facts.bits);
+                core.tls_started(tls_facts);
+                if (verdict) {
+                    log::tls_policy_checked(slog.tags(), profile::to_string(tls_pol.level), verdict->ok,
+                                            verdict->reason);
+                    if (!verdict->ok) core.refuse_commands(smtp::make_reply(554, "5.7.0", verdict->reason));
                 }
                 break;
             }
@@ -228,8 +269,8 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                     break;
                 }
                 ++messages;
-                log::message_queued(sid, env.id, env.sender, env.recipients.size(), env.size,
-                                    env.tls.empty() ? "none" : env.tls, hold);
+                log::message_queued(slog.tags(), env.id, env.sender, env.recipients.size(), env.size,
+                                    core.tls() ? core.tls()->version : "", core.tls() ? core.tls()->cipher : "", hold);
                 core.message_done(smtp::make_reply(250, "2.0.0", "Ok: queued as " + env.id));
                 if (!hold && ctx.runner) ctx.runner->submit(env.id);
                 break;
@@ -247,7 +288,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
         conn->disarm();
     }
     conn->shutdown();
-    log::connection_closed(sid, client, reason, messages, core.error_count());
+    log::connection_closed(slog.tags(), reason, messages, core.error_count());
 }
 
 namespace {

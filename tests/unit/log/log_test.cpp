@@ -1,6 +1,10 @@
 // tests/unit/log/log_test.cpp - text and JSON log line formats (SPEC §6).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "log/log.hpp"
 
 using namespace postern;
@@ -20,4 +24,49 @@ TEST(log, json_is_one_escaped_object_per_line) {
               std::string::npos)
         << l;
     EXPECT_EQ(l.rfind("{\"ts\":\"", 0), 0u);
+}
+
+namespace {
+// What `fn` writes to stderr (the log's only output).
+template <class F>
+std::string captured_stderr(F fn) {
+    char path[] = "/tmp/postern-logtest-XXXXXX";
+    const int fd = ::mkstemp(path);
+    const int saved = ::dup(2);
+    ::dup2(fd, 2);
+    fn();
+    ::dup2(saved, 2);
+    ::close(saved);
+    std::string out;
+    char buf[4096];
+    ::lseek(fd, 0, SEEK_SET);
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    ::unlink(path);
+    return out;
+}
+}  // namespace
+
+// Issue 4: the profile and the TLS verdict on every connection line, right after the client.
+TEST(log, session_lines_carry_profile_and_tls_verdict) {
+    const log::session_tags t{"1A", "127.0.0.5:4321", "partner", "verified"};
+    const log::session_tags none{"1B", "127.0.0.6:1", "", "none"};
+    const std::string prefix = " session=1A client=127.0.0.5:4321 profile=partner tls=verified ";
+    const std::string out = captured_stderr([&] {
+        log::connection_opened(t, "2525", "client.partner.test", "ca_name");
+        log::tls_established(t, "TLSv1.3", "TLS_AES_256_GCM_SHA384", 256);
+        log::tls_failed(t, "alert");
+        log::tls_policy_checked(t, "ca_name", true, "");
+        log::message_queued(t, "ABC", "a@partner.test", 1, 10, "TLSv1.3", "TLS_AES_256_GCM_SHA384", false);
+        log::message_rejected(t, "RCPT TO:<x@y>: 554 5.7.1 Relay access denied");
+        log::connection_closed(t, "quit", 1, 0);
+        log::connection_closed(none, "quit", 0, 0);
+    });
+    for (const char* event : {"connect", "tls", "tls_failed", "tls_policy", "queued", "reject"})
+        EXPECT_NE(out.find(std::string(" ") + event + prefix), std::string::npos) << event << "\n" << out;
+    EXPECT_NE(out.find(" disconnect" + prefix + "reason=quit"), std::string::npos) << out;
+    EXPECT_NE(out.find(" disconnect session=1B client=127.0.0.6:1 profile=- tls=none reason=quit"), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("client_name=client.partner.test tls_policy=ca_name"), std::string::npos) << out;
+    EXPECT_NE(out.find("proto=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 held=no"), std::string::npos) << out;
 }

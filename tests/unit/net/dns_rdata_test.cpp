@@ -94,3 +94,24 @@ TEST(dns_rdata, addresses) {
     EXPECT_FALSE(dns::parse_address_rdata("\x7f\x00\x00\x01"s, 16));
     EXPECT_FALSE(dns::parse_address_rdata("\x7f\x00\x00\x01"s, 5));
 }
+
+TEST(dns_rdata, reverse_names) {
+    EXPECT_EQ(dns::reverse_name("192.0.2.7"), "7.2.0.192.in-addr.arpa");
+    EXPECT_EQ(dns::reverse_name("127.0.0.5"), "5.0.0.127.in-addr.arpa");
+    EXPECT_EQ(dns::reverse_name("::ffff:192.0.2.7"), "7.2.0.192.in-addr.arpa");  // IPv4-mapped: the IPv4 name
+    EXPECT_EQ(dns::reverse_name("2001:db8::567:89ab"),
+              "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");  // RFC 3596 2.5
+    EXPECT_EQ(dns::reverse_name("::1"), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa");
+    EXPECT_FALSE(dns::reverse_name("mx.partner.test"));
+    EXPECT_FALSE(dns::reverse_name("192.0.2.300"));
+    EXPECT_FALSE(dns::reverse_name(""));
+}
+
+TEST(dns_rdata, same_address) {
+    EXPECT_TRUE(dns::same_address("127.0.0.5", "127.0.0.5"));
+    EXPECT_TRUE(dns::same_address("::ffff:127.0.0.5", "127.0.0.5"));
+    EXPECT_TRUE(dns::same_address("2001:DB8:0::1", "2001:db8::1"));
+    EXPECT_FALSE(dns::same_address("127.0.0.5", "127.0.0.6"));
+    EXPECT_FALSE(dns::same_address("::1", "127.0.0.1"));
+    EXPECT_FALSE(dns::same_address("host", "host"));
+}

@@ -52,6 +52,19 @@ many    A 127.0.0.11
 many    A 127.0.0.12
 )";
 const char* const nullmx_zone = "@ MX 0 .\n";
+// Reverse DNS for forward-confirmation: .5 confirms, .6 claims a name that does not point back,
+// .7 has two PTR names of which the second confirms, .8 has no PTR at all.
+const char* const reverse_zone = R"(
+5       PTR client.rev.test.
+6       PTR liar.rev.test.
+7       PTR nosuch.rev.test.
+7       PTR second.rev.test.
+)";
+const char* const rev_zone = R"(
+client  A 127.0.0.5
+liar    A 127.0.0.99
+second  A 127.0.0.7
+)";
 // Special-use names (RFC 6761) that libunbound would answer itself without dns.servers.
 const char* const localhost_zone = "@ A 127.0.0.9\n";  // the built-in answer is 127.0.0.1
 const char* const invalid_zone = "mx A 127.0.0.7\n@ MX 5 mx.invalid.\n";
@@ -64,7 +77,8 @@ public:
         std::filesystem::create_directories(dir_);
         std::vector<std::string> args = {"/usr/bin/python3", std::string(POSTERN_SOURCE_DIR) + "/tests/e2e/dns_server.py"};
         for (auto [name, text] : {std::pair{"partner.test", partner_zone}, std::pair{"nullmx.test", nullmx_zone},
-                                  std::pair{"localhost", localhost_zone}, std::pair{"invalid", invalid_zone}}) {
+                                  std::pair{"localhost", localhost_zone}, std::pair{"invalid", invalid_zone},
+                                  std::pair{"0.0.127.in-addr.arpa", reverse_zone}, std::pair{"rev.test", rev_zone}}) {
             const auto path = dir_ / (std::string(name) + ".txt");
             std::ofstream(path) << text;
             args.push_back("--zone");
@@ -334,4 +348,43 @@ TEST(dns_resolver_system, keeps_the_special_use_zones) {
 TEST(dns_resolver_setup, bad_forwarder_is_a_startup_error) {
     asio::io_context io;
     EXPECT_THROW(dns::make_resolver(io.get_executor(), {{"not-an-ip", 53}}), std::runtime_error);
+}
+
+TEST_F(dns_resolver, ptr_records) {
+    auto r = make();
+    auto a = run(io, r->ptr("127.0.0.5"));
+    EXPECT_EQ(a.status, dns_status::ok) << a.error;
+    EXPECT_EQ(a.names, std::vector<std::string>{"client.rev.test"});
+    a = run(io, r->ptr("::ffff:127.0.0.7"));
+    EXPECT_EQ(a.status, dns_status::ok) << a.error;
+    EXPECT_EQ(sorted(a.names), (std::vector<std::string>{"nosuch.rev.test", "second.rev.test"}));
+    a = run(io, r->ptr("127.0.0.8"));
+    EXPECT_EQ(a.status, dns_status::nxdomain);
+    a = run(io, r->ptr("not-an-ip"));
+    EXPECT_EQ(a.status, dns_status::nxdomain);
+}
+
+TEST_F(dns_resolver, forward_confirmed_names) {
+    auto r = make();
+    auto n = run(io, dns::forward_confirmed_name(*r, "127.0.0.5"));
+    EXPECT_EQ(n.name, std::optional<std::string>("client.rev.test")) << n.error;
+    EXPECT_FALSE(n.temporary);
+    n = run(io, dns::forward_confirmed_name(*r, "127.0.0.6"));  // the PTR name does not point back
+    EXPECT_FALSE(n.name);
+    EXPECT_FALSE(n.temporary);
+    n = run(io, dns::forward_confirmed_name(*r, "127.0.0.7"));  // the second PTR name confirms
+    EXPECT_EQ(n.name, std::optional<std::string>("second.rev.test")) << n.error;
+    n = run(io, dns::forward_confirmed_name(*r, "127.0.0.8"));  // no PTR
+    EXPECT_FALSE(n.name);
+    EXPECT_FALSE(n.temporary);
+}
+
+TEST(dns_resolver_failures, forward_confirmation_with_a_silent_server_is_temporary) {
+    asio::io_context io;
+    auto r = dns::make_resolver(io.get_executor(), {{"127.0.0.1", silent_port()}},
+                                dns::resolver_options{std::chrono::milliseconds(500)});
+    auto n = run(io, dns::forward_confirmed_name(*r, "127.0.0.5"));
+    EXPECT_FALSE(n.name);
+    EXPECT_TRUE(n.temporary);
+    EXPECT_NE(n.error.find("timed out"), std::string::npos) << n.error;
 }

@@ -266,4 +266,30 @@ TEST(MatchStep, Names) {
 }
 
 }  // namespace
+TEST(ClientNames, LookedUpOnlyWhenAProfileNamesHosts) {
+    struct row {
+        const char* config;
+        bool needed, mandatory;
+    };
+    const row rows[] = {
+        {"", false, false},
+        {"[[profile]]\nname = \"ip\"\nhosts = [\"192.0.2.0/24\", \"10.1.*\", \"*\"]\n[profile.inbound]\ntls = \"mandatory\"\n",
+         false, false},
+        {"[[profile]]\nname = \"s\"\nsender_domains = [\"partner.test\"]\n[profile.inbound]\ntls = \"mandatory\"\n",
+         false, false},
+        {"[[profile]]\nname = \"n\"\nhosts = [\"mx.partner.test\"]\n", true, false},
+        {"[[profile]]\nname = \"w\"\nhosts = [\"*.partner.test\"]\n[profile.outbound]\ntls = \"mandatory\"\n", true,
+         false},
+        {"[[profile]]\nname = \"w\"\nhosts = [\"*.partner.test\"]\n[profile.inbound]\ntls = \"mandatory\"\n", true,
+         true},
+    };
+    for (const auto& r : rows) {
+        auto cfg = load(std::string("[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n") + r.config);
+        ASSERT_TRUE(cfg) << r.config;
+        const auto use = client_names_used(*cfg);
+        EXPECT_EQ(use.needed, r.needed) << r.config;
+        EXPECT_EQ(use.mandatory, r.mandatory) << r.config;
+    }
+}
+
 }  // namespace postern::profile
