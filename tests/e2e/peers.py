@@ -22,7 +22,7 @@ MAIL FROM argument as sent, parameters included ("<a@b> SIZE=123"): envelope_sen
 Each connection records when it was accepted (Connection.accepted, time.time()).
 
 Certificates (openssl CLI): make_test_ca() (a CA and one server certificate), make_ca() and
-make_cert() (any names, self-signed, expired or not yet valid), cert_sha256() / spki_sha256()
+make_cert() (any names, self-signed, expired or not yet valid, any or no EKU), cert_sha256() / spki_sha256()
 (pins for verify = "fingerprint").
 
 SmtpSink runs Postfix's smtp-sink (plaintext, no STARTTLS), saving every transaction to a file.
@@ -392,19 +392,22 @@ def _utc(t):
 
 
 def make_cert(directory, ca=None, names=("peer.test",), ip=None, cn=None, stem="server",
-              not_before=None, not_after=None):
+              not_before=None, not_after=None, eku="serverAuth"):
     """A server certificate (P-256) with SAN dNSName `names` (and IP `ip`), CN `cn` (default the
     first name). ca = make_ca(...) signs it; ca=None makes it self-signed. not_before/not_after
     (aware datetimes) set the validity exactly (e.g. already expired, or not yet valid); by default
-    it is valid from an hour ago for 30 days. Returns {"cert", "key", "ca"} (ca: the issuer's PEM,
-    or the certificate itself when self-signed)."""
+    it is valid from an hour ago for 30 days. `eku` is the extendedKeyUsage value ("clientAuth",
+    "serverAuth,clientAuth", ...; None: no EKU extension). Returns {"cert", "key", "ca"} (ca: the
+    issuer's PEM, or the certificate itself when self-signed)."""
     d = str(directory)
     cn = cn or (names[0] if names else "server")
     now = datetime.datetime.now(datetime.timezone.utc)
     not_before = not_before or now - datetime.timedelta(hours=1)
     not_after = not_after or now + datetime.timedelta(days=30)
     san = ",".join([f"DNS:{n}" for n in names] + ([f"IP:{ip}"] if ip else []))
-    ext = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth"]
+    ext = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature"]
+    if eku:
+        ext.append(f"extendedKeyUsage={eku}")
     if san:
         ext.append(f"subjectAltName={san}")
     cert, key = f"{d}/{stem}.pem", f"{d}/{stem}.key"

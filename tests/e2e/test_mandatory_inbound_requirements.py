@@ -1,0 +1,255 @@
+"""tests/e2e/test_mandatory_inbound_requirements.py - the requirements an inbound connection
+profile states (SPEC §1.2-1.3), end to end against the real binary: verify = "ca+name" with
+peer_names (exact, leftmost-label wildcard, CN only without a SAN), min_tls_version,
+min_cipher_bits, client certificate dates under verify = "ca", no clientAuth EKU demanded.
+
+A session that does not meet its profile completes the handshake and then gets
+`554 5.7.0 <the unmet requirement>` to every command but QUIT (RFC 3207 4.1; SPEC also allows a
+failed handshake, Postern does not do that). Every refusal is checked on the wire (code,
+enhanced code, text) and by nothing stored: no spool file in any area, no maildir message, no
+`queued` log event. Each test ends with the same profile accepting a conforming client, so a
+refusal cannot come from a profile that refuses everything."""
+import datetime
+import ssl
+
+from conftest import RawSMTP
+from peers import make_ca, make_cert
+
+BODY = b"Subject: inbound requirements\r\n\r\nhello\r\n"
+HOST = "127.0.0.5"  # the profile's client address; RawSMTP binds to it with source=
+
+
+def profile(name, inbound, hosts=(HOST,)):
+    return (f'[[profile]]\nname = "{name}"\nhosts = [' + ", ".join(f'"{h}"' for h in hosts) + "]\n"
+            f'[profile.inbound]\ntls = "mandatory"\n{inbound}\n')
+
+
+def ca_profile(name, ca, verify="ca", names=(), hosts=(HOST,)):
+    inbound = f'verify = "{verify}"\nca_file = "{ca["ca"]}"'
+    if names:
+        inbound += "\npeer_names = [" + ", ".join(f'"{n}"' for n in names) + "]"
+    return profile(name, inbound, hosts)
+
+
+def start_tls(c, cert=None, max_version=None, ciphers=None):
+    """STARTTLS, then a TLS client handshake (the server's self-signed certificate is not
+    checked). cert: a make_cert() dict presented as the client certificate. Returns
+    (version, cipher name, secret bits) as negotiated."""
+    c.expect("STARTTLS", 220, "2.0.0")
+    assert c.buf == b"", f"plaintext after the 220: {c.buf!r}"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    if cert is not None:
+        ctx.load_cert_chain(cert["cert"], cert["key"])
+    c.sock = ctx.wrap_socket(c.sock)
+    name, _, bits = c.sock.cipher()
+    return c.sock.version(), name, bits
+
+
+# Nine refused commands: below server.max_errors (10), so QUIT still gets its 221.
+REFUSED = ("EHLO client.partner.test", "HELO client.partner.test", "MAIL FROM:<alice@partner.test>",
+           "RCPT TO:<bob@localhost>", "DATA", "RSET", "NOOP", "VRFY bob")
+
+
+def assert_every_command_refused(c, reason):
+    """Every command but QUIT gets `554 5.7.0 <reason...>`; a BDAT chunk is consumed and refused."""
+    for cmd in REFUSED:
+        r = c.cmd(cmd)
+        assert r.code == 554 and r.last.startswith("5.7.0 " + reason), (cmd, r)
+    c.send(b"BDAT 5 LAST\r\nhello")
+    r = c.read_reply()
+    assert r.code == 554 and r.last.startswith("5.7.0 " + reason), ("BDAT", r)
+    r = c.cmd("QUIT")
+    assert r.code == 221, r
+    c.wait_closed()
+
+
+def assert_nothing_stored(inst):
+    for area in ("tmp", "queue", "hold"):
+        assert inst.spool_files(area) == [], (area, inst.spool_files(area))
+    maildir = inst.dir / "var" / "mail"
+    stored = [p for p in maildir.rglob("*") if p.is_file()] if maildir.is_dir() else []
+    assert stored == [], stored
+    assert inst.events("queued") == [], inst.events("queued")
+
+
+def refused_session(inst, reason, **tls):
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        start_tls(c, **tls)
+        assert_every_command_refused(c, reason)
+    assert_nothing_stored(inst)
+
+
+def accepted_session(inst, count, **tls):
+    """Delivers one message over TLS from the profile's address; returns the stored message
+    and the negotiated (version, cipher, bits)."""
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        negotiated = start_tls(c, **tls)
+        c.ehlo("client.partner.test")
+        r = c.send_mail("alice@partner.test", ["bob@localhost"], BODY)
+        assert r.code == 250 and r.last.startswith("2.0.0 Ok: queued as"), r
+        assert c.cmd("QUIT").code == 221
+    msgs = inst.wait_maildir("bob", count)
+    assert len(msgs) == count
+    assert len(inst.wait_events("queued", count)) == count  # what assert_nothing_stored looks for
+    return msgs[-1], negotiated
+
+
+# --- verify = "ca+name" ---------------------------------------------------------------------
+
+
+def test_ca_name_accepts_only_a_certificate_naming_a_peer_name(make_instance, tmp_path):
+    ca = make_ca(tmp_path)
+    good = make_cert(tmp_path, ca, names=("client.partner.test",), stem="good", eku="clientAuth")
+    other = make_cert(tmp_path, ca, names=("other.test",), stem="other", eku="clientAuth")
+    inst = make_instance(extra=ca_profile("names", ca, "ca+name", ["client.partner.test"]))
+
+    # CA-signed, in date, but naming other.test: every command but QUIT refused, naming why
+    refused_session(inst, "certificate name mismatch: expected client.partner.test", cert=other)
+    ev = inst.wait_events("tls_policy", verdict="refused")
+    assert len(ev) == 1, ev
+    assert ev[0]["profile"] == "names" and ev[0]["level"] == "ca+name", ev[0]
+    assert ev[0]["reason"] == "certificate name mismatch: expected client.partner.test", ev[0]
+
+    msg, _ = accepted_session(inst, 1, cert=good)
+    assert b"with ESMTPS" in msg
+    assert inst.wait_events("tls_policy", verdict="ok", profile="names")
+
+
+def test_ca_name_refuses_the_right_name_from_an_untrusted_ca(make_instance, tmp_path):
+    ca = make_ca(tmp_path)
+    rogue_ca = make_ca(tmp_path, cn="Rogue CA", stem="rogue")
+    rogue = make_cert(tmp_path, rogue_ca, names=("client.partner.test",), stem="rogue-leaf", eku="clientAuth")
+    selfsigned = make_cert(tmp_path, None, names=("client.partner.test",), stem="self", eku="clientAuth")
+    good = make_cert(tmp_path, ca, names=("client.partner.test",), stem="good", eku="clientAuth")
+    inst = make_instance(extra=ca_profile("names", ca, "ca+name", ["client.partner.test"]))
+    refused_session(inst, "certificate verification failed: ", cert=rogue)
+    refused_session(inst, "certificate verification failed: ", cert=selfsigned)
+    accepted_session(inst, 1, cert=good)
+
+
+def test_ca_name_wildcard_matches_the_leftmost_label_only(make_instance, tmp_path):
+    """peer_names = ["*.partner.test"]: RFC 6125 6.4.3, one label, the leftmost."""
+    ca = make_ca(tmp_path)
+    deep = make_cert(tmp_path, ca, names=("a.b.partner.test",), stem="deep")
+    bare = make_cert(tmp_path, ca, names=("partner.test",), stem="bare")
+    suffix = make_cert(tmp_path, ca, names=("mx1.notpartner.test",), stem="suffix")
+    mx1 = make_cert(tmp_path, ca, names=("mx1.partner.test",), stem="mx1")
+    inst = make_instance(extra=ca_profile("wild", ca, "ca+name", ["*.partner.test"]))
+    for cert in (deep, bare, suffix):
+        refused_session(inst, "certificate name mismatch: expected *.partner.test", cert=cert)
+    assert len(inst.wait_events("tls_policy", 3, verdict="refused", profile="wild")) == 3
+    accepted_session(inst, 1, cert=mx1)
+
+
+def test_ca_name_common_name_counts_only_without_san(make_instance, tmp_path):
+    """RFC 6125 6.4.4 / SPEC §1.3: the CN is a name only when there is no SAN dNSName."""
+    ca = make_ca(tmp_path)
+    san_other = make_cert(tmp_path, ca, names=("other.test",), cn="client.partner.test", stem="san-other")
+    cn_only = make_cert(tmp_path, ca, names=(), cn="client.partner.test", stem="cn-only")
+    inst = make_instance(extra=ca_profile("names", ca, "ca+name", ["client.partner.test"]))
+    refused_session(inst, "certificate name mismatch: expected client.partner.test", cert=san_other)
+    accepted_session(inst, 1, cert=cn_only)
+
+
+# --- min_tls_version / min_cipher_bits --------------------------------------------------------
+
+
+def test_min_tls_version_1_3_refuses_a_tls_1_2_client(make_instance):
+    inst = make_instance(extra=profile("tls13", 'min_tls_version = "1.3"'))
+    # The handshake itself succeeds (the listener allows TLS 1.2); the session is refused.
+    refused_session(inst, "TLS version TLSv1.2 below the required 1.3", max_version=ssl.TLSVersion.TLSv1_2)
+    ev = inst.wait_events("tls_policy", verdict="refused", profile="tls13")
+    assert ev[0]["reason"] == "TLS version TLSv1.2 below the required 1.3", ev[0]
+    msg, (version, _, _) = accepted_session(inst, 1, max_version=ssl.TLSVersion.TLSv1_3)
+    assert version == "TLSv1.3"
+    assert b"using TLSv1.3" in msg
+
+
+def test_min_cipher_bits_256_refuses_aes128(make_instance):
+    inst = make_instance(extra=profile("strong", "min_cipher_bits = 256"))
+    # `postern init` makes an ECDSA P-256 certificate; the RSA names are there in case it changes.
+    aes128 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+    aes256 = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        version, cipher, bits = start_tls(c, max_version=ssl.TLSVersion.TLSv1_2, ciphers=aes128)
+        assert (version, bits) == ("TLSv1.2", 128) and "AES128-GCM" in cipher, (version, cipher, bits)
+        assert_every_command_refused(c, "cipher strength 128 bits below the required 256")
+    assert_nothing_stored(inst)
+    ev = inst.wait_events("tls_policy", verdict="refused", profile="strong")
+    assert ev[0]["reason"] == "cipher strength 128 bits below the required 256", ev[0]
+
+    msg, (version, cipher, bits) = accepted_session(inst, 1, max_version=ssl.TLSVersion.TLSv1_2, ciphers=aes256)
+    assert (version, bits) == ("TLSv1.2", 256) and "AES256-GCM" in cipher, (version, cipher, bits)
+    assert b"(256/256 bits)" in msg
+
+
+# --- verify = "ca": dates, and no clientAuth EKU demanded ---------------------------------------
+
+
+def test_ca_refuses_an_expired_or_not_yet_valid_client_certificate(make_instance, tmp_path):
+    ca = make_ca(tmp_path)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    expired = make_cert(tmp_path, ca, names=("client.partner.test",), stem="expired", eku="clientAuth",
+                        not_before=now - 10 * day, not_after=now - day)
+    future = make_cert(tmp_path, ca, names=("client.partner.test",), stem="future", eku="clientAuth",
+                       not_before=now + day, not_after=now + 10 * day)
+    current = make_cert(tmp_path, ca, names=("client.partner.test",), stem="current", eku="clientAuth")
+    inst = make_instance(extra=ca_profile("dated", ca))
+    refused_session(inst, "certificate verification failed: certificate has expired", cert=expired)
+    ev = inst.wait_events("tls_policy", verdict="refused", profile="dated")
+    assert ev[0]["reason"] == "certificate verification failed: certificate has expired", ev[0]
+    refused_session(inst, "certificate verification failed: certificate is not yet valid", cert=future)
+    accepted_session(inst, 1, cert=current)
+
+
+def test_ca_does_not_demand_the_client_auth_eku(make_instance, tmp_path):
+    """SPEC §1.3 / verify.cpp: mail servers reuse one certificate both ways and many carry only
+    serverAuth; the chain and the dates are still checked for such a certificate."""
+    ca = make_ca(tmp_path)
+    rogue_ca = make_ca(tmp_path, cn="Rogue CA", stem="rogue")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    server_only = make_cert(tmp_path, ca, names=("mx.partner.test",), stem="server-only", eku="serverAuth")
+    no_eku = make_cert(tmp_path, ca, names=("mx.partner.test",), stem="no-eku", eku=None)
+    expired = make_cert(tmp_path, ca, names=("mx.partner.test",), stem="expired", eku="serverAuth",
+                        not_before=now - 10 * day, not_after=now - day)
+    untrusted = make_cert(tmp_path, rogue_ca, names=("mx.partner.test",), stem="untrusted", eku="serverAuth")
+    inst = make_instance(extra=ca_profile("eku", ca))
+    refused_session(inst, "certificate verification failed: certificate has expired", cert=expired)
+    refused_session(inst, "certificate verification failed: ", cert=untrusted)
+    accepted_session(inst, 1, cert=server_only)
+    accepted_session(inst, 2, cert=no_eku)
+    assert len(inst.events("tls_policy", verdict="ok", profile="eku")) == 2
+
+
+# --- relay rights: the sender domain never grants them ------------------------------------------
+
+
+def test_sender_domain_profile_with_relay_any_grants_no_relay(make_instance):
+    """SPEC §1.4/§2: relay = "any" applies to the profile's hosts; anyone can claim a sender
+    domain, so a profile matched by sender domain only does not make Postern a relay.
+    (tests/e2e/test_relay_profile.py covers the profile's hosts relaying and others not.)"""
+    inst = make_instance(extra='[[profile]]\nname = "partner"\nhosts = ["127.0.0.5"]\n'
+                               'sender_domains = ["partner.test"]\nrelay = "any"\n')
+    with RawSMTP(inst.host, inst.port, source="127.0.0.6") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@partner.test>").code == 250
+        r = c.cmd("RCPT TO:<x@remote.test>")
+        assert r.code == 554 and r.last.startswith("5.7.1 ") and "Relay access denied" in r.last, r
+        c.cmd("QUIT")
+    assert_nothing_stored(inst)
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:  # the profile's own host may relay
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@partner.test>").code == 250
+        assert c.cmd("RCPT TO:<x@remote.test>").code == 250
+        c.cmd("QUIT")
