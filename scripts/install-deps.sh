@@ -1,6 +1,7 @@
 #!/bin/sh
 # scripts/install-deps.sh - install the Debian 12 packages Postern needs to build, test and bench.
-# Idempotent: exits at once when every package is already installed. Needs root (or sudo).
+# Also creates the system user `postern` (server.user in the default config). Idempotent:
+# exits at once when every package is installed and the user exists. Needs root (or sudo).
 set -eu
 PKGS="build-essential cmake pkg-config ninja-build
       libssl-dev libasio-dev libunbound-dev libtomlplusplus-dev libcli11-dev libfmt-dev
@@ -10,8 +11,13 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# The unprivileged user `postern serve` runs as once started as root (server.user in the
+# default config written by `postern init`).
+if ! getent passwd postern >/dev/null; then
+    $SUDO useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postern
+fi
+[ -z "$missing" ] && exit 0
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 # postfix asks a debconf question on install; answer "No configuration" so it stays idle.

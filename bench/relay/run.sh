@@ -239,6 +239,7 @@ hostname = "postern.bench.test"
 listen = ["127.0.0.1:$POSTERN_PORT"]
 max_connections = 1000
 max_connections_per_ip = 1000      # all load comes from 127.0.0.1
+allow_root = true                  # the harness runs as root, in throw-away directories
 
 [spool]
 dir = "var/spool"

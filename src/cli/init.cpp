@@ -31,7 +31,9 @@ int init(const std::string& dir) {
     }
     ::chmod((root / "var/tls").c_str(), 0700);
     ::chmod((root / "var/spool").c_str(), 0700);
-    ::chmod((root / "var/mail").c_str(), 0700);
+    // var/mail only holds the per-domain maildirs: searchable, so that server.user (which the
+    // server hands var/mail/localhost to when started as root) can reach its maildir.
+    ::chmod((root / "var/mail/localhost").c_str(), 0700);
     const fs::path cert = root / "var/tls/cert.pem", key = root / "var/tls/key.pem";
     if (!fs::exists(cert, ec) || !fs::exists(key, ec)) {
         auto r = tls::write_self_signed(cert, key, "localhost", 825);

@@ -34,6 +34,10 @@ struct server_config {
     seconds data_timeout{300};                  // idle time allowed while receiving DATA/BDAT
     std::uint32_t max_errors = 10;              // bad commands before 421 and close
     std::uint32_t max_line_length = 2048;       // command line, including CRLF (RFC 5321 4.5.3.1.4 says 512; extensions need more)
+    // Started as root, Postern binds its listeners and reads its keys, then runs as this user
+    // (runtime/privileges.hpp). "" = none: starting as root is refused unless allow_root.
+    std::string user;
+    bool allow_root = false;
 };
 
 struct spool_config {

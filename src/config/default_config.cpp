@@ -41,6 +41,13 @@ max_errors = 10
 # Longest command line accepted, CRLF included (512 to 65536). RFC 5321
 # 4.5.3.1.4 sets 512; SMTP extensions need more.
 max_line_length = 2048
+# Started as root, Postern binds its listeners and reads its TLS keys, then
+# drops to this user for good (the spool and maildirs are handed to it).
+# scripts/install-deps.sh creates the system user "postern". Not started as
+# root: ignored. With no user, starting as root is refused unless
+# allow_root = true (not recommended).
+user = "postern"
+# allow_root = false
 
 [spool]
 # Where accepted messages wait for delivery. Required.

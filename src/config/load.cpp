@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -314,7 +315,7 @@ private:
 void loader::load_server(const toml::table& t, server_config& out) {
     check_keys(t, "server",
                {"listen", "max_message_size", "max_recipients", "max_connections", "max_connections_per_ip",
-                "command_timeout", "data_timeout", "max_errors", "max_line_length"});
+                "command_timeout", "data_timeout", "max_errors", "max_line_length", "user", "allow_root"});
     if (const auto* n = t.get("listen"))
         if (auto v = read_host_ports(*n, "server.listen", 0, true, false)) out.listen = std::move(*v);
     if (const auto* n = t.get("max_message_size"))
@@ -353,6 +354,21 @@ void loader::load_server(const toml::table& t, server_config& out) {
     if (const auto* n = t.get("max_line_length"))
         if (auto v = read_int(*n, "server.max_line_length", 512, 65536))
             out.max_line_length = static_cast<std::uint32_t>(*v);
+    if (const auto* n = t.get("user"))
+        if (auto v = read_string(*n, "server.user")) {
+            // POSIX portable user names (and what useradd accepts by default).
+            const std::string& u = v->value;
+            const bool ok = !u.empty() && u.size() <= 32 && (std::islower(static_cast<unsigned char>(u[0])) || u[0] == '_') &&
+                            std::all_of(u.begin(), u.end(), [](char c) {
+                                return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+                                       c == '_' || c == '-';
+                            });
+            if (!ok) fail(v->line, "server.user: '" + u + "' is not a valid user name");
+            else if (u == "root") fail(v->line, "server.user: must not be root (use server.allow_root = true to run as root)");
+            else out.user = u;
+        }
+    if (const auto* n = t.get("allow_root"))
+        if (auto v = read_bool(*n, "server.allow_root")) out.allow_root = *v;
 }
 
 void loader::load_spool(const toml::table* t, spool_config& out) {

@@ -12,6 +12,8 @@
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <list>
@@ -24,6 +26,7 @@
 #include "server/session.hpp"
 #include "dns/resolver.hpp"
 #include "runtime/control_server.hpp"
+#include "runtime/privileges.hpp"
 #include "tls/client.hpp"
 #include "tls/context.hpp"
 
@@ -71,17 +74,6 @@ int serve(const std::string& config_path) {
     }
 
     asio::io_context io(1);
-    asio::thread_pool pool(4);
-    server::context ctx;
-    ctx.current = *first;
-    ctx.spool = sp->get();
-    ctx.disk_pool = &pool;
-    auto resolver = dns::make_resolver(io.get_executor(), cfg0.dns.servers);
-    ctx.resolver = resolver.get();
-    queue_runner runner(io, pool, **sp, *resolver, [&ctx] {
-        return queue_runner::settings{ctx.current->cfg, ctx.current->client_tls};
-    });
-    ctx.runner = &runner;
 
     std::list<tcp::acceptor> acceptors;
     std::string listening;
@@ -105,6 +97,27 @@ int serve(const std::string& config_path) {
         }
         listening += (listening.empty() ? "" : ",") + l.to_string();
     }
+    // Ports bound, keys read: from here on, never root (runtime/privileges.hpp). Before any
+    // thread starts (the disk pool, libunbound's).
+    auto dropped = drop_privileges(cfg0);
+    if (!dropped) {
+        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), dropped.error_message().c_str());
+        return 1;
+    }
+    if (!dropped->empty()) log::emit(geteuid() == 0 ? log::level::warning : log::level::info, "privileges",
+                                     {{"message", *dropped}});
+
+    asio::thread_pool pool(4);
+    server::context ctx;
+    ctx.current = *first;
+    ctx.spool = sp->get();
+    ctx.disk_pool = &pool;
+    auto resolver = dns::make_resolver(io.get_executor(), cfg0.dns.servers);
+    ctx.resolver = resolver.get();
+    queue_runner runner(io, pool, **sp, *resolver, [&ctx] {
+        return queue_runner::settings{ctx.current->cfg, ctx.current->client_tls};
+    });
+    ctx.runner = &runner;
     for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
     auto control = open_control_socket(io, cfg0.spool.dir);
     if (!control) {

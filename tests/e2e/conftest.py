@@ -51,6 +51,7 @@ def render_config(d, port, extra="", domains=None, server_extra="", tls_extra=""
 
 [server]
 listen = ["127.0.0.1:{port}"]
+{'allow_root = true  # the suite runs as root; tests/e2e/test_privileges.py covers server.user' if os.geteuid() == 0 and 'user =' not in server_extra and 'allow_root' not in server_extra else ''}
 {server_extra}
 
 [spool]

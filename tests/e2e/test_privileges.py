@@ -1,0 +1,95 @@
+"""tests/e2e/test_privileges.py - privilege drop (issue 5): `postern serve` started as root binds
+its port and reads its key, then runs as server.user (the spool and maildirs handed to it);
+without server.user it refuses to run as root unless server.allow_root = true.
+These tests need root (the suite runs as root) and the `postern` system user that
+scripts/install-deps.sh creates."""
+import os
+import pwd
+import subprocess
+
+import pytest
+
+from conftest import POSTERN, wait_port
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def ids_of(pid):
+    """Real, effective, saved, filesystem uid and gid, and supplementary groups of `pid`."""
+    status = open(f"/proc/{pid}/status").read().splitlines()
+    get = lambda key: next(l.split(":", 1)[1].split() for l in status if l.startswith(key + ":"))
+    return [int(x) for x in get("Uid")], [int(x) for x in get("Gid")], [int(x) for x in get("Groups")]
+
+
+def searchable(path):
+    """mkdtemp makes 0700 folders: let the server user reach the instance's folder."""
+    for p in (path, path.parent):
+        os.chmod(p, 0o755)
+
+
+def start(inst):
+    inst.start(wait=False)
+    try:
+        inst.proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        return None
+    return inst.proc.returncode
+
+
+def test_drops_to_server_user_and_keeps_working(make_instance):
+    pw = pwd.getpwnam("postern")  # created by scripts/install-deps.sh
+    inst = make_instance(start=False, server_extra='user = "postern"')
+    searchable(inst.dir)
+    inst.start()
+    uids, gids, groups = ids_of(inst.proc.pid)
+    assert uids == [pw.pw_uid] * 4 and gids == [pw.pw_gid] * 4, (uids, gids)
+    assert groups == [pw.pw_gid] or groups == [], groups  # no root group, nothing inherited
+    for task in os.listdir(f"/proc/{inst.proc.pid}/task"):  # every thread, not just the main one
+        t_uids = [int(x) for x in next(l for l in open(f"/proc/{inst.proc.pid}/task/{task}/status")
+                                       if l.startswith("Uid:")).split()[1:]]
+        assert t_uids == [pw.pw_uid] * 4, (task, t_uids)
+    inst.wait_log("running as user postern")
+    # it still accepts, spools and delivers
+    qid = inst.send("a@example.test", ["bob@localhost"])
+    assert qid
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1
+    for p in [inst.dir / "var/spool", *inst.dir.joinpath("var/mail/localhost").rglob("*")]:
+        assert p.stat().st_uid == pw.pw_uid, p
+    # the private key stays root's and unreadable to others; the server read it before the drop
+    key = inst.dir / "var/tls/key.pem"
+    assert key.stat().st_uid == 0 and key.stat().st_mode & 0o077 == 0
+    # the control socket works for the administrator
+    assert inst.queue_json("list") == []
+
+
+def test_refuses_to_run_as_root_without_a_user(make_instance):
+    inst = make_instance(start=False, server_extra="allow_root = false")
+    assert start(inst) == 1
+    log = inst.log()
+    assert "refusing to run as root" in log and "server.user" in log, log
+    # told to, it runs as root, and says so
+    inst.write_config(inst.config.read_text().replace("allow_root = false", "allow_root = true"))
+    inst.start()
+    assert ids_of(inst.proc.pid)[0][1] == 0
+    inst.wait_log("running as root (server.allow_root = true)")
+
+
+def test_unknown_user_is_a_clear_error(make_instance):
+    inst = make_instance(start=False, server_extra='user = "nosuchuser-postern"')
+    assert start(inst) == 1
+    assert "no such user 'nosuchuser-postern'" in inst.log(), inst.log()
+
+
+def test_unreachable_spool_is_a_clear_error(make_instance):
+    inst = make_instance(start=False, server_extra='user = "postern"')
+    os.chmod(inst.dir, 0o700)  # the server user cannot get into the instance folder
+    assert start(inst) == 1
+    log = inst.log()
+    assert "running as postern, cannot use" in log and "searchable" in log, log
+
+
+def test_root_user_name_is_refused_by_check_config(make_instance):
+    inst = make_instance(start=False, server_extra='user = "root"')
+    r = subprocess.run([POSTERN, "check-config", "-c", str(inst.config)], capture_output=True, text=True)
+    assert r.returncode == 2 and "server.user: must not be root" in r.stderr, r.stderr
