@@ -1,10 +1,12 @@
-// cli/main.cpp - the `postern` command line (SPEC §4): serve, init, check-config, queue.
+// cli/main.cpp - the `postern` command line (SPEC §4): serve, init, check-config, queue,
+// tls-policy.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
 #include "cli/init.hpp"
 #include "cli/queue.hpp"
+#include "cli/tls_policy.hpp"
 #include "config/config.hpp"
 #include "runtime/daemon.hpp"
 
@@ -25,12 +27,14 @@ int main(int argc, char** argv) {
     check->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
 
     postern::cli::queue_command queue(app);
+    postern::cli::tls_policy_command tls_policy(app);
 
     CLI11_PARSE(app, argc, argv);
 
     if (*serve) return postern::runtime::serve(config_path);
     if (*init) return postern::cli::init(init_dir);
     if (queue.selected()) return queue.run();
+    if (tls_policy.selected()) return tls_policy.run();
     if (*check) {
         auto cfg = postern::config::load(config_path);
         if (!cfg) {

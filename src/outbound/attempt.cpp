@@ -2,7 +2,9 @@
 // handed over, refused, or every host has been tried. TLS decisions follow SPEC §1.1
 // (opportunistic): STARTTLS whenever offered; a failed handshake defers the recipients
 // (the queue waits tls.handshake_retry_delay); the second failure for the same message and
-// host reconnects and delivers without TLS (tls=fallback). Mandatory TLS comes with profiles.
+// host reconnects and delivers without TLS (tls=fallback). Mandatory TLS (SPEC §1.2) per the
+// profile's resolved policy: never a plaintext fallback. The one place outbound TLS policy is
+// enforced; `postern tls-policy --probe` runs the same conversation in probe mode.
 #include "outbound/attempt.hpp"
 
 #include <arpa/inet.h>
@@ -26,6 +28,7 @@
 #include "runtime/connection.hpp"
 #include "smtp/client_session.hpp"
 #include "profile/policy.hpp"
+#include "tls/chain.hpp"
 #include "tls/client.hpp"
 #include "tls/verify.hpp"
 #include "tls/context.hpp"
@@ -62,6 +65,31 @@ std::string relay_name(const std::string& host, const std::string& ip, std::uint
                                              : fmt::format("{}[{}]:{}", host, ip, port);
 }
 
+smtp::outgoing_message outgoing(const attempt_request& req) {
+    smtp::outgoing_message m;
+    m.sender = req.env->sender;
+    for (auto i : req.recipients) m.recipients.push_back(req.env->recipients[i]);
+    m.eight_bit = req.env->eight_bit;
+    m.smtputf8 = req.env->smtputf8;
+    m.size = req.content.size();
+    m.content = req.content;
+    return m;
+}
+
+// Probe mode: what the established TLS session is and what the policy's check found.
+void note_tls(tls::probe_facts* probe, SSL* ssl, const smtp::tls_facts& facts, tls::peer_trust trust,
+              const std::string& detail, bool enforced, const std::string& unmet) {
+    if (!probe) return;
+    probe->tls_version = facts.version;
+    probe->tls_cipher = facts.cipher;
+    probe->tls_bits = facts.bits;
+    probe->chain = tls::summarize_peer_chain(ssl);
+    probe->trust = tls::to_string(trust);
+    probe->check = detail;
+    probe->enforced = enforced;
+    probe->unmet = unmet;
+}
+
 }  // namespace
 
 deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
@@ -71,10 +99,13 @@ deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::conf
 namespace {
 
 // One TCP connection to `ip`, one transaction. Fills res.results on `done`.
+// With `probe` (postern tls-policy --probe): the same session, recording its facts in *probe,
+// ends with QUIT where MAIL FROM would be sent (`done` then means "would deliver").
 asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::context* tls_ctx,
                                        const attempt_request& req, const delivery::target_host& t,
                                        const std::string& ip, const profile::resolved_tls_policy& pol,
-                                       bool try_tls, attempt_result& res, connection_cache* cache) {
+                                       bool try_tls, attempt_result& res, connection_cache* cache,
+                                       tls::probe_facts* probe = nullptr) {
     auto ex = co_await asio::this_coro::executor;
     const std::string relay = relay_name(t.name, ip, t.port);
     // A parked session is reused only under the same policy (profile and level) it met.
@@ -118,6 +149,7 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                        fmt::format("connect to {}: {}", relay, conn->timed_out ? "timed out" : ec.message())};
             co_return out;
         }
+        if (probe) probe->connected = true;
         asio::error_code ig;
         conn->sock.set_option(tcp::no_delay(true), ig);
         smtp::client_settings settings;
@@ -125,13 +157,7 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
         session = std::make_unique<smtp::client_session>(settings);
     }
     smtp::client_session& c = *session;
-    smtp::outgoing_message m;
-    m.sender = req.env->sender;
-    for (auto i : req.recipients) m.recipients.push_back(req.env->recipients[i]);
-    m.eight_bit = req.env->eight_bit;
-    m.smtputf8 = req.env->smtputf8;
-    m.size = req.content.size();
-    m.content = req.content;
+    const smtp::outgoing_message m = req.env ? outgoing(req) : smtp::outgoing_message{};
     bool sent = false, finished = false;
 
     std::vector<char> buf(16384);
@@ -161,7 +187,13 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                 }
                 break;
             }
-            case smtp::client_event::ehlo_done:
+            case smtp::client_event::ehlo_done: {
+                const bool issue_starttls = try_tls && tls_ctx && c.caps().starttls && !c.tls_active();
+                if (probe && !c.tls_active()) {
+                    probe->greeting = c.caps().greeting;
+                    probe->starttls_offered = c.caps().starttls;
+                    probe->starttls_issued = issue_starttls;
+                }
                 if (mandatory && !c.tls_active() && (!c.caps().starttls || !tls_ctx)) {
                     // SPEC §1.2: TLS required but not offered: no mail on this connection, QUIT.
                     c.quit();
@@ -172,9 +204,10 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                                fmt::format("TLS required but not offered by {}", relay)};
                     co_return out;
                 }
-                if (try_tls && tls_ctx && c.caps().starttls && !c.tls_active()) c.starttls();
+                if (issue_starttls) c.starttls();
                 else c.proceed();
                 break;
+            }
             case smtp::client_event::start_tls: {
                 if (auto wec = co_await write_out()) {
                     conn->shutdown();
@@ -204,6 +237,7 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                     // The one enforcement point (STYLE: policy decides, verify checks).
                     auto v = tls::evaluate(ssl, pol, /*is_server_side=*/false);
                     res.tls = tls::to_string(v.trust);
+                    note_tls(probe, ssl, facts, v.trust, v.detail, true, v.ok ? "" : v.reason);
                     if (!v.ok) {
                         // QUIT inside the rejected TLS session (nothing else is ever sent on it).
                         co_await conn->write("QUIT\r\n", std::chrono::seconds(10));
@@ -217,12 +251,16 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                     auto check = tls::check_peer(ssl, pol.names.empty() ? std::vector<std::string>{t.name, req.domain}
                                                                         : pol.names);
                     res.tls = tls::to_string(check.trust);
+                    note_tls(probe, ssl, facts, check.trust, check.detail, false, "");
                 }
                 c.tls_started();
                 break;
             }
             case smtp::client_event::ready:
-                if (!sent) {
+                if (!sent && probe) {  // where MAIL FROM would go: the mail would be delivered
+                    c.quit();
+                    finished = true;
+                } else if (!sent) {
                     c.send_message(m);
                     sent = true;
                 } else if (cache && try_tls && c.reusable()) {
@@ -303,6 +341,78 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
     }
 }
 
+// The hosts a route leads to, in the order to try them, or what ends delivery before any
+// connection (null MX, NXDOMAIN, a failed MX lookup).
+struct host_plan {
+    std::vector<delivery::target_host> hosts;
+    std::optional<delivery::mx_verdict> mx;  // MX routes
+    std::string note;                        // on a usable MX answer (records ignored, ...)
+    std::optional<delivery::outcome> stop;
+};
+
+asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::route& where) {
+    host_plan out;
+    if (where.how == delivery::route::kind::static_hosts) {
+        for (const auto& hp : where.hosts) out.hosts.push_back({hp.host, 0, hp.port});
+        co_return out;
+    }
+    auto ans = co_await resolver.mx(where.domain);
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    auto plan = delivery::plan_mx(ans, where.domain, where.port, rng);
+    out.mx = plan.verdict;
+    switch (plan.verdict) {
+        case delivery::mx_verdict::null_mx:
+            out.stop = {delivery::outcome::kind::permanent, "5.1.10",
+                        fmt::format("domain {} does not accept mail (null MX, RFC 7505)", where.domain)};
+            break;
+        case delivery::mx_verdict::no_such_domain:
+            out.stop = {delivery::outcome::kind::permanent, "5.1.2", fmt::format("domain {} does not exist", where.domain)};
+            break;
+        case delivery::mx_verdict::temporary:
+            out.stop = {delivery::outcome::kind::transient, "4.4.3",
+                        fmt::format("MX lookup for {} failed: {}", where.domain, plan.reason)};
+            break;
+        case delivery::mx_verdict::ok:
+        case delivery::mx_verdict::implicit:
+            out.hosts = std::move(plan.hosts);
+            if (plan.verdict == delivery::mx_verdict::ok) out.note = plan.reason;
+            break;
+    }
+    co_return out;
+}
+
+// The addresses of one host (an IP literal is its own); none, and why, when it has no usable one.
+struct host_addresses {
+    std::vector<std::string> ips;
+    delivery::outcome error;
+};
+
+asio::awaitable<host_addresses> addresses_of(dns::resolver& resolver, const delivery::target_host& t) {
+    host_addresses out;
+    if (is_ip_literal(t.name)) {
+        out.ips.push_back(t.name);
+        co_return out;
+    }
+    auto a = co_await resolver.addresses(t.name);
+    if (a.status != dns::dns_status::ok || a.addresses.empty()) {
+        out.error = {delivery::outcome::kind::transient, "4.4.3",
+                     fmt::format("cannot find an address for {}{}", t.name, a.error.empty() ? "" : ": " + a.error)};
+        co_return out;
+    }
+    out.ips = std::move(a.addresses);
+    co_return out;
+}
+
+// The profile for this destination (recipient domain -> host IP -> host name -> *), resolved
+// as a value; this file only enforces it.
+profile::resolved_tls_policy policy_for(const config::config& cfg, const std::string& domain,
+                                        const delivery::target_host& t, const std::string& ip) {
+    return profile::resolve_outbound(cfg, {domain, ip, t.name});
+}
+
+// SPEC §1.1/§1.2: STARTTLS is issued (when offered) at every level but none.
+bool try_tls_under(const profile::resolved_tls_policy& pol) { return pol.level != profile::tls_level::none; }
+
 }  // namespace
 
 asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
@@ -315,53 +425,23 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     };
     const config::config& cfg = *cfg_;
 
-    std::vector<delivery::target_host> targets;
-    if (req.where.how == delivery::route::kind::static_hosts) {
-        for (const auto& hp : req.where.hosts) targets.push_back({hp.host, 0, hp.port});
-    } else {
-        auto ans = co_await resolver_.mx(req.where.domain);
-        static thread_local std::mt19937 rng{std::random_device{}()};
-        auto plan = delivery::plan_mx(ans, req.where.domain, req.where.port, rng);
-        switch (plan.verdict) {
-            case delivery::mx_verdict::null_mx:
-                fail_all({delivery::outcome::kind::permanent, "5.1.10",
-                          fmt::format("domain {} does not accept mail (null MX, RFC 7505)", req.where.domain)});
-                co_return res;
-            case delivery::mx_verdict::no_such_domain:
-                fail_all({delivery::outcome::kind::permanent, "5.1.2",
-                          fmt::format("domain {} does not exist", req.where.domain)});
-                co_return res;
-            case delivery::mx_verdict::temporary:
-                fail_all({delivery::outcome::kind::transient, "4.4.3",
-                          fmt::format("MX lookup for {} failed: {}", req.where.domain, plan.reason)});
-                co_return res;
-            case delivery::mx_verdict::ok:
-            case delivery::mx_verdict::implicit:
-                targets = plan.hosts;
-                break;
-        }
+    const host_plan plan = co_await plan_hosts(resolver_, req.where);
+    if (plan.stop) {
+        fail_all(*plan.stop);
+        co_return res;
     }
 
     delivery::outcome last{delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"};
-    for (const auto& t : targets) {
-        std::vector<std::string> addrs;
-        if (is_ip_literal(t.name)) {
-            addrs.push_back(t.name);
-        } else {
-            auto a = co_await resolver_.addresses(t.name);
-            if (a.status != dns::dns_status::ok || a.addresses.empty()) {
-                last = {delivery::outcome::kind::transient, "4.4.3",
-                        fmt::format("cannot find an address for {}{}", t.name, a.error.empty() ? "" : ": " + a.error)};
-                continue;
-            }
-            addrs = a.addresses;
+    for (const auto& t : plan.hosts) {
+        const host_addresses addrs = co_await addresses_of(resolver_, t);
+        if (addrs.ips.empty()) {
+            last = addrs.error;
+            continue;
         }
-        for (const auto& ip : addrs) {
-            // The profile for this destination (recipient domain -> host IP -> host name -> *),
-            // resolved as a value; this file only enforces it.
-            const auto pol = profile::resolve_outbound(cfg, {req.domain, ip, t.name});
+        for (const auto& ip : addrs.ips) {
+            const auto pol = policy_for(cfg, req.domain, t, ip);
             res.profile = pol.profile;
-            const bool try_tls = pol.level != profile::tls_level::none;
+            const bool try_tls = try_tls_under(pol);
             auto conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, try_tls, res, cache_);
             if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
                 conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, try_tls, res, nullptr);
@@ -390,6 +470,44 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     }
     fail_all(last);
     co_return res;
+}
+
+asio::awaitable<void> deliverer::probe(tls::policy_report& report, bool connect) {
+    const config::config& cfg = *cfg_;
+    report.probed = connect;
+    report.handshake_retry_delay = cfg.tls.handshake_retry_delay;
+    host_plan plan = co_await plan_hosts(resolver_, report.where);
+    report.mx = plan.mx;
+    report.mx_note = plan.note;
+    report.stop = plan.stop;
+
+    attempt_request req;  // no envelope: a probe ends where MAIL FROM would be sent
+    req.where = report.where;
+    req.domain = report.domain;
+    for (const auto& t : plan.hosts) {
+        const host_addresses addrs = co_await addresses_of(resolver_, t);
+        if (addrs.ips.empty()) report.hosts.push_back({t, "", addrs.error, {}, std::nullopt});
+        for (const auto& ip : addrs.ips) {
+            tls::host_report h{t, ip, {}, policy_for(cfg, req.domain, t, ip), std::nullopt};
+            if (connect) {
+                tls::probe_facts f;
+                attempt_result res;
+                const auto conv = co_await converse(cfg, tls_.get(), req, t, ip, h.policy, try_tls_under(h.policy),
+                                                    res, /*cache=*/nullptr, &f);
+                switch (conv.v) {
+                    case verdict::done: f.verdict = tls::probe_verdict::deliver; break;
+                    case verdict::tls_failed: f.verdict = tls::probe_verdict::defer_tls; break;
+                    case verdict::next_host:
+                    case verdict::stale:
+                        f.verdict = f.connected ? tls::probe_verdict::refuse : tls::probe_verdict::unreachable;
+                        break;
+                }
+                f.why = conv.why;
+                h.probe = std::move(f);
+            }
+            report.hosts.push_back(std::move(h));
+        }
+    }
 }
 
 }  // namespace postern::outbound

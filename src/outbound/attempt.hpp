@@ -17,6 +17,7 @@
 #include "dns/resolver.hpp"
 #include "outbound/connection_cache.hpp"
 #include "queue/envelope.hpp"
+#include "tls/policy_report.hpp"
 
 namespace postern::outbound {
 
@@ -26,7 +27,7 @@ struct recipient_result {
 };
 
 struct attempt_request {
-    const queue::envelope* env = nullptr;
+    const queue::envelope* env = nullptr;  // null for a probe (nothing is ever sent)
     std::string_view content;
     std::vector<std::size_t> recipients;  // indexes, all with the same route
     delivery::route where;
@@ -50,6 +51,14 @@ public:
     deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
               std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache = nullptr);
     asio::awaitable<attempt_result> deliver(const attempt_request& req);
+
+    // `postern tls-policy` (SPEC §4): fills report.mx, .stop and .hosts for report.where and
+    // report.domain - every host and address in the order deliver() tries them, each with the
+    // TLS policy resolved for it. With `connect`, each address is probed: the same conversation
+    // as deliver()'s, enforcing the same policy, up to where MAIL FROM would be sent; then QUIT,
+    // and on to the next address (deliver() stops at the first that takes the mail). A probe
+    // never sends MAIL FROM and never uses the connection cache.
+    asio::awaitable<void> probe(tls::policy_report& report, bool connect);
 
 private:
     dns::resolver& resolver_;

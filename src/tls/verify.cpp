@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 
+#include "tls/chain.hpp"
 #include "tls/context.hpp"
 
 namespace postern::tls {
@@ -157,21 +158,11 @@ chain_result check_chain(SSL* ssl, X509* leaf, const std::string& ca_file, bool 
 // an embedded NUL are dropped (a classic spoofing trick); all are lower-cased.
 std::vector<std::string> dns_identifiers(X509* cert) {
     std::vector<std::string> out;
-    auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-    bool san_dns = false;
-    if (sans) {
-        for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
-            const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
-            if (g->type != GEN_DNS) continue;
-            san_dns = true;
-            const ASN1_IA5STRING* s = g->d.dNSName;
-            std::string_view v(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                               static_cast<size_t>(ASN1_STRING_length(s)));
-            if (v.find('\0') == std::string_view::npos) out.push_back(to_lower(v));
-        }
-        GENERAL_NAMES_free(sans);
+    if (const auto sans = san_dns_names(cert); !sans.empty()) {
+        for (const std::string& v : sans)
+            if (v.find('\0') == std::string::npos) out.push_back(to_lower(v));
+        return out;
     }
-    if (san_dns) return out;
     const X509_NAME* subject = X509_get_subject_name(cert);
     for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
         const ASN1_STRING* d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
