@@ -60,9 +60,10 @@ struct conversation {
     delivery::outcome why;  // for next_host / tls_failed
 };
 
+// "mx.partner.test[192.0.2.1]:25", "mx.partner.test[2001:db8::1]:25" (Postfix's form; the
+// brackets keep an IPv6 address apart from the port).
 std::string relay_name(const std::string& host, const std::string& ip, std::uint16_t port) {
-    return ip.find(':') != std::string::npos ? fmt::format("{}[{}]:{}", host, ip, port)
-                                             : fmt::format("{}[{}]:{}", host, ip, port);
+    return fmt::format("{}[{}]:{}", host, ip, port);
 }
 
 smtp::outgoing_message outgoing(const attempt_request& req) {
