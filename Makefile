@@ -38,11 +38,23 @@ test: unit e2e bench-smoke
 bench: build
 	bench/inbound/run.sh
 
+# Every process of the run (unit tests, the server under e2e tests) writes sanitizer reports to
+# build-asan/reports/; a report anywhere fails the target, even one from a server that crashed
+# after its test had already passed.
+ASAN_REPORTS = $(abspath build-asan)/reports
 asan: deps
 	@[ -f build-asan/CMakeCache.txt ] || cmake -S . -B build-asan $(CMAKE_GEN) -DPOSTERN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ctest --output-on-failure -j $(JOBS)
-	POSTERN_BIN=$(abspath build-asan)/postern $(PYTHON) -m pytest -q tests/e2e
+	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	cd build-asan && ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:detect_leaks=1 \
+	    UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS)
+	ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:detect_leaks=1 \
+	    UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1:halt_on_error=1 \
+	    POSTERN_BIN=$(abspath build-asan)/postern $(PYTHON) -m pytest -q tests/e2e
+	@if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then \
+	    echo "sanitizer reports:"; head -n 40 $(ASAN_REPORTS)/*; exit 1; \
+	else echo "asan: no sanitizer reports"; fi
 
 clean:
 	rm -rf $(BUILD) build-asan
