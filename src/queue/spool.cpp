@@ -250,14 +250,27 @@ std::optional<spool_failure> spool::commit(const envelope& env, std::initializer
         ::unlink(tmp.c_str());
         return f;
     }
-    spool_failure f;
-    if (!fsync_dir(fmt::format("{}/{}", dir_, area_dir(where)), f)) {
+    if (const int err = sync_of(where).sync(); err != 0) {
         // Not durable: take it back, the client must not get 250.
         ::unlink(final_path.c_str());
-        return f;
+        return spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(where), std::strerror(err))};
     }
     return std::nullopt;
 }
+
+spool::spool(std::string dir) : dir_(std::move(dir)) {
+    // One group-commit coordinator per directory that commits rename into.
+    auto syncer = [this](area where) {
+        return std::make_unique<group_sync>([path = fmt::format("{}/{}", dir_, area_dir(where))] {
+            spool_failure f;
+            return fsync_dir(path, f) ? 0 : (f.errnum != 0 ? f.errnum : EIO);
+        });
+    };
+    active_sync_ = syncer(area::active);
+    hold_sync_ = syncer(area::hold);
+}
+
+std::uint64_t spool::directory_syncs() const { return active_sync_->syncs_run() + hold_sync_->syncs_run(); }
 
 std::vector<std::string> spool::list(area where) const {
     std::vector<std::string> ids;

@@ -7,7 +7,9 @@
 //   hold/ID    committed, on hold (queue.hold, `postern queue hold`): not delivered until released
 //   state/ID   per-recipient delivery state of queue/ID (absent = every recipient still queued)
 // commit() = write tmp/ID, fsync(file), rename to queue/ID or hold/ID, fsync(directory). Only
-// after commit() returns success may the server reply 250 (SPEC §2). A crash before the rename
+// after commit() returns success may the server reply 250 (SPEC §2). Concurrent commits share
+// directory fsyncs (group commit, queue/group_sync.hpp): each waits for one that started after
+// its own rename. A crash before the rename
 // leaves only tmp/ID (discarded, the client was never told 250); after the directory fsync the
 // message survives power loss.
 #pragma once
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "queue/envelope.hpp"
+#include "queue/group_sync.hpp"
 #include "util/result.hpp"
 
 namespace postern::queue {
@@ -84,9 +87,14 @@ public:
     // the errno of a failed fsync (fault injection for "never acknowledge what was not synced").
     static void set_fsync_fault(std::function<int(const std::string&)> hook);
 
+    // Directory fsyncs run so far for commits (group commit: fewer than commits under load).
+    std::uint64_t directory_syncs() const;
+
 private:
-    explicit spool(std::string dir) : dir_(std::move(dir)) {}
+    explicit spool(std::string dir);
+    group_sync& sync_of(area where) { return where == area::hold ? *hold_sync_ : *active_sync_; }
     std::string dir_;
+    std::unique_ptr<group_sync> active_sync_, hold_sync_;
 };
 
 }  // namespace postern::queue
