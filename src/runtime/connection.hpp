@@ -67,6 +67,26 @@ struct timed_connection {
         co_return n;
     }
 
+    // Plaintext only: wait until the socket is readable (within `limit`), then read what is
+    // there into `buf` without blocking. The caller's buffer is only touched after the wait,
+    // never across a suspension, so many idle connections can share one buffer: an idle
+    // session then holds no read buffer at all (issue 6: 10,000 idle connections).
+    asio::awaitable<std::size_t> read_when_ready(char* buf, std::size_t len, std::chrono::seconds limit,
+                                                 asio::error_code& ec) {
+        constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
+        if (!sock.non_blocking()) sock.non_blocking(true, ec);
+        arm(limit);
+        std::size_t n = 0;
+        for (;;) {
+            std::tie(ec) = co_await sock.async_wait(asio::ip::tcp::socket::wait_read, tok);
+            if (ec) break;
+            n = sock.read_some(asio::buffer(buf, len), ec);
+            if (ec != asio::error::would_block && ec != asio::error::try_again) break;
+        }
+        disarm();
+        co_return n;
+    }
+
 private:
     static asio::awaitable<void> watchdog(std::shared_ptr<timed_connection> c) {
         constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);

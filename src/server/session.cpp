@@ -159,7 +159,10 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
 
     std::string reason = "quit";
     unsigned messages = 0;
-    std::vector<char> buf(16384);
+    // Plaintext reads go through one buffer per thread (read_when_ready: filled and consumed
+    // without a suspension in between); TLS reads need their own, taken at STARTTLS.
+    static thread_local std::vector<char> shared_buf(65536);
+    std::vector<char> tls_buf;
     std::string out;  // replies being written (outlives the co_await)
     for (bool done = false; !done;) {
         switch (core.next()) {
@@ -174,7 +177,9 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                                        ? cfg.server.data_timeout
                                        : cfg.server.command_timeout;
                 asio::error_code ec;
-                std::size_t n = co_await conn->read_some(buf.data(), buf.size(), limit, ec);
+                char* buf = conn->tls ? tls_buf.data() : shared_buf.data();
+                std::size_t n = conn->tls ? co_await conn->read_some(buf, tls_buf.size(), limit, ec)
+                                          : co_await conn->read_when_ready(buf, shared_buf.size(), limit, ec);
                 if (ec) {
                     if (conn->timed_out) {
                         reason = "timeout";
@@ -187,7 +192,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                     }
                     break;
                 }
-                core.feed(std::string_view(buf.data(), n));
+                core.feed(std::string_view(buf, n));
                 break;
             }
             case smtp::event::start_tls: {
@@ -197,6 +202,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                     break;
                 }
                 conn->tls.emplace(conn->sock, *gen->tls);
+                tls_buf.resize(16384);
                 if (profile::requires_peer_certificate(tls_pol.level) || sender_profiles_need_tls)
                     tls::request_client_certificate(conn->tls->native_handle());
                 conn->arm(cfg.server.command_timeout);
