@@ -4,12 +4,13 @@
 #               and a quick smoke run of the benchmark harness
 #   make bench  side-by-side benchmarks with Postfix (bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
+#   make torture  long reliability runs (docs/reliability.md): crash torture, 100+ kill -9 under load
 BUILD     ?= build
 PYTHON    ?= /usr/bin/python3
 JOBS      ?= $(shell nproc)
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test unit e2e bench bench-smoke asan clean
+.PHONY: all deps build run test unit e2e bench bench-smoke asan torture clean
 
 all: build
 
@@ -37,6 +38,11 @@ test: unit e2e bench-smoke
 
 bench: build
 	bench/inbound/run.sh
+
+# Long reliability runs, one per line (make stops at the first that finds a loss).
+torture: build
+	$(PYTHON) tests/torture/crash.py --iterations 100 --postern $(abspath $(BUILD))/postern
+	$(PYTHON) tests/torture/crash.py --iterations 100 --tempfail 0.1 --sink-delay 0.05 --postern $(abspath $(BUILD))/postern
 
 # Every process of the run (unit tests, the server under e2e tests) writes sanitizer reports to
 # build-asan/reports/; a report anywhere fails the target, even one from a server that crashed

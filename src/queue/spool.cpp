@@ -199,6 +199,18 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir) {
         }
         ::closedir(d);
     }
+    // State files whose message is gone (a crash inside remove()) and unfinished state writes.
+    if (DIR* d = ::opendir((dir + "/state").c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name == "." || name == "..") continue;
+            bool orphan = name[0] == '.' ||
+                          (valid_id(name) && ::access(s->path(name, area::active).c_str(), F_OK) != 0 &&
+                           ::access(s->path(name, area::hold).c_str(), F_OK) != 0);
+            if (orphan) ::unlink((dir + "/state/" + name).c_str());
+        }
+        ::closedir(d);
+    }
     return s;
 }
 
@@ -302,8 +314,11 @@ result<loaded_message> spool::load(const std::string& id, area where) const {
 
 bool spool::remove(const std::string& id, area where) {
     if (!valid_id(id)) return false;
+    // The queue file first: a crash in between leaves an orphan state file (removed by open()),
+    // never a queue file without its state (which would deliver every recipient again).
+    if (::unlink(path(id, where).c_str()) != 0) return false;
     ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
-    return ::unlink(path(id, where).c_str()) == 0;
+    return true;
 }
 
 bool spool::move(const std::string& id, area from, area to) {
@@ -324,17 +339,29 @@ std::set<std::string> spool::read_tls_failed(const std::string& id) const {
     return text ? parse_tls_failed(*text) : std::set<std::string>{};
 }
 
-bool spool::write_state(const std::string& id, const std::vector<rcpt_state>& st,
-                        const std::set<std::string>& tls_failed) {
-    if (!valid_id(id)) return false;
+std::optional<spool_failure> spool::write_state(const std::string& id, const std::vector<rcpt_state>& st,
+                                                const std::set<std::string>& tls_failed) {
+    if (!valid_id(id)) return spool_failure{EINVAL, "invalid queue id"};
     std::string tmp = fmt::format("{}/state/.{}.tmp", dir_, id);
     std::string text = format_state(st, tls_failed);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return false;
-    bool ok = write_all(fd, {text});
+    if (fd < 0) return fail("create", tmp);
+    if (!write_all(fd, {text})) {
+        // A full disk: the previous state stays in place (older, never newer than the truth).
+        auto f = fail("write", tmp);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return f;
+    }
     ::close(fd);
     // No fsync: losing a state update can only cause a repeated delivery, never a loss.
-    return ok && ::rename(tmp.c_str(), fmt::format("{}/state/{}", dir_, id).c_str()) == 0;
+    std::string final_path = fmt::format("{}/state/{}", dir_, id);
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+        auto f = fail("rename", final_path);
+        ::unlink(tmp.c_str());
+        return f;
+    }
+    return std::nullopt;
 }
 
 }  // namespace postern::queue

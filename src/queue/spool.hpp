@@ -59,7 +59,8 @@ struct loaded_message {
 
 class spool {
 public:
-    // Creates the directories if needed and removes leftovers in tmp/.
+    // Creates the directories if needed, removes leftovers in tmp/, unfinished state writes
+    // and state files whose message is gone.
     static result<std::unique_ptr<spool>> open(const std::string& dir);
 
     const std::string& dir() const { return dir_; }
@@ -77,8 +78,10 @@ public:
     bool move(const std::string& id, area from, area to);
 
     result<std::vector<rcpt_state>> read_state(const std::string& id, std::size_t recipients) const;
-    bool write_state(const std::string& id, const std::vector<rcpt_state>& st,
-                     const std::set<std::string>& tls_failed = {});
+    // Replaces state/ID atomically (write .ID.tmp, rename; no fsync). On failure (a full disk)
+    // the previous state file stays and nothing else is left behind.
+    std::optional<spool_failure> write_state(const std::string& id, const std::vector<rcpt_state>& st,
+                                             const std::set<std::string>& tls_failed = {});
     std::set<std::string> read_tls_failed(const std::string& id) const;
 
     std::string path(const std::string& id, area where) const;

@@ -253,11 +253,6 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
                          .attempt = r.attempts});
     }
 
-    std::optional<std::int64_t> next;
-    for (const auto& r : ps.st)
-        if (r.status == queue::rcpt_status::queued || r.status == queue::rcpt_status::deferred)
-            next = next ? std::min(*next, r.next_attempt) : r.next_attempt;
-
     // Bounce (RFC 3464) to the sender, never for the null sender; then update or remove.
     std::optional<queue::envelope> dsn_env;
     std::string dsn_content;
@@ -288,16 +283,36 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
             log::warning("bounce", fmt::format("id={}: not bouncing a message from the null sender", id));
         }
     }
+    std::optional<std::int64_t> next;
     const bool dsn_ok = co_await run_blocking(pool_, [&] {
         bool ok = true;
         if (dsn_env) {
             if (auto f = spool_.commit(*dsn_env, {dsn_content}, queue::area::active)) {
                 log::spool_error(dsn_env->id, f->message);
                 ok = false;
+                // SPEC §3.1: a recipient counts as bounced only once its bounce is stored. Until
+                // then it stays pending (a full disk must not turn a bounce into a loss); the
+                // next attempt, in a minute, makes the bounce again.
+                for (std::size_t k = 0; k < done.size(); ++k) {
+                    if (lines[k].result != "bounced") continue;
+                    auto& r = ps.st[done[k].index];
+                    r.status = queue::rcpt_status::deferred;
+                    r.next_attempt = now + 60;
+                    done[k].out.reason += "; bounce not stored: " + f->message;
+                    lines[k].result = "deferred";
+                    lines[k].reason = done[k].out.reason;  // the view must follow the grown string
+                }
             }
         }
-        if (!next && ok) spool_.remove(id, queue::area::active);
-        else spool_.write_state(id, ps.st, ps.tls_failed);
+        for (const auto& r : ps.st)
+            if (r.status == queue::rcpt_status::queued || r.status == queue::rcpt_status::deferred)
+                next = next ? std::min(*next, r.next_attempt) : r.next_attempt;
+        if (!next) {
+            spool_.remove(id, queue::area::active);
+        } else if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) {
+            // The previous state stays: the next pass repeats some attempts, nothing is lost.
+            log::spool_error(id, f->message);
+        }
         return ok;
     });
     for (const auto& l : lines) log::delivery(l);
@@ -305,7 +320,6 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force) {
         log::emit(log::level::info, "bounce", {{"id", id}, {"dsn_id", dsn_env->id}, {"to", "<" + env.sender + ">"}});
         submit(dsn_env->id);
     }
-    if (!dsn_ok && !next) next = now + 60;  // keep the message until its bounce is stored
 
     active_.erase(id);
     if (stopped_) co_return;

@@ -1,5 +1,7 @@
 """tests/e2e/test_durability.py - nothing acknowledged is lost (SPEC §2, §3.1): kill -9 after
-250, spool write failures answered 4xx, queue.hold, and the spool's start-up recovery."""
+250, spool write failures answered 4xx, queue.hold, the spool's start-up recovery, and a full
+disk (a small tmpfs spool; needs root) while receiving and while delivering."""
+import contextlib
 import os
 import re
 import shutil
@@ -8,7 +10,10 @@ import time
 
 import pytest
 
-from conftest import qid_of, wait_until
+from conftest import qid_of, relay_domain, wait_until
+from peers import ScriptedPeer
+
+LOCALHOST = '[[domain]]\nname = "localhost"\nmaildir = "var/mail/localhost"\n'
 
 
 def msg_body(subject, n=0):
@@ -155,3 +160,105 @@ def test_full_disk_is_452_and_nothing_half_stored(make_instance):
     finally:
         inst.stop()
         subprocess.run(["umount", str(spool)], capture_output=True, timeout=10)
+
+
+@contextlib.contextmanager
+def tmpfs_spool(inst, size="512k"):
+    """Mounts a small tmpfs as the (not yet started) instance's spool; skips without root."""
+    spool = inst.dir / "var/spool"
+    shutil.rmtree(spool)
+    spool.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(spool)],
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield spool
+    finally:
+        inst.stop()
+        subprocess.run(["umount", str(spool)], capture_output=True, timeout=10)
+
+
+def fill(spool, leave=0):
+    """Fills the file system of `spool` up to `leave` free bytes; returns the filler file."""
+    st = os.statvfs(spool)
+    free = st.f_bavail * st.f_frsize
+    filler = spool / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def test_full_disk_during_delivery_loses_nothing(make_instance):
+    # A deferred message is retried while the spool is full: the state write fails (logged), the
+    # previous state stays, a kill -9 on the full disk changes nothing, and once space returns
+    # the message is delivered exactly as acknowledged.
+    with ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": [450, 450, 250]}) as peer:
+        inst = make_instance(start=False, domains=LOCALHOST + relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        with tmpfs_spool(inst) as spool:
+            inst.start()
+            body = msg_body("full disk while delivering")
+            with inst.smtp() as c:
+                c.ehlo()
+                qid = qid_of(c.send_mail("alice@localhost", ["bob@internal.test"], body))
+            inst.wait_events("delivery", id=qid, result="deferred")
+            state_before = (spool / "state" / qid).read_text()
+            assert " deferred 1 " in state_before, state_before
+            filler = fill(spool)
+            # a new message is refused with 452 and leaves nothing behind
+            with inst.smtp() as c:
+                c.ehlo()
+                r = c.send_mail("alice@localhost", ["bob@internal.test"], msg_body("no room"))
+                assert r.code == 452 and r.last.startswith("4.3.1"), r
+            assert inst.queue_cli("retry", qid).returncode == 0
+            inst.wait_events("delivery", count=2, id=qid, result="deferred")
+            failed = inst.wait_events("spool_error", id=qid)
+            assert "No space left on device" in failed[0]["error"], failed
+            assert (spool / "state" / qid).read_text() == state_before  # the old state stays
+            assert sorted(p.name for p in (spool / "state").iterdir()) == [qid], "a state write left a file"
+            assert inst.spool_files("tmp") == [] and inst.spool_files("queue") == [qid]
+            inst.kill9()
+            inst.start()
+            assert inst.spool_files("queue") == [qid]
+            filler.unlink()
+            assert inst.queue_cli("retry", qid).returncode == 0
+            peer.wait_messages(1)
+            wait_until(lambda: inst.spool_files("queue") == [] and inst.spool_files("state") == [],
+                       what="queue and state empty after delivery")
+    assert len(peer.messages) == 1 and peer.messages[0][2].endswith(body), peer.messages
+    assert inst.maildir_messages("alice") == [], "bounced"
+
+
+def test_bounce_on_a_nearly_full_disk_is_not_lost(make_instance):
+    # The recipient is refused (550) when the spool has room for a state file but not for the
+    # bounce (the original's 40 KB header section goes into the DSN). The recipient must stay
+    # pending until its bounce is stored; a kill -9 and restart in between change nothing.
+    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": [450, 550]}) as peer:
+        inst = make_instance(start=False, domains=LOCALHOST + relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        with tmpfs_spool(inst) as spool:
+            inst.start()
+            headers = b"".join(b"X-Filler-%04d: %s\r\n" % (i, b"f" * 60) for i in range(500))  # ~40 KB
+            body = headers + msg_body("bounce on a nearly full disk")
+            with inst.smtp() as c:
+                c.ehlo()
+                qid = qid_of(c.send_mail("alice@localhost", ["carol@internal.test"], body))
+            inst.wait_events("delivery", id=qid, result="deferred")
+            filler = fill(spool, leave=8192)  # two pages: a state file fits, the bounce does not
+            assert inst.queue_cli("retry", qid).returncode == 0
+            ev = inst.wait_events("delivery", count=2, id=qid)
+            assert ev[-1]["dsn"].startswith("5.") and ev[-1]["result"] == "deferred", ev[-1]
+            assert "bounce not stored" in ev[-1]["reason"] and "No space left" in ev[-1]["reason"], ev[-1]
+            assert inst.spool_files("queue") == [qid], "the message was removed without its bounce"
+            state = (spool / "state" / qid).read_text()
+            assert " bounced " not in state, state
+            inst.kill9()
+            filler.unlink()
+            inst.start()
+            assert inst.queue_cli("retry", qid).returncode == 0
+            msgs = inst.wait_maildir("alice")
+            wait_until(lambda: inst.spool_files("queue") == [] and inst.spool_files("state") == [],
+                       what="queue and state empty after the bounce")
+    assert len(msgs) == 1 and b"Final-Recipient: rfc822; carol@internal.test" in msgs[0], msgs[0][:3000]
+    assert peer.messages == []

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "queue/spool.hpp"
 #include "../test_util.hpp"
@@ -24,6 +25,14 @@ queue::envelope sample(const std::string& id) {
     e.helo = "client.test";
     e.tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
     return e;
+}
+
+// Commits a one-byte message to `where`; returns its id.
+std::string commit_one(queue::spool& sp, queue::area where) {
+    auto e = sample(sp.new_id());
+    e.size = 1;
+    EXPECT_FALSE(sp.commit(e, {"x"}, where));
+    return e.id;
 }
 
 }  // namespace
@@ -146,6 +155,60 @@ TEST(spool, open_discards_unacknowledged_tmp_files) {
     auto sp = queue::spool::open(d.path);
     ASSERT_TRUE(sp.ok());
     EXPECT_TRUE(std::filesystem::is_empty(d.path + "/tmp"));
+}
+
+TEST(spool, open_removes_orphan_state_files_and_unfinished_state_writes) {
+    test::temp_dir d;
+    std::string kept, held;
+    {
+        auto sp = queue::spool::open(d.path);
+        ASSERT_TRUE(sp.ok());
+        kept = commit_one(**sp, queue::area::active);
+        held = commit_one(**sp, queue::area::hold);
+        std::vector<queue::rcpt_state> st(2);
+        ASSERT_FALSE((*sp)->write_state(kept, st));
+        ASSERT_FALSE((*sp)->write_state(held, st));
+    }
+    // a crash inside remove() (queue file gone, state not yet) and inside write_state()
+    std::ofstream(d.path + "/state/0123456789ABCDEF0") << "POSTERN-STATE 1\n";
+    std::ofstream(d.path + "/state/." + kept + ".tmp") << "POSTERN-ST";
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    std::set<std::string> left;
+    for (const auto& e : std::filesystem::directory_iterator(d.path + "/state")) left.insert(e.path().filename());
+    EXPECT_EQ(left, (std::set<std::string>{kept, held}));
+}
+
+TEST(spool, remove_takes_the_queue_file_then_its_state) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::hold);
+    ASSERT_FALSE((*sp)->write_state(id, std::vector<queue::rcpt_state>(2)));
+    EXPECT_FALSE((*sp)->remove(id, queue::area::active));  // not there: its state stays
+    EXPECT_TRUE(std::filesystem::exists(d.path + "/state/" + id));
+    EXPECT_TRUE((*sp)->remove(id, queue::area::hold));
+    EXPECT_FALSE(std::filesystem::exists(d.path + "/state/" + id));
+}
+
+TEST(spool, failed_state_write_keeps_the_previous_state) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::active);
+    std::vector<queue::rcpt_state> st(2);
+    st[0].status = queue::rcpt_status::deferred;
+    st[0].attempts = 1;
+    ASSERT_FALSE((*sp)->write_state(id, st));
+    // the temporary name is taken by a directory: the write fails and is reported
+    std::filesystem::create_directory(d.path + "/state/." + id + ".tmp");
+    st[0].status = queue::rcpt_status::sent;
+    auto f = (*sp)->write_state(id, st);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->errnum, EISDIR);
+    auto back = (*sp)->read_state(id, 2);
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ((*back)[0].status, queue::rcpt_status::deferred);
 }
 
 TEST(spool, load_detects_truncated_content) {
