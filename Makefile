@@ -1,15 +1,18 @@
 # Makefile - the front door: `make run` and `make test` on a fresh Debian 12 machine.
 #   make run    install dependencies, build, `postern init run` if absent, serve on 127.0.0.1:2525
 #   make test   install dependencies, build, run unit tests (CTest), end-to-end tests (pytest)
-#               and a quick smoke run of the benchmark harness
+#               and quick smoke runs of the benchmark harness and of every fuzz target
 #   make bench  side-by-side benchmarks with Postfix (bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
+#   make fuzz   every libFuzzer target for 10 minutes (clang, build-fuzz/; fuzz/run.sh)
+#   make fuzz-smoke  every libFuzzer target for 10 s (part of `make test`)
 BUILD     ?= build
 PYTHON    ?= /usr/bin/python3
 JOBS      ?= $(shell nproc)
+FUZZ_JOBS ?= $(JOBS)
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test unit e2e bench bench-smoke asan clean
+.PHONY: all deps build run test unit e2e bench bench-smoke asan fuzz fuzz-smoke clean
 
 all: build
 
@@ -33,7 +36,10 @@ e2e: build
 bench-smoke: build
 	POSTERN=$(abspath $(BUILD))/postern bench/inbound/smoke.sh
 
-test: unit e2e bench-smoke
+fuzz-smoke: deps
+	FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run.sh 10
+
+test: unit e2e bench-smoke fuzz-smoke
 
 bench: build
 	bench/inbound/run.sh
@@ -44,5 +50,8 @@ asan: deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 	POSTERN_BIN=$(abspath build-asan)/postern $(PYTHON) -m pytest -q tests/e2e
 
+fuzz: deps
+	FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run.sh 600
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
