@@ -17,6 +17,7 @@ if [ -z "${FUZZ_TARGETS:-}" ]; then
     FUZZ_TARGETS=$(for f in fuzz/*.cpp; do n=$(basename "$f" .cpp); [ "$n" = replay_main ] || echo "$n"; done)
 fi
 
+echo "fuzz/run.sh: building $build (clang, libFuzzer, ASan + UBSan), then ${secs}s per target" >&2
 gen=""
 command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
 [ -f $build/CMakeCache.txt ] ||
