@@ -1,16 +1,19 @@
 # Makefile - the front door: `make run` and `make test` on a fresh Debian 12 machine.
 #   make run    install dependencies, build, `postern init run` if absent, serve on 127.0.0.1:2525
 #   make test   install dependencies, build, run unit tests (CTest), end-to-end tests (pytest)
-#               and a quick smoke run of the benchmark harness
+#               and quick smoke runs of the benchmark harness and of every fuzz target
 #   make bench  side-by-side benchmarks with Postfix (bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
 #   make torture  long reliability runs (docs/reliability.md): crash torture, 100+ kill -9 under load
+#   make fuzz   every libFuzzer target for 10 minutes (clang, build-fuzz/; fuzz/run.sh)
+#   make fuzz-smoke  every libFuzzer target for 10 s (part of `make test`)
 BUILD     ?= build
 PYTHON    ?= /usr/bin/python3
 JOBS      ?= $(shell nproc)
+FUZZ_JOBS ?= $(JOBS)
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test unit e2e bench bench-smoke asan torture clean
+.PHONY: all deps build run test unit e2e bench bench-smoke asan torture fuzz fuzz-smoke clean
 
 all: build
 
@@ -34,7 +37,10 @@ e2e: build
 bench-smoke: build
 	POSTERN=$(abspath $(BUILD))/postern bench/inbound/smoke.sh
 
-test: unit e2e bench-smoke
+fuzz-smoke: deps
+	FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run.sh 10
+
+test: unit e2e bench-smoke fuzz-smoke
 
 bench: build
 	bench/inbound/run.sh
@@ -62,5 +68,8 @@ asan: deps
 	    echo "sanitizer reports:"; head -n 40 $(ASAN_REPORTS)/*; exit 1; \
 	else echo "asan: no sanitizer reports"; fi
 
+fuzz: deps
+	FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run.sh 600
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -41,6 +41,19 @@ line_t line_of(const toml::key& k) { return line_of(k.source()); }
 
 std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
 
+// Control characters from the file (a "\n" inside a string value, a stray \x01 that toml++
+// quotes in its syntax error) are escaped, so each problem stays on one printable line.
+std::string escape_controls(std::string_view message) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string clean;
+    for (const char c : message) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) clean += std::string("\\x") + hex[u >> 4] + hex[u & 15];
+        else clean += c;
+    }
+    return clean;
+}
+
 std::string join(std::string_view prefix, std::string_view key) {
     return prefix.empty() ? std::string(key) : std::string(prefix) + "." + std::string(key);
 }
@@ -70,18 +83,8 @@ public:
     }
 
 private:
-    // Control characters from the file (a "\n" inside a string value) are escaped, so each
-    // problem stays on one line.
-    void fail(line_t line, const std::string& message) {
-        static constexpr char hex[] = "0123456789abcdef";
-        std::string clean;
-        for (const char c : message) {
-            const auto u = static_cast<unsigned char>(c);
-            if (u < 0x20 || u == 0x7f) clean += std::string("\\x") + hex[u >> 4] + hex[u & 15];
-            else clean += c;
-        }
-        errors_.emplace_back(line, std::move(clean));
-    }
+    // Every problem is one line: see escape_controls().
+    void fail(line_t line, const std::string& message) { errors_.emplace_back(line, escape_controls(message)); }
 
     // Reports every key of `t` not in `allowed` as "unknown key 'prefix.key'".
     void check_keys(const toml::table& t, std::string_view prefix, std::initializer_list<std::string_view> allowed) {
@@ -898,7 +901,7 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
     try {
         root = toml::parse(text, std::string_view(path));
     } catch (const toml::parse_error& e) {
-        return error{path + ":" + std::to_string(line_of(e.source())) + ": " + std::string(e.description())};
+        return error{path + ":" + std::to_string(line_of(e.source())) + ": " + escape_controls(e.description())};
     }
 
     loader l(path, absolute.parent_path());

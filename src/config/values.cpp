@@ -44,15 +44,17 @@ bool iequals(std::string_view a, std::string_view b) {
            std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
+// inet_pton reads a C string: text with a NUL ("::1\0junk", which a TOML "\u0000" can write)
+// would be judged by its first part only and then stored whole (found by fuzz/config).
 bool is_ipv4_literal(std::string_view text) {
-    if (text.empty() || text.size() > 15) return false;
+    if (text.empty() || text.size() > 15 || text.find('\0') != std::string_view::npos) return false;
     const std::string s(text);
     in_addr addr{};
     return inet_pton(AF_INET, s.c_str(), &addr) == 1;
 }
 
 bool is_ipv6_literal(std::string_view text) {
-    if (text.empty() || text.size() > 45) return false;
+    if (text.empty() || text.size() > 45 || text.find('\0') != std::string_view::npos) return false;
     const std::string s(text);
     in6_addr addr{};
     return inet_pton(AF_INET6, s.c_str(), &addr) == 1;

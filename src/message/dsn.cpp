@@ -285,7 +285,9 @@ std::string human_part(const dsn_input& in, const std::string& host, const std::
              "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
              "####################################################################\r\n"
              "\r\n";
-        if (in.arrival > 0 && in.now - in.arrival >= 3600)
+        // now >= arrival > 0 first: the subtraction cannot overflow whatever the spool says
+        // (found by fuzz/dsn).
+        if (in.arrival > 0 && in.now >= in.arrival && in.now - in.arrival >= 3600)
             t += fmt::format("Your message could not be delivered for {} hour(s).\r\n", (in.now - in.arrival) / 3600);
         else
             t += "Your message could not be delivered yet.\r\n";

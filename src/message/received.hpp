@@ -22,7 +22,9 @@ struct received_facts {
 };
 
 // "Received: from helo (name [ip])\r\n\t(using TLSv1.3 with cipher X (256/256 bits))\r\n\tby ...".
-// `with` is SMTP, ESMTP, ESMTPS, UTF8SMTP or UTF8SMTPS (RFC 3848, RFC 6531 4.3).
+// `with` is SMTP, ESMTP, ESMTPS, UTF8SMTP or UTF8SMTPS (RFC 3848, RFC 6531 4.3). The client's
+// helo and name are cut to 255 octets, with control characters (and 8-bit octets unless
+// smtputf8) shown as '?': every line stays within 998 octets.
 std::string received_header(const received_facts& f);
 
 // RFC 5322 3.3 date-time in UTC: "Sat, 28 Nov 2026 14:21:10 +0000".

@@ -55,6 +55,14 @@ TEST(ConfigErrors, SyntaxErrorCarriesTomlLine) {
     EXPECT_EQ(error_of("x = [\n", "../conf/p.toml").rfind("../conf/p.toml:1: ", 0), 0u);
 }
 
+TEST(ConfigErrors, SyntaxErrorQuotingAControlCharacterIsEscaped) {
+    // toml++ quotes the offending character ("saw 't\x01'"); found by fuzz/config.
+    const std::string e = error_of("ld=t\x01");
+    EXPECT_EQ(e.rfind("p.toml:1: ", 0), 0u) << e;
+    EXPECT_NE(e.find("\\x01"), std::string::npos) << e;
+    for (unsigned char c : e) EXPECT_TRUE(c >= 0x20 && c != 0x7f) << e;
+}
+
 // ---- unknown keys --------------------------------------------------------------------------
 
 TEST(ConfigErrors, UnknownKeyAtTopLevel) {

@@ -189,6 +189,12 @@ TEST(IpLiteral, Recognises) {
     EXPECT_FALSE(detail::is_ip_literal("127.1"));
     EXPECT_FALSE(detail::is_ip_literal("[::1]"));
     EXPECT_FALSE(detail::is_ip_literal(""));
+    // A NUL ends the C string inet_pton reads; the rest must not slip through (fuzz/config).
+    using namespace std::string_view_literals;
+    EXPECT_FALSE(detail::is_ip_literal("::1\0junk"sv));
+    EXPECT_FALSE(detail::is_ip_literal("127.0.0.1\0x"sv));
+    EXPECT_FALSE(parse_host_port("::0b\0ol]\0"sv, 25));
+    EXPECT_FALSE(parse_host_port("127.0.0.1\0x:25"sv));
 }
 
 TEST(Format, DurationsAndSizes) {

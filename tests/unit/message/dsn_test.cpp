@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "message/dsn.hpp"
@@ -446,6 +448,21 @@ TEST(dsn, delayed_only_is_a_warning) {
     EXPECT_EQ(field(groups[1], "Action"), "delayed");
     EXPECT_EQ(field(groups[1], "Status"), "4.4.1");
     EXPECT_EQ(field(groups[2], "Action"), "delayed");
+}
+
+// Found by fuzz/dsn: "now - arrival" overflowed (UB) for an arrival time read from a damaged
+// queue file; a clock before the arrival just says "yet".
+TEST(dsn, warning_with_arrival_after_now_or_extreme_times) {
+    auto in = base_input();
+    for (auto& r : in.recipients) r.action = "delayed";
+    for (auto [arrival, now] : {std::pair<std::int64_t, std::int64_t>{in.now + 7200, in.now},
+                                {1, INT64_MIN}, {INT64_MAX, INT64_MIN}}) {
+        in.arrival = arrival;
+        in.now = now;
+        auto d = message::make_dsn(in);
+        ASSERT_TRUE(d);
+        EXPECT_NE(d->content.find("could not be delivered yet"), std::string::npos);
+    }
 }
 
 TEST(dsn, mixed_failed_and_delayed_is_a_bounce) {

@@ -46,3 +46,22 @@ TEST(received, with_keywords) {
     f.tls = &t;
     EXPECT_NE(message::received_header(f).find("with UTF8SMTPS id"), std::string::npos);
 }
+
+// Found by fuzz/headers: an EHLO argument may be as long as a command line (2 KB), which
+// made a Received: line longer than RFC 5322's 998 octets (and our own DATA limit).
+TEST(received, client_text_is_bounded_and_printable) {
+    message::received_facts f;
+    const std::string helo = std::string(2000, 'h') + "\x01";
+    f.helo = helo;
+    f.client_ip = "192.0.2.1";
+    f.by = "mx";
+    f.id = "X";
+    std::string h = message::received_header(f);
+    EXPECT_EQ(h.substr(0, h.find("\r\n")), "Received: from " + std::string(255, 'h') + " (unknown [192.0.2.1])");
+    f.helo = "a\x7f\xc3\xa9";
+    h = message::received_header(f);
+    EXPECT_EQ(h.substr(0, h.find(" (")), "Received: from a???");
+    f.smtputf8 = true;  // RFC 6532: UTF-8 in headers of an SMTPUTF8 message
+    h = message::received_header(f);
+    EXPECT_EQ(h.substr(0, h.find(" (")), "Received: from a?\xc3\xa9");
+}

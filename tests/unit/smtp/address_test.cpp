@@ -158,6 +158,12 @@ TEST(SmtpAddress, AddressLiterals) {
     EXPECT_FALSE(rcpt("<a@[IPv6:12345::]>"));
     EXPECT_FALSE(rcpt("<a@[]>"));
     EXPECT_FALSE(rcpt("<a@[192.0.2.1>"));
+    // '"' and '>' are dcontent in RFC 5321's grammar, but MAIL/RCPT framing (path_end) reads
+    // '"' as a quoted local part and ends the path at the first '>': refused, so what parses
+    // is exactly what path_end frames (fuzz/address).
+    EXPECT_FALSE(rcpt("<a@[x-tag:a>b]>"));
+    EXPECT_FALSE(rcpt("<a@[x-tag:a\"b]>"));
+    EXPECT_TRUE(rcpt("<a@[x-tag:a<b]>"));
 }
 
 TEST(SmtpAddress, PathEndSkipsQuotedBrackets) {

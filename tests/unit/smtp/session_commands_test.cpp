@@ -136,6 +136,12 @@ TEST(SmtpSessionCommands, MailParameters) {
     driver d;
     d.ehlo();
     EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> FOO=bar\r\n"), "555 5.5.4 Unsupported option: FOO\r\n");
+    // A keyword as long as the line allows is echoed cut, so the reply line stays within 512
+    // octets (RFC 5321 4.5.3.1.5; found by fuzz/smtp_server).
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> " + std::string(490, 'K') + "\r\n"),
+              "555 5.5.4 Unsupported option: " + std::string(64, 'K') + "...\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b>\r\nRCPT TO:<b@example.test> " + std::string(470, 'N') + "=1\r\nRSET\r\n"),
+              "250 2.1.0 Ok\r\n555 5.5.4 Unsupported option: " + std::string(64, 'N') + "...\r\n250 2.0.0 Ok\r\n");
     EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SIZE=10001\r\n"),
               "552 5.3.4 Message size exceeds fixed limit\r\n");
     EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SIZE=abc\r\n"), "501 5.5.4 Bad message size syntax\r\n");
