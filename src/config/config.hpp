@@ -57,6 +57,12 @@ struct queue_config {
 
 struct delivery_config {
     std::uint16_t port = 25;
+    // RFC 5321 4.5.3.2: how long the SMTP client waits for one whole reply - the greeting,
+    // EHLO, STARTTLS (and its handshake), MAIL, RCPT, DATA, RSET, QUIT: 5 minutes - and for
+    // the reply after the end of data: 10 minutes. Each limit runs from the command (or the
+    // previous reply) to the reply's last line; a reply trickling in does not restart it.
+    seconds command_timeout{300};
+    seconds final_timeout{600};
 };
 
 struct dns_config {

@@ -77,6 +77,11 @@ hold = false
 [delivery]
 # The port outbound mail is delivered to on MX hosts.
 port = 25
+# How long to wait for a next hop's reply, as a whole (1s to 1h; RFC 5321
+# 4.5.3.2): to the greeting and every command, and to the end of the message.
+# A server that answers nothing, or a byte at a time, is given up after this.
+command_timeout = "5m"
+final_timeout = "10m"
 
 [dns]
 # Resolvers to ask, as "ip" or "ip:port" (port 53 by default); numeric only.

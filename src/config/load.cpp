@@ -844,9 +844,15 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
     if (const auto* t = section(root, "tls")) load_tls(*t, cfg->tls);
     if (const auto* t = section(root, "queue")) load_queue(*t, cfg->queue);
     if (const auto* t = section(root, "delivery")) {
-        check_keys(*t, "delivery", {"port"});
+        check_keys(*t, "delivery", {"port", "command_timeout", "final_timeout"});
         if (const auto* n = t->get("port"))
             if (auto v = read_port(*n, "delivery.port")) cfg->delivery.port = *v;
+        if (const auto* n = t->get("command_timeout"))
+            if (auto v = read_duration(*n, "delivery.command_timeout", seconds{1}, seconds{3600}))
+                cfg->delivery.command_timeout = *v;
+        if (const auto* n = t->get("final_timeout"))
+            if (auto v = read_duration(*n, "delivery.final_timeout", seconds{1}, seconds{3600}))
+                cfg->delivery.final_timeout = *v;
     }
     if (const auto* t = section(root, "dns")) {
         check_keys(*t, "dns", {"servers"});
