@@ -313,13 +313,28 @@ private:
 
 void loader::load_server(const toml::table& t, server_config& out) {
     check_keys(t, "server",
-               {"listen", "max_message_size", "max_recipients", "max_connections", "max_connections_per_ip",
-                "command_timeout", "data_timeout", "max_errors", "max_line_length"});
+               {"listen", "max_message_size", "max_buffered_size", "max_recipients", "max_connections",
+                "max_connections_per_ip", "command_timeout", "data_timeout", "max_errors", "max_line_length"});
     if (const auto* n = t.get("listen"))
         if (auto v = read_host_ports(*n, "server.listen", 0, true, false)) out.listen = std::move(*v);
-    if (const auto* n = t.get("max_message_size"))
-        if (auto v = read_size(*n, "server.max_message_size", std::uint64_t{1} << 10, std::uint64_t{2} << 30))
-            out.max_message_size = *v;
+    bool max_message_size_ok = true;
+    if (const auto* n = t.get("max_message_size")) {
+        auto v = read_size(*n, "server.max_message_size", std::uint64_t{1} << 10, std::uint64_t{2} << 30);
+        if (v) out.max_message_size = *v;
+        max_message_size_ok = v.has_value();
+    }
+    if (const auto* n = t.get("max_buffered_size")) {
+        auto v = read_size(*n, "server.max_buffered_size", std::uint64_t{1} << 20, std::uint64_t{64} << 30);
+        if (v && max_message_size_ok && *v < out.max_message_size)
+            fail(line_of(*n), "server.max_buffered_size: must be at least server.max_message_size (" +
+                                  detail::format_size(out.max_message_size) + ") (got " + detail::format_size(*v) +
+                                  ")");
+        else if (v)
+            out.max_buffered_size = *v;
+    } else {
+        // The default (512 MiB) follows a larger max_message_size: one message always fits.
+        out.max_buffered_size = std::max(out.max_buffered_size, out.max_message_size);
+    }
     if (const auto* n = t.get("max_recipients"))
         if (auto v = read_int(*n, "server.max_recipients", 1, 100000)) out.max_recipients = static_cast<std::uint32_t>(*v);
     bool max_connections_ok = true;

@@ -356,6 +356,7 @@ TEST(ConfigLoad, DefaultsWhenKeysAbsent) {
     ASSERT_EQ(cfg->server.listen.size(), 1u);
     EXPECT_EQ(cfg->server.listen[0].to_string(), "127.0.0.1:2525");
     EXPECT_EQ(cfg->server.max_message_size, 52428800u);
+    EXPECT_EQ(cfg->server.max_buffered_size, 512u << 20);
     EXPECT_EQ(cfg->server.max_recipients, 1000u);
     EXPECT_EQ(cfg->server.max_connections, 1000u);
     EXPECT_EQ(cfg->server.max_connections_per_ip, 50u);
@@ -382,6 +383,22 @@ TEST(ConfigLoad, DefaultsWhenKeysAbsent) {
     EXPECT_EQ(cfg->source_path, "/srv/postern/postern.toml");
 }
 
+TEST(ConfigLoad, BufferedSizeAtLeastMaxMessageSize) {
+    // The default follows a larger max_message_size (one message must always fit) ...
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"1G\""))->server.max_buffered_size, 1u << 30);
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"1M\""))->server.max_buffered_size, 512u << 20);
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"2M\"\nmax_buffered_size = \"2M\""))
+                  ->server.max_buffered_size,
+              2u << 20);
+    // ... and a smaller value written in the file is an error.
+    EXPECT_EQ(error_of(doc("[server]\nmax_message_size = \"10M\"\nmax_buffered_size = \"5M\"")),
+              "p.toml:4: server.max_buffered_size: must be at least server.max_message_size (10MiB) (got 5MiB)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_buffered_size = \"512K\"")),
+              "p.toml:3: server.max_buffered_size: must be between 1MiB and 64GiB (got 512KiB)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_buffered_size = true")),
+              "p.toml:3: server.max_buffered_size: expected a size (an integer number of bytes or a string like \"50M\")");
+}
+
 TEST(ConfigLoad, PerIpDefaultFollowsSmallerMaxConnections) {
     auto cfg = parse_ok(doc("[server]\nmax_connections = 10"));
     ASSERT_TRUE(cfg);
@@ -393,6 +410,7 @@ TEST(ConfigLoad, EveryKeyIsRead) {
 [server]
 listen = ["0.0.0.0:25", "[::]:587"]
 max_message_size = "10M"
+max_buffered_size = "1G"
 max_recipients = 50
 max_connections = 200
 max_connections_per_ip = 5
@@ -441,6 +459,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->server.listen[1].host, "::");
     EXPECT_EQ(cfg->server.listen[1].port, 587);
     EXPECT_EQ(cfg->server.max_message_size, 10485760u);
+    EXPECT_EQ(cfg->server.max_buffered_size, 1073741824u);
     EXPECT_EQ(cfg->server.max_recipients, 50u);
     EXPECT_EQ(cfg->server.max_connections, 200u);
     EXPECT_EQ(cfg->server.max_connections_per_ip, 5u);
@@ -468,7 +487,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->log.format, log_format::json);
     ASSERT_EQ(cfg->domains.size(), 2u);
     EXPECT_EQ(cfg->domains[0].name, "example.test");
-    EXPECT_EQ(cfg->domains[0].line, 32);
+    EXPECT_EQ(cfg->domains[0].line, 33);
     ASSERT_EQ(cfg->domains[0].relay_to.size(), 2u);
     EXPECT_EQ(cfg->domains[0].relay_to[0].to_string(), "10.0.0.5:25");
     EXPECT_EQ(cfg->domains[0].relay_to[1].to_string(), "internal.example.test:2525");
@@ -478,7 +497,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->domains[1].maildir, "/etc/postern/mail/local.test");
     ASSERT_EQ(cfg->routes.size(), 2u);
     EXPECT_EQ(cfg->routes[0].domain, "partner.test");
-    EXPECT_EQ(cfg->routes[0].line, 38);
+    EXPECT_EQ(cfg->routes[0].line, 39);
     EXPECT_EQ(cfg->routes[0].hosts.at(0).to_string(), "127.0.0.2:2526");
     EXPECT_EQ(cfg->routes[1].domain, "*");
     EXPECT_EQ(cfg->routes[1].hosts.at(0).to_string(), "smarthost.test:25");
