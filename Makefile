@@ -4,12 +4,17 @@
 #               and a quick smoke run of the benchmark harness
 #   make bench  side-by-side benchmarks with Postfix (bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
+#   make torture  the long robustness runs: every script in TORTURE_SCRIPTS, in order
+#               (figures in docs/reliability.md)
 BUILD     ?= build
 PYTHON    ?= /usr/bin/python3
 JOBS      ?= $(shell nproc)
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps build run test unit e2e bench bench-smoke asan clean
+# Long runs for `make torture`, one script per line of work; each gets POSTERN / POSTERN_BIN.
+TORTURE_SCRIPTS = bench/hostile/run.sh
+
+.PHONY: all deps build run test unit e2e bench bench-smoke asan torture clean
 
 all: build
 
@@ -43,6 +48,11 @@ asan: deps
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 	POSTERN_BIN=$(abspath build-asan)/postern $(PYTHON) -m pytest -q tests/e2e
+
+torture: build
+	@set -e; for s in $(TORTURE_SCRIPTS); do \
+		echo "== $$s"; POSTERN=$(abspath $(BUILD))/postern POSTERN_BIN=$(abspath $(BUILD))/postern $$s; \
+	done
 
 clean:
 	rm -rf $(BUILD) build-asan
