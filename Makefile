@@ -4,7 +4,8 @@
 #               and quick smoke runs of the benchmark harness and of every fuzz target
 #   make bench  side-by-side benchmarks with Postfix (bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
-#   make torture  long reliability runs (docs/reliability.md): crash torture, 100+ kill -9 under load
+#   make torture  the long robustness runs: every script in TORTURE_SCRIPTS, in order
+#               (figures in docs/reliability.md)
 #   make fuzz   every libFuzzer target for 10 minutes (clang, build-fuzz/; fuzz/run.sh)
 #   make fuzz-smoke  every libFuzzer target for 10 s (part of `make test`)
 BUILD     ?= build
@@ -12,6 +13,9 @@ PYTHON    ?= /usr/bin/python3
 JOBS      ?= $(shell nproc)
 FUZZ_JOBS ?= $(JOBS)
 CMAKE_GEN = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+
+# Long runs for `make torture`, one script per line of work; each gets POSTERN / POSTERN_BIN.
+TORTURE_SCRIPTS = tests/torture/crash-100.sh tests/torture/crash-100-tempfail.sh bench/hostile/run.sh
 
 .PHONY: all deps build run test unit e2e bench bench-smoke asan torture fuzz fuzz-smoke clean
 
@@ -46,10 +50,6 @@ bench: build
 	bench/inbound/run.sh
 
 # Long reliability runs, one per line (make stops at the first that finds a loss).
-torture: build
-	$(PYTHON) tests/torture/crash.py --iterations 100 --postern $(abspath $(BUILD))/postern
-	$(PYTHON) tests/torture/crash.py --iterations 100 --tempfail 0.1 --sink-delay 0.05 --postern $(abspath $(BUILD))/postern
-
 # Every process of the run (unit tests, the server under e2e tests) writes sanitizer reports to
 # build-asan/reports/; a report anywhere fails the target, even one from a server that crashed
 # after its test had already passed.
@@ -70,6 +70,11 @@ asan: deps
 
 fuzz: deps
 	FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run.sh 600
+
+torture: build
+	@set -e; for s in $(TORTURE_SCRIPTS); do \
+		echo "== $$s"; POSTERN=$(abspath $(BUILD))/postern POSTERN_BIN=$(abspath $(BUILD))/postern $$s; \
+	done
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

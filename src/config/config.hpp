@@ -27,6 +27,10 @@ struct host_port {
 struct server_config {
     std::vector<host_port> listen{{"127.0.0.1", 2525}};
     std::uint64_t max_message_size = 52428800;  // bytes; SIZE and DATA limit (552 5.3.4)
+    // Message content held in memory while being received, all sessions together: past
+    // 1 MiB a message needs room here, else 452 4.3.1 (smtp::content_budget). Never less
+    // than max_message_size (the default follows a larger max_message_size).
+    std::uint64_t max_buffered_size = std::uint64_t{512} << 20;
     std::uint32_t max_recipients = 1000;        // per transaction (452 4.5.3)
     std::uint32_t max_connections = 1000;       // total concurrent inbound sessions
     std::uint32_t max_connections_per_ip = 50;  // concurrent sessions per client IP
@@ -61,6 +65,12 @@ struct queue_config {
 
 struct delivery_config {
     std::uint16_t port = 25;
+    // RFC 5321 4.5.3.2: how long the SMTP client waits for one whole reply - the greeting,
+    // EHLO, STARTTLS (and its handshake), MAIL, RCPT, DATA, RSET, QUIT: 5 minutes - and for
+    // the reply after the end of data: 10 minutes. Each limit runs from the command (or the
+    // previous reply) to the reply's last line; a reply trickling in does not restart it.
+    seconds command_timeout{300};
+    seconds final_timeout{600};
 };
 
 struct dns_config {

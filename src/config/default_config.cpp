@@ -25,6 +25,10 @@ listen = ["127.0.0.1:2525"]
 # Largest message accepted, in bytes (advertised with SIZE; larger is refused
 # with 552 5.3.4). Also "50M", "10MiB", "1G" (powers of 1024). 1K to 2G.
 max_message_size = "50M"
+# Message content is held in memory until it is stored. All sessions together
+# may hold this much; past 1M a message needs room here, else it gets 452 4.3.1
+# (try again later). Smaller messages always fit. At least max_message_size.
+max_buffered_size = "512M"
 # Recipients per transaction; more get 452 4.5.3 (1 to 100000).
 max_recipients = 1000
 # Concurrent inbound sessions in total, and from any one client IP address
@@ -84,6 +88,11 @@ hold = false
 [delivery]
 # The port outbound mail is delivered to on MX hosts.
 port = 25
+# How long to wait for a next hop's reply, as a whole (1s to 1h; RFC 5321
+# 4.5.3.2): to the greeting and every command, and to the end of the message.
+# A server that answers nothing, or a byte at a time, is given up after this.
+command_timeout = "5m"
+final_timeout = "10m"
 
 [dns]
 # Resolvers to ask, as "ip" or "ip:port" (port 53 by default); numeric only.

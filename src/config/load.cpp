@@ -317,13 +317,29 @@ private:
 
 void loader::load_server(const toml::table& t, server_config& out) {
     check_keys(t, "server",
-               {"listen", "max_message_size", "max_recipients", "max_connections", "max_connections_per_ip",
-                "command_timeout", "data_timeout", "max_errors", "max_line_length", "user", "allow_root"});
+               {"listen", "max_message_size", "max_buffered_size", "max_recipients", "max_connections",
+                "max_connections_per_ip", "command_timeout", "data_timeout", "max_errors", "max_line_length", "user",
+                "allow_root"});
     if (const auto* n = t.get("listen"))
         if (auto v = read_host_ports(*n, "server.listen", 0, true, false)) out.listen = std::move(*v);
-    if (const auto* n = t.get("max_message_size"))
-        if (auto v = read_size(*n, "server.max_message_size", std::uint64_t{1} << 10, std::uint64_t{2} << 30))
-            out.max_message_size = *v;
+    bool max_message_size_ok = true;
+    if (const auto* n = t.get("max_message_size")) {
+        auto v = read_size(*n, "server.max_message_size", std::uint64_t{1} << 10, std::uint64_t{2} << 30);
+        if (v) out.max_message_size = *v;
+        max_message_size_ok = v.has_value();
+    }
+    if (const auto* n = t.get("max_buffered_size")) {
+        auto v = read_size(*n, "server.max_buffered_size", std::uint64_t{1} << 20, std::uint64_t{64} << 30);
+        if (v && max_message_size_ok && *v < out.max_message_size)
+            fail(line_of(*n), "server.max_buffered_size: must be at least server.max_message_size (" +
+                                  detail::format_size(out.max_message_size) + ") (got " + detail::format_size(*v) +
+                                  ")");
+        else if (v)
+            out.max_buffered_size = *v;
+    } else {
+        // The default (512 MiB) follows a larger max_message_size: one message always fits.
+        out.max_buffered_size = std::max(out.max_buffered_size, out.max_message_size);
+    }
     if (const auto* n = t.get("max_recipients"))
         if (auto v = read_int(*n, "server.max_recipients", 1, 100000)) out.max_recipients = static_cast<std::uint32_t>(*v);
     bool max_connections_ok = true;
@@ -863,9 +879,15 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
     if (const auto* t = section(root, "tls")) load_tls(*t, cfg->tls);
     if (const auto* t = section(root, "queue")) load_queue(*t, cfg->queue);
     if (const auto* t = section(root, "delivery")) {
-        check_keys(*t, "delivery", {"port"});
+        check_keys(*t, "delivery", {"port", "command_timeout", "final_timeout"});
         if (const auto* n = t->get("port"))
             if (auto v = read_port(*n, "delivery.port")) cfg->delivery.port = *v;
+        if (const auto* n = t->get("command_timeout"))
+            if (auto v = read_duration(*n, "delivery.command_timeout", seconds{1}, seconds{3600}))
+                cfg->delivery.command_timeout = *v;
+        if (const auto* n = t->get("final_timeout"))
+            if (auto v = read_duration(*n, "delivery.final_timeout", seconds{1}, seconds{3600}))
+                cfg->delivery.final_timeout = *v;
     }
     if (const auto* t = section(root, "dns")) {
         check_keys(*t, "dns", {"servers"});

@@ -40,11 +40,9 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 
-// RFC 5321 4.5.3.2: initial 220 5 min, MAIL/RCPT 5 min, DATA 2 min, data block 3 min,
-// final reply 10 min. One watchdog per connection enforces the current operation's limit.
+// RFC 5321 4.5.3.2: replies within delivery.command_timeout (5 min), the final reply within
+// delivery.final_timeout (10 min). One watchdog per connection enforces the current limit.
 constexpr auto connect_timeout = 30s;
-constexpr auto command_timeout = 300s;
-constexpr auto final_timeout = 600s;
 
 bool is_ip_literal(const std::string& s) {
     unsigned char buf[16];
@@ -161,25 +159,41 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
     const smtp::outgoing_message m = req.env ? outgoing(req) : smtp::outgoing_message{};
     bool sent = false, finished = false;
 
+    const auto command_timeout = cfg.delivery.command_timeout;
     std::vector<char> buf(16384);
     std::string pending;  // kept alive across the write (no temporary in a co_await)
     auto write_out = [&]() -> asio::awaitable<asio::error_code> {
         pending = c.take_output();
         co_return co_await conn->write(pending, command_timeout);
     };
+    // RFC 5321 4.5.3.2: the limits are per reply, not per read. A reply's clock starts when
+    // a command has been written or the previous reply is complete; a server that trickles
+    // a reply (a byte, or a "250-" line, at a time) is given up when it runs out.
+    auto reply_deadline = std::chrono::steady_clock::now() + command_timeout;
+    auto replies_seen = c.replies_received();
 
     for (;;) {
         switch (c.next()) {
             case smtp::client_event::need_input: {
+                const bool wrote = c.has_output();
                 if (auto wec = co_await write_out()) {
                     if (conn->timed_out) c.timeout();
                     else c.feed_eof();
                     break;
                 }
+                if (wrote || c.replies_received() != replies_seen) {
+                    replies_seen = c.replies_received();
+                    reply_deadline = std::chrono::steady_clock::now() +
+                                     (c.state() == smtp::client_state::content ? cfg.delivery.final_timeout
+                                                                                : command_timeout);
+                }
+                const auto left = reply_deadline - std::chrono::steady_clock::now();
+                if (left <= 0s) {
+                    c.timeout();
+                    break;
+                }
                 asio::error_code rec;
-                std::size_t n = co_await conn->read_some(
-                    buf.data(), buf.size(),
-                    c.state() == smtp::client_state::content ? final_timeout : command_timeout, rec);
+                std::size_t n = co_await conn->read_some(buf.data(), buf.size(), left, rec);
                 if (rec) {
                     if (conn->timed_out) c.timeout();
                     else c.feed_eof();

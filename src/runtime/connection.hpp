@@ -28,7 +28,7 @@ struct timed_connection {
     bool timed_out = false;
     bool closed = false;
 
-    void arm(std::chrono::seconds d) { timer.expires_after(d); }
+    void arm(asio::steady_timer::duration d) { timer.expires_after(d); }
     void disarm() { timer.expires_at(asio::steady_timer::time_point::max()); }
     void shutdown() {
         closed = true;
@@ -56,7 +56,7 @@ struct timed_connection {
     }
 
     // Read what is available (at most `len`) within `limit`.
-    asio::awaitable<std::size_t> read_some(char* buf, std::size_t len, std::chrono::seconds limit,
+    asio::awaitable<std::size_t> read_some(char* buf, std::size_t len, asio::steady_timer::duration limit,
                                            asio::error_code& ec) {
         constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
         arm(limit);

@@ -24,6 +24,7 @@
 #include "runtime/queue_runner.hpp"
 #include "server/context.hpp"
 #include "server/session.hpp"
+#include "smtp/server_session.hpp"
 #include "dns/resolver.hpp"
 #include "runtime/control_server.hpp"
 #include "runtime/privileges.hpp"
@@ -114,6 +115,7 @@ int serve(const std::string& config_path) {
     ctx.disk_pool = &pool;
     auto resolver = dns::make_resolver(io.get_executor(), cfg0.dns.servers);
     ctx.resolver = resolver.get();
+    ctx.content_budget = std::make_shared<smtp::content_budget>(cfg0.server.max_buffered_size);
     queue_runner runner(io, pool, **sp, *resolver, [&ctx] {
         return queue_runner::settings{ctx.current->cfg, ctx.current->client_tls};
     });
@@ -144,6 +146,7 @@ int serve(const std::string& config_path) {
                     log::set_format((*next)->cfg->log.format == config::log_format::json ? log::format::json
                                                                                           : log::format::text);
                     ctx.current = *next;
+                    ctx.content_budget->set_limit((*next)->cfg->server.max_buffered_size);
                     log::config_reloaded(config_path);
                 }
                 wait_signal();

@@ -1,6 +1,6 @@
 // server/context.hpp - what every inbound session shares: the current config (swapped on
 // SIGHUP), the TLS context, the spool, the disk pool, connection counters, the queue runner,
-// the DNS resolver.
+// the DNS resolver, the memory budget for message content.
 // Owned by runtime/daemon.cpp; used on the event-loop thread only (except spool/pool).
 #pragma once
 #include <asio/ssl/context.hpp>
@@ -20,6 +20,9 @@ class queue_runner;
 namespace postern::dns {
 class resolver;
 }
+namespace postern::smtp {
+class content_budget;
+}
 
 namespace postern::server {
 
@@ -35,6 +38,9 @@ struct context {
     asio::thread_pool* disk_pool = nullptr;
     runtime::queue_runner* runner = nullptr;
     dns::resolver* resolver = nullptr;  // client host names (forward-confirmed reverse DNS)
+    // Message content held in memory by all sessions (server.max_buffered_size); shared with
+    // each session, which may outlive the context at exit.
+    std::shared_ptr<smtp::content_budget> content_budget;
 
     // connection accounting (event-loop thread only)
     std::uint32_t connections = 0;

@@ -150,6 +150,7 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                                                         sender_profiles_need_tls);
     if (tls_pol.level == profile::tls_level::none && !sender_profiles_need_tls) settings.starttls_offered = false;
     settings.require_tls = tls_required;  // 530 5.7.0 before STARTTLS
+    settings.budget = ctx.content_budget;
     smtp::server_session core(settings, pol);
     core.start();
     if (name_unknown_for_now) {

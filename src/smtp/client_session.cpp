@@ -109,6 +109,7 @@ struct client_session::impl {
     bool gone = false;     // the connection is unusable: quit() sends nothing
     transaction_result res;
     client_failure failure;
+    std::uint64_t replies = 0;  // complete replies parsed
 
     // The transaction in progress.
     std::string sender;
@@ -430,6 +431,7 @@ struct client_session::impl {
                 trouble(client_failure::kind::protocol_error, r->error_message().c_str());
                 continue;
             }
+            ++replies;
             on_reply(std::move(r->value()));
         }
     }
@@ -588,6 +590,7 @@ const transaction_result& client_session::result() const { return p_->res; }
 const client_failure& client_session::failure() const { return p_->failure; }
 client_state client_session::state() const { return p_->public_state(); }
 bool client_session::reusable() const { return p_->reusable && !p_->gone; }
+std::uint64_t client_session::replies_received() const { return p_->replies; }
 
 const char* to_string(client_event e) {
     switch (e) {

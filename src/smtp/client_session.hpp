@@ -157,6 +157,10 @@ public:
     // starttls: EOF while waiting for the reply to STARTTLS); done after closed.
     // mail covers the replies to MAIL, RCPT and RSET; content the reply after end of data.
     client_state state() const;
+    // Complete replies read so far (a multi-line reply counts once, when its last line is
+    // complete). The driver times each reply as a whole (RFC 5321 4.5.3.2): its clock
+    // restarts when a command is written or this count moves, never on a partial read.
+    std::uint64_t replies_received() const;
     // False after message_done when the connection must not carry another transaction: a
     // 421 was received (RFC 5321 3.8), RSET was refused, the connection was lost while
     // resetting, or the server sent unsolicited data. The driver then calls quit().

@@ -8,7 +8,9 @@
 //   (CVE-2011-0411). tls_started() forgets everything the client told us (RFC 3207 4.2).
 // - DATA: only CR LF "." CR LF ends the data (see data_decoder.hpp, SMTP smuggling).
 // - Memory is bounded: a command line longer than max_line_length is discarded as it
-//   arrives; message bodies stop growing at max_message_size (or at an overlong line).
+//   arrives; message bodies stop growing at max_message_size (or at an overlong line), and
+//   past content_budget::free_per_message only while all sessions' bodies together fit the
+//   shared content_budget (else 452 4.3.1 at the end of the message).
 // - Command lines may end in a bare LF (strip an optional CR); NUL or a stray CR in a
 //   command line is refused.
 // - Like OpenSMTPD, the command table separates checking (state, syntax) from acting.
@@ -35,6 +37,9 @@ enum class mode { greeting, command, data, bdat, waiting_store, waiting_tls, clo
 
 struct server_session::impl {
     impl(server_settings s, server_policy& p) : settings(std::move(s)), policy(p) {}
+    ~impl() { uncharge(); }
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
 
     server_settings settings;
     server_policy& policy;
@@ -45,6 +50,8 @@ struct server_session::impl {
     bool in_tx = false;  // MAIL accepted
     transaction tx;
     std::string body;
+    std::uint64_t charged = 0;  // octets of `body` taken from settings.budget
+    bool over_budget = false;   // this message no longer fits the shared budget: 452 at its end
 
     // Input: bytes [pos, in.size()) are unprocessed; `scan` is where the LF search resumes.
     std::string in;
@@ -101,6 +108,8 @@ struct server_session::impl {
         tx = std::move(fresh);
         in_tx = false;
         std::string().swap(body);  // a body can be large: give the memory back
+        uncharge();
+        over_budget = false;
         decoder.reset();
         bdat_active = false;
         bdat_total = 0;
@@ -120,6 +129,26 @@ struct server_session::impl {
     }
 
     bool tls_missing() const { return settings.require_tls && !tls; }
+
+    // The body grew: take the growth from the shared budget, or refuse the message (its
+    // content is dropped from now on; the input is still read to the end of the message).
+    void charge() {
+        if (!settings.budget) return;
+        if (!over_budget && settings.budget->grow(charged, body.size())) {
+            charged = std::max<std::uint64_t>(charged, body.size());
+            return;
+        }
+        over_budget = true;
+        uncharge();
+        std::string().swap(body);
+    }
+    void uncharge() {
+        if (settings.budget) settings.budget->release(charged);
+        charged = 0;
+    }
+    static reply no_storage() {  // RFC 5321 4.2.2 452, RFC 3463 4.3.1
+        return make_reply(452, "4.3.1", "Error: insufficient system storage, try again later");
+    }
 
     // --- input ---------------------------------------------------------------------------
 
@@ -463,16 +492,19 @@ struct server_session::impl {
     std::optional<event> run_data() {
         pos += decoder->consume(std::string_view(in).substr(pos), body);
         scan = pos;
+        charge();
         if (!decoder->done()) return std::nullopt;
         m = mode::command;
         const bool too_big = decoder->too_big(), too_long = decoder->line_too_long();
         decoder.reset();
-        if (too_big || too_long) {
+        if (too_big || too_long || over_budget) {
             reset_transaction();
             if (too_big)  // RFC 1870 6.3 / RFC 5321 4.5.3.1.10
                 send(552, "5.3.4", "Error: message too big");
-            else  // RFC 5321 4.5.3.1.6
+            else if (too_long)  // RFC 5321 4.5.3.1.6
                 send(554, "5.6.0", "Error: message line longer than 998 octets");
+            else  // our shortage, not the client's error
+                send(no_storage(), /*counts_as_error=*/false);
             return std::nullopt;
         }
         m = mode::waiting_store;
@@ -486,13 +518,20 @@ struct server_session::impl {
         if (chunk_store) body.append(in, pos, take);  // RFC 3030 2: octets as sent, no stuffing
         pos = scan = pos + take;
         chunk_left -= take;
+        if (chunk_store) {
+            charge();
+            if (over_budget) {  // this chunk and the later ones get 452 (RFC 3030 3)
+                chunk_store = false;
+                bdat_failure = chunk_reply = no_storage();
+            }
+        }
         if (chunk_left > 0) return std::nullopt;
         m = mode::command;
         if (chunk_reply) {
             if (chunk_last && bdat_active) reset_transaction();  // the failed message is over
             const reply r = std::move(*chunk_reply);
             chunk_reply.reset();
-            send(r);
+            send(r, /*counts_as_error=*/r.code != 452);  // our shortage, not the client's error
             return std::nullopt;
         }
         if (!chunk_last) {

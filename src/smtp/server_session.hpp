@@ -17,6 +17,7 @@
 // message before message_done) is a driver bug: it returns need_input and consumes nothing.
 // At EOF, complete commands already received are still processed, then next() returns close.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,6 +30,35 @@
 
 namespace postern::smtp {
 
+// Memory shared by every session for message content being received: a body is held in
+// memory until it is stored, so without a shared bound N clients sending large messages at
+// once hold N x max_message_size. A message may grow past `free_per_message` only while the
+// total held by all sessions fits `limit`; otherwise it is refused at its end with 452 4.3.1
+// (a temporary failure: the client retries later). Smaller messages always fit, so a flood
+// of large or endless bodies cannot starve ordinary mail. The total is therefore at most
+// limit + sessions x free_per_message. One event loop: not thread-safe.
+class content_budget {
+public:
+    static constexpr std::uint64_t free_per_message = 1 << 20;
+    explicit content_budget(std::uint64_t limit) : limit_(limit) {}
+    void set_limit(std::uint64_t limit) { limit_ = limit; }  // config reload
+    std::uint64_t limit() const { return limit_; }
+    std::uint64_t used() const { return used_; }
+    // Grow a message from `have` to `want` octets: false (and nothing taken) when it would pass
+    // free_per_message while the total does not fit the limit.
+    bool grow(std::uint64_t have, std::uint64_t want) {
+        if (want <= have) return true;
+        if (want > free_per_message && used_ + (want - have) > limit_) return false;
+        used_ += want - have;
+        return true;
+    }
+    void release(std::uint64_t n) { used_ -= std::min(n, used_); }
+
+private:
+    std::uint64_t limit_;
+    std::uint64_t used_ = 0;
+};
+
 struct server_settings {
     std::string hostname = "localhost";     // used in the greeting, EHLO and 221/421 replies
     std::uint64_t max_message_size = 52428800;
@@ -39,6 +69,8 @@ struct server_settings {
     // Inbound mandatory TLS (SPEC 1.2): before TLS, MAIL/RCPT/DATA/BDAT/AUTH get
     // "530 5.7.0 Must issue a STARTTLS command first" (RFC 3207 4).
     bool require_tls = false;
+    // Shared by all sessions (server.max_buffered_size); null = no shared bound.
+    std::shared_ptr<content_budget> budget;
 };
 
 struct tls_facts {

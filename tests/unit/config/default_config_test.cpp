@@ -35,6 +35,7 @@ TEST(DefaultConfig, ParsesWithOurLoader) {
     ASSERT_EQ(c.server.listen.size(), 1u);
     EXPECT_EQ(c.server.listen[0].to_string(), "127.0.0.1:2525");
     EXPECT_EQ(c.server.max_message_size, def.server.max_message_size);
+    EXPECT_EQ(c.server.max_buffered_size, def.server.max_buffered_size);
     EXPECT_EQ(c.server.max_recipients, def.server.max_recipients);
     EXPECT_EQ(c.server.max_connections, def.server.max_connections);
     EXPECT_EQ(c.server.max_connections_per_ip, def.server.max_connections_per_ip);
@@ -52,6 +53,8 @@ TEST(DefaultConfig, ParsesWithOurLoader) {
     EXPECT_EQ(c.queue.max_age, def.queue.max_age);
     EXPECT_EQ(c.queue.hold, false);
     EXPECT_EQ(c.delivery.port, 25);
+    EXPECT_EQ(c.delivery.command_timeout, def.delivery.command_timeout);
+    EXPECT_EQ(c.delivery.final_timeout, def.delivery.final_timeout);
     EXPECT_TRUE(c.dns.servers.empty());
     EXPECT_EQ(c.log.format, log_format::text);
     ASSERT_EQ(c.domains.size(), 1u);
@@ -79,10 +82,10 @@ TEST(DefaultConfig, LoadsFromAFileLikeInitWritesIt) {
 TEST(DefaultConfig, MentionsEveryKey) {
     const std::string text = default_config_text();
     for (const char* key :
-         {"hostname", "listen", "max_message_size", "max_recipients", "max_connections", "max_connections_per_ip",
-          "command_timeout", "data_timeout", "max_errors", "max_line_length", "dir", "opportunistic", "cert_file",
-          "key_file", "ca_file", "handshake_retry_delay", "retry_schedule", "max_age", "hold", "port", "servers",
-          "format", "name", "maildir"})
+         {"hostname", "listen", "max_message_size", "max_buffered_size", "max_recipients", "max_connections",
+          "max_connections_per_ip", "command_timeout", "data_timeout", "max_errors", "max_line_length", "dir",
+          "opportunistic", "cert_file", "key_file", "ca_file", "handshake_retry_delay", "retry_schedule", "max_age",
+          "hold", "port", "final_timeout", "servers", "format", "name", "maildir"})
         EXPECT_NE(text.find("\n" + std::string(key) + " = "), std::string::npos) << key;
     for (const char* header : {"[server]", "[spool]", "[tls]", "[queue]", "[delivery]", "[dns]", "[log]", "[[domain]]"})
         EXPECT_NE(text.find("\n" + std::string(header) + "\n"), std::string::npos) << header;

@@ -198,6 +198,11 @@ TEST(ConfigErrors, DurationRanges) {
         {"[server]\ncommand_timeout = -5", "p.toml:3: server.command_timeout: must be between 1s and 1h (got -5s)"},
         {"[server]\ncommand_timeout = \"61m\"", "p.toml:3: server.command_timeout: must be between 1s and 1h (got 61m)"},
         {"[server]\ndata_timeout = \"2h\"", "p.toml:3: server.data_timeout: must be between 1s and 1h (got 2h)"},
+        {"[delivery]\ncommand_timeout = 0",
+         "p.toml:3: delivery.command_timeout: must be between 1s and 1h (got 0s)"},
+        {"[delivery]\nfinal_timeout = \"2h\"", "p.toml:3: delivery.final_timeout: must be between 1s and 1h (got 2h)"},
+        {"[delivery]\nfinal_timeout = true",
+         "p.toml:3: delivery.final_timeout: expected a duration (a string like \"5m\" or an integer number of seconds)"},
         {"[tls]\nhandshake_retry_delay = \"25h\"",
          "p.toml:3: tls.handshake_retry_delay: must be between 0s and 1d (got 25h)"},
         {"[queue]\nmax_age = \"61d\"", "p.toml:3: queue.max_age: must be between 0s and 60d (got 61d)"},
@@ -220,6 +225,10 @@ TEST(ConfigErrors, DurationRanges) {
     EXPECT_EQ(cfg->queue.retry_schedule, (std::vector<seconds>{1s, 1s, 604800s}));
     EXPECT_EQ(cfg->queue.max_age, 60 * 86400s);
     EXPECT_EQ(parse_ok(doc("[tls]\nhandshake_retry_delay = \"1d\""))->tls.handshake_retry_delay, 86400s);
+    auto d = parse_ok(doc("[delivery]\ncommand_timeout = 1\nfinal_timeout = \"1h\""));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->delivery.command_timeout, 1s);
+    EXPECT_EQ(d->delivery.final_timeout, 3600s);
 }
 
 TEST(ConfigErrors, LogFormat) {
@@ -355,6 +364,7 @@ TEST(ConfigLoad, DefaultsWhenKeysAbsent) {
     ASSERT_EQ(cfg->server.listen.size(), 1u);
     EXPECT_EQ(cfg->server.listen[0].to_string(), "127.0.0.1:2525");
     EXPECT_EQ(cfg->server.max_message_size, 52428800u);
+    EXPECT_EQ(cfg->server.max_buffered_size, 512u << 20);
     EXPECT_EQ(cfg->server.max_recipients, 1000u);
     EXPECT_EQ(cfg->server.max_connections, 1000u);
     EXPECT_EQ(cfg->server.max_connections_per_ip, 50u);
@@ -372,11 +382,29 @@ TEST(ConfigLoad, DefaultsWhenKeysAbsent) {
     EXPECT_EQ(cfg->queue.max_age, 5 * 86400s);
     EXPECT_FALSE(cfg->queue.hold);
     EXPECT_EQ(cfg->delivery.port, 25);
+    EXPECT_EQ(cfg->delivery.command_timeout, 300s);  // RFC 5321 4.5.3.2
+    EXPECT_EQ(cfg->delivery.final_timeout, 600s);
     EXPECT_TRUE(cfg->dns.servers.empty());
     EXPECT_EQ(cfg->log.format, log_format::text);
     EXPECT_TRUE(cfg->domains.empty());
     EXPECT_TRUE(cfg->routes.empty());
     EXPECT_EQ(cfg->source_path, "/srv/postern/postern.toml");
+}
+
+TEST(ConfigLoad, BufferedSizeAtLeastMaxMessageSize) {
+    // The default follows a larger max_message_size (one message must always fit) ...
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"1G\""))->server.max_buffered_size, 1u << 30);
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"1M\""))->server.max_buffered_size, 512u << 20);
+    EXPECT_EQ(parse_ok(doc("[server]\nmax_message_size = \"2M\"\nmax_buffered_size = \"2M\""))
+                  ->server.max_buffered_size,
+              2u << 20);
+    // ... and a smaller value written in the file is an error.
+    EXPECT_EQ(error_of(doc("[server]\nmax_message_size = \"10M\"\nmax_buffered_size = \"5M\"")),
+              "p.toml:4: server.max_buffered_size: must be at least server.max_message_size (10MiB) (got 5MiB)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_buffered_size = \"512K\"")),
+              "p.toml:3: server.max_buffered_size: must be between 1MiB and 64GiB (got 512KiB)");
+    EXPECT_EQ(error_of(doc("[server]\nmax_buffered_size = true")),
+              "p.toml:3: server.max_buffered_size: expected a size (an integer number of bytes or a string like \"50M\")");
 }
 
 TEST(ConfigLoad, PerIpDefaultFollowsSmallerMaxConnections) {
@@ -390,6 +418,7 @@ TEST(ConfigLoad, EveryKeyIsRead) {
 [server]
 listen = ["0.0.0.0:25", "[::]:587"]
 max_message_size = "10M"
+max_buffered_size = "1G"
 max_recipients = 50
 max_connections = 200
 max_connections_per_ip = 5
@@ -411,6 +440,8 @@ max_age = "1w"
 hold = true
 [delivery]
 port = 2526
+command_timeout = "90s"
+final_timeout = "15m"
 [dns]
 servers = ["127.0.0.1:5353", "::1", "[2001:db8::53]", "10.0.0.53"]
 [log]
@@ -436,6 +467,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->server.listen[1].host, "::");
     EXPECT_EQ(cfg->server.listen[1].port, 587);
     EXPECT_EQ(cfg->server.max_message_size, 10485760u);
+    EXPECT_EQ(cfg->server.max_buffered_size, 1073741824u);
     EXPECT_EQ(cfg->server.max_recipients, 50u);
     EXPECT_EQ(cfg->server.max_connections, 200u);
     EXPECT_EQ(cfg->server.max_connections_per_ip, 5u);
@@ -453,6 +485,8 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->queue.max_age, 7 * 86400s);
     EXPECT_TRUE(cfg->queue.hold);
     EXPECT_EQ(cfg->delivery.port, 2526);
+    EXPECT_EQ(cfg->delivery.command_timeout, 90s);
+    EXPECT_EQ(cfg->delivery.final_timeout, 900s);
     ASSERT_EQ(cfg->dns.servers.size(), 4u);
     EXPECT_EQ(cfg->dns.servers[0].to_string(), "127.0.0.1:5353");
     EXPECT_EQ(cfg->dns.servers[1].to_string(), "[::1]:53");
@@ -461,7 +495,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->log.format, log_format::json);
     ASSERT_EQ(cfg->domains.size(), 2u);
     EXPECT_EQ(cfg->domains[0].name, "example.test");
-    EXPECT_EQ(cfg->domains[0].line, 30);
+    EXPECT_EQ(cfg->domains[0].line, 33);
     ASSERT_EQ(cfg->domains[0].relay_to.size(), 2u);
     EXPECT_EQ(cfg->domains[0].relay_to[0].to_string(), "10.0.0.5:25");
     EXPECT_EQ(cfg->domains[0].relay_to[1].to_string(), "internal.example.test:2525");
@@ -471,7 +505,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->domains[1].maildir, "/etc/postern/mail/local.test");
     ASSERT_EQ(cfg->routes.size(), 2u);
     EXPECT_EQ(cfg->routes[0].domain, "partner.test");
-    EXPECT_EQ(cfg->routes[0].line, 36);
+    EXPECT_EQ(cfg->routes[0].line, 39);
     EXPECT_EQ(cfg->routes[0].hosts.at(0).to_string(), "127.0.0.2:2526");
     EXPECT_EQ(cfg->routes[1].domain, "*");
     EXPECT_EQ(cfg->routes[1].hosts.at(0).to_string(), "smarthost.test:25");

@@ -392,6 +392,44 @@ TEST(SmtpClientSession, QuitReplyOfAnyKindCloses) {
     EXPECT_EQ(d.run(), client_event::closed);
 }
 
+TEST(SmtpClientSession, CountsCompleteRepliesOnly) {
+    // outbound/attempt.cpp times each reply as a whole (RFC 5321 4.5.3.2), restarting its
+    // clock only when this count moves: a reply trickled byte by byte, or a multi-line reply
+    // line by line, counts once, when its last line is complete.
+    client_driver d;
+    d.run();
+    EXPECT_EQ(d.c.replies_received(), 0u);
+    for (char ch : std::string_view("220-mx.example.test\r\n220-more\r\n220 ESMTP\r")) {
+        EXPECT_EQ(d.feed(std::string_view(&ch, 1)), client_event::need_input);
+        EXPECT_EQ(d.c.replies_received(), 0u);
+    }
+    d.feed("\n");
+    EXPECT_EQ(d.c.replies_received(), 1u);
+    EXPECT_EQ(d.take(), "EHLO client.test\r\n");
+    EXPECT_EQ(d.feed("250-mx.example.test\r\n250-PIPELINING\r\n"), client_event::need_input);
+    EXPECT_EQ(d.c.replies_received(), 1u);
+    EXPECT_EQ(d.feed("250 SIZE 10000\r\n"), client_event::ehlo_done);
+    EXPECT_EQ(d.c.replies_received(), 2u);
+    d.c.proceed();
+    d.run();
+    d.c.send_message(test_message({"bob@example.test", "carol@example.test"}));
+    d.run();
+    EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test> SIZE=18\r\nRCPT TO:<bob@example.test>\r\n"
+                        "RCPT TO:<carol@example.test>\r\nDATA\r\n");
+    // Pipelined replies in one segment: each one counts.
+    d.feed("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
+    EXPECT_EQ(d.c.replies_received(), 6u);
+    EXPECT_EQ(d.feed("250-2.0.0 queued\r\n"), client_event::need_input);
+    EXPECT_EQ(d.c.replies_received(), 6u);
+    EXPECT_EQ(d.feed("250 2.0.0 as 1\r\n"), client_event::message_done);
+    EXPECT_EQ(d.c.replies_received(), 7u);
+    // A reply cut short by a framing error is not a reply.
+    client_driver e;
+    e.run();
+    EXPECT_EQ(e.feed("220-mx\r\n250 x\r\n"), client_event::failed);
+    EXPECT_EQ(e.c.replies_received(), 0u);
+}
+
 TEST(SmtpClientSession, ToStringNamesEveryValue) {
     EXPECT_STREQ(to_string(client_event::message_done), "message_done");
     EXPECT_STREQ(to_string(client_state::tls_handshake), "tls_handshake");
