@@ -2,7 +2,8 @@
 #   make run    install dependencies, build, `postern init run` if absent, serve on 127.0.0.1:2525
 #   make test   install dependencies, build, run unit tests (CTest), end-to-end tests (pytest)
 #               and a quick smoke run of the benchmark harness
-#   make bench  side-by-side benchmarks with Postfix (bench/README.md)
+#   make bench  every issue-6 figure, Postern and Postfix side by side, one table (bench/all.sh;
+#               QUICK=1 make bench for a short try; REPS= and N= as in bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
 #   make torture  long reliability runs (docs/reliability.md): crash torture, 100+ kill -9 under load
 BUILD     ?= build
@@ -37,7 +38,7 @@ bench-smoke: build
 test: unit e2e bench-smoke
 
 bench: build
-	bench/inbound/run.sh
+	bench/all.sh
 
 # Long reliability runs, one per line (make stops at the first that finds a loss).
 torture: build
