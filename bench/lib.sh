@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh - the set-up shared by bench/inbound/run.sh, bench/relay/run.sh and bench/all.sh.
 # Sourced, not run.  The caller sets HERE (its own directory) and ROOT (the repository root)
 # first, and `set -euo pipefail`.  Nothing here starts anything by itself.

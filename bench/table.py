@@ -69,13 +69,7 @@ def fmt(v, f):
 
 
 def cell(vals, f):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "—"
-    med = statistics.median(vals)
-    if len(vals) == 1:
-        return f.format(med)
-    return f"{f.format(med)} [{f.format(min(vals))}–{f.format(max(vals))}]"
+    return summary.cell(vals, f, show_n=False)
 
 
 class Table:
@@ -94,8 +88,9 @@ class Table:
         self.short = short
         self.lines.append(f"| **{title}** | | | | | |")
 
-    def paired(self, figure, pt, pf, f, target=None, scale=1.0):
-        """pt, pf: {rep: value}.  target: (op, k) judged on the ratio: ('>=', 3) or ('<=', 0.2)."""
+    def paired(self, figure, pt, pf, f, target=None, scale=1.0, limit=None, unit=""):
+        """pt, pf: {rep: value}.  target: (op, k) judged on the ratio: ('>=', 3) or ('<=', 0.2).
+        limit: k, judged on Postern's own value (value <= k), e.g. a latency bound."""
         ptv = {r: (v * scale if v is not None else None) for r, v in pt.items()}
         pfv = {r: (v * scale if v is not None else None) for r, v in pf.items()}
         a = [v for v in ptv.values() if v is not None]
@@ -113,6 +108,9 @@ class Table:
                 met = judge(ok(rm), sum(1 for x in pr if ok(x)), len(pr))
         elif target:
             met = "not measured"
+        if limit is not None:
+            tgt = f"Postern ≤ {limit:g}{unit}"
+            met = judge(statistics.median(a) <= limit, sum(1 for x in a if x <= limit), len(a)) if a else "not measured"
         self.row(figure, cell(a, f), cell(b, f), ratio, tgt, met)
 
 
@@ -215,15 +213,7 @@ def main():
           f"{cell(list(lv('postern', 'offered_per_s').values()), '{:.0f}')} → {cell(list(lv('postern', 'achieved_per_s').values()), '{:.0f}')}",
           f"{cell(list(lv('postfix', 'offered_per_s').values()), '{:.0f}')} → {cell(list(lv('postfix', 'achieved_per_s').values()), '{:.0f}')}")
     t.paired("p50 (ms)", lv("postern", "p50_ms"), lv("postfix", "p50_ms"), "{:.2f}")
-    p99 = lv("postern", "p99_ms")
-    v = [x for x in p99.values() if x is not None]
-    pf99 = lv("postfix", "p99_ms")
-    ratio = "—"
-    pfv = [x for x in pf99.values() if x is not None]
-    if v and pfv and statistics.median(pfv) > 0:
-        ratio = f"{statistics.median(v) / statistics.median(pfv):.2f}"
-    t.row("p99 (ms)", cell(v, "{:.2f}"), cell(pfv, "{:.2f}"), ratio, "Postern ≤ 20 ms",
-          judge(statistics.median(v) <= 20, sum(1 for x in v if x <= 20), len(v)) if v else "not measured")
+    t.paired("p99 (ms)", lv("postern", "p99_ms"), lv("postfix", "p99_ms"), "{:.2f}", limit=20, unit=" ms")
     t.paired("max (ms)", lv("postern", "max_ms"), lv("postfix", "max_ms"), "{:.1f}")
     t.paired("server CPU per message at that rate (ms)", lv("postern", "server_cpu_ms_per_msg"),
              lv("postfix", "server_cpu_ms_per_msg"), "{:.2f}")
