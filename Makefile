@@ -2,7 +2,8 @@
 #   make run    install dependencies, build, `postern init run` if absent, serve on 127.0.0.1:2525
 #   make test   install dependencies, build, run unit tests (CTest), end-to-end tests (pytest)
 #               and quick smoke runs of the benchmark harness and of every fuzz target
-#   make bench  side-by-side benchmarks with Postfix (bench/README.md)
+#   make bench  every issue-6 figure, Postern and Postfix side by side, one table (bench/all.sh;
+#               QUICK=1 make bench for a short try; REPS= and N= as in bench/README.md)
 #   make asan   the same tests on an AddressSanitizer + UBSan build (build-asan/)
 #   make torture  the long robustness runs: every script in TORTURE_SCRIPTS, in order
 #               (figures in docs/reliability.md)
@@ -47,7 +48,7 @@ fuzz-smoke: deps
 test: unit e2e bench-smoke fuzz-smoke
 
 bench: build
-	bench/inbound/run.sh
+	bench/all.sh
 
 # Long reliability runs, one per line (make stops at the first that finds a loss).
 # Every process of the run (unit tests, the server under e2e tests) writes sanitizer reports to

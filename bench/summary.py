@@ -32,14 +32,16 @@ def num(v):
         return None
 
 
-def cell(vals, fmt):
+def cell(vals, fmt, show_n=True):
+    """"median [min–max] (n=R)" of the values that are not None; "—" if none."""
     vals = [v for v in vals if v is not None]
     if not vals:
         return "—"
     med = statistics.median(vals)
+    n = f" (n={len(vals)})" if show_n else ""
     if len(vals) == 1:
-        return f"{fmt.format(med)} (n=1)"
-    return f"{fmt.format(med)} [{fmt.format(min(vals))}–{fmt.format(max(vals))}] (n={len(vals)})"
+        return f"{fmt.format(med)}{n}"
+    return f"{fmt.format(med)} [{fmt.format(min(vals))}–{fmt.format(max(vals))}]{n}"
 
 
 def scenarios(rows):

@@ -32,37 +32,15 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-die() { echo "run.sh: $*" >&2; exit 2; }
+. "$ROOT/bench/lib.sh"   # bench_args, bench_env, cleanup, run_bg, pf_*, pt_*, write_hold_config ...
 
-REPS=3 DO_PF=1 DO_PT=1
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --postfix-only) DO_PT=0; shift;;
-        --postern-only) DO_PF=0; shift;;
-        -h|--help) awk 'NR==1{next} /^#/{sub(/^# ?/,""); print; next} {exit}' "$0"; exit 0;;
-        [0-9]*) REPS=$1; shift;;
-        *) die "unknown argument $1 (see --help)";;
-    esac
-done
-[[ $DO_PF == 1 || $DO_PT == 1 ]] || die "--postfix-only and --postern-only exclude each other"
-
-N=${N:-10000} SIZE=${SIZE:-5120} CONC=${CONC:-20} SCEN=${SCEN:-plain tls}
-POSTERN=${POSTERN:-$ROOT/build/postern} POSTERN_PORT=${POSTERN_PORT:-2625}
-POSTERN_CERT=${POSTERN_CERT:-bench} RESULTS=${RESULTS:-$ROOT/bench/results}
-BENCH_TMP=${BENCH_TMP:-/var/tmp} SETTLE=${SETTLE:-3} TIME_LIMIT=${TIME_LIMIT:-600}
-MON_INTERVAL=${MON_INTERVAL:-0.2} KEEP=${KEEP:-0}
-PF_PORT=2525   # fixed by postfix-relay.sh's default --listen
-
-[[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 && $REPS -le 20 ]] || die "REPS 1..20"
-[[ $N =~ ^[0-9]+$ && $N -ge 1 && $N -le 1000000 ]] || die "N 1..1000000"
-[[ $SIZE =~ ^[0-9]+$ && $CONC =~ ^[0-9]+$ && $CONC -ge 1 && $CONC -le 256 ]] || die "bad SIZE/CONC"
+bench_args "$@"
+bench_env
+TIME_LIMIT=${TIME_LIMIT:-600} MON_INTERVAL=${MON_INTERVAL:-0.2}
+bench_check
 [[ $POSTERN_PORT =~ ^[0-9]+$ && $POSTERN_PORT -ge 1024 && $POSTERN_PORT -le 65535 && $POSTERN_PORT != "$PF_PORT" ]] \
     || die "POSTERN_PORT 1024..65535, not $PF_PORT"
 [[ $TIME_LIMIT =~ ^[0-9]+$ && $TIME_LIMIT -ge 5 && $TIME_LIMIT -le 3600 ]] || die "TIME_LIMIT 5..3600"
-[[ $SETTLE =~ ^[0-9]+$ && $SETTLE -le 60 ]] || die "SETTLE 0..60"
-[[ $POSTERN_CERT =~ ^(bench|init)$ ]] || die "POSTERN_CERT bench|init"
-for s in $SCEN; do [[ $s =~ ^(plain|tls)$ ]] || die "SCEN: plain and/or tls, not $s"; done
 [[ -x $SHARED/load.sh && -x $SHARED/postfix-relay.sh && -f $SHARED/tools/procmon.py ]] \
     || die "shared harness not found at $SHARED (set SHARED_BENCH)"
 if [[ $DO_PF == 1 ]]; then
@@ -73,47 +51,7 @@ if [[ $DO_PT == 1 ]]; then
     [[ -x $POSTERN ]] || die "$POSTERN not found: run 'make build' first (or use --postfix-only)"
     command -v smtp-source >/dev/null || die "smtp-source (package postfix) is needed for the plain scenario"
 fi
-PY=/usr/bin/python3
-PF=$SHARED/postfix-relay.sh
-MPID=/var/spool/postfix/pid/master.pid
-PFLOG=/var/log/postfix-bench.log
-
-mkdir -p "$RESULTS"
-OUT=$RESULTS/inbound-$(date +%Y%m%d-%H%M%S).txt
-"$SHARED/tools/build.sh"   # compiles tools/smtpload into $BENCH_BIN (load.sh does it too)
-
-# --- cleanup: only what this script started ----------------------------------------
-PT_PID="" MON_PID="" BG_PID="" PT_DIR="" PF_USED=0 FAILED=0
-cleanup() {
-    [[ -n $BG_PID ]] && kill -TERM -- "-$BG_PID" 2>/dev/null || true
-    [[ -n $MON_PID ]] && kill "$MON_PID" 2>/dev/null || true
-    if [[ -n $PT_PID ]] && kill -0 "$PT_PID" 2>/dev/null; then
-        kill -TERM "$PT_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$PT_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$PT_PID" 2>/dev/null || true
-    fi
-    [[ -n $PT_DIR && $KEEP != 1 ]] && rm -rf "$PT_DIR"
-    if [[ $PF_USED == 1 ]]; then "$PF" stop >/dev/null 2>&1 || true; "$PF" purge >/dev/null 2>&1 || true; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# run_bg CMD...: run CMD in its own process group and wait for it, so that a SIGTERM/SIGINT to
-# this script is handled at once (bash defers traps while a foreground command runs) and
-# cleanup can end CMD with all its children (kill -- -PGID).
-run_bg() {
-    setsid "$@" &
-    BG_PID=$!
-    local rc=0
-    wait "$BG_PID" || rc=$?
-    BG_PID=""
-    return $rc
-}
-
-log() { echo "$*" | tee -a "$OUT"; }
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<< "$1" | head -1; }
-settle() { sync; sleep "$SETTLE"; }
-port_listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+bench_out inbound
 
 # measure SERVER SCENARIO REP ROOT_PID PORT: procmon on ROOT_PID's tree around one load.sh run.
 # Sets LOAD_LINE, MON_LINE, LOAD_RC.
@@ -164,92 +102,23 @@ result() {
 
 run_postfix() { # SCENARIO REP
     local scen=$1 rep=$2
-    PF_USED=1
-    "$PF" stop >/dev/null
-    "$PF" configure --mode hold --in-tls may --out-tls may --cert ecdsa >/dev/null
-    "$PF" purge >/dev/null
-    "$PF" start >/dev/null
-    settle
-    local from; from=$(( $(wc -l < "$PFLOG" 2>/dev/null || echo 0) + 1 ))
+    pf_start hold
+    local from; from=$(( $(nlines "$PFLOG") + 1 ))
     measure postfix "$scen" "$rep" "$(tr -d ' \n' < "$MPID")" "$PF_PORT"
     local held tin
     held=$(find /var/spool/postfix/hold -type f 2>/dev/null | wc -l)
     tin=$(tail -n +"$from" "$PFLOG" 2>/dev/null | grep -c 'smtpd.*TLS connection established from' || true)
     result postfix "$scen" "$rep" "$held" "held=$held log_tls_in=${tin:-0} cert=ecdsa-p256"
-    "$PF" stop >/dev/null
-    "$PF" purge >/dev/null
-}
-
-# Postern's bench configuration: everything not listed keeps its documented default.
-write_postern_config() { # DIR CERT KEY
-    cat > "$1/postern.toml" <<EOF
-# written by bench/inbound/run.sh for the inbound benchmark
-hostname = "postern.bench.test"
-
-[server]
-listen = ["127.0.0.1:$POSTERN_PORT"]
-max_connections = 1000
-max_connections_per_ip = 1000      # all load comes from 127.0.0.1
-allow_root = true                  # the harness runs as root, in throw-away directories
-
-[spool]
-dir = "var/spool"
-
-[tls]
-cert_file = "$2"
-key_file = "$3"
-
-[queue]
-hold = true                        # spool durably, never deliver (= Postfix hold mode)
-
-[dns]
-servers = ["127.0.0.1:5353"]       # guard: any lookup stays on loopback (nothing should resolve)
-
-[[domain]]
-name = "dst.bench.test"            # the load's recipient domain
-maildir = "var/mail/dst"
-EOF
+    pf_stop
 }
 
 run_postern() { # SCENARIO REP
     local scen=$1 rep=$2 d
-    port_listening "$POSTERN_PORT" && die "127.0.0.1:$POSTERN_PORT is already in use"
-    d=$(mktemp -d "$BENCH_TMP/postern-bench.XXXXXX"); PT_DIR=$d
-    if ! run_bg timeout 60 "$POSTERN" init "$d" > "$d.init.log" 2>&1; then
-        cat "$d.init.log" >&2; rm -f "$d.init.log"; PT_DIR=""; die "postern init failed (kept $d)"
-    fi
-    mv "$d.init.log" "$d/init.log"   # kept outside $d until init ran: $d must be empty for init
-    local cert=var/tls/cert.pem key=var/tls/key.pem
-    if [[ $POSTERN_CERT == bench ]]; then   # the ECDSA P-256 certificate Postfix uses
-        CERT_DIR=${CERT_DIR:-/etc/bench-certs} "$SHARED/tools/mkcerts.sh" >/dev/null
-        cp "${CERT_DIR:-/etc/bench-certs}/ecdsa.crt" "$d/var/tls/bench-ecdsa.crt"
-        cp "${CERT_DIR:-/etc/bench-certs}/ecdsa.key" "$d/var/tls/bench-ecdsa.key"
-        cert=var/tls/bench-ecdsa.crt key=var/tls/bench-ecdsa.key
-    fi
+    pt_setup postern-bench write_hold_config warn
+    d=$PT_DIR
     local keytype
-    keytype=$(openssl x509 -in "$d/$cert" -noout -text 2>/dev/null | awk -F': ' '/Public Key Algorithm/{a=$2} /NIST CURVE|ASN1 OID/{c=$2} /Public-Key:/{b=$2} END{gsub(/[ ()]/,"",b); print a "-" (c?c:b)}')
-    write_postern_config "$d" "$cert" "$key"
-    mkdir -p "$d/var/spool" "$d/var/mail/dst"
-    if ! run_bg timeout 20 "$POSTERN" check-config -c "$d/postern.toml" > "$d/check.log" 2>&1; then
-        echo "run.sh: warning: postern check-config did not pass:" >&2; head -5 "$d/check.log" >&2
-    fi
-    [[ $(stat -c %d "$d") == $(stat -c %d /var/spool/postfix 2>/dev/null || stat -c %d "$d") ]] \
-        || echo "run.sh: warning: $d is not on the file system of /var/spool/postfix (fsync costs differ)" >&2
-
-    "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
-    PT_PID=$!
-    local up=0
-    for _ in $(seq 1 150); do   # up to 15 s
-        kill -0 "$PT_PID" 2>/dev/null || break
-        port_listening "$POSTERN_PORT" && { up=1; break; }
-        sleep 0.1
-    done
-    if [[ $up != 1 ]]; then
-        tail -20 "$d/serve.log" >&2
-        PT_DIR=""   # keep the directory for a look
-        die "postern did not listen on 127.0.0.1:$POSTERN_PORT (log: $d/serve.log)"
-    fi
-    settle
+    keytype=$(openssl x509 -in "$d/$PT_CERT" -noout -text 2>/dev/null | awk -F': ' '/Public Key Algorithm/{a=$2} /NIST CURVE|ASN1 OID/{c=$2} /Public-Key:/{b=$2} END{gsub(/[ ()]/,"",b); print a "-" (c?c:b)}')
+    pt_serve
     measure postern "$scen" "$rep" "$PT_PID" "$POSTERN_PORT"
 
     # What the queue says (tolerant: the control socket may not exist yet), then stop.
@@ -258,22 +127,13 @@ run_postern() { # SCENARIO REP
         json=$(cat "$d/queue.json")
         listed=$("$PY" -c 'import json,sys; a=json.load(sys.stdin); print("%d/%d" % (len(a), sum(1 for m in a if m.get("held"))))' <<< "$json" 2>/dev/null || echo na)
     fi
-    kill -TERM "$PT_PID" 2>/dev/null || true
-    local stopped=0 t0=$SECONDS
-    for _ in $(seq 1 300); do kill -0 "$PT_PID" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
-    if [[ $stopped != 1 ]]; then
-        echo "run.sh: warning: postern did not exit within 30 s of SIGTERM; killing it" >&2
-        kill -KILL "$PT_PID" 2>/dev/null || true
-    fi
-    local rc=0; wait "$PT_PID" 2>/dev/null || rc=$?
-    PT_PID=""
-    [[ $rc == 0 ]] || { echo "run.sh: warning: postern serve exited with status $rc; log tail:" >&2; tail -5 "$d/serve.log" >&2; }
+    pt_stop
 
     # Messages on disk: with queue.hold = true every accepted message is a file in
     # var/spool/hold/ (README, "Spool format"). Only warn on a mismatch.
     local qdir=$d/var/spool/hold files
     files=$(find "$qdir" -type f 2>/dev/null | wc -l)
-    result postern "$scen" "$rep" "$files" "spool_files=$files queue_list=$listed stop_s=$((SECONDS - t0)) serve_rc=$rc cert=$keytype"
+    result postern "$scen" "$rep" "$files" "spool_files=$files queue_list=$listed stop_s=$PT_STOP_S serve_rc=$PT_RC cert=$keytype"
     [[ $KEEP == 1 ]] && echo "kept $d"
     [[ $KEEP == 1 ]] || rm -rf "$d"
     PT_DIR=""
@@ -287,12 +147,7 @@ log "# bench/inbound/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$
     "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
     "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT mon_interval=$MON_INTERVAL settle=$SETTLE"
 
-for rep in $(seq 1 "$REPS"); do
-    for s in $SCEN; do
-        if [[ $DO_PF == 1 ]]; then echo "=== rep $rep/$REPS $s postfix $(date +%T)"; run_postfix "$s" "$rep"; fi
-        if [[ $DO_PT == 1 ]]; then echo "=== rep $rep/$REPS $s postern $(date +%T)"; run_postern "$s" "$rep"; fi
-    done
-done
+bench_reps
 
 echo
 "$PY" "$HERE/summarize.py" "$OUT" || true

@@ -41,40 +41,18 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-die() { echo "run.sh: $*" >&2; exit 2; }
+. "$ROOT/bench/lib.sh"   # bench_args, bench_env, cleanup, run_bg, pf_*, pt_* ...
 
-REPS=3 DO_PF=1 DO_PT=1
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --postfix-only) DO_PT=0; shift;;
-        --postern-only) DO_PF=0; shift;;
-        -h|--help) awk 'NR==1{next} /^#/{sub(/^# ?/,""); print; next} {exit}' "$0"; exit 0;;
-        [0-9]*) REPS=$1; shift;;
-        *) die "unknown argument $1 (see --help)";;
-    esac
-done
-[[ $DO_PF == 1 || $DO_PT == 1 ]] || die "--postfix-only and --postern-only exclude each other"
-
-N=${N:-10000} SIZE=${SIZE:-5120} CONC=${CONC:-20} SCEN=${SCEN:-plain tls}
-POSTERN=${POSTERN:-$ROOT/build/postern} POSTERN_PORT=${POSTERN_PORT:-2625}
-POSTERN_CERT=${POSTERN_CERT:-bench} RESULTS=${RESULTS:-$ROOT/bench/results}
-BENCH_TMP=${BENCH_TMP:-/var/tmp} SETTLE=${SETTLE:-3} E2E_TIMEOUT=${E2E_TIMEOUT:-600}
-DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-30} KEEP=${KEEP:-0}
-PF_PORT=2525      # fixed by postfix-relay.sh's default --listen
+bench_args "$@"
+bench_env
+E2E_TIMEOUT=${E2E_TIMEOUT:-600} DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-30}
 SINK_PORT=2526    # e2e.sh's default --sink, postfix-relay.sh's default relayhost
 INNER_PORT=$((SINK_PORT + 1))   # sink.sh tls: smtp-sink behind the STARTTLS front
-
-[[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 && $REPS -le 20 ]] || die "REPS 1..20"
-[[ $N =~ ^[0-9]+$ && $N -ge 1 && $N -le 1000000 ]] || die "N 1..1000000"
-[[ $SIZE =~ ^[0-9]+$ && $CONC =~ ^[0-9]+$ && $CONC -ge 1 && $CONC -le 256 ]] || die "bad SIZE/CONC"
+bench_check
 [[ $POSTERN_PORT =~ ^[0-9]+$ && $POSTERN_PORT -ge 1024 && $POSTERN_PORT -le 65535 ]] || die "POSTERN_PORT 1024..65535"
 for p in $PF_PORT $SINK_PORT $INNER_PORT; do [[ $POSTERN_PORT != "$p" ]] || die "POSTERN_PORT must not be $p"; done
 [[ $E2E_TIMEOUT =~ ^[0-9]+$ && $E2E_TIMEOUT -ge 5 && $E2E_TIMEOUT -le 3600 ]] || die "E2E_TIMEOUT 5..3600"
 [[ $DRAIN_TIMEOUT =~ ^[0-9]+$ && $DRAIN_TIMEOUT -ge 1 && $DRAIN_TIMEOUT -le 600 ]] || die "DRAIN_TIMEOUT 1..600"
-[[ $SETTLE =~ ^[0-9]+$ && $SETTLE -le 60 ]] || die "SETTLE 0..60"
-[[ $POSTERN_CERT =~ ^(bench|init)$ ]] || die "POSTERN_CERT bench|init"
-for s in $SCEN; do [[ $s =~ ^(plain|tls)$ ]] || die "SCEN: plain and/or tls, not $s"; done
 [[ -x $SHARED/e2e.sh && -x $SHARED/sink.sh && -x $SHARED/load.sh && -x $SHARED/postfix-relay.sh && -f $SHARED/tools/procmon.py ]] \
     || die "shared harness not found at $SHARED (set SHARED_BENCH)"
 [[ $(id -u) == 0 ]] || die "needs root: Postfix, and the shared STARTTLS sink is a Postfix instance"
@@ -83,55 +61,10 @@ command -v postfix >/dev/null && command -v smtp-source >/dev/null && command -v
 if [[ $DO_PT == 1 ]]; then
     [[ -x $POSTERN ]] || die "$POSTERN not found: run 'make build' first (or use --postfix-only)"
 fi
-PY=/usr/bin/python3
-PF=$SHARED/postfix-relay.sh
-SINK=$SHARED/sink.sh
-MPID=/var/spool/postfix/pid/master.pid
-PFLOG=/var/log/postfix-bench.log
 SINKLOG=/var/log/postfix-sink.log
 SINKSTATE=/run/bench-sink
+bench_out relay
 
-mkdir -p "$RESULTS"
-OUT=$RESULTS/relay-$(date +%Y%m%d-%H%M%S).txt
-"$SHARED/tools/build.sh"   # compiles tools/smtpload into $BENCH_BIN (load.sh does it too)
-
-# --- cleanup: only what this script started ----------------------------------------
-PT_PID="" BG_PID="" PT_DIR="" PF_USED=0 SINK_USED=0 FAILED=0
-cleanup() {
-    [[ -n $BG_PID ]] && kill -TERM -- "-$BG_PID" 2>/dev/null || true
-    if [[ -n $BG_PID ]]; then   # e2e.sh's EXIT trap stops its sink; give it a moment
-        for _ in $(seq 1 50); do kill -0 -- "-$BG_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL -- "-$BG_PID" 2>/dev/null || true
-    fi
-    if [[ -n $PT_PID ]] && kill -0 "$PT_PID" 2>/dev/null; then
-        kill -TERM "$PT_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$PT_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$PT_PID" 2>/dev/null || true
-    fi
-    [[ $SINK_USED == 1 ]] && "$SINK" stop "$SINK_PORT" >/dev/null 2>&1 || true
-    [[ -n $PT_DIR && $KEEP != 1 ]] && rm -rf "$PT_DIR"
-    if [[ $PF_USED == 1 ]]; then "$PF" stop >/dev/null 2>&1 || true; "$PF" purge >/dev/null 2>&1 || true; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# run_bg CMD...: run CMD in its own process group and wait for it, so that a SIGTERM/SIGINT to
-# this script is handled at once (bash defers traps while a foreground command runs) and
-# cleanup can end CMD with all its children (kill -- -PGID).
-run_bg() {
-    setsid "$@" &
-    BG_PID=$!
-    local rc=0
-    wait "$BG_PID" || rc=$?
-    BG_PID=""
-    return $rc
-}
-
-log() { echo "$*" | tee -a "$OUT"; }
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<< "$1" | head -1; }
-settle() { sync; sleep "$SETTLE"; }
-port_listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
-nlines() { if [[ -f $1 ]]; then wc -l < "$1"; else echo 0; fi; }
 active_opens() { awk '/^Tcp:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "ActiveOpens") c = i; h = 1} else print $c}' /proc/net/snmp; }
 
 # sink_sess PORT: SMTP sessions smtp-sink on PORT saw END ("sess=" of its last running counter).
@@ -212,45 +145,23 @@ pf_logstats() { # first log line -> counts (same patterns as run-postfix-baselin
 
 run_postfix() { # SCENARIO REP
     local scen=$1 rep=$2
-    port_listening "$PF_PORT" && ! "$PF" masterpid >/dev/null 2>&1 && die "127.0.0.1:$PF_PORT is in use by something else"
-    PF_USED=1
-    "$PF" stop >/dev/null
-    "$PF" configure --mode relay --in-tls may --out-tls may --cert ecdsa >/dev/null
-    "$PF" purge >/dev/null
-    rm -f /var/lib/postfix/smtp_scache.db   # no TLS sessions carried over between runs
-    "$PF" start >/dev/null
-    settle
+    pf_start relay
     local from; from=$(( $(nlines "$PFLOG") + 1 ))
     measure postfix "$scen" "$rep" "$PF_PORT" --monitor-pidfile "$MPID"
     sleep 1
     local qleft; qleft=$("$PF" qcount)
     result postfix "$scen" "$rep" "$qleft" "$(pf_logstats "$from") out_tls=may"
-    "$PF" stop >/dev/null
-    "$PF" purge >/dev/null
+    pf_stop
 }
 
 # --- Postern -------------------------------------------------------------------------------
 write_postern_config() { # DIR CERT KEY
-    cat > "$1/postern.toml" <<EOF
-# written by bench/relay/run.sh for the end-to-end relay benchmark
-hostname = "postern.bench.test"
-
-[server]
-listen = ["127.0.0.1:$POSTERN_PORT"]
-max_connections = 1000
-max_connections_per_ip = 1000      # all load comes from 127.0.0.1
-allow_root = true                  # the harness runs as root, in throw-away directories
-
-[spool]
-dir = "var/spool"
+    { pt_config_head "the end-to-end relay benchmark"; cat <<EOF
 
 [tls]
 opportunistic = true               # STARTTLS offered inbound; used outbound when the peer offers it
 cert_file = "$2"
 key_file = "$3"
-
-[dns]
-servers = ["127.0.0.1:5353"]       # guard: any lookup stays on loopback (nothing should resolve)
 
 [[profile]]
 name = "bench"
@@ -261,6 +172,7 @@ relay = "any"                      # may relay to any domain (= Postfix mynetwor
 domain = "*"                       # smarthost for everything (= Postfix relayhost)
 hosts = ["127.0.0.1:$SINK_PORT"]          # the shared sink
 EOF
+    } > "$1/postern.toml"
 }
 
 # pt_queue DIR: number of messages `postern queue list --json` reports, or "na".
@@ -285,41 +197,9 @@ pt_logstats() { # LOG MAXLINES -> counts from Postern's text log (first MAXLINES
 
 run_postern() { # SCENARIO REP
     local scen=$1 rep=$2 d
-    port_listening "$POSTERN_PORT" && die "127.0.0.1:$POSTERN_PORT is already in use"
-    d=$(mktemp -d "$BENCH_TMP/postern-relay.XXXXXX"); PT_DIR=$d
-    if ! run_bg timeout 60 "$POSTERN" init "$d" > "$d.init.log" 2>&1; then
-        cat "$d.init.log" >&2; rm -f "$d.init.log"; PT_DIR=""; die "postern init failed (kept $d)"
-    fi
-    mv "$d.init.log" "$d/init.log"   # kept outside $d until init ran: $d must be empty for init
-    local cert=var/tls/cert.pem key=var/tls/key.pem
-    if [[ $POSTERN_CERT == bench ]]; then   # the ECDSA P-256 certificate Postfix (and the sink) use
-        CERT_DIR=${CERT_DIR:-/etc/bench-certs} "$SHARED/tools/mkcerts.sh" >/dev/null
-        cp "${CERT_DIR:-/etc/bench-certs}/ecdsa.crt" "$d/var/tls/bench-ecdsa.crt"
-        cp "${CERT_DIR:-/etc/bench-certs}/ecdsa.key" "$d/var/tls/bench-ecdsa.key"
-        cert=var/tls/bench-ecdsa.crt key=var/tls/bench-ecdsa.key
-    fi
-    write_postern_config "$d" "$cert" "$key"
-    mkdir -p "$d/var/spool"
-    if ! run_bg timeout 20 "$POSTERN" check-config -c "$d/postern.toml" > "$d/check.log" 2>&1; then
-        cat "$d/check.log" >&2; PT_DIR=""; die "postern check-config failed (kept $d)"
-    fi
-    [[ $(stat -c %d "$d") == $(stat -c %d /var/spool/postfix 2>/dev/null || stat -c %d "$d") ]] \
-        || echo "run.sh: warning: $d is not on the file system of /var/spool/postfix (fsync costs differ)" >&2
-
-    "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
-    PT_PID=$!
-    local up=0
-    for _ in $(seq 1 150); do   # up to 15 s
-        kill -0 "$PT_PID" 2>/dev/null || break
-        port_listening "$POSTERN_PORT" && { up=1; break; }
-        sleep 0.1
-    done
-    if [[ $up != 1 ]]; then
-        tail -20 "$d/serve.log" >&2
-        PT_DIR=""   # keep the directory for a look
-        die "postern did not listen on 127.0.0.1:$POSTERN_PORT (log: $d/serve.log)"
-    fi
-    settle
+    pt_setup postern-relay write_postern_config strict
+    d=$PT_DIR
+    pt_serve
     measure postern "$scen" "$rep" "$POSTERN_PORT" --monitor-pid "$PT_PID"
     local loglines; loglines=$(nlines "$d/serve.log")
 
@@ -352,19 +232,10 @@ run_postern() { # SCENARIO REP
     fi
     local drain_s=$((SECONDS - t0))
 
-    kill -TERM "$PT_PID" 2>/dev/null || true
-    local stopped=0 t1=$SECONDS
-    for _ in $(seq 1 300); do kill -0 "$PT_PID" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
-    if [[ $stopped != 1 ]]; then
-        echo "run.sh: warning: postern did not exit within 30 s of SIGTERM; killing it" >&2
-        kill -KILL "$PT_PID" 2>/dev/null || true
-    fi
-    local rc=0; wait "$PT_PID" 2>/dev/null || rc=$?
-    PT_PID=""
-    [[ $rc == 0 ]] || { echo "run.sh: warning: postern serve exited with status $rc; log tail:" >&2; tail -5 "$d/serve.log" >&2; }
+    pt_stop
 
     result postern "$scen" "$rep" "$q2" "queue_after_e2e=$q1 drain_redelivered=$redeliv drain_s=$drain_s" \
-        "$(pt_logstats "$d/serve.log" "$loglines") stop_s=$((SECONDS - t1)) serve_rc=$rc cert=$POSTERN_CERT"
+        "$(pt_logstats "$d/serve.log" "$loglines") stop_s=$PT_STOP_S serve_rc=$PT_RC cert=$POSTERN_CERT"
     if [[ $q2 != 0 ]]; then
         echo "run.sh: FAIL postern $scen rep $rep: queue not empty after draining ($q2 left; log $d/serve.log)" >&2
         FAILED=1
@@ -387,12 +258,7 @@ log "# bench/relay/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$(u
     "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
     "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT settle=$SETTLE e2e_timeout=$E2E_TIMEOUT"
 
-for rep in $(seq 1 "$REPS"); do
-    for s in $SCEN; do
-        if [[ $DO_PF == 1 ]]; then echo "=== rep $rep/$REPS $s postfix $(date +%T)"; run_postfix "$s" "$rep"; fi
-        if [[ $DO_PT == 1 ]]; then echo "=== rep $rep/$REPS $s postern $(date +%T)"; run_postern "$s" "$rep"; fi
-    done
-done
+bench_reps
 [[ $PF_USED == 1 ]] && { "$PF" stop >/dev/null 2>&1 || true; }
 
 echo
