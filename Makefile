@@ -50,7 +50,6 @@ test: unit e2e bench-smoke fuzz-smoke
 bench: build
 	bench/all.sh
 
-# Long reliability runs, one per line (make stops at the first that finds a loss).
 # Every process of the run (unit tests, the server under e2e tests) writes sanitizer reports to
 # build-asan/reports/; a report anywhere fails the target, even one from a server that crashed
 # after its test had already passed.
