@@ -63,7 +63,7 @@ asan: deps
 	    ctest --output-on-failure -j $(JOBS)
 	ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan:detect_leaks=1 \
 	    UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1:halt_on_error=1 \
-	    POSTERN_BIN=$(abspath build-asan)/postern $(PYTHON) -m pytest -q tests/e2e
+	    POSTERN_SANITIZED=1 POSTERN_BIN=$(abspath build-asan)/postern $(PYTHON) -m pytest -q tests/e2e
 	@if [ -n "$$(ls -A $(ASAN_REPORTS))" ]; then \
 	    echo "sanitizer reports:"; head -n 40 $(ASAN_REPORTS)/*; exit 1; \
 	else echo "asan: no sanitizer reports"; fi

@@ -25,7 +25,11 @@ from hostile import (MIB, Attack, Prober, RssSampler, connection_flood, endless_
                      pipelining_flood, proc_status_kib, slowloris, smuggler)
 
 ATTACK_SECONDS = 3.0
-RSS_ALLOWANCE_KIB = 64 * 1024  # idle + 64 MiB: bounded buffers, whatever the attack
+# idle + 64 MiB: bounded buffers, whatever the attack. Under ASan (`make asan` sets
+# POSTERN_SANITIZED=1) freed memory sits in the allocator's quarantine (256 MiB by default) and
+# every allocation carries shadow memory and redzones, so RSS measures the sanitizer, not our
+# buffers: the bound there only catches runaway growth; the normal run checks the real one.
+RSS_ALLOWANCE_KIB = (1024 if os.environ.get("POSTERN_SANITIZED") else 64) * 1024
 
 
 class AttackRun:
@@ -212,11 +216,14 @@ def test_pipelining_flood(make_instance):
     assert t["reply_250"] >= t["commands_sent"], t
     assert t["reply_221"] == 3, t
     assert set(k for k in t.c if k.startswith("reply_")) == {"reply_250", "reply_221"}, t
-    m = mute.tally
-    assert m["send_blocked"] >= 3, m  # back-pressure reached the mute clients
-    # the server gave up writing to them (write timeout) and closed the sessions
-    wait_until(lambda: len(inst.events("disconnect", reason="write timeout")) >= 3,
-               timeout=15, what="mute flooders closed on write timeout")
+    if not os.environ.get("POSTERN_SANITIZED"):
+        # A sanitized server is several times slower: in 4 s it does not fill the mute clients'
+        # socket buffers, so back-pressure is only checked on the normal build.
+        m = mute.tally
+        assert m["send_blocked"] >= 3, m  # back-pressure reached the mute clients
+        # the server gave up writing to them (write timeout) and closed the sessions
+        wait_until(lambda: len(inst.events("disconnect", reason="write timeout")) >= 3,
+                   timeout=15, what="mute flooders closed on write timeout")
     inst.wait_sessions_closed(timeout=10)
     run.check_nothing_half_stored()
 
