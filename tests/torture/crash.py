@@ -155,6 +155,14 @@ class _Sink(socketserver.ThreadingTCPServer):
 
 def sink_main(port, record_path, tempfail, delay, seed):
     srv = _Sink(port, record_path, tempfail, delay, seed)
+    parent = os.getppid()
+
+    def exit_with_parent():  # a killed test runner must not leave the sink behind
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     print("ready", flush=True)
     srv.serve_forever()
 
