@@ -230,6 +230,15 @@ def _connect(host, port, source=None, timeout=10.0):
     return s
 
 
+def _connect_or_tally(host, port, source, tally):
+    """A connection, or None after counting the failure as `connect_error`."""
+    try:
+        return _connect(host, port, source)
+    except OSError as e:
+        tally.add("connect_error", sample=repr(e))
+        return None
+
+
 def _recv_until_closed(sock, limit=1 << 20, timeout=5.0):
     """Reads until EOF or timeout; returns (bytes, closed)."""
     got = b""
@@ -255,10 +264,8 @@ def _final_codes(data):
 def slowloris(host, port, stop, tally, i, interval=1.0, source=None, line=b"EHLO slow.loris.test\r\n"):
     """One byte every `interval` seconds, repeating `line`, until stopped or closed. Counts the
     server's final replies by code (e.g. 421 when the command timeout fires first)."""
-    try:
-        s = _connect(host, port, source)
-    except OSError as e:
-        tally.add("connect_error", sample=repr(e))
+    s = _connect_or_tally(host, port, source, tally)
+    if s is None:
         return
     with s:
         s.settimeout(interval)
@@ -468,10 +475,8 @@ def pipelining_flood(host, port, stop, tally, i, reads=True, source=None, batch=
     # Only commands that succeed: refusals count towards max_errors and would end the session.
     cmds = b"RSET\r\nNOOP\r\nMAIL FROM:<flood@example.test>\r\nRCPT TO:<bob@localhost>\r\n"
     per_batch = batch * 4
-    try:
-        s = _connect(host, port, source)
-    except OSError as e:
-        tally.add("connect_error", sample=repr(e))
+    s = _connect_or_tally(host, port, source, tally)
+    if s is None:
         return
     with s:
         _ehlo(s)
