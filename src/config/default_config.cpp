@@ -52,6 +52,9 @@ max_line_length = 2048
 # allow_root = true (not recommended).
 user = "postern"
 # allow_root = false
+# Threads that run inbound sessions, each with its own event loop (0 = one per
+# CPU, up to 256). Deliveries, the queue and DNS run on one more thread.
+threads = 0
 
 [spool]
 # Where accepted messages wait for delivery. Required.

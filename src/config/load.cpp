@@ -319,7 +319,7 @@ void loader::load_server(const toml::table& t, server_config& out) {
     check_keys(t, "server",
                {"listen", "max_message_size", "max_buffered_size", "max_recipients", "max_connections",
                 "max_connections_per_ip", "command_timeout", "data_timeout", "max_errors", "max_line_length", "user",
-                "allow_root"});
+                "allow_root", "threads"});
     if (const auto* n = t.get("listen"))
         if (auto v = read_host_ports(*n, "server.listen", 0, true, false)) out.listen = std::move(*v);
     bool max_message_size_ok = true;
@@ -388,6 +388,8 @@ void loader::load_server(const toml::table& t, server_config& out) {
         }
     if (const auto* n = t.get("allow_root"))
         if (auto v = read_bool(*n, "server.allow_root")) out.allow_root = *v;
+    if (const auto* n = t.get("threads"))
+        if (auto v = read_int(*n, "server.threads", 0, 256)) out.threads = static_cast<std::uint32_t>(*v);
 }
 
 void loader::load_spool(const toml::table* t, spool_config& out) {

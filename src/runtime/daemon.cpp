@@ -4,6 +4,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/signal_set.hpp>
@@ -16,7 +17,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <list>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -120,6 +124,30 @@ int serve(const std::string& config_path) {
         return queue_runner::settings{ctx.current->cfg, ctx.current->client_tls};
     });
     ctx.runner = &runner;
+    ctx.main = io.get_executor();
+    // Session threads (server.threads; 0 = one per CPU), each with its own event loop; the
+    // accept loops deal connections out to them (server/context.hpp says who owns what).
+    const unsigned nthreads =
+        cfg0.server.threads ? cfg0.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<asio::io_context>> workers;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < nthreads; ++i) {
+        workers.push_back(std::make_unique<asio::io_context>(1));
+        keep_running.push_back(asio::make_work_guard(*workers.back()));
+        ctx.workers.push_back(workers.back().get());
+    }
+    for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+    struct join_on_exit {
+        std::vector<std::unique_ptr<asio::io_context>>& workers;
+        std::vector<std::thread>& threads;
+        void operator()() {
+            for (auto& w : workers) w->stop();
+            for (auto& t : threads)
+                if (t.joinable()) t.join();
+        }
+        ~join_on_exit() { (*this)(); }
+    } stop_workers{workers, threads};
     for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
     auto control = open_control_socket(io, cfg0.spool.dir);
     if (!control) {
@@ -141,8 +169,10 @@ int serve(const std::string& config_path) {
                     log::config_reload_failed(config_path, next.error_message());
                 } else {
                     if ((*next)->cfg->server.listen.size() != ctx.current->cfg->server.listen.size() ||
-                        (*next)->cfg->spool.dir != ctx.current->cfg->spool.dir)
-                        log::warning("reload", "server.listen and spool.dir changes take effect after a restart");
+                        (*next)->cfg->spool.dir != ctx.current->cfg->spool.dir ||
+                        (*next)->cfg->server.threads != ctx.current->cfg->server.threads)
+                        log::warning("reload",
+                                     "server.listen, server.threads and spool.dir changes take effect after a restart");
                     log::set_format((*next)->cfg->log.format == config::log_format::json ? log::format::json
                                                                                           : log::format::text);
                     ctx.current = *next;
@@ -179,6 +209,7 @@ int serve(const std::string& config_path) {
     };
     wait_signal();
     io.run();
+    stop_workers();  // sessions still running after the drain end here
     pool.join();
     return 0;
 }

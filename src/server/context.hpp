@@ -1,8 +1,13 @@
 // server/context.hpp - what every inbound session shares: the current config (swapped on
 // SIGHUP), the TLS context, the spool, the disk pool, connection counters, the queue runner,
-// the DNS resolver, the memory budget for message content.
-// Owned by runtime/daemon.cpp; used on the event-loop thread only (except spool/pool).
+// the DNS resolver, the memory budget for message content, the session threads.
+// Owned by runtime/daemon.cpp. Threads: the accept loops, the counters, `current`, the queue
+// runner and the resolver belong to the main event loop (`main`); sessions run on the session
+// threads' event loops (`workers`) and reach those only by posting to `main`. The spool, the
+// disk pool, the content budget and the log are thread-safe.
 #pragma once
+#include <asio/any_io_executor.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/thread_pool.hpp>
 
@@ -10,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.hpp"
 #include "queue/spool.hpp"
@@ -33,7 +39,10 @@ struct generation {
 };
 
 struct context {
-    std::shared_ptr<const generation> current;  // replaced whole on reload
+    std::shared_ptr<const generation> current;  // replaced whole on reload (main thread)
+    asio::any_io_executor main;                 // the main event loop
+    std::vector<asio::io_context*> workers;     // session event loops; empty = sessions on main
+    std::size_t next_worker = 0;                // round-robin
     queue::spool* spool = nullptr;
     asio::thread_pool* disk_pool = nullptr;
     runtime::queue_runner* runner = nullptr;
@@ -42,7 +51,7 @@ struct context {
     // each session, which may outlive the context at exit.
     std::shared_ptr<smtp::content_budget> content_budget;
 
-    // connection accounting (event-loop thread only)
+    // connection accounting (main thread only)
     std::uint32_t connections = 0;
     std::unordered_map<std::string, std::uint32_t> per_ip;
     std::uint64_t next_session = 1;

@@ -6,6 +6,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/post.hpp>
 #include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
@@ -97,8 +98,10 @@ std::string tls_summary(const std::optional<smtp::tls_facts>& t) {
 
 }  // namespace
 
-asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string sid) {
-    const auto gen = ctx.current;  // this session keeps the config it started with
+asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation> gen, tcp::socket sock,
+                                  std::string sid) {
+    // `gen`: the config the session started with, kept to its end. This runs on a session
+    // thread: the resolver and the queue runner are reached on the main event loop.
     const config::config& cfg = *gen->cfg;
     asio::error_code ig;
     const auto remote = sock.remote_endpoint(ig);
@@ -118,7 +121,8 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
     std::string name_error;
     if (const auto use = profile::client_names_used(cfg);
         use.needed && ctx.resolver && profile::match_inbound(cfg, facts).step != profile::match_step::client_ip) {
-        auto n = co_await dns::forward_confirmed_name(*ctx.resolver, client_ip);
+        auto n = co_await asio::co_spawn(ctx.main, dns::forward_confirmed_name(*ctx.resolver, client_ip),
+                                          asio::use_awaitable);
         facts.client_name = std::move(n.name);
         name_unknown_for_now = n.temporary && use.mandatory;
         name_error = std::move(n.error);
@@ -279,7 +283,8 @@ asio::awaitable<void> run_session(context& ctx, tcp::socket sock, std::string si
                 log::message_queued(slog.tags(), env.id, env.sender, env.recipients.size(), env.size,
                                     core.tls() ? core.tls()->version : "", core.tls() ? core.tls()->cipher : "", hold);
                 core.message_done(smtp::make_reply(250, "2.0.0", "Ok: queued as " + env.id));
-                if (!hold && ctx.runner) ctx.runner->submit(env.id);
+                if (!hold && ctx.runner)
+                    asio::post(ctx.main, [runner = ctx.runner, id = env.id] { runner->submit(id); });
                 break;
             }
             case smtp::event::close: {
@@ -318,7 +323,11 @@ asio::awaitable<void> refuse(tcp::socket sock, std::string reply) {
 
 asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
     for (;;) {
-        auto [ec, sock] = co_await acceptor.async_accept(tok);
+        // The connection is accepted straight onto the session thread whose turn it is.
+        const asio::any_io_executor session_ex =
+            ctx.workers.empty() ? acceptor.get_executor()
+                                : asio::any_io_executor(ctx.workers[ctx.next_worker++ % ctx.workers.size()]->get_executor());
+        auto [ec, sock] = co_await acceptor.async_accept(session_ex, tok);
         if (ec) {
             if (ec == asio::error::operation_aborted || ctx.draining || !acceptor.is_open()) co_return;
             log::warning("accept", ec.message());
@@ -332,9 +341,10 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
         sock.set_option(tcp::no_delay(true), ig);
         const std::string ip = sock.remote_endpoint(ig).address().to_string();
         const config::config& cfg = *ctx.current->cfg;
+        const auto ex = sock.get_executor();
         if (ctx.connections >= cfg.server.max_connections) {
             log::connection_refused(ip, "too many connections");
-            asio::co_spawn(acceptor.get_executor(),
+            asio::co_spawn(ex,
                            refuse(std::move(sock), fmt::format("421 4.7.0 {} Error: too many connections\r\n",
                                                                cfg.hostname)),
                            asio::detached);
@@ -343,7 +353,7 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
         auto& per_ip = ctx.per_ip[ip];
         if (per_ip >= cfg.server.max_connections_per_ip) {
             log::connection_refused(ip, "too many connections from this address");
-            asio::co_spawn(acceptor.get_executor(),
+            asio::co_spawn(ex,
                            refuse(std::move(sock), fmt::format("421 4.7.0 {} Error: too many connections from {}\r\n",
                                                                cfg.hostname, ip)),
                            asio::detached);
@@ -352,11 +362,8 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
         ++per_ip;
         ++ctx.connections;
         std::string sid = fmt::format("{:X}", ctx.next_session++);
-        asio::co_spawn(acceptor.get_executor(), run_session(ctx, std::move(sock), std::move(sid)),
+        asio::co_spawn(ex, run_session(ctx, ctx.current, std::move(sock), std::move(sid)),
                        [&ctx, ip](std::exception_ptr e) {
-                           --ctx.connections;
-                           if (auto it = ctx.per_ip.find(ip); it != ctx.per_ip.end() && --it->second == 0)
-                               ctx.per_ip.erase(it);
                            if (e) {
                                try {
                                    std::rethrow_exception(e);
@@ -364,6 +371,12 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
                                    log::error("session", ex.what());
                                }
                            }
+                           // The accounting belongs to the main event loop.
+                           asio::post(ctx.main, [&ctx, ip] {
+                               --ctx.connections;
+                               if (auto it = ctx.per_ip.find(ip); it != ctx.per_ip.end() && --it->second == 0)
+                                   ctx.per_ip.erase(it);
+                           });
                        });
     }
 }

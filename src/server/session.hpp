@@ -10,9 +10,12 @@
 
 namespace postern::server {
 
-asio::awaitable<void> run_session(context& ctx, asio::ip::tcp::socket sock, std::string session_id);
+// One session with the configuration `gen`, on the executor of `sock` (a session thread).
+asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation> gen, asio::ip::tcp::socket sock,
+                                  std::string session_id);
 
-// Accept loop for one listening socket; enforces max_connections and max_connections_per_ip.
+// Accept loop for one listening socket (on the main event loop); enforces max_connections and
+// max_connections_per_ip and deals the connections out to the session threads.
 asio::awaitable<void> accept_loop(context& ctx, asio::ip::tcp::acceptor& acceptor);
 
 }  // namespace postern::server

@@ -18,6 +18,7 @@
 // At EOF, complete commands already received are still processed, then next() returns close.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -36,27 +37,39 @@ namespace postern::smtp {
 // total held by all sessions fits `limit`; otherwise it is refused at its end with 452 4.3.1
 // (a temporary failure: the client retries later). Smaller messages always fit, so a flood
 // of large or endless bodies cannot starve ordinary mail. The total is therefore at most
-// limit + sessions x free_per_message. One event loop: not thread-safe.
+// limit + sessions x free_per_message. Shared by the session threads: lock-free atomics.
 class content_budget {
 public:
     static constexpr std::uint64_t free_per_message = 1 << 20;
     explicit content_budget(std::uint64_t limit) : limit_(limit) {}
-    void set_limit(std::uint64_t limit) { limit_ = limit; }  // config reload
-    std::uint64_t limit() const { return limit_; }
-    std::uint64_t used() const { return used_; }
+    void set_limit(std::uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }  // config reload
+    std::uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+    std::uint64_t used() const { return used_.load(std::memory_order_relaxed); }
     // Grow a message from `have` to `want` octets: false (and nothing taken) when it would pass
     // free_per_message while the total does not fit the limit.
     bool grow(std::uint64_t have, std::uint64_t want) {
         if (want <= have) return true;
-        if (want > free_per_message && used_ + (want - have) > limit_) return false;
-        used_ += want - have;
+        const std::uint64_t more = want - have;
+        if (want <= free_per_message) {
+            used_.fetch_add(more, std::memory_order_relaxed);
+            return true;
+        }
+        const std::uint64_t lim = limit();
+        std::uint64_t cur = used_.load(std::memory_order_relaxed);
+        do {
+            if (cur + more > lim) return false;
+        } while (!used_.compare_exchange_weak(cur, cur + more, std::memory_order_relaxed));
         return true;
     }
-    void release(std::uint64_t n) { used_ -= std::min(n, used_); }
+    void release(std::uint64_t n) {
+        std::uint64_t cur = used_.load(std::memory_order_relaxed);
+        while (!used_.compare_exchange_weak(cur, cur - std::min(n, cur), std::memory_order_relaxed)) {
+        }
+    }
 
 private:
-    std::uint64_t limit_;
-    std::uint64_t used_ = 0;
+    std::atomic<std::uint64_t> limit_;
+    std::atomic<std::uint64_t> used_{0};
 };
 
 struct server_settings {

@@ -176,17 +176,20 @@ TEST(ConfigErrors, IntegerRanges) {
         {"[server]\nmax_line_length = 511", "p.toml:3: server.max_line_length: must be between 512 and 65536 (got 511)"},
         {"[server]\nmax_line_length = 65537",
          "p.toml:3: server.max_line_length: must be between 512 and 65536 (got 65537)"},
+        {"[server]\nthreads = -1", "p.toml:3: server.threads: must be between 0 and 256 (got -1)"},
+        {"[server]\nthreads = 257", "p.toml:3: server.threads: must be between 0 and 256 (got 257)"},
     };
     for (const auto& c : cases) EXPECT_EQ(error_of(doc(c.body)), c.want) << c.body;
 
     auto cfg = parse_ok(doc("[server]\nmax_recipients = 100000\nmax_connections = 20\nmax_connections_per_ip = 20\n"
-                            "max_errors = 1000\nmax_line_length = 512"));
+                            "max_errors = 1000\nmax_line_length = 512\nthreads = 3"));
     ASSERT_TRUE(cfg);
     EXPECT_EQ(cfg->server.max_recipients, 100000u);
     EXPECT_EQ(cfg->server.max_connections, 20u);
     EXPECT_EQ(cfg->server.max_connections_per_ip, 20u);
     EXPECT_EQ(cfg->server.max_errors, 1000u);
     EXPECT_EQ(cfg->server.max_line_length, 512u);
+    EXPECT_EQ(cfg->server.threads, 3u);
 }
 
 TEST(ConfigErrors, DurationRanges) {
@@ -372,6 +375,7 @@ TEST(ConfigLoad, DefaultsWhenKeysAbsent) {
     EXPECT_EQ(cfg->server.data_timeout, 300s);
     EXPECT_EQ(cfg->server.max_errors, 10u);
     EXPECT_EQ(cfg->server.max_line_length, 2048u);
+    EXPECT_EQ(cfg->server.threads, 0u);
     EXPECT_TRUE(cfg->tls.opportunistic);
     EXPECT_EQ(cfg->tls.cert_file, "");
     EXPECT_EQ(cfg->tls.key_file, "");

@@ -6,7 +6,10 @@
 // always fit; every octet taken is given back when the message ends, however it ends.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "session_driver.hpp"
 
@@ -50,6 +53,29 @@ TEST(SmtpSessionBudget, GrowthPastTheFreeShareNeedsRoom) {
     EXPECT_EQ(b.used(), 0u);
     b.set_limit(10 * mib);
     EXPECT_EQ(b.limit(), 10 * mib);
+}
+
+// Session threads (server.threads) share one budget: what they take past the free share never
+// passes the limit at any moment, and everything taken is given back.
+TEST(SmtpSessionBudget, ThreadsSharingTheBudgetNeverPassTheLimit) {
+    content_budget b(8 * mib);
+    std::atomic<std::uint64_t> big_held{0}, worst{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 2000; ++i) {
+                // Grow past the free share (3 MiB each); only grows that fit are taken.
+                if (!b.grow(0, 3 * mib)) continue;
+                const auto now = big_held.fetch_add(3 * mib) + 3 * mib;
+                for (auto w = worst.load(); now > w && !worst.compare_exchange_weak(w, now);) {
+                }
+                big_held.fetch_sub(3 * mib);
+                b.release(3 * mib);
+            }
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_LE(worst.load(), 8 * mib);  // at most two 3 MiB messages at once
+    EXPECT_EQ(b.used(), 0u);
 }
 
 TEST(SmtpSessionBudget, MessageThatDoesNotFitGets452AndSessionGoesOn) {
