@@ -195,6 +195,7 @@ pt_stop() {
 
 # pt_config_head WHAT: the start of a bench postern.toml (hostname, listener, spool, DNS guard)
 # for WHAT ("the inbound benchmark", ...).  Everything not written keeps its documented default.
+# POSTERN_THREADS sets server.threads (default 0: one session thread per CPU).
 pt_config_head() {
     cat <<EOF
 # written by bench/ (bench/lib.sh) for $1
@@ -205,6 +206,7 @@ listen = ["127.0.0.1:$POSTERN_PORT"]
 max_connections = 1000
 max_connections_per_ip = 1000      # all load comes from 127.0.0.1
 allow_root = true                  # the harness runs as root, in throw-away directories
+threads = ${POSTERN_THREADS:-0}                        # session threads (POSTERN_THREADS; 0 = one per CPU)
 
 [spool]
 dir = "var/spool"

@@ -112,7 +112,13 @@ int serve(const std::string& config_path) {
     if (!dropped->empty()) log::emit(geteuid() == 0 ? log::level::warning : log::level::info, "privileges",
                                      {{"message", *dropped}});
 
-    asio::thread_pool pool(4);
+    // The disk pool: every fsync blocks one of these threads, and concurrent fsyncs are what
+    // the file system batches (queue/group_sync.hpp; the shared fsyncbench: 1 thread ~1,400/s,
+    // 8 threads ~2,900-3,500/s, 20 threads up to ~7,800/s on the reference machine). With 4
+    // threads 20 sessions queued behind 4 fsyncs: inbound plaintext 1,600-1,800 msgs/s, with
+    // 20 or 40 threads 1,860-2,020 (issue 6). Idle threads cost no CPU and little memory.
+    constexpr int disk_threads = 24;
+    asio::thread_pool pool(disk_threads);
     server::context ctx;
     ctx.current = *first;
     ctx.spool = sp->get();

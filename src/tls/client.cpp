@@ -39,7 +39,7 @@ result<void> configure_client(SSL_CTX* ctx, const std::string& ca_file) {
     if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL") != 1)
         return error{fmt::format("cipher list: {}", last_error())};
     if (ca_file.empty()) {
-        if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+        if (!load_system_trust(SSL_CTX_get_cert_store(ctx)))
             return error{fmt::format("system trust store: {}", last_error())};
     } else if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
         return error{fmt::format("cannot load CA file {}: {}", ca_file, last_error())};

@@ -2,6 +2,9 @@
 #include "tls/context.hpp"
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -32,13 +35,31 @@ result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const 
         return error{fmt::format("cannot load private key {}: {}", key_file, last_error())};
     if (SSL_CTX_check_private_key(ctx) != 1)
         return error{fmt::format("private key {} does not match certificate {}", key_file, cert_file)};
+    // Send exactly the chain in cert_file: no chain building from the trust store at each
+    // handshake (OpenSSL's auto-chain looks the issuer up in the store every time).
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     // Trust store for client certificates (profiles with inbound verify = ca/ca+name and no
     // ca_file of their own): the system store.
-    SSL_CTX_set_default_verify_paths(ctx);
+    load_system_trust(SSL_CTX_get_cert_store(ctx));
+    ERR_clear_error();
     static const unsigned char sid_ctx[] = "postern-smtpd";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    // TLS 1.3: one session ticket per handshake (OpenSSL sends two by default); a client
+    // resumes with one, and each ticket costs an encryption and a record per connection.
+    SSL_CTX_set_num_tickets(ctx, 1);
     return {};
+}
+
+bool load_system_trust(X509_STORE* store) {
+    const char* file = std::getenv(X509_get_default_cert_file_env());
+    const char* dir = std::getenv(X509_get_default_cert_dir_env());
+    if (!file) file = X509_get_default_cert_file();
+    if (!dir) dir = X509_get_default_cert_dir();
+    const bool f = X509_STORE_load_file(store, file) == 1;
+    const bool d = X509_STORE_load_path(store, dir) == 1;
+    ERR_clear_error();  // a missing default file is normal (Debian ships the directory)
+    return f || d;
 }
 
 smtp::tls_facts session_facts(const SSL* ssl) {

@@ -18,6 +18,14 @@ result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const 
 // Version, cipher and strength of an established session (for logs and the Received header).
 smtp::tls_facts session_facts(const SSL* ssl);
 
+// The system trust store into `store`: the default CA file and hashed CA directory
+// (SSL_CERT_FILE / SSL_CERT_DIR when set), looked up by subject hash. Not
+// X509_STORE_set_default_paths: in OpenSSL 3.0 that also adds an OSSL_STORE lookup that
+// lists the whole certificate directory (getdents64 over ~300 entries) on every lookup
+// that misses, i.e. on every handshake with a certificate not issued by a system CA
+// (issue 6: ~4% of the server's CPU per inbound STARTTLS). false when neither loads.
+bool load_system_trust(X509_STORE* store);
+
 // The OpenSSL error queue as one line (and clears it).
 std::string last_error();
 

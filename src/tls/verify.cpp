@@ -78,7 +78,7 @@ result<store_ptr> load_store(const std::string& ca_file) {
     store_ptr store(X509_STORE_new());
     if (!store) return error{fmt::format("cannot create a trust store: {}", last_error())};
     if (ca_file.empty()) {
-        if (X509_STORE_set_default_paths(store.get()) != 1)
+        if (!load_system_trust(store.get()))
             return error{fmt::format("cannot load the system trust store: {}", last_error())};
     } else if (X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
         return error{fmt::format("cannot load CA file {}: {}", ca_file, last_error())};
