@@ -52,8 +52,9 @@ public:
 private:
     asio::awaitable<void> run(std::string id, bool force);
     void schedule(const std::string& id, std::int64_t when);
-    asio::awaitable<void> acquire(const std::string& dest);
-    void release_slot(const std::string& dest);
+    bool slot_free(const std::string& dest) const;
+    asio::awaitable<void> acquire(const std::string& dest);  // waits FIFO for a delivery slot
+    void release_slot(const std::string& dest);               // wakes one waiter that can use it
 
     asio::io_context& io_;
     asio::thread_pool& pool_;
@@ -66,7 +67,12 @@ private:
     // Outbound concurrency: in total and per destination (recipient domain).
     unsigned busy_ = 0;
     std::unordered_map<std::string, unsigned> busy_per_dest_;
-    std::deque<asio::steady_timer*> waiters_;
+    struct waiter {
+        asio::steady_timer* timer;
+        const std::string* dest;
+        bool woken = false;  // its slot is on the way: not woken twice
+    };
+    std::deque<waiter> waiters_;  // deliveries waiting for a slot, oldest first
     outbound::connection_cache cache_;
     bool stopped_ = false;
 };
