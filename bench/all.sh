@@ -29,7 +29,8 @@
 # env: QUICK (0|1)  REPS (3; QUICK 1)  N (10000; QUICK 1000)  POSTERN (build/postern)
 #      LAT_FRACTION (0.5)  LAT_DURATION (20 s; QUICK 10)  LAT_WARMUP (2 s)  LAT_CONC (20)
 #      IDLE_CONNS (10000)  FSYNC_SECS (5)  FSYNC_THREADS (8)  BENCH_TMP (/var/tmp)
-#      SHARED_BENCH  SETTLE (3)  and the knobs of bench/inbound/run.sh and bench/relay/run.sh.
+#      SHARED_BENCH  SETTLE (3)  INODE_SETTLE (32: seconds since the last bulk deletion before a
+#      measured run, bench/lib.sh settle)  and the knobs of bench/inbound/run.sh and bench/relay/run.sh.
 # Needs root (Postfix, the STARTTLS sink, and raising the descriptor limit for the idle test).
 # Loopback only.  Every step is bounded in count and time.  Exit status 0 only if every step
 # ran and every run had all its messages accepted (and, in the relay, delivered).
@@ -105,7 +106,7 @@ log "# bench/all.sh $(date -Is) host=$(hostname) nproc=$(nproc) mem_gib=$mem_gib
     "postern=$(timeout 5 "$POSTERN" --version 2>/dev/null | head -1 | tr ' ' '_' || echo na)" \
     "postern_bin=$SRC_BIN postern_sha256=$(sha256sum "$POSTERN" | cut -c1-12) postern_mtime=$(date -u -r "$SRC_BIN" +%Y-%m-%dT%H:%M:%SZ)" \
     "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo +dirty-src)" \
-    "quick=$QUICK REPS=$REPS N=$N SIZE=$SIZE CONC=$CONC lat_fraction=$LAT_FRACTION lat_duration=$LAT_DURATION" \
+    "quick=$QUICK inode_settle=${INODE_SETTLE:-32} REPS=$REPS N=$N SIZE=$SIZE CONC=$CONC lat_fraction=$LAT_FRACTION lat_duration=$LAT_DURATION" \
     "lat_warmup=$LAT_WARMUP lat_conc=$LAT_CONC idle_conns=$IDLE_CONNS fsync_secs=$FSYNC_SECS fsync_threads=$FSYNC_THREADS" \
     "spool_fs=$fs $(machine_state start)"
 
@@ -115,10 +116,11 @@ step_fail() { STEP_FAILED+=" $1"; echo "all.sh: step $1 failed (rc $2); going on
 fsync_ceiling() { # REP
     local d flags line
     for flags in "" "-d"; do
+        settle   # the file creation it measures pays for recent deletions too (bench/lib.sh)
         d=$(mktemp -d "$BENCH_TMP/fsyncbench.XXXXXX")
         # shellcheck disable=SC2086  # flags is empty or one word
         line=$(timeout $((FSYNC_SECS + 60)) "$BENCH_BIN/fsyncbench" -t "$FSYNC_THREADS" -s "$SIZE" -T "$FSYNC_SECS" $flags "$d" || true)
-        rm -rf "$d"
+        rm_run_dir "$d"
         if [[ $line == RESULT* ]]; then log "$line rep=$1 dir=$BENCH_TMP"; else step_fail "fsync$flags-rep$1" 1; fi
         sleep 1
     done
@@ -162,7 +164,7 @@ latency_pair() { # REP
         pt_serve
         latency postern "$rep" "$ptpeak" "$POSTERN_PORT" "$PT_PID"
         pt_stop
-        [[ $KEEP == 1 ]] || rm -rf "$PT_DIR"
+        [[ $KEEP == 1 ]] || rm_run_dir "$PT_DIR"
         PT_DIR=""
     else
         step_fail "latency-postern-rep$rep(no peak)" 1

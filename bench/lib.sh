@@ -58,6 +58,7 @@ bench_env() {
     POSTERN=${POSTERN:-$ROOT/build/postern} POSTERN_PORT=${POSTERN_PORT:-2625}
     POSTERN_CERT=${POSTERN_CERT:-bench} RESULTS=${RESULTS:-$ROOT/bench/results}
     BENCH_TMP=${BENCH_TMP:-/var/tmp} SETTLE=${SETTLE:-3} KEEP=${KEEP:-0}
+    INODE_SETTLE=${INODE_SETTLE:-32}
 }
 
 bench_check() {
@@ -65,6 +66,7 @@ bench_check() {
     [[ $N =~ ^[0-9]+$ && $N -ge 1 && $N -le 1000000 ]] || die "N 1..1000000"
     [[ $SIZE =~ ^[0-9]+$ && $CONC =~ ^[0-9]+$ && $CONC -ge 1 && $CONC -le 256 ]] || die "bad SIZE/CONC"
     [[ $SETTLE =~ ^[0-9]+$ && $SETTLE -le 60 ]] || die "SETTLE 0..60"
+    [[ $INODE_SETTLE =~ ^[0-9]+$ && $INODE_SETTLE -le 120 ]] || die "INODE_SETTLE 0..120"
     [[ $POSTERN_CERT =~ ^(bench|init)$ ]] || die "POSTERN_CERT bench|init"
     local s
     for s in $SCEN; do [[ $s =~ ^(plain|tls)$ ]] || die "SCEN: plain and/or tls, not $s"; done
@@ -91,7 +93,7 @@ cleanup() {
         kill -KILL "$PT_PID" 2>/dev/null || true
     fi
     [[ $SINK_USED == 1 ]] && "$SINK" stop "${SINK_PORT:-2526}" >/dev/null 2>&1 || true
-    [[ -n $PT_DIR && $KEEP != 1 ]] && rm -rf "$PT_DIR"
+    [[ -n $PT_DIR && $KEEP != 1 ]] && rm_run_dir "$PT_DIR"
     if [[ $PF_USED == 1 ]]; then "$PF" stop >/dev/null 2>&1 || true; "$PF" purge >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -111,7 +113,23 @@ run_bg() {
 
 log() { echo "$*" | tee -a "$OUT"; }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<< "$1" | head -1; }
-settle() { sync; sleep "$SETTLE"; }
+# settle: sync, SETTLE seconds, and at least INODE_SETTLE seconds since the last bulk deletion
+# (bulk_deleted: a purged Postfix queue, a removed run directory). ext4 without a journal, as
+# on the reference machine, skips inodes freed in the last 30 s (vm.dirty_expire_centisecs)
+# when it allocates one, looking each up again: right after thousands of files were deleted,
+# every file created costs far more CPU (perf: recently_deleted/find_inode_bit under openat,
+# up to a quarter of the server's CPU). Without the wait, whichever server runs right after
+# the other's clean-up pays for it.
+DELETED_MARK=${TMPDIR:-/tmp}/postern-bench.deleted
+bulk_deleted() { touch "$DELETED_MARK"; }
+rm_run_dir() { rm -rf "$1"; bulk_deleted; }
+settle() {
+    sync; sleep "$SETTLE"
+    if [[ -f $DELETED_MARK && ${INODE_SETTLE:-0} -gt 0 ]]; then
+        local age=$(( $(date +%s) - $(stat -c %Y "$DELETED_MARK") ))
+        if (( age >= 0 && age < INODE_SETTLE )); then sleep $(( INODE_SETTLE - age )); fi
+    fi
+}
 port_listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
 nlines() { if [[ -f $1 ]]; then wc -l < "$1"; else echo 0; fi; }
 
@@ -122,6 +140,7 @@ pf_start() { # MODE (hold | relay)
     "$PF" stop >/dev/null
     "$PF" configure --mode "$1" --in-tls may --out-tls may --cert ecdsa >/dev/null
     "$PF" purge >/dev/null
+    bulk_deleted
     # relay: no TLS sessions carried over between runs (as run-postfix-baseline.sh)
     [[ $1 == relay ]] && rm -f /var/lib/postfix/smtp_scache.db
     "$PF" start >/dev/null
@@ -131,6 +150,7 @@ pf_start() { # MODE (hold | relay)
 pf_stop() {
     "$PF" stop >/dev/null
     "$PF" purge >/dev/null
+    bulk_deleted
 }
 
 # --- Postern -------------------------------------------------------------------------

@@ -135,7 +135,7 @@ run_postern() { # SCENARIO REP
     files=$(find "$qdir" -type f 2>/dev/null | wc -l)
     result postern "$scen" "$rep" "$files" "spool_files=$files queue_list=$listed stop_s=$PT_STOP_S serve_rc=$PT_RC cert=$keytype"
     [[ $KEEP == 1 ]] && echo "kept $d"
-    [[ $KEEP == 1 ]] || rm -rf "$d"
+    [[ $KEEP == 1 ]] || rm_run_dir "$d"
     PT_DIR=""
 }
 
@@ -145,7 +145,7 @@ log "# bench/inbound/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$
     "postfix=$(postconf -h mail_version 2>/dev/null || echo na) postern=${ptver:-na}" \
     "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
     "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
-    "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT mon_interval=$MON_INTERVAL settle=$SETTLE"
+    "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT mon_interval=$MON_INTERVAL settle=$SETTLE inode_settle=$INODE_SETTLE"
 
 bench_reps
 

@@ -21,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 t0=$SECONDS
 set +e
 # timeout sends SIGTERM to run.sh, whose EXIT trap stops the Postern it started.
-N=$SMOKE_N SCEN="plain tls" SETTLE=0 TIME_LIMIT=30 POSTERN_CERT=init RESULTS=$tmp BENCH_TMP=$tmp MON_INTERVAL=0.2 \
+N=$SMOKE_N SCEN="plain tls" SETTLE=0 INODE_SETTLE=0 TIME_LIMIT=30 POSTERN_CERT=init RESULTS=$tmp BENCH_TMP=$tmp MON_INTERVAL=0.2 \
     timeout -k 5 "$SMOKE_TIMEOUT" "$HERE/run.sh" 1 --postern-only > "$tmp/out.log" 2>&1
 rc=$?
 set -e

@@ -241,7 +241,7 @@ run_postern() { # SCENARIO REP
         FAILED=1
         KEEP_THIS=1
     fi
-    if [[ $KEEP == 1 || ${KEEP_THIS:-0} == 1 ]]; then echo "kept $d"; else rm -rf "$d"; fi
+    if [[ $KEEP == 1 || ${KEEP_THIS:-0} == 1 ]]; then echo "kept $d"; else rm_run_dir "$d"; fi
     KEEP_THIS=0
     PT_DIR=""
 }
@@ -256,7 +256,7 @@ log "# bench/relay/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$(u
     "postfix=$(postconf -h mail_version 2>/dev/null || echo na) postern=${ptver:-na} postern_bin=$POSTERN postern_bin_id=$ptbin" \
     "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
     "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
-    "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT settle=$SETTLE e2e_timeout=$E2E_TIMEOUT"
+    "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT settle=$SETTLE inode_settle=$INODE_SETTLE e2e_timeout=$E2E_TIMEOUT"
 
 bench_reps
 [[ $PF_USED == 1 ]] && { "$PF" stop >/dev/null 2>&1 || true; }

@@ -27,7 +27,7 @@ t0=$SECONDS
 set +e
 # timeout sends SIGTERM to run.sh, whose EXIT trap stops the Postern, the load and the sink it
 # started; -k gives that clean-up time before SIGKILL.
-N=$SMOKE_N SCEN="plain tls" SETTLE=0 E2E_TIMEOUT=20 DRAIN_TIMEOUT=10 POSTERN_CERT=init RESULTS=$tmp BENCH_TMP=$tmp \
+N=$SMOKE_N SCEN="plain tls" SETTLE=0 INODE_SETTLE=0 E2E_TIMEOUT=20 DRAIN_TIMEOUT=10 POSTERN_CERT=init RESULTS=$tmp BENCH_TMP=$tmp \
     timeout -k 15 "$SMOKE_TIMEOUT" "$HERE/run.sh" 1 --postern-only > "$tmp/out.log" 2>&1
 rc=$?
 set -e
