@@ -1,0 +1,92 @@
+#!/bin/bash
+# bench/profile.sh - where Postern's time goes, under the inbound benchmark's load (issue 6).
+#
+# usage: bench/profile.sh perf [plain|tls]        (N default 5000)
+#        bench/profile.sh callgrind [plain|tls]   (N default 300: valgrind runs ~50x slower)
+#
+# Postern in hold mode, configured as in bench/inbound/run.sh (write_hold_config, the bench's
+# ECDSA P-256 certificate), loaded by the shared load.sh (plain: smtp-source; tls: smtpload,
+# a full TLS 1.3 handshake per session), N messages of SIZE bytes over CONC sessions.
+#   perf:      `perf record -g` on the server process for the whole load; prints the split by
+#              library (kernel, libcrypto, libc, postern ...), the system calls by inclusive
+#              share, and the top symbols.
+#   callgrind: the server under `valgrind --tool=callgrind`; prints the functions by inclusive
+#              and by exclusive instruction count (user space only: no kernel time here).
+# Output and raw data: bench/results/profile-MODE-SCEN-DATE/ (perf.data or callgrind.out, and
+# report.txt). Needs root only for perf's kernel symbols; loopback only; bounded in count
+# (N) and time (TIME_LIMIT per load run, default 600 s).
+# env: N  SIZE (5120)  CONC (20; callgrind 4)  POSTERN (build/postern)  POSTERN_PORT (2625)
+#      POSTERN_THREADS (server.threads; default 0)  SHARED_BENCH  RESULTS  BENCH_TMP
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BENCH_ME=profile.sh
+. "$HERE/lib.sh"
+
+MODE=${1:-}
+SCENARIO=${2:-plain}
+[[ $MODE == perf || $MODE == callgrind ]] || die "usage: bench/profile.sh perf|callgrind [plain|tls]"
+[[ $SCENARIO == plain || $SCENARIO == tls ]] || die "scenario: plain or tls"
+if [[ $MODE == perf ]]; then N=${N:-5000} CONC=${CONC:-20}; else N=${N:-300} CONC=${CONC:-4}; fi
+export N CONC
+DO_PF=0 DO_PT=1 REPS=1 SCEN=$SCENARIO
+bench_env
+bench_check
+TIME_LIMIT=${TIME_LIMIT:-600}
+[[ -x $POSTERN ]] || die "$POSTERN not found: run 'make build' first"
+if [[ $MODE == perf ]]; then command -v perf >/dev/null || die "perf not installed (linux-perf)"
+else command -v valgrind >/dev/null || die "valgrind not installed"; fi
+[[ $SCENARIO == tls ]] || command -v smtp-source >/dev/null || die "smtp-source (package postfix) not installed"
+
+OUTDIR=$RESULTS/profile-$MODE-$SCENARIO-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUTDIR"
+REPORT=$OUTDIR/report.txt
+
+pt_setup postern-profile write_hold_config warn
+d=$PT_DIR
+if [[ $MODE == callgrind ]]; then
+    valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/callgrind.out" --separate-threads=no \
+        "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
+else
+    "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
+fi
+PT_PID=$!
+for _ in $(seq 1 600); do   # up to 60 s (valgrind starts slowly)
+    kill -0 "$PT_PID" 2>/dev/null || die "postern exited (log: $d/serve.log)"
+    port_listening "$POSTERN_PORT" && break
+    sleep 0.1
+done
+port_listening "$POSTERN_PORT" || die "postern did not listen on 127.0.0.1:$POSTERN_PORT"
+settle
+
+if [[ $MODE == perf ]]; then
+    perf record -F 999 -g -p "$PT_PID" -o "$OUTDIR/perf.data" > "$OUTDIR/perf-record.log" 2>&1 &
+    MON_PID=$!
+    sleep 0.5
+fi
+args=(127.0.0.1 "$POSTERN_PORT" -n "$N" -s "$SIZE" -c "$CONC" --time-limit "$TIME_LIMIT")
+if [[ $SCENARIO == tls ]]; then args+=(--tls); else args+=(--tool smtp-source); fi
+LOAD=$(run_bg "$SHARED/load.sh" "${args[@]}" 2>&1 || true)
+if [[ $MODE == perf ]]; then kill -INT "$MON_PID" 2>/dev/null || true; wait "$MON_PID" 2>/dev/null || true; MON_PID=""; fi
+pt_stop
+
+set +o pipefail   # head closes the pipes early; a grep that finds nothing is not an error here
+{
+    echo "# bench/profile.sh $MODE $SCENARIO  $(date -u +%FT%TZ)  N=$N SIZE=$SIZE CONC=$CONC commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+    grep '^RESULT load' <<< "$LOAD" || echo "load: $LOAD"
+    if [[ $MODE == perf ]]; then
+        echo; echo "## share of the server's samples by library (self)"
+        perf report -i "$OUTDIR/perf.data" --no-children --sort dso -q -g none 2>/dev/null | head -12
+        echo; echo "## system calls, inclusive share of the server's samples"
+        perf report -i "$OUTDIR/perf.data" --children --sort sym -q -g none 2>/dev/null | grep -E '\[k\] __x64_sys_' | head -15 || true
+        echo; echo "## top symbols (self)"
+        perf report -i "$OUTDIR/perf.data" --no-children --sort dso,sym -q -g none 2>/dev/null | head -30
+    else
+        echo; echo "## inclusive (user-space instructions)"
+        callgrind_annotate --inclusive=yes "$OUTDIR/callgrind.out" 2>/dev/null | sed -n '1,60p' | cut -c1-200
+        echo; echo "## exclusive"
+        callgrind_annotate "$OUTDIR/callgrind.out" 2>/dev/null | sed -n '1,45p' | cut -c1-200
+    fi
+} > "$REPORT"
+cat "$REPORT"
+echo "raw data and report: $OUTDIR"
