@@ -44,7 +44,10 @@ result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const 
     ERR_clear_error();
     static const unsigned char sid_ctx[] = "postern-smtpd";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    // Resumption by session tickets only (TLS 1.3 and 1.2): the server keeps no per-session
+    // state. OpenSSL's internal cache would store every session under a lock shared by the
+    // session threads and walk all of them every 255 handshakes to expire old ones.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
     // TLS 1.3: one session ticket per handshake (OpenSSL sends two by default); a client
     // resumes with one, and each ticket costs an encryption and a record per connection.
     SSL_CTX_set_num_tickets(ctx, 1);

@@ -12,7 +12,7 @@ namespace postern::tls {
 
 // Configure `ctx` for inbound STARTTLS: certificate chain and key (checked to match),
 // TLS 1.2 minimum, forward-secret AEAD ciphers only for TLS 1.2, no renegotiation,
-// session tickets on (cheap resumption for repeat clients).
+// resumption by session tickets only (one per handshake; no server-side session cache).
 result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file);
 
 // Version, cipher and strength of an established session (for logs and the Received header).

@@ -173,11 +173,12 @@ class RawSMTP:
         r = self.expect(f"EHLO {name}", 250)
         return r
 
-    def starttls(self):
+    def starttls(self, context=None, session=None):
+        """STARTTLS and the handshake; `session`: an earlier ssl.SSLSession to resume."""
         self.expect("STARTTLS", 220, "2.0.0")
         assert self.buf == b"", f"plaintext after the 220: {self.buf!r}"
         self.sock.settimeout(self.timeout)
-        self.sock = tls_client_context().wrap_socket(self.sock)
+        self.sock = (context or tls_client_context()).wrap_socket(self.sock, session=session)
         return self
 
     def send_mail(self, sender, rcpts, body):
