@@ -78,6 +78,13 @@ int serve(const std::string& config_path) {
         return 1;
     }
 
+    // The session threads' event loops (server.threads; 0 = one per CPU). Declared before the
+    // main loop so that they outlive it: at exit, the main loop's pending accepts hold sockets
+    // that belong to these loops (their threads start after the privilege drop, below).
+    const unsigned nthreads =
+        cfg0.server.threads ? cfg0.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<asio::io_context>> workers;
+    for (unsigned i = 0; i < nthreads; ++i) workers.push_back(std::make_unique<asio::io_context>(1));
     asio::io_context io(1);
 
     std::list<tcp::acceptor> acceptors;
@@ -133,15 +140,11 @@ int serve(const std::string& config_path) {
     ctx.main = io.get_executor();
     // Session threads (server.threads; 0 = one per CPU), each with its own event loop; the
     // accept loops deal connections out to them (server/context.hpp says who owns what).
-    const unsigned nthreads =
-        cfg0.server.threads ? cfg0.server.threads : std::max(1u, std::thread::hardware_concurrency());
-    std::vector<std::unique_ptr<asio::io_context>> workers;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
     std::vector<std::thread> threads;
-    for (unsigned i = 0; i < nthreads; ++i) {
-        workers.push_back(std::make_unique<asio::io_context>(1));
-        keep_running.push_back(asio::make_work_guard(*workers.back()));
-        ctx.workers.push_back(workers.back().get());
+    for (auto& w : workers) {
+        keep_running.push_back(asio::make_work_guard(*w));
+        ctx.workers.push_back(w.get());
     }
     for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
     struct join_on_exit {
