@@ -215,7 +215,8 @@ pt_stop() {
 
 # pt_config_head WHAT: the start of a bench postern.toml (hostname, listener, spool, DNS guard)
 # for WHAT ("the inbound benchmark", ...).  Everything not written keeps its documented default.
-# POSTERN_THREADS sets server.threads (default 0: one session thread per CPU).
+# POSTERN_THREADS sets server.threads (default 0: one session thread per CPU), POSTERN_SYNC
+# spool.sync (default "filesystem").
 pt_config_head() {
     cat <<EOF
 # written by bench/ (bench/lib.sh) for $1
@@ -230,6 +231,7 @@ threads = ${POSTERN_THREADS:-0}                        # session threads (POSTER
 
 [spool]
 dir = "var/spool"
+sync = "${POSTERN_SYNC:-filesystem}"                # POSTERN_SYNC: filesystem (syncfs, the default) or file (fsync per file)
 
 [dns]
 servers = ["127.0.0.1:5353"]       # guard: any lookup stays on loopback (nothing should resolve)

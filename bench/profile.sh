@@ -2,6 +2,7 @@
 # bench/profile.sh - where Postern's time goes, under the inbound benchmark's load (issue 6).
 #
 # usage: bench/profile.sh perf [plain|tls]        (N default 5000)
+#        bench/profile.sh stat [plain|tls]        (N default 5000)
 #        bench/profile.sh callgrind [plain|tls]   (N default 300: valgrind runs ~50x slower)
 #
 # Postern in hold mode, configured as in bench/inbound/run.sh (write_hold_config, the bench's
@@ -10,13 +11,16 @@
 #   perf:      `perf record -g` on the server process for the whole load; prints the split by
 #              library (kernel, libcrypto, libc, postern ...), the system calls by inclusive
 #              share, and the top symbols.
+#   stat:      `perf stat --per-thread` on the server: CPU time and context switches per thread
+#              (session loops, main loop, disk pool), totals and per message.
 #   callgrind: the server under `valgrind --tool=callgrind`; prints the functions by inclusive
 #              and by exclusive instruction count (user space only: no kernel time here).
 # Output and raw data: bench/results/profile-MODE-SCEN-DATE/ (perf.data or callgrind.out, and
 # report.txt). Needs root only for perf's kernel symbols; loopback only; bounded in count
 # (N) and time (TIME_LIMIT per load run, default 600 s).
 # env: N  SIZE (5120)  CONC (20; callgrind 4)  POSTERN (build/postern)  POSTERN_PORT (2625)
-#      POSTERN_THREADS (server.threads; default 0)  SHARED_BENCH  RESULTS  BENCH_TMP
+#      POSTERN_THREADS (server.threads; default 0)  POSTERN_SYNC (spool.sync; default filesystem)
+#      SHARED_BENCH  RESULTS  BENCH_TMP
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -25,16 +29,16 @@ BENCH_ME=profile.sh
 
 MODE=${1:-}
 SCENARIO=${2:-plain}
-[[ $MODE == perf || $MODE == callgrind ]] || die "usage: bench/profile.sh perf|callgrind [plain|tls]"
+[[ $MODE == perf || $MODE == stat || $MODE == callgrind ]] || die "usage: bench/profile.sh perf|stat|callgrind [plain|tls]"
 [[ $SCENARIO == plain || $SCENARIO == tls ]] || die "scenario: plain or tls"
-if [[ $MODE == perf ]]; then N=${N:-5000} CONC=${CONC:-20}; else N=${N:-300} CONC=${CONC:-4}; fi
+if [[ $MODE != callgrind ]]; then N=${N:-5000} CONC=${CONC:-20}; else N=${N:-300} CONC=${CONC:-4}; fi
 export N CONC
 DO_PF=0 DO_PT=1 REPS=1 SCEN=$SCENARIO
 bench_env
 bench_check
 TIME_LIMIT=${TIME_LIMIT:-600}
 [[ -x $POSTERN ]] || die "$POSTERN not found: run 'make build' first"
-if [[ $MODE == perf ]]; then command -v perf >/dev/null || die "perf not installed (linux-perf)"
+if [[ $MODE != callgrind ]]; then command -v perf >/dev/null || die "perf not installed (linux-perf)"
 else command -v valgrind >/dev/null || die "valgrind not installed"; fi
 [[ $SCENARIO == tls ]] || command -v smtp-source >/dev/null || die "smtp-source (package postfix) not installed"
 
@@ -63,11 +67,15 @@ if [[ $MODE == perf ]]; then
     perf record -F 999 -g -p "$PT_PID" -o "$OUTDIR/perf.data" > "$OUTDIR/perf-record.log" 2>&1 &
     MON_PID=$!
     sleep 0.5
+elif [[ $MODE == stat ]]; then
+    perf stat --per-thread -e task-clock,context-switches -p "$PT_PID" -o "$OUTDIR/perf-stat.txt" &
+    MON_PID=$!
+    sleep 0.5
 fi
 args=(127.0.0.1 "$POSTERN_PORT" -n "$N" -s "$SIZE" -c "$CONC" --time-limit "$TIME_LIMIT")
 if [[ $SCENARIO == tls ]]; then args+=(--tls); else args+=(--tool smtp-source); fi
 LOAD=$(run_bg "$SHARED/load.sh" "${args[@]}" 2>&1 || true)
-if [[ $MODE == perf ]]; then kill -INT "$MON_PID" 2>/dev/null || true; wait "$MON_PID" 2>/dev/null || true; MON_PID=""; fi
+if [[ $MODE != callgrind ]]; then kill -INT "$MON_PID" 2>/dev/null || true; wait "$MON_PID" 2>/dev/null || true; MON_PID=""; fi
 pt_stop
 
 set +o pipefail   # head closes the pipes early; a grep that finds nothing is not an error here
@@ -81,6 +89,16 @@ set +o pipefail   # head closes the pipes early; a grep that finds nothing is no
         perf report -i "$OUTDIR/perf.data" --children --sort sym -q -g none 2>/dev/null | grep -E '\[k\] __x64_sys_' | head -15 || true
         echo; echo "## top symbols (self)"
         perf report -i "$OUTDIR/perf.data" --no-children --sort dso,sym -q -g none 2>/dev/null | head -30
+    elif [[ $MODE == stat ]]; then
+        echo; echo "## per thread (perf stat --per-thread): CPU ms and context switches; threads by CPU"
+        awk -v n="$N" '
+            /task-clock/ {cpu[$1] = $2; gsub(/,/, "", cpu[$1])}
+            /context-switches/ {cs[$1] = $2; gsub(/,/, "", cs[$1])}
+            END {
+                for (t in cpu) {tc += cpu[t]; tcs += cs[t]; k++}
+                printf "threads %d, CPU %.0f ms (%.3f ms per message), context switches %d (%.1f per message)\n", k, tc, tc / n, tcs, tcs / n
+                for (t in cpu) printf "%10.1f ms %8d cs  %s\n", cpu[t], cs[t], t | "sort -rn | head -8"
+            }' "$OUTDIR/perf-stat.txt"
     else
         echo; echo "## inclusive (user-space instructions)"
         callgrind_annotate --inclusive=yes "$OUTDIR/callgrind.out" 2>/dev/null | sed -n '1,60p' | cut -c1-200

@@ -47,8 +47,16 @@ struct server_config {
     std::uint32_t threads = 0;
 };
 
+// How a commit is made durable (queue/spool.hpp). Both fsync before the 250; they differ in
+// how many messages one flush covers.
+enum class spool_sync {
+    filesystem,  // syncfs(2) of the spool's file system, shared by every commit in flight
+    file,        // fsync(2) of each queue file (the directory fsync is shared either way)
+};
+
 struct spool_config {
     std::string dir;  // absolute
+    spool_sync sync = spool_sync::filesystem;
 };
 
 struct tls_config {

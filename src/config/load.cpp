@@ -397,11 +397,18 @@ void loader::load_spool(const toml::table* t, spool_config& out) {
         fail(1, "missing required key 'spool.dir'");
         return;
     }
-    check_keys(*t, "spool", {"dir"});
+    check_keys(*t, "spool", {"dir", "sync"});
     if (const auto* n = t->get("dir")) {
         if (auto v = read_path(*n, "spool.dir", false)) out.dir = std::move(*v);
     } else {
         fail(line_of(*t), "missing required key 'spool.dir'");
+    }
+    if (const auto* n = t->get("sync")) {
+        if (auto s = read_string(*n, "spool.sync")) {
+            if (s->value == "filesystem") out.sync = spool_sync::filesystem;
+            else if (s->value == "file") out.sync = spool_sync::file;
+            else fail(s->line, "spool.sync: must be \"filesystem\" or \"file\" (got " + in_quotes(s->value) + ")");
+        }
     }
 }
 

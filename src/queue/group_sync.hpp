@@ -1,11 +1,11 @@
-// queue/group_sync.hpp - group commit of a directory fsync (issue 6): many committers, one
-// fsync(2) of the directory for all of them.
-// A message is durable once its file is fsynced, renamed into queue/ (or hold/), and the
+// queue/group_sync.hpp - group commit (issue 6): many committers, one sync for all of them
+// (the spool's syncfs of the file system, and its fsync of the queue directory).
+// A message is durable once its file is synced, renamed into queue/ (or hold/), and the
 // directory is fsynced after the rename (spool.hpp). When several sessions commit at once,
-// one directory fsync that STARTS after all their renames covers them all; sync() waits for
-// exactly that: it returns the result of the first fsync that began after the call, running it
+// one sync that STARTS after all their writes (or renames) covers them all; sync() waits for
+// exactly that: it returns the result of the first sync that began after the call, running it
 // itself if none is running, or waiting for the one in flight to end and then for (or running)
-// the next. Never does a caller return success from an fsync that began before its rename.
+// the next. Never does a caller return success from a sync that began before its write.
 // Thread-safe; callers block (they run on the disk thread pool, never on the event loop).
 #pragma once
 #include <condition_variable>

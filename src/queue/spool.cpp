@@ -1,4 +1,5 @@
-// queue/spool.cpp - durable commit of queue files: write, fsync, rename, fsync directory.
+// queue/spool.cpp - durable commit of queue files: write, sync (syncfs or fsync), rename, fsync
+// directory.
 #include "queue/spool.hpp"
 
 #include <dirent.h>
@@ -31,6 +32,17 @@ int do_fsync(int fd, const std::string& path) {
         }
     }
     return ::fsync(fd);
+}
+
+// syncfs(2) of the file system holding `fd` (the same fault hook as fsync, with `path`).
+int do_syncfs(int fd, const std::string& path) {
+    {
+        std::lock_guard lk(g_fault_mu);
+        if (g_fsync_fault) {
+            if (int e = g_fsync_fault(path)) { errno = e; return -1; }
+        }
+    }
+    return ::syncfs(fd);
 }
 
 spool_failure fail(std::string_view what, const std::string& path) {
@@ -184,13 +196,17 @@ void spool::set_fsync_fault(std::function<int(const std::string&)> hook) {
     g_fsync_fault = std::move(hook);
 }
 
-result<std::unique_ptr<spool>> spool::open(const std::string& dir) {
+result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability how) {
     if (!ensure_dir(dir)) return error{fmt::format("cannot create spool directory {}: {}", dir, std::strerror(errno))};
     for (const char* sub : {"tmp", "queue", "hold", "state"}) {
         std::string p = dir + "/" + sub;
         if (!ensure_dir(p)) return error{fmt::format("cannot create {}: {}", p, std::strerror(errno))};
     }
-    std::unique_ptr<spool> s(new spool(dir));
+    std::unique_ptr<spool> s(new spool(dir, how));
+    if (how == durability::filesystem) {
+        s->fs_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->fs_fd_ < 0) return error{fmt::format("cannot open {}: {}", dir, std::strerror(errno))};
+    }
     // Leftovers in tmp/ were never acknowledged: discard them.
     if (DIR* d = ::opendir((dir + "/tmp").c_str())) {
         while (dirent* e = ::readdir(d)) {
@@ -245,7 +261,7 @@ std::optional<spool_failure> spool::commit(const envelope& env, std::initializer
         ::unlink(tmp.c_str());
         return f;
     }
-    if (do_fsync(fd, tmp) != 0) {
+    if (durability_ == durability::file && do_fsync(fd, tmp) != 0) {
         auto f = fail("fsync", tmp);
         ::close(fd);
         ::unlink(tmp.c_str());
@@ -255,6 +271,14 @@ std::optional<spool_failure> spool::commit(const envelope& env, std::initializer
         auto f = fail("close", tmp);
         ::unlink(tmp.c_str());
         return f;
+    }
+    if (durability_ == durability::filesystem) {
+        // The file's data and inode reach the disk before its name enters queue/ (as with
+        // fsync): one syncfs for every commit that got this far meanwhile.
+        if (const int err = content_sync_->sync(); err != 0) {
+            ::unlink(tmp.c_str());
+            return spool_failure{err, fmt::format("syncfs {}: {}", dir_, std::strerror(err))};
+        }
     }
     std::string final_path = path(env.id, where);
     if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
@@ -270,7 +294,10 @@ std::optional<spool_failure> spool::commit(const envelope& env, std::initializer
     return std::nullopt;
 }
 
-spool::spool(std::string dir) : dir_(std::move(dir)) {
+spool::spool(std::string dir, durability how) : dir_(std::move(dir)), durability_(how) {
+    content_sync_ = std::make_unique<group_sync>([this] {
+        return do_syncfs(fs_fd_, dir_) == 0 ? 0 : (errno != 0 ? errno : EIO);
+    });
     // One group-commit coordinator per directory that commits rename into.
     auto syncer = [this](area where) {
         return std::make_unique<group_sync>([path = fmt::format("{}/{}", dir_, area_dir(where))] {
@@ -282,7 +309,13 @@ spool::spool(std::string dir) : dir_(std::move(dir)) {
     hold_sync_ = syncer(area::hold);
 }
 
+spool::~spool() {
+    if (fs_fd_ >= 0) ::close(fs_fd_);
+}
+
 std::uint64_t spool::directory_syncs() const { return active_sync_->syncs_run() + hold_sync_->syncs_run(); }
+
+std::uint64_t spool::content_syncs() const { return content_sync_->syncs_run(); }
 
 std::vector<std::string> spool::list(area where) const {
     std::vector<std::string> ids;

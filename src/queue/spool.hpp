@@ -6,12 +6,17 @@
 //   queue/ID   committed, waiting for delivery      (format: queue/envelope.hpp)
 //   hold/ID    committed, on hold (queue.hold, `postern queue hold`): not delivered until released
 //   state/ID   per-recipient delivery state of queue/ID (absent = every recipient still queued)
-// commit() = write tmp/ID, fsync(file), rename to queue/ID or hold/ID, fsync(directory). Only
-// after commit() returns success may the server reply 250 (SPEC §2). Concurrent commits share
-// directory fsyncs (group commit, queue/group_sync.hpp): each waits for one that started after
-// its own rename. A crash before the rename
-// leaves only tmp/ID (discarded, the client was never told 250); after the directory fsync the
-// message survives power loss.
+// commit() = write tmp/ID, make it durable, rename to queue/ID or hold/ID, fsync(directory).
+// Only after commit() returns success may the server reply 250 (SPEC §2). "Durable" is either
+//   durability::filesystem (spool.sync = "filesystem", the default): one syncfs(2) of the
+//     spool's file system covers every commit written before it started (group commit,
+//     queue/group_sync.hpp): a burst of N messages costs a few flushes, not N. It also writes
+//     any other dirty data on that file system: give the spool its own file system, or use
+//   durability::file (spool.sync = "file"): fsync(2) of each file, as Postfix does.
+// Concurrent commits share the directory fsync the same way: each waits for one that started
+// after its own rename. A crash before the rename leaves only tmp/ID (discarded, the client
+// was never told 250); after the directory fsync the message survives power loss. A file in
+// queue/ or hold/ is always complete.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -61,7 +66,11 @@ class spool {
 public:
     // Creates the directories if needed, removes leftovers in tmp/, unfinished state writes
     // and state files whose message is gone.
-    static result<std::unique_ptr<spool>> open(const std::string& dir);
+    enum class durability { filesystem, file };
+    static result<std::unique_ptr<spool>> open(const std::string& dir, durability how = durability::filesystem);
+    ~spool();
+    spool(const spool&) = delete;
+    spool& operator=(const spool&) = delete;
 
     const std::string& dir() const { return dir_; }
     // Unique, time-ordered queue id: 13 hex digits of microseconds + 4 of a counter.
@@ -86,17 +95,23 @@ public:
 
     std::string path(const std::string& id, area where) const;
 
-    // Test hook: called before every fsync with the file's path; a non-zero return is used as
-    // the errno of a failed fsync (fault injection for "never acknowledge what was not synced").
+    // Test hook: called before every fsync with the file's path (before every syncfs with the
+    // spool directory); a non-zero return is used as the errno of a failed call (fault
+    // injection for "never acknowledge what was not synced").
     static void set_fsync_fault(std::function<int(const std::string&)> hook);
 
     // Directory fsyncs run so far for commits (group commit: fewer than commits under load).
     std::uint64_t directory_syncs() const;
+    // syncfs calls run so far for commits (durability::filesystem; 0 with durability::file).
+    std::uint64_t content_syncs() const;
 
 private:
-    explicit spool(std::string dir);
+    spool(std::string dir, durability how);
     group_sync& sync_of(area where) { return where == area::hold ? *hold_sync_ : *active_sync_; }
     std::string dir_;
+    durability durability_;
+    int fs_fd_ = -1;  // the spool directory, for syncfs (durability::filesystem)
+    std::unique_ptr<group_sync> content_sync_;  // syncfs, shared by commits in flight
     std::unique_ptr<group_sync> active_sync_, hold_sync_;
 };
 

@@ -72,7 +72,9 @@ int serve(const std::string& config_path) {
     const auto& cfg0 = *(*first)->cfg;
     log::set_format(cfg0.log.format == config::log_format::json ? log::format::json : log::format::text);
 
-    auto sp = queue::spool::open(cfg0.spool.dir);
+    auto sp = queue::spool::open(cfg0.spool.dir, cfg0.spool.sync == config::spool_sync::file
+                                                     ? queue::spool::durability::file
+                                                     : queue::spool::durability::filesystem);
     if (!sp) {
         std::fprintf(stderr, "%s: spool: %s\n", config_path.c_str(), sp.error_message().c_str());
         return 1;
@@ -179,9 +181,10 @@ int serve(const std::string& config_path) {
                 } else {
                     if ((*next)->cfg->server.listen.size() != ctx.current->cfg->server.listen.size() ||
                         (*next)->cfg->spool.dir != ctx.current->cfg->spool.dir ||
+                        (*next)->cfg->spool.sync != ctx.current->cfg->spool.sync ||
                         (*next)->cfg->server.threads != ctx.current->cfg->server.threads)
                         log::warning("reload",
-                                     "server.listen, server.threads and spool.dir changes take effect after a restart");
+                                     "server.listen, server.threads, spool.dir and spool.sync changes take effect after a restart");
                     log::set_format((*next)->cfg->log.format == config::log_format::json ? log::format::json
                                                                                           : log::format::text);
                     ctx.current = *next;

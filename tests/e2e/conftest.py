@@ -43,7 +43,7 @@ def wait_port(host, port, timeout=10.0, proc=None):
     raise TimeoutError(f"{host}:{port} not listening after {timeout}s")
 
 
-def render_config(d, port, extra="", domains=None, server_extra="", tls_extra="", queue_extra=""):
+def render_config(d, port, extra="", domains=None, server_extra="", tls_extra="", queue_extra="", spool_extra=""):
     """A complete config for a test instance. `domains` defaults to localhost -> maildir."""
     if domains is None:
         domains = '[[domain]]\nname = "localhost"\nmaildir = "var/mail/localhost"\n'
@@ -56,6 +56,7 @@ listen = ["127.0.0.1:{port}"]
 
 [spool]
 dir = "var/spool"
+{spool_extra}
 
 [tls]
 cert_file = "var/tls/cert.pem"

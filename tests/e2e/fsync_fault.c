@@ -1,4 +1,4 @@
-/* tests/e2e/fsync_fault.c - LD_PRELOAD shim: make fsync() fail for files under one directory.
+/* tests/e2e/fsync_fault.c - LD_PRELOAD shim: make fsync() (and syncfs()) fail under one directory.
  *
  * Built by tests/e2e/test_power_loss.py with gcc into a temporary directory; never part of
  * the product. Power-loss safety means "nothing is acknowledged that was not fsynced", and the
@@ -8,6 +8,8 @@
  *   FSYNC_FAULT_FLAG    a file; while it exists and holds "MODE ERRNO", matching fsync() calls
  *                       fail with ERRNO (e.g. "file 5" = EIO): MODE is "file" (regular files),
  *                       "dir" (directories) or "all". Absent file: fsync() works normally.
+ * syncfs(fd) with fd under the directory counts as "file": it is what makes the queue files'
+ * content durable with spool.sync = "filesystem".
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -18,7 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int injected_errno(int fd) {
+/* as_file: 1 = treat the call as syncing a regular file (syncfs); 0 = look at the fd. */
+static int injected_errno(int fd, int as_file) {
     const char *prefix = getenv("FSYNC_FAULT_PREFIX");
     const char *flag = getenv("FSYNC_FAULT_FLAG");
     if (!prefix || !flag) return 0;
@@ -40,7 +43,7 @@ static int injected_errno(int fd) {
 
     struct stat st;
     if (fstat(fd, &st) != 0) return 0;
-    int is_dir = S_ISDIR(st.st_mode);
+    int is_dir = as_file ? 0 : S_ISDIR(st.st_mode);
     if (strcmp(mode, "all") == 0 || (strcmp(mode, "dir") == 0 && is_dir) ||
         (strcmp(mode, "file") == 0 && !is_dir))
         return err;
@@ -48,8 +51,8 @@ static int injected_errno(int fd) {
 }
 
 /* The injected error, or the real call (looked up each time: a test shim, not a hot path). */
-static int faulty_sync(int fd, const char *name) {
-    int err = injected_errno(fd);
+static int faulty_sync(int fd, const char *name, int as_file) {
+    int err = injected_errno(fd, as_file);
     if (err) {
         errno = err;
         return -1;
@@ -58,6 +61,8 @@ static int faulty_sync(int fd, const char *name) {
     return real(fd);
 }
 
-int fsync(int fd) { return faulty_sync(fd, "fsync"); }
+int fsync(int fd) { return faulty_sync(fd, "fsync", 0); }
 
-int fdatasync(int fd) { return faulty_sync(fd, "fdatasync"); }
+int fdatasync(int fd) { return faulty_sync(fd, "fdatasync", 0); }
+
+int syncfs(int fd) { return faulty_sync(fd, "syncfs", 1); }

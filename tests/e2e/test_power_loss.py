@@ -4,7 +4,9 @@ A message written but not fsynced must never be acknowledged. The real binary ru
 LD_PRELOAD shim (fsync_fault.c, compiled here with gcc into the test's temporary directory;
 nothing in the product) that makes fsync() fail for files under the spool while a flag file
 exists. Checked on the wire and in the spool:
-- a failed fsync of the queue file -> 451 4.3.0, nothing in tmp/ or queue/, nothing delivered;
+- a failed sync of the queue file's content (syncfs of the spool with spool.sync = "filesystem",
+  the default; fsync of the file with "file") -> 451 4.3.0, nothing in tmp/ or queue/, nothing
+  delivered;
 - a failed fsync of the queue directory (after the rename) -> 451 4.3.0, the file taken back;
 - fsync failing with ENOSPC -> 452 4.3.1;
 - the flag removed: the same session gets 250 and the message is delivered;
@@ -75,13 +77,14 @@ def start_with_fault(make_instance, fault, **kw):
     return inst
 
 
+@pytest.mark.parametrize("sync", ["filesystem", "file"])
 @pytest.mark.parametrize("mode,err,reply", [
-    ("file", errno.EIO, (451, "4.3.0")),     # the queue file's fsync
+    ("file", errno.EIO, (451, "4.3.0")),     # the queue file's content: syncfs, or its fsync
     ("dir", errno.EIO, (451, "4.3.0")),      # the queue directory's fsync, after the rename
-    ("file", errno.ENOSPC, (452, "4.3.1")),  # a full disk seen at fsync
+    ("file", errno.ENOSPC, (452, "4.3.1")),  # a full disk seen at that sync
 ])
-def test_failed_fsync_is_never_acknowledged_then_recovers(make_instance, fsync_fault, mode, err, reply):
-    inst = start_with_fault(make_instance, fsync_fault)
+def test_failed_fsync_is_never_acknowledged_then_recovers(make_instance, fsync_fault, mode, err, reply, sync):
+    inst = start_with_fault(make_instance, fsync_fault, spool_extra=f'sync = "{sync}"')
     fsync_fault.set(mode, err)
     with inst.smtp() as c:
         c.ehlo()
@@ -91,7 +94,8 @@ def test_failed_fsync_is_never_acknowledged_then_recovers(make_instance, fsync_f
         assert inst.spool_files("tmp") == [], "half-stored file left in tmp/"
         assert inst.spool_files("queue") == [], "an unacknowledged message is in queue/"
         errors = inst.events("spool_error")
-        assert len(errors) == 3 and all(e["error"].startswith("fsync ") for e in errors), errors
+        first = "syncfs " if (sync, mode) == ("filesystem", "file") else "fsync "
+        assert len(errors) == 3 and all(e["error"].startswith(first) for e in errors), errors
         assert inst.events("queued") == []
         # the shim stops failing: the same session is accepted and the message delivered
         fsync_fault.clear()
@@ -122,7 +126,7 @@ def test_bounce_that_cannot_be_stored_is_not_lost(make_instance, fsync_fault):
         ev = inst.wait_events("delivery", id=qid, dsn="5.1.1")  # logged after the state is written
         assert ev[0]["result"] == "deferred" and "bounce not stored" in ev[0]["reason"], ev
         failed = inst.events("spool_error")
-        assert failed[0]["error"].startswith("fsync ") and failed[0]["id"] != qid, failed
+        assert failed[0]["error"].startswith("syncfs ") and failed[0]["id"] != qid, failed
         assert peer.rcpt_seen["bob@internal.test"] == 2
         assert inst.maildir_messages("alice") == []
         assert inst.spool_files("queue") == [qid], "the message was removed without its bounce"

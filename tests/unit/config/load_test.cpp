@@ -322,6 +322,10 @@ TEST(ConfigErrors, SpoolDirRequired) {
     EXPECT_EQ(error_of("hostname = \"mx.test\"\n"), "p.toml:1: missing required key 'spool.dir'");
     EXPECT_EQ(error_of("hostname = \"mx.test\"\n\n[spool]\n"), "p.toml:3: missing required key 'spool.dir'");
     EXPECT_EQ(error_of("hostname = \"mx.test\"\n[spool]\ndir = \"\"\n"), "p.toml:3: spool.dir: must not be empty");
+    EXPECT_EQ(error_of("hostname = \"mx.test\"\n[spool]\ndir = \"s\"\nsync = \"never\"\n"),
+              "p.toml:4: spool.sync: must be \"filesystem\" or \"file\" (got 'never')");
+    EXPECT_EQ(error_of("hostname = \"mx.test\"\n[spool]\ndir = \"s\"\nsync = true\n"),
+              "p.toml:4: spool.sync: expected a string");
 }
 
 TEST(ConfigErrors, CertAndKeyBothOrNeither) {
@@ -366,6 +370,7 @@ TEST(ConfigLoad, DefaultsWhenKeysAbsent) {
     const config def;  // the documented defaults in config.hpp
     ASSERT_EQ(cfg->server.listen.size(), 1u);
     EXPECT_EQ(cfg->server.listen[0].to_string(), "127.0.0.1:2525");
+    EXPECT_EQ(cfg->spool.sync, spool_sync::filesystem);
     EXPECT_EQ(cfg->server.max_message_size, 52428800u);
     EXPECT_EQ(cfg->server.max_buffered_size, 512u << 20);
     EXPECT_EQ(cfg->server.max_recipients, 1000u);
@@ -432,6 +437,7 @@ max_errors = 3
 max_line_length = 1000
 [spool]
 dir = "/var/spool/postern"
+sync = "file"
 [tls]
 opportunistic = false
 cert_file = "/etc/ssl/c.pem"
@@ -480,6 +486,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->server.max_errors, 3u);
     EXPECT_EQ(cfg->server.max_line_length, 1000u);
     EXPECT_EQ(cfg->spool.dir, "/var/spool/postern");
+    EXPECT_EQ(cfg->spool.sync, spool_sync::file);
     EXPECT_FALSE(cfg->tls.opportunistic);
     EXPECT_EQ(cfg->tls.cert_file, "/etc/ssl/c.pem");
     EXPECT_EQ(cfg->tls.key_file, "/etc/postern/k.pem");
@@ -499,7 +506,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->log.format, log_format::json);
     ASSERT_EQ(cfg->domains.size(), 2u);
     EXPECT_EQ(cfg->domains[0].name, "example.test");
-    EXPECT_EQ(cfg->domains[0].line, 33);
+    EXPECT_EQ(cfg->domains[0].line, 34);
     ASSERT_EQ(cfg->domains[0].relay_to.size(), 2u);
     EXPECT_EQ(cfg->domains[0].relay_to[0].to_string(), "10.0.0.5:25");
     EXPECT_EQ(cfg->domains[0].relay_to[1].to_string(), "internal.example.test:2525");
@@ -509,7 +516,7 @@ hosts = ["smarthost.test"]
     EXPECT_EQ(cfg->domains[1].maildir, "/etc/postern/mail/local.test");
     ASSERT_EQ(cfg->routes.size(), 2u);
     EXPECT_EQ(cfg->routes[0].domain, "partner.test");
-    EXPECT_EQ(cfg->routes[0].line, 39);
+    EXPECT_EQ(cfg->routes[0].line, 40);
     EXPECT_EQ(cfg->routes[0].hosts.at(0).to_string(), "127.0.0.2:2526");
     EXPECT_EQ(cfg->routes[1].domain, "*");
     EXPECT_EQ(cfg->routes[1].hosts.at(0).to_string(), "smarthost.test:25");

@@ -4,7 +4,11 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <atomic>
+#include <chrono>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "queue/spool.hpp"
 #include "../test_util.hpp"
@@ -118,24 +122,58 @@ TEST(spool, ids_are_unique_and_ordered) {
     }
 }
 
-TEST(spool, failed_fsync_is_reported_and_leaves_nothing) {
+// Both ways of making a commit durable (spool.sync): "filesystem" (syncfs) and "file" (fsync).
+class spool_durability : public ::testing::TestWithParam<queue::spool::durability> {};
+INSTANTIATE_TEST_SUITE_P(sync, spool_durability,
+                         ::testing::Values(queue::spool::durability::filesystem, queue::spool::durability::file),
+                         [](const auto& info) {
+                             return info.param == queue::spool::durability::file ? "file" : "filesystem";
+                         });
+
+TEST_P(spool_durability, commit_syncs_the_content_the_chosen_way) {
     test::temp_dir d;
-    auto sp = queue::spool::open(d.path);
+    auto sp = queue::spool::open(d.path, GetParam());
+    ASSERT_TRUE(sp.ok()) << sp.error_message();
+    std::vector<std::string> synced;  // what the fault hook saw, in order
+    queue::spool::set_fsync_fault([&](const std::string& p) { synced.push_back(p); return 0; });
+    const std::string id = commit_one(**sp, queue::area::active);
+    queue::spool::set_fsync_fault(nullptr);
+    if (GetParam() == queue::spool::durability::filesystem) {
+        // one syncfs of the spool's file system, then the directory: no per-file fsync
+        EXPECT_EQ(synced, (std::vector<std::string>{d.path, d.path + "/queue"}));
+        EXPECT_EQ((*sp)->content_syncs(), 1u);
+    } else {
+        EXPECT_EQ(synced, (std::vector<std::string>{d.path + "/tmp/" + id, d.path + "/queue"}));
+        EXPECT_EQ((*sp)->content_syncs(), 0u);
+    }
+    EXPECT_EQ((*sp)->directory_syncs(), 1u);
+    EXPECT_EQ((*sp)->list(queue::area::active), std::vector<std::string>{id});
+}
+
+TEST_P(spool_durability, failed_content_sync_is_reported_and_leaves_nothing) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path, GetParam());
     ASSERT_TRUE(sp.ok());
-    queue::spool::set_fsync_fault([](const std::string&) { return EIO; });
+    // Fail only the sync of the content (syncfs of the spool / fsync of tmp/ID), not the directory.
+    queue::spool::set_fsync_fault([&](const std::string& p) { return p.ends_with("/queue") ? 0 : EIO; });
     auto e = sample((*sp)->new_id());
     e.size = 1;
     auto f = (*sp)->commit(e, {"x"}, queue::area::active);
     queue::spool::set_fsync_fault(nullptr);
     ASSERT_TRUE(f.has_value());
     EXPECT_EQ(f->errnum, EIO);
+    EXPECT_TRUE(f->message.starts_with(GetParam() == queue::spool::durability::file ? "fsync " : "syncfs ")) << f->message;
+    EXPECT_EQ((*sp)->directory_syncs(), 0u) << "renamed into queue/ before the content was synced";
     EXPECT_TRUE((*sp)->list(queue::area::active).empty());
     EXPECT_TRUE(std::filesystem::is_empty(d.path + "/tmp"));
+    // the next commit works again
+    const std::string id = commit_one(**sp, queue::area::active);
+    EXPECT_EQ((*sp)->list(queue::area::active), std::vector<std::string>{id});
 }
 
-TEST(spool, failed_directory_fsync_takes_the_message_back) {
+TEST_P(spool_durability, failed_directory_fsync_takes_the_message_back) {
     test::temp_dir d;
-    auto sp = queue::spool::open(d.path);
+    auto sp = queue::spool::open(d.path, GetParam());
     ASSERT_TRUE(sp.ok());
     // Fail only the directory fsync: the file was renamed but is not durable, so it must go.
     queue::spool::set_fsync_fault([](const std::string& p) { return p.ends_with("/queue") ? ENOSPC : 0; });
@@ -146,6 +184,38 @@ TEST(spool, failed_directory_fsync_takes_the_message_back) {
     ASSERT_TRUE(f.has_value());
     EXPECT_EQ(f->errnum, ENOSPC);
     EXPECT_TRUE((*sp)->list(queue::area::active).empty());
+}
+
+TEST_P(spool_durability, concurrent_commits_share_syncs) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path, GetParam());
+    ASSERT_TRUE(sp.ok());
+    // Every sync first waits (up to 2 s) for all 8 committers to have started, then lingers
+    // 20 ms: the committers that arrive meanwhile must share the next sync, not run their own.
+    constexpr int n = 8;
+    std::atomic<int> started{0};
+    queue::spool::set_fsync_fault([&](const std::string&) {
+        for (int i = 0; i < 2000 && started.load() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return 0;
+    });
+    std::atomic<int> ok{0};
+    std::vector<std::thread> th;
+    for (int t = 0; t < n; ++t)
+        th.emplace_back([&] {
+            auto e = sample((*sp)->new_id());
+            e.size = 1;
+            ++started;
+            if (!(*sp)->commit(e, {"x"}, queue::area::active)) ++ok;
+        });
+    for (auto& t : th) t.join();
+    queue::spool::set_fsync_fault(nullptr);
+    EXPECT_EQ(ok.load(), n);
+    EXPECT_EQ((*sp)->list(queue::area::active).size(), static_cast<std::size_t>(n));
+    EXPECT_LT((*sp)->directory_syncs(), static_cast<std::uint64_t>(n));
+    if (GetParam() == queue::spool::durability::filesystem) {
+        EXPECT_LT((*sp)->content_syncs(), static_cast<std::uint64_t>(n));
+    }
 }
 
 TEST(spool, open_discards_unacknowledged_tmp_files) {
