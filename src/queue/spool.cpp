@@ -245,9 +245,14 @@ std::string spool::path(const std::string& id, area where) const {
 
 std::optional<spool_failure> spool::commit(const envelope& env, std::initializer_list<std::string_view> parts,
                                            area where) {
-    if (!valid_id(env.id)) return spool_failure{EINVAL, "invalid queue id"};
-    std::string header = format_header(env);
-    std::string tmp = fmt::format("{}/tmp/{}", dir_, env.id);
+    commit_item item{&env, std::vector<std::string_view>(parts), where, std::nullopt};
+    commit_batch({&item, 1});
+    return std::move(item.failure);
+}
+
+std::optional<spool_failure> spool::write_tmp(const std::string& tmp, const envelope& env,
+                                              const std::vector<std::string_view>& parts) {
+    const std::string header = format_header(env);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return fail("create", tmp);
     bool ok = write_all(fd, {header});
@@ -272,26 +277,60 @@ std::optional<spool_failure> spool::commit(const envelope& env, std::initializer
         ::unlink(tmp.c_str());
         return f;
     }
+    return std::nullopt;
+}
+
+void spool::commit_batch(std::span<commit_item> items) {
+    struct written {
+        commit_item* item;
+        std::string tmp;
+    };
+    std::vector<written> ok;
+    ok.reserve(items.size());
+    for (auto& it : items) {
+        it.failure.reset();
+        if (!valid_id(it.env->id)) {
+            it.failure = spool_failure{EINVAL, "invalid queue id"};
+            continue;
+        }
+        std::string tmp = fmt::format("{}/tmp/{}", dir_, it.env->id);
+        if (auto f = write_tmp(tmp, *it.env, it.parts)) it.failure = std::move(f);
+        else ok.push_back({&it, std::move(tmp)});
+    }
+    if (ok.empty()) return;
     if (durability_ == durability::filesystem) {
-        // The file's data and inode reach the disk before its name enters queue/ (as with
-        // fsync): one syncfs for every commit that got this far meanwhile.
+        // The files' data and inodes reach the disk before their names enter queue/ (as with
+        // fsync): one syncfs for this batch and every commit that got this far meanwhile.
         if (const int err = content_sync_->sync(); err != 0) {
-            ::unlink(tmp.c_str());
-            return spool_failure{err, fmt::format("syncfs {}: {}", dir_, std::strerror(err))};
+            for (auto& w : ok) {
+                ::unlink(w.tmp.c_str());
+                w.item->failure = spool_failure{err, fmt::format("syncfs {}: {}", dir_, std::strerror(err))};
+            }
+            return;
         }
     }
-    std::string final_path = path(env.id, where);
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-        auto f = fail("rename", final_path);
-        ::unlink(tmp.c_str());
-        return f;
+    bool renamed_into[2] = {false, false};  // [active, hold]
+    for (auto& w : ok) {
+        const std::string final_path = path(w.item->env->id, w.item->where);
+        if (::rename(w.tmp.c_str(), final_path.c_str()) != 0) {
+            w.item->failure = fail("rename", final_path);
+            ::unlink(w.tmp.c_str());
+            continue;
+        }
+        renamed_into[w.item->where == area::hold] = true;
     }
-    if (const int err = sync_of(where).sync(); err != 0) {
-        // Not durable: take it back, the client must not get 250.
-        ::unlink(final_path.c_str());
-        return spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(where), std::strerror(err))};
+    for (const area a : {area::active, area::hold}) {
+        if (!renamed_into[a == area::hold]) continue;
+        if (const int err = sync_of(a).sync(); err != 0) {
+            // Not durable: take them back, the clients must not get 250.
+            for (auto& w : ok) {
+                if (w.item->failure || w.item->where != a) continue;
+                ::unlink(path(w.item->env->id, a).c_str());
+                w.item->failure =
+                    spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(a), std::strerror(err))};
+            }
+        }
     }
-    return std::nullopt;
 }
 
 spool::spool(std::string dir, durability how) : dir_(std::move(dir)), durability_(how) {

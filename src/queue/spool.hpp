@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,14 @@ std::string format_state(const std::vector<rcpt_state>& st, const std::set<std::
 result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t recipients);
 std::set<std::string> parse_tls_failed(std::string_view text);
 
+// One message of commit_batch(): what to write, and (after the call) whether it failed.
+struct commit_item {
+    const envelope* env = nullptr;
+    std::vector<std::string_view> parts;   // the content: their concatenation
+    area where = area::active;
+    std::optional<spool_failure> failure;  // nullopt = committed
+};
+
 struct loaded_message {
     envelope env;
     std::string data;          // the whole file
@@ -80,6 +89,12 @@ public:
     // Returns nullopt on success.
     std::optional<spool_failure> commit(const envelope& env, std::initializer_list<std::string_view> parts,
                                         area where);
+    // commit() for several messages at once (queue/committer.hpp): every tmp/ID written, one
+    // content sync for all of them (shared with concurrent commits), the renames, one directory
+    // fsync per area. Each item gets its own outcome in `failure`; a failed item leaves nothing
+    // behind. With durability::file each file is fsynced in turn (use commit() from several
+    // threads instead).
+    void commit_batch(std::span<commit_item> items);
 
     std::vector<std::string> list(area where) const;
     result<loaded_message> load(const std::string& id, area where) const;
@@ -107,6 +122,8 @@ public:
 
 private:
     spool(std::string dir, durability how);
+    std::optional<spool_failure> write_tmp(const std::string& tmp, const envelope& env,
+                                           const std::vector<std::string_view>& parts);
     group_sync& sync_of(area where) { return where == area::hold ? *hold_sync_ : *active_sync_; }
     std::string dir_;
     durability durability_;

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <list>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -132,6 +133,11 @@ int serve(const std::string& config_path) {
     ctx.current = *first;
     ctx.spool = sp->get();
     ctx.disk_pool = &pool;
+    // spool.sync = "filesystem": inbound messages are committed in batches on one thread
+    // (queue/committer.hpp). Declared after the session loops: it is joined (and finishes what
+    // was submitted, posting the results to those loops) before they are destroyed.
+    std::optional<queue::committer> committer;
+    if (cfg0.spool.sync == config::spool_sync::filesystem) ctx.committer = &committer.emplace(**sp);
     auto resolver = dns::make_resolver(io.get_executor(), cfg0.dns.servers);
     ctx.resolver = resolver.get();
     ctx.content_budget = std::make_shared<smtp::content_budget>(cfg0.server.max_buffered_size);

@@ -1,10 +1,10 @@
 // server/context.hpp - what every inbound session shares: the current config (swapped on
-// SIGHUP), the TLS context, the spool, the disk pool, connection counters, the queue runner,
+// SIGHUP), the TLS context, the spool, the disk pool and the committer, connection counters, the queue runner,
 // the DNS resolver, the memory budget for message content, the session threads.
 // Owned by runtime/daemon.cpp. Threads: the accept loops, the counters, `current`, the queue
 // runner and the resolver belong to the main event loop (`main`); sessions run on the session
 // threads' event loops (`workers`) and reach those only by posting to `main`. The spool, the
-// disk pool, the content budget and the log are thread-safe.
+// disk pool, the committer, the content budget and the log are thread-safe.
 #pragma once
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "queue/committer.hpp"
 #include "queue/spool.hpp"
 
 namespace postern::runtime {
@@ -45,6 +46,7 @@ struct context {
     std::size_t next_worker = 0;                // round-robin
     queue::spool* spool = nullptr;
     asio::thread_pool* disk_pool = nullptr;
+    queue::committer* committer = nullptr;  // batches inbound commits (spool.sync = "filesystem"); else null
     runtime::queue_runner* runner = nullptr;
     dns::resolver* resolver = nullptr;  // client host names (forward-confirmed reverse DNS)
     // Message content held in memory by all sessions (server.max_buffered_size); shared with

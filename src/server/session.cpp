@@ -267,9 +267,19 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 const std::string& body = core.body();
                 env.size = received.size() + body.size();
                 const bool hold = cfg.queue.hold;
-                auto failure = co_await runtime::run_blocking(*ctx.disk_pool, [&] {
-                    return ctx.spool->commit(env, {received, body}, hold ? queue::area::hold : queue::area::active);
-                });
+                const auto where = hold ? queue::area::hold : queue::area::active;
+                std::optional<queue::spool_failure> failure;
+                if (ctx.committer) {  // spool.sync = "filesystem": batched on the committer thread
+                    std::vector<std::string_view> parts;
+                    parts.push_back(received);
+                    parts.push_back(body);
+                    failure = co_await runtime::async_commit(*ctx.committer, env, std::move(parts), where,
+                                                             asio::use_awaitable);
+                } else {
+                    failure = co_await runtime::run_blocking(*ctx.disk_pool, [&] {
+                        return ctx.spool->commit(env, {received, body}, where);
+                    });
+                }
                 if (failure) {
                     log::spool_error(env.id, failure->message);
                     // SPEC: full disk -> 452 4.3.1; any other spool failure is also temporary.
