@@ -59,6 +59,11 @@ threads = 0
 [spool]
 # Where accepted messages wait for delivery. Required.
 dir = "var/spool"
+# How a message is made durable before its 250: "filesystem" = one syncfs of
+# the spool's file system for every message written meanwhile (fast; it also
+# flushes other files on that file system: give the spool its own), "file" =
+# fsync of each queue file, as Postfix does.
+sync = "filesystem"
 
 [tls]
 # Opportunistic TLS, both ways. Inbound: advertise and accept

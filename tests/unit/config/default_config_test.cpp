@@ -44,6 +44,7 @@ TEST(DefaultConfig, ParsesWithOurLoader) {
     EXPECT_EQ(c.server.max_errors, def.server.max_errors);
     EXPECT_EQ(c.server.max_line_length, def.server.max_line_length);
     EXPECT_EQ(c.spool.dir, "/opt/pt/var/spool");
+    EXPECT_EQ(c.spool.sync, spool_sync::filesystem);
     EXPECT_TRUE(c.tls.opportunistic);
     EXPECT_EQ(c.tls.cert_file, "/opt/pt/var/tls/cert.pem");
     EXPECT_EQ(c.tls.key_file, "/opt/pt/var/tls/key.pem");
