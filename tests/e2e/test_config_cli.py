@@ -278,3 +278,18 @@ def test_sighup_picks_up_a_renewed_certificate(make_instance):
     wait_until(lambda: "reload_failed" in inst.log(), what="reload_failed logged")
     assert inst.alive
     assert peer_cert_der(inst) == new_der
+
+
+def test_reload_that_changes_spool_sync_warns_and_keeps_accepting(make_instance):
+    # spool.sync takes effect at restart: a reload says so, and mail keeps flowing meanwhile.
+    inst = make_instance(spool_extra='sync = "filesystem"')
+    inst.write_config(render_config(inst.dir, inst.port, spool_extra='sync = "file"'))
+    inst.proc.send_signal(signal.SIGHUP)
+    # two "reload" lines: the warning, then the reload itself (it names the config file)
+    wait_until(lambda: any(" reload " in l and "config=" in l for l in inst.log().splitlines()),
+               what="reload logged")
+    warned = [l for l in inst.log().splitlines() if "spool.sync" in l and "restart" in l]
+    assert len(warned) == 1, inst.log()[-2000:]
+    qid = inst.send("alice@localhost", ["bob@localhost"], subject="after reload")
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and f"id {qid}".encode() in msgs[0]
