@@ -2,6 +2,7 @@
 # bench/profile.sh - where Postern's time goes, under the inbound benchmark's load (issue 6).
 #
 # usage: bench/profile.sh perf [plain|tls]        (N default 5000)
+#        bench/profile.sh syscalls [plain|tls]    (N default 2000)
 #        bench/profile.sh stat [plain|tls]        (N default 5000)
 #        bench/profile.sh callgrind [plain|tls]   (N default 300: valgrind runs ~50x slower)
 #
@@ -15,6 +16,8 @@
 #              (session loops, main loop, disk pool), totals and per message.
 #   callgrind: the server under `valgrind --tool=callgrind`; prints the functions by inclusive
 #              and by exclusive instruction count (user space only: no kernel time here).
+#   syscalls:  `strace -c -f` on the server: system calls per message by name (strace slows
+#              the server down: use it for counts, not for times).
 # Output and raw data: bench/results/profile-MODE-SCEN-DATE/ (perf.data or callgrind.out, and
 # report.txt). Needs root only for perf's kernel symbols; loopback only; bounded in count
 # (N) and time (TIME_LIMIT per load run, default 600 s).
@@ -29,17 +32,25 @@ BENCH_ME=profile.sh
 
 MODE=${1:-}
 SCENARIO=${2:-plain}
-[[ $MODE == perf || $MODE == stat || $MODE == callgrind ]] || die "usage: bench/profile.sh perf|stat|callgrind [plain|tls]"
+[[ $MODE == perf || $MODE == stat || $MODE == callgrind || $MODE == syscalls ]] ||
+    die "usage: bench/profile.sh perf|stat|callgrind|syscalls [plain|tls]"
 [[ $SCENARIO == plain || $SCENARIO == tls ]] || die "scenario: plain or tls"
-if [[ $MODE != callgrind ]]; then N=${N:-5000} CONC=${CONC:-20}; else N=${N:-300} CONC=${CONC:-4}; fi
+case $MODE in
+    callgrind) N=${N:-300} CONC=${CONC:-4} ;;
+    syscalls) N=${N:-2000} CONC=${CONC:-20} ;;
+    *) N=${N:-5000} CONC=${CONC:-20} ;;
+esac
 export N CONC
 DO_PF=0 DO_PT=1 REPS=1 SCEN=$SCENARIO
 bench_env
 bench_check
 TIME_LIMIT=${TIME_LIMIT:-600}
 [[ -x $POSTERN ]] || die "$POSTERN not found: run 'make build' first"
-if [[ $MODE != callgrind ]]; then command -v perf >/dev/null || die "perf not installed (linux-perf)"
-else command -v valgrind >/dev/null || die "valgrind not installed"; fi
+case $MODE in
+    callgrind) command -v valgrind >/dev/null || die "valgrind not installed" ;;
+    syscalls) command -v strace >/dev/null || die "strace not installed" ;;
+    *) command -v perf >/dev/null || die "perf not installed (linux-perf)" ;;
+esac
 [[ $SCENARIO == tls ]] || command -v smtp-source >/dev/null || die "smtp-source (package postfix) not installed"
 
 OUTDIR=$RESULTS/profile-$MODE-$SCENARIO-$(date +%Y%m%d-%H%M%S)
@@ -71,6 +82,10 @@ elif [[ $MODE == stat ]]; then
     perf stat --per-thread -e task-clock,context-switches -p "$PT_PID" -o "$OUTDIR/perf-stat.txt" &
     MON_PID=$!
     sleep 0.5
+elif [[ $MODE == syscalls ]]; then
+    strace -c -f -q -p "$PT_PID" -o "$OUTDIR/strace-c.txt" &
+    MON_PID=$!
+    sleep 1
 fi
 args=(127.0.0.1 "$POSTERN_PORT" -n "$N" -s "$SIZE" -c "$CONC" --time-limit "$TIME_LIMIT")
 if [[ $SCENARIO == tls ]]; then args+=(--tls); else args+=(--tool smtp-source); fi
@@ -99,6 +114,11 @@ set +o pipefail   # head closes the pipes early; a grep that finds nothing is no
                 printf "threads %d, CPU %.0f ms (%.3f ms per message), context switches %d (%.1f per message)\n", k, tc, tc / n, tcs, tcs / n
                 for (t in cpu) printf "%10.1f ms %8d cs  %s\n", cpu[t], cs[t], t | "sort -rn | head -8"
             }' "$OUTDIR/perf-stat.txt"
+    elif [[ $MODE == syscalls ]]; then
+        echo; echo "## system calls per message (strace -c -f; all of the server's threads)"
+        awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {name = $NF; calls = $4; tot += calls
+                printf "%10.2f  %s\n", calls / n, name | "sort -rn | head -25"}
+            END {close("sort -rn | head -25"); printf "%10.2f  total\n", tot / n}' "$OUTDIR/strace-c.txt"
     else
         echo; echo "## inclusive (user-space instructions)"
         callgrind_annotate --inclusive=yes "$OUTDIR/callgrind.out" 2>/dev/null | sed -n '1,60p' | cut -c1-200
