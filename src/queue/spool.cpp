@@ -14,7 +14,9 @@
 #include <chrono>
 #include <cstring>
 #include <algorithm>
+#include <climits>
 #include <mutex>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -64,32 +66,32 @@ bool ensure_dir(const std::string& p) {
     return errno == EEXIST;
 }
 
-bool write_all(int fd, std::initializer_list<std::string_view> parts) {
-    iovec iov[8];
-    int n = 0;
-    for (auto p : parts) {
-        if (p.empty()) continue;
-        if (n == 8) return false;
-        iov[n].iov_base = const_cast<char*>(p.data());
-        iov[n].iov_len = p.size();
-        ++n;
-    }
-    int first = 0;
-    while (first < n) {
-        ssize_t w = ::writev(fd, iov + first, n - first);
+// All of `parts`, in order, with as few writev(2) calls as the kernel allows (one, for a queue
+// file: its header, the Received: line and the content).
+bool write_all(int fd, std::span<const std::string_view> parts) {
+    std::vector<iovec> iov;
+    iov.reserve(parts.size());
+    for (auto p : parts)
+        if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});
+    std::size_t first = 0;
+    while (first < iov.size()) {
+        const int n = static_cast<int>(std::min<std::size_t>(iov.size() - first, IOV_MAX));
+        ssize_t w = ::writev(fd, iov.data() + first, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             return false;
         }
         auto left = static_cast<std::size_t>(w);
-        while (first < n && left >= iov[first].iov_len) left -= iov[first++].iov_len;
-        if (first < n) {
+        while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+        if (first < iov.size()) {
             iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
             iov[first].iov_len -= left;
         }
     }
     return true;
 }
+
+bool write_all(int fd, std::string_view text) { return write_all(fd, std::span<const std::string_view>(&text, 1)); }
 
 bool fsync_dir(const std::string& dir, spool_failure& f) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -207,6 +209,12 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
         s->fs_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->fs_fd_ < 0) return error{fmt::format("cannot open {}: {}", dir, std::strerror(errno))};
     }
+    for (area a : {area::active, area::hold}) {
+        const std::string p = fmt::format("{}/{}", dir, area_dir(a));
+        s->area_fd_[static_cast<int>(a == area::hold)] = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->area_fd_[static_cast<int>(a == area::hold)] < 0)
+            return error{fmt::format("cannot open {}: {}", p, std::strerror(errno))};
+    }
     // Leftovers in tmp/ were never acknowledged: discard them.
     if (DIR* d = ::opendir((dir + "/tmp").c_str())) {
         while (dirent* e = ::readdir(d)) {
@@ -255,12 +263,11 @@ std::optional<spool_failure> spool::write_tmp(const std::string& tmp, const enve
     const std::string header = format_header(env);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return fail("create", tmp);
-    bool ok = write_all(fd, {header});
-    for (auto p : parts) {
-        if (!ok) break;
-        ok = write_all(fd, {p});
-    }
-    if (!ok) {
+    std::vector<std::string_view> all;
+    all.reserve(parts.size() + 1);
+    all.push_back(header);
+    all.insert(all.end(), parts.begin(), parts.end());
+    if (!write_all(fd, all)) {
         auto f = fail("write", tmp);
         ::close(fd);
         ::unlink(tmp.c_str());
@@ -337,11 +344,12 @@ spool::spool(std::string dir, durability how) : dir_(std::move(dir)), durability
     content_sync_ = std::make_unique<group_sync>([this] {
         return do_syncfs(fs_fd_, dir_) == 0 ? 0 : (errno != 0 ? errno : EIO);
     });
-    // One group-commit coordinator per directory that commits rename into.
+    // One group-commit coordinator per directory that commits rename into, through the
+    // directory's descriptor that open() keeps (no open and close per batch).
     auto syncer = [this](area where) {
-        return std::make_unique<group_sync>([path = fmt::format("{}/{}", dir_, area_dir(where))] {
-            spool_failure f;
-            return fsync_dir(path, f) ? 0 : (f.errnum != 0 ? f.errnum : EIO);
+        return std::make_unique<group_sync>([this, where, path = fmt::format("{}/{}", dir_, area_dir(where))] {
+            return do_fsync(area_fd_[static_cast<int>(where == area::hold)], path) == 0 ? 0
+                                                                                      : (errno != 0 ? errno : EIO);
         });
     };
     active_sync_ = syncer(area::active);
@@ -350,6 +358,8 @@ spool::spool(std::string dir, durability how) : dir_(std::move(dir)), durability
 
 spool::~spool() {
     if (fs_fd_ >= 0) ::close(fs_fd_);
+    for (int fd : area_fd_)
+        if (fd >= 0) ::close(fd);
 }
 
 std::uint64_t spool::directory_syncs() const { return active_sync_->syncs_run() + hold_sync_->syncs_run(); }
@@ -418,7 +428,7 @@ std::optional<spool_failure> spool::write_state(const std::string& id, const std
     std::string text = format_state(st, tls_failed);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fail("create", tmp);
-    if (!write_all(fd, {text})) {
+    if (!write_all(fd, text)) {
         // A full disk: the previous state stays in place (older, never newer than the truth).
         auto f = fail("write", tmp);
         ::close(fd);

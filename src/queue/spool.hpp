@@ -128,6 +128,7 @@ private:
     std::string dir_;
     durability durability_;
     int fs_fd_ = -1;  // the spool directory, for syncfs (durability::filesystem)
+    int area_fd_[2] = {-1, -1};  // queue/ and hold/, open for the directory fsyncs of commits
     std::unique_ptr<group_sync> content_sync_;  // syncfs, shared by commits in flight
     std::unique_ptr<group_sync> active_sync_, hold_sync_;
 };

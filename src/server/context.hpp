@@ -1,10 +1,10 @@
 // server/context.hpp - what every inbound session shares: the current config (swapped on
 // SIGHUP), the TLS context, the spool, the disk pool and the committer, connection counters, the queue runner,
 // the DNS resolver, the memory budget for message content, the session threads.
-// Owned by runtime/daemon.cpp. Threads: the accept loops, the counters, `current`, the queue
-// runner and the resolver belong to the main event loop (`main`); sessions run on the session
-// threads' event loops (`workers`) and reach those only by posting to `main`. The spool, the
-// disk pool, the committer, the content budget and the log are thread-safe.
+// Owned by runtime/daemon.cpp. Threads: the accept loops, `current`, the queue runner and the
+// resolver belong to the main event loop (`main`); sessions run on the session threads' event
+// loops (`workers`) and reach those only by posting to `main`. The spool, the disk pool, the
+// committer, the connection counts (`admitted`), the content budget and the log are thread-safe.
 #pragma once
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "policy/admission.hpp"
 #include "queue/committer.hpp"
 #include "queue/spool.hpp"
 
@@ -53,10 +54,10 @@ struct context {
     // each session, which may outlive the context at exit.
     std::shared_ptr<smtp::content_budget> content_budget;
 
-    // connection accounting (main thread only)
-    std::uint32_t connections = 0;
-    std::unordered_map<std::string, std::uint32_t> per_ip;
-    std::uint64_t next_session = 1;
+    // Connections open, in all and per client IP: admitted by the accept loops, released by
+    // each session's thread as it ends (thread-safe).
+    policy::admission admitted;
+    std::uint64_t next_session = 1;  // main thread
     bool draining = false;
 };
 

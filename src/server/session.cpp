@@ -99,12 +99,10 @@ std::string tls_summary(const std::optional<smtp::tls_facts>& t) {
 }  // namespace
 
 asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation> gen, tcp::socket sock,
-                                  std::string sid) {
+                                  tcp::endpoint remote, unsigned short local_port, std::string sid) {
     // `gen`: the config the session started with, kept to its end. This runs on a session
     // thread: the resolver and the queue runner are reached on the main event loop.
     const config::config& cfg = *gen->cfg;
-    asio::error_code ig;
-    const auto remote = sock.remote_endpoint(ig);
     const std::string client_ip = remote.address().to_string();
     const std::string client = fmt::format("{}:{}", client_ip, remote.port());
 
@@ -138,7 +136,7 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
     const auto tls_pol = profile::resolve_inbound(cfg, facts);
     const bool tls_required = profile::requires_tls(tls_pol.level);
     slog.profile = tls_pol.profile;
-    log::connection_opened(slog.tags(), fmt::format("{}", conn->sock.local_endpoint(ig).port()),
+    log::connection_opened(slog.tags(), fmt::format("{}", local_port),
                            facts.client_name.value_or("unknown"), profile::to_string(tls_pol.level));
     bool sender_profiles_need_tls = false;
     for (const auto& p : cfg.profiles)
@@ -332,12 +330,15 @@ asio::awaitable<void> refuse(tcp::socket sock, std::string reply) {
 }  // namespace
 
 asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
+    asio::error_code lec;
+    const unsigned short local_port = acceptor.local_endpoint(lec).port();
     for (;;) {
         // The connection is accepted straight onto the session thread whose turn it is.
         const asio::any_io_executor session_ex =
             ctx.workers.empty() ? acceptor.get_executor()
                                 : asio::any_io_executor(ctx.workers[ctx.next_worker++ % ctx.workers.size()]->get_executor());
-        auto [ec, sock] = co_await acceptor.async_accept(session_ex, tok);
+        tcp::endpoint peer;  // from accept(2) itself: no getpeername(2) per connection
+        auto [ec, sock] = co_await acceptor.async_accept(session_ex, peer, tok);
         if (ec) {
             if (ec == asio::error::operation_aborted || ctx.draining || !acceptor.is_open()) co_return;
             log::warning("accept", ec.message());
@@ -349,30 +350,23 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
         }
         asio::error_code ig;
         sock.set_option(tcp::no_delay(true), ig);
-        const std::string ip = sock.remote_endpoint(ig).address().to_string();
+        const std::string ip = peer.address().to_string();
         const config::config& cfg = *ctx.current->cfg;
         const auto ex = sock.get_executor();
-        if (ctx.connections >= cfg.server.max_connections) {
-            log::connection_refused(ip, "too many connections");
+        const auto admitted = ctx.admitted.admit(ip, cfg.server.max_connections, cfg.server.max_connections_per_ip);
+        if (admitted != policy::admission::verdict::admitted) {
+            const bool per_ip = admitted == policy::admission::verdict::too_many_from_ip;
+            log::connection_refused(ip, per_ip ? "too many connections from this address" : "too many connections");
             asio::co_spawn(ex,
-                           refuse(std::move(sock), fmt::format("421 4.7.0 {} Error: too many connections\r\n",
-                                                               cfg.hostname)),
+                           refuse(std::move(sock),
+                                  per_ip ? fmt::format("421 4.7.0 {} Error: too many connections from {}\r\n",
+                                                       cfg.hostname, ip)
+                                         : fmt::format("421 4.7.0 {} Error: too many connections\r\n", cfg.hostname)),
                            asio::detached);
             continue;
         }
-        auto& per_ip = ctx.per_ip[ip];
-        if (per_ip >= cfg.server.max_connections_per_ip) {
-            log::connection_refused(ip, "too many connections from this address");
-            asio::co_spawn(ex,
-                           refuse(std::move(sock), fmt::format("421 4.7.0 {} Error: too many connections from {}\r\n",
-                                                               cfg.hostname, ip)),
-                           asio::detached);
-            continue;
-        }
-        ++per_ip;
-        ++ctx.connections;
         std::string sid = fmt::format("{:X}", ctx.next_session++);
-        asio::co_spawn(ex, run_session(ctx, ctx.current, std::move(sock), std::move(sid)),
+        asio::co_spawn(ex, run_session(ctx, ctx.current, std::move(sock), peer, local_port, std::move(sid)),
                        [&ctx, ip](std::exception_ptr e) {
                            if (e) {
                                try {
@@ -381,12 +375,7 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
                                    log::error("session", ex.what());
                                }
                            }
-                           // The accounting belongs to the main event loop.
-                           asio::post(ctx.main, [&ctx, ip] {
-                               --ctx.connections;
-                               if (auto it = ctx.per_ip.find(ip); it != ctx.per_ip.end() && --it->second == 0)
-                                   ctx.per_ip.erase(it);
-                           });
+                           ctx.admitted.release(ip);  // on this session thread (thread-safe)
                        });
     }
 }

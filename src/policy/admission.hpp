@@ -1,0 +1,29 @@
+// policy/admission.hpp - how many inbound connections are open, in all and per client IP
+// address, against server.max_connections and server.max_connections_per_ip. The accept loop
+// admits (main event loop); a session releases on its own thread when it ends, with no hop to
+// the main loop (issue 6: one wakeup of the main loop per connection fewer). Thread-safe.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace postern::policy {
+
+class admission {
+public:
+    enum class verdict { admitted, too_many, too_many_from_ip };
+
+    // Counts the connection in when both limits allow it (the caller must release() it later).
+    verdict admit(const std::string& ip, std::uint32_t max_total, std::uint32_t max_per_ip);
+    void release(const std::string& ip);
+    std::uint32_t open() const;                       // connections admitted and not released
+    std::uint32_t open_from(const std::string& ip) const;
+
+private:
+    mutable std::mutex mu_;
+    std::uint32_t total_ = 0;
+    std::unordered_map<std::string, std::uint32_t> per_ip_;  // only addresses with connections open
+};
+
+}  // namespace postern::policy
