@@ -130,3 +130,19 @@ def test_dns_failure_never_lets_a_name_profile_client_in_without_tls(make_instan
     assert nothing_stored(inst)
     e = inst.wait_events("reject")[0]
     assert "host name lookup failed" in e["reply"], e
+
+
+def test_connect_line_names_the_clients_own_address_and_the_listening_port(make_instance):
+    """The `connect` line's client address and port are what the client's own socket is bound
+    to (taken from accept(2)), and `local` is the port the client connected to (the listener's),
+    for clients on two different source addresses."""
+    inst = make_instance()
+    for source in ("127.0.0.8", "127.0.0.9"):
+        c = RawSMTP(inst.host, inst.port, source=source)
+        try:
+            ip, port = c.sock.getsockname()[:2]
+            e = inst.wait_events("connect", client=f"{ip}:{port}")[0]
+            assert ip == source and e["local"] == str(inst.port), e
+            assert c.cmd("QUIT").code == 221
+        finally:
+            c.close()
