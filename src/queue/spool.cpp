@@ -394,12 +394,12 @@ result<loaded_message> spool::load(const std::string& id, area where) const {
     return m;
 }
 
-bool spool::remove(const std::string& id, area where) {
+bool spool::remove(const std::string& id, area where, bool state_written) {
     if (!valid_id(id)) return false;
     // The queue file first: a crash in between leaves an orphan state file (removed by open()),
     // never a queue file without its state (which would deliver every recipient again).
     if (::unlink(path(id, where).c_str()) != 0) return false;
-    ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
+    if (state_written) ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
     return true;
 }
 
@@ -410,15 +410,12 @@ bool spool::move(const std::string& id, area from, area to) {
     return fsync_dir(fmt::format("{}/{}", dir_, area_dir(to)), f);
 }
 
-result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::size_t recipients) const {
+result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::size_t recipients,
+                                                  std::set<std::string>* tls_failed) const {
     auto text = read_file(fmt::format("{}/state/{}", dir_, id));
     if (!text) return std::vector<rcpt_state>(recipients);  // no state yet: all queued
+    if (tls_failed) *tls_failed = parse_tls_failed(*text);
     return parse_state(*text, recipients);
-}
-
-std::set<std::string> spool::read_tls_failed(const std::string& id) const {
-    auto text = read_file(fmt::format("{}/state/{}", dir_, id));
-    return text ? parse_tls_failed(*text) : std::set<std::string>{};
 }
 
 std::optional<spool_failure> spool::write_state(const std::string& id, const std::vector<rcpt_state>& st,

@@ -98,15 +98,20 @@ public:
 
     std::vector<std::string> list(area where) const;
     result<loaded_message> load(const std::string& id, area where) const;
-    bool remove(const std::string& id, area where);
+    // Removes the queue file, then its state file. `state_written` = false: the caller knows
+    // no state file was ever written for it (a message delivered in its first pass), so there
+    // is none to unlink.
+    bool remove(const std::string& id, area where, bool state_written = true);
     bool move(const std::string& id, area from, area to);
 
-    result<std::vector<rcpt_state>> read_state(const std::string& id, std::size_t recipients) const;
+    // The recipients' state (all queued when there is no state file yet) and, into
+    // `tls_failed` when given, the hosts recorded there: one read of state/ID for both.
+    result<std::vector<rcpt_state>> read_state(const std::string& id, std::size_t recipients,
+                                               std::set<std::string>* tls_failed = nullptr) const;
     // Replaces state/ID atomically (write .ID.tmp, rename; no fsync). On failure (a full disk)
     // the previous state file stays and nothing else is left behind.
     std::optional<spool_failure> write_state(const std::string& id, const std::vector<rcpt_state>& st,
                                              const std::set<std::string>& tls_failed = {});
-    std::set<std::string> read_tls_failed(const std::string& id) const;
 
     std::string path(const std::string& id, area where) const;
 

@@ -17,6 +17,8 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -68,6 +70,17 @@ struct timed_connection {
         else std::tie(ec, std::ignore) = co_await asio::async_write(sock, asio::buffer(data), tok);
         disarm();
         co_return ec;
+    }
+
+    // TLS only: encrypt `data` into the TLS layer's output without sending it, so that the
+    // next operation sends it with its own records in one segment (the 221 reply to QUIT with
+    // the close_notify of async_shutdown: one send(2) per TLS session fewer, issue 6). Returns
+    // how much was taken (all of it unless the layer's buffer was full); write() the rest.
+    std::size_t stage(std::string_view data) {
+        if (!tls || data.empty()) return 0;
+        ::ERR_clear_error();
+        const int n = ::SSL_write(tls->native_handle(), data.data(), static_cast<int>(data.size()));
+        return n > 0 ? static_cast<std::size_t>(n) : 0;
     }
 
     // Read what is available (at most `len`) within `limit`.

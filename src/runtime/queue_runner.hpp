@@ -38,6 +38,10 @@ public:
                  settings_source src);
 
     void submit(const std::string& id);  // event-loop thread: attempt now
+    // submit() for a message just committed by an inbound session, handed over in memory: its
+    // first pass needs no read of the queue file (nor of a state file, which it cannot have
+    // yet). `fresh.env.id` is the queue id.
+    void submit(queue::loaded_message fresh);
     void recover();                      // event-loop thread: pick up everything in queue/
     void stop();                         // cancel timers; in-flight attempts finish
 
@@ -50,7 +54,7 @@ public:
     result<void> release(const std::string& id) override;
 
 private:
-    asio::awaitable<void> run(std::string id, bool force);
+    asio::awaitable<void> run(std::string id, bool force, std::optional<queue::loaded_message> fresh = {});
     void schedule(const std::string& id, std::int64_t when);
     bool slot_free(const std::string& dest) const;
     asio::awaitable<void> acquire(const std::string& dest);  // waits FIFO for a delivery slot

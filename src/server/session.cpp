@@ -290,13 +290,28 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 ++messages;
                 log::message_queued(slog.tags(), env.id, env.sender, env.recipients.size(), env.size,
                                     core.tls() ? core.tls()->version : "", core.tls() ? core.tls()->cipher : "", hold);
+                if (!hold && ctx.runner) {
+                    // Handed over in memory (before message_done() clears the body): the first
+                    // delivery pass does not read back what was just written (the page cache
+                    // has it, but a disk-pool round trip and the file's system calls cost more
+                    // than this copy).
+                    queue::loaded_message fresh;
+                    fresh.data.reserve(received.size() + body.size());
+                    fresh.data.append(received).append(body);
+                    fresh.env = env;
+                    asio::post(ctx.main, [runner = ctx.runner, m = std::move(fresh)]() mutable {
+                        runner->submit(std::move(m));
+                    });
+                }
                 core.message_done(smtp::make_reply(250, "2.0.0", "Ok: queued as " + env.id));
-                if (!hold && ctx.runner)
-                    asio::post(ctx.main, [runner = ctx.runner, id = env.id] { runner->submit(id); });
                 break;
             }
             case smtp::event::close: {
-                co_await conn->write(out = core.take_output(), std::chrono::seconds(10));
+                out = core.take_output();
+                // After QUIT on TLS the reply leaves with the close_notify below (one segment).
+                const std::size_t staged =
+                    (conn->tls && !conn->timed_out && reason == "quit") ? conn->stage(out) : 0;
+                co_await conn->write(std::string_view(out).substr(staged), std::chrono::seconds(10));
                 done = true;
                 break;
             }

@@ -149,3 +149,21 @@ def test_idle_timeout_inside_tls_is_421(make_instance):
         c.ehlo()
         r = c.read_reply(timeout=5)
         assert r.code == 421 and r.last.startswith("4.4.2"), r
+
+
+def test_quit_inside_tls_gets_221_then_close_notify(postern):
+    # The 221 reply to QUIT is staged in the TLS layer and leaves with the close_notify (one
+    # segment, issue 6): the client must still get the whole reply, then a clean TLS close
+    # (close_notify), not a bare TCP FIN.
+    with postern.smtp() as c:
+        c.ehlo()
+        assert c.cmd("STARTTLS").code == 220
+        c.sock.settimeout(10)
+        c.sock = tls_client_context().wrap_socket(c.sock, suppress_ragged_eofs=False)
+        c.ehlo()
+        qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: q\r\n\r\nx\r\n"))
+        r = c.cmd("QUIT")
+        assert (r.code, r.last) == (221, "2.0.0 mx.postern.test closing connection"), r
+        assert c.buf == b""
+        # A bare FIN would raise SSLEOFError here (suppress_ragged_eofs=False).
+        assert c.sock.recv(100) == b""

@@ -261,6 +261,40 @@ TEST(spool, remove_takes_the_queue_file_then_its_state) {
     EXPECT_FALSE(std::filesystem::exists(d.path + "/state/" + id));
 }
 
+TEST(spool, remove_without_a_written_state_leaves_state_files_alone) {
+    // state_written = false (a message delivered in its first pass, handed over in memory):
+    // only the queue file is unlinked. Shown with a state file that is there anyway: it stays.
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::active);
+    ASSERT_FALSE((*sp)->write_state(id, std::vector<queue::rcpt_state>(2)));
+    EXPECT_TRUE((*sp)->remove(id, queue::area::active, /*state_written=*/false));
+    EXPECT_FALSE(std::filesystem::exists((*sp)->path(id, queue::area::active)));
+    EXPECT_TRUE(std::filesystem::exists(d.path + "/state/" + id));
+}
+
+TEST(spool, read_state_returns_the_tls_failed_hosts_of_the_same_file) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::active);
+    std::set<std::string> hosts{"stale.example"};
+    auto none = (*sp)->read_state(id, 2, &hosts);  // no state file yet: all queued, hosts untouched
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(none->size(), 2u);
+    EXPECT_EQ((*none)[1].status, queue::rcpt_status::queued);
+    EXPECT_EQ(hosts, std::set<std::string>{"stale.example"});
+    std::vector<queue::rcpt_state> st(2);
+    st[1].status = queue::rcpt_status::deferred;
+    ASSERT_FALSE((*sp)->write_state(id, st, {"mx1.partner.test", "mx2.partner.test"}));
+    hosts.clear();
+    auto back = (*sp)->read_state(id, 2, &hosts);
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ((*back)[1].status, queue::rcpt_status::deferred);
+    EXPECT_EQ(hosts, (std::set<std::string>{"mx1.partner.test", "mx2.partner.test"}));
+}
+
 TEST(spool, failed_state_write_keeps_the_previous_state) {
     test::temp_dir d;
     auto sp = queue::spool::open(d.path);
