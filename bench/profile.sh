@@ -1,10 +1,15 @@
 #!/bin/bash
 # bench/profile.sh - where Postern's time goes, under the inbound benchmark's load (issue 6).
 #
-# usage: bench/profile.sh perf [plain|tls]        (N default 5000)
-#        bench/profile.sh syscalls [plain|tls]    (N default 2000)
-#        bench/profile.sh stat [plain|tls]        (N default 5000)
+# usage: bench/profile.sh perf [plain|tls|relay-plain|relay-tls]      (N default 5000)
+#        bench/profile.sh syscalls [plain|tls|relay-plain|relay-tls]  (N default 2000)
+#        bench/profile.sh stat [plain|tls|relay-plain|relay-tls]      (N default 5000)
 #        bench/profile.sh callgrind [plain|tls]   (N default 300: valgrind runs ~50x slower)
+#
+# relay-plain, relay-tls: the end-to-end relay instead (bench/relay/run.sh 1 --postern-only,
+# SCEN plain or tls: injection, Postern, the sink; needs root like that script); the monitor
+# attaches to Postern as soon as it listens, before the injection, and figures are per
+# delivered message (N).
 #
 # Postern in hold mode, configured as in bench/inbound/run.sh (write_hold_config, the bench's
 # ECDSA P-256 certificate), loaded by the shared load.sh (plain: smtp-source; tls: smtpload,
@@ -34,14 +39,16 @@ MODE=${1:-}
 SCENARIO=${2:-plain}
 [[ $MODE == perf || $MODE == stat || $MODE == callgrind || $MODE == syscalls ]] ||
     die "usage: bench/profile.sh perf|stat|callgrind|syscalls [plain|tls]"
-[[ $SCENARIO == plain || $SCENARIO == tls ]] || die "scenario: plain or tls"
+[[ $SCENARIO == plain || $SCENARIO == tls || $SCENARIO == relay-plain || $SCENARIO == relay-tls ]] ||
+    die "scenario: plain, tls, relay-plain or relay-tls"
+[[ $SCENARIO != relay-* || $MODE != callgrind ]] || die "callgrind: inbound scenarios only"
 case $MODE in
     callgrind) N=${N:-300} CONC=${CONC:-4} ;;
     syscalls) N=${N:-2000} CONC=${CONC:-20} ;;
     *) N=${N:-5000} CONC=${CONC:-20} ;;
 esac
 export N CONC
-DO_PF=0 DO_PT=1 REPS=1 SCEN=$SCENARIO
+DO_PF=0 DO_PT=1 REPS=1 SCEN=${SCENARIO#relay-}
 bench_env
 bench_check
 TIME_LIMIT=${TIME_LIMIT:-600}
@@ -51,52 +58,85 @@ case $MODE in
     syscalls) command -v strace >/dev/null || die "strace not installed" ;;
     *) command -v perf >/dev/null || die "perf not installed (linux-perf)" ;;
 esac
-[[ $SCENARIO == tls ]] || command -v smtp-source >/dev/null || die "smtp-source (package postfix) not installed"
+[[ $SCENARIO != plain && $SCENARIO != relay-plain ]] || command -v smtp-source >/dev/null || die "smtp-source (package postfix) not installed"
 
 OUTDIR=$RESULTS/profile-$MODE-$SCENARIO-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUTDIR"
 REPORT=$OUTDIR/report.txt
 
-pt_setup postern-profile write_hold_config warn
-d=$PT_DIR
-if [[ $MODE == callgrind ]]; then
-    valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/callgrind.out" --separate-threads=no \
-        "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
-else
-    "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
-fi
-PT_PID=$!
-for _ in $(seq 1 600); do   # up to 60 s (valgrind starts slowly)
-    kill -0 "$PT_PID" 2>/dev/null || die "postern exited (log: $d/serve.log)"
-    port_listening "$POSTERN_PORT" && break
-    sleep 0.1
-done
-port_listening "$POSTERN_PORT" || die "postern did not listen on 127.0.0.1:$POSTERN_PORT"
-settle
+# The monitor of MODE (perf, stat, syscalls) on process $1, in the background: MON_PID.
+attach_monitor() {
+    if [[ $MODE == perf ]]; then
+        perf record -F 999 -g -p "$1" -o "$OUTDIR/perf.data" > "$OUTDIR/perf-record.log" 2>&1 &
+        MON_PID=$!
+        sleep 0.5
+    elif [[ $MODE == stat ]]; then
+        perf stat --per-thread -e task-clock,context-switches -p "$1" -o "$OUTDIR/perf-stat.txt" &
+        MON_PID=$!
+        sleep 0.5
+    elif [[ $MODE == syscalls ]]; then
+        strace -c -f -q -p "$1" -o "$OUTDIR/strace-c.txt" &
+        MON_PID=$!
+        sleep 1
+    fi
+}
+stop_monitor() {
+    [[ -n ${MON_PID:-} ]] || return 0
+    kill -INT "$MON_PID" 2>/dev/null || true
+    wait "$MON_PID" 2>/dev/null || true
+    MON_PID=""
+}
 
-if [[ $MODE == perf ]]; then
-    perf record -F 999 -g -p "$PT_PID" -o "$OUTDIR/perf.data" > "$OUTDIR/perf-record.log" 2>&1 &
-    MON_PID=$!
-    sleep 0.5
-elif [[ $MODE == stat ]]; then
-    perf stat --per-thread -e task-clock,context-switches -p "$PT_PID" -o "$OUTDIR/perf-stat.txt" &
-    MON_PID=$!
-    sleep 0.5
-elif [[ $MODE == syscalls ]]; then
-    strace -c -f -q -p "$PT_PID" -o "$OUTDIR/strace-c.txt" &
-    MON_PID=$!
-    sleep 1
+if [[ $SCENARIO == relay-* ]]; then
+    # bench/relay/run.sh starts Postern (then waits SETTLE, 3 s, before the injection): attach
+    # as soon as it listens. Its own clean-up stops Postern, which ends the monitor too.
+    ! port_listening "$POSTERN_PORT" || die "port $POSTERN_PORT is already in use"
+    POSTERN=$POSTERN POSTERN_PORT=$POSTERN_PORT N=$N SIZE=$SIZE CONC=$CONC SCEN=${SCENARIO#relay-} \
+        "$ROOT/bench/relay/run.sh" 1 --postern-only > "$OUTDIR/relay.log" 2>&1 &
+    RELAY_PID=$!
+    trap 'kill "$RELAY_PID" 2>/dev/null || true; cleanup' EXIT   # never leave the relay run behind
+    PT_PID=""
+    for _ in $(seq 1 600); do
+        kill -0 "$RELAY_PID" 2>/dev/null || break
+        PT_PID=$(ss -Hltnp "sport = :$POSTERN_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+        [[ -n $PT_PID ]] && break
+        sleep 0.1
+    done
+    [[ -n $PT_PID ]] || die "Postern did not listen on 127.0.0.1:$POSTERN_PORT (log: $OUTDIR/relay.log)"
+    attach_monitor "$PT_PID"
+    wait "$RELAY_PID" || die "bench/relay/run.sh failed (log: $OUTDIR/relay.log)"
+    stop_monitor
+    LOAD=$(grep -h '^RESULT' "$(awk '/raw results:/ {print $3}' "$OUTDIR/relay.log")" 2>/dev/null | head -1 || true)
+else
+    pt_setup postern-profile write_hold_config warn
+    d=$PT_DIR
+    if [[ $MODE == callgrind ]]; then
+        valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/callgrind.out" --separate-threads=no \
+            "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
+    else
+        "$POSTERN" serve -c "$d/postern.toml" > "$d/serve.log" 2>&1 &
+    fi
+    PT_PID=$!
+    for _ in $(seq 1 600); do   # up to 60 s (valgrind starts slowly)
+        kill -0 "$PT_PID" 2>/dev/null || die "postern exited (log: $d/serve.log)"
+        port_listening "$POSTERN_PORT" && break
+        sleep 0.1
+    done
+    port_listening "$POSTERN_PORT" || die "postern did not listen on 127.0.0.1:$POSTERN_PORT"
+    settle
+
+    [[ $MODE == callgrind ]] || attach_monitor "$PT_PID"
+    args=(127.0.0.1 "$POSTERN_PORT" -n "$N" -s "$SIZE" -c "$CONC" --time-limit "$TIME_LIMIT")
+    if [[ $SCENARIO == tls ]]; then args+=(--tls); else args+=(--tool smtp-source); fi
+    LOAD=$(run_bg "$SHARED/load.sh" "${args[@]}" 2>&1 || true)
+    stop_monitor
+    pt_stop
 fi
-args=(127.0.0.1 "$POSTERN_PORT" -n "$N" -s "$SIZE" -c "$CONC" --time-limit "$TIME_LIMIT")
-if [[ $SCENARIO == tls ]]; then args+=(--tls); else args+=(--tool smtp-source); fi
-LOAD=$(run_bg "$SHARED/load.sh" "${args[@]}" 2>&1 || true)
-if [[ $MODE != callgrind ]]; then kill -INT "$MON_PID" 2>/dev/null || true; wait "$MON_PID" 2>/dev/null || true; MON_PID=""; fi
-pt_stop
 
 set +o pipefail   # head closes the pipes early; a grep that finds nothing is not an error here
 {
     echo "# bench/profile.sh $MODE $SCENARIO  $(date -u +%FT%TZ)  N=$N SIZE=$SIZE CONC=$CONC commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-    grep '^RESULT load' <<< "$LOAD" || echo "load: $LOAD"
+    grep '^RESULT' <<< "$LOAD" || echo "load: $LOAD"
     if [[ $MODE == perf ]]; then
         echo; echo "## share of the server's samples by library (self)"
         perf report -i "$OUTDIR/perf.data" --no-children --sort dso -q -g none 2>/dev/null | head -12
