@@ -229,8 +229,7 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
             std::string name = e->d_name;
             if (name == "." || name == "..") continue;
             bool orphan = name[0] == '.' ||
-                          (valid_id(name) && ::access(s->path(name, area::active).c_str(), F_OK) != 0 &&
-                           ::access(s->path(name, area::hold).c_str(), F_OK) != 0);
+                          (valid_id(name) && !s->exists(name, area::active) && !s->exists(name, area::hold));
             if (orphan) ::unlink((dir + "/state/" + name).c_str());
         }
         ::closedir(d);
@@ -401,6 +400,14 @@ bool spool::remove(const std::string& id, area where, bool state_written) {
     if (::unlink(path(id, where).c_str()) != 0) return false;
     if (state_written) ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
     return true;
+}
+
+bool spool::exists(const std::string& id, area where) const {
+    return valid_id(id) && ::access(path(id, where).c_str(), F_OK) == 0;
+}
+
+void spool::remove_state(const std::string& id) {
+    if (valid_id(id)) ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
 }
 
 bool spool::move(const std::string& id, area from, area to) {

@@ -103,6 +103,8 @@ public:
     // is none to unlink.
     bool remove(const std::string& id, area where, bool state_written = true);
     bool move(const std::string& id, area from, area to);
+    bool exists(const std::string& id, area where) const;  // queue/ID or hold/ID is there
+    void remove_state(const std::string& id);               // state/ID only (if any)
 
     // The recipients' state (all queued when there is no state file yet) and, into
     // `tls_failed` when given, the hosts recorded there: one read of state/ID for both.

@@ -80,7 +80,12 @@ queue_runner::queue_runner(asio::io_context& io, asio::thread_pool& pool, queue:
 void queue_runner::submit(queue::loaded_message fresh) {
     std::string id = fresh.env.id;
     if (stopped_) return;
-    if (active_.count(id) || timers_.count(id)) return submit(id);  // cannot happen for a new id
+    // Between the commit and this hand-over (a directory fsync and two event-loop hops later)
+    // the admin may already have acted on the message, on this loop: `queue retry` or a
+    // hold + release started a pass from the spool (the disk path decides, as for any id it
+    // knows), `queue hold` or `delete` took queue/ID away (nothing to deliver).
+    if (active_.count(id) || timers_.count(id)) return submit(id);
+    if (!spool_.exists(id, queue::area::active)) return;
     active_.insert(id);
     asio::co_spawn(io_, run(std::move(id), /*force=*/false, std::move(fresh)), asio::detached);
 }
@@ -339,7 +344,14 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             if (r.status == queue::rcpt_status::queued || r.status == queue::rcpt_status::deferred)
                 next = next ? std::min(*next, r.next_attempt) : r.next_attempt;
         if (!next) {
-            spool_.remove(id, queue::area::active, state_written);
+            if (!spool_.remove(id, queue::area::active, state_written)) {
+                // Held (or deleted) while this pass ran: the state records that every recipient
+                // is done, so that a release removes the held file instead of delivering it all
+                // again; when no copy is left anywhere, no state either.
+                if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) log::spool_error(id, f->message);
+                if (!spool_.exists(id, queue::area::active) && !spool_.exists(id, queue::area::hold))
+                    spool_.remove_state(id);
+            }
         } else if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) {
             // The previous state stays: the next pass repeats some attempts, nothing is lost.
             log::spool_error(id, f->message);
