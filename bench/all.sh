@@ -16,12 +16,15 @@
 #      the plaintext accept rate that server reached in step 2 of the same repetition, over
 #      LAT_CONC sessions, LAT_WARMUP + LAT_DURATION seconds; the servers' CPU over the window too.
 #   4. bench/relay/run.sh 1        end-to-end relay rate, plain and TLS on both legs.
-#   5. bench/idle/run.py --connections IDLE_CONNS   (Postern only: RSS while holding them, and a
+#   5. bench/relay/sink_ceiling.sh 1   the relay's STARTTLS sink alone, fed over CONC reused TLS
+#      connections: its rate and CPU per message (what the relay-with-TLS target leaves the
+#      relay of the 2 cores; the table's feasibility rows).
+#   6. bench/idle/run.py --connections IDLE_CONNS   (Postern only: RSS while holding them, and a
 #      new client's greeting and whole transaction meanwhile).
 # Then bench/table.py prints the table (figure | Postern | Postfix | ratio | target | met?) and
 # writes it to bench/results/summary-DATE.md.  Raw results: bench/results/all-DATE/ (the
 # inbound-*/relay-* files of the two harnesses, one per repetition, and all.txt with the fsync,
-# latency and idle RESULT lines and a header describing the run; all.log is the whole output).
+# latency, sink and idle RESULT lines and a header describing the run; all.log is the whole output).
 #
 # The binary: POSTERN (default build/postern) is copied to a temporary file first, so a rebuild
 # during the run does not change what is measured; its sha256 goes into the header.
@@ -192,6 +195,9 @@ for rep in $(seq 1 "$REPS"); do
     latency_pair "$rep"
     rc=0; run_bg env RESULTS="$RUNDIR" "$HERE/relay/run.sh" 1 || rc=$?
     [[ $rc == 0 ]] || step_fail "relay-rep$rep" "$rc"
+    echo "=== rep $rep/$REPS the relay's STARTTLS sink alone (bench/relay/sink_ceiling.sh) $(date +%T)"
+    rc=0; run_bg env OUT="$OUT" REP_LABEL="$rep" "$HERE/relay/sink_ceiling.sh" 1 || rc=$?
+    [[ $rc == 0 ]] || step_fail "sinkcap-rep$rep" "$rc"
     idle "$rep"
 done
 failed_list=${STEP_FAILED# }

@@ -3,7 +3,8 @@
 
 RUNDIR is bench/results/all-DATE/: inbound-*.txt and relay-*.txt (one per repetition, in time
 order: the k-th file is repetition k, whatever rep= it says inside), and all.txt (fsync ceiling,
-latency and idle RESULT lines, each with rep=, and the run's header).  Prints Markdown:
+latency and idle RESULT lines, each with rep=, and the run's header; sinkcap lines from
+bench/relay/sink_ceiling.sh).  Prints Markdown:
 
   figure | Postern | Postfix | ratio | target | met?
 
@@ -254,6 +255,52 @@ def main():
                 f"machine {m('sys_busy_pct'):.0f}%")
     t.row("latency runs", lshare("postern"), lshare("postfix"))
 
+    # --- can the machine run the targets at all ----------------------------------------------
+    ncpu = int(head.get("nproc", "2"))
+    t.section(f"CPU the two rate targets need on this machine (at each process's measured CPU per "
+              f"message; {ncpu} cores = {100 * ncpu}%)")
+    med = lambda v: statistics.median(v) if v else None  # noqa: E731
+
+    def per_msg(reps_, srv, scen, cpu_key, n_key):
+        out = []
+        for rows_ in reps_.values():
+            r = rows_.get((srv, scen), {})
+            c, n = num(r.get(cpu_key)), num(r.get(n_key))
+            if c is not None and n:
+                out.append(1000 * c / n)
+        return med(out)
+
+    def need(rate, parts):
+        """'X% (a A% + b B% ...)' of one core at `rate` msgs/s; parts: [(name, ms per msg)]."""
+        if not rate or any(ms is None for _, ms in parts):
+            return "not measured"
+        pcts = [(name, rate * ms / 10) for name, ms in parts]
+        total = sum(p for _, p in pcts)
+        verdict = "more than the machine has" if total > 100 * ncpu else "fits"
+        return (f"{total:.0f}% ({' + '.join(f'{name} {p:.0f}%' for name, p in pcts)}): {verdict}")
+
+    if ceil:
+        r80 = 0.8 * med([v for v in ceil.values() if v])
+        t.row(f"inbound plaintext at 80% of the fsync ceiling ({r80:.0f} msgs/s)",
+              need(r80, [("Postern", med([v for v in get(inb, "cpu_ms_per_msg", "postern", "plain").values() if v])),
+                         ("smtp-source", per_msg(inb, "postern", "plain", "client_cpu_s", "ok"))]), "—")
+    sc = [r for r in rows if r["kind"] == "sinkcap"]
+    pf_rtls = [v for v in get(rel, "deliver_per_s", "postfix", "tls").values() if v]
+    if sc:
+        t.row(f"the relay's STARTTLS sink alone, fed over {sc[0].get('conc', '?')} reused TLS connections "
+              "(msgs/s; CPU ms per msg: sink, feeder; machine busy)",
+              f"{cell([num(r.get('msgs_per_s')) for r in sc], '{:.0f}')} msgs/s; "
+              f"{cell([num(r.get('sink_cpu_ms_per_msg')) for r in sc], '{:.2f}')} ms, "
+              f"{cell([num(r.get('client_cpu_ms_per_msg')) for r in sc], '{:.2f}')} ms; "
+              f"{cell([num(r.get('sys_busy_pct')) for r in sc], '{:.0f}')}%", "(same sink)")
+    if pf_rtls:
+        r5 = 5 * med(pf_rtls)
+        t.row(f"relay TLS both legs at 5× Postfix ({r5:.0f} msgs/s delivered)",
+              need(r5, [("Postern", med([v for v in get(rel, "cpu_ms_per_msg", "postern", "tls").values() if v])),
+                        ("TLS injector", per_msg(rel, "postern", "tls", "client_cpu_s", "n")),
+                        ("sink", med([num(r.get("sink_cpu_ms_per_msg")) for r in sc if num(r.get("sink_cpu_ms_per_msg"))]))]),
+              "—")
+
     # --- output -------------------------------------------------------------------------------
     print(f"## `make bench`: Postern vs Postfix {head.get('postfix', '?')}, {head.get('date', '?')}\n")
     print(f"Command: `{a.command}`; N={head.get('N', '?')} messages per throughput run, "
@@ -275,7 +322,8 @@ def main():
             checks.append(f"latency {r.get('server')} rep {r.get('rep')}: {r.get('ok')} of {r.get('scheduled')} answered, "
                           f"{r.get('errors')} errors")
     print(f"- Runs: {sum(len(x) for x in inb.values())} inbound, {sum(len(x) for x in rel.values())} relay, "
-          f"{len(lat)} latency, {len(idle)} idle, {len(fs)} fsync. "
+          f"{len(lat)} latency, {len([r for r in rows if r['kind'] == 'sinkcap'])} sink, {len(idle)} idle, "
+          f"{len(fs)} fsync. "
           + ("Every throughput run had all messages accepted (and delivered, in the relay)." if not checks
              else "Incomplete runs: " + "; ".join(checks) + "."))
     print(f"- Targets missed (median): {'; '.join(t.missed) if t.missed else 'none'}.")
