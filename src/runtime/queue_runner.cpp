@@ -409,7 +409,7 @@ result<unsigned> queue_runner::retry(const std::string& id, bool all) {
     std::vector<std::string> ids = all ? spool_.list(queue::area::active) : std::vector<std::string>{id};
     unsigned n = 0;
     for (const auto& i : ids) {
-        if (!all && !spool_.load(i, queue::area::active)) return error{fmt::format("no queued message {}", i)};
+        if (!all && !spool_.exists(i, queue::area::active)) return error{fmt::format("no queued message {}", i)};
         if (auto it = timers_.find(i); it != timers_.end()) {
             it->second->cancel();
             timers_.erase(it);

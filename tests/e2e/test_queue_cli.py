@@ -189,6 +189,13 @@ def test_errors(make_instance):
     assert r.returncode == 1 and "invalid queue id" in r.stderr, r
     r = queue_cli(inst, "retry")  # ID or --all required: a usage error
     assert r.returncode not in (0, 1), r
+    # retry ID only for a message in the queue: not an unknown id, not a held message
+    r = queue_cli(inst, "retry", "0123456789ABCDEF0")
+    assert r.returncode == 1 and "no queued message 0123456789ABCDEF0" in r.stderr, r
+    held = send(inst, "alice@example.test", ["bob@localhost"], "held")
+    r = queue_cli(inst, "retry", held)
+    assert r.returncode == 1 and f"no queued message {held}" in r.stderr, r
+    assert held in inst.spool_files("hold") and not inst.maildir_messages("bob")
     assert inst.alive
 
 
