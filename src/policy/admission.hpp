@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 namespace postern::policy {
 
@@ -19,6 +20,26 @@ public:
     void release(const std::string& ip);
     std::uint32_t open() const;                       // connections admitted and not released
     std::uint32_t open_from(const std::string& ip) const;
+
+    // One admitted connection's place, given back once: by release() (a session does it just
+    // before closing its socket, so that a client reconnecting the moment it sees the close
+    // finds the place free, even at the per-IP limit) or, at the latest, when destroyed.
+    class slot {
+    public:
+        slot(admission& a, std::string ip) : a_(&a), ip_(std::move(ip)) {}
+        slot(slot&& o) noexcept : a_(std::exchange(o.a_, nullptr)), ip_(std::move(o.ip_)) {}
+        slot(const slot&) = delete;
+        slot& operator=(const slot&) = delete;
+        slot& operator=(slot&&) = delete;
+        ~slot() { release(); }
+        void release() {
+            if (admission* a = std::exchange(a_, nullptr)) a->release(ip_);
+        }
+
+    private:
+        admission* a_;
+        std::string ip_;
+    };
 
 private:
     mutable std::mutex mu_;

@@ -99,7 +99,8 @@ std::string tls_summary(const std::optional<smtp::tls_facts>& t) {
 }  // namespace
 
 asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation> gen, tcp::socket sock,
-                                  tcp::endpoint remote, unsigned short local_port, std::string sid) {
+                                  tcp::endpoint remote, unsigned short local_port, std::string sid,
+                                  policy::admission::slot place) {
     // `gen`: the config the session started with, kept to its end. This runs on a session
     // thread: the resolver and the queue runner are reached on the main event loop.
     const config::config& cfg = *gen->cfg;
@@ -322,6 +323,7 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
         co_await conn->tls->async_shutdown(tok);
         conn->disarm();
     }
+    place.release();  // before the close: the client may reconnect as soon as it sees it
     conn->shutdown();
     log::connection_closed(slog.tags(), reason, messages, core.error_count());
 }
@@ -381,16 +383,17 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
             continue;
         }
         std::string sid = fmt::format("{:X}", ctx.next_session++);
-        asio::co_spawn(ex, run_session(ctx, ctx.current, std::move(sock), peer, local_port, std::move(sid)),
-                       [&ctx, ip](std::exception_ptr e) {
-                           if (e) {
-                               try {
-                                   std::rethrow_exception(e);
-                               } catch (const std::exception& ex) {
-                                   log::error("session", ex.what());
-                               }
+        // The session gives its place back on its own thread (thread-safe), or its frame does.
+        asio::co_spawn(ex,
+                       run_session(ctx, ctx.current, std::move(sock), peer, local_port, std::move(sid),
+                                   policy::admission::slot(ctx.admitted, ip)),
+                       [](std::exception_ptr e) {
+                           if (!e) return;
+                           try {
+                               std::rethrow_exception(e);
+                           } catch (const std::exception& ex) {
+                               log::error("session", ex.what());
                            }
-                           ctx.admitted.release(ip);  // on this session thread (thread-safe)
                        });
     }
 }
