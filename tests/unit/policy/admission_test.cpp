@@ -69,3 +69,24 @@ TEST(Admission, ConcurrentAdmitAndRelease) {
     EXPECT_EQ(a.open_from("10.0.0.0"), 0u);
     EXPECT_EQ(a.open_from("10.0.0.1"), 0u);
 }
+
+// A session's place is given back exactly once: by release() (before its socket closes), or
+// by the slot's destruction when release() never ran; a moved-from slot gives back nothing.
+TEST(Admission, SlotGivesThePlaceBackOnce) {
+    admission a;
+    ASSERT_EQ(a.admit("10.0.0.1", 10, 1), admission::verdict::admitted);
+    {
+        admission::slot s(a, "10.0.0.1");
+        s.release();
+        EXPECT_EQ(a.open_from("10.0.0.1"), 0u);
+        EXPECT_EQ(a.admit("10.0.0.1", 10, 1), admission::verdict::admitted);  // free at once
+        s.release();  // no second release: the new connection keeps its place
+        EXPECT_EQ(a.open_from("10.0.0.1"), 1u);
+    }
+    EXPECT_EQ(a.open_from("10.0.0.1"), 1u);  // destruction after release(): nothing more
+    {
+        admission::slot s(a, "10.0.0.1");
+        admission::slot moved(std::move(s));
+    }  // only `moved` gives it back
+    EXPECT_EQ(a.open(), 0u);
+}
