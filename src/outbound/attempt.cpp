@@ -100,16 +100,22 @@ namespace {
 // One TCP connection to `ip`, one transaction. Fills res.results on `done`.
 // With `probe` (postern tls-policy --probe): the same session, recording its facts in *probe,
 // ends with QUIT where MAIL FROM would be sent (`done` then means "would deliver").
-asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::context* tls_ctx,
+asio::awaitable<conversation> converse(const std::shared_ptr<const config::config>& cfgp, asio::ssl::context* tls_ctx,
                                        const attempt_request& req, const delivery::target_host& t,
                                        const std::string& ip, const profile::resolved_tls_policy& pol,
                                        bool try_tls, attempt_result& res, connection_cache* cache,
                                        tls::probe_facts* probe = nullptr) {
+    const config::config& cfg = *cfgp;
     auto ex = co_await asio::this_coro::executor;
     const std::string relay = relay_name(t.name, ip, t.port);
-    // A parked session is reused only under the same policy (profile and level) it met.
-    const std::string cache_key = connection_cache::key(t.name, ip, t.port) + "|" + pol.profile + "|" +
-                                  std::string(profile::to_string(pol.level));
+    // A parked session is reused only under the same policy it met: the profile, the level and,
+    // when the certificate must name the peer, the names (by default they include the recipient
+    // domain, so another domain's mail to the same host needs its own check). The rest of the
+    // profile's requirements come with the configuration, which take() compares.
+    std::string cache_key = connection_cache::key(t.name, ip, t.port) + "|" + pol.profile + "|" +
+                            std::string(profile::to_string(pol.level));
+    if (profile::requires_name_match(pol.level))
+        for (const auto& n : pol.names) cache_key += "|" + n;
     const bool mandatory = profile::requires_tls(pol.level);
     res.relay = relay;
     conversation out;
@@ -119,12 +125,14 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
 
     std::shared_ptr<connection> conn;
     std::unique_ptr<smtp::client_session> session;
+    auto established = std::chrono::steady_clock::now();  // a reused session keeps its own
     const bool reused = cache != nullptr && try_tls &&
                         [&] {
-                            auto p = cache->take(cache_key);
+                            auto p = cache->take(cache_key, cfgp);
                             if (!p) return false;
                             conn = std::move(p->conn);
                             session = std::move(p->session);
+                            established = p->established;
                             res.tls = p->tls;
                             res.tls_version = p->tls_version;
                             res.tls_cipher = p->tls_cipher;
@@ -280,7 +288,8 @@ asio::awaitable<conversation> converse(const config::config& cfg, asio::ssl::con
                     sent = true;
                 } else if (cache && try_tls && c.reusable()) {
                     // Park the session for the next message to this host (SPEC §3.4).
-                    cache->put(cache_key, {conn, std::move(session), res.tls, res.tls_version, res.tls_cipher});
+                    cache->put(cache_key,
+                               {conn, std::move(session), res.tls, res.tls_version, res.tls_cipher, cfgp, established});
                     out.v = verdict::done;
                     co_return out;
                 } else {
@@ -457,15 +466,15 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
             const auto pol = policy_for(cfg, req.domain, t, ip);
             res.profile = pol.profile;
             const bool try_tls = try_tls_under(pol);
-            auto conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, try_tls, res, cache_);
+            auto conv = co_await converse(cfg_, tls_.get(), req, t, ip, pol, try_tls, res, cache_);
             if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
-                conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, try_tls, res, nullptr);
+                conv = co_await converse(cfg_, tls_.get(), req, t, ip, pol, try_tls, res, nullptr);
             if (conv.v == verdict::tls_failed) {
                 res.tls_failed_hosts.insert(t.name);
                 if (req.tls_failed_hosts.count(t.name)) {
                     // SPEC §1.1: the second failed handshake for this message and host:
                     // reconnect and deliver without TLS in this same attempt.
-                    conv = co_await converse(cfg, tls_.get(), req, t, ip, pol, /*try_tls=*/false, res, nullptr);
+                    conv = co_await converse(cfg_, tls_.get(), req, t, ip, pol, /*try_tls=*/false, res, nullptr);
                     if (conv.v == verdict::done) {
                         res.tls = "fallback";
                         co_return res;
@@ -507,7 +516,7 @@ asio::awaitable<void> deliverer::probe(tls::policy_report& report, bool connect)
             if (connect) {
                 tls::probe_facts f;
                 attempt_result res;
-                const auto conv = co_await converse(cfg, tls_.get(), req, t, ip, h.policy, try_tls_under(h.policy),
+                const auto conv = co_await converse(cfg_, tls_.get(), req, t, ip, h.policy, try_tls_under(h.policy),
                                                     res, /*cache=*/nullptr, &f);
                 switch (conv.v) {
                     case verdict::done: f.verdict = tls::probe_verdict::deliver; break;

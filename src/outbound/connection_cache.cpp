@@ -23,13 +23,19 @@ void connection_cache::close(parked_session& s) {
     s.conn->shutdown();
 }
 
-std::optional<parked_session> connection_cache::take(const std::string& key) {
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-        if (it->key != key) continue;
+std::optional<parked_session> connection_cache::take(const std::string& key,
+                                                      const std::shared_ptr<const void>& config) {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = entries_.begin(); it != entries_.end();) {
+        if (it->key != key) {
+            ++it;
+            continue;
+        }
         parked_session s = std::move(it->s);
         it->timer->cancel();
-        entries_.erase(it);
-        return s;
+        it = entries_.erase(it);
+        if (s.checked_under == config && now - s.established < max_age_) return s;
+        close(s);  // checked under a configuration since reloaded, or too old to reuse
     }
     return std::nullopt;
 }

@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "delivery/maildir.hpp"
 #include "delivery/route.hpp"
@@ -199,8 +201,13 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         std::string key = "domain " + domain;
         if (where.how == delivery::route::kind::static_hosts) {
             // Same hosts and the same recipient-domain profile (its TLS policy) share a transaction.
-            key = "profile " + profile::resolve_outbound(cfg, {domain, std::nullopt, std::nullopt}).profile + " hosts";
+            const auto pol = profile::resolve_outbound(cfg, {domain, std::nullopt, std::nullopt});
+            key = "profile " + pol.profile + " hosts";
             for (const auto& h : where.hosts) key += " " + h.to_string();
+            // When the certificate must carry given names and those depend on the recipient
+            // domain (no peer_names: the host or the domain, SPEC §1.3), each domain is checked
+            // on its own connection, not under the first recipient's domain.
+            if (profile::requires_name_match(pol.level)) key += " names " + fmt::format("{}", fmt::join(pol.names, " "));
         }
         auto [it, fresh] = groups.try_emplace(key);
         if (fresh) {
@@ -210,6 +217,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         it->second.idx.push_back(i);
     }
 
+    // SPEC §1.1 counts failed handshakes per attempt: every group of this pass sees the hosts
+    // that failed in earlier passes, not the ones another group of this same pass just failed
+    // with (two domains with one MX host would otherwise fall back to plaintext at once).
+    const std::set<std::string> tls_failed_before = ps.tls_failed;
     for (auto& [key, g] : groups) {
         const delivery::route& where = g.where;
         const std::string& domain = g.domain;
@@ -237,7 +248,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         req.recipients = idx;
         req.where = where;
         req.domain = domain;
-        req.tls_failed_hosts = ps.tls_failed;
+        req.tls_failed_hosts = tls_failed_before;
         auto res = co_await d.deliver(req);
         release_slot(key);
         ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());

@@ -17,6 +17,7 @@ mx.partner.test) resolve through a test NSD (dns_server.py); everything is on lo
 """
 import datetime
 import re
+import signal
 import time
 
 import pytest
@@ -438,3 +439,67 @@ def test_expiry_bounces_with_tls_reason(make_instance):
         for c in partner.connections:
             assert c.verbs()[0] == "EHLO" and c.verbs()[-1] == "QUIT", c.commands
             assert not FORBIDDEN & set(c.verbs()), c.commands
+
+
+# --- a parked connection is reused only under the rules it was checked against ----------------------
+
+
+def test_reload_never_reuses_a_connection_checked_under_the_old_pins(make_instance, pki):
+    """A session checked against pin P1 and parked for reuse (SPEC §3.4) must not carry mail
+    after SIGHUP replaces P1 (say, a compromised key): the next message gets a fresh connection,
+    which fails the new pin, so nothing is sent (SPEC §1.2)."""
+    cert = pki["self"]["cert"]
+    right, wrong = cert_sha256(cert), cert_sha256(pki["other"]["cert"])
+    with peer_for(pki, "self") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"],
+                     outbound={"verify": "fingerprint", "fingerprints": [f"sha256:{right}"]})
+        q1 = inst.send(SENDER, [RCPT], "pinned one")
+        inst.wait_events("delivery", 1, id=q1)
+        q2 = inst.send(SENDER, [RCPT], "pinned two")
+        e2 = inst.wait_events("delivery", 1, id=q2)[0]
+        assert e2["result"] == "sent", e2
+        # the premise: the second message went over the parked connection
+        assert len(peer.connections) == 1 and len(peer.messages) == 2, [c.commands for c in peer.connections]
+
+        inst.write_config(inst.config.read_text().replace(f"sha256:{right}", f"sha256:{wrong}"))
+        inst.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(inst.events("reload")) == 1, what="reload logged")
+        q3 = inst.send(SENDER, [RCPT], "pinned three")
+        e3 = inst.wait_events("delivery", 1, id=q3)[0]
+        assert e3["result"] == "deferred" and e3["dsn"] == "4.7.5", e3
+        assert re.search(r"fingerprint|pin", e3["reason"], re.I), e3
+        inst.stop()
+        assert len(peer.messages) == 2, "mail sent over a session checked under the old pin"
+        assert len(peer.connections) >= 2, [c.commands for c in peer.connections]
+        first = peer.connections[0]
+        assert sum(1 for v in first.verbs() if v == "MAIL") == 2, first.commands
+        for c in peer.connections[1:]:
+            assert not FORBIDDEN & set(c.verbs()), f"mail transaction on a rejected connection: {c.commands}"
+
+
+@pytest.mark.parametrize("how", ["one message", "two messages"])
+def test_names_checked_for_each_recipient_domain(make_instance, pki, how):
+    """verify = "ca+name" without peer_names: the certificate must name the host or the
+    recipient domain (SPEC §1.3). The peer's names internal.test only, so second.test's mail
+    must not be delivered to it - neither in internal.test's transaction nor over the
+    connection parked after internal.test's message."""
+    with peer_for(pki, "internal") as peer:
+        hosts = f"127.0.0.1:{peer.port}"
+        inst = start(make_instance, [hosts], ca=pki["ca"], more_domains=relay_domain("second.test", hosts),
+                     outbound={"verify": "ca+name", "domains": ("internal.test", "second.test")}, queue_extra='retry_schedule = ["1h"]')
+        other = "carol@second.test"
+        if how == "one message":
+            qid = inst.send(SENDER, [RCPT, other], "two domains")
+            ev = {e["to"]: e for e in inst.wait_events("delivery", 2, id=qid)}
+            sent, refused = ev[f"<{RCPT}>"], ev[f"<{other}>"]
+        else:
+            q1 = inst.send(SENDER, [RCPT], "first domain")
+            sent = inst.wait_events("delivery", 1, id=q1)[0]
+            q2 = inst.send(SENDER, [other], "second domain")
+            refused = inst.wait_events("delivery", 1, id=q2)[0]
+        assert sent["result"] == "sent" and sent["tls"] == "verified", sent
+        assert refused["result"] == "deferred" and refused["dsn"] == "4.7.5", refused
+        assert re.search(r"name", refused["reason"], re.I), refused
+        inst.stop()
+        got = [rcpts for _f, rcpts, _d, _t in peer.messages]
+        assert got == [[RCPT]], f"second.test's mail reached a peer whose certificate does not name it: {got}"

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import relay_domain, wait_until
+from dns_server import DnsServer
 from peers import ScriptedPeer, envelope_sender, make_test_ca
 
 SEED = dict(tls_extra='handshake_retry_delay = "2s"', queue_extra='retry_schedule = ["1s"]')
@@ -157,3 +158,35 @@ def test_failed_handshake_remembered_across_kill9(make_instance, certs):
         assert e["tls"] == "fallback" and e["attempt"] == "2", e
         gap = conns[1].accepted - conns[0].accepted
         assert gap >= 2.0, f"retry {gap:.2f}s after the failed handshake; handshake_retry_delay is 2s"
+
+
+def test_failed_handshake_counts_per_attempt_not_per_group(make_instance, certs):
+    """Two recipient domains whose MX is the same host (shared hosting) are two transactions in
+    one pass. When the host's handshake fails for the first, the second's failure in that same
+    pass is still a first failure: deferred, never plaintext at once (SPEC §1.1). The retry
+    after handshake_retry_delay falls back to plaintext for both."""
+    zones = {"a.test": "@ MX 10 mx.shared.test.\n", "b.test": "@ MX 10 mx.shared.test.\n",
+             "shared.test": "mx A 127.0.0.2\n"}
+    c = certs["named"]
+    with DnsServer(zones=zones) as dns, \
+            ScriptedPeer(host="127.0.0.2", tls_mode="garbage", cert=c["cert"], key=c["key"]) as peer:
+        extra = (f'[delivery]\nport = {peer.port}\n\n[dns]\nservers = ["{dns.address}"]\n\n'
+                 '[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n')
+        inst = make_instance(extra=extra, **SEED)
+        rcpts = ["bob@a.test", "carol@b.test"]
+        qid = inst.send("alice@origin.test", rcpts, "shared mx")
+
+        first = inst.wait_events("delivery", 2, id=qid)[:2]
+        assert sorted(e["to"] for e in first) == ["<bob@a.test>", "<carol@b.test>"], first
+        for e in first:
+            assert e["result"] == "deferred" and e["attempt"] == "1", first
+            assert e["tls"] != "fallback", first
+        assert not peer.saw_mail_from(), peer.all_commands()
+
+        ev = inst.wait_events("delivery", 4, id=qid, timeout=15)
+        for e in ev[2:]:
+            assert e["result"] == "sent" and e["attempt"] == "2" and e["tls"] == "fallback", ev
+        assert sorted(r for _f, rr, _d, _t in peer.messages for r in rr) == rcpts
+        first_mail = min(x.accepted for x in peer.connections if "MAIL" in x.verbs())
+        gap = first_mail - peer.connections[0].accepted
+        assert gap >= 2.0, f"plaintext {gap:.2f}s after the first failed handshake, handshake_retry_delay is 2s"
