@@ -1,9 +1,13 @@
 // cli/init.cpp - write the embedded default configuration, certificate and folders.
 #include "cli/init.hpp"
 
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -29,11 +33,13 @@ int init(const std::string& dir) {
             return 1;
         }
     }
-    ::chmod((root / "var/tls").c_str(), 0700);
-    ::chmod((root / "var/spool").c_str(), 0700);
     // var/mail only holds the per-domain maildirs: searchable, so that server.user (which the
     // server hands var/mail/localhost to when started as root) can reach its maildir.
-    ::chmod((root / "var/mail/localhost").c_str(), 0700);
+    for (const char* sub : {"var/tls", "var/spool", "var/mail/localhost"})
+        if (::chmod((root / sub).c_str(), 0700) != 0) {
+            std::fprintf(stderr, "postern init: cannot chmod %s: %s\n", (root / sub).c_str(), std::strerror(errno));
+            return 1;
+        }
     const fs::path cert = root / "var/tls/cert.pem", key = root / "var/tls/key.pem";
     if (!fs::exists(cert, ec) || !fs::exists(key, ec)) {
         auto r = tls::write_self_signed(cert, key, "localhost", 825);
@@ -56,6 +62,28 @@ int init(const std::string& dir) {
         std::fprintf(stderr, "postern init: the default configuration does not load: %s\n",
                      loaded.error_message().c_str());
         return 1;
+    }
+    // Run as root (make run): the server reads its key again on every SIGHUP, after it has
+    // dropped to server.user, so the key and its folder go to that user's group (0640, 0750:
+    // the key stays root's, as Debian's ssl-cert group does it). The server holds the key in
+    // memory anyway, so this adds nothing a compromised server would not already have.
+    if (::geteuid() == 0 && !(*loaded)->server.user.empty()) {
+        if (const passwd* pw = ::getpwnam((*loaded)->server.user.c_str())) {
+            const gid_t gid = pw->pw_gid;
+            const fs::path tls_dir = root / "var/tls";
+            if (::chown(tls_dir.c_str(), 0, gid) != 0 || ::chmod(tls_dir.c_str(), 0750) != 0 ||
+                ::chown(key.c_str(), 0, gid) != 0 || ::chmod(key.c_str(), 0640) != 0) {
+                std::fprintf(stderr, "postern init: cannot give %s to group %u: %s\n", key.c_str(),
+                             static_cast<unsigned>(gid), std::strerror(errno));
+                return 1;
+            }
+        } else {
+            std::fprintf(stderr,
+                         "postern init: note: server.user '%s' does not exist yet; %s stays readable by root only, "
+                         "so a SIGHUP reload after the privilege drop cannot read it (chgrp it to that user's "
+                         "group and chmod 0640, and var/tls 0750)\n",
+                         (*loaded)->server.user.c_str(), key.c_str());
+        }
     }
     std::printf("wrote %s\n  certificate %s (self-signed, localhost)\n  spool %s\n  maildir %s\n"
                 "start with: postern serve -c %s\n",

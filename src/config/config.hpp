@@ -209,11 +209,13 @@ struct config {
 // read at all). Every problem found is reported, one per line, sorted by line, so the first
 // line is the first problem in the file. A TOML syntax error stops parsing: one line.
 // A missing [spool] table, or an invalid machine host name when `hostname` is absent, is
-// reported at line 1.
+// reported at line 1. load() also checks that the files the server reads (tls.cert_file,
+// tls.key_file, tls.ca_file, a profile's ca_file) exist and can be read, at their lines.
 result<std::shared_ptr<const config>> load(const std::string& path);
 // Same, from text already in memory; `path` is used for messages and to resolve relative paths
-// (an empty `path`: relative to the current directory, source_path left empty).
-result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path);
+// (an empty `path`: relative to the current directory, source_path left empty). The files it
+// names are only checked with `check_files`.
+result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files = false);
 
 // "5m" -> 300 s. Units: s, m, h, d, w; a bare integer is seconds. Errors: empty, bad unit, overflow.
 result<seconds> parse_duration(std::string_view text);

@@ -8,6 +8,7 @@
 #ifndef TOML_SHARED_LIB
 #define TOML_SHARED_LIB 1
 #endif
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -66,7 +67,8 @@ struct located_string {
 
 class loader {
 public:
-    loader(std::string file, fs::path base_dir) : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+    loader(std::string file, fs::path base_dir, bool check_files)
+        : file_(std::move(file)), base_dir_(std::move(base_dir)), check_files_(check_files) {}
 
     std::shared_ptr<config> build(const toml::table& root);
     bool failed() const { return !errors_.empty(); }
@@ -228,6 +230,29 @@ private:
         return resolve(s->value);
     }
 
+    // A file the server reads (certificate, key, CA bundle): a path as above which, when the
+    // configuration comes from a file (check-config, serve, reload), must name a regular file
+    // that can be opened now - a typo is reported here with its line, not at the first
+    // delivery that needs it.
+    std::optional<std::string> read_file_path(const toml::node& n, const std::string& name, bool allow_empty) {
+        auto v = read_path(n, name, allow_empty);
+        if (!v || v->empty() || !check_files_) return v;
+        struct stat st {};
+        if (::stat(v->c_str(), &st) != 0) {
+            fail(line_of(n), name + ": " + *v + ": " + std::strerror(errno));
+            return std::nullopt;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            fail(line_of(n), name + ": " + *v + ": not a regular file");
+            return std::nullopt;
+        }
+        if (::access(v->c_str(), R_OK) != 0) {
+            fail(line_of(n), name + ": " + *v + ": cannot read: " + std::strerror(errno));
+            return std::nullopt;
+        }
+        return v;
+    }
+
     std::string resolve(const std::string& text) const {
         fs::path p(text);
         if (p.is_relative()) p = base_dir_ / p;
@@ -311,6 +336,7 @@ private:
 
     std::string file_;
     fs::path base_dir_;
+    bool check_files_ = false;
     std::vector<std::pair<line_t, std::string>> errors_;
     std::map<std::string, line_t> domain_lines_;  // hosted domain -> line of its name
 };
@@ -419,9 +445,9 @@ void loader::load_tls(const toml::table& t, tls_config& out) {
     const toml::node* cert = t.get("cert_file");
     const toml::node* key = t.get("key_file");
     if (cert)
-        if (auto v = read_path(*cert, "tls.cert_file", true)) out.cert_file = std::move(*v);
+        if (auto v = read_file_path(*cert, "tls.cert_file", true)) out.cert_file = std::move(*v);
     if (key)
-        if (auto v = read_path(*key, "tls.key_file", true)) out.key_file = std::move(*v);
+        if (auto v = read_file_path(*key, "tls.key_file", true)) out.key_file = std::move(*v);
     const auto is_set = [](const toml::node* n) {
         return n && n->is_string() && !n->as_string()->get().empty();
     };
@@ -434,7 +460,7 @@ void loader::load_tls(const toml::table& t, tls_config& out) {
     else if (is_set(key) && cert && cert->is_string() && !is_set(cert))
         fail(line_of(*cert), "tls.cert_file is empty but tls.key_file is set (set both or neither)");
     if (const auto* n = t.get("ca_file"))
-        if (auto v = read_path(*n, "tls.ca_file", true)) out.ca_file = std::move(*v);
+        if (auto v = read_file_path(*n, "tls.ca_file", true)) out.ca_file = std::move(*v);
     if (const auto* n = t.get("handshake_retry_delay"))
         if (auto v = read_duration(*n, "tls.handshake_retry_delay", seconds{0}, seconds{86400}))
             out.handshake_retry_delay = *v;
@@ -746,7 +772,7 @@ bool loader::read_tls_requirements(const toml::node& n, const std::string& prefi
     if (min_bits)
         if (auto v = read_int(*min_bits, prefix + ".min_cipher_bits", 0, 256)) out.min_cipher_bits = static_cast<int>(*v);
     if (ca_file)
-        if (auto v = read_path(*ca_file, prefix + ".ca_file", false)) out.ca_file = std::move(*v);
+        if (auto v = read_file_path(*ca_file, prefix + ".ca_file", false)) out.ca_file = std::move(*v);
 
     // Contradictions: a requirement that would never be enforced is an error, not a surprise.
     if (!tls_ok || !verify_ok) return true;
@@ -921,7 +947,7 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
 
 }  // namespace
 
-result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path) {
+result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files) {
     // An empty path (text not from a file) resolves relative paths against the current directory.
     std::error_code ec;
     fs::path absolute = path.empty() ? fs::current_path(ec) / "" : fs::absolute(fs::path(path), ec);
@@ -935,7 +961,7 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
         return error{path + ":" + std::to_string(line_of(e.source())) + ": " + escape_controls(e.description())};
     }
 
-    loader l(path, absolute.parent_path());
+    loader l(path, absolute.parent_path(), check_files);
     auto cfg = l.build(root);
     if (l.failed()) return error{l.message()};
     cfg->source_path = path.empty() ? std::string() : absolute.string();
@@ -950,7 +976,7 @@ result<std::shared_ptr<const config>> load(const std::string& path) {
     std::ostringstream text;
     text << in.rdbuf();
     if (in.bad()) return error{path + ": cannot read: " + std::strerror(errno)};
-    return parse(text.str(), path);
+    return parse(text.str(), path, /*check_files=*/true);
 }
 
 }  // namespace postern::config

@@ -1,6 +1,8 @@
 // runtime/privileges.cpp - switch from root to server.user after start-up (see privileges.hpp).
 #include "runtime/privileges.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -9,34 +11,69 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "log/log.hpp"
 
 namespace postern::runtime {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Give `root` and everything below it to uid:gid (only entries owned by someone else; symbolic
-// links are not followed, so a link planted in a maildir cannot hand out another file).
-result<void> hand_over(const fs::path& root, uid_t uid, gid_t gid) {
-    std::error_code ec;
-    if (!fs::exists(root, ec)) return {};
-    auto give = [&](const fs::path& p) -> result<void> {
+// Give everything below the open directory `dir` (shown as `shown` in messages) to uid:gid:
+// only entries owned by someone else. Everything is done relative to directory descriptors,
+// never by path, and nothing follows a symbolic link: a server user who swaps a folder for a
+// link to /etc while root walks the tree gets the link handed over, not what it points to.
+// A file with more than one link is left alone (it could be a hard link to a file elsewhere).
+result<void> hand_over_below(int dir, const std::string& shown, uid_t uid, gid_t gid) {
+    const int listing = ::dup(dir);
+    DIR* d = listing < 0 ? nullptr : ::fdopendir(listing);
+    if (!d) {
+        if (listing >= 0) ::close(listing);
+        return error{fmt::format("cannot walk {}: {}", shown, std::strerror(errno))};
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> closer(d, ::closedir);
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        const std::string path = shown + "/" + name;
         struct stat st {};
-        if (::lstat(p.c_str(), &st) != 0) return {};  // gone meanwhile
-        if (st.st_uid == uid && st.st_gid == gid) return {};
-        if (::lchown(p.c_str(), uid, gid) != 0)
-            return error{fmt::format("cannot hand {} to the server user: {}", p.string(), std::strerror(errno))};
-        return {};
-    };
-    if (auto r = give(root); !r) return r;
-    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-        if (auto r = give(it->path()); !r) return r;
-    if (ec) return error{fmt::format("cannot walk {}: {}", root.string(), ec.message())};
+        if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+        const bool is_dir = S_ISDIR(st.st_mode);
+        if ((st.st_uid != uid || st.st_gid != gid) && (is_dir || st.st_nlink <= 1) &&
+            ::fchownat(dir, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT)
+            return error{fmt::format("cannot hand {} to the server user: {}", path, std::strerror(errno))};
+        if (!is_dir) continue;
+        const int sub = ::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) continue;  // gone or swapped
+            return error{fmt::format("cannot open {}: {}", path, std::strerror(errno))};
+        }
+        auto r = hand_over_below(sub, path, uid, gid);
+        ::close(sub);
+        if (!r) return r;
+    }
     return {};
+}
+
+// Give `root` and everything below it to uid:gid (root itself comes from the configuration).
+result<void> hand_over(const fs::path& root, uid_t uid, gid_t gid) {
+    const int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // configured: may be a link
+    if (dir < 0) {
+        if (errno == ENOENT) return {};
+        return error{fmt::format("cannot open {}: {}", root.string(), std::strerror(errno))};
+    }
+    struct stat st {};
+    if (::fstat(dir, &st) == 0 && (st.st_uid != uid || st.st_gid != gid) && ::fchown(dir, uid, gid) != 0) {
+        ::close(dir);
+        return error{fmt::format("cannot hand {} to the server user: {}", root.string(), std::strerror(errno))};
+    }
+    auto r = hand_over_below(dir, root.string(), uid, gid);
+    ::close(dir);
+    return r;
 }
 
 }  // namespace
@@ -83,6 +120,19 @@ result<std::string> drop_privileges(const config::config& cfg) {
             return error{fmt::format("running as {}, cannot use {}: {} (its parent directories must be searchable "
                                      "by {})",
                                      user, t.string(), std::strerror(errno), user)};
+    // Files read again at every SIGHUP: say now, not at the first failed reload, when the
+    // server user cannot read them (a key left 0600 root: see `postern init`).
+    std::vector<std::string> files{cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.ca_file};
+    for (const auto& p : cfg.profiles) {
+        files.push_back(p.outbound.ca_file);
+        files.push_back(p.inbound.ca_file);
+    }
+    for (const auto& f : files)
+        if (!f.empty() && ::access(f.c_str(), R_OK) != 0)
+            log::warning("privileges", fmt::format("{} cannot read {} ({}): a SIGHUP reload will fail until it can "
+                                                   "(e.g. chgrp {} on the file, chmod 0640, and its folder "
+                                                   "searchable by that group)",
+                                                   user, f, std::strerror(errno), user));
     return fmt::format("running as user {} (uid {}, gid {})", user, uid, gid);
 }
 

@@ -2,6 +2,7 @@
 #include "tls/certgen.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -9,7 +10,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
@@ -21,7 +24,6 @@ namespace {
 
 struct free_pkey { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
 struct free_x509 { void operator()(X509* p) const { X509_free(p); } };
-struct close_file { void operator()(FILE* f) const { std::fclose(f); } };
 
 bool add_ext(X509* cert, int nid, const std::string& value) {
     X509V3_CTX ctx;
@@ -67,14 +69,28 @@ result<void> write_self_signed(const std::string& cert_path, const std::string& 
     if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0)
         return error{fmt::format("certificate signing failed: {}", last_error())};
 
+    // 0600 even when the file was there before with a wider mode (O_CREAT's mode only applies
+    // to a new file); every write and the close are checked (a full disk must not leave a
+    // truncated key reported as written).
     int kfd = ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (kfd < 0) return error{fmt::format("cannot create {}", key_path)};
-    std::unique_ptr<FILE, close_file> kf(::fdopen(kfd, "w"));
-    if (!kf || PEM_write_PrivateKey(kf.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
-        return error{fmt::format("cannot write {}: {}", key_path, last_error())};
-    std::unique_ptr<FILE, close_file> cf(std::fopen(cert_path.c_str(), "w"));
-    if (!cf || PEM_write_X509(cf.get(), cert.get()) != 1)
-        return error{fmt::format("cannot write {}: {}", cert_path, last_error())};
+    if (kfd < 0) return error{fmt::format("cannot create {}: {}", key_path, std::strerror(errno))};
+    if (::fchmod(kfd, 0600) != 0) {
+        ::close(kfd);
+        return error{fmt::format("cannot chmod {}: {}", key_path, std::strerror(errno))};
+    }
+    FILE* kf = ::fdopen(kfd, "w");
+    if (!kf) {
+        ::close(kfd);
+        return error{fmt::format("cannot write {}: {}", key_path, std::strerror(errno))};
+    }
+    const bool key_written = PEM_write_PrivateKey(kf, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+    if (std::fclose(kf) != 0 || !key_written)
+        return error{fmt::format("cannot write {}: {}", key_path, key_written ? std::strerror(errno) : last_error())};
+    FILE* cf = std::fopen(cert_path.c_str(), "w");
+    if (!cf) return error{fmt::format("cannot create {}: {}", cert_path, std::strerror(errno))};
+    const bool cert_written = PEM_write_X509(cf, cert.get()) == 1;
+    if (std::fclose(cf) != 0 || !cert_written)
+        return error{fmt::format("cannot write {}: {}", cert_path, cert_written ? std::strerror(errno) : last_error())};
     return {};
 }
 

@@ -5,8 +5,11 @@
 #include <openssl/x509.h>
 
 #include <cstdlib>
+#include <ctime>
 
 #include <fmt/format.h>
+
+#include "log/log.hpp"
 
 namespace postern::tls {
 
@@ -21,6 +24,33 @@ std::string last_error() {
     return out.empty() ? "unknown TLS error" : out;
 }
 
+namespace {
+
+std::string when(const ASN1_TIME* t) {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(t, &tm) != 1) return "?";
+    return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// Served anyway (opportunistic peers mostly do not check), but said at start-up and reload:
+// an expired or not yet valid certificate, or one that expires within 30 days.
+void warn_about_dates(X509* cert, const std::string& cert_file) {
+    if (!cert) return;
+    const ASN1_TIME* not_after = X509_get0_notAfter(cert);
+    const ASN1_TIME* not_before = X509_get0_notBefore(cert);
+    constexpr std::string_view refused = ": clients that check certificates refuse it";
+    std::time_t soon = std::time(nullptr) + 30 * 86400;
+    if (X509_cmp_current_time(not_after) <= 0)
+        log::warning("tls", fmt::format("certificate {} expired on {}{}", cert_file, when(not_after), refused));
+    else if (X509_cmp_current_time(not_before) >= 0)
+        log::warning("tls", fmt::format("certificate {} is not valid before {}{}", cert_file, when(not_before), refused));
+    else if (X509_cmp_time(not_after, &soon) <= 0)
+        log::warning("tls", fmt::format("certificate {} expires on {}, in less than 30 days", cert_file, when(not_after)));
+}
+
+}  // namespace
+
 result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file) {
     ERR_clear_error();
     // RFC 9325 3.1.1: TLS 1.2 at least.
@@ -31,10 +61,15 @@ result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const 
         return error{fmt::format("cipher list: {}", last_error())};
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
         return error{fmt::format("cannot load certificate {}: {}", cert_file, last_error())};
+    // An encrypted key is refused, never prompted for: OpenSSL's default would read a passphrase
+    // from the terminal, blocking start-up or, on SIGHUP, the main loop.
+    SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-        return error{fmt::format("cannot load private key {}: {}", key_file, last_error())};
+        return error{fmt::format("cannot load private key {} (an encrypted key is not supported): {}", key_file,
+                                 last_error())};
     if (SSL_CTX_check_private_key(ctx) != 1)
         return error{fmt::format("private key {} does not match certificate {}", key_file, cert_file)};
+    warn_about_dates(SSL_CTX_get0_certificate(ctx), cert_file);
     // Send exactly the chain in cert_file: no chain building from the trust store at each
     // handshake (OpenSSL's auto-chain looks the issuer up in the store every time).
     SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);

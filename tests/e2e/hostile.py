@@ -467,11 +467,11 @@ def garbage(host, port, stop, tally, i, seed=None, source=None):
             stop.wait(0.1)
 
 
-def pipelining_flood(host, port, stop, tally, i, reads=True, source=None, batch=2000):
+def pipelining_flood(host, port, stop, tally, i, reads=True, source=None, batch=2000, max_batches=None):
     """After EHLO, batches of pipelined commands (RSET, NOOP, MAIL, RCPT) as fast as the server
-    takes them. reads=True: a second thread drains and counts the replies (each command must
-    get exactly one). reads=False: replies are never read, so the server's writes block: its
-    memory must not grow with what it cannot send."""
+    takes them, at most `max_batches` (None: until stopped). reads=True: a second thread drains
+    and counts the replies (each command must get exactly one). reads=False: replies are never
+    read, so the server's writes block: its memory must not grow with what it cannot send."""
     # Only commands that succeed: refusals count towards max_errors and would end the session.
     cmds = b"RSET\r\nNOOP\r\nMAIL FROM:<flood@example.test>\r\nRCPT TO:<bob@localhost>\r\n"
     per_batch = batch * 4
@@ -512,7 +512,7 @@ def pipelining_flood(host, port, stop, tally, i, reads=True, source=None, batch=
         s.settimeout(10.0 if reads else 1.0)
         blob = cmds * batch
         try:
-            while not stop.is_set():
+            while not stop.is_set() and (max_batches is None or sent < max_batches * per_batch):
                 try:
                     s.sendall(blob)
                     sent += per_batch

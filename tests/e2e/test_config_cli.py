@@ -1,6 +1,8 @@
 """tests/e2e/test_config_cli.py - operating the daemon (SPEC §4, §5, §6): SIGHUP reload (good
 and bad files), `check-config` errors as FILE:LINE, JSON logs, SIGTERM."""
+import datetime
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -8,6 +10,7 @@ import time
 import pytest
 
 from conftest import POSTERN, qid_of, render_config, wait_until
+from peers import make_ca, make_cert
 
 
 def size_in_ehlo(inst):
@@ -293,3 +296,41 @@ def test_reload_that_changes_spool_sync_warns_and_keeps_accepting(make_instance)
     qid = inst.send("alice@localhost", ["bob@localhost"], subject="after reload")
     msgs = inst.wait_maildir("bob")
     assert len(msgs) == 1 and f"id {qid}".encode() in msgs[0]
+
+
+def test_check_config_and_serve_report_a_missing_key_file_at_its_line(make_instance):
+    """A typo in a file name is reported by check-config (and serve) at its line, instead of
+    `OK` and a failure at start-up or at the first delivery that needs the file."""
+    inst = make_instance(start=False)
+    lines = inst.config.read_text().splitlines()
+    idx = next(i for i, l in enumerate(lines) if l.startswith("key_file = "))
+    lines[idx] = 'key_file = "var/tls/kye.pem"'
+    inst.write_config("\n".join(lines) + "\n")
+    r = run_check(inst.config)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.strip() == (f"{inst.config}:{idx + 1}: tls.key_file: {inst.dir / 'var/tls/kye.pem'}: "
+                                "No such file or directory"), r.stderr
+    s = subprocess.run([POSTERN, "serve", "-c", str(inst.config)], capture_output=True, text=True, timeout=20)
+    assert s.returncode == 2 and f"{inst.config}:{idx + 1}: tls.key_file" in s.stderr, (s.returncode, s.stderr)
+
+
+@pytest.mark.parametrize("valid_days,needle", [(-1, "expired on"), (10, "in less than 30 days"), (90, None)],
+                         ids=["expired", "expires-soon", "fine"])
+def test_certificate_dates_are_warned_about_at_start(make_instance, tmp_path, valid_days, needle):
+    """An expired certificate (or one about to expire) is still served - opportunistic peers
+    mostly do not check - but the administrator is told at start-up (and at each reload)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    not_after = now + datetime.timedelta(days=valid_days)
+    not_before = min(now, not_after) - datetime.timedelta(days=10)
+    # signed by a CA: only `openssl ca` sets exact dates (peers.make_cert)
+    c = make_cert(tmp_path, make_ca(tmp_path), names=("localhost",), not_before=not_before, not_after=not_after)
+    inst = make_instance(start=False)
+    shutil.copy(c["cert"], inst.dir / "var/tls/cert.pem")
+    shutil.copy(c["key"], inst.dir / "var/tls/key.pem")
+    inst.start()  # the certificate is loaded before the port listens
+    warnings = [e for e in inst.events("tls") if "certificate" in e.get("message", "")]
+    if needle is None:
+        assert warnings == [], warnings
+    else:
+        assert len(warnings) == 1 and needle in warnings[0]["message"], inst.log()[-1500:]
+        assert str(inst.dir / "var/tls/cert.pem") in warnings[0]["message"]

@@ -5,11 +5,12 @@ These tests need root (the suite runs as root) and the `postern` system user tha
 scripts/install-deps.sh creates."""
 import os
 import pwd
+import signal
 import subprocess
 
 import pytest
 
-from conftest import POSTERN, wait_port
+from conftest import POSTERN, wait_port, wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -56,9 +57,12 @@ def test_drops_to_server_user_and_keeps_working(make_instance):
     assert len(msgs) == 1
     for p in [inst.dir / "var/spool", *inst.dir.joinpath("var/mail/localhost").rglob("*")]:
         assert p.stat().st_uid == pw.pw_uid, p
-    # the private key stays root's and unreadable to others; the server read it before the drop
+    # the private key stays root's, readable by the server user's group only (init, as root,
+    # gives it that group so that a SIGHUP reload can read it again), never by others
     key = inst.dir / "var/tls/key.pem"
-    assert key.stat().st_uid == 0 and key.stat().st_mode & 0o077 == 0
+    assert key.stat().st_uid == 0 and key.stat().st_gid == pw.pw_gid, key.stat()
+    assert key.stat().st_mode & 0o777 == 0o640, oct(key.stat().st_mode)
+    assert (inst.dir / "var/tls").stat().st_mode & 0o777 == 0o750
     # the control socket works for the administrator
     assert inst.queue_json("list") == []
 
@@ -93,3 +97,50 @@ def test_root_user_name_is_refused_by_check_config(make_instance):
     inst = make_instance(start=False, server_extra='user = "root"')
     r = subprocess.run([POSTERN, "check-config", "-c", str(inst.config)], capture_output=True, text=True)
     assert r.returncode == 2 and "server.user: must not be root" in r.stderr, r.stderr
+
+
+def test_sighup_reload_after_the_drop_reads_the_key_again(make_instance):
+    """SPEC §4: SIGHUP reloads the config and the certificate. The server runs as server.user
+    by then: the key `postern init` wrote (group postern, 0640) loads again; a key left 0600
+    root is warned about at start-up and the failed reload keeps the old configuration."""
+    inst = make_instance(start=False, server_extra='user = "postern"')
+    searchable(inst.dir)
+    inst.start()
+    inst.wait_log("running as user postern")
+    assert "cannot read" not in inst.log()
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload" in [e["event"] for e in inst.events()], what="reload logged")
+    assert "reload_failed" not in inst.log(), inst.log()[-2000:]
+    inst.stop()
+
+    key = inst.dir / "var/tls/key.pem"
+    os.chown(key, 0, 0)
+    os.chmod(key, 0o600)
+    inst.start()
+    inst.wait_log("running as user postern")
+    inst.wait_log(f"postern cannot read {key}")
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload_failed" in inst.log(), what="reload_failed logged")
+    assert inst.send("a@example.test", ["bob@localhost"]), "the old configuration keeps serving"
+
+
+def test_hand_over_never_follows_a_link(make_instance, tmp_path):
+    """Root hands the spool and maildirs to the server user at start-up; a symbolic link planted
+    there (a folder swapped for a link to /etc, say) must not hand out what it points to."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim_dir = outside / "dir"
+    victim_dir.mkdir()
+    (victim_dir / "file").write_text("root's")
+    victim = outside / "file"
+    victim.write_text("root's")
+    inst = make_instance(start=False, server_extra='user = "postern"')
+    searchable(inst.dir)
+    mail = inst.dir / "var/mail/localhost"
+    (mail / "evil-file").symlink_to(victim)
+    (mail / "evil-dir").symlink_to(victim_dir)
+    os.link(victim, inst.dir / "var/spool/hard-link")  # a second name for a file elsewhere
+    inst.start()
+    inst.wait_log("running as user postern")
+    for p in (victim, victim_dir, victim_dir / "file"):
+        assert p.stat().st_uid == 0, f"{p} was handed to the server user through a link"

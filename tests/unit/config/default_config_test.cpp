@@ -72,6 +72,10 @@ TEST(DefaultConfig, LoadsFromAFileLikeInitWritesIt) {
     const fs::path dir = tmpl;
     const fs::path file = dir / "postern.toml";
     std::ofstream(file) << default_config_text();
+    // load() checks that the certificate and key it names are there, as init writes them
+    fs::create_directories(dir / "var/tls");
+    std::ofstream(dir / "var/tls/cert.pem") << "x";
+    std::ofstream(dir / "var/tls/key.pem") << "x";
     auto r = load(file.string());
     std::error_code ec;
     fs::remove_all(dir, ec);

@@ -596,5 +596,35 @@ TEST_F(ConfigFile, UnreadableFile) {
     EXPECT_EQ(d.error_message(), dir_.string() + ": cannot read: is a directory");
 }
 
+// Loaded from a file (check-config, serve, reload), the files the server reads must be there:
+// a typo in a profile's ca_file is an error at its line, not a 4.7.5 at every delivery.
+TEST(ConfigLoad, FilesTheServerReadsMustExistWhenLoadedFromAFile) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("postern-files-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    { std::ofstream(dir / "cert.pem") << "x"; }
+    { std::ofstream(dir / "key.pem") << "x"; }
+    fs::create_directories(dir / "ca-dir");
+    const std::string good = "[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n";
+    const std::string conf = (dir / "p.toml").string();
+    auto write_and_load = [&](const std::string& text) {
+        std::ofstream(conf, std::ios::trunc) << text;
+        auto r = load(conf);
+        return r ? std::string("<no error>") : r.error_message();
+    };
+    EXPECT_EQ(write_and_load(doc(good)), "<no error>");
+    EXPECT_EQ(write_and_load(doc("[tls]\ncert_file = \"cert.pem\"\nkey_file = \"kye.pem\"\n")),
+              conf + ":4: tls.key_file: " + (dir / "kye.pem").string() + ": No such file or directory");
+    EXPECT_EQ(write_and_load(doc(good + "ca_file = \"ca-dir\"\n")),
+              conf + ":5: tls.ca_file: " + (dir / "ca-dir").string() + ": not a regular file");
+    EXPECT_EQ(write_and_load(doc("[[profile]]\nname = \"partner\"\nrecipient_domains = [\"p.test\"]\n"
+                                 "[profile.outbound]\ntls = \"mandatory\"\nverify = \"ca\"\nca_file = \"partner-ca.pm\"\n")),
+              conf + ":8: profile.outbound.ca_file: " + (dir / "partner-ca.pm").string() +
+                  ": No such file or directory");
+    // the same text parsed from memory (unit tests, tools) does not look at the disk
+    EXPECT_TRUE(parse(doc("[tls]\ncert_file = \"nope.pem\"\nkey_file = \"nope.key\"\n"), conf));
+    fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace postern::config
