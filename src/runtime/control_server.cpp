@@ -11,6 +11,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -64,6 +65,13 @@ void arm(const std::shared_ptr<control_conn>& c, std::chrono::seconds limit) {
     });
 }
 
+// One thread for `list` and `show` (one request at a time: an administrator's command, not a
+// hot path), started at the first one.
+asio::thread_pool& reader_thread() {
+    static asio::thread_pool pool(1);
+    return pool;
+}
+
 std::string first_line(std::string_view s) {
     auto nl = s.find('\n');
     return std::string(s.substr(0, nl));
@@ -106,7 +114,18 @@ asio::awaitable<void> serve_one(stream::socket sock, control::queue_control& q) 
         if (ec) co_return;                                   // the client went away
     }
     if (response.empty()) {
-        response = control::handle(q, line);
+        // `list` and `show` read every queue file (or one): never on the main loop, which also
+        // runs the accept loops, the queue manager and DNS; a queue of 100,000 messages would
+        // stall them all. They only read the spool, so they may run on another thread; the
+        // requests that change the queue stay on the main loop with the queue manager.
+        auto req = control::parse_request(line);
+        if (req && (req->what == control::verb::list || req->what == control::verb::show)) {
+            response = co_await asio::co_spawn(reader_thread().get_executor(),
+                                               [&]() -> asio::awaitable<std::string> { co_return control::handle(q, line); },
+                                               asio::use_awaitable);
+        } else {
+            response = control::handle(q, line);
+        }
         log_refusal(line, response);
     }
     c->timed_out = false;
