@@ -1,9 +1,10 @@
 // queue/spool.cpp - durable commit of queue files: write, sync (syncfs or fsync), rename, fsync
-// directory.
+// directory; the spool lock taken before the start-up cleanup; per-recipient state files.
 #include "queue/spool.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -101,6 +102,7 @@ bool fsync_dir(const std::string& dir, spool_failure& f) {
     return true;
 }
 
+// The whole file; on failure nullopt with errno set to the failed call's (not close(2)'s).
 std::optional<std::string> read_file(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
@@ -111,7 +113,12 @@ std::optional<std::string> read_file(const std::string& path) {
     for (;;) {
         ssize_t r = ::read(fd, buf, sizeof buf);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) { ::close(fd); return std::nullopt; }
+        if (r < 0) {
+            const int e = errno;
+            ::close(fd);
+            errno = e;
+            return std::nullopt;
+        }
         if (r == 0) break;
         out.append(buf, static_cast<std::size_t>(r));
     }
@@ -205,6 +212,22 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
         if (!ensure_dir(p)) return error{fmt::format("cannot create {}: {}", p, std::strerror(errno))};
     }
     std::unique_ptr<spool> s(new spool(dir, how));
+    // One server per spool, checked before anything is cleaned up: a second `postern serve` on
+    // this spool would otherwise delete the running one's tmp/ files (commits in flight) and
+    // its unfinished state writes. flock(2) ends with the process, so a kill -9 leaves no
+    // stale lock; the pid in the file is only for the message.
+    const std::string lock = dir + "/lock";
+    s->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd_ < 0) return error{fmt::format("cannot open {}: {}", lock, std::strerror(errno))};
+    if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) return error{fmt::format("cannot lock {}: {}", lock, std::strerror(errno))};
+        std::string holder;
+        if (auto pid = read_file(lock); pid && !pid->empty() && pid->size() < 16)
+            holder = fmt::format(" (pid {})", pid->substr(0, pid->find('\n')));
+        return error{fmt::format("another postern server{} is running on the spool {}: {} is locked", holder, dir,
+                                 lock)};
+    }
+    if (::ftruncate(s->lock_fd_, 0) == 0) (void)write_all(s->lock_fd_, fmt::format("{}\n", ::getpid()));
     if (how == durability::filesystem) {
         s->fs_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->fs_fd_ < 0) return error{fmt::format("cannot open {}: {}", dir, std::strerror(errno))};
@@ -356,6 +379,7 @@ spool::spool(std::string dir, durability how) : dir_(std::move(dir)), durability
 }
 
 spool::~spool() {
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
     if (fs_fd_ >= 0) ::close(fs_fd_);
     for (int fd : area_fd_)
         if (fd >= 0) ::close(fd);
@@ -381,7 +405,10 @@ std::vector<std::string> spool::list(area where) const {
 result<loaded_message> spool::load(const std::string& id, area where) const {
     if (!valid_id(id)) return error{"invalid queue id"};
     auto data = read_file(path(id, where));
-    if (!data) return error{fmt::format("cannot read {}: {}", path(id, where), std::strerror(errno))};
+    if (!data) {
+        const int e = errno;
+        return error{fmt::format("cannot read {}: {}", path(id, where), std::strerror(e))};
+    }
     loaded_message m;
     m.data = std::move(*data);
     auto env = parse_header(m.data, m.content_offset);
@@ -418,11 +445,20 @@ bool spool::move(const std::string& id, area from, area to) {
 }
 
 result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::size_t recipients,
-                                                  std::set<std::string>* tls_failed) const {
-    auto text = read_file(fmt::format("{}/state/{}", dir_, id));
-    if (!text) return std::vector<rcpt_state>(recipients);  // no state yet: all queued
+                                                  std::set<std::string>* tls_failed, std::string* damaged) const {
+    const std::string p = fmt::format("{}/state/{}", dir_, id);
+    auto text = read_file(p);
+    if (!text) {
+        if (errno == ENOENT) return std::vector<rcpt_state>(recipients);  // no state yet: all queued
+        return error{fmt::format("cannot read {}: {}", p, std::strerror(errno))};
+    }
     if (tls_failed) *tls_failed = parse_tls_failed(*text);
-    return parse_state(*text, recipients);
+    auto st = parse_state(*text, recipients);
+    if (!st) {
+        if (damaged) *damaged = fmt::format("{}: {}", p, st.error_message());
+        return std::vector<rcpt_state>(recipients);
+    }
+    return st;
 }
 
 std::optional<spool_failure> spool::write_state(const std::string& id, const std::vector<rcpt_state>& st,

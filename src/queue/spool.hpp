@@ -2,6 +2,7 @@
 // callers run it on the disk thread pool, never on the event loop.
 //
 // Layout (all 0700, files 0600):
+//   lock       flock(2)ed while a spool object lives: one server per spool (holds its pid)
 //   tmp/ID     being written; never acknowledged; removed at start-up
 //   queue/ID   committed, waiting for delivery      (format: queue/envelope.hpp)
 //   hold/ID    committed, on hold (queue.hold, `postern queue hold`): not delivered until released
@@ -73,8 +74,9 @@ struct loaded_message {
 
 class spool {
 public:
-    // Creates the directories if needed, removes leftovers in tmp/, unfinished state writes
-    // and state files whose message is gone.
+    // Creates the directories if needed, takes the spool's lock (fails, touching nothing, when
+    // another process holds it: a running server's tmp/ files are commits in flight), then
+    // removes leftovers in tmp/, unfinished state writes and state files whose message is gone.
     enum class durability { filesystem, file };
     static result<std::unique_ptr<spool>> open(const std::string& dir, durability how = durability::filesystem);
     ~spool();
@@ -106,10 +108,16 @@ public:
     bool exists(const std::string& id, area where) const;  // queue/ID or hold/ID is there
     void remove_state(const std::string& id);               // state/ID only (if any)
 
-    // The recipients' state (all queued when there is no state file yet) and, into
+    // The recipients' state (all queued when there is no state file: ENOENT) and, into
     // `tls_failed` when given, the hosts recorded there: one read of state/ID for both.
+    // Any other failure to open or read it (EMFILE, EIO, EACCES...) is an error: it says
+    // nothing about the recipients, and taking it for "all queued" would deliver again what
+    // was sent and bounce twice. A file that reads but does not parse (torn by a crash: state
+    // writes are not fsynced) gives every recipient queued, with the problem in `*damaged`
+    // when given: repeating deliveries is the safe side, a message stuck for good is not.
     result<std::vector<rcpt_state>> read_state(const std::string& id, std::size_t recipients,
-                                               std::set<std::string>* tls_failed = nullptr) const;
+                                               std::set<std::string>* tls_failed = nullptr,
+                                               std::string* damaged = nullptr) const;
     // Replaces state/ID atomically (write .ID.tmp, rename; no fsync). On failure (a full disk)
     // the previous state file stays and nothing else is left behind.
     std::optional<spool_failure> write_state(const std::string& id, const std::vector<rcpt_state>& st,
@@ -134,6 +142,7 @@ private:
     group_sync& sync_of(area where) { return where == area::hold ? *hold_sync_ : *active_sync_; }
     std::string dir_;
     durability durability_;
+    int lock_fd_ = -1;  // spool.dir/lock, flock(LOCK_EX) while this object lives
     int fs_fd_ = -1;  // the spool directory, for syncfs (durability::filesystem)
     int area_fd_[2] = {-1, -1};  // queue/ and hold/, open for the directory fsyncs of commits
     std::unique_ptr<group_sync> content_sync_;  // syncfs, shared by commits in flight

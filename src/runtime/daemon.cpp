@@ -1,4 +1,6 @@
-// runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4).
+// runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4): the open-files limit, the
+// spool (locked: one server per spool), listeners, privilege drop, event loops; SIGHUP reloads;
+// SIGTERM drains inbound sessions and delivery passes under way for up to 10 s.
 #include "runtime/daemon.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -13,6 +15,7 @@
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -61,6 +64,31 @@ result<std::shared_ptr<const server::generation>> build_generation(const std::st
     return std::shared_ptr<const server::generation>(std::move(gen));
 }
 
+// Every inbound session and outbound connection is a descriptor, and so is each spool file
+// being read or written: the soft RLIMIT_NOFILE (often 1024) goes up to the hard limit, which
+// an unprivileged process may do (systemd: LimitNOFILE sets both). Below what
+// server.max_connections needs, EMFILE would refuse sessions and fail spool reads: said once,
+// at start-up.
+void raise_open_files_limit(const config::config& cfg) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit want = rl;
+        // An unlimited hard limit cannot be the soft one: fs.nr_open (1,048,576 by default) caps it.
+        want.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = want.rlim_cur;
+    }
+    // Beyond the sessions: 100 outbound transactions and 200 parked connections (runtime/
+    // queue_runner.cpp, outbound/connection_cache.hpp), two files per disk thread, listeners,
+    // the control socket, the spool's own descriptors, the resolver: 512 is ample.
+    const rlim_t need = static_cast<rlim_t>(cfg.server.max_connections) + 512;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log::warning("limits", fmt::format("open files limit (RLIMIT_NOFILE) is {} (hard {}), below the {} that "
+                                           "server.max_connections = {} needs: raise the hard limit "
+                                           "(ulimit -Hn, systemd LimitNOFILE) or lower server.max_connections",
+                                           rl.rlim_cur, rl.rlim_max, need, cfg.server.max_connections));
+}
+
 }  // namespace
 
 int serve(const std::string& config_path) {
@@ -72,6 +100,7 @@ int serve(const std::string& config_path) {
     }
     const auto& cfg0 = *(*first)->cfg;
     log::set_format(cfg0.log.format == config::log_format::json ? log::format::json : log::format::text);
+    raise_open_files_limit(cfg0);
 
     auto sp = queue::spool::open(cfg0.spool.dir, cfg0.spool.sync == config::spool_sync::file
                                                      ? queue::spool::durability::file
@@ -209,13 +238,16 @@ int serve(const std::string& config_path) {
             }
             runner.stop();
             close_control_socket(*control);
-            // Stop once the last session has ended, or after 10 s at the latest.
+            // Stop once the last session and the last delivery pass under way have ended (a
+            // transaction cut off after its data was sent is delivered again after the restart;
+            // queue_runner::stop() starts nothing new), or after 10 s at the latest.
             asio::co_spawn(
                 io,
                 [&]() -> asio::awaitable<void> {
                     asio::steady_timer t(io);
                     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-                    while (ctx.admitted.open() > 0 && std::chrono::steady_clock::now() < deadline) {
+                    while ((ctx.admitted.open() > 0 || runner.passes_under_way() > 0) &&
+                           std::chrono::steady_clock::now() < deadline) {
                         t.expires_after(std::chrono::milliseconds(50));
                         co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
                     }

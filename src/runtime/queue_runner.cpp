@@ -1,4 +1,5 @@
-// runtime/queue_runner.cpp - delivery passes, retry timers, expiry, bounces, queue control.
+// runtime/queue_runner.cpp - delivery passes (message slots, delivery slots, state recorded
+// between destinations), retry timers, expiry, bounces, queue control.
 #include "runtime/queue_runner.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -60,6 +61,8 @@ std::string lower(std::string_view s) {
 struct pass_state {
     bool loaded = false;
     std::string error;
+    bool gone = false;     // not loaded because queue/ID is not there (held, deleted, delivered)
+    std::string damaged;   // state/ID did not parse: every recipient taken as queued
     queue::loaded_message msg;
     std::vector<queue::rcpt_state> st;
     std::set<std::string> tls_failed;
@@ -71,13 +74,20 @@ struct recorded {
     std::string relay, tls, proto, cipher;
     bool tls_retry = false;
     std::string profile;
+    bool logged = false;  // recorded as sent (and logged) before the pass ended
 };
 
 }  // namespace
 
 queue_runner::queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, dns::resolver& resolver,
-                           settings_source src)
-    : io_(io), pool_(pool), spool_(sp), resolver_(resolver), src_(std::move(src)), cache_(io.get_executor()) {}
+                           settings_source src, std::size_t active_limit)
+    : io_(io),
+      pool_(pool),
+      spool_(sp),
+      resolver_(resolver),
+      src_(std::move(src)),
+      active_limit_(std::max<std::size_t>(1, active_limit)),
+      cache_(io.get_executor()) {}
 
 void queue_runner::submit(queue::loaded_message fresh) {
     std::string id = fresh.env.id;
@@ -89,11 +99,17 @@ void queue_runner::submit(queue::loaded_message fresh) {
     if (active_.count(id) || timers_.count(id)) return submit(id);
     if (!spool_.exists(id, queue::area::active)) return;
     active_.insert(id);
+    // Already in memory, it counts against active_limit; but a session's hand-over never
+    // waits: at the limit (or behind passes waiting for a slot) the copy is dropped, and the
+    // pass loads the message from the spool in its turn.
+    if (loaded_ >= active_limit_ || !waiting_.empty()) return start(id, /*force=*/false);
+    ++loaded_;
     asio::co_spawn(io_, run(std::move(id), /*force=*/false, std::move(fresh)), asio::detached);
 }
 
 void queue_runner::submit(const std::string& id) {
     if (stopped_) return;
+    if (waiting_force_.count(id)) return;  // its pass has not read anything yet
     if (active_.count(id)) {  // a pass is running: run again right after it
         resubmit_[id] = resubmit_[id] || false;
         return;
@@ -103,7 +119,39 @@ void queue_runner::submit(const std::string& id) {
         timers_.erase(it);
     }
     active_.insert(id);
-    asio::co_spawn(io_, run(id, /*force=*/false), asio::detached);
+    start(id, /*force=*/false);
+}
+
+void queue_runner::start(const std::string& id, bool force) {
+    if (stopped_) {
+        active_.erase(id);
+        return;
+    }
+    // The message slot comes first, before the message is read and before any delivery slot
+    // (acquire()): a pass waiting for a delivery slot holds its message, never the reverse, so
+    // the two limits cannot wait on each other.
+    if (loaded_ < active_limit_ && waiting_.empty()) {
+        ++loaded_;
+        asio::co_spawn(io_, run(id, force), asio::detached);
+        return;
+    }
+    waiting_.push_back(id);
+    waiting_force_[id] = force;
+}
+
+void queue_runner::end_pass(const std::string& id) {
+    active_.erase(id);
+    --loaded_;
+    if (stopped_) return;
+    while (loaded_ < active_limit_ && !waiting_.empty()) {
+        std::string next = std::move(waiting_.front());
+        waiting_.pop_front();
+        const auto it = waiting_force_.find(next);
+        const bool force = it->second;
+        waiting_force_.erase(it);
+        ++loaded_;
+        asio::co_spawn(io_, run(std::move(next), force), asio::detached);
+    }
 }
 
 bool queue_runner::slot_free(const std::string& dest) const {
@@ -111,15 +159,19 @@ bool queue_runner::slot_free(const std::string& dest) const {
     return busy_ < max_outbound && (it == busy_per_dest_.end() || it->second < max_outbound_per_dest);
 }
 
-asio::awaitable<void> queue_runner::acquire(const std::string& dest) {
+asio::awaitable<bool> queue_runner::acquire(const std::string& dest) {
     while (!slot_free(dest)) {
+        if (stopped_) co_return false;
         asio::steady_timer t(io_, asio::steady_timer::time_point::max());
         waiters_.push_back({&t, &dest});
         co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         std::erase_if(waiters_, [&t](const waiter& w) { return w.timer == &t; });
     }
+    // After stop() no new transaction starts: the drain waits only for those under way.
+    if (stopped_) co_return false;
     ++busy_;
     ++busy_per_dest_[dest];
+    co_return true;
 }
 
 void queue_runner::release_slot(const std::string& dest) {
@@ -142,7 +194,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     // A message handed over by the session that committed it: no state file yet, every
     // recipient queued (issue 6: no disk-pool round trip and four system calls fewer per
     // relayed message).
-    const bool state_written = !fresh;
+    bool state_written = !fresh;
     pass_state ps;
     if (fresh) {
         ps.st.resize(fresh->env.recipients.size());
@@ -154,22 +206,49 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             auto m = spool_.load(id, queue::area::active);
             if (!m) {
                 p.error = m.error_message();
+                p.gone = !spool_.exists(id, queue::area::active);
                 return p;
             }
             p.msg = std::move(*m);
-            auto st = spool_.read_state(id, p.msg.env.recipients.size(), &p.tls_failed);
-            p.st = st ? std::move(*st) : std::vector<queue::rcpt_state>(p.msg.env.recipients.size());
+            auto st = spool_.read_state(id, p.msg.env.recipients.size(), &p.tls_failed, &p.damaged);
+            if (!st) {
+                p.error = st.error_message();
+                return p;
+            }
+            p.st = std::move(*st);
             p.loaded = true;
             return p;
         });
     }
     if (!ps.loaded) {
-        // Deleted, held or unreadable: nothing to schedule. Unreadable files stay for the admin.
-        if (ps.error.find("No such file") == std::string::npos) log::spool_error(id, ps.error);
-        active_.erase(id);
-        resubmit_.erase(id);
+        if (ps.gone) {  // deleted or held meanwhile (or delivered by another pass): nothing to schedule
+            unreadable_.erase(id);
+            resubmit_.erase(id);
+            end_pass(id);
+            co_return;
+        }
+        // Unreadable for now (EMFILE, EIO, a damaged queue file): that is not a fact about the
+        // message. Nothing is attempted (a state file that cannot be read is not "nothing sent
+        // yet": that would deliver again and bounce twice), the files stay as they are (for the
+        // admin, if it lasts), and the message is tried again after the first retry step.
+        const std::int64_t delay = cfg.queue.retry_schedule.front().count();
+        if (unreadable_.insert(id).second)
+            log::spool_error(id, fmt::format("{}; nothing attempted, read again every {}s", ps.error, delay));
+        end_pass(id);
+        if (stopped_) co_return;
+        if (auto it = resubmit_.find(id); it != resubmit_.end()) {  // `queue retry` meanwhile: once more now
+            const bool f = it->second;
+            resubmit_.erase(it);
+            active_.insert(id);
+            start(id, f);
+        } else {
+            schedule(id, unix_now_ceil() + delay);
+        }
         co_return;
     }
+    unreadable_.erase(id);
+    if (!ps.damaged.empty())  // torn by a crash (state writes are not fsynced): repeat, never lose
+        log::spool_error(id, ps.damaged + "; every recipient is attempted again");
     const queue::envelope& env = ps.msg.env;
     const std::string_view content = ps.msg.content();
     std::int64_t now = unix_now();
@@ -221,10 +300,18 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     // that failed in earlier passes, not the ones another group of this same pass just failed
     // with (two domains with one MX host would otherwise fall back to plaintext at once).
     const std::set<std::string> tls_failed_before = ps.tls_failed;
+    // ps.st plus the recipients sent so far in this pass, once a group has sent some and
+    // another group follows (see below).
+    std::optional<std::vector<queue::rcpt_state>> sent_so_far;
+    std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
+        --groups_left;
+        // After stop() no new transaction starts; what this pass did so far is recorded below.
+        if (stopped_) break;
         const delivery::route& where = g.where;
         const std::string& domain = g.domain;
         const std::vector<std::size_t>& idx = g.idx;
+        const std::size_t first = done.size();
         if (where.how == delivery::route::kind::maildir) {
             auto outs = co_await run_blocking(pool_, [&] {
                 std::vector<recorded> v;
@@ -238,23 +325,60 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 return v;
             });
             done.insert(done.end(), outs.begin(), outs.end());
+        } else {
+            if (!co_await acquire(key)) break;  // stopped while waiting for a delivery slot
+            outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_);
+            outbound::attempt_request req;
+            req.env = &env;
+            req.content = content;
+            req.recipients = idx;
+            req.where = where;
+            req.domain = domain;
+            req.tls_failed_hosts = tls_failed_before;
+            auto res = co_await d.deliver(req);
+            release_slot(key);
+            ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
+            for (auto& r : res.results)
+                done.push_back({r.index, r.out, res.relay, res.tls, res.tls_version, res.tls_cipher,
+                                res.tls_handshake_failed, res.profile});
+        }
+        // Another group follows (it may wait for a slot or a slow server for minutes): the
+        // recipients this one sent are recorded now, so that a crash, a kill or a restart in
+        // between does not deliver them again. Only `sent`: bounces and deferrals stay for the
+        // end of the pass (one DSN per pass; repeating them costs no duplicate). A message
+        // with one group, the common case, gets no extra write.
+        if (groups_left == 0) continue;
+        bool any_sent = false;
+        for (std::size_t k = first; k < done.size(); ++k) {
+            if (done[k].out.result != delivery::outcome::kind::sent) continue;
+            if (!sent_so_far) sent_so_far = ps.st;
+            auto& r = (*sent_so_far)[done[k].index];
+            r.status = queue::rcpt_status::sent;
+            ++r.attempts;  // as the end of the pass counts it (from ps.st, once)
+            r.last_reply = fmt::format("{} {}", done[k].out.dsn, done[k].out.reason);
+            any_sent = true;
+        }
+        if (!any_sent) continue;
+        state_written = true;
+        const auto f = co_await run_blocking(pool_, [&] { return spool_.write_state(id, *sent_so_far, ps.tls_failed); });
+        if (f) {  // the end of the pass tries again; until then a crash repeats these deliveries
+            log::spool_error(id, f->message);
             continue;
         }
-        co_await acquire(key);
-        outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_);
-        outbound::attempt_request req;
-        req.env = &env;
-        req.content = content;
-        req.recipients = idx;
-        req.where = where;
-        req.domain = domain;
-        req.tls_failed_hosts = tls_failed_before;
-        auto res = co_await d.deliver(req);
-        release_slot(key);
-        ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
-        for (auto& r : res.results)
-            done.push_back({r.index, r.out, res.relay, res.tls, res.tls_version, res.tls_cipher,
-                            res.tls_handshake_failed, res.profile});
+        for (std::size_t k = first; k < done.size(); ++k) {
+            if (done[k].out.result != delivery::outcome::kind::sent) continue;
+            done[k].logged = true;
+            log::delivery({.id = id, .recipient = env.recipients[done[k].index], .relay = done[k].relay,
+                           .profile = done[k].profile, .tls = done[k].tls, .tls_version = done[k].proto,
+                           .tls_cipher = done[k].cipher, .result = "sent", .dsn = done[k].out.dsn,
+                           .reason = done[k].out.reason,
+                           .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived),
+                           .attempt = (*sent_so_far)[done[k].index].attempts});
+        }
+    }
+    if (stopped_ && done.empty()) {  // stopped before anything was attempted: nothing to record
+        end_pass(id);
+        co_return;
     }
 
     // Record outcomes: state, expiry, log lines; collect bounces.
@@ -369,19 +493,20 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         }
         return ok;
     });
-    for (const auto& l : lines) log::delivery(l);
+    for (std::size_t k = 0; k < lines.size(); ++k)
+        if (!done[k].logged) log::delivery(lines[k]);
     if (dsn_env && dsn_ok) {
         log::emit(log::level::info, "bounce", {{"id", id}, {"dsn_id", dsn_env->id}, {"to", "<" + env.sender + ">"}});
         submit(dsn_env->id);
     }
 
-    active_.erase(id);
+    end_pass(id);
     if (stopped_) co_return;
     if (auto it = resubmit_.find(id); it != resubmit_.end()) {
         bool f = it->second;
         resubmit_.erase(it);
         active_.insert(id);
-        asio::co_spawn(io_, run(id, f), asio::detached);
+        start(id, f);
         co_return;
     }
     if (next) schedule(id, *next);
@@ -404,6 +529,9 @@ void queue_runner::recover() {
 
 void queue_runner::stop() {
     stopped_ = true;
+    for (const auto& id : waiting_) active_.erase(id);  // not started: their messages stay queued
+    waiting_.clear();
+    waiting_force_.clear();
     for (auto& [id, t] : timers_) t->cancel();
     timers_.clear();
     for (auto& w : waiters_) w.timer->cancel();
@@ -425,11 +553,13 @@ result<unsigned> queue_runner::retry(const std::string& id, bool all) {
             it->second->cancel();
             timers_.erase(it);
         }
-        if (active_.count(i)) {
+        if (auto w = waiting_force_.find(i); w != waiting_force_.end()) {
+            w->second = true;  // not started yet: it will be the forced pass
+        } else if (active_.count(i)) {
             resubmit_[i] = true;
         } else {
             active_.insert(i);
-            asio::co_spawn(io_, run(i, /*force=*/true), asio::detached);
+            start(i, /*force=*/true);
         }
         ++n;
     }

@@ -3,6 +3,11 @@
 // DSNs, hold/release/delete/retry, recovery of the whole spool at start-up (SPEC §3).
 // Storage is queue::spool (blocking, run on the disk pool); transports are
 // delivery::deliver_maildir and outbound::deliverer; this file only schedules and records.
+// Bounds: at most `active_limit` messages loaded in memory by passes at once (Postfix's
+// qmgr_message_active_limit; the others wait, unloaded, in a FIFO), and outbound delivery slots
+// in total and per destination; a pass takes its message slot before any delivery slot.
+// A message whose recipients go to several destinations records the ones sent after each
+// destination but the last: a crash or a stop in between does not deliver them again.
 #pragma once
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
@@ -34,16 +39,26 @@ public:
     };
     using settings_source = std::function<settings()>;
 
+    // Messages held in memory by delivery passes at once (loaded or handed over): with a
+    // backlog (100,000 files in queue/ at start-up) the rest wait without their content.
+    static constexpr std::size_t default_active_limit = 1000;
+
     queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, dns::resolver& resolver,
-                 settings_source src);
+                 settings_source src, std::size_t active_limit = default_active_limit);
 
     void submit(const std::string& id);  // event-loop thread: attempt now
     // submit() for a message just committed by an inbound session, handed over in memory: its
     // first pass needs no read of the queue file (nor of a state file, which it cannot have
-    // yet). `fresh.env.id` is the queue id.
+    // yet). `fresh.env.id` is the queue id. Never waits: when active_limit messages are
+    // already in memory the copy is dropped and the message waits its turn from the spool.
     void submit(queue::loaded_message fresh);
     void recover();                      // event-loop thread: pick up everything in queue/
-    void stop();                         // cancel timers; in-flight attempts finish
+    // Starts nothing more (timers cancelled, passes waiting for a message slot dropped, passes
+    // waiting for a delivery slot end without it); transactions under way finish and are
+    // recorded. A drain waits for passes_under_way() to reach 0.
+    void stop();
+    std::size_t passes_under_way() const { return loaded_; }
+    std::size_t passes_waiting() const { return waiting_.size(); }  // for a message slot
 
     // control::queue_control (event-loop thread)
     std::vector<control::message_view> list() override;
@@ -55,9 +70,14 @@ public:
 
 private:
     asio::awaitable<void> run(std::string id, bool force, std::optional<queue::loaded_message> fresh = {});
+    // A pass for `id` (already in active_) now if a message slot is free, else in turn.
+    void start(const std::string& id, bool force);
+    // The pass of `id` ended: its message slot goes to the oldest waiting pass.
+    void end_pass(const std::string& id);
     void schedule(const std::string& id, std::int64_t when);
     bool slot_free(const std::string& dest) const;
-    asio::awaitable<void> acquire(const std::string& dest);  // waits FIFO for a delivery slot
+    // Waits FIFO for a delivery slot; false (no slot taken) once stop() was called.
+    asio::awaitable<bool> acquire(const std::string& dest);
     void release_slot(const std::string& dest);               // wakes one waiter that can use it
 
     asio::io_context& io_;
@@ -65,8 +85,17 @@ private:
     queue::spool& spool_;
     dns::resolver& resolver_;
     settings_source src_;
-    std::unordered_set<std::string> active_;
+    std::unordered_set<std::string> active_;          // a pass runs or waits for a message slot
     std::unordered_map<std::string, bool> resubmit_;  // id -> force
+    // Message slots: passes holding one (their message in memory), and the ones waiting for
+    // one, oldest first, with their `force` (id -> force, in waiting_force_).
+    std::size_t active_limit_;
+    std::size_t loaded_ = 0;
+    std::deque<std::string> waiting_;
+    std::unordered_map<std::string, bool> waiting_force_;
+    // Messages whose queue or state file could not be read (EMFILE, EIO...): retried on the
+    // first retry_schedule step, logged when they become unreadable, not at every retry.
+    std::unordered_set<std::string> unreadable_;
     std::unordered_map<std::string, std::unique_ptr<asio::steady_timer>> timers_;
     // Outbound concurrency: in total and per destination (recipient domain).
     unsigned busy_ = 0;

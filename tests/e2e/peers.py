@@ -11,6 +11,8 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
   rcpt_codes={"x@y": 550}    RCPT replies per address (default 250); a list gives one code per
                              RCPT of that address, the last repeating: {"x@y": [450, 250]}
   final_code=250             reply after end of data
+  final_delay=1.0            seconds between receiving the end of data (the message is recorded
+                             then) and sending that reply
   host="127.0.0.3", port=P   bind a given loopback address and port (several MX hosts can share
                              one port on different 127.0.0.x addresses); port 0 = any free port
   tls_max_version="1.2"      the highest TLS version the peer negotiates ("1.2" = a TLS 1.2-only
@@ -65,7 +67,7 @@ _TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
 class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
-                 extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None):
+                 extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0):
         self.host = host
         self.tls_max_version = tls_max_version
         self.tls_min_version = tls_min_version
@@ -76,6 +78,7 @@ class ScriptedPeer:
         self.rcpt_codes = dict(rcpt_codes or {})
         self.rcpt_seen = {}
         self.final_code = final_code
+        self.final_delay = final_delay
         self.ehlo_name = ehlo_name
         self.extra_ehlo = list(extra_ehlo)
         self.connections = []
@@ -261,6 +264,8 @@ class ScriptedPeer:
                         if self.final_code == 250:
                             self.messages.append((mail_from, list(rcpts), data, conn.tls))
                     c = self.final_code
+                    if self.final_delay:
+                        time.sleep(self.final_delay)
                     send(f"{c} {c // 100}.0.0 {'queued' if c == 250 else 'refused'}")
                 elif verb == "RSET":
                     mail_from, rcpts = None, []

@@ -19,10 +19,10 @@
 #include <string>
 
 #include "config/config.hpp"
-#include "dns/resolver.hpp"
 #include "queue/spool.hpp"
 #include "runtime/queue_runner.hpp"
 #include "../test_util.hpp"
+#include "queue_runner_test_util.hpp"
 
 using namespace postern;
 using namespace std::chrono_literals;
@@ -30,35 +30,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Local delivery never looks anything up.
-struct no_dns final : dns::resolver {
-    asio::awaitable<dns::mx_answer> mx(std::string) override { co_return dns::mx_answer{}; }
-    asio::awaitable<dns::address_answer> addresses(std::string) override { co_return dns::address_answer{}; }
-    asio::awaitable<dns::name_answer> ptr(std::string) override { co_return dns::name_answer{}; }
-};
-
-struct runner_fixture : ::testing::Test {
-    test::temp_dir tmp;
-    std::shared_ptr<const config::config> cfg;
-    std::unique_ptr<queue::spool> spool;
-    asio::io_context io{1};
-    asio::thread_pool pool{2};
-    no_dns dns;
-    std::unique_ptr<runtime::queue_runner> runner;
-
-    void SetUp() override {
-        const std::string text = "hostname = \"mx.test\"\n[spool]\ndir = \"" + tmp.path + "/spool\"\n" +
-                                 "[[domain]]\nname = \"localhost\"\nmaildir = \"" + tmp.path + "/mail\"\n";
-        auto c = config::parse(text, tmp.path + "/postern.toml");
-        ASSERT_TRUE(c) << c.error_message();
-        cfg = *c;
-        auto s = queue::spool::open(tmp.path + "/spool");
-        ASSERT_TRUE(s) << s.error_message();
-        spool = std::move(*s);
-        runner = std::make_unique<runtime::queue_runner>(io, pool, *spool, dns, [this] {
-            return runtime::queue_runner::settings{cfg, nullptr};
-        });
-    }
+struct runner_fixture : test::runner_fixture_base {
+    void SetUp() override { start_runner(); }
     void TearDown() override {
         runner->stop();
         pool.join();
@@ -66,30 +39,11 @@ struct runner_fixture : ::testing::Test {
 
     // A message to bob@localhost committed to queue/ as a session commits it, and the copy the
     // session hands over in memory.
-    queue::loaded_message commit() {
-        queue::loaded_message m;
-        m.env.id = spool->new_id();
-        m.env.arrived = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-        m.env.sender = "alice@example.test";
-        m.env.recipients = {"bob@localhost"};
-        m.env.client_ip = "127.0.0.1";
-        m.env.helo = "client.test";
-        m.data = "Subject: t\r\n\r\nhello\r\n";
-        m.env.size = m.data.size();
-        EXPECT_FALSE(spool->commit(m.env, {m.data}, queue::area::active));
-        return m;
-    }
+    queue::loaded_message commit() { return test::commit_message(*spool, {"bob@localhost"}); }
     // Runs the event loop until nothing is left to do (the passes and their disk-pool steps).
     void settle() {
         io.restart();
         io.run_for(10s);
-    }
-    std::size_t delivered() const {
-        const fs::path dir = fs::path(tmp.path) / "mail" / "bob" / "new";
-        if (!fs::is_directory(dir)) return 0;
-        return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
     }
 };
 

@@ -295,6 +295,51 @@ TEST(spool, read_state_returns_the_tls_failed_hosts_of_the_same_file) {
     EXPECT_EQ(hosts, (std::set<std::string>{"mx1.partner.test", "mx2.partner.test"}));
 }
 
+TEST(spool, read_state_fails_on_a_read_error_other_than_enoent) {
+    // EISDIR here stands for EMFILE or EIO: nothing is known about the recipients, which
+    // must not read as "no state file: every recipient still queued".
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::active);
+    std::filesystem::create_directory(d.path + "/state/" + id);
+    auto st = (*sp)->read_state(id, 2);
+    ASSERT_FALSE(st.ok()) << "an unreadable state file read as all queued";
+    EXPECT_NE(st.error_message().find("Is a directory"), std::string::npos) << st.error_message();
+}
+
+TEST(spool, damaged_state_reads_as_all_queued_and_says_so) {
+    // Torn by a crash (state writes are not fsynced): repeating deliveries is the safe side.
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::active);
+    std::ofstream(d.path + "/state/" + id) << "POSTERN-ST";
+    std::string damaged;
+    auto st = (*sp)->read_state(id, 2, nullptr, &damaged);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::queued);
+    EXPECT_NE(damaged.find("bad state magic"), std::string::npos) << damaged;
+}
+
+TEST(spool, second_open_of_a_spool_in_use_fails_and_removes_nothing) {
+    test::temp_dir d;
+    auto first = queue::spool::open(d.path);
+    ASSERT_TRUE(first.ok());
+    std::ofstream(d.path + "/tmp/0123456789ABCDEF0") << "a commit in flight";
+    std::ofstream(d.path + "/state/.0123456789ABCDEF1.tmp") << "a state write in flight";
+    auto second = queue::spool::open(d.path);
+    ASSERT_FALSE(second.ok()) << "two spool objects on one spool";
+    EXPECT_NE(second.error_message().find("another postern server"), std::string::npos) << second.error_message();
+    EXPECT_NE(second.error_message().find(d.path), std::string::npos) << second.error_message();
+    EXPECT_TRUE(std::filesystem::exists(d.path + "/tmp/0123456789ABCDEF0"));
+    EXPECT_TRUE(std::filesystem::exists(d.path + "/state/.0123456789ABCDEF1.tmp"));
+    first = error{"closed"};  // releases the lock
+    auto third = queue::spool::open(d.path);
+    ASSERT_TRUE(third.ok()) << third.error_message();
+    EXPECT_TRUE(std::filesystem::is_empty(d.path + "/tmp"));
+}
+
 TEST(spool, failed_state_write_keeps_the_previous_state) {
     test::temp_dir d;
     auto sp = queue::spool::open(d.path);

@@ -1,0 +1,208 @@
+// tests/unit/net/queue_runner_pass_test.cpp - runtime::queue_runner's delivery passes against a
+// real spool in a temporary directory, local maildir delivery and a loopback "peer" that
+// accepts TCP connections and never answers (a listening socket the test accepts from when it
+// wants to count connections or end one):
+//   - a message with a local and a remote recipient records the local one as sent in state/ID
+//     before the remote transaction ends (a crash then does not deliver it again); a message
+//     with one destination gets no such extra write;
+//   - at most active_limit messages are loaded by passes at once: the next one is read only
+//     when a pass ends; an in-memory hand-over at the limit does not run from memory;
+//   - a state or queue file that cannot be read (a directory in its place: EISDIR) makes the
+//     pass attempt nothing, and the message is tried again after the first retry step.
+// The event loop is run by the test thread. Asio first (see dns_resolver_test.cpp).
+#include <asio/io_context.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "queue/spool.hpp"
+#include "runtime/queue_runner.hpp"
+#include "../test_util.hpp"
+#include "queue_runner_test_util.hpp"
+
+using namespace postern;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A TCP listener on 127.0.0.1 that never sends a greeting. The kernel completes the clients'
+// connections; accept_pending() takes those that arrived (to count them), close_one() ends one
+// (the client sees the connection closed before any greeting: a deferral).
+struct silent_peer {
+    int fd = -1;
+    std::uint16_t port = 0;
+    std::vector<int> accepted;
+    silent_peer() {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd, 64) != 0 ||
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            ADD_FAILURE() << "silent peer: cannot listen";
+        port = ntohs(a.sin_port);
+    }
+    ~silent_peer() {
+        for (int c : accepted) ::close(c);
+        ::close(fd);
+    }
+    std::size_t accept_pending() {
+        for (int c; (c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) accepted.push_back(c);
+        return accepted.size();
+    }
+    void close_one() {
+        ASSERT_FALSE(accepted.empty());
+        ::close(accepted.front());
+        accepted.erase(accepted.begin());
+    }
+};
+
+struct pass_fixture : test::runner_fixture_base {
+    silent_peer peer;
+
+    // localhost -> maildir, remote.test -> the silent peer; retries after `retry`.
+    void start(std::size_t active_limit = runtime::queue_runner::default_active_limit, std::string retry = "1s") {
+        start_runner("[queue]\nretry_schedule = [\"" + retry + "\"]\n[[route]]\ndomain = \"remote.test\"\n" +
+                         "hosts = [\"127.0.0.1:" + std::to_string(peer.port) + "\"]\n",
+                     active_limit);
+    }
+    // Stopped, every connection closed: the passes under way end (no frame outlives the runner).
+    void TearDown() override {
+        if (runner) {
+            runner->stop();
+            peer.accept_pending();
+            while (!peer.accepted.empty()) peer.close_one();
+            run_until([&] { return runner->passes_under_way() == 0; }, 5s);
+        }
+        pool.join();
+    }
+
+    queue::loaded_message commit(std::vector<std::string> rcpts, std::string id = {}) {
+        return test::commit_message(*spool, std::move(rcpts), std::move(id));
+    }
+    // Runs the event loop in small steps until `done` holds (or `limit` has passed).
+    bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (!done()) {
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            io.restart();
+            io.run_for(20ms);
+        }
+        return true;
+    }
+    void run_for(std::chrono::milliseconds d) {
+        io.restart();
+        io.run_for(d);
+    }
+    fs::path state_path(const std::string& id) const { return fs::path(tmp.path) / "spool" / "state" / id; }
+};
+
+TEST_F(pass_fixture, local_recipient_is_recorded_sent_before_the_remote_transaction_ends) {
+    start();
+    const std::string id = commit({"bob@localhost", "carol@remote.test"}).env.id;
+    runner->recover();
+    // The maildir group comes first; the remote one then waits for a greeting that never comes.
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; })) << "no connection to the peer";
+    run_for(100ms);
+    ASSERT_EQ(delivered(), 1u);
+    // A kill -9 now must not deliver bob again after the restart: state/ID already says so.
+    ASSERT_TRUE(fs::exists(state_path(id))) << "nothing recorded while the remote transaction is pending";
+    auto st = spool->read_state(id, 2);
+    ASSERT_TRUE(st) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::sent);
+    EXPECT_EQ((*st)[0].attempts, 1u);
+    EXPECT_EQ((*st)[1].status, queue::rcpt_status::queued);  // not attempted as far as the disk knows
+
+    // The transaction fails (closed before the greeting): the end of the pass records both.
+    peer.close_one();
+    ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }));
+    st = spool->read_state(id, 2);
+    ASSERT_TRUE(st) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::sent);
+    EXPECT_EQ((*st)[0].attempts, 1u) << "the attempt was counted twice";
+    EXPECT_EQ((*st)[1].status, queue::rcpt_status::deferred);
+    EXPECT_EQ(delivered(), 1u);
+}
+
+TEST_F(pass_fixture, message_with_one_destination_gets_no_state_write_during_its_transaction) {
+    start();
+    const std::string id = commit({"carol@remote.test", "dave@remote.test"}).env.id;
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; }));
+    run_for(100ms);
+    EXPECT_FALSE(fs::exists(state_path(id)));
+}
+
+TEST_F(pass_fixture, third_message_is_not_loaded_until_one_of_two_passes_ends) {
+    start(/*active_limit=*/2, /*retry=*/"1h");  // a deferred message stays out of the way
+    for (int i = 0; i < 3; ++i) commit({"carol@remote.test"});
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 2; }));
+    run_for(300ms);
+    EXPECT_EQ(peer.accept_pending(), 2u) << "a third message was loaded and sent beyond active_limit";
+    EXPECT_EQ(runner->passes_under_way(), 2u);
+    EXPECT_EQ(runner->passes_waiting(), 1u);
+
+    // A message handed over in memory at the limit does not run from memory: it waits its turn.
+    runner->submit(commit({"carol@remote.test"}));
+    run_for(100ms);
+    EXPECT_EQ(runner->passes_under_way(), 2u);
+    EXPECT_EQ(runner->passes_waiting(), 2u);
+    EXPECT_EQ(peer.accept_pending(), 2u);
+
+    // One pass ends (deferred): its slot goes to the third message, and only to it.
+    peer.close_one();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 2 && runner->passes_waiting() == 1; }));
+    run_for(300ms);
+    EXPECT_EQ(peer.accept_pending(), 2u);
+    EXPECT_EQ(runner->passes_under_way(), 2u);
+    peer.close_one();
+    ASSERT_TRUE(run_until([&] { return runner->passes_waiting() == 0 && peer.accept_pending() == 2; }));
+}
+
+TEST_F(pass_fixture, unreadable_state_attempts_nothing_and_is_read_again_after_the_first_retry_step) {
+    start();
+    const std::string id = commit({"bob@localhost"}).env.id;
+    fs::create_directory(state_path(id));  // read(2) fails with EISDIR: not "no state"
+    runner->recover();
+    run_for(500ms);
+    EXPECT_EQ(delivered(), 0u) << "delivered although its state could not be read";
+    EXPECT_TRUE(spool->exists(id, queue::area::active));
+    EXPECT_TRUE(fs::is_directory(state_path(id))) << "the state was overwritten";
+
+    fs::remove(state_path(id));  // readable again (no state: nothing attempted yet)
+    ASSERT_TRUE(run_until([&] { return delivered() == 1; }, 5s)) << "not tried again after retry_schedule[0]";
+    run_until([&] { return !spool->exists(id, queue::area::active); }, 2s);
+    EXPECT_FALSE(spool->exists(id, queue::area::active));
+}
+
+TEST_F(pass_fixture, unreadable_queue_file_is_tried_again_after_the_first_retry_step) {
+    start();
+    const std::string id = spool->new_id();
+    fs::create_directory(fs::path(tmp.path) / "spool" / "queue" / id);  // load() fails: EISDIR
+    runner->recover();
+    run_for(300ms);
+    EXPECT_EQ(delivered(), 0u);
+
+    fs::remove(fs::path(tmp.path) / "spool" / "queue" / id);
+    commit({"bob@localhost"}, id);  // the same id, readable now
+    ASSERT_TRUE(run_until([&] { return delivered() == 1; }, 5s)) << "an unreadable message was dropped from scheduling";
+}
+
+}  // namespace

@@ -1,0 +1,85 @@
+// tests/unit/net/queue_runner_test_util.hpp - what the runtime::queue_runner tests share: a
+// resolver that answers nothing (local delivery and IP-literal routes look nothing up), a
+// message committed to the spool as an inbound session commits it (and the copy it hands over
+// in memory), the count of messages in a maildir folder, and a fixture with a real spool in a
+// temporary directory, localhost hosted into a maildir, and a runner whose event loop the
+// test thread runs (so the order of the posted steps is exact).
+#pragma once
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "dns/resolver.hpp"
+#include "queue/spool.hpp"
+#include "runtime/queue_runner.hpp"
+#include "../test_util.hpp"
+
+namespace postern::test {
+
+struct no_dns final : dns::resolver {
+    asio::awaitable<dns::mx_answer> mx(std::string) override { co_return dns::mx_answer{}; }
+    asio::awaitable<dns::address_answer> addresses(std::string) override { co_return dns::address_answer{}; }
+    asio::awaitable<dns::name_answer> ptr(std::string) override { co_return dns::name_answer{}; }
+};
+
+// From alice@example.test to `rcpts`, under `id` (a new one when empty), committed to queue/.
+inline queue::loaded_message commit_message(queue::spool& spool, std::vector<std::string> rcpts,
+                                            std::string id = {}) {
+    queue::loaded_message m;
+    m.env.id = id.empty() ? spool.new_id() : std::move(id);
+    m.env.arrived =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    m.env.sender = "alice@example.test";
+    m.env.recipients = std::move(rcpts);
+    m.env.client_ip = "127.0.0.1";
+    m.env.helo = "client.test";
+    m.data = "Subject: t\r\n\r\nhello\r\n";
+    m.env.size = m.data.size();
+    EXPECT_FALSE(spool.commit(m.env, {m.data}, queue::area::active));
+    return m;
+}
+
+// Messages in MAILDIR/USER/new/.
+inline std::size_t maildir_count(const std::string& maildir, const std::string& user) {
+    const std::filesystem::path dir = std::filesystem::path(maildir) / user / "new";
+    if (!std::filesystem::is_directory(dir)) return 0;
+    return static_cast<std::size_t>(
+        std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()));
+}
+
+struct runner_fixture_base : ::testing::Test {
+    temp_dir tmp;
+    std::shared_ptr<const config::config> cfg;
+    std::unique_ptr<queue::spool> spool;
+    asio::io_context io{1};
+    asio::thread_pool pool{2};
+    no_dns dns;
+    std::unique_ptr<runtime::queue_runner> runner;
+
+    // The config: hostname, spool, localhost -> TMP/mail, then `extra` (TOML).
+    void start_runner(const std::string& extra = {},
+                      std::size_t active_limit = runtime::queue_runner::default_active_limit) {
+        const std::string text = "hostname = \"mx.test\"\n[spool]\ndir = \"" + tmp.path + "/spool\"\n" +
+                                 "[[domain]]\nname = \"localhost\"\nmaildir = \"" + tmp.path + "/mail\"\n" + extra;
+        auto c = config::parse(text, tmp.path + "/postern.toml");
+        ASSERT_TRUE(c) << c.error_message();
+        cfg = *c;
+        auto s = queue::spool::open(tmp.path + "/spool");
+        ASSERT_TRUE(s) << s.error_message();
+        spool = std::move(*s);
+        runner = std::make_unique<runtime::queue_runner>(
+            io, pool, *spool, dns, [this] { return runtime::queue_runner::settings{cfg, nullptr}; }, active_limit);
+    }
+    std::size_t delivered() const { return maildir_count(tmp.path + "/mail", "bob"); }
+};
+
+}  // namespace postern::test
