@@ -27,6 +27,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "log/log.hpp"
 #include "runtime/queue_runner.hpp"
@@ -87,6 +88,24 @@ void raise_open_files_limit(const config::config& cfg) {
                                            "server.max_connections = {} needs: raise the hard limit "
                                            "(ulimit -Hn, systemd LimitNOFILE) or lower server.max_connections",
                                            rl.rlim_cur, rl.rlim_max, need, cfg.server.max_connections));
+}
+
+// The keys a reload cannot apply (sockets bound, threads started, the spool open, the user
+// switched, the resolver built), named when the new file changes them.
+std::string restart_only_changes(const config::config& was, const config::config& now) {
+    const auto text = [](const std::vector<config::host_port>& v) {
+        std::vector<std::string> out;
+        for (const auto& h : v) out.push_back(h.to_string());
+        return out;
+    };
+    std::vector<std::string> keys;
+    if (text(was.server.listen) != text(now.server.listen)) keys.emplace_back("server.listen");
+    if (was.server.threads != now.server.threads) keys.emplace_back("server.threads");
+    if (was.server.user != now.server.user) keys.emplace_back("server.user");
+    if (was.spool.dir != now.spool.dir) keys.emplace_back("spool.dir");
+    if (was.spool.sync != now.spool.sync) keys.emplace_back("spool.sync");
+    if (text(was.dns.servers) != text(now.dns.servers)) keys.emplace_back("dns.servers");
+    return fmt::format("{}", fmt::join(keys, ", "));
 }
 
 }  // namespace
@@ -214,12 +233,10 @@ int serve(const std::string& config_path) {
                 if (!next) {
                     log::config_reload_failed(config_path, next.error_message());
                 } else {
-                    if ((*next)->cfg->server.listen.size() != ctx.current->cfg->server.listen.size() ||
-                        (*next)->cfg->spool.dir != ctx.current->cfg->spool.dir ||
-                        (*next)->cfg->spool.sync != ctx.current->cfg->spool.sync ||
-                        (*next)->cfg->server.threads != ctx.current->cfg->server.threads)
-                        log::warning("reload",
-                                     "server.listen, server.threads, spool.dir and spool.sync changes take effect after a restart");
+                    if (auto keys = restart_only_changes(*ctx.current->cfg, *(*next)->cfg); !keys.empty())
+                        log::warning("reload", fmt::format("{} changed: applied at the next restart, not now (the rest "
+                                                           "of the configuration is in effect)",
+                                                           keys));
                     log::set_format((*next)->cfg->log.format == config::log_format::json ? log::format::json
                                                                                           : log::format::text);
                     ctx.current = *next;

@@ -334,3 +334,20 @@ def test_certificate_dates_are_warned_about_at_start(make_instance, tmp_path, va
     else:
         assert len(warnings) == 1 and needle in warnings[0]["message"], inst.log()[-1500:]
         assert str(inst.dir / "var/tls/cert.pem") in warnings[0]["message"]
+
+
+def test_reload_names_every_key_it_cannot_apply(make_instance):
+    """server.listen moved to another port (same number of addresses) and dns.servers changed:
+    neither can change without a restart, and the reload says so by name instead of a silent
+    `reload`."""
+    inst = make_instance()
+    other_port = inst.port + 1 if inst.port < 65535 else inst.port - 1
+    text = render_config(inst.dir, inst.port, extra='[dns]\nservers = ["127.0.0.1:5399"]\n')
+    inst.write_config(text.replace(f'listen = ["127.0.0.1:{inst.port}"]', f'listen = ["127.0.0.1:{other_port}"]'))
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: any(" reload " in l and "config=" in l for l in inst.log().splitlines()),
+               what="reload logged")
+    warned = [e["message"] for e in inst.events("reload") if "message" in e]
+    assert len(warned) == 1, inst.log()[-2000:]
+    assert warned[0].startswith("server.listen, dns.servers changed: applied at the next restart"), warned
+    assert inst.send("alice@localhost", ["bob@localhost"], subject="still on the old port")
