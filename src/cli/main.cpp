@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
             return 2;
         }
+        for (const auto& w : postern::config::warnings(**cfg)) std::fprintf(stderr, "%s\n", w.c_str());
         std::printf("%s: OK\n", config_path.c_str());
         return 0;
     }

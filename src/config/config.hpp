@@ -217,6 +217,12 @@ result<std::shared_ptr<const config>> load(const std::string& path);
 // names are only checked with `check_files`.
 result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files = false);
 
+// Valid settings that will not work as written, as "FILE:LINE: warning: ..." lines: a profile
+// with verify = "dane" (SPEC §1.3 lists it; DANE is not implemented yet, so every session
+// under that profile is refused and no mail flows). check-config prints them (exit 0) and
+// serve logs them at start-up and reload.
+std::vector<std::string> warnings(const config& cfg);
+
 // "5m" -> 300 s. Units: s, m, h, d, w; a bare integer is seconds. Errors: empty, bad unit, overflow.
 result<seconds> parse_duration(std::string_view text);
 // "127.0.0.1:2525", "[::1]:25", "host:25"; default_port used when no ":port" is present (0 = required).

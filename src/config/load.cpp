@@ -24,6 +24,8 @@
 #include <optional>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "config/config.hpp"
 #include "config/values.hpp"
 #include "profile/pattern.hpp"  // pure entry parsing, shared with the matcher
@@ -966,6 +968,17 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
     if (l.failed()) return error{l.message()};
     cfg->source_path = path.empty() ? std::string() : absolute.string();
     return std::shared_ptr<const config>(std::move(cfg));
+}
+
+std::vector<std::string> warnings(const config& cfg) {
+    std::vector<std::string> out;
+    for (const auto& p : cfg.profiles)
+        for (const auto* dir : {&p.outbound, &p.inbound})
+            if (dir->verify == verify_level::dane)
+                out.push_back(fmt::format("{}:{}: warning: profile '{}': verify = \"dane\" is not implemented yet: every "
+                                          "{} session under this profile is refused (no mail flows)",
+                                          cfg.source_path, p.line, p.name, dir == &p.outbound ? "outbound" : "inbound"));
+    return out;
 }
 
 result<std::shared_ptr<const config>> load(const std::string& path) {

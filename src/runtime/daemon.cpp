@@ -49,6 +49,7 @@ using tcp = asio::ip::tcp;
 result<std::shared_ptr<const server::generation>> build_generation(const std::string& path) {
     auto cfg = config::load(path);
     if (!cfg) return error{cfg.error_message()};
+    for (const auto& w : config::warnings(**cfg)) log::warning("config", w);
     auto gen = std::make_shared<server::generation>();
     gen->cfg = *cfg;
     const auto& t = gen->cfg->tls;

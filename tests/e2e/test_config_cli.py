@@ -351,3 +351,18 @@ def test_reload_names_every_key_it_cannot_apply(make_instance):
     assert len(warned) == 1, inst.log()[-2000:]
     assert warned[0].startswith("server.listen, dns.servers changed: applied at the next restart"), warned
     assert inst.send("alice@localhost", ["bob@localhost"], subject="still on the old port")
+
+
+def test_check_config_and_serve_warn_that_dane_is_not_implemented(make_instance):
+    """verify = "dane" is a valid setting (SPEC §1.3) that this version cannot honour: every
+    session under the profile is refused. check-config accepts it but says so at its line, and
+    serve logs it, instead of mail silently deferred for days."""
+    inst = make_instance(start=False, extra='[[profile]]\nname = "partner"\nrecipient_domains = ["partner.test"]\n\n'
+                                             '[profile.outbound]\ntls = "mandatory"\nverify = "dane"\n')
+    r = run_check(inst.config)
+    line = inst.config.read_text().splitlines().index("[[profile]]") + 1
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == (f"{inst.config}:{line}: warning: profile 'partner': verify = \"dane\" is not "
+                                "implemented yet: every outbound session under this profile is refused (no mail flows)"), r.stderr
+    inst.start()
+    assert any("dane" in e.get("message", "") for e in inst.events("config")), inst.log()[-1500:]
