@@ -432,8 +432,9 @@ struct server_session::impl {
 
     std::optional<event> cmd_vrfy(std::string_view arg) {
         if (arg.empty()) return fail(501, "5.5.4", "Syntax: VRFY address");
-        // RFC 5321 3.5.3 / 7.3: 252, never confirm or deny a mailbox.
-        send(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+        // RFC 5321 3.5.3 / 7.3: 252, never confirm or deny a mailbox. RFC 3463: X.0.0 (other
+        // or undefined status), as Postfix; X.5.2 would say "syntax error".
+        send(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
         return std::nullopt;
     }
 

@@ -295,7 +295,7 @@ TEST(SmtpSessionCommands, SimpleVerbs) {
     EXPECT_EQ(d.feed("NOOP\r\n"), "250 2.0.0 Ok\r\n");
     EXPECT_EQ(d.feed("NOOP anything\r\n"), "250 2.0.0 Ok\r\n");
     EXPECT_EQ(d.feed("VRFY bob\r\n"),
-              "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery\r\n");
+              "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery\r\n");
     EXPECT_EQ(d.feed("VRFY\r\n"), "501 5.5.4 Syntax: VRFY address\r\n");
     EXPECT_EQ(d.feed("HELP\r\n").substr(0, 10), "214 2.0.0 ");
     EXPECT_EQ(d.feed("EXPN staff\r\n"), "502 5.5.1 Error: command not implemented\r\n");
