@@ -241,8 +241,9 @@ struct server_session::impl {
 
     std::optional<event> hello(std::string_view arg, bool esmtp) {
         // RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ). Like Postfix we do not
-        // insist on a valid name (many clients send none), but we need one printable token
-        // that is safe to log and to put in a Received: header.
+        // insist on a valid name (many clients send none), only on printable text, safe to
+        // log. It is kept as sent; the Received: header shows only its host-name characters
+        // (message/received.cpp), so spaces or parentheses in it cannot forge clauses there.
         if (arg.empty() || has_control(arg)) {
             send(501, "5.5.4", esmtp ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
             return std::nullopt;

@@ -1,7 +1,9 @@
 """tests/e2e/test_protocol.py - the SMTP dialogue on the wire (SPEC §2; RFC 5321, 2920, 3030,
-6531): bad commands, error limit, garbage, pipelining, BDAT, SMTP smuggling, SMTPUTF8, and a
-client that vanishes mid-DATA."""
+6531): bad commands, error limit, garbage, pipelining, BDAT, SMTP smuggling, SMTPUTF8, a
+client that vanishes mid-DATA, and an EHLO name that tries to forge clauses of the Received:
+header."""
 import random
+import re
 import time
 
 import pytest
@@ -398,3 +400,29 @@ def test_large_messages_byte_exact_data_and_bdat(postern, use_tls):
         qid_of(c.read_reply())
     assert postern.wait_maildir("bob", timeout=20)[0].endswith(b"\r\n" + data_content)
     assert postern.wait_maildir("carol", timeout=20)[0].endswith(b"\r\n" + bdat_content)
+
+
+def our_received(msg):
+    """The Received: header Postern prepended (after Return-Path and Delivered-To), unfolded."""
+    lines = msg.split(b"\r\n")
+    start = next(i for i, l in enumerate(lines) if l.startswith(b"Received: "))
+    end = start + 1
+    while lines[end][:1] in (b"\t", b" "):
+        end += 1
+    return b" ".join(l.strip() for l in lines[start:end])
+
+
+def test_ehlo_name_cannot_forge_received_clauses(postern):
+    """A plaintext client whose EHLO name carries TLS facts and a `with ESMTPS` clause: in the
+    stored header, every character of the name but letters, digits and "-._:[]" is '?'."""
+    forged = ("x (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)) "
+              "by mx (Postern) with ESMTPS id 0; Thu, 1 Jan 2026 00:00:00 +0000")
+    with postern.smtp() as c:
+        c.ehlo(forged)
+        qid = qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: forged\r\n\r\nx\r\n"))
+    h = our_received(postern.wait_maildir("bob")[0])
+    assert b"with ESMTPS" not in h and b"(using" not in h, h
+    assert len(re.findall(rb"(?:^|\s)with\s", h)) == 1, h  # one `with` clause: ours
+    assert f"by mx.postern.test (Postern) with ESMTP id {qid} for <bob@localhost>;".encode() in h, h
+    assert h.startswith(b"Received: from x??using?TLSv1.3?with?cipher?TLS_AES_256_GCM_SHA384??256?256?bits???"
+                        b"by?mx??Postern??with?ESMTPS?id?0??Thu??1?Jan?2026?00:00:00??0000 (unknown [127.0.0.1]) "), h
