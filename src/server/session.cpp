@@ -254,6 +254,9 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 env.tls = tls_summary(core.tls());
                 message::received_facts rf;
                 rf.helo = t.helo;
+                // Forward-confirmed only (an unconfirmed PTR name is no name); not looked up
+                // unless a profile names hosts: then "unknown".
+                if (facts.client_name) rf.client_name = *facts.client_name;
                 rf.client_ip = client_ip;
                 rf.by = cfg.hostname;
                 rf.id = env.id;

@@ -103,3 +103,13 @@ TEST(received, helo_cannot_forge_clauses) {
         EXPECT_EQ(first_line(f), "Received: from a?b (unknown [192.0.2.1])") << bad;
     }
 }
+
+// The client's host name (forward-confirmed reverse DNS) goes in the parentheses, under the
+// same rule as the HELO name.
+TEST(received, client_name) {
+    auto f = plain("client.test");
+    f.client_name = "mail.Client.test";
+    EXPECT_EQ(first_line(f), "Received: from client.test (mail.Client.test [192.0.2.1])");
+    f.client_name = "a (b";
+    EXPECT_EQ(first_line(f), "Received: from client.test (a??b [192.0.2.1])");
+}
