@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <optional>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -67,6 +68,13 @@ public:
         if (r) log::message_rejected(log_.tags(), fmt::format("RCPT TO:<{}>: {} {} {}", rcpt.str(), r->code,
                                                                r->enhanced, r->lines.front()));
         return r;
+    }
+    std::variant<smtp::mailbox, smtp::reply> complete_postmaster(const smtp::mailbox& bare) override {
+        auto full = inner_.complete_postmaster(bare);
+        if (const auto* r = std::get_if<smtp::reply>(&full))
+            log::message_rejected(log_.tags(), fmt::format("RCPT TO:<{}>: {} {} {}", bare.str(), r->code,
+                                                           r->enhanced, r->lines.front()));
+        return full;
     }
 
 private:

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cassert>
 #include <utility>
+#include <variant>
 
 #include "smtp/command.hpp"
 #include "smtp/data_decoder.hpp"
@@ -347,6 +348,17 @@ struct server_session::impl {
             return unsupported(params->front().key);
         if (p->box.utf8 && !tx.smtputf8)  // RFC 6531 3.5
             return fail(553, "5.6.7", "Error: non-ASCII recipient address requires SMTPUTF8");
+        mailbox box = std::move(p->box);
+        // RFC 5321 4.1.1.3: a bare <Postmaster> is this server's postmaster; from here on it is
+        // the full address the policy names (stored, compared, checked as such).
+        if (box.domain.empty()) {
+            auto full = policy.complete_postmaster(box);
+            if (auto* refusal = std::get_if<reply>(&full)) {
+                send(*refusal);
+                return std::nullopt;
+            }
+            box = std::move(std::get<mailbox>(full));
+        }
         // RFC 5321 4.5.3.1.10: 452 for too many recipients (the client may retry the rest).
         // Not a client error (like Postfix's recipient overshoot): a client with more
         // recipients than the limit sends the rest in a later transaction.
@@ -354,10 +366,10 @@ struct server_session::impl {
             send(make_reply(452, "4.5.3", "Too many recipients"), /*counts_as_error=*/false);
             return std::nullopt;
         }
-        if (auto r = policy.check_recipient(tx, p->box); r && !r->positive()) {
+        if (auto r = policy.check_recipient(tx, box); r && !r->positive()) {
             send(*r);
         } else {
-            tx.recipients.push_back(std::move(p->box));
+            tx.recipients.push_back(std::move(box));
             send(r ? *r : make_reply(250, "2.1.5", "Ok"));
         }
         return std::nullopt;

@@ -1,14 +1,14 @@
 """tests/e2e/test_protocol.py - the SMTP dialogue on the wire (SPEC §2; RFC 5321, 2920, 3030,
 6531): bad commands, error limit, garbage, pipelining, BDAT, SMTP smuggling, SMTPUTF8, a
-client that vanishes mid-DATA, and an EHLO name that tries to forge clauses of the Received:
-header."""
+client that vanishes mid-DATA, RCPT TO:<Postmaster>, and an EHLO name that tries to forge
+clauses of the Received: header."""
 import random
 import re
 import time
 
 import pytest
 
-from conftest import ConnectionClosed, RawSMTP, qid_of, wait_until
+from conftest import ConnectionClosed, RawSMTP, profiles_supported, qid_of, wait_until
 
 
 def test_unknown_and_out_of_sequence_commands(postern):
@@ -410,6 +410,44 @@ def our_received(msg):
     while lines[end][:1] in (b"\t", b" "):
         end += 1
     return b" ".join(l.strip() for l in lines[start:end])
+
+
+def test_bare_postmaster_is_this_servers_postmaster(postern):
+    """RFC 5321 4.1.1.3 / 4.5.1: RCPT TO:<Postmaster> without a domain MUST be accepted. The
+    e2e config's hostname (mx.postern.test) is not a hosted domain: the mail goes to the
+    postmaster of the first hosted domain, localhost (it used to be refused 554 5.7.1)."""
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<Postmaster>", 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(b"Subject: to the postmaster\r\n\r\nx\r\n.\r\n")
+        qid = qid_of(c.read_reply())
+    msg = postern.wait_maildir("postmaster")[0]
+    assert msg.startswith(b"Return-Path: <a@example.test>\r\nDelivered-To: Postmaster@localhost\r\n"), msg[:200]
+    assert f"id {qid} for <Postmaster@localhost>;".encode() in our_received(msg), our_received(msg)
+
+
+@pytest.mark.skipif(not profiles_supported(), reason="[[profile]] relay rights not implemented yet")
+def test_bare_postmaster_stays_here_for_a_client_that_may_relay(make_instance):
+    """A client with relay rights: <postmaster> is still this server's postmaster, never sent on
+    to the host named by `hostname` (mx.postern.test, somewhere else)."""
+    inst = make_instance(extra='[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n')
+    with inst.smtp() as c:
+        c.ehlo()
+        qid_of(c.send_mail("a@example.test", ["postmaster"], b"Subject: relay client\r\n\r\nx\r\n"))
+    msg = inst.wait_maildir("postmaster")[0]
+    assert b"Delivered-To: postmaster@localhost\r\n" in msg
+
+
+def test_bare_postmaster_refused_when_no_domain_is_hosted(make_instance):
+    inst = make_instance(domains="")
+    with inst.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        r = c.cmd("RCPT TO:<Postmaster>")
+        assert r.code == 550 and r.last.startswith("5.1.1 ") and "hosts no domain" in r.text, r
+    assert inst.spool_files("queue") == []
 
 
 def test_ehlo_name_cannot_forge_received_clauses(postern):

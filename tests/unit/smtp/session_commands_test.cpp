@@ -1,5 +1,6 @@
 // tests/unit/smtp/session_commands_test.cpp - server_session command replies (RFC 5321, 1870,
-// 6152, 6531): greeting, EHLO/HELO, MAIL/RCPT syntax and parameters, ordering, simple verbs.
+// 6152, 6531): greeting, EHLO/HELO, MAIL/RCPT syntax and parameters, <Postmaster>, ordering,
+// simple verbs.
 #include <gtest/gtest.h>
 
 #include "session_driver.hpp"
@@ -186,9 +187,23 @@ TEST(SmtpSessionCommands, RcptPostmasterAndQuotedLocalPart) {
     EXPECT_EQ(d.feed("RCPT TO:<\"john doe\"@example.test>\r\n"), "250 2.1.5 Ok\r\n");
     EXPECT_EQ(d.feed("RCPT TO:<@relay.test:c@example.test>\r\n"), "250 2.1.5 Ok\r\n");
     ASSERT_EQ(d.s.current().recipients.size(), 3u);
-    EXPECT_EQ(d.s.current().recipients[0].str(), "Postmaster");
+    // RFC 5321 4.1.1.3: the policy completes a bare <Postmaster>; the envelope and the policy
+    // check see the full address, never one without a domain.
+    EXPECT_EQ(d.s.current().recipients[0].str(), "Postmaster@example.test");
     EXPECT_EQ(d.s.current().recipients[1].str(), "\"john doe\"@example.test");
     EXPECT_EQ(d.s.current().recipients[2].str(), "c@example.test");
+    EXPECT_EQ(d.policy.recipients_seen.front(), "Postmaster@example.test");
+}
+
+TEST(SmtpSessionCommands, RcptPostmasterRefusedWhenThePolicyHasNone) {
+    driver d;
+    d.policy.postmaster_refusal = make_reply(550, "5.1.1", "no postmaster here");
+    d.mail();
+    EXPECT_EQ(d.feed("RCPT TO:<postmaster>\r\n"), "550 5.1.1 no postmaster here\r\n");
+    EXPECT_TRUE(d.s.current().recipients.empty());
+    EXPECT_TRUE(d.policy.recipients_seen.empty());
+    EXPECT_EQ(d.s.error_count(), 1u);
+    EXPECT_EQ(d.feed("RCPT TO:<postmaster@example.test>\r\n"), "250 2.1.5 Ok\r\n");
 }
 
 TEST(SmtpSessionCommands, Smtputf8Addresses) {

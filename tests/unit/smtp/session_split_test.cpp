@@ -53,7 +53,7 @@ TEST(SmtpSessionSplit, ReferenceConversation) {
     EXPECT_EQ(ref.messages[0],
               "alice@sender.test -> bob@example.test 8bit | "
               "Subject: t\r\n\r\n.stuffed\r\nfake\r\n.\r\nend\r\n.\r\nx\r\n.\r\nmore\r\n");
-    EXPECT_EQ(ref.messages[1], "<> -> Postmaster 7bit | \r\n.\r\nQUIT\r\n");  // bare CR -> CRLF
+    EXPECT_EQ(ref.messages[1], "<> -> Postmaster@example.test 7bit | \r\n.\r\nQUIT\r\n");  // bare CR -> CRLF
     EXPECT_EQ(ref.output,
               "220 mx.example.test ESMTP Postern\r\n"
               "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
