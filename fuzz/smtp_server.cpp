@@ -9,8 +9,8 @@
 //   with CR LF "." CR LF (or "." CR LF right after the DATA line), never on a bare LF/CR;
 // - message bodies have CRLF line ends only, lines <= 998 octets, at most max_message_size;
 //   DATA bodies end with CRLF; a message has 1..max_recipients recipients, each one a valid
-//   path (parse_path round trip) with a domain (a bare <Postmaster> completed), and non-ASCII
-//   addresses only with SMTPUTF8;
+//   path (parse_path round trip) with a domain (a bare <Postmaster> completed), none twice,
+//   and non-ASCII addresses only with SMTPUTF8;
 // - with require_tls, no message without TLS; after refuse_commands(), no message at all;
 // - input buffered while waiting for a command stays under max_line_length;
 // - nothing is written after the close;
@@ -206,9 +206,13 @@ private:
                    "recipient count " + std::to_string(t.recipients.size()));
         FUZZ_CHECK(t.sender.null || valid_path_text(t.sender.box), "sender " + show(t.sender.box.str()));
         FUZZ_CHECK(t.smtputf8 || !t.sender.box.utf8, "non-ASCII sender without SMTPUTF8");
-        for (const auto& r : t.recipients) {
+        for (std::size_t i = 0; i < t.recipients.size(); ++i) {
+            const auto& r = t.recipients[i];
             FUZZ_CHECK(valid_path_text(r) && !r.domain.empty(), "recipient " + show(r.str()));
             FUZZ_CHECK(t.smtputf8 || !r.utf8, "non-ASCII recipient without SMTPUTF8");
+            for (std::size_t j = 0; j < i; ++j)
+                FUZZ_CHECK(t.recipients[j].local != r.local || t.recipients[j].domain_lower() != r.domain_lower(),
+                           "recipient stored twice: " + show(r.str()));
         }
         FUZZ_CHECK(body.size() <= o_.settings.max_message_size, "body over max_message_size");
         FUZZ_CHECK(crlf_only(body, 998), "body line ends or length: " + show(body));

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 
@@ -50,6 +51,7 @@ struct server_session::impl {
     bool helo_done = false;
     bool in_tx = false;  // MAIL accepted
     transaction tx;
+    std::unordered_set<std::string> rcpt_seen;  // rcpt_key() of tx.recipients: duplicates
     std::string body;
     std::uint64_t charged = 0;  // octets of `body` taken from settings.budget
     bool over_budget = false;   // this message no longer fits the shared budget: 452 at its end
@@ -107,6 +109,7 @@ struct server_session::impl {
         fresh.helo = std::move(tx.helo);
         fresh.esmtp = tx.esmtp;
         tx = std::move(fresh);
+        rcpt_seen.clear();
         in_tx = false;
         std::string().swap(body);  // a body can be large: give the memory back
         uncharge();
@@ -326,6 +329,7 @@ struct server_session::impl {
             return std::nullopt;
         } else {
             tx = std::move(t);
+            rcpt_seen.clear();
             in_tx = true;
             send(r ? *r : make_reply(250, "2.1.0", "Ok"));
         }
@@ -359,6 +363,13 @@ struct server_session::impl {
             }
             box = std::move(std::get<mailbox>(full));
         }
+        // Like Postfix, a recipient repeated in one transaction is accepted again but stored
+        // (and so delivered) once, and is not counted again toward max_recipients.
+        std::string key = rcpt_key(box);
+        if (rcpt_seen.contains(key)) {
+            send(250, "2.1.5", "Ok");
+            return std::nullopt;
+        }
         // RFC 5321 4.5.3.1.10: 452 for too many recipients (the client may retry the rest).
         // Not a client error (like Postfix's recipient overshoot): a client with more
         // recipients than the limit sends the rest in a later transaction.
@@ -369,11 +380,16 @@ struct server_session::impl {
         if (auto r = policy.check_recipient(tx, box); r && !r->positive()) {
             send(*r);
         } else {
+            rcpt_seen.insert(std::move(key));
             tx.recipients.push_back(std::move(box));
             send(r ? *r : make_reply(250, "2.1.5", "Ok"));
         }
         return std::nullopt;
     }
+
+    // The same recipient: local part exactly (RFC 5321 2.4: it may be case-sensitive), domain
+    // ignoring ASCII case. No local part or domain contains NUL (refused in command lines).
+    static std::string rcpt_key(const mailbox& b) { return b.local + '\0' + b.domain_lower(); }
 
     std::optional<event> cmd_data(std::string_view arg) {
         if (tls_missing()) return refuse_530();

@@ -101,8 +101,8 @@ struct transaction {
     std::string helo;                 // EHLO/HELO argument
     bool esmtp = false;               // EHLO (true) or HELO
     path sender;                      // reverse-path ("<>" -> null)
-    // Accepted recipients; a bare <Postmaster> is stored as the full address
-    // complete_postmaster() gave.
+    // Accepted recipients, each once (a repeated RCPT is answered 250 but not stored again);
+    // a bare <Postmaster> is stored as the full address complete_postmaster() gave.
     std::vector<mailbox> recipients;
     body_type body = body_type::seven_bit;
     bool smtputf8 = false;

@@ -1,7 +1,7 @@
 """tests/e2e/test_protocol.py - the SMTP dialogue on the wire (SPEC §2; RFC 5321, 2920, 3030,
 6531): bad commands, error limit, garbage, pipelining, BDAT, SMTP smuggling, SMTPUTF8, a
-client that vanishes mid-DATA, RCPT TO:<Postmaster>, and an EHLO name that tries to forge
-clauses of the Received: header."""
+client that vanishes mid-DATA, RCPT TO:<Postmaster>, a repeated recipient, and an EHLO name
+that tries to forge clauses of the Received: header."""
 import random
 import re
 import time
@@ -448,6 +448,25 @@ def test_bare_postmaster_refused_when_no_domain_is_hosted(make_instance):
         r = c.cmd("RCPT TO:<Postmaster>")
         assert r.code == 550 and r.last.startswith("5.1.1 ") and "hosts no domain" in r.text, r
     assert inst.spool_files("queue") == []
+
+
+def test_repeated_recipient_is_delivered_once(postern):
+    """Like Postfix: the same recipient twice in one transaction (domain case aside) is accepted
+    each time but stored, and so delivered, once."""
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        for rcpt in ("bob@localhost", "bob@localhost", "bob@LocalHost"):
+            c.expect(f"RCPT TO:<{rcpt}>", 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(b"Subject: twice\r\n\r\nx\r\n.\r\n")
+        qid = qid_of(c.read_reply())
+    postern.wait_maildir("bob")
+    wait_until(lambda: postern.spool_files("queue") == [], what="queue empty")  # every delivery done
+    assert len(postern.maildir_messages("bob")) == 1
+    assert len(postern.events("delivery", id=qid)) == 1, postern.events("delivery", id=qid)
+    msg = postern.maildir_messages("bob")[0]
+    assert f"id {qid} for <bob@localhost>;".encode() in our_received(msg)  # one recipient
 
 
 def test_ehlo_name_cannot_forge_received_clauses(postern):

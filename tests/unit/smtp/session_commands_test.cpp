@@ -1,6 +1,6 @@
 // tests/unit/smtp/session_commands_test.cpp - server_session command replies (RFC 5321, 1870,
-// 6152, 6531): greeting, EHLO/HELO, MAIL/RCPT syntax and parameters, <Postmaster>, ordering,
-// simple verbs.
+// 6152, 6531): greeting, EHLO/HELO, MAIL/RCPT syntax and parameters, <Postmaster>, duplicate
+// recipients, ordering, simple verbs.
 #include <gtest/gtest.h>
 
 #include "session_driver.hpp"
@@ -206,6 +206,41 @@ TEST(SmtpSessionCommands, RcptPostmasterRefusedWhenThePolicyHasNone) {
     EXPECT_EQ(d.feed("RCPT TO:<postmaster@example.test>\r\n"), "250 2.1.5 Ok\r\n");
 }
 
+// Like Postfix: a recipient given twice is accepted twice but stored (delivered) once; local
+// part compared exactly, domain without case; a bare <Postmaster> after completion.
+TEST(SmtpSessionCommands, DuplicateRecipientStoredOnce) {
+    driver d;
+    d.mail();
+    // Stored: bob@, Bob@ (another local part), Postmaster@, POSTMASTER@ (<POSTMASTER> completed).
+    for (const char* rcpt : {"bob@example.test", "bob@example.test", "bob@EXAMPLE.Test", "@relay.test:bob@example.test",
+                             "Bob@example.test", "Postmaster", "Postmaster@example.test", "POSTMASTER"})
+        EXPECT_EQ(d.feed(std::string("RCPT TO:<") + rcpt + ">\r\n"), "250 2.1.5 Ok\r\n") << rcpt;
+    ASSERT_EQ(d.s.current().recipients.size(), 4u);
+    EXPECT_EQ(d.s.current().recipients[0].str(), "bob@example.test");
+    EXPECT_EQ(d.s.current().recipients[1].str(), "Bob@example.test");
+    EXPECT_EQ(d.s.current().recipients[2].str(), "Postmaster@example.test");
+    EXPECT_EQ(d.s.current().recipients[3].str(), "POSTMASTER@example.test");
+    EXPECT_EQ(d.s.error_count(), 0u);
+    d.feed("DATA\r\nhi\r\n.\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].envelope.recipients.size(), 4u);
+    // A new transaction starts with no recipient seen.
+    d.feed("MAIL FROM:<a@sender.test>\r\nRCPT TO:<bob@example.test>\r\n");
+    ASSERT_EQ(d.s.current().recipients.size(), 1u);
+    d.feed("RSET\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<bob@example.test>\r\n");
+    EXPECT_EQ(d.s.current().recipients.size(), 1u);
+}
+
+// A refused recipient is not remembered: given again (e.g. after a 450), it is checked again.
+TEST(SmtpSessionCommands, RefusedRecipientIsCheckedAgain) {
+    driver d;
+    d.mail();
+    EXPECT_EQ(d.feed("RCPT TO:<y@greylist.test>\r\n"), "450 4.7.1 Try again later\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<y@greylist.test>\r\n"), "450 4.7.1 Try again later\r\n");
+    EXPECT_EQ(d.policy.recipients_seen.size(), 2u);
+    EXPECT_TRUE(d.s.current().recipients.empty());
+}
+
 TEST(SmtpSessionCommands, Smtputf8Addresses) {
     driver d;
     d.ehlo();
@@ -271,6 +306,21 @@ TEST(SmtpSessionCommands, TooManyRecipients) {
     EXPECT_EQ(d.feed("RCPT TO:<r5@example.test>\r\n"), "452 4.5.3 Too many recipients\r\n");
     EXPECT_EQ(d.s.current().recipients.size(), 5u);
     EXPECT_EQ(d.policy.recipients_seen.size(), 5u);
+}
+
+// A duplicate does not count toward max_recipients: at the limit it is still answered 250.
+TEST(SmtpSessionCommands, DuplicateRecipientsDoNotCountTowardTheLimit) {
+    driver d;  // max_recipients 5
+    d.mail();
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(d.feed("RCPT TO:<r" + std::to_string(i) + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+        EXPECT_EQ(d.feed("RCPT TO:<r" + std::to_string(i) + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    }
+    EXPECT_EQ(d.feed("RCPT TO:<r4@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<r4@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<r0@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<r5@example.test>\r\n"), "452 4.5.3 Too many recipients\r\n");
+    EXPECT_EQ(d.s.current().recipients.size(), 5u);
 }
 
 TEST(SmtpSessionCommands, RecipientOvershootIsNotAClientError) {
