@@ -9,8 +9,10 @@
 //   "Received" [WSP] ":" field lines in it; hop_count_exceeded(c, k) == count > k;
 // - received_header: CRLF lines of at most 998 octets (RFC 5322 2.1.1), the first a
 //   "Received:" field, the others folded continuations; no control characters, and 7-bit
-//   unless the message is SMTPUTF8; prepended to a message it adds exactly one to
-//   count_received and leaves the rest of the header section intact.
+//   unless the message is SMTPUTF8; the client's HELO and name one token each of letters,
+//   digits, "-._:[]" and '?' (8-bit too with SMTPUTF8), so no forged clauses; prepended to a
+//   message it adds exactly one to count_received and leaves the rest of the header section
+//   intact.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -96,6 +98,20 @@ void check_received(input& in, bool tls) {
         for (unsigned char ch : h) FUZZ_CHECK(ch < 0x80, "8-bit octet in a Received: of an ASCII message: " + show(h));
     FUZZ_CHECK(h.substr(0, 15) == "Received: from " && h.size() >= 2 && h.substr(h.size() - 2) == "\r\n",
                "Received: form " + show(h));
+    // The client's names are one token each, of host-name characters (Postfix): the line
+    // starts "Received: from HELO (NAME [", so no client text can add clauses of its own.
+    const auto name_char = [&](unsigned char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               std::string_view("-._:[]?").find(static_cast<char>(ch)) != std::string_view::npos ||
+               (ch >= 0x80 && rf.smtputf8);
+    };
+    const std::size_t helo_end = h.find(' ', 15), name_end = h.find(' ', helo_end + 2);
+    FUZZ_CHECK(helo_end != std::string::npos && h.compare(helo_end, 2, " (") == 0 && name_end != std::string::npos &&
+                   h.compare(name_end, 2, " [") == 0,
+               "Received: from clause " + show(h));
+    for (std::size_t i = 15; i < name_end; ++i)
+        FUZZ_CHECK(i == helo_end || i == helo_end + 1 || name_char(static_cast<unsigned char>(h[i])),
+                   "Received: client text not a name: " + show(h));
     for (std::size_t p = h.find("\r\n"); p + 2 < h.size(); p = h.find("\r\n", p + 2))
         FUZZ_CHECK(h[p + 2] == '\t' || h[p + 2] == ' ', "Received: continuation " + show(h));
     const std::string_view rest = in.rest();

@@ -9,7 +9,8 @@
 //   with CR LF "." CR LF (or "." CR LF right after the DATA line), never on a bare LF/CR;
 // - message bodies have CRLF line ends only, lines <= 998 octets, at most max_message_size;
 //   DATA bodies end with CRLF; a message has 1..max_recipients recipients, each one a valid
-//   path (parse_path round trip), and non-ASCII addresses only with SMTPUTF8;
+//   path (parse_path round trip) with a domain (a bare <Postmaster> completed), none twice,
+//   and non-ASCII addresses only with SMTPUTF8;
 // - with require_tls, no message without TLS; after refuse_commands(), no message at all;
 // - input buffered while waiting for a command stays under max_line_length;
 // - nothing is written after the close;
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "fuzz.hpp"
@@ -30,7 +32,7 @@ namespace {
 using namespace postern::smtp;
 
 // Accepts everything but a few domains, so that refusals (5xx, 4xx, 421, 2xx with text) are
-// reachable too.
+// reachable too; a bare <Postmaster> is Postmaster@mx.example.test.
 struct permissive_policy : server_policy {
     std::optional<reply> check_sender(const transaction& t) override {
         if (t.sender.null) return std::nullopt;
@@ -45,6 +47,11 @@ struct permissive_policy : server_policy {
         if (d == "greylist.test") return make_reply(450, "4.7.1", "Try again later");
         if (d == "note.test") return make_reply(251, "2.1.5", "User not local; will forward");
         return std::nullopt;
+    }
+    std::variant<mailbox, reply> complete_postmaster(const mailbox& bare) override {
+        mailbox full = bare;
+        full.domain = "mx.example.test";
+        return full;
     }
 };
 
@@ -199,9 +206,13 @@ private:
                    "recipient count " + std::to_string(t.recipients.size()));
         FUZZ_CHECK(t.sender.null || valid_path_text(t.sender.box), "sender " + show(t.sender.box.str()));
         FUZZ_CHECK(t.smtputf8 || !t.sender.box.utf8, "non-ASCII sender without SMTPUTF8");
-        for (const auto& r : t.recipients) {
-            FUZZ_CHECK(valid_path_text(r), "recipient " + show(r.str()));
+        for (std::size_t i = 0; i < t.recipients.size(); ++i) {
+            const auto& r = t.recipients[i];
+            FUZZ_CHECK(valid_path_text(r) && !r.domain.empty(), "recipient " + show(r.str()));
             FUZZ_CHECK(t.smtputf8 || !r.utf8, "non-ASCII recipient without SMTPUTF8");
+            for (std::size_t j = 0; j < i; ++j)
+                FUZZ_CHECK(t.recipients[j].local != r.local || t.recipients[j].domain_lower() != r.domain_lower(),
+                           "recipient stored twice: " + show(r.str()));
         }
         FUZZ_CHECK(body.size() <= o_.settings.max_message_size, "body over max_message_size");
         FUZZ_CHECK(crlf_only(body, 998), "body line ends or length: " + show(body));

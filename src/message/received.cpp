@@ -9,15 +9,21 @@ namespace postern::message {
 
 namespace {
 
-// Text from the client (the EHLO argument) in a header field: at most a domain's 255 octets
-// (RFC 5321 4.5.3.1.2), so the line stays within RFC 5322 2.1.1's 998 octets whatever the
-// client sent (found by fuzz/headers); control characters, and 8-bit octets unless the
-// message is SMTPUTF8 (RFC 6532), become '?'.
-std::string header_text(std::string_view s, bool utf8) {
+// A name from the client (the EHLO argument) or its DNS (the reverse name) in the header: at
+// most a domain's 255 octets (RFC 5321 4.5.3.1.2), so the line stays within RFC 5322 2.1.1's
+// 998 octets whatever the client sent (found by fuzz/headers). Like Postfix, only what a host
+// name or an address literal is made of stays: letters, digits, "-._:[]"; 8-bit octets only
+// in an SMTPUTF8 message (RFC 6532). Anything else (space, '(', ')', ';', control characters)
+// becomes '?', so a client cannot write clauses of its own into our trace, e.g. a plaintext
+// client claiming "x (using TLSv1.3 ...) by mx (Postern) with ESMTPS id 0; <date>".
+std::string header_name(std::string_view s, bool utf8) {
     std::string out(s.substr(0, 255));
     for (char& c : out) {
         const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f || (u >= 0x80 && !utf8)) c = '?';
+        const bool keep = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+                          u == '-' || u == '.' || u == '_' || u == ':' || u == '[' || u == ']' ||
+                          (u >= 0x80 && utf8);
+        if (!keep) c = '?';
     }
     return out;
 }
@@ -37,8 +43,8 @@ std::string received_header(const received_facts& f) {
     std::string with = f.smtputf8 ? "UTF8SMTP" : (f.esmtp ? "ESMTP" : "SMTP");
     if (f.tls) with += "S";
     std::string h = fmt::format("Received: from {} ({} [{}])\r\n",
-                                f.helo.empty() ? "unknown" : header_text(f.helo, f.smtputf8),
-                                f.client_name.empty() ? "unknown" : header_text(f.client_name, f.smtputf8),
+                                f.helo.empty() ? "unknown" : header_name(f.helo, f.smtputf8),
+                                f.client_name.empty() ? "unknown" : header_name(f.client_name, f.smtputf8),
                                 f.client_ip);
     if (f.tls)
         h += fmt::format("\t(using {} with cipher {} ({}/{} bits))\r\n", f.tls->version, f.tls->cipher, f.tls->bits,

@@ -10,7 +10,7 @@ namespace postern::message {
 
 struct received_facts {
     std::string_view helo;
-    std::string_view client_name;  // reverse DNS, or "" = unknown
+    std::string_view client_name;  // forward-confirmed reverse DNS, or "" = unknown
     std::string_view client_ip;
     std::string_view by;           // our hostname
     std::string_view id;           // queue id
@@ -23,8 +23,9 @@ struct received_facts {
 
 // "Received: from helo (name [ip])\r\n\t(using TLSv1.3 with cipher X (256/256 bits))\r\n\tby ...".
 // `with` is SMTP, ESMTP, ESMTPS, UTF8SMTP or UTF8SMTPS (RFC 3848, RFC 6531 4.3). The client's
-// helo and name are cut to 255 octets, with control characters (and 8-bit octets unless
-// smtputf8) shown as '?': every line stays within 998 octets.
+// helo and name are cut to 255 octets, and every character but letters, digits and "-._:[]"
+// (and 8-bit octets in an smtputf8 message) is shown as '?', as Postfix does: every line stays
+// within 998 octets, and the client cannot forge clauses (TLS facts, `with`) of the header.
 std::string received_header(const received_facts& f);
 
 // RFC 5322 3.3 date-time in UTC: "Sat, 28 Nov 2026 14:21:10 +0000".

@@ -1,4 +1,5 @@
-// policy/recipient.cpp - accept recipients in hosted domains; refuse relaying unless granted.
+// policy/recipient.cpp - accept recipients in hosted domains; refuse relaying unless granted;
+// complete a bare <Postmaster> to this server's postmaster (RFC 5321 4.1.1.3).
 #include "policy/recipient.hpp"
 
 #include <fmt/format.h>
@@ -7,9 +8,10 @@
 
 namespace postern::policy {
 
-std::string routing_domain(const config::config& cfg, const smtp::mailbox& rcpt) {
-    if (rcpt.domain.empty()) return cfg.hostname;
-    return rcpt.domain_lower();
+std::optional<std::string> postmaster_domain(const config::config& cfg) {
+    if (const config::domain_config* d = cfg.find_domain(cfg.hostname)) return d->name;
+    if (!cfg.domains.empty()) return cfg.domains.front().name;
+    return std::nullopt;
 }
 
 std::optional<smtp::reply> inbound_policy::check_sender(const smtp::transaction&) {
@@ -17,8 +19,11 @@ std::optional<smtp::reply> inbound_policy::check_sender(const smtp::transaction&
 }
 
 std::optional<smtp::reply> inbound_policy::check_recipient(const smtp::transaction&, const smtp::mailbox& rcpt) {
-    const std::string domain = routing_domain(cfg_, rcpt);
-    if (const config::domain_config* d = cfg_.find_domain(domain)) {
+    // The session completes a bare <Postmaster> first; an address without a domain is never
+    // relayed (it would go wherever the next hop decides).
+    if (rcpt.domain.empty())
+        return smtp::make_reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected", rcpt.str()));
+    if (const config::domain_config* d = cfg_.find_domain(rcpt.domain_lower())) {
         if (!d->maildir.empty() && !delivery::maildir_folder(rcpt.local))
             return smtp::make_reply(550, "5.1.3", fmt::format("<{}>: Recipient address is not a valid mailbox name",
                                                                rcpt.str()));
@@ -26,6 +31,18 @@ std::optional<smtp::reply> inbound_policy::check_recipient(const smtp::transacti
     }
     if (relay_allowed_) return std::nullopt;
     return smtp::make_reply(554, "5.7.1", fmt::format("<{}>: Relay access denied", rcpt.str()));
+}
+
+std::variant<smtp::mailbox, smtp::reply> inbound_policy::complete_postmaster(const smtp::mailbox& bare) {
+    auto domain = postmaster_domain(cfg_);
+    if (!domain)  // RFC 5321 4.5.1 asks for a postmaster mailbox; a relay-only server has none
+        return smtp::make_reply(550, "5.1.1",
+                                fmt::format("<{}>: Recipient address rejected: this server hosts no domain, "
+                                            "so it has no postmaster mailbox (give the domain)",
+                                            bare.str()));
+    smtp::mailbox full = bare;
+    full.domain = std::move(*domain);
+    return full;
 }
 
 }  // namespace postern::policy

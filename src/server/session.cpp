@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <optional>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -67,6 +68,13 @@ public:
         if (r) log::message_rejected(log_.tags(), fmt::format("RCPT TO:<{}>: {} {} {}", rcpt.str(), r->code,
                                                                r->enhanced, r->lines.front()));
         return r;
+    }
+    std::variant<smtp::mailbox, smtp::reply> complete_postmaster(const smtp::mailbox& bare) override {
+        auto full = inner_.complete_postmaster(bare);
+        if (const auto* r = std::get_if<smtp::reply>(&full))
+            log::message_rejected(log_.tags(), fmt::format("RCPT TO:<{}>: {} {} {}", bare.str(), r->code,
+                                                           r->enhanced, r->lines.front()));
+        return full;
     }
 
 private:
@@ -254,6 +262,9 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 env.tls = tls_summary(core.tls());
                 message::received_facts rf;
                 rf.helo = t.helo;
+                // Forward-confirmed only (an unconfirmed PTR name is no name); not looked up
+                // unless a profile names hosts: then "unknown".
+                if (facts.client_name) rf.client_name = *facts.client_name;
                 rf.client_ip = client_ip;
                 rf.by = cfg.hostname;
                 rf.id = env.id;

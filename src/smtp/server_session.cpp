@@ -20,7 +20,9 @@
 
 #include <algorithm>
 #include <cassert>
+#include <unordered_set>
 #include <utility>
+#include <variant>
 
 #include "smtp/command.hpp"
 #include "smtp/data_decoder.hpp"
@@ -49,6 +51,7 @@ struct server_session::impl {
     bool helo_done = false;
     bool in_tx = false;  // MAIL accepted
     transaction tx;
+    std::unordered_set<std::string> rcpt_seen;  // rcpt_key() of tx.recipients: duplicates
     std::string body;
     std::uint64_t charged = 0;  // octets of `body` taken from settings.budget
     bool over_budget = false;   // this message no longer fits the shared budget: 452 at its end
@@ -106,6 +109,7 @@ struct server_session::impl {
         fresh.helo = std::move(tx.helo);
         fresh.esmtp = tx.esmtp;
         tx = std::move(fresh);
+        rcpt_seen.clear();
         in_tx = false;
         std::string().swap(body);  // a body can be large: give the memory back
         uncharge();
@@ -241,8 +245,9 @@ struct server_session::impl {
 
     std::optional<event> hello(std::string_view arg, bool esmtp) {
         // RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ). Like Postfix we do not
-        // insist on a valid name (many clients send none), but we need one printable token
-        // that is safe to log and to put in a Received: header.
+        // insist on a valid name (many clients send none), only on printable text, safe to
+        // log. It is kept as sent; the Received: header shows only its host-name characters
+        // (message/received.cpp), so spaces or parentheses in it cannot forge clauses there.
         if (arg.empty() || has_control(arg)) {
             send(501, "5.5.4", esmtp ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
             return std::nullopt;
@@ -324,6 +329,7 @@ struct server_session::impl {
             return std::nullopt;
         } else {
             tx = std::move(t);
+            rcpt_seen.clear();
             in_tx = true;
             send(r ? *r : make_reply(250, "2.1.0", "Ok"));
         }
@@ -346,6 +352,24 @@ struct server_session::impl {
             return unsupported(params->front().key);
         if (p->box.utf8 && !tx.smtputf8)  // RFC 6531 3.5
             return fail(553, "5.6.7", "Error: non-ASCII recipient address requires SMTPUTF8");
+        mailbox box = std::move(p->box);
+        // RFC 5321 4.1.1.3: a bare <Postmaster> is this server's postmaster; from here on it is
+        // the full address the policy names (stored, compared, checked as such).
+        if (box.domain.empty()) {
+            auto full = policy.complete_postmaster(box);
+            if (auto* refusal = std::get_if<reply>(&full)) {
+                send(*refusal);
+                return std::nullopt;
+            }
+            box = std::move(std::get<mailbox>(full));
+        }
+        // Like Postfix, a recipient repeated in one transaction is accepted again but stored
+        // (and so delivered) once, and is not counted again toward max_recipients.
+        std::string key = rcpt_key(box);
+        if (rcpt_seen.contains(key)) {
+            send(250, "2.1.5", "Ok");
+            return std::nullopt;
+        }
         // RFC 5321 4.5.3.1.10: 452 for too many recipients (the client may retry the rest).
         // Not a client error (like Postfix's recipient overshoot): a client with more
         // recipients than the limit sends the rest in a later transaction.
@@ -353,14 +377,19 @@ struct server_session::impl {
             send(make_reply(452, "4.5.3", "Too many recipients"), /*counts_as_error=*/false);
             return std::nullopt;
         }
-        if (auto r = policy.check_recipient(tx, p->box); r && !r->positive()) {
+        if (auto r = policy.check_recipient(tx, box); r && !r->positive()) {
             send(*r);
         } else {
-            tx.recipients.push_back(std::move(p->box));
+            rcpt_seen.insert(std::move(key));
+            tx.recipients.push_back(std::move(box));
             send(r ? *r : make_reply(250, "2.1.5", "Ok"));
         }
         return std::nullopt;
     }
+
+    // The same recipient: local part exactly (RFC 5321 2.4: it may be case-sensitive), domain
+    // ignoring ASCII case. No local part or domain contains NUL (refused in command lines).
+    static std::string rcpt_key(const mailbox& b) { return b.local + '\0' + b.domain_lower(); }
 
     std::optional<event> cmd_data(std::string_view arg) {
         if (tls_missing()) return refuse_530();
@@ -432,8 +461,9 @@ struct server_session::impl {
 
     std::optional<event> cmd_vrfy(std::string_view arg) {
         if (arg.empty()) return fail(501, "5.5.4", "Syntax: VRFY address");
-        // RFC 5321 3.5.3 / 7.3: 252, never confirm or deny a mailbox.
-        send(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+        // RFC 5321 3.5.3 / 7.3: 252, never confirm or deny a mailbox. RFC 3463: X.0.0 (other
+        // or undefined status), as Postfix; X.5.2 would say "syntax error".
+        send(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
         return std::nullopt;
     }
 

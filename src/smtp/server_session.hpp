@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "smtp/address.hpp"
@@ -100,7 +101,9 @@ struct transaction {
     std::string helo;                 // EHLO/HELO argument
     bool esmtp = false;               // EHLO (true) or HELO
     path sender;                      // reverse-path ("<>" -> null)
-    std::vector<mailbox> recipients;  // accepted recipients only
+    // Accepted recipients, each once (a repeated RCPT is answered 250 but not stored again);
+    // a bare <Postmaster> is stored as the full address complete_postmaster() gave.
+    std::vector<mailbox> recipients;
     body_type body = body_type::seven_bit;
     bool smtputf8 = false;
     std::optional<std::uint64_t> declared_size;  // SIZE= at MAIL
@@ -114,7 +117,13 @@ class server_policy {
 public:
     virtual ~server_policy() = default;
     virtual std::optional<reply> check_sender(const transaction& t) = 0;
+    // Always a full address (local@domain): a bare <Postmaster> was completed first.
     virtual std::optional<reply> check_recipient(const transaction& t, const mailbox& rcpt) = 0;
+    // RFC 5321 4.1.1.3 / 4.5.1: RCPT TO:<Postmaster> without a domain must be accepted. The full
+    // address of this server's postmaster that `bare` stands for (then treated as if the client
+    // had sent it: the envelope stores it, check_recipient sees it), or a 4xx/5xx refusal when
+    // the server has no postmaster mailbox.
+    virtual std::variant<mailbox, reply> complete_postmaster(const mailbox& bare) = 0;
 };
 
 enum class event { need_input, start_tls, message, close };

@@ -7,7 +7,10 @@ forward zone partner.test; Postern resolves through it (`[dns] servers`). Client
   127.0.0.5  PTR client.partner.test, which has A 127.0.0.5: confirmed
   127.0.0.6  PTR liar.partner.test, which points elsewhere: NOT confirmed, no name
   127.0.0.7  no PTR at all
-Every refusal is checked on the wire and by nothing being stored."""
+Every refusal is checked on the wire and by nothing being stored. The Received: header of
+what is stored names the client host when, and only when, its name was confirmed."""
+import re
+
 import pytest
 
 from conftest import RawSMTP
@@ -43,6 +46,13 @@ def nothing_stored(inst):
     return inst.spool_files("queue") == [] and inst.maildir_messages("bob") == []
 
 
+def received_client(msg):
+    """"NAME [IP]" from our Received: header ("Received: from HELO (NAME [IP])")."""
+    m = re.search(rb"^Received: from \S+ \(([^)]*)\)\r\n", msg, re.M)
+    assert m, msg[:300]
+    return m.group(1).decode()
+
+
 def must_starttls(c):
     r = c.cmd("MAIL FROM:<a@example.test>")
     assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), r
@@ -72,6 +82,9 @@ def test_wildcard_name_profile_applies_to_a_confirmed_name_only(make_instance, d
     assert len(inst.wait_maildir("bob", count=3)) == 3
     conns = [e for e in inst.events("connect") if e["client"].startswith(("127.0.0.6:", "127.0.0.7:"))]
     assert len(conns) == 2 and all(e["client_name"] == "unknown" and e["profile"] == "-" for e in conns), conns
+    # the stored Received: header names the client host only when its name was confirmed
+    assert sorted(received_client(m) for m in inst.maildir_messages("bob")) == [
+        "client.partner.test [127.0.0.5]", "unknown [127.0.0.6]", "unknown [127.0.0.7]"]
 
 
 def test_exact_name_beats_wildcard_and_ip_beats_name(make_instance, dns):
@@ -92,6 +105,8 @@ def test_exact_name_beats_wildcard_and_ip_beats_name(make_instance, dns):
         assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250
     e = inst2.wait_events("connect", profile="byip")[0]
     assert e["client_name"] == "unknown", e  # not looked up
+    assert [received_client(m) for m in inst.wait_maildir("bob")] == ["client.partner.test [127.0.0.5]"]
+    assert [received_client(m) for m in inst2.wait_maildir("bob")] == ["unknown [127.0.0.5]"]
 
 
 def test_name_profile_grants_relay(make_instance, dns):

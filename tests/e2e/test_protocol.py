@@ -1,12 +1,14 @@
 """tests/e2e/test_protocol.py - the SMTP dialogue on the wire (SPEC §2; RFC 5321, 2920, 3030,
-6531): bad commands, error limit, garbage, pipelining, BDAT, SMTP smuggling, SMTPUTF8, and a
-client that vanishes mid-DATA."""
+6531): bad commands, error limit, garbage, pipelining, BDAT, SMTP smuggling, SMTPUTF8, a
+client that vanishes mid-DATA, RCPT TO:<Postmaster>, a repeated recipient, and an EHLO name
+that tries to forge clauses of the Received: header."""
 import random
+import re
 import time
 
 import pytest
 
-from conftest import ConnectionClosed, RawSMTP, qid_of, wait_until
+from conftest import ConnectionClosed, RawSMTP, profiles_supported, qid_of, wait_until
 
 
 def test_unknown_and_out_of_sequence_commands(postern):
@@ -34,7 +36,7 @@ def test_unknown_and_out_of_sequence_commands(postern):
         r = c.cmd("RCPT TO:<>")
         assert r.code == 501, r
         r = c.cmd("VRFY bob")
-        assert r.code == 252, r
+        assert r.code == 252 and r.last.startswith("2.0.0 "), r  # RFC 3463: X.5.2 is "syntax error"
         assert c.cmd("NOOP").code == 250
         # the transaction survived the errors
         c.expect("RCPT TO:<bob@localhost>", 250)
@@ -398,3 +400,86 @@ def test_large_messages_byte_exact_data_and_bdat(postern, use_tls):
         qid_of(c.read_reply())
     assert postern.wait_maildir("bob", timeout=20)[0].endswith(b"\r\n" + data_content)
     assert postern.wait_maildir("carol", timeout=20)[0].endswith(b"\r\n" + bdat_content)
+
+
+def our_received(msg):
+    """The Received: header Postern prepended (after Return-Path and Delivered-To), unfolded."""
+    lines = msg.split(b"\r\n")
+    start = next(i for i, l in enumerate(lines) if l.startswith(b"Received: "))
+    end = start + 1
+    while lines[end][:1] in (b"\t", b" "):
+        end += 1
+    return b" ".join(l.strip() for l in lines[start:end])
+
+
+def test_bare_postmaster_is_this_servers_postmaster(postern):
+    """RFC 5321 4.1.1.3 / 4.5.1: RCPT TO:<Postmaster> without a domain MUST be accepted. The
+    e2e config's hostname (mx.postern.test) is not a hosted domain: the mail goes to the
+    postmaster of the first hosted domain, localhost (it used to be refused 554 5.7.1)."""
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<Postmaster>", 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(b"Subject: to the postmaster\r\n\r\nx\r\n.\r\n")
+        qid = qid_of(c.read_reply())
+    msg = postern.wait_maildir("postmaster")[0]
+    assert msg.startswith(b"Return-Path: <a@example.test>\r\nDelivered-To: Postmaster@localhost\r\n"), msg[:200]
+    assert f"id {qid} for <Postmaster@localhost>;".encode() in our_received(msg), our_received(msg)
+
+
+@pytest.mark.skipif(not profiles_supported(), reason="[[profile]] relay rights not implemented yet")
+def test_bare_postmaster_stays_here_for_a_client_that_may_relay(make_instance):
+    """A client with relay rights: <postmaster> is still this server's postmaster, never sent on
+    to the host named by `hostname` (mx.postern.test, somewhere else)."""
+    inst = make_instance(extra='[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n')
+    with inst.smtp() as c:
+        c.ehlo()
+        qid_of(c.send_mail("a@example.test", ["postmaster"], b"Subject: relay client\r\n\r\nx\r\n"))
+    msg = inst.wait_maildir("postmaster")[0]
+    assert b"Delivered-To: postmaster@localhost\r\n" in msg
+
+
+def test_bare_postmaster_refused_when_no_domain_is_hosted(make_instance):
+    inst = make_instance(domains="")
+    with inst.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        r = c.cmd("RCPT TO:<Postmaster>")
+        assert r.code == 550 and r.last.startswith("5.1.1 ") and "hosts no domain" in r.text, r
+    assert inst.spool_files("queue") == []
+
+
+def test_repeated_recipient_is_delivered_once(postern):
+    """Like Postfix: the same recipient twice in one transaction (domain case aside) is accepted
+    each time but stored, and so delivered, once."""
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        for rcpt in ("bob@localhost", "bob@localhost", "bob@LocalHost"):
+            c.expect(f"RCPT TO:<{rcpt}>", 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(b"Subject: twice\r\n\r\nx\r\n.\r\n")
+        qid = qid_of(c.read_reply())
+    postern.wait_maildir("bob")
+    wait_until(lambda: postern.spool_files("queue") == [], what="queue empty")  # every delivery done
+    assert len(postern.maildir_messages("bob")) == 1
+    assert len(postern.events("delivery", id=qid)) == 1, postern.events("delivery", id=qid)
+    msg = postern.maildir_messages("bob")[0]
+    assert f"id {qid} for <bob@localhost>;".encode() in our_received(msg)  # one recipient
+
+
+def test_ehlo_name_cannot_forge_received_clauses(postern):
+    """A plaintext client whose EHLO name carries TLS facts and a `with ESMTPS` clause: in the
+    stored header, every character of the name but letters, digits and "-._:[]" is '?'."""
+    forged = ("x (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)) "
+              "by mx (Postern) with ESMTPS id 0; Thu, 1 Jan 2026 00:00:00 +0000")
+    with postern.smtp() as c:
+        c.ehlo(forged)
+        qid = qid_of(c.send_mail("a@example.test", ["bob@localhost"], b"Subject: forged\r\n\r\nx\r\n"))
+    h = our_received(postern.wait_maildir("bob")[0])
+    assert b"with ESMTPS" not in h and b"(using" not in h, h
+    assert len(re.findall(rb"(?:^|\s)with\s", h)) == 1, h  # one `with` clause: ours
+    assert f"by mx.postern.test (Postern) with ESMTP id {qid} for <bob@localhost>;".encode() in h, h
+    assert h.startswith(b"Received: from x??using?TLSv1.3?with?cipher?TLS_AES_256_GCM_SHA384??256?256?bits???"
+                        b"by?mx??Postern??with?ESMTPS?id?0??Thu??1?Jan?2026?00:00:00??0000 (unknown [127.0.0.1]) "), h

@@ -1,9 +1,25 @@
-// tests/unit/message/received_test.cpp - the Received: header carries the TLS facts (SPEC §2).
+// tests/unit/message/received_test.cpp - the Received: header carries the TLS facts (SPEC §2),
+// and the client's names only as host-name characters (no forged clauses).
 #include <gtest/gtest.h>
 
 #include "message/received.hpp"
 
 using namespace postern;
+
+namespace {
+message::received_facts plain(std::string_view helo) {
+    message::received_facts f;
+    f.helo = helo;
+    f.client_ip = "192.0.2.1";
+    f.by = "mx.test";
+    f.id = "ABC";
+    return f;
+}
+std::string first_line(const message::received_facts& f) {
+    const std::string h = message::received_header(f);
+    return h.substr(0, h.find("\r\n"));
+}
+}  // namespace
 
 TEST(received, plaintext_esmtp) {
     message::received_facts f;
@@ -64,4 +80,36 @@ TEST(received, client_text_is_bounded_and_printable) {
     f.smtputf8 = true;  // RFC 6532: UTF-8 in headers of an SMTPUTF8 message
     h = message::received_header(f);
     EXPECT_EQ(h.substr(0, h.find(" (")), "Received: from a?\xc3\xa9");
+}
+
+// A plaintext client must not write TLS facts or a `with` clause of its own into our trace:
+// like Postfix, the HELO name keeps only letters, digits and "-._:[]" ('?' for the rest).
+TEST(received, helo_cannot_forge_clauses) {
+    auto f = plain("x (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)) by mx (Postern) with ESMTPS id "
+                   "0; Thu, 1 Jan 2026 00:00:00 +0000");
+    EXPECT_EQ(message::received_header(f),
+              "Received: from "
+              "x??using?TLSv1.3?with?cipher?TLS_AES_256_GCM_SHA384??256?256?bits???by?mx??Postern??with?ESMTPS?id?0?"
+              "?Thu??1?Jan?2026?00:00:00??0000 (unknown [192.0.2.1])\r\n"
+              "\tby mx.test (Postern) with ESMTP id ABC;\r\n"
+              "\tThu, 01 Jan 1970 00:00:00 +0000\r\n");
+    // What host names and address literals are made of stays as sent.
+    f.helo = "[IPv6:2001:db8::1]";
+    EXPECT_EQ(first_line(f), "Received: from [IPv6:2001:db8::1] (unknown [192.0.2.1])");
+    f.helo = "Mail-1.example_host.TEST";
+    EXPECT_EQ(first_line(f), "Received: from Mail-1.example_host.TEST (unknown [192.0.2.1])");
+    for (const char* bad : {"a b", "a(b", "a)b", "a;b", "a<b", "a>b", "a@b", "a\"b", "a\\b", "a,b", "a/b", "a=b", "a\tb"}) {
+        f.helo = bad;
+        EXPECT_EQ(first_line(f), "Received: from a?b (unknown [192.0.2.1])") << bad;
+    }
+}
+
+// The client's host name (forward-confirmed reverse DNS) goes in the parentheses, under the
+// same rule as the HELO name.
+TEST(received, client_name) {
+    auto f = plain("client.test");
+    f.client_name = "mail.Client.test";
+    EXPECT_EQ(first_line(f), "Received: from client.test (mail.Client.test [192.0.2.1])");
+    f.client_name = "a (b";
+    EXPECT_EQ(first_line(f), "Received: from client.test (a??b [192.0.2.1])");
 }

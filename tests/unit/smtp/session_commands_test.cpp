@@ -1,5 +1,6 @@
 // tests/unit/smtp/session_commands_test.cpp - server_session command replies (RFC 5321, 1870,
-// 6152, 6531): greeting, EHLO/HELO, MAIL/RCPT syntax and parameters, ordering, simple verbs.
+// 6152, 6531): greeting, EHLO/HELO, MAIL/RCPT syntax and parameters, <Postmaster>, duplicate
+// recipients, ordering, simple verbs.
 #include <gtest/gtest.h>
 
 #include "session_driver.hpp"
@@ -186,9 +187,58 @@ TEST(SmtpSessionCommands, RcptPostmasterAndQuotedLocalPart) {
     EXPECT_EQ(d.feed("RCPT TO:<\"john doe\"@example.test>\r\n"), "250 2.1.5 Ok\r\n");
     EXPECT_EQ(d.feed("RCPT TO:<@relay.test:c@example.test>\r\n"), "250 2.1.5 Ok\r\n");
     ASSERT_EQ(d.s.current().recipients.size(), 3u);
-    EXPECT_EQ(d.s.current().recipients[0].str(), "Postmaster");
+    // RFC 5321 4.1.1.3: the policy completes a bare <Postmaster>; the envelope and the policy
+    // check see the full address, never one without a domain.
+    EXPECT_EQ(d.s.current().recipients[0].str(), "Postmaster@example.test");
     EXPECT_EQ(d.s.current().recipients[1].str(), "\"john doe\"@example.test");
     EXPECT_EQ(d.s.current().recipients[2].str(), "c@example.test");
+    EXPECT_EQ(d.policy.recipients_seen.front(), "Postmaster@example.test");
+}
+
+TEST(SmtpSessionCommands, RcptPostmasterRefusedWhenThePolicyHasNone) {
+    driver d;
+    d.policy.postmaster_refusal = make_reply(550, "5.1.1", "no postmaster here");
+    d.mail();
+    EXPECT_EQ(d.feed("RCPT TO:<postmaster>\r\n"), "550 5.1.1 no postmaster here\r\n");
+    EXPECT_TRUE(d.s.current().recipients.empty());
+    EXPECT_TRUE(d.policy.recipients_seen.empty());
+    EXPECT_EQ(d.s.error_count(), 1u);
+    EXPECT_EQ(d.feed("RCPT TO:<postmaster@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+}
+
+// Like Postfix: a recipient given twice is accepted twice but stored (delivered) once; local
+// part compared exactly, domain without case; a bare <Postmaster> after completion.
+TEST(SmtpSessionCommands, DuplicateRecipientStoredOnce) {
+    driver d;
+    d.mail();
+    // Stored: bob@, Bob@ (another local part), Postmaster@, POSTMASTER@ (<POSTMASTER> completed).
+    for (const char* rcpt : {"bob@example.test", "bob@example.test", "bob@EXAMPLE.Test", "@relay.test:bob@example.test",
+                             "Bob@example.test", "Postmaster", "Postmaster@example.test", "POSTMASTER"})
+        EXPECT_EQ(d.feed(std::string("RCPT TO:<") + rcpt + ">\r\n"), "250 2.1.5 Ok\r\n") << rcpt;
+    ASSERT_EQ(d.s.current().recipients.size(), 4u);
+    EXPECT_EQ(d.s.current().recipients[0].str(), "bob@example.test");
+    EXPECT_EQ(d.s.current().recipients[1].str(), "Bob@example.test");
+    EXPECT_EQ(d.s.current().recipients[2].str(), "Postmaster@example.test");
+    EXPECT_EQ(d.s.current().recipients[3].str(), "POSTMASTER@example.test");
+    EXPECT_EQ(d.s.error_count(), 0u);
+    d.feed("DATA\r\nhi\r\n.\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].envelope.recipients.size(), 4u);
+    // A new transaction starts with no recipient seen.
+    d.feed("MAIL FROM:<a@sender.test>\r\nRCPT TO:<bob@example.test>\r\n");
+    ASSERT_EQ(d.s.current().recipients.size(), 1u);
+    d.feed("RSET\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<bob@example.test>\r\n");
+    EXPECT_EQ(d.s.current().recipients.size(), 1u);
+}
+
+// A refused recipient is not remembered: given again (e.g. after a 450), it is checked again.
+TEST(SmtpSessionCommands, RefusedRecipientIsCheckedAgain) {
+    driver d;
+    d.mail();
+    EXPECT_EQ(d.feed("RCPT TO:<y@greylist.test>\r\n"), "450 4.7.1 Try again later\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<y@greylist.test>\r\n"), "450 4.7.1 Try again later\r\n");
+    EXPECT_EQ(d.policy.recipients_seen.size(), 2u);
+    EXPECT_TRUE(d.s.current().recipients.empty());
 }
 
 TEST(SmtpSessionCommands, Smtputf8Addresses) {
@@ -258,6 +308,21 @@ TEST(SmtpSessionCommands, TooManyRecipients) {
     EXPECT_EQ(d.policy.recipients_seen.size(), 5u);
 }
 
+// A duplicate does not count toward max_recipients: at the limit it is still answered 250.
+TEST(SmtpSessionCommands, DuplicateRecipientsDoNotCountTowardTheLimit) {
+    driver d;  // max_recipients 5
+    d.mail();
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(d.feed("RCPT TO:<r" + std::to_string(i) + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+        EXPECT_EQ(d.feed("RCPT TO:<r" + std::to_string(i) + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    }
+    EXPECT_EQ(d.feed("RCPT TO:<r4@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<r4@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<r0@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<r5@example.test>\r\n"), "452 4.5.3 Too many recipients\r\n");
+    EXPECT_EQ(d.s.current().recipients.size(), 5u);
+}
+
 TEST(SmtpSessionCommands, RecipientOvershootIsNotAClientError) {
     driver d;  // max_recipients 5, max_errors 10
     d.ehlo();
@@ -295,7 +360,7 @@ TEST(SmtpSessionCommands, SimpleVerbs) {
     EXPECT_EQ(d.feed("NOOP\r\n"), "250 2.0.0 Ok\r\n");
     EXPECT_EQ(d.feed("NOOP anything\r\n"), "250 2.0.0 Ok\r\n");
     EXPECT_EQ(d.feed("VRFY bob\r\n"),
-              "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery\r\n");
+              "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery\r\n");
     EXPECT_EQ(d.feed("VRFY\r\n"), "501 5.5.4 Syntax: VRFY address\r\n");
     EXPECT_EQ(d.feed("HELP\r\n").substr(0, 10), "214 2.0.0 ");
     EXPECT_EQ(d.feed("EXPN staff\r\n"), "502 5.5.1 Error: command not implemented\r\n");

@@ -6,15 +6,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "smtp/server_session.hpp"
 
 namespace postern::smtp::test {
 
-// Hosted domain "example.test"; other recipient domains are relay attempts ("greylist.test"
-// gets a 450); senders at "blocked.test" are refused, at "shutdown.test" get a 421.
-// Records every call.
+// Hosted domain "example.test" (a bare <Postmaster> is Postmaster@example.test); other
+// recipient domains are relay attempts ("greylist.test" gets a 450); senders at "blocked.test"
+// are refused, at "shutdown.test" get a 421. Records every check_sender/check_recipient call.
 struct fake_policy : server_policy {
     std::vector<std::string> senders_seen;
     std::vector<std::string> recipients_seen;
@@ -29,12 +30,18 @@ struct fake_policy : server_policy {
     }
     std::optional<reply> check_recipient(const transaction&, const mailbox& rcpt) override {
         recipients_seen.push_back(rcpt.str());
-        if (rcpt.domain.empty()) return std::nullopt;  // <Postmaster>
         const std::string d = rcpt.domain_lower();
         if (d == "example.test" || d == "xn--fsq.example.test" || d == "παράδειγμα.δοκιμή")
             return std::nullopt;
         if (d == "greylist.test") return make_reply(450, "4.7.1", "Try again later");
         return make_reply(554, "5.7.1", "Relay access denied");
+    }
+    std::optional<reply> postmaster_refusal;  // set: no local postmaster
+    std::variant<mailbox, reply> complete_postmaster(const mailbox& bare) override {
+        if (postmaster_refusal) return *postmaster_refusal;
+        mailbox full = bare;
+        full.domain = "example.test";
+        return full;
     }
 };
 
@@ -112,6 +119,12 @@ public:
     // Say EHLO and forget its reply (tests about later commands).
     driver& ehlo() {
         feed("EHLO client.test\r\n");
+        return *this;
+    }
+    // EHLO + MAIL (tests about RCPT).
+    driver& mail() {
+        ehlo();
+        feed("MAIL FROM:<a@sender.test>\r\n");
         return *this;
     }
     // EHLO + MAIL + one accepted RCPT.

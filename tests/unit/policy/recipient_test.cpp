@@ -1,0 +1,92 @@
+// tests/unit/policy/recipient_test.cpp - the real inbound recipient policy (src/policy/recipient.cpp):
+// hosted domains, relay rights, and a bare <Postmaster> (RFC 5321 4.1.1.3, 4.5.1) completed to
+// this server's postmaster whatever the relay rights; refused only when no domain is hosted.
+#include <gtest/gtest.h>
+
+#include <variant>
+
+#include "policy/recipient.hpp"
+
+namespace postern::policy {
+namespace {
+
+config::config make_config(std::string hostname, std::vector<std::string> domains) {
+    config::config c;
+    c.hostname = std::move(hostname);
+    for (auto& d : domains) {
+        config::domain_config dc;
+        dc.name = std::move(d);
+        dc.maildir = "/var/mail/" + dc.name;
+        c.domains.push_back(std::move(dc));
+    }
+    return c;
+}
+
+smtp::mailbox box(std::string local, std::string domain = "") {
+    smtp::mailbox b;
+    b.local = std::move(local);
+    b.domain = std::move(domain);
+    return b;
+}
+
+// What the session does with RCPT TO:<local>: complete, then check.
+std::string rcpt_bare(inbound_policy& p, const std::string& local) {
+    auto full = p.complete_postmaster(box(local));
+    if (const auto* r = std::get_if<smtp::reply>(&full)) return r->wire();
+    const auto& b = std::get<smtp::mailbox>(full);
+    if (auto r = p.check_recipient(smtp::transaction{}, b)) return r->wire();
+    return b.str();
+}
+
+TEST(RecipientPolicy, PostmasterDomainPrefersTheHostname) {
+    EXPECT_EQ(postmaster_domain(make_config("mx.example.test", {"other.test", "mx.example.test"})), "mx.example.test");
+    EXPECT_EQ(postmaster_domain(make_config("MX.Example.TEST", {"other.test", "mx.example.test"})), "mx.example.test");
+    EXPECT_EQ(postmaster_domain(make_config("mx.example.test", {"first.test", "second.test"})), "first.test");
+    EXPECT_EQ(postmaster_domain(make_config("mx.example.test", {})), std::nullopt);
+}
+
+// The defect: with the hostname not hosted, <Postmaster> was refused "Relay access denied"
+// (and routed to the hostname, off this server, for a client allowed to relay).
+TEST(RecipientPolicy, BarePostmasterGoesToTheFirstHostedDomain) {
+    const auto cfg = make_config("mx.postern.test", {"localhost", "example.test"});
+    for (bool relay : {false, true}) {
+        inbound_policy p(cfg, relay);
+        EXPECT_EQ(rcpt_bare(p, "Postmaster"), "Postmaster@localhost") << relay;
+        EXPECT_EQ(rcpt_bare(p, "postmaster"), "postmaster@localhost") << relay;
+        EXPECT_EQ(rcpt_bare(p, "POSTMASTER"), "POSTMASTER@localhost") << relay;
+    }
+}
+
+TEST(RecipientPolicy, BarePostmasterGoesToTheHostnameWhenHosted) {
+    const auto cfg = make_config("MX.example.test", {"localhost", "mx.example.test"});
+    inbound_policy p(cfg, false);
+    EXPECT_EQ(rcpt_bare(p, "Postmaster"), "Postmaster@mx.example.test");
+}
+
+TEST(RecipientPolicy, BarePostmasterRefusedWhenNoDomainIsHosted) {
+    const auto cfg = make_config("relay.example.test", {});
+    for (bool relay : {false, true}) {
+        inbound_policy p(cfg, relay);
+        const std::string r = rcpt_bare(p, "Postmaster");
+        EXPECT_EQ(r.substr(0, 10), "550 5.1.1 ") << r;
+        EXPECT_NE(r.find("hosts no domain"), std::string::npos) << r;
+    }
+}
+
+TEST(RecipientPolicy, HostedDomainsAndRelayRights) {
+    const auto cfg = make_config("mx.postern.test", {"localhost"});
+    inbound_policy closed(cfg, false), open(cfg, true);
+    const smtp::transaction t;
+    EXPECT_FALSE(closed.check_recipient(t, box("bob", "LocalHost")));
+    EXPECT_EQ(closed.check_recipient(t, box("bob", "elsewhere.test"))->wire(),
+              "554 5.7.1 <bob@elsewhere.test>: Relay access denied\r\n");
+    EXPECT_FALSE(open.check_recipient(t, box("bob", "elsewhere.test")));
+    EXPECT_EQ(closed.check_recipient(t, box("../x", "localhost"))->code, 550);
+    // The hostname is not a hosted domain: relaying rules apply to it like to any other.
+    EXPECT_EQ(closed.check_recipient(t, box("postmaster", "mx.postern.test"))->code, 554);
+    // An address without a domain is never relayed (the session completes <Postmaster> first).
+    EXPECT_EQ(open.check_recipient(t, box("Postmaster"))->code, 550);
+}
+
+}  // namespace
+}  // namespace postern::policy
