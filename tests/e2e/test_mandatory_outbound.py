@@ -2,8 +2,8 @@
 (SPEC §1.2-1.4, issue 4).
 
 Every test delivers mail for the hosted domain internal.test (relay_to = the scripted peers)
-under a [[profile]] "partner" matched by recipient domain, and judges Postern by what the PEER
-saw:
+under a [[profile]] "partner" matched by recipient domain (or by the destination host: IP,
+name or "*"), and judges Postern by what the PEER saw:
 - "no mail" cases (no STARTTLS, broken handshake, a certificate or session that does not meet
   the profile): the peer never receives MAIL FROM - neither in plaintext nor over the rejected
   TLS session, on the first attempt or any later one; a usable connection is ended with QUIT
@@ -86,12 +86,12 @@ def toml_value(v):
     return '"' + str(v) + '"'
 
 
-def profile_toml(name=PROFILE, domains=("internal.test",), **outbound):
-    """A [[profile]] matched by recipient domain with a [profile.outbound] table (tls defaults
-    to "mandatory")."""
+def profile_toml(name=PROFILE, domains=("internal.test",), hosts=None, **outbound):
+    """A [[profile]] matched by recipient domain (or, with `hosts`, by destination host only)
+    with a [profile.outbound] table (tls defaults to "mandatory")."""
     outbound.setdefault("tls", "mandatory")
-    lines = ["[[profile]]", f'name = "{name}"', f"recipient_domains = {toml_value(domains)}", "",
-             "[profile.outbound]"]
+    match = f"hosts = {toml_value(hosts)}" if hosts else f"recipient_domains = {toml_value(domains)}"
+    lines = ["[[profile]]", f'name = "{name}"', match, "", "[profile.outbound]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in outbound.items()]
     return "\n".join(lines) + "\n"
 
@@ -503,3 +503,42 @@ def test_names_checked_for_each_recipient_domain(make_instance, pki, how):
         inst.stop()
         got = [rcpts for _f, rcpts, _d, _t in peer.messages]
         assert got == [[RCPT]], f"second.test's mail reached a peer whose certificate does not name it: {got}"
+
+
+# --- a profile matched by destination host (IP, name, "*"), not by recipient domain ------------------
+
+
+@pytest.mark.parametrize("peer_kind", ["self-signed", "no-starttls"])
+@pytest.mark.parametrize("match", ["ip", "name", "any"])
+def test_profile_matched_by_destination_host(make_instance, pki, dns, match, peer_kind):
+    """SPEC §1.4, outbound selection: recipient domain -> destination host IP -> destination
+    host name -> "*". internal.test has no profile of its own; the profile names the relay host
+    by IP (127.0.0.1), by name (peer.test, resolved through the test NSD) or as "*", and its
+    mandatory TLS with verify = "ca" must hold for the mail: a self-signed peer gets no mail
+    (4.7.5), nor does a peer that offers no STARTTLS (4.7.4)."""
+    hosts, relay_host = {"ip": (["127.0.0.1"], "127.0.0.1"), "name": (["peer.test"], "peer.test"),
+                         "any": (["*"], "127.0.0.1")}[match]
+    peer = peer_for(pki, "self") if peer_kind == "self-signed" else ScriptedPeer(starttls=False)
+    with peer:
+        inst = start(make_instance, [f"{relay_host}:{peer.port}"], outbound={"hosts": hosts, "verify": "ca"},
+                     ca=pki["ca"], dns=dns)
+        qid = inst.send(SENDER, [RCPT], f"by host {match} {peer_kind}")
+        if peer_kind == "self-signed":
+            ev = assert_no_mail(inst, peer, qid, "4.7.5", reason=r"certif|verif|self|trust|issuer")
+        else:
+            ev = assert_no_mail(inst, peer, qid, "4.7.4", reason="TLS required but not offered")
+        for e in ev:
+            assert e["relay"] == f"{relay_host}[127.0.0.1]:{peer.port}", e
+
+
+def test_profile_matched_by_destination_host_contrast(make_instance, pki, dns):
+    """The same peer and recipient without the host profile: delivered (opportunistic TLS,
+    untrusted), so a profile that did not reach the destination would show in the test above."""
+    with peer_for(pki, "self") as peer:
+        inst = start(make_instance, [f"peer.test:{peer.port}"], outbound=None, ca=pki["ca"], dns=dns)
+        qid = inst.send(SENDER, [RCPT], "no host profile")
+        msgs = peer.wait_messages(1, timeout=10)
+        assert msgs[0][3] is True
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "sent" and e["profile"] == "-" and e["tls"] == "untrusted", e
+
