@@ -542,3 +542,43 @@ def test_profile_matched_by_destination_host_contrast(make_instance, pki, dns):
         e = inst.wait_events("delivery", 1, id=qid)[0]
         assert e["result"] == "sent" and e["profile"] == "-" and e["tls"] == "untrusted", e
 
+
+# --- a connection parked under a weaker policy never carries mandatory mail --------------------------
+
+
+def test_connection_parked_for_opportunistic_mail_is_not_reused_for_mandatory(make_instance, pki):
+    """One self-signed peer is the relay for plain.test (no profile: opportunistic, delivered
+    with tls=untrusted, the session parked for reuse, SPEC §3.4) and for internal.test (profile
+    verify = "ca" with the test CA, which did not sign the peer's certificate). internal.test's
+    mail must not go over the parked session: a fresh connection fails verification, the
+    recipient is deferred with 4.7.5, and the peer never sees internal.test's MAIL."""
+    with peer_for(pki, "self") as peer:
+        hosts = f"127.0.0.1:{peer.port}"
+        inst = start(make_instance, [hosts], outbound={"verify": "ca"}, ca=pki["ca"],
+                     more_domains=relay_domain("plain.test", hosts), queue_extra='retry_schedule = ["1h"]')
+        plain = "carol@plain.test"
+        q1 = inst.send(SENDER, [plain], "plain one")
+        e1 = inst.wait_events("delivery", 1, id=q1)[0]
+        assert e1["result"] == "sent" and e1["profile"] == "-" and e1["tls"] == "untrusted", e1
+        q2 = inst.send(SENDER, [plain], "plain two")
+        e2 = inst.wait_events("delivery", 1, id=q2)[0]
+        assert e2["result"] == "sent" and e2["tls"] == "untrusted", e2
+        # the premise: plain.test's session was parked and reused
+        assert len(peer.connections) == 1 and len(peer.messages) == 2, [c.commands for c in peer.connections]
+
+        q3 = inst.send(SENDER, [RCPT], "mandatory after plain")
+        e3 = inst.wait_events("delivery", 1, id=q3)[0]
+        assert e3["result"] == "deferred" and e3["dsn"] == "4.7.5" and e3["profile"] == PROFILE, e3
+        assert re.search(r"certif|verif|self|trust|issuer", e3["reason"], re.I), e3
+        m = queue_entry(inst, q3)
+        assert [r["status"] for r in m["recipients"]] == ["deferred"], m
+        inst.stop()
+        got = [rcpts for _f, rcpts, _d, _t in peer.messages]
+        assert got == [[plain], [plain]], f"internal.test's mail went over a session it did not check: {got}"
+        first = peer.connections[0]
+        assert sum(1 for v in first.verbs() if v == "MAIL") == 2, first.commands
+        assert not any(RCPT in cmd for cmd, _ in first.commands), first.commands
+        assert len(peer.connections) >= 2, [c.commands for c in peer.connections]
+        for c in peer.connections[1:]:
+            assert not FORBIDDEN & set(c.verbs()), f"mail transaction on a rejected connection: {c.commands}"
+
