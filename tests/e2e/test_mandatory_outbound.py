@@ -582,3 +582,27 @@ def test_connection_parked_for_opportunistic_mail_is_not_reused_for_mandatory(ma
         for c in peer.connections[1:]:
             assert not FORBIDDEN & set(c.verbs()), f"mail transaction on a rejected connection: {c.commands}"
 
+
+# --- min_cipher_bits -----------------------------------------------------------------------------------
+
+# The peers' certificates are ECDSA P-256 (make_cert); the RSA names are there in case that changes.
+AES128 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+AES256 = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+
+
+@pytest.mark.parametrize("ciphers,ok", [(AES128, False), (AES256, True)])
+def test_min_cipher_bits(make_instance, pki, ciphers, ok):
+    """min_cipher_bits = 256 against a TLS 1.2 peer that offers only AES-128-GCM: no mail
+    (4.7.5, the cipher strength named); the same peer offering AES-256-GCM gets the message."""
+    with peer_for(pki, "internal", tls_max_version="1.2", ciphers=ciphers) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"min_cipher_bits": 256})
+        qid = inst.send(SENDER, [RCPT], f"cipher bits {ok}")
+        if ok:
+            e = assert_delivered_tls(inst, peer, qid, proto="TLSv1.2")
+            assert "AES256-GCM" in e["cipher"], e
+        else:
+            ev = assert_no_mail(inst, peer, qid, "4.7.5", reason=r"cipher strength 128 bits below the required 256")
+            assert all("AES128-GCM" in e["cipher"] for e in ev), ev
+            assert all(c.tls_version == "TLSv1.2" for c in peer.connections), \
+                [(c.tls_version, c.tls_error) for c in peer.connections]
+
