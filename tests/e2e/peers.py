@@ -7,6 +7,9 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "garbage"         answer 220 to STARTTLS, then send junk instead of a handshake
            "close"           answer 220 to STARTTLS, then close the connection
            "refuse"          answer STARTTLS with 454
+           "stall"           answer 220 to STARTTLS, then read nothing and never complete the
+                             handshake (the connection is closed after stall_seconds, or when
+                             the peer stops)
   greeting_codes=[421, 220]  greeting per connection in order (the last repeats)
   rcpt_codes={"x@y": 550}    RCPT replies per address (default 250); a list gives one code per
                              RCPT of that address, the last repeating: {"x@y": [450, 250]}
@@ -70,9 +73,10 @@ class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
                  extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
-                 ciphers=None):
+                 ciphers=None, stall_seconds=30.0):
         self.host = host
         self.ciphers = ciphers
+        self.stall_seconds = stall_seconds
         self.tls_max_version = tls_max_version
         self.tls_min_version = tls_min_version
         self.starttls = starttls
@@ -218,6 +222,12 @@ class ScriptedPeer:
                     if self.tls_mode == "garbage":
                         f.write(b"this is not a TLS server hello\r\n" * 4)
                         time.sleep(0.2)
+                        s.close()
+                        return
+                    if self.tls_mode == "stall":  # the client's ClientHello is never read
+                        deadline = time.time() + self.stall_seconds
+                        while not self.stopped and time.time() < deadline:
+                            time.sleep(0.05)
                         s.close()
                         return
                     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -606,3 +606,45 @@ def test_min_cipher_bits(make_instance, pki, ciphers, ok):
             assert all(c.tls_version == "TLSv1.2" for c in peer.connections), \
                 [(c.tls_version, c.tls_error) for c in peer.connections]
 
+
+# --- a handshake that never completes (delivery.command_timeout) ------------------------------------
+
+
+STALL = '[delivery]\ncommand_timeout = "1s"\n'
+
+
+def test_handshake_timeout_mandatory_defers(make_instance, pki):
+    """The peer answers 220 to STARTTLS and then never reads the ClientHello: the handshake
+    times out (delivery.command_timeout), nothing is sent, and mandatory TLS defers with 4.7.5
+    naming the timeout, on every attempt."""
+    with peer_for(pki, "internal", tls_mode="stall") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={}, extra=STALL,
+                     tls_extra='handshake_retry_delay = "1s"')
+        qid = inst.send(SENDER, [RCPT], "stalled handshake")
+        assert_no_mail(inst, peer, qid, "4.7.5", attempts=2, reason=r"handshake.*tim(ed )?out")
+        for c in peer.connections:  # STARTTLS on every connection: no plaintext reconnect
+            assert c.verbs() == ["EHLO", "STARTTLS"], c.commands
+
+
+def test_handshake_timeout_opportunistic_defers_then_falls_back(make_instance, pki):
+    """SPEC §1.1: a timeout during the handshake is a failed handshake. Without a profile, the
+    first attempt defers (nothing sent); the second fails again and delivers without TLS in that
+    same attempt (tls=fallback)."""
+    with peer_for(pki, "internal", tls_mode="stall") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound=None, extra=STALL,
+                     tls_extra='handshake_retry_delay = "1s"')
+        qid = inst.send(SENDER, [RCPT], "stalled opportunistic")
+        first = inst.wait_events("delivery", 1, id=qid, timeout=10)[0]
+        assert first["result"] == "deferred" and first["attempt"] == "1", first
+        assert first["dsn"].startswith("4.") and re.search(r"tim(ed )?out", first["reason"], re.I), first
+        assert not peer.saw_mail_from(), peer.all_commands()
+        msgs = peer.wait_messages(1, timeout=15)
+        assert msgs[0][3] is False and msgs[0][1] == [RCPT]
+        e = inst.wait_events("delivery", 1, id=qid, result="sent")[0]
+        assert e["attempt"] == "2" and e["tls"] == "fallback" and e["profile"] == "-", e
+        conns = peer.connections
+        assert len(conns) == 3, [c.commands for c in conns]
+        assert conns[0].verbs() == ["EHLO", "STARTTLS"] and conns[1].verbs() == ["EHLO", "STARTTLS"], \
+            [c.commands for c in conns]
+        assert "STARTTLS" not in conns[2].verbs(), conns[2].commands
+
