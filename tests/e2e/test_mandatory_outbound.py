@@ -648,3 +648,14 @@ def test_handshake_timeout_opportunistic_defers_then_falls_back(make_instance, p
             [c.commands for c in conns]
         assert "STARTTLS" not in conns[2].verbs(), conns[2].commands
 
+
+# --- verify = "dane": not implemented, so every session under it is refused -------------------------
+
+
+def test_verify_dane_refuses_even_a_valid_named_certificate(make_instance, pki):
+    """DANE (RFC 7672) is not implemented: a session under verify = "dane" can never be shown to
+    meet it, so even a CA-signed peer that names the recipient domain gets no mail (4.7.5)."""
+    with peer_for(pki, "internal") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"verify": "dane"}, ca=pki["ca"])
+        qid = inst.send(SENDER, [RCPT], "dane")
+        assert_no_mail(inst, peer, qid, "4.7.5", reason=r"DANE")
