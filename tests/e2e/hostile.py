@@ -527,6 +527,8 @@ def pipelining_flood(host, port, stop, tally, i, reads=True, source=None, batch=
         tally.add("commands_sent", sent)
         if not exact:
             tally.add("count_inexact")
+            # the batch whose write timed out went out in part: up to per_batch more commands
+            tally.add("commands_unsure", per_batch)
         if reads:
             try:
                 s.sendall(b"QUIT\r\n")

@@ -7,6 +7,9 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "garbage"         answer 220 to STARTTLS, then send junk instead of a handshake
            "close"           answer 220 to STARTTLS, then close the connection
            "refuse"          answer STARTTLS with 454
+           "stall"           answer 220 to STARTTLS, then read nothing and never complete the
+                             handshake (the connection is closed after stall_seconds, or when
+                             the peer stops)
   greeting_codes=[421, 220]  greeting per connection in order (the last repeats)
   rcpt_codes={"x@y": 550}    RCPT replies per address (default 250); a list gives one code per
                              RCPT of that address, the last repeating: {"x@y": [450, 250]}
@@ -17,6 +20,8 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
                              one port on different 127.0.0.x addresses); port 0 = any free port
   tls_max_version="1.2"      the highest TLS version the peer negotiates ("1.2" = a TLS 1.2-only
                              peer); tls_min_version likewise
+  ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"  the TLS 1.2 (and older) cipher list the peer offers
+                             (OpenSSL syntax, ssl.SSLContext.set_ciphers); None keeps the default
 Each connection records the negotiated TLS version (Connection.tls_version, e.g. "TLSv1.2") and,
 when the handshake failed on the peer's side, the error (Connection.tls_error).
 Each accepted message is kept as (mail_from, [rcpts], data_bytes, tls_active); mail_from is the
@@ -67,8 +72,11 @@ _TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
 class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
-                 extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0):
+                 extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
+                 ciphers=None, stall_seconds=30.0):
         self.host = host
+        self.ciphers = ciphers
+        self.stall_seconds = stall_seconds
         self.tls_max_version = tls_max_version
         self.tls_min_version = tls_min_version
         self.starttls = starttls
@@ -216,12 +224,20 @@ class ScriptedPeer:
                         time.sleep(0.2)
                         s.close()
                         return
+                    if self.tls_mode == "stall":  # the client's ClientHello is never read
+                        deadline = time.time() + self.stall_seconds
+                        while not self.stopped and time.time() < deadline:
+                            time.sleep(0.05)
+                        s.close()
+                        return
                     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                     ctx.load_cert_chain(self.cert, self.key)
                     if self.tls_max_version:
                         ctx.maximum_version = _TLS_VERSIONS[self.tls_max_version]
                     if self.tls_min_version:
                         ctx.minimum_version = _TLS_VERSIONS[self.tls_min_version]
+                    if self.ciphers:
+                        ctx.set_ciphers(self.ciphers)
                     try:
                         s = ctx.wrap_socket(s, server_side=True)
                     except (OSError, ssl.SSLError) as e:

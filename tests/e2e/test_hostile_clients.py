@@ -214,8 +214,12 @@ def test_pipelining_flood(make_instance):
     run.check_served_and_bounded()
     t = readers.tally
     assert t["commands_sent"] > 3 * 8000, t
+    # One reply per command (+ one 221 to each QUIT). A reader whose write timed out part-way
+    # sent between commands_sent and commands_sent + commands_unsure commands: the count is
+    # then bounded, not exact (commands_unsure is 0 when every write completed).
+    assert t["commands_sent"] + 3 <= t["replies"] <= t["commands_sent"] + t["commands_unsure"] + 3, t
     if t["count_inexact"] == 0:
-        assert t["replies"] == t["commands_sent"] + 3, t  # + one 221 to each QUIT
+        assert t["commands_unsure"] == 0 and t["replies"] == t["commands_sent"] + 3, t
     assert t["reply_250"] >= t["commands_sent"], t
     assert t["reply_221"] == 3, t
     assert set(k for k in t.c if k.startswith("reply_")) == {"reply_250", "reply_221"}, t

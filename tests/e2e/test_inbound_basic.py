@@ -2,6 +2,7 @@
 and STARTTLS from smtplib, swaks and openssl s_client lands in the maildir (SPEC §2, §3.3, §4)."""
 import os
 import pwd
+import re
 import smtplib
 import ssl
 import subprocess
@@ -73,7 +74,11 @@ def test_swaks_with_and_without_starttls(postern):
     assert "250 2.0.0 Ok: queued as" in r.stdout
     r = subprocess.run(base + ["--to", "frank@localhost", "--tls"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "TLS started" in r.stdout or "STARTTLS" in r.stdout
+    # swaks prints "TLS started with cipher ..." and marks every line it sends inside TLS "~>"
+    # (plaintext ones "->"): only a session that really ran the transaction over TLS has these
+    assert re.search(r"^=== TLS started with cipher TLSv1\.[23]:", r.stdout, re.M), r.stdout
+    assert re.search(r"^ ~> MAIL FROM:<s@example\.test>", r.stdout, re.M), r.stdout
+    assert not re.search(r"^ -> MAIL FROM", r.stdout, re.M), r.stdout
     assert "250 2.0.0 Ok: queued as" in r.stdout
     assert postern.wait_maildir("erin") and postern.wait_maildir("frank")
     assert b"ESMTPS" in postern.wait_maildir("frank")[0]

@@ -232,6 +232,69 @@ def test_ca_does_not_demand_the_client_auth_eku(make_instance, tmp_path):
     assert len(inst.events("tls_policy", verdict="ok", profile="eku")) == 2
 
 
+# --- a profile matched by sender domain: its requirements at MAIL FROM ---------------------------
+
+
+def sender_profile(name, senders, inbound):
+    return (f'[[profile]]\nname = "{name}"\nsender_domains = [' + ", ".join(f'"{d}"' for d in senders) + "]\n"
+            f'[profile.inbound]\ntls = "mandatory"\n{inbound}\n')
+
+
+def test_sender_domain_profile_refuses_a_session_below_its_requirements(make_instance):
+    """SPEC §1.2: "a profile matched by sender domain enforces this at MAIL FROM", §1.3's
+    requirements included. The client's address matches no profile, so EHLO and STARTTLS are
+    served; a TLS 1.2 session then sends MAIL FROM a partner.test address, and the profile's
+    min_tls_version = "1.3" refuses it (554 5.7.0 naming the requirement). Nothing is stored.
+    The same kind of session with another sender domain is accepted, and so is a TLS 1.3
+    session from partner.test, so the refusal comes from the requirement and nothing else."""
+    inst = make_instance(extra=sender_profile("by-sender", ["partner.test"], 'min_tls_version = "1.3"'))
+    reason = "TLS version TLSv1.2 below the required 1.3"
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        version, _, _ = start_tls(c, max_version=ssl.TLSVersion.TLSv1_2)
+        assert version == "TLSv1.2"
+        c.ehlo("client.partner.test")  # no profile by address or name: the session itself is fine
+        r = c.cmd("MAIL FROM:<a@partner.test>")
+        assert r.code == 554 and r.last == "5.7.0 " + reason, r
+        for cmd in ("RCPT TO:<bob@localhost>", "DATA"):  # no transaction was opened
+            r = c.cmd(cmd)
+            assert r.code == 503, (cmd, r)
+        c.send(b"BDAT 5 LAST\r\nhello")
+        r = c.read_reply()
+        assert r.code == 503, ("BDAT", r)
+        assert c.cmd("QUIT").code == 221
+        c.wait_closed()
+    assert_nothing_stored(inst)
+    ev = inst.wait_events("tls_policy", verdict="refused")
+    assert len(ev) == 1, ev
+    assert ev[0]["profile"] == "by-sender" and ev[0]["reason"] == reason, ev[0]
+    rejects = inst.events("reject")
+    assert any("MAIL FROM:<a@partner.test>: 554 5.7.0" in e["reply"] for e in rejects), rejects
+
+    # the same kind of session (TLS 1.2) with a sender the profile does not name: accepted
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        start_tls(c, max_version=ssl.TLSVersion.TLSv1_2)
+        c.ehlo("client.other.test")
+        r = c.send_mail("a@other.test", ["bob@localhost"], BODY)
+        assert r.code == 250 and r.last.startswith("2.0.0 Ok: queued as"), r
+        assert c.cmd("QUIT").code == 221
+    assert len(inst.wait_maildir("bob", 1)) == 1
+
+    # partner.test over TLS 1.3 meets the profile: accepted, and the verdict is logged
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        version, _, _ = start_tls(c, max_version=ssl.TLSVersion.TLSv1_3)
+        assert version == "TLSv1.3"
+        c.ehlo("client.partner.test")
+        r = c.send_mail("a@partner.test", ["bob@localhost"], BODY)
+        assert r.code == 250 and r.last.startswith("2.0.0 Ok: queued as"), r
+        assert c.cmd("QUIT").code == 221
+    msgs = inst.wait_maildir("bob", 2)
+    assert [b"using TLSv1.3" in m for m in msgs].count(True) == 1, msgs
+    assert inst.wait_events("tls_policy", verdict="ok", profile="by-sender")
+
+
 # --- relay rights: the sender domain never grants them ------------------------------------------
 
 

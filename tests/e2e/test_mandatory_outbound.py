@@ -2,8 +2,8 @@
 (SPEC §1.2-1.4, issue 4).
 
 Every test delivers mail for the hosted domain internal.test (relay_to = the scripted peers)
-under a [[profile]] "partner" matched by recipient domain, and judges Postern by what the PEER
-saw:
+under a [[profile]] "partner" matched by recipient domain (or by the destination host: IP,
+name or "*"), and judges Postern by what the PEER saw:
 - "no mail" cases (no STARTTLS, broken handshake, a certificate or session that does not meet
   the profile): the peer never receives MAIL FROM - neither in plaintext nor over the rejected
   TLS session, on the first attempt or any later one; a usable connection is ended with QUIT
@@ -86,12 +86,12 @@ def toml_value(v):
     return '"' + str(v) + '"'
 
 
-def profile_toml(name=PROFILE, domains=("internal.test",), **outbound):
-    """A [[profile]] matched by recipient domain with a [profile.outbound] table (tls defaults
-    to "mandatory")."""
+def profile_toml(name=PROFILE, domains=("internal.test",), hosts=None, **outbound):
+    """A [[profile]] matched by recipient domain (or, with `hosts`, by destination host only)
+    with a [profile.outbound] table (tls defaults to "mandatory")."""
     outbound.setdefault("tls", "mandatory")
-    lines = ["[[profile]]", f'name = "{name}"', f"recipient_domains = {toml_value(domains)}", "",
-             "[profile.outbound]"]
+    match = f"hosts = {toml_value(hosts)}" if hosts else f"recipient_domains = {toml_value(domains)}"
+    lines = ["[[profile]]", f'name = "{name}"', match, "", "[profile.outbound]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in outbound.items()]
     return "\n".join(lines) + "\n"
 
@@ -503,3 +503,159 @@ def test_names_checked_for_each_recipient_domain(make_instance, pki, how):
         inst.stop()
         got = [rcpts for _f, rcpts, _d, _t in peer.messages]
         assert got == [[RCPT]], f"second.test's mail reached a peer whose certificate does not name it: {got}"
+
+
+# --- a profile matched by destination host (IP, name, "*"), not by recipient domain ------------------
+
+
+@pytest.mark.parametrize("peer_kind", ["self-signed", "no-starttls"])
+@pytest.mark.parametrize("match", ["ip", "name", "any"])
+def test_profile_matched_by_destination_host(make_instance, pki, dns, match, peer_kind):
+    """SPEC §1.4, outbound selection: recipient domain -> destination host IP -> destination
+    host name -> "*". internal.test has no profile of its own; the profile names the relay host
+    by IP (127.0.0.1), by name (peer.test, resolved through the test NSD) or as "*", and its
+    mandatory TLS with verify = "ca" must hold for the mail: a self-signed peer gets no mail
+    (4.7.5), nor does a peer that offers no STARTTLS (4.7.4)."""
+    hosts, relay_host = {"ip": (["127.0.0.1"], "127.0.0.1"), "name": (["peer.test"], "peer.test"),
+                         "any": (["*"], "127.0.0.1")}[match]
+    peer = peer_for(pki, "self") if peer_kind == "self-signed" else ScriptedPeer(starttls=False)
+    with peer:
+        inst = start(make_instance, [f"{relay_host}:{peer.port}"], outbound={"hosts": hosts, "verify": "ca"},
+                     ca=pki["ca"], dns=dns)
+        qid = inst.send(SENDER, [RCPT], f"by host {match} {peer_kind}")
+        if peer_kind == "self-signed":
+            ev = assert_no_mail(inst, peer, qid, "4.7.5", reason=r"certif|verif|self|trust|issuer")
+        else:
+            ev = assert_no_mail(inst, peer, qid, "4.7.4", reason="TLS required but not offered")
+        for e in ev:
+            assert e["relay"] == f"{relay_host}[127.0.0.1]:{peer.port}", e
+
+
+def test_profile_matched_by_destination_host_contrast(make_instance, pki, dns):
+    """The same peer and recipient without the host profile: delivered (opportunistic TLS,
+    untrusted), so a profile that did not reach the destination would show in the test above."""
+    with peer_for(pki, "self") as peer:
+        inst = start(make_instance, [f"peer.test:{peer.port}"], outbound=None, ca=pki["ca"], dns=dns)
+        qid = inst.send(SENDER, [RCPT], "no host profile")
+        msgs = peer.wait_messages(1, timeout=10)
+        assert msgs[0][3] is True
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "sent" and e["profile"] == "-" and e["tls"] == "untrusted", e
+
+
+# --- a connection parked under a weaker policy never carries mandatory mail --------------------------
+
+
+def test_connection_parked_for_opportunistic_mail_is_not_reused_for_mandatory(make_instance, pki):
+    """One self-signed peer is the relay for plain.test (no profile: opportunistic, delivered
+    with tls=untrusted, the session parked for reuse, SPEC §3.4) and for internal.test (profile
+    verify = "ca" with the test CA, which did not sign the peer's certificate). internal.test's
+    mail must not go over the parked session: a fresh connection fails verification, the
+    recipient is deferred with 4.7.5, and the peer never sees internal.test's MAIL."""
+    with peer_for(pki, "self") as peer:
+        hosts = f"127.0.0.1:{peer.port}"
+        inst = start(make_instance, [hosts], outbound={"verify": "ca"}, ca=pki["ca"],
+                     more_domains=relay_domain("plain.test", hosts), queue_extra='retry_schedule = ["1h"]')
+        plain = "carol@plain.test"
+        q1 = inst.send(SENDER, [plain], "plain one")
+        e1 = inst.wait_events("delivery", 1, id=q1)[0]
+        assert e1["result"] == "sent" and e1["profile"] == "-" and e1["tls"] == "untrusted", e1
+        q2 = inst.send(SENDER, [plain], "plain two")
+        e2 = inst.wait_events("delivery", 1, id=q2)[0]
+        assert e2["result"] == "sent" and e2["tls"] == "untrusted", e2
+        # the premise: plain.test's session was parked and reused
+        assert len(peer.connections) == 1 and len(peer.messages) == 2, [c.commands for c in peer.connections]
+
+        q3 = inst.send(SENDER, [RCPT], "mandatory after plain")
+        e3 = inst.wait_events("delivery", 1, id=q3)[0]
+        assert e3["result"] == "deferred" and e3["dsn"] == "4.7.5" and e3["profile"] == PROFILE, e3
+        assert re.search(r"certif|verif|self|trust|issuer", e3["reason"], re.I), e3
+        m = queue_entry(inst, q3)
+        assert [r["status"] for r in m["recipients"]] == ["deferred"], m
+        inst.stop()
+        got = [rcpts for _f, rcpts, _d, _t in peer.messages]
+        assert got == [[plain], [plain]], f"internal.test's mail went over a session it did not check: {got}"
+        first = peer.connections[0]
+        assert sum(1 for v in first.verbs() if v == "MAIL") == 2, first.commands
+        assert not any(RCPT in cmd for cmd, _ in first.commands), first.commands
+        assert len(peer.connections) >= 2, [c.commands for c in peer.connections]
+        for c in peer.connections[1:]:
+            assert not FORBIDDEN & set(c.verbs()), f"mail transaction on a rejected connection: {c.commands}"
+
+
+# --- min_cipher_bits -----------------------------------------------------------------------------------
+
+# The peers' certificates are ECDSA P-256 (make_cert); the RSA names are there in case that changes.
+AES128 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+AES256 = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+
+
+@pytest.mark.parametrize("ciphers,ok", [(AES128, False), (AES256, True)])
+def test_min_cipher_bits(make_instance, pki, ciphers, ok):
+    """min_cipher_bits = 256 against a TLS 1.2 peer that offers only AES-128-GCM: no mail
+    (4.7.5, the cipher strength named); the same peer offering AES-256-GCM gets the message."""
+    with peer_for(pki, "internal", tls_max_version="1.2", ciphers=ciphers) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"min_cipher_bits": 256})
+        qid = inst.send(SENDER, [RCPT], f"cipher bits {ok}")
+        if ok:
+            e = assert_delivered_tls(inst, peer, qid, proto="TLSv1.2")
+            assert "AES256-GCM" in e["cipher"], e
+        else:
+            ev = assert_no_mail(inst, peer, qid, "4.7.5", reason=r"cipher strength 128 bits below the required 256")
+            assert all("AES128-GCM" in e["cipher"] for e in ev), ev
+            assert all(c.tls_version == "TLSv1.2" for c in peer.connections), \
+                [(c.tls_version, c.tls_error) for c in peer.connections]
+
+
+# --- a handshake that never completes (delivery.command_timeout) ------------------------------------
+
+
+STALL = '[delivery]\ncommand_timeout = "1s"\n'
+
+
+def test_handshake_timeout_mandatory_defers(make_instance, pki):
+    """The peer answers 220 to STARTTLS and then never reads the ClientHello: the handshake
+    times out (delivery.command_timeout), nothing is sent, and mandatory TLS defers with 4.7.5
+    naming the timeout, on every attempt."""
+    with peer_for(pki, "internal", tls_mode="stall") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={}, extra=STALL,
+                     tls_extra='handshake_retry_delay = "1s"')
+        qid = inst.send(SENDER, [RCPT], "stalled handshake")
+        assert_no_mail(inst, peer, qid, "4.7.5", attempts=2, reason=r"handshake.*tim(ed )?out")
+        for c in peer.connections:  # STARTTLS on every connection: no plaintext reconnect
+            assert c.verbs() == ["EHLO", "STARTTLS"], c.commands
+
+
+def test_handshake_timeout_opportunistic_defers_then_falls_back(make_instance, pki):
+    """SPEC §1.1: a timeout during the handshake is a failed handshake. Without a profile, the
+    first attempt defers (nothing sent); the second fails again and delivers without TLS in that
+    same attempt (tls=fallback)."""
+    with peer_for(pki, "internal", tls_mode="stall") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound=None, extra=STALL,
+                     tls_extra='handshake_retry_delay = "1s"')
+        qid = inst.send(SENDER, [RCPT], "stalled opportunistic")
+        first = inst.wait_events("delivery", 1, id=qid, timeout=10)[0]
+        assert first["result"] == "deferred" and first["attempt"] == "1", first
+        assert first["dsn"].startswith("4.") and re.search(r"tim(ed )?out", first["reason"], re.I), first
+        assert not peer.saw_mail_from(), peer.all_commands()
+        msgs = peer.wait_messages(1, timeout=15)
+        assert msgs[0][3] is False and msgs[0][1] == [RCPT]
+        e = inst.wait_events("delivery", 1, id=qid, result="sent")[0]
+        assert e["attempt"] == "2" and e["tls"] == "fallback" and e["profile"] == "-", e
+        conns = peer.connections
+        assert len(conns) == 3, [c.commands for c in conns]
+        assert conns[0].verbs() == ["EHLO", "STARTTLS"] and conns[1].verbs() == ["EHLO", "STARTTLS"], \
+            [c.commands for c in conns]
+        assert "STARTTLS" not in conns[2].verbs(), conns[2].commands
+
+
+# --- verify = "dane": not implemented, so every session under it is refused -------------------------
+
+
+def test_verify_dane_refuses_even_a_valid_named_certificate(make_instance, pki):
+    """DANE (RFC 7672) is not implemented: a session under verify = "dane" can never be shown to
+    meet it, so even a CA-signed peer that names the recipient domain gets no mail (4.7.5)."""
+    with peer_for(pki, "internal") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"verify": "dane"}, ca=pki["ca"])
+        qid = inst.send(SENDER, [RCPT], "dane")
+        assert_no_mail(inst, peer, qid, "4.7.5", reason=r"DANE")
