@@ -442,6 +442,7 @@ std::optional<dsn_message> make_dsn(const dsn_input& in) {
     dsn_message m;
     m.recipient = in.original_sender;
     m.smtputf8 = !is_ascii(c) || !is_ascii(m.recipient);
+    m.eight_bit = !is_ascii(c);
     m.content = std::move(c);
     return m;
 }

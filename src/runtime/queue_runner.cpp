@@ -443,8 +443,11 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             e.arrived = now;
             e.sender = "";
             e.recipients = {dsn->recipient};
-            e.eight_bit = true;
-            e.smtputf8 = env.smtputf8;
+            // What the report itself needs, not what the original had: a 7-bit report must
+            // also reach a server without 8BITMIME or SMTPUTF8 (else it is refused locally
+            // and, having the null sender, lost).
+            e.eight_bit = dsn->eight_bit;
+            e.smtputf8 = dsn->smtputf8;
             e.client_ip = "127.0.0.1";
             e.helo = cfg.hostname;
             e.size = dsn->content.size();
