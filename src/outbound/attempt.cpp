@@ -43,6 +43,7 @@ constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 // RFC 5321 4.5.3.2: replies within delivery.command_timeout (5 min), the final reply within
 // delivery.final_timeout (10 min). One watchdog per connection enforces the current limit.
 constexpr auto connect_timeout = 30s;
+constexpr std::size_t data_block = 64 * 1024;  // see write_out in converse()
 
 bool is_ip_literal(const std::string& s) {
     unsigned char buf[16];
@@ -170,9 +171,17 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     const auto command_timeout = cfg.delivery.command_timeout;
     std::vector<char> buf(16384);
     std::string pending;  // kept alive across the write (no temporary in a co_await)
+    // RFC 5321 4.5.3.2.5: the content is timed per data block sent, not as a whole (a large
+    // message to a slow but steady reader must get through). Commands and a content up to one
+    // block go out in one write (with the pipelined commands, as before); a larger content in
+    // blocks of data_block octets, each within command_timeout. Asio writes at most 64 KiB per
+    // system call anyway, so this adds no system call.
     auto write_out = [&]() -> asio::awaitable<asio::error_code> {
         pending = c.take_output();
-        co_return co_await conn->write(pending, command_timeout);
+        std::string_view rest = pending;
+        for (; rest.size() > data_block; rest.remove_prefix(data_block))
+            if (auto ec = co_await conn->write(rest.substr(0, data_block), command_timeout)) co_return ec;
+        co_return co_await conn->write(rest, command_timeout);
     };
     // RFC 5321 4.5.3.2: the limits are per reply, not per read. A reply's clock starts when
     // a command has been written or the previous reply is complete; a server that trickles
@@ -185,8 +194,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
             case smtp::client_event::need_input: {
                 const bool wrote = c.has_output();
                 if (auto wec = co_await write_out()) {
-                    if (conn->timed_out) c.timeout();
-                    else c.feed_eof();
+                    c.write_failed(conn->timed_out);
                     break;
                 }
                 if (wrote || c.replies_received() != replies_seen) {

@@ -12,6 +12,8 @@
 //   out of turn (data buffered after the greeting or the EHLO reply) is a protocol error.
 // - A loss of the connection (or a timeout) after the end of data and before the final
 //   reply is flagged (during_final_reply): the message must be retried, never counted sent.
+//   One while the content is still being written (write_failed) is not: the end of data
+//   never went out.
 // - Addresses with control characters are never written into a command (command injection
 //   into the next hop), and content leaves dot-stuffed with CRLF line ends only.
 //
@@ -543,6 +545,19 @@ void client_session::feed_eof() { p_->eof = true; }
 
 void client_session::timeout() {
     p_->trouble(client_failure::kind::timeout, "timeout");
+}
+
+void client_session::write_failed(bool timed_out) {
+    auto& s = *p_;
+    if (s.m != mode::content) {  // a command: as if the read had failed
+        if (timed_out) timeout();
+        else feed_eof();
+        return;
+    }
+    // The content (and its final ".") did not all go out: nothing can have been delivered.
+    const auto k = timed_out ? client_failure::kind::timeout : client_failure::kind::connection_lost;
+    s.fail(k, std::string(timed_out ? "timeout" : "connection lost") + " while sending the message content");
+    s.failure.during_final_reply = false;
 }
 
 client_event client_session::next() { return p_->next(); }

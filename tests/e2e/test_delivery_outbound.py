@@ -5,6 +5,10 @@ BODY=8BITMIME, and a large message to a peer that takes its time (RFC 5321 4.5.3
 The next hops are Postfix's smtp-sink (-8: no 8BITMIME, -e: no ESMTP, HELO only) and, for the
 slow reader, a small peer defined here that reads the content 4 KiB at a time.
 """
+import socket
+import threading
+import time
+
 import pytest
 
 from conftest import relay_domain, route, wait_until
@@ -35,4 +39,93 @@ def test_bounce_reaches_sender_mx_without_8bitmime(make_instance, tmp_path, sink
         head, _, content = sink.wait_count(1)[0].partition(b"Received:")
         assert b"<alice@sender.test>" in head and b"BODY=8BITMIME" not in head, head
         assert b"message/delivery-status" in content and b"bob@internal.test" in content
+        wait_until(lambda: queue_empty(inst), what="queue empty")
+
+
+class SlowReader:
+    """A minimal SMTP server with a small receive buffer that, after 354, reads the content
+    4 KiB every 10 ms (about 400 KiB/s): a large message takes much longer than one
+    command_timeout to go through, though the peer never stalls."""
+
+    def __init__(self, chunk=4096, pause=0.01):
+        self.chunk, self.pause = chunk, pause
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accept()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.port = self.sock.getsockname()[1]
+        self.received = []  # content sizes (dot-stuffed, without the final dot)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def _serve(self):
+        while True:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                self._session(s)
+            except OSError:
+                pass
+            finally:
+                s.close()
+
+    def _session(self, s):
+        s.settimeout(60)
+        f = s.makefile("rb", buffering=0)
+        s.sendall(b"220 slow.test ESMTP\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                s.sendall(b"250-slow.test\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                s.sendall(b"354 go ahead\r\n")
+                size, tail = 0, b""
+                while not tail.endswith(b"\r\n.\r\n"):
+                    b = s.recv(self.chunk)
+                    if not b:
+                        return
+                    size += len(b)
+                    tail = (tail + b)[-5:]
+                    time.sleep(self.pause)
+                self.received.append(size - 3)
+                s.sendall(b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                s.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                s.sendall(b"250 2.0.0 Ok\r\n")
+
+
+def test_large_message_to_slow_reader_within_command_timeout_per_chunk(make_instance):
+    """RFC 5321 4.5.3.2: the content's clock restarts on progress; the whole body need not be
+    written within one command_timeout. 6 MiB at ~400 KiB/s takes ~15 s against a 3 s
+    command_timeout. Before: the one write of the whole body timed out and was deferred as
+    "timed out after end of data", although the final dot had never been sent."""
+    line = b"x" * 78 + b"\r\n"
+    body = b"From: <alice@sender.test>\r\nSubject: large\r\n\r\n" + line * (6 * 1024 * 1024 // len(line))
+    with SlowReader() as peer:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                             extra='[delivery]\ncommand_timeout = "3s"\n',
+                             queue_extra='retry_schedule = ["1h"]')
+        with inst.smtp(timeout=60) as c:
+            c.ehlo()
+            c.send_mail("alice@sender.test", ["bob@internal.test"], body)
+        e = inst.wait_events("delivery", 1, to="<bob@internal.test>", timeout=90)[0]
+        assert e["result"] == "sent", e["reason"]
+        assert peer.received and peer.received[0] >= len(body), peer.received
         wait_until(lambda: queue_empty(inst), what="queue empty")

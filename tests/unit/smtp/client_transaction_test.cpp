@@ -352,6 +352,39 @@ TEST(SmtpClientTransaction, TimeoutDuringFinalReply) {
     EXPECT_EQ(d.c.failure().detail, "timeout (waiting for the reply to the end of data)");
 }
 
+// RFC 5321 4.5.3.2.5: a write of the content that fails (the driver's data-block timer, or a
+// broken connection) is before the end of data: nothing delivered, not "may be delivered twice".
+TEST(SmtpClientTransaction, WriteFailureWhileSendingContentIsNotDuringFinalReply) {
+    for (bool timed_out : {true, false}) {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+        d.c.write_failed(timed_out);
+        EXPECT_EQ(d.run(), client_event::failed);
+        EXPECT_EQ(d.c.failure().what, timed_out ? kind::timeout : kind::connection_lost);
+        EXPECT_FALSE(d.c.failure().during_final_reply);
+        EXPECT_EQ(d.c.failure().detail, std::string(timed_out ? "timeout" : "connection lost") +
+                                            " while sending the message content");
+        EXPECT_FALSE(d.c.reusable());
+        d.c.quit();
+        EXPECT_EQ(d.run(), client_event::closed);
+    }
+}
+
+// A failed write of a command is read as the timeout or the loss it is.
+TEST(SmtpClientTransaction, WriteFailureOfACommand) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    d.run();
+    d.c.write_failed(true);
+    EXPECT_EQ(d.run(), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::timeout);
+    EXPECT_EQ(d.c.failure().detail, "timeout (waiting for the reply to MAIL FROM)");
+}
+
 TEST(SmtpClientTransaction, GarbledFinalReplyIsDuringFinalReply) {
     client_driver d;
     d.connect();
