@@ -8,6 +8,8 @@
 #include "outbound/attempt.hpp"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 
 #include <asio/connect.hpp>
 #include <asio/co_spawn.hpp>
@@ -18,12 +20,14 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <random>
 
 #include <fmt/format.h>
 
+#include "delivery/myself.hpp"
 #include "delivery/outcome.hpp"
 #include "runtime/connection.hpp"
 #include "smtp/client_session.hpp"
@@ -382,7 +386,58 @@ struct host_plan {
     std::optional<delivery::outcome> stop;
 };
 
-asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::route& where) {
+// This machine's interface addresses, for a wildcard listener (delivery/myself.hpp); read
+// with getifaddrs(3) at most once a minute per thread.
+std::vector<std::string> local_interface_addresses() {
+    static thread_local std::vector<std::string> cached;
+    static thread_local std::optional<std::chrono::steady_clock::time_point> read_at;
+    const auto now = std::chrono::steady_clock::now();
+    if (read_at && now - *read_at < 60s) return cached;
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return cached;
+    cached.clear();
+    for (const ifaddrs* i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr) continue;
+        char text[INET6_ADDRSTRLEN] = {};
+        const int family = i->ifa_addr->sa_family;
+        const void* a = family == AF_INET    ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr)
+                        : family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr)
+                                             : nullptr;
+        if (a && ::inet_ntop(family, a, text, sizeof text)) cached.emplace_back(text);
+    }
+    ::freeifaddrs(list);
+    read_at = now;
+    return cached;
+}
+
+// RFC 5321 5.1: our own MX record, and every one at or above its preference, is discarded
+// (Postfix smtp_addr.c). A host is us by name, or by an address we listen on at its port; the
+// addresses are looked up only when some listener is on that port (they are looked up again
+// for the connection: the resolver's cache answers). Returns whether we were among the hosts.
+asio::awaitable<bool> discard_myself(dns::resolver& resolver, delivery::self_identity me,
+                                     std::vector<delivery::target_host>& hosts) {
+    std::optional<std::string> mine;  // the best-preference host that is us (hosts are in order)
+    for (const auto& h : hosts) {
+        if (delivery::is_my_name(me, h.name)) {
+            mine = h.name;
+            break;
+        }
+        if (!delivery::listens_on_port(me, h.port)) continue;
+        if (me.local_addresses.empty() && delivery::listens_on_wildcard(me, h.port))
+            me.local_addresses = local_interface_addresses();
+        const auto a = co_await resolver.addresses(h.name);
+        if (std::any_of(a.addresses.begin(), a.addresses.end(),
+                        [&](const std::string& ip) { return delivery::is_my_address(me, ip, h.port); })) {
+            mine = h.name;
+            break;
+        }
+    }
+    if (!mine) co_return false;
+    co_return delivery::discard_self_and_worse(hosts, [&](const delivery::target_host& h) { return h.name == *mine; });
+}
+
+asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::route& where,
+                                      const delivery::self_identity& me) {
     host_plan out;
     if (where.how == delivery::route::kind::static_hosts) {
         for (const auto& hp : where.hosts) out.hosts.push_back({hp.host, 0, hp.port});
@@ -409,6 +464,14 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
             out.hosts = std::move(plan.hosts);
             if (plan.verdict == delivery::mx_verdict::ok) out.note = plan.reason;
             break;
+    }
+    if (!out.hosts.empty() && co_await discard_myself(resolver, me, out.hosts)) {
+        if (out.hosts.empty())
+            out.stop = {delivery::outcome::kind::permanent, "5.4.6",
+                        fmt::format("mail for {} loops back to myself", where.domain)};
+        else
+            out.note += std::string(out.note.empty() ? "" : "; ") +
+                        "this host is an MX: records at and above its preference discarded";
     }
     co_return out;
 }
@@ -457,7 +520,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     };
     const config::config& cfg = *cfg_;
 
-    const host_plan plan = co_await plan_hosts(resolver_, req.where);
+    const host_plan plan = co_await plan_hosts(resolver_, req.where, delivery::identity_of(cfg));
     if (plan.stop) {
         fail_all(*plan.stop);
         co_return res;
@@ -508,7 +571,7 @@ asio::awaitable<void> deliverer::probe(tls::policy_report& report, bool connect)
     const config::config& cfg = *cfg_;
     report.probed = connect;
     report.handshake_retry_delay = cfg.tls.handshake_retry_delay;
-    host_plan plan = co_await plan_hosts(resolver_, report.where);
+    host_plan plan = co_await plan_hosts(resolver_, report.where, delivery::identity_of(cfg));
     report.mx = plan.mx;
     report.mx_note = plan.note;
     report.stop = plan.stop;
