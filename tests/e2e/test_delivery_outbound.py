@@ -5,6 +5,7 @@ BODY=8BITMIME, and a large message to a peer that takes its time (RFC 5321 4.5.3
 The next hops are Postfix's smtp-sink (-8: no 8BITMIME, -e: no ESMTP, HELO only) and, for the
 slow reader, a small peer defined here that reads the content 4 KiB at a time.
 """
+import smtplib
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from conftest import relay_domain, route, wait_until
-from peers import ScriptedPeer, SmtpSink
+from peers import ScriptedPeer, SmtpSink, envelope_sender
 
 
 def queue_empty(inst):
@@ -40,6 +41,38 @@ def test_bounce_reaches_sender_mx_without_8bitmime(make_instance, tmp_path, sink
         assert b"<alice@sender.test>" in head and b"BODY=8BITMIME" not in head, head
         assert b"message/delivery-status" in content and b"bob@internal.test" in content
         wait_until(lambda: queue_empty(inst), what="queue empty")
+
+
+def _send_8bitmime(inst, sender, rcpt, body):
+    with smtplib.SMTP(inst.host, inst.port, timeout=30) as c:
+        c.ehlo("client.test")
+        c.sendmail(sender, [rcpt], body, mail_options=["BODY=8BITMIME"])
+
+
+def test_7bit_content_declared_8bitmime_goes_to_server_without_8bitmime(make_instance, tmp_path):
+    """RFC 6152: BODY=8BITMIME on all-ASCII content is only a declaration; to a next hop without
+    8BITMIME the message goes without the parameter instead of bouncing (Postfix does the same).
+    Real 8-bit content to the same server still bounces with 5.6.3 (no conversion is done)."""
+    with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink, ScriptedPeer(starttls=False) as sender_mx:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
+                             extra=route("sender.test", f"127.0.0.1:{sender_mx.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        _send_8bitmime(inst, "alice@sender.test", "bob@internal.test",
+                       b"From: <alice@sender.test>\r\nSubject: ascii only\r\n\r\nplain ASCII body\r\n")
+        e = inst.wait_events("delivery", 1, to="<bob@internal.test>")[0]
+        assert e["result"] == "sent", e
+        head, _, content = sink.wait_count(1)[0].partition(b"Received:")
+        assert b"plain ASCII body" in content
+        assert b"BODY=8BITMIME" not in head, head
+
+        _send_8bitmime(inst, "alice@sender.test", "carol@internal.test",
+                       "From: <alice@sender.test>\r\nSubject: 8 bit\r\n\r\nGr\u00fc\u00dfe\r\n".encode())
+        e = inst.wait_events("delivery", 1, to="<carol@internal.test>")[0]
+        assert e["result"] == "bounced" and e["dsn"] == "5.6.3", e
+        dsn = sender_mx.wait_messages(1, timeout=10)[0]
+        assert envelope_sender(dsn[0]) == "" and dsn[1] == ["alice@sender.test"]
+        time.sleep(0.2)
+        assert sink.count() == 1, "the 8-bit message never reaches the server without 8BITMIME"
 
 
 class SlowReader:
