@@ -480,6 +480,7 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
 struct host_addresses {
     std::vector<std::string> ips;
     delivery::outcome error;
+    bool not_found = false;  // the name does not exist, or has neither A nor AAAA (not a DNS failure)
 };
 
 asio::awaitable<host_addresses> addresses_of(dns::resolver& resolver, const delivery::target_host& t) {
@@ -492,6 +493,7 @@ asio::awaitable<host_addresses> addresses_of(dns::resolver& resolver, const deli
     if (a.status != dns::dns_status::ok || a.addresses.empty()) {
         out.error = {delivery::outcome::kind::transient, "4.4.3",
                      fmt::format("cannot find an address for {}{}", t.name, a.error.empty() ? "" : ": " + a.error)};
+        out.not_found = a.status == dns::dns_status::nxdomain || a.status == dns::dns_status::nodata;
         co_return out;
     }
     out.ips = std::move(a.addresses);
@@ -527,12 +529,19 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     }
 
     delivery::outcome last{delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"};
+    // An MX route (explicit or implicit) whose every host does not exist or has no address
+    // (NXDOMAIN / nodata, never a DNS failure) bounces 5.4.4 like Postfix's "Host or domain
+    // name not found", instead of deferring until queue.max_age. Static routes still defer:
+    // a configured host that does not resolve is a configuration error, not the recipient's.
+    bool none_exist = plan.mx.has_value() && !plan.hosts.empty();
     for (const auto& t : plan.hosts) {
         const host_addresses addrs = co_await addresses_of(resolver_, t);
         if (addrs.ips.empty()) {
             last = addrs.error;
+            none_exist = none_exist && addrs.not_found;
             continue;
         }
+        none_exist = false;
         for (const auto& ip : addrs.ips) {
             const auto pol = policy_for(cfg, req.domain, t, ip);
             res.profile = pol.profile;
@@ -563,6 +572,8 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
             last = conv.why;
         }
     }
+    if (none_exist)
+        last = {delivery::outcome::kind::permanent, "5.4.4", "Host or domain name not found: " + last.reason};
     fail_all(last);
     co_return res;
 }

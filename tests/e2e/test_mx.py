@@ -33,6 +33,11 @@ ZONES = {
     "postern.test": "mx A 127.0.0.2\n",
     "self.test": "@ MX 10 mx.postern.test.\n@ MX 20 mxb\nmxb A 127.0.0.3\n",
     "backup.test": "@ MX 10 mxb\n@ MX 20 mx.postern.test.\nmxb A 127.0.0.3\n",
+    # no host at all: no MX and no address; MX hosts that do not exist
+    "nohost.test": '@ TXT "x"\n',
+    "deadmx.test": "@ MX 10 nowhere\n@ MX 20 nothere\n",
+    # an MX host whose lookup fails (the test's NSD refuses names outside its zones)
+    "lookupfail.test": "@ MX 10 nowhere\n@ MX 20 mx.elsewhere.test.\n",
 }
 
 
@@ -263,3 +268,26 @@ def test_mx_pointing_to_myself_bounces(setup, mx_port):
         assert a.connections == [] and b.connections == []
         if setup.mode == "bounce":  # relay: the bounce to origin.test stays queued (no route)
             wait_until(lambda: queue_empty(setup.inst), what="queue empty")
+
+
+# --- hosts that do not exist ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("domain", ["nohost.test", "deadmx.test"])
+def test_no_address_anywhere_bounces_5_4_4(setup, domain):
+    """No MX and no A/AAAA (nodata on both), or MX hosts that do not exist (NXDOMAIN): bounce
+    5.4.4 at the first attempt, as Postfix does, instead of deferring until queue.max_age."""
+    rcpt = setup.send_to(domain, "no host")
+    e = setup.mx_event(rcpt)[0]
+    assert e["result"] == "bounced" and e["dsn"] == "5.4.4" and e["attempt"] == "1", e
+    assert "not found" in e["reason"], e
+    if setup.mode == "bounce":  # relay: the bounce to origin.test stays queued (no route)
+        wait_until(lambda: queue_empty(setup.inst), what="queue empty")
+
+
+def test_address_lookup_failure_still_defers(setup):
+    """One MX host does not exist, the other's lookup fails (REFUSED -> SERVFAIL): a DNS failure
+    is never read as "not found"; the recipient is deferred 4.4.3."""
+    rcpt = setup.send_to("lookupfail.test", "lookup fails")
+    e = setup.mx_event(rcpt, timeout=30)[0]
+    assert e["result"] == "deferred" and e["dsn"] == "4.4.3", e
