@@ -310,6 +310,14 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 break;
             case smtp::client_event::message_done: {
                 const auto& tr = c.result();
+                // A parked connection the server has since given up on: the 421 it sent while
+                // the session was idle ("timeout exceeded") is read as the reply to MAIL. Not
+                // this message's answer: once more on a fresh connection, like an EOF there.
+                if (reused && tr.mail && tr.mail->code == 421) {
+                    conn->shutdown();
+                    out.v = verdict::stale;
+                    co_return out;
+                }
                 res.results.clear();
                 for (std::size_t k = 0; k < req.recipients.size(); ++k)
                     res.results.push_back({req.recipients[k], delivery::classify_recipient(tr, k)});

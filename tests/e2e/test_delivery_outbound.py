@@ -75,20 +75,19 @@ def test_7bit_content_declared_8bitmime_goes_to_server_without_8bitmime(make_ins
         assert sink.count() == 1, "the 8-bit message never reaches the server without 8BITMIME"
 
 
-class SlowReader:
-    """A minimal SMTP server with a small receive buffer that, after 354, reads the content
-    4 KiB every 10 ms (about 400 KiB/s): a large message takes much longer than one
-    command_timeout to go through, though the peer never stalls."""
+class LoopbackServer:
+    """A minimal SMTP server on 127.0.0.1, a thread per connection (n: its number, from 1);
+    subclasses say what happens after 354 (_content)."""
 
-    def __init__(self, chunk=4096, pause=0.01):
-        self.chunk, self.pause = chunk, pause
+    def __init__(self, rcvbuf=None):
         self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accept()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # inherited by accept()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(5)
         self.port = self.sock.getsockname()[1]
-        self.received = []  # content sizes (dot-stuffed, without the final dot)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.connections = 0
+        self.thread = threading.Thread(target=self._accept, daemon=True)
 
     def __enter__(self):
         self.thread.start()
@@ -101,47 +100,69 @@ class SlowReader:
             pass
         self.sock.close()
 
-    def _serve(self):
+    def _accept(self):
         while True:
             try:
                 s, _ = self.sock.accept()
             except OSError:
                 return
-            try:
-                self._session(s)
-            except OSError:
-                pass
-            finally:
-                s.close()
+            self.connections += 1
+            threading.Thread(target=self._run, args=(s, self.connections), daemon=True).start()
 
-    def _session(self, s):
-        s.settimeout(60)
+    def _run(self, s, n):
+        try:
+            s.settimeout(60)
+            self._session(s, n)
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    def _session(self, s, n):
+        """Minimal SMTP: 250 to everything, 8BITMIME offered; after 354, _content(s, f, n)
+        reads the content and replies (False: end the session)."""
         f = s.makefile("rb", buffering=0)
-        s.sendall(b"220 slow.test ESMTP\r\n")
+        s.sendall(b"220 peer.test ESMTP\r\n")
         while True:
             line = f.readline()
             if not line:
                 return
             verb = line[:4].upper()
             if verb == b"EHLO":
-                s.sendall(b"250-slow.test\r\n250 8BITMIME\r\n")
+                s.sendall(b"250-peer.test\r\n250 8BITMIME\r\n")
             elif verb == b"DATA":
                 s.sendall(b"354 go ahead\r\n")
-                size, tail = 0, b""
-                while not tail.endswith(b"\r\n.\r\n"):
-                    b = s.recv(self.chunk)
-                    if not b:
-                        return
-                    size += len(b)
-                    tail = (tail + b)[-5:]
-                    time.sleep(self.pause)
-                self.received.append(size - 3)
-                s.sendall(b"250 2.0.0 queued\r\n")
+                if not self._content(s, f, n):
+                    return
             elif verb == b"QUIT":
                 s.sendall(b"221 2.0.0 Bye\r\n")
                 return
             else:
                 s.sendall(b"250 2.0.0 Ok\r\n")
+
+
+class SlowReader(LoopbackServer):
+    """A minimal SMTP server with a small receive buffer that, after 354, reads the content
+    4 KiB every 10 ms (about 400 KiB/s): a large message takes much longer than one
+    command_timeout to go through, though the peer never stalls."""
+
+    def __init__(self, chunk=4096, pause=0.01):
+        super().__init__(rcvbuf=4096)
+        self.chunk, self.pause = chunk, pause
+        self.received = []  # content sizes (dot-stuffed, without the final dot)
+
+    def _content(self, s, f, n):
+        size, tail = 0, b""
+        while not tail.endswith(b"\r\n.\r\n"):
+            b = s.recv(self.chunk)
+            if not b:
+                return False
+            size += len(b)
+            tail = (tail + b)[-5:]
+            time.sleep(self.pause)
+        self.received.append(size - 3)
+        s.sendall(b"250 2.0.0 queued\r\n")
+        return True
 
 
 def test_large_message_to_slow_reader_within_command_timeout_per_chunk(make_instance):
@@ -161,4 +182,45 @@ def test_large_message_to_slow_reader_within_command_timeout_per_chunk(make_inst
         e = inst.wait_events("delivery", 1, to="<bob@internal.test>", timeout=90)[0]
         assert e["result"] == "sent", e["reason"]
         assert peer.received and peer.received[0] >= len(body), peer.received
+        wait_until(lambda: queue_empty(inst), what="queue empty")
+
+
+class IdleCloser(LoopbackServer):
+    """An SMTP server that, a moment after each transaction, says "421 idle timeout" on the
+    connection (as Postfix's smtpd does when a client stays idle) and then answers nothing
+    more, closing at the next command. A client that parked the connection for reuse reads
+    that 421 as the reply to its next MAIL FROM."""
+
+    def __init__(self, idle=0.3):
+        super().__init__()
+        self.idle = idle
+        self.messages = []  # (connection number, data)
+
+    def _content(self, s, f, n):
+        data = b""
+        while (l := f.readline()) not in (b".\r\n", b""):
+            data += l
+        self.messages.append((n, data))
+        s.sendall(b"250 2.0.0 queued\r\n")
+        time.sleep(self.idle)
+        s.sendall(b"421 4.4.2 peer.test Error: timeout exceeded\r\n")
+        f.readline()  # the client's next command, unanswered
+        return False
+
+
+def test_parked_connection_closed_with_421_is_stale_not_a_deferral(make_instance):
+    """The second message to the same host takes the parked session, whose server has since
+    sent 421 (idle timeout): that 421 is not the reply to this MAIL FROM; Postern reconnects
+    once and delivers. Before: the message was deferred with the stale 421."""
+    with IdleCloser() as peer:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        inst.send("alice@sender.test", ["bob@internal.test"], "first")
+        e = inst.wait_events("delivery", 1, to="<bob@internal.test>")[0]
+        assert e["result"] == "sent", e
+        time.sleep(1.0)  # parked (5 s); the server has said 421 meanwhile
+        inst.send("alice@sender.test", ["carol@internal.test"], "second")
+        e = inst.wait_events("delivery", 1, to="<carol@internal.test>")[0]
+        assert e["result"] == "sent", e["reason"]
+        assert [n for n, _ in peer.messages] == [1, 2], "the second message on a new connection"
         wait_until(lambda: queue_empty(inst), what="queue empty")
