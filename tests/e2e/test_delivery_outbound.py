@@ -1,10 +1,13 @@
-"""tests/e2e/test_delivery_outbound.py - outbound delivery to next hops that lack an extension
-or read slowly: bounces to a server without 8BITMIME (or without ESMTP), 7-bit mail declared
-BODY=8BITMIME, and a large message to a peer that takes its time (RFC 5321 4.5.3.2).
+"""tests/e2e/test_delivery_outbound.py - outbound delivery to next hops that lack an extension,
+read slowly or drop a parked connection: bounces to a server without 8BITMIME (or without
+ESMTP), 7-bit mail declared BODY=8BITMIME, how a local refusal appears in the DSN, a large
+message to a peer that takes its time (RFC 5321 4.5.3.2), and a stale 421 on a reused session.
 
-The next hops are Postfix's smtp-sink (-8: no 8BITMIME, -e: no ESMTP, HELO only) and, for the
-slow reader, a small peer defined here that reads the content 4 KiB at a time.
+The next hops are Postfix's smtp-sink (-8: no 8BITMIME, -e: no ESMTP, HELO only), the scripted
+peer of peers.py, and small peers defined here (LoopbackServer): one that reads the content
+4 KiB at a time, one that says 421 while its connection is parked.
 """
+import re
 import smtplib
 import socket
 import threading
@@ -73,6 +76,23 @@ def test_7bit_content_declared_8bitmime_goes_to_server_without_8bitmime(make_ins
         assert envelope_sender(dsn[0]) == "" and dsn[1] == ["alice@sender.test"]
         time.sleep(0.2)
         assert sink.count() == 1, "the 8-bit message never reaches the server without 8BITMIME"
+
+
+def test_local_refusal_in_bounce_has_no_remote_diagnostic(make_instance, tmp_path):
+    """RFC 3464 2.3.5/2.3.6: Remote-MTA and "Diagnostic-Code: smtp;" report what a remote MTA
+    said. A refusal Postern makes itself before MAIL FROM (8-bit content, no 8BITMIME: 5.6.3)
+    is reported with our own diagnostic type, "X-Postern;", and no Remote-MTA."""
+    with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink, ScriptedPeer(starttls=False) as sender_mx:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
+                             extra=route("sender.test", f"127.0.0.1:{sender_mx.port}"))
+        _send_8bitmime(inst, "alice@sender.test", "carol@internal.test",
+                       "Subject: 8 bit\r\n\r\nGr\u00fc\u00dfe\r\n".encode())
+        dsn = sender_mx.wait_messages(1, timeout=10)[0]
+        text = re.sub(r"\r?\n[ \t]+", " ", dsn[2].decode("utf-8", "replace"))
+        assert re.search(r"^Status: 5\.6\.3\s*$", text, re.M), text
+        assert re.search(r"^Diagnostic-Code: X-Postern;\s*554 5\.6\.3 8-bit content", text, re.M), text
+        assert "Remote-MTA" not in text and "Diagnostic-Code: smtp" not in text, text
+        assert sink.count() == 0
 
 
 class LoopbackServer:
