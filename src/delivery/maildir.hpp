@@ -17,6 +17,10 @@ struct outcome {
     enum class kind { sent, transient, permanent } result = kind::sent;
     std::string dsn;     // "2.0.0", "4.3.1", ...
     std::string reason;  // human text, or the final path on success
+    // Decided by Postern before MAIL FROM (client_session's local_check: 5.3.4, 5.6.3, 5.6.7),
+    // not a reply of the remote MTA: the DSN then has no Remote-MTA and an "X-Postern"
+    // diagnostic (RFC 3464 2.3.5, 2.3.6).
+    bool local = false;
 };
 
 // Deliver `content` (prefixed by `prefix`, e.g. Return-Path/Delivered-To) for `local_part`

@@ -33,7 +33,11 @@ outcome from_reply(const smtp::reply& r) {
 }
 
 outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
-    if (t.local_refusal) return from_reply(*t.local_refusal);
+    if (t.local_refusal) {
+        outcome o = from_reply(*t.local_refusal);
+        o.local = true;
+        return o;
+    }
     if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
     if (i < t.rcpt.size() && t.rcpt[i] && !t.rcpt[i]->positive()) return from_reply(*t.rcpt[i]);
     if (t.data && t.data->code != 354) return from_reply(*t.data);

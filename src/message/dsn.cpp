@@ -11,6 +11,7 @@
 
 #include "message/headers.hpp"
 #include "message/received.hpp"
+#include "smtp/text.hpp"
 
 namespace postern::message {
 
@@ -22,9 +23,7 @@ constexpr std::size_t hard_line = 998;  // RFC 5322 2.1.1 MUST (CRLF not counted
 // folding changes the text (a space appears inside the run). Keeps every line < hard_line.
 constexpr std::size_t max_word = 900;
 
-bool is_ascii(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
+using smtp::is_ascii;
 
 bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
@@ -442,6 +441,7 @@ std::optional<dsn_message> make_dsn(const dsn_input& in) {
     dsn_message m;
     m.recipient = in.original_sender;
     m.smtputf8 = !is_ascii(c) || !is_ascii(m.recipient);
+    m.eight_bit = !is_ascii(c);
     m.content = std::move(c);
     return m;
 }

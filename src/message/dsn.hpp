@@ -49,6 +49,9 @@ struct dsn_message {
     // The content or recipient contains non-ASCII octets: send with SMTPUTF8 (RFC 6531),
     // which also covers the 8bit parts. False means the whole message is 7-bit ASCII.
     bool smtputf8 = false;
+    // The content has 8-bit octets: send with BODY=8BITMIME (RFC 6152). Only a global report
+    // (RFC 6533) can; a plain one is 7-bit and goes to any server, even one without 8BITMIME.
+    bool eight_bit = false;
 };
 
 // The notification for `in`, or nullopt when there is nobody to notify or nothing to say:

@@ -8,6 +8,8 @@
 #include "outbound/attempt.hpp"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 
 #include <asio/connect.hpp>
 #include <asio/co_spawn.hpp>
@@ -18,12 +20,14 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <random>
 
 #include <fmt/format.h>
 
+#include "delivery/myself.hpp"
 #include "delivery/outcome.hpp"
 #include "runtime/connection.hpp"
 #include "smtp/client_session.hpp"
@@ -43,6 +47,7 @@ constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 // RFC 5321 4.5.3.2: replies within delivery.command_timeout (5 min), the final reply within
 // delivery.final_timeout (10 min). One watchdog per connection enforces the current limit.
 constexpr auto connect_timeout = 30s;
+constexpr std::size_t data_block = 64 * 1024;  // see write_out in converse()
 
 bool is_ip_literal(const std::string& s) {
     unsigned char buf[16];
@@ -170,9 +175,17 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     const auto command_timeout = cfg.delivery.command_timeout;
     std::vector<char> buf(16384);
     std::string pending;  // kept alive across the write (no temporary in a co_await)
+    // RFC 5321 4.5.3.2.5: the content is timed per data block sent, not as a whole (a large
+    // message to a slow but steady reader must get through). Commands and a content up to one
+    // block go out in one write (with the pipelined commands, as before); a larger content in
+    // blocks of data_block octets, each within command_timeout. Asio writes at most 64 KiB per
+    // system call anyway, so this adds no system call.
     auto write_out = [&]() -> asio::awaitable<asio::error_code> {
         pending = c.take_output();
-        co_return co_await conn->write(pending, command_timeout);
+        std::string_view rest = pending;
+        for (; rest.size() > data_block; rest.remove_prefix(data_block))
+            if (auto ec = co_await conn->write(rest.substr(0, data_block), command_timeout)) co_return ec;
+        co_return co_await conn->write(rest, command_timeout);
     };
     // RFC 5321 4.5.3.2: the limits are per reply, not per read. A reply's clock starts when
     // a command has been written or the previous reply is complete; a server that trickles
@@ -185,8 +198,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
             case smtp::client_event::need_input: {
                 const bool wrote = c.has_output();
                 if (auto wec = co_await write_out()) {
-                    if (conn->timed_out) c.timeout();
-                    else c.feed_eof();
+                    c.write_failed(conn->timed_out);
                     break;
                 }
                 if (wrote || c.replies_received() != replies_seen) {
@@ -298,6 +310,14 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 break;
             case smtp::client_event::message_done: {
                 const auto& tr = c.result();
+                // A parked connection the server has since given up on: the 421 it sent while
+                // the session was idle ("timeout exceeded") is read as the reply to MAIL. Not
+                // this message's answer: once more on a fresh connection, like an EOF there.
+                if (reused && tr.mail && tr.mail->code == 421) {
+                    conn->shutdown();
+                    out.v = verdict::stale;
+                    co_return out;
+                }
                 res.results.clear();
                 for (std::size_t k = 0; k < req.recipients.size(); ++k)
                     res.results.push_back({req.recipients[k], delivery::classify_recipient(tr, k)});
@@ -374,7 +394,58 @@ struct host_plan {
     std::optional<delivery::outcome> stop;
 };
 
-asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::route& where) {
+// This machine's interface addresses, for a wildcard listener (delivery/myself.hpp); read
+// with getifaddrs(3) at most once a minute per thread.
+std::vector<std::string> local_interface_addresses() {
+    static thread_local std::vector<std::string> cached;
+    static thread_local std::optional<std::chrono::steady_clock::time_point> read_at;
+    const auto now = std::chrono::steady_clock::now();
+    if (read_at && now - *read_at < 60s) return cached;
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) return cached;
+    cached.clear();
+    for (const ifaddrs* i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr) continue;
+        char text[INET6_ADDRSTRLEN] = {};
+        const int family = i->ifa_addr->sa_family;
+        const void* a = family == AF_INET    ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr)
+                        : family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr)
+                                             : nullptr;
+        if (a && ::inet_ntop(family, a, text, sizeof text)) cached.emplace_back(text);
+    }
+    ::freeifaddrs(list);
+    read_at = now;
+    return cached;
+}
+
+// RFC 5321 5.1: our own MX record, and every one at or above its preference, is discarded
+// (Postfix smtp_addr.c). A host is us by name, or by an address we listen on at its port; the
+// addresses are looked up only when some listener is on that port (they are looked up again
+// for the connection: the resolver's cache answers). Returns whether we were among the hosts.
+asio::awaitable<bool> discard_myself(dns::resolver& resolver, delivery::self_identity me,
+                                     std::vector<delivery::target_host>& hosts) {
+    std::optional<std::string> mine;  // the best-preference host that is us (hosts are in order)
+    for (const auto& h : hosts) {
+        if (delivery::is_my_name(me, h.name)) {
+            mine = h.name;
+            break;
+        }
+        if (!delivery::listens_on_port(me, h.port)) continue;
+        if (me.local_addresses.empty() && delivery::listens_on_wildcard(me, h.port))
+            me.local_addresses = local_interface_addresses();
+        const auto a = co_await resolver.addresses(h.name);
+        if (std::any_of(a.addresses.begin(), a.addresses.end(),
+                        [&](const std::string& ip) { return delivery::is_my_address(me, ip, h.port); })) {
+            mine = h.name;
+            break;
+        }
+    }
+    if (!mine) co_return false;
+    co_return delivery::discard_self_and_worse(hosts, [&](const delivery::target_host& h) { return h.name == *mine; });
+}
+
+asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::route& where,
+                                      const delivery::self_identity& me) {
     host_plan out;
     if (where.how == delivery::route::kind::static_hosts) {
         for (const auto& hp : where.hosts) out.hosts.push_back({hp.host, 0, hp.port});
@@ -402,6 +473,14 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
             if (plan.verdict == delivery::mx_verdict::ok) out.note = plan.reason;
             break;
     }
+    if (!out.hosts.empty() && co_await discard_myself(resolver, me, out.hosts)) {
+        if (out.hosts.empty())
+            out.stop = {delivery::outcome::kind::permanent, "5.4.6",
+                        fmt::format("mail for {} loops back to myself", where.domain)};
+        else
+            out.note += std::string(out.note.empty() ? "" : "; ") +
+                        "this host is an MX: records at and above its preference discarded";
+    }
     co_return out;
 }
 
@@ -409,6 +488,7 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
 struct host_addresses {
     std::vector<std::string> ips;
     delivery::outcome error;
+    bool not_found = false;  // the name does not exist, or has neither A nor AAAA (not a DNS failure)
 };
 
 asio::awaitable<host_addresses> addresses_of(dns::resolver& resolver, const delivery::target_host& t) {
@@ -421,6 +501,7 @@ asio::awaitable<host_addresses> addresses_of(dns::resolver& resolver, const deli
     if (a.status != dns::dns_status::ok || a.addresses.empty()) {
         out.error = {delivery::outcome::kind::transient, "4.4.3",
                      fmt::format("cannot find an address for {}{}", t.name, a.error.empty() ? "" : ": " + a.error)};
+        out.not_found = a.status == dns::dns_status::nxdomain || a.status == dns::dns_status::nodata;
         co_return out;
     }
     out.ips = std::move(a.addresses);
@@ -449,19 +530,26 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     };
     const config::config& cfg = *cfg_;
 
-    const host_plan plan = co_await plan_hosts(resolver_, req.where);
+    const host_plan plan = co_await plan_hosts(resolver_, req.where, delivery::identity_of(cfg));
     if (plan.stop) {
         fail_all(*plan.stop);
         co_return res;
     }
 
     delivery::outcome last{delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"};
+    // An MX route (explicit or implicit) whose every host does not exist or has no address
+    // (NXDOMAIN / nodata, never a DNS failure) bounces 5.4.4 like Postfix's "Host or domain
+    // name not found", instead of deferring until queue.max_age. Static routes still defer:
+    // a configured host that does not resolve is a configuration error, not the recipient's.
+    bool none_exist = plan.mx.has_value() && !plan.hosts.empty();
     for (const auto& t : plan.hosts) {
         const host_addresses addrs = co_await addresses_of(resolver_, t);
         if (addrs.ips.empty()) {
             last = addrs.error;
+            none_exist = none_exist && addrs.not_found;
             continue;
         }
+        none_exist = false;
         for (const auto& ip : addrs.ips) {
             const auto pol = policy_for(cfg, req.domain, t, ip);
             res.profile = pol.profile;
@@ -492,6 +580,8 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
             last = conv.why;
         }
     }
+    if (none_exist)
+        last = {delivery::outcome::kind::permanent, "5.4.4", "Host or domain name not found: " + last.reason};
     fail_all(last);
     co_return res;
 }
@@ -500,7 +590,7 @@ asio::awaitable<void> deliverer::probe(tls::policy_report& report, bool connect)
     const config::config& cfg = *cfg_;
     report.probed = connect;
     report.handshake_retry_delay = cfg.tls.handshake_retry_delay;
-    host_plan plan = co_await plan_hosts(resolver_, report.where);
+    host_plan plan = co_await plan_hosts(resolver_, report.where, delivery::identity_of(cfg));
     report.mx = plan.mx;
     report.mx_note = plan.note;
     report.stop = plan.stop;

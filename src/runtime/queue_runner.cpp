@@ -396,14 +396,16 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         }
         switch (d.out.result) {
             case delivery::outcome::kind::sent: r.status = queue::rcpt_status::sent; break;
-            case delivery::outcome::kind::permanent:
+            case delivery::outcome::kind::permanent: {
                 r.status = queue::rcpt_status::bounced;
                 result = "bounced";
-                // RFC 3464 2.3.5: Remote-MTA names the host ("dns; mx.example"), not host[ip]:port.
+                // RFC 3464 2.3.5: Remote-MTA names the host ("dns; mx.example"), not host[ip]:port,
+                // and only when that host said what the diagnostic quotes (2.3.6).
+                const bool remote = d.relay != "none" && d.relay != "maildir" && !d.out.local;
                 bounces.push_back({env.recipients[d.index], "failed", d.out.dsn,
-                                   d.relay == "none" || d.relay == "maildir" ? "" : d.relay.substr(0, d.relay.find('[')),
-                                   d.out.reason, d.relay != "none" && d.relay != "maildir", now});
+                                   remote ? d.relay.substr(0, d.relay.find('[')) : "", d.out.reason, remote, now});
                 break;
+            }
             case delivery::outcome::kind::transient: {
                 const auto& sched = cfg.queue.retry_schedule;
                 std::int64_t delay = sched[std::min<std::size_t>(r.attempts - 1, sched.size() - 1)].count();
@@ -443,8 +445,11 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             e.arrived = now;
             e.sender = "";
             e.recipients = {dsn->recipient};
-            e.eight_bit = true;
-            e.smtputf8 = env.smtputf8;
+            // What the report itself needs, not what the original had: a 7-bit report must
+            // also reach a server without 8BITMIME or SMTPUTF8 (else it is refused locally
+            // and, having the null sender, lost).
+            e.eight_bit = dsn->eight_bit;
+            e.smtputf8 = dsn->smtputf8;
             e.client_ip = "127.0.0.1";
             e.helo = cfg.hostname;
             e.size = dsn->content.size();

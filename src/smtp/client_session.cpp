@@ -12,6 +12,8 @@
 //   out of turn (data buffered after the greeting or the EHLO reply) is a protocol error.
 // - A loss of the connection (or a timeout) after the end of data and before the final
 //   reply is flagged (during_final_reply): the message must be retried, never counted sent.
+//   One while the content is still being written (write_failed) is not: the end of data
+//   never went out.
 // - Addresses with control characters are never written into a command (command injection
 //   into the next hop), and content leaves dot-stuffed with CRLF line ends only.
 //
@@ -23,6 +25,7 @@
 
 #include "smtp/text.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <utility>
@@ -438,8 +441,27 @@ struct client_session::impl {
 
     // --- the transaction -----------------------------------------------------------------
 
+    // What the message declares and really needs. RFC 6152 / RFC 6531 3.2: to a server without
+    // the extension, a declaration the message does not need is dropped rather than bounced
+    // (Postfix likewise): all-ASCII content needs no BODY=8BITMIME, and no SMTPUTF8 when the
+    // addresses are ASCII too. The content is scanned only on that rare path.
+    struct needs {
+        bool eight_bit;
+        bool smtputf8;
+    };
+    needs needs_of(const outgoing_message& msg) const {
+        needs n{msg.eight_bit, msg.smtputf8};
+        const bool lacking = (n.eight_bit && !caps.eight_bit_mime) || (n.smtputf8 && !caps.smtputf8);
+        if (!lacking || !is_ascii(msg.content)) return n;
+        if (!caps.eight_bit_mime) n.eight_bit = false;
+        if (!caps.smtputf8 && is_ascii(msg.sender) &&
+            std::all_of(msg.recipients.begin(), msg.recipients.end(), [](const std::string& r) { return is_ascii(r); }))
+            n.smtputf8 = false;
+        return n;
+    }
+
     // Checks made before MAIL: what the server lacks for this message. Returns the refusal.
-    std::optional<reply> local_check(const outgoing_message& msg) const {
+    std::optional<reply> local_check(const outgoing_message& msg, needs n) const {
         if (msg.recipients.empty()) return make_reply(554, "5.5.1", "no recipients");
         // Command injection: an address never carries CR/LF/NUL into a command line.
         if (has_control(msg.sender))
@@ -450,7 +472,7 @@ struct client_session::impl {
         // RFC 6531 3.2: without SMTPUTF8 from the server the client MUST NOT send the
         // message but reject or bounce it; X.6.7 is the SMTPUTF8 status code (RFC 6531 3.5,
         // RFC 5248). 550 (not 553) since it is the message, not one address, that fails.
-        if (msg.smtputf8 && !caps.smtputf8)
+        if (n.smtputf8 && !caps.smtputf8)
             return make_reply(550, "5.6.7", "SMTPUTF8 required but not supported by the server");
         // RFC 1870 5: a client does not send a message larger than the server's declared
         // fixed maximum (SIZE 0 means no fixed maximum); 5.3.4 is RFC 3463's "too big".
@@ -459,7 +481,7 @@ struct client_session::impl {
                                                 std::to_string(*caps.size));
         // RFC 6152 3: 8-bit content only to a server that offers 8BITMIME; no conversion
         // to 7 bit is done, so it is RFC 3463's "conversion required but not supported".
-        if (msg.eight_bit && !caps.eight_bit_mime)
+        if (n.eight_bit && !caps.eight_bit_mime)
             return make_reply(554, "5.6.3", "8-bit content but the server does not support 8BITMIME");
         return std::nullopt;
     }
@@ -477,7 +499,8 @@ struct client_session::impl {
         }
         res = transaction_result{};
         res.rcpt.assign(msg.recipients.size(), std::nullopt);
-        if (auto refusal = local_check(msg)) {  // nothing is sent; the connection stays ready
+        const needs n = needs_of(msg);
+        if (auto refusal = local_check(msg, n)) {  // nothing is sent; the connection stays ready
             res.local_refusal = std::move(refusal);
             m = mode::message_done;
             return;
@@ -494,8 +517,8 @@ struct client_session::impl {
         // when the server offered the extension (never after HELO, where caps are empty).
         std::string mail = "MAIL FROM:<" + sender + ">";
         if (caps.size) mail += " SIZE=" + std::to_string(msg.size);        // RFC 1870 6
-        if (msg.eight_bit && caps.eight_bit_mime) mail += " BODY=8BITMIME";  // RFC 6152 2
-        if (msg.smtputf8) mail += " SMTPUTF8";                              // RFC 6531 3.4
+        if (n.eight_bit && caps.eight_bit_mime) mail += " BODY=8BITMIME";  // RFC 6152 2
+        if (n.smtputf8) mail += " SMTPUTF8";                              // RFC 6531 3.4
         send(mail);
         // RFC 2920 3.1: MAIL, the RCPTs and DATA in one group, DATA last; the replies are
         // then read in order.
@@ -543,6 +566,19 @@ void client_session::feed_eof() { p_->eof = true; }
 
 void client_session::timeout() {
     p_->trouble(client_failure::kind::timeout, "timeout");
+}
+
+void client_session::write_failed(bool timed_out) {
+    auto& s = *p_;
+    if (s.m != mode::content) {  // a command: as if the read had failed
+        if (timed_out) timeout();
+        else feed_eof();
+        return;
+    }
+    // The content (and its final ".") did not all go out: nothing can have been delivered.
+    const auto k = timed_out ? client_failure::kind::timeout : client_failure::kind::connection_lost;
+    s.fail(k, std::string(timed_out ? "timeout" : "connection lost") + " while sending the message content");
+    s.failure.during_final_reply = false;
 }
 
 client_event client_session::next() { return p_->next(); }

@@ -6,7 +6,8 @@
 // Driver loop (one TCP connection, possibly several messages):
 //   client_session c(settings);
 //   for (;;) switch (c.next()) {
-//     case client_event::need_input:  write(c.take_output()); c.feed(read()) / c.feed_eof(); break;
+//     case client_event::need_input:  write(c.take_output()) (or c.write_failed());
+//                                     c.feed(read()) / c.feed_eof(); break;
 //     case client_event::ehlo_done:   // capabilities known (c.caps())
 //         if (want TLS && c.caps().starttls && !c.tls_active()) c.starttls(); else c.proceed(); break;
 //     case client_event::start_tls:   // 220 to STARTTLS: buffered input already discarded
@@ -136,6 +137,10 @@ public:
     void feed(std::string_view bytes);
     void feed_eof();
     void timeout();  // the driver's timer fired: next() returns failed (kind::timeout)
+    // The driver could not write all of take_output() (timed out, or the connection broke):
+    // next() returns failed. While the content was being written the end of data never
+    // went out, so that is a plain failure, not during_final_reply (RFC 5321 4.5.3.2.5).
+    void write_failed(bool timed_out);
     client_event next();
     std::string take_output();
     bool has_output() const;

@@ -16,6 +16,12 @@ inline bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
+inline bool is_ascii(std::string_view s) {
+    for (unsigned char c : s)
+        if (c >= 0x80) return false;
+    return true;
+}
+
 inline bool has_control(std::string_view s) {
     for (unsigned char c : s)
         if (c < 0x20 || c == 0x7f) return true;

@@ -29,6 +29,15 @@ ZONES = {
     "implicit.test": "@ A 127.0.0.2\n",
     "nullmx.test": "@ MX 0 .\n",
     "tls.test": "@ MX 10 mxa\nmxa A 127.0.0.2\n",
+    # Postern's own name (conftest: hostname = mx.postern.test) as an MX host (RFC 5321 5.1)
+    "postern.test": "mx A 127.0.0.2\n",
+    "self.test": "@ MX 10 mx.postern.test.\n@ MX 20 mxb\nmxb A 127.0.0.3\n",
+    "backup.test": "@ MX 10 mxb\n@ MX 20 mx.postern.test.\nmxb A 127.0.0.3\n",
+    # no host at all: no MX and no address; MX hosts that do not exist
+    "nohost.test": '@ TXT "x"\n',
+    "deadmx.test": "@ MX 10 nowhere\n@ MX 20 nothere\n",
+    # an MX host whose lookup fails (the test's NSD refuses names outside its zones)
+    "lookupfail.test": "@ MX 10 nowhere\n@ MX 20 mx.elsewhere.test.\n",
 }
 
 
@@ -120,16 +129,20 @@ def queue_empty(inst):
     return inst.spool_files("queue") == [] and inst.queue_json("list") == []
 
 
-def test_preference_order(setup, mx_port):
+@pytest.mark.parametrize("domain,best", [("pref.test", "mxa"), ("backup.test", "mxb")])
+def test_preference_order(setup, mx_port, domain, best):
+    """MX 10 takes the message; MX 20 is never tried. backup.test: Postern itself (its
+    hostname) is MX 20 there, a backup MX below another host, which RFC 5321 5.1 keeps."""
     with ScriptedPeer(host=A, port=mx_port, starttls=False) as a, \
             ScriptedPeer(host=B, port=mx_port, starttls=False) as b:
-        rcpt = setup.send_to("pref.test", "preference")
-        setup.check_arrived(a, rcpt)
+        first, other, ip = (a, b, A) if best == "mxa" else (b, a, B)
+        rcpt = setup.send_to(domain, "preference")
+        setup.check_arrived(first, rcpt)
         e = setup.mx_event(rcpt)[0]
         assert e["result"] == "sent" and e["attempt"] == "1", e
-        assert e["relay"] == f"mxa.pref.test[{A}]:{mx_port}", e
+        assert e["relay"] == f"{best}.{domain}[{ip}]:{mx_port}", e
         time.sleep(0.2)
-        assert b.connections == [], "MX 20 must not be tried when MX 10 takes the message"
+        assert other.connections == [], "MX 20 must not be tried when MX 10 takes the message"
         wait_until(lambda: queue_empty(setup.inst), what="queue empty")
 
 
@@ -235,3 +248,46 @@ def test_tls_name_check_uses_mx_host_name(make_instance, dns, mx_port, mode, tmp
             assert e["tls"] == trust and e["proto"] == "TLSv1.3", e
     finally:
         s.close()
+
+
+# --- RFC 5321 5.1: MX records at or above our own preference are discarded -----------------
+
+
+def test_mx_pointing_to_myself_bounces(setup, mx_port):
+    """Postern's own name (hostname = mx.postern.test, see conftest) is MX 10 of self.test and
+    another host MX 20: RFC 5321 5.1 discards our record and every one at or above its
+    preference, nothing is left, so the mail loops back to us: bounce 5.4.6 at the first
+    attempt (Postfix's wording), and no host gets a connection."""
+    with ScriptedPeer(host=A, port=mx_port, starttls=False) as a, \
+            ScriptedPeer(host=B, port=mx_port, starttls=False) as b:
+        rcpt = setup.send_to("self.test", "loops back")
+        e = setup.mx_event(rcpt)[0]
+        assert e["result"] == "bounced" and e["dsn"] == "5.4.6" and e["attempt"] == "1", e
+        assert "mail for self.test loops back to myself" in e["reason"], e
+        time.sleep(0.2)
+        assert a.connections == [] and b.connections == []
+        if setup.mode == "bounce":  # relay: the bounce to origin.test stays queued (no route)
+            wait_until(lambda: queue_empty(setup.inst), what="queue empty")
+
+
+# --- hosts that do not exist ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("domain", ["nohost.test", "deadmx.test"])
+def test_no_address_anywhere_bounces_5_4_4(setup, domain):
+    """No MX and no A/AAAA (nodata on both), or MX hosts that do not exist (NXDOMAIN): bounce
+    5.4.4 at the first attempt, as Postfix does, instead of deferring until queue.max_age."""
+    rcpt = setup.send_to(domain, "no host")
+    e = setup.mx_event(rcpt)[0]
+    assert e["result"] == "bounced" and e["dsn"] == "5.4.4" and e["attempt"] == "1", e
+    assert "not found" in e["reason"], e
+    if setup.mode == "bounce":  # relay: the bounce to origin.test stays queued (no route)
+        wait_until(lambda: queue_empty(setup.inst), what="queue empty")
+
+
+def test_address_lookup_failure_still_defers(setup):
+    """One MX host does not exist, the other's lookup fails (REFUSED -> SERVFAIL): a DNS failure
+    is never read as "not found"; the recipient is deferred 4.4.3."""
+    rcpt = setup.send_to("lookupfail.test", "lookup fails")
+    e = setup.mx_event(rcpt, timeout=30)[0]
+    assert e["result"] == "deferred" and e["dsn"] == "4.4.3", e

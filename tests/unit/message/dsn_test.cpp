@@ -179,6 +179,7 @@ TEST(dsn, structure_of_a_bounce) {
     EXPECT_EQ(d->sender, "");
     EXPECT_EQ(d->recipient, "alice@origin.test");
     EXPECT_FALSE(d->smtputf8);
+    EXPECT_FALSE(d->eight_bit);  // goes to a server without 8BITMIME too
     expect_wire_clean(d->content);
 
     auto m = parse(d->content);
@@ -554,6 +555,7 @@ TEST(dsn, smtputf8_uses_global_types) {
     auto d = message::make_dsn(in);
     ASSERT_TRUE(d);
     EXPECT_TRUE(d->smtputf8);
+    EXPECT_TRUE(d->eight_bit);
     EXPECT_EQ(d->recipient, in.original_sender);
     expect_wire_clean(d->content);
     auto m = parse(d->content);
@@ -591,6 +593,7 @@ TEST(dsn, smtputf8_flag_without_non_ascii_content_needs_no_smtputf8) {
     auto d = message::make_dsn(in);
     ASSERT_TRUE(d);
     EXPECT_FALSE(d->smtputf8);  // global types, but every octet is ASCII
+    EXPECT_FALSE(d->eight_bit);
     EXPECT_NE(d->content.find("message/global-delivery-status"), std::string::npos);
 }
 

@@ -233,11 +233,12 @@ TEST(SmtpClientTransaction, LocalRefusals) {
         const char* enhanced;
         const char* text;
     };
-    auto utf8 = test_message({"bob@example.test"});
+    static constexpr std::string_view eight_bit_content = "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";
+    auto utf8 = test_message({"bob@example.test"}, eight_bit_content);
     utf8.smtputf8 = true;
     auto big = test_message({"bob@example.test"});
     big.size = 10001;
-    auto eight = test_message({"bob@example.test"});
+    auto eight = test_message({"bob@example.test"}, eight_bit_content);
     eight.eight_bit = true;
     auto none = test_message({});
     auto inject = test_message({"bob@example.test>\r\nRCPT TO:<evil@x.test"});
@@ -268,6 +269,58 @@ TEST(SmtpClientTransaction, LocalRefusals) {
         EXPECT_EQ(d.c.state(), client_state::ready);
         EXPECT_TRUE(d.c.reusable());
         EXPECT_EQ(d.run(), client_event::ready) << r.name;
+    }
+}
+
+// RFC 6152, RFC 6531 3.2: a declaration the message does not need is dropped, not bounced,
+// when the server lacks the extension: ASCII content declared BODY=8BITMIME or SMTPUTF8 goes
+// without the parameter. A non-ASCII address still needs SMTPUTF8 (5.6.7).
+TEST(SmtpClientTransaction, SevenBitMessageDeclared8BitGoesWithoutTheParameter) {
+    struct row {
+        const char* name;
+        bool eight_bit, smtputf8;
+        std::string rcpt;
+        std::string_view ehlo;
+        const char* mail;  // the MAIL command, or nullptr: refused locally
+    };
+    const row rows[] = {
+        {"8bitmime, no 8BITMIME", true, false, "bob@example.test", "250-mx\r\n250 SIZE 0\r\n",
+         "MAIL FROM:<alice@sender.test> SIZE=18\r\n"},
+        {"smtputf8, no SMTPUTF8", true, true, "bob@example.test", plain_ehlo,
+         "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n"},
+        {"smtputf8 kept where offered", true, true, "bob@example.test", full_ehlo,
+         "MAIL FROM:<alice@sender.test> SIZE=18 BODY=8BITMIME SMTPUTF8\r\n"},
+        {"HELO", true, true, "bob@example.test", "502 no\r\n", "MAIL FROM:<alice@sender.test>\r\n"},
+        {"utf-8 address", true, true, "b\xc3\xb6" "b@example.test", plain_ehlo, nullptr},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        client_driver d;
+        if (r.ehlo == "502 no\r\n") {  // EHLO refused: HELO, no extensions at all
+            d.run();
+            d.feed("220 mx.example.test\r\n");
+            d.feed(r.ehlo);
+            d.take();
+            EXPECT_EQ(d.feed("250 mx.example.test\r\n"), client_event::ehlo_done);
+            d.c.proceed();
+            EXPECT_EQ(d.run(), client_event::ready);
+        } else {
+            d.connect(r.ehlo);
+        }
+        d.take();
+        auto m = test_message({r.rcpt});
+        m.eight_bit = r.eight_bit;
+        m.smtputf8 = r.smtputf8;
+        d.c.send_message(m);
+        if (!r.mail) {
+            EXPECT_EQ(d.run(), client_event::message_done);
+            ASSERT_TRUE(d.c.result().local_refusal);
+            EXPECT_EQ(d.c.result().local_refusal->enhanced, "5.6.7");
+            continue;
+        }
+        EXPECT_EQ(d.run(), client_event::need_input);
+        EXPECT_EQ(d.take().substr(0, std::string_view(r.mail).size()), r.mail);
+        EXPECT_FALSE(d.c.result().local_refusal);
     }
 }
 
@@ -350,6 +403,39 @@ TEST(SmtpClientTransaction, TimeoutDuringFinalReply) {
     EXPECT_EQ(d.c.failure().what, kind::timeout);
     EXPECT_TRUE(d.c.failure().during_final_reply);
     EXPECT_EQ(d.c.failure().detail, "timeout (waiting for the reply to the end of data)");
+}
+
+// RFC 5321 4.5.3.2.5: a write of the content that fails (the driver's data-block timer, or a
+// broken connection) is before the end of data: nothing delivered, not "may be delivered twice".
+TEST(SmtpClientTransaction, WriteFailureWhileSendingContentIsNotDuringFinalReply) {
+    for (bool timed_out : {true, false}) {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+        d.c.write_failed(timed_out);
+        EXPECT_EQ(d.run(), client_event::failed);
+        EXPECT_EQ(d.c.failure().what, timed_out ? kind::timeout : kind::connection_lost);
+        EXPECT_FALSE(d.c.failure().during_final_reply);
+        EXPECT_EQ(d.c.failure().detail, std::string(timed_out ? "timeout" : "connection lost") +
+                                            " while sending the message content");
+        EXPECT_FALSE(d.c.reusable());
+        d.c.quit();
+        EXPECT_EQ(d.run(), client_event::closed);
+    }
+}
+
+// A failed write of a command is read as the timeout or the loss it is.
+TEST(SmtpClientTransaction, WriteFailureOfACommand) {
+    client_driver d;
+    d.connect();
+    d.c.send_message(test_message({"bob@example.test"}, content));
+    d.run();
+    d.c.write_failed(true);
+    EXPECT_EQ(d.run(), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::timeout);
+    EXPECT_EQ(d.c.failure().detail, "timeout (waiting for the reply to MAIL FROM)");
 }
 
 TEST(SmtpClientTransaction, GarbledFinalReplyIsDuringFinalReply) {
