@@ -42,8 +42,8 @@ struct server_config {
     // (runtime/privileges.hpp). "" = none: starting as root is refused unless allow_root.
     std::string user;
     bool allow_root = false;
-    // Threads that run inbound sessions (each its own event loop; connections are dealt out
-    // round-robin). 0 = one per CPU. Deliveries, the queue and DNS stay on the main thread.
+    // Threads that run inbound sessions (each its own event loop; policy/loop_choice.hpp picks
+    // the thread for each connection). 0 = one per CPU. Deliveries, the queue and DNS stay on the main thread.
     std::uint32_t threads = 0;
 };
 

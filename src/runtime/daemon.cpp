@@ -36,6 +36,7 @@
 #include "smtp/server_session.hpp"
 #include "dns/resolver.hpp"
 #include "runtime/control_server.hpp"
+#include "runtime/loop_load.hpp"
 #include "runtime/privileges.hpp"
 #include "tls/client.hpp"
 #include "tls/context.hpp"
@@ -196,7 +197,8 @@ int serve(const std::string& config_path) {
     ctx.runner = &runner;
     ctx.main = io.get_executor();
     // Session threads (server.threads; 0 = one per CPU), each with its own event loop; the
-    // accept loops deal connections out to them (server/context.hpp says who owns what).
+    // accept loops hand each connection to the one policy::loop_choice picks, from the load that
+    // runtime/loop_load.hpp samples (server/context.hpp says who owns what).
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
     std::vector<std::thread> threads;
     for (auto& w : workers) {
@@ -204,6 +206,7 @@ int serve(const std::string& config_path) {
         ctx.workers.push_back(w.get());
     }
     for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+    ctx.loops = policy::loop_choice(workers.size());
     struct join_on_exit {
         std::vector<std::unique_ptr<asio::io_context>>& workers;
         std::vector<std::thread>& threads;
@@ -215,6 +218,7 @@ int serve(const std::string& config_path) {
         ~join_on_exit() { (*this)(); }
     } stop_workers{workers, threads};
     for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
+    if (workers.size() > 1) asio::co_spawn(io, sample_loop_load(io, threads, ctx.loops, ctx.draining), asio::detached);
     auto control = open_control_socket(io, cfg0.spool.dir);
     if (!control) {
         std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control.error_message().c_str());

@@ -19,6 +19,7 @@
 
 #include "config/config.hpp"
 #include "policy/admission.hpp"
+#include "policy/loop_choice.hpp"
 #include "queue/committer.hpp"
 #include "queue/spool.hpp"
 
@@ -44,7 +45,7 @@ struct context {
     std::shared_ptr<const generation> current;  // replaced whole on reload (main thread)
     asio::any_io_executor main;                 // the main event loop
     std::vector<asio::io_context*> workers;     // session event loops; empty = sessions on main
-    std::size_t next_worker = 0;                // round-robin
+    policy::loop_choice loops{1};               // which of `workers` takes the next connection
     queue::spool* spool = nullptr;
     asio::thread_pool* disk_pool = nullptr;
     queue::committer* committer = nullptr;  // batches inbound commits (spool.sync = "filesystem"); else null

@@ -361,10 +361,11 @@ asio::awaitable<void> accept_loop(context& ctx, tcp::acceptor& acceptor) {
     asio::error_code lec;
     const unsigned short local_port = acceptor.local_endpoint(lec).port();
     for (;;) {
-        // The connection is accepted straight onto the session thread whose turn it is.
+        // The connection is accepted straight onto the session thread policy::loop_choice
+        // picks (the first one not busy).
         const asio::any_io_executor session_ex =
             ctx.workers.empty() ? acceptor.get_executor()
-                                : asio::any_io_executor(ctx.workers[ctx.next_worker++ % ctx.workers.size()]->get_executor());
+                                : asio::any_io_executor(ctx.workers[ctx.loops.pick() % ctx.workers.size()]->get_executor());
         tcp::endpoint peer;  // from accept(2) itself: no getpeername(2) per connection
         auto [ec, sock] = co_await acceptor.async_accept(session_ex, peer, tok);
         if (ec) {
