@@ -72,6 +72,9 @@ bool is_my_address(const self_identity& me, std::string_view ip, std::uint16_t p
         if (is_v4_any(*la) && is_v4_loopback(*a)) return true;
         if (IN6_IS_ADDR_UNSPECIFIED(&*la) && IN6_IS_ADDR_LOOPBACK(&*a)) return true;
         if (is_v4_any(*la) && !IN6_IS_ADDR_V4MAPPED(&*a)) continue;  // 0.0.0.0: IPv4 only
+        // [::] is bound IPv6-only (runtime/daemon.cpp sets v6_only): it never receives a
+        // connection to an IPv4 address, mapped or not.
+        if (!is_v4_any(*la) && IN6_IS_ADDR_V4MAPPED(&*a)) continue;
         for (const auto& local : me.local_addresses)
             if (const auto x = parse_ip(local); x && same(*x, *a)) return true;
     }

@@ -72,6 +72,14 @@ TEST(myself, wildcard_listener_takes_loopback_and_local_addresses) {
     EXPECT_TRUE(delivery::is_my_address(v6, "::1", 25));
     EXPECT_TRUE(delivery::is_my_address(v6, "2001:db8::7", 25));
     EXPECT_FALSE(delivery::is_my_address(v6, "2001:db8::8", 25));
+
+    // [::] is bound IPv6-only: the machine's IPv4 addresses (another MTA may listen there)
+    // are not us, in either textual form.
+    const auto v6only = me({{"::", 25}}, {"192.0.2.7", "127.0.0.1", "2001:db8::7"});
+    EXPECT_FALSE(delivery::is_my_address(v6only, "192.0.2.7", 25));
+    EXPECT_FALSE(delivery::is_my_address(v6only, "127.0.0.1", 25));
+    EXPECT_FALSE(delivery::is_my_address(v6only, "::ffff:127.0.0.1", 25));
+    EXPECT_TRUE(delivery::is_my_address(v6only, "2001:db8::7", 25));
 }
 
 TEST(myself, discard_at_and_above_our_preference) {
