@@ -17,10 +17,11 @@ struct outcome {
     enum class kind { sent, transient, permanent } result = kind::sent;
     std::string dsn;     // "2.0.0", "4.3.1", ...
     std::string reason;  // human text, or the final path on success
-    // Decided by Postern before MAIL FROM (client_session's local_check: 5.3.4, 5.6.3, 5.6.7),
-    // not a reply of the remote MTA: the DSN then has no Remote-MTA and an "X-Postern"
-    // diagnostic (RFC 3464 2.3.5, 2.3.6).
-    bool local = false;
+    // `reason` is the remote MTA's own reply (delivery::from_reply): only then does a DSN name
+    // a Remote-MTA and type the diagnostic "smtp" (RFC 3464 2.3.5, 2.3.6). Postern's own
+    // reasons - local refusals before MAIL FROM (5.3.4, 5.6.3, 5.6.7), connection failures,
+    // timeouts, TLS policy, DNS - get "X-Postern" and no Remote-MTA.
+    bool remote_reply = false;
 };
 
 // Deliver `content` (prefixed by `prefix`, e.g. Return-Path/Delivered-To) for `local_part`

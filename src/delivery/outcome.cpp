@@ -29,13 +29,14 @@ outcome from_reply(const smtp::reply& r) {
     o.dsn = enhanced_or_default(r);
     if (r.code >= 300 && r.code < 400) o.dsn = "4.5.0";
     o.reason = reply_text(r);
+    o.remote_reply = true;
     return o;
 }
 
 outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
     if (t.local_refusal) {
         outcome o = from_reply(*t.local_refusal);
-        o.local = true;
+        o.remote_reply = false;  // Postern's own refusal, worded as a reply
         return o;
     }
     if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
@@ -47,7 +48,7 @@ outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
 
 outcome classify_failure(const smtp::client_failure& f, const std::string& relay) {
     using k = smtp::client_failure::kind;
-    outcome o;
+    outcome o;  // Postern's sentence about the connection (remote_reply = false), quoting any reply
     o.result = outcome::kind::transient;
     std::string last = f.last_reply ? reply_text(*f.last_reply) : std::string();
     switch (f.what) {

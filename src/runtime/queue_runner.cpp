@@ -401,7 +401,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 result = "bounced";
                 // RFC 3464 2.3.5: Remote-MTA names the host ("dns; mx.example"), not host[ip]:port,
                 // and only when that host said what the diagnostic quotes (2.3.6).
-                const bool remote = d.relay != "none" && d.relay != "maildir" && !d.out.local;
+                const bool remote = d.relay != "none" && d.relay != "maildir" && d.out.remote_reply;
                 bounces.push_back({env.recipients[d.index], "failed", d.out.dsn,
                                    remote ? d.relay.substr(0, d.relay.find('[')) : "", d.out.reason, remote, now});
                 break;

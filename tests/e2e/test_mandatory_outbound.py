@@ -430,6 +430,10 @@ def test_expiry_bounces_with_tls_reason(make_instance):
         assert re.search(r"^Action: failed\s*$", text, re.M | re.I), text
         assert re.search(r"^Status: 4\.7\.4\s*$", text, re.M), text
         assert "TLS required but not offered" in text, text
+        # RFC 3464 2.3.5/2.3.6: the reason is Postern's, not a reply of the partner: our own
+        # diagnostic type and no Remote-MTA.
+        assert re.search(r"^Diagnostic-Code: X-Postern;.*TLS required but not offered", text, re.M), text
+        assert "Remote-MTA" not in text and "Diagnostic-Code: smtp" not in text, text
         wait_until(lambda: inst.spool_files("queue") == [], timeout=10, what="queue empty after the bounce")
 
         inst.stop()

@@ -1,5 +1,6 @@
-// tests/unit/delivery/outcome_test.cpp - classify_recipient: a refusal Postern made itself
-// (local_check) is marked local, a remote reply is not (RFC 3464 2.3.5/2.3.6 in the DSN).
+// tests/unit/delivery/outcome_test.cpp - only the remote MTA's own reply is marked remote_reply:
+// a refusal Postern made itself (local_check) and every connection-level failure are not
+// (RFC 3464 2.3.5/2.3.6: Remote-MTA and "Diagnostic-Code: smtp;" in the DSN).
 #include <gtest/gtest.h>
 
 #include "delivery/outcome.hpp"
@@ -18,7 +19,7 @@ smtp::reply make(int code, std::string enhanced, std::string text) {
 
 }  // namespace
 
-TEST(outcome, local_refusal_is_local) {
+TEST(outcome, local_refusal_is_not_a_remote_reply) {
     smtp::transaction_result t;
     t.rcpt.resize(1);
     t.local_refusal = make(554, "5.6.3", "8-bit content but the server does not support 8BITMIME");
@@ -26,14 +27,36 @@ TEST(outcome, local_refusal_is_local) {
     EXPECT_EQ(o.result, delivery::outcome::kind::permanent);
     EXPECT_EQ(o.dsn, "5.6.3");
     EXPECT_EQ(o.reason, "554 5.6.3 8-bit content but the server does not support 8BITMIME");
-    EXPECT_TRUE(o.local);
+    EXPECT_FALSE(o.remote_reply);
 }
 
-TEST(outcome, remote_reply_is_not_local) {
+TEST(outcome, remote_reply_is_marked) {
     smtp::transaction_result t;
     t.mail = make(250, "2.1.0", "Ok");
     t.rcpt = {make(550, "5.1.1", "unknown user")};
     const auto o = delivery::classify_recipient(t, 0);
     EXPECT_EQ(o.dsn, "5.1.1");
-    EXPECT_FALSE(o.local);
+    EXPECT_TRUE(o.remote_reply);
+}
+
+TEST(outcome, connection_failures_are_not_remote_replies) {
+    using k = smtp::client_failure::kind;
+    for (k what : {k::greeting_refused, k::helo_refused, k::starttls_refused, k::protocol_error, k::connection_lost,
+                   k::timeout}) {
+        smtp::client_failure f;
+        f.what = what;
+        f.last_reply = make(554, "5.7.1", "go away");
+        const auto o = delivery::classify_failure(f, "mx.dest.test[192.0.2.1]:25");
+        EXPECT_EQ(o.result, delivery::outcome::kind::transient) << static_cast<int>(what);
+        EXPECT_FALSE(o.remote_reply) << static_cast<int>(what) << ": " << o.reason;
+    }
+}
+
+TEST(outcome, unfinished_transaction_is_not_a_remote_reply) {
+    smtp::transaction_result t;
+    t.mail = make(250, "2.1.0", "Ok");
+    t.rcpt = {make(250, "2.1.5", "Ok")};
+    const auto o = delivery::classify_recipient(t, 0);
+    EXPECT_EQ(o.dsn, "4.4.2");
+    EXPECT_FALSE(o.remote_reply);
 }
