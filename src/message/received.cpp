@@ -28,6 +28,22 @@ std::string header_name(std::string_view s, bool utf8) {
     return out;
 }
 
+// The `for` clause only for a recipient made of what an unquoted address is made of (RFC 5322
+// atext, '.', '@', an address literal's "[]:", 8-bit octets in an SMTPUTF8 message): a quoted
+// local part may hold spaces, parentheses and ';', i.e. clauses of the client's own (found by
+// review). The clause is optional (RFC 5321 4.4): such a recipient is left out, not rewritten.
+bool plain_address(std::string_view s, bool utf8) {
+    if (s.empty() || s.size() > 256) return false;
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        const bool ok = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+                        std::string_view("!#$%&'*+-/=?^_`{|}~.@[]:").find(c) != std::string_view::npos ||
+                        (u >= 0x80 && utf8);
+        if (!ok) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 std::string rfc5322_date(long long unix_time) {
@@ -42,15 +58,16 @@ std::string rfc5322_date(long long unix_time) {
 std::string received_header(const received_facts& f) {
     std::string with = f.smtputf8 ? "UTF8SMTP" : (f.esmtp ? "ESMTP" : "SMTP");
     if (f.tls) with += "S";
-    std::string h = fmt::format("Received: from {} ({} [{}])\r\n",
+    // TCP-info is an address literal (RFC 5321 4.4, 4.1.3): "[IPv6:...]" for IPv6, as Postfix.
+    std::string h = fmt::format("Received: from {} ({} [{}{}])\r\n",
                                 f.helo.empty() ? "unknown" : header_name(f.helo, f.smtputf8),
                                 f.client_name.empty() ? "unknown" : header_name(f.client_name, f.smtputf8),
-                                f.client_ip);
+                                f.client_ip.find(':') != std::string_view::npos ? "IPv6:" : "", f.client_ip);
     if (f.tls)
         h += fmt::format("\t(using {} with cipher {} ({}/{} bits))\r\n", f.tls->version, f.tls->cipher, f.tls->bits,
                          f.tls->alg_bits);
     h += fmt::format("\tby {} (Postern) with {} id {}", f.by, with, f.id);
-    if (!f.for_rcpt.empty()) h += fmt::format("\r\n\tfor <{}>", f.for_rcpt);
+    if (plain_address(f.for_rcpt, f.smtputf8)) h += fmt::format("\r\n\tfor <{}>", f.for_rcpt);
     h += fmt::format(";\r\n\t{}\r\n", rfc5322_date(f.unix_time));
     return h;
 }

@@ -26,6 +26,8 @@ struct received_facts {
 // helo and name are cut to 255 octets, and every character but letters, digits and "-._:[]"
 // (and 8-bit octets in an smtputf8 message) is shown as '?', as Postfix does: every line stays
 // within 998 octets, and the client cannot forge clauses (TLS facts, `with`) of the header.
+// `for <rcpt>` is left out when the recipient is not a plain address (a quoted local part),
+// for the same reason. An IPv6 client address is written "[IPv6:...]".
 std::string received_header(const received_facts& f);
 
 // RFC 5322 3.3 date-time in UTC: "Sat, 28 Nov 2026 14:21:10 +0000".

@@ -113,3 +113,32 @@ TEST(received, client_name) {
     f.client_name = "a (b";
     EXPECT_EQ(first_line(f), "Received: from client.test (a??b [192.0.2.1])");
 }
+
+// A quoted local part can hold spaces, parentheses and ';': the optional `for` clause is then
+// left out rather than let the client write "(using TLSv1.3) with ESMTPS" into our trace.
+TEST(received, recipient_cannot_forge_clauses) {
+    auto f = plain("client.test");
+    f.for_rcpt = "\"(using TLSv1.3) with ESMTPS id 1;\"@localhost";
+    const std::string h = message::received_header(f);
+    EXPECT_EQ(h.find("ESMTPS"), std::string::npos) << h;
+    EXPECT_EQ(h.find(" for "), std::string::npos) << h;
+    EXPECT_EQ(h.find("\tfor"), std::string::npos) << h;
+    // Plain addresses, address literals and (in an SMTPUTF8 message) UTF-8 keep the clause.
+    for (const char* ok : {"bob@localhost", "o'brien+tag@example.test", "a@[IPv6:2001:db8::1]", "x=y/z@b.test"}) {
+        f.for_rcpt = ok;
+        EXPECT_NE(message::received_header(f).find(std::string("\tfor <") + ok + ">;"), std::string::npos) << ok;
+    }
+    f.for_rcpt = "δοκιμή@example.test";
+    EXPECT_EQ(message::received_header(f).find("\tfor"), std::string::npos);
+    f.smtputf8 = true;
+    EXPECT_NE(message::received_header(f).find("\tfor <δοκιμή@example.test>;"), std::string::npos);
+}
+
+// RFC 5321 4.4: the TCP-info address literal of an IPv6 client carries the "IPv6:" tag.
+TEST(received, ipv6_client_address_literal) {
+    auto f = plain("client.test");
+    f.client_ip = "2001:db8::1";
+    EXPECT_EQ(first_line(f), "Received: from client.test (unknown [IPv6:2001:db8::1])");
+    f.client_ip = "::1";
+    EXPECT_EQ(first_line(f), "Received: from client.test (unknown [IPv6:::1])");
+}
