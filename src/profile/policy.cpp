@@ -114,6 +114,11 @@ resolved_tls_policy resolve_inbound(const config::config& cfg, const inbound_fac
     return build(cfg, match_inbound(cfg, facts), false);
 }
 
+tls_level inbound_level(const config::config& cfg, const config::profile_config* p) {
+    std::string why;
+    return derive(cfg, p, p ? &p->inbound : nullptr, "inbound", why);
+}
+
 bool relay_allowed(const config::config& cfg, const inbound_facts& facts) {
     inbound_facts by_connection = facts;
     by_connection.sender_domain.reset();

@@ -64,8 +64,12 @@ struct resolved_tls_policy {
 resolved_tls_policy resolve_outbound(const config::config& cfg, const outbound_facts& facts);
 // Inbound: none = no STARTTLS; may = offer it (when a certificate is configured);
 // requires_tls = 530 5.7.0 before STARTTLS; requires_peer_certificate = request and require a
-// client certificate. A profile matched by sender domain applies from MAIL FROM on.
+// client certificate. A profile matched by sender domain applies from MAIL FROM on; when the
+// session decides, and what it offers before, is profile/inbound.hpp's plan.
 resolved_tls_policy resolve_inbound(const config::config& cfg, const inbound_facts& facts);
+// The inbound level profile `p` gives the clients it matches (nullptr: no profile, the global
+// switch), derived as resolve_inbound does; profile/inbound.cpp plans with it.
+tls_level inbound_level(const config::config& cfg, const config::profile_config* p);
 
 // Whether the client may relay (send to domains not hosted here): the profile matched by the
 // client's IP address or forward-confirmed name, or the "*" profile, has relay = "any".

@@ -21,6 +21,7 @@
 #include "log/log.hpp"
 #include "message/received.hpp"
 #include "policy/recipient.hpp"
+#include "profile/inbound.hpp"
 #include "profile/policy.hpp"
 #include "tls/client.hpp"
 #include "tls/verify.hpp"
@@ -49,16 +50,19 @@ struct session_log {
 };
 
 // The session's policy: recipient/relay decisions from policy/recipient.cpp, plus SPEC 1.2's
-// "a profile matched by sender domain enforces this at MAIL FROM", using the profile resolver's
-// value and tls::evaluate on the live session. Every refusal is logged as a `reject` event.
+// "a profile matched by sender domain enforces this at MAIL FROM": when the TLS decision waits
+// for MAIL FROM (profile::inbound_tls_plan::at_mail_from), the profile resolver's value for the
+// sender's domain ("*" when none matches, and for the null sender), checked with tls::evaluate
+// on the live session. Every refusal is logged as a `reject` event.
 class session_policy final : public smtp::server_policy {
 public:
     session_policy(const config::config& cfg, smtp::server_policy& inner, session_log& slog,
-                   const profile::inbound_facts& facts, runtime::timed_connection& conn)
-        : cfg_(cfg), inner_(inner), log_(slog), facts_(facts), conn_(conn) {}
+                   const profile::inbound_facts& facts, bool tls_at_mail_from, runtime::timed_connection& conn)
+        : cfg_(cfg), inner_(inner), log_(slog), facts_(facts), tls_at_mail_from_(tls_at_mail_from), conn_(conn) {}
     std::optional<smtp::reply> check_sender(const smtp::transaction& t) override {
         auto r = inner_.check_sender(t);
-        if (!r && !t.sender.null) r = sender_tls(t.sender.box.domain_lower());
+        if (!r && tls_at_mail_from_)
+            r = sender_tls(t.sender.null ? std::nullopt : std::optional(t.sender.box.domain_lower()));
         if (r) log::message_rejected(log_.tags(), fmt::format("MAIL FROM:<{}>: {} {} {}", t.sender.box.str(),
                                                                r->code, r->enhanced, r->lines.front()));
         return r;
@@ -78,11 +82,10 @@ public:
     }
 
 private:
-    std::optional<smtp::reply> sender_tls(const std::string& domain) {
+    std::optional<smtp::reply> sender_tls(std::optional<std::string> domain) {
         auto facts = facts_;
-        facts.sender_domain = domain;
+        facts.sender_domain = std::move(domain);
         const auto pol = profile::resolve_inbound(cfg_, facts);
-        if (pol.step != profile::match_step::sender_domain) return std::nullopt;
         log_.profile = pol.profile;
         if (!profile::requires_tls(pol.level)) return std::nullopt;
         if (!conn_.tls) return smtp::make_reply(530, "5.7.0", "Must issue a STARTTLS command first");
@@ -97,6 +100,7 @@ private:
     smtp::server_policy& inner_;
     session_log& log_;
     const profile::inbound_facts& facts_;
+    const bool tls_at_mail_from_;
     runtime::timed_connection& conn_;
 };
 
@@ -139,17 +143,16 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
     // the sender domain never grants relay).
     const bool relay = profile::relay_allowed(cfg, facts);
     policy::inbound_policy decide(cfg, relay);
-    session_policy pol(cfg, decide, slog, facts, *conn);
-    // TLS policy for this client (SPEC 1.2-1.4): the profile matched by IP or name decides
-    // before STARTTLS; sender-domain profiles are enforced at MAIL FROM (session_policy).
-    const auto tls_pol = profile::resolve_inbound(cfg, facts);
-    const bool tls_required = profile::requires_tls(tls_pol.level);
+    // TLS policy for this client (SPEC 1.2-1.4), planned in src/profile/inbound.cpp: a profile
+    // matched by IP or name (or "*" when no profile has sender domains) decides at connect and
+    // is checked right after STARTTLS; otherwise the decision is made at each MAIL FROM with the
+    // sender's domain (session_policy).
+    const auto plan = profile::plan_inbound(cfg, facts);
+    const auto& tls_pol = plan.connection;
+    session_policy pol(cfg, decide, slog, facts, plan.at_mail_from, *conn);
     slog.profile = tls_pol.profile;
     log::connection_opened(slog.tags(), fmt::format("{}", local_port),
                            facts.client_name.value_or("unknown"), profile::to_string(tls_pol.level));
-    bool sender_profiles_need_tls = false;
-    for (const auto& p : cfg.profiles)
-        if (!p.sender_domains.empty() && p.inbound.tls == config::tls_mode::mandatory) sender_profiles_need_tls = true;
     smtp::server_settings settings;
     settings.hostname = cfg.hostname;
     settings.max_message_size = cfg.server.max_message_size;
@@ -157,10 +160,8 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
     settings.max_errors = cfg.server.max_errors;
     settings.max_line_length = cfg.server.max_line_length;
     // Mandatory wins over tls.opportunistic = false; tls = "none" turns STARTTLS off.
-    settings.starttls_offered = gen->tls != nullptr && (tls_pol.level != profile::tls_level::none || tls_required ||
-                                                        sender_profiles_need_tls);
-    if (tls_pol.level == profile::tls_level::none && !sender_profiles_need_tls) settings.starttls_offered = false;
-    settings.require_tls = tls_required;  // 530 5.7.0 before STARTTLS
+    settings.starttls_offered = gen->tls != nullptr && plan.offer_starttls;
+    settings.require_tls = plan.require_tls_at_connect;  // 530 5.7.0 before STARTTLS
     settings.budget = ctx.content_budget;
     smtp::server_session core(settings, pol);
     core.start();
@@ -215,8 +216,7 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 }
                 conn->tls.emplace(conn->sock, *gen->tls);
                 tls_buf.resize(16384);
-                if (profile::requires_peer_certificate(tls_pol.level) || sender_profiles_need_tls)
-                    tls::request_client_certificate(conn->tls->native_handle());
+                if (plan.request_client_certificate) tls::request_client_certificate(conn->tls->native_handle());
                 conn->arm(cfg.server.command_timeout);
                 auto [ec] = co_await conn->tls->async_handshake(asio::ssl::stream_base::server, tok);
                 conn->disarm();
@@ -231,7 +231,7 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 // No client certificate was asked for unless a profile requires one.
                 slog.tls = "untrusted";
                 std::optional<tls::tls_verdict> verdict;
-                if (tls_required) {
+                if (plan.require_tls_at_connect) {
                     // The one check of the session against the profile (RFC 3207 4.1: a session
                     // that does not meet the requirements gets 554 to every command but QUIT).
                     verdict = tls::evaluate(conn->tls->native_handle(), tls_pol, /*is_server_side=*/true);

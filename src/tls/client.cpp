@@ -48,7 +48,19 @@ result<void> configure_client(SSL_CTX* ctx, const std::string& ca_file) {
     return {};
 }
 
-void request_client_certificate(SSL* ssl) { SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any); }
+void request_client_certificate(SSL* ssl) {
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any);
+    // Always a full handshake here. A resumed session keeps the client's leaf certificate but
+    // not the intermediates it sent, so a chain through an intermediate CA could not be checked
+    // again; and a ticket issued where no certificate was asked for holds no certificate. So no
+    // ticket is issued (TLS 1.3: none sent; TLS 1.2: none offered) nor accepted on this
+    // connection, and its session-id context differs from the one every other connection
+    // shares (configure_server), which no ticket from elsewhere matches.
+    SSL_set_options(ssl, SSL_OP_NO_TICKET);
+    SSL_set_num_tickets(ssl, 0);
+    static const unsigned char sid_ctx[] = "postern-smtpd-client-certificate";
+    SSL_set_session_id_context(ssl, sid_ctx, sizeof sid_ctx - 1);
+}
 
 void prepare_client(SSL* ssl, const std::string& server_name) {
     if (!server_name.empty() && !is_ip_literal(server_name))

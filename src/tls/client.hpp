@@ -16,7 +16,9 @@ namespace postern::tls {
 result<void> configure_client(SSL_CTX* ctx, const std::string& ca_file);
 
 // Server side, before the handshake: ask the client for a certificate, recording (not
-// enforcing) the verification result; tls::evaluate decides after the handshake.
+// enforcing) the verification result; tls::evaluate decides after the handshake. Such a
+// connection never resumes a session (no ticket issued or accepted, a session-id context of
+// its own): the check needs the chain the client sends in a full handshake.
 void request_client_certificate(SSL* ssl);
 
 // Before the handshake: SNI (RFC 6066 3) for a host name (not for an IP literal).

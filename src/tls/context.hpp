@@ -12,7 +12,8 @@ namespace postern::tls {
 
 // Configure `ctx` for inbound STARTTLS: certificate chain and key (checked to match),
 // TLS 1.2 minimum, forward-secret AEAD ciphers only for TLS 1.2, no renegotiation,
-// resumption by session tickets only (one per handshake; no server-side session cache).
+// resumption by session tickets only (one per handshake; no server-side session cache), except
+// on connections that ask for a client certificate (tls::request_client_certificate).
 result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file);
 
 // Version, cipher and strength of an established session (for logs and the Received header).

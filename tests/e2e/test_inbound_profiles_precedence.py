@@ -1,0 +1,188 @@
+"""tests/e2e/test_inbound_profiles_precedence.py - which profile's inbound TLS rules apply, in
+SPEC §1.4's order: client IP -> client host name -> sender domain at MAIL FROM -> "*".
+
+- A "*" profile applies only where no sender-domain profile matches: when the client matched
+  nothing more specific and some profile has sender_domains, the TLS decision (530 before
+  STARTTLS, the requirements of a TLS session) is made at MAIL FROM with the sender's domain.
+  The null sender has no domain: "*" applies.
+- A client matched by IP or name is never under a sender-domain profile, so sender-domain
+  profiles switch nothing on for it: its profile's tls = "none" (or the global switch off)
+  keeps STARTTLS unadvertised and refused, and no client certificate is asked for.
+Every check is made on the wire."""
+import ssl
+import subprocess
+
+from conftest import RawSMTP
+from peers import make_ca, make_cert
+
+BODY = b"Subject: precedence\r\n\r\nhello\r\n"
+
+
+def profile(name, inbound, hosts=None, senders=None):
+    p = f'[[profile]]\nname = "{name}"\n'
+    if hosts:
+        p += "hosts = [" + ", ".join(f'"{h}"' for h in hosts) + "]\n"
+    if senders:
+        p += "sender_domains = [" + ", ".join(f'"{d}"' for d in senders) + "]\n"
+    return p + (f"[profile.inbound]\n{inbound}\n" if inbound else "")
+
+
+def start_tls(c, cert=None):
+    c.expect("STARTTLS", 220, "2.0.0")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(cert["cert"], cert["key"])
+    c.sock = ctx.wrap_socket(c.sock)
+    return c
+
+
+def deliver(c, sender):
+    r = c.send_mail(sender, ["bob@localhost"], BODY)
+    assert r.code == 250, (sender, r)
+
+
+def refused(c, sender, code, text):
+    r = c.cmd(f"MAIL FROM:<{sender}>")
+    assert r.code == code and r.last.startswith("5.7.0 " + text), (sender, r)
+
+
+# --- a "*" profile does not override a matching sender-domain profile ---------------------------
+
+
+def star_and_legacy(ca):
+    return (profile("everyone", f'tls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"', hosts=["*"]) +
+            profile("legacy", 'tls = "opportunistic"', senders=["legacy.test"]))
+
+
+def test_star_profile_yields_to_sender_domain_in_plaintext(make_instance, tmp_path):
+    inst = make_instance(extra=star_and_legacy(make_ca(tmp_path)))
+    with RawSMTP(inst.host, inst.port) as c:
+        assert "STARTTLS" in c.ehlo().text
+        deliver(c, "a@legacy.test")  # the sender-domain profile: opportunistic, plaintext is fine
+        refused(c, "a@other.test", 530, "Must issue a STARTTLS command first")  # "*": mandatory
+        refused(c, "", 530, "Must issue a STARTTLS command first")  # null sender: "*"
+        assert c.cmd("QUIT").code == 221
+    assert len(inst.wait_maildir("bob")) == 1
+
+
+def test_star_profile_yields_to_sender_domain_over_tls(make_instance, tmp_path):
+    ca = make_ca(tmp_path)
+    client = make_cert(tmp_path, ca, names=("client.partner.test",), stem="client", eku="clientAuth")
+    inst = make_instance(extra=star_and_legacy(ca))
+    # no client certificate: the session is served; legacy.test mail is accepted, other mail
+    # gets the "*" profile's refusal at MAIL FROM
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        start_tls(c)
+        r = c.cmd("EHLO client.test")
+        assert r.code == 250, r
+        deliver(c, "a@legacy.test")
+        refused(c, "a@other.test", 554, "no client certificate presented")
+        refused(c, "", 554, "no client certificate presented")
+        assert c.cmd("QUIT").code == 221
+    assert len(inst.wait_maildir("bob")) == 1
+    ev = inst.wait_events("tls_policy", verdict="refused")
+    assert {e["profile"] for e in ev} == {"everyone"}, ev
+    # with a certificate from the "*" profile's CA (asked for at STARTTLS): everyone's mail
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        start_tls(c, client)
+        c.ehlo()
+        deliver(c, "a@other.test")
+        deliver(c, "")
+        deliver(c, "a@legacy.test")
+        assert c.cmd("QUIT").code == 221
+    assert len(inst.wait_maildir("bob", 4)) == 4
+
+
+def test_sender_domain_certificate_requirement_is_asked_for_at_starttls(make_instance, tmp_path):
+    """A sender-domain profile that requires a client certificate: it is requested at STARTTLS
+    (the "*" profile needs none), and checked at MAIL FROM."""
+    ca = make_ca(tmp_path)
+    client = make_cert(tmp_path, ca, names=("client.partner.test",), stem="client", eku="clientAuth")
+    inst = make_instance(extra=profile("everyone", 'tls = "opportunistic"', hosts=["*"]) +
+                         profile("partner", f'tls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"',
+                                 senders=["partner.test"]))
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        start_tls(c)
+        c.ehlo()
+        refused(c, "a@partner.test", 554, "no client certificate presented")
+        deliver(c, "a@other.test")
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        start_tls(c, client)
+        c.ehlo()
+        deliver(c, "a@partner.test")
+    assert len(inst.wait_maildir("bob", 2)) == 2
+
+
+def test_star_profile_alone_still_decides_at_connect(make_instance, tmp_path):
+    """Without sender-domain profiles nothing can override "*": its requirements are checked
+    right after the handshake, and every command is refused (RFC 3207 4.1)."""
+    ca = make_ca(tmp_path)
+    inst = make_instance(extra=profile("everyone", f'tls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"',
+                                       hosts=["*"]))
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<a@legacy.test>")
+        assert r.code == 530, r
+        start_tls(c)
+        r = c.cmd("EHLO client.test")
+        assert r.code == 554 and r.last.startswith("5.7.0 no client certificate presented"), r
+
+
+# --- sender-domain profiles do not switch TLS on for a client matched by IP or name --------------
+
+
+PLAIN = "127.0.0.7"  # matched by IP to the profile that says tls = "none" / follows the global switch
+
+
+def test_ip_profile_tls_none_keeps_starttls_off_despite_mandatory_sender_profile(make_instance):
+    inst = make_instance(extra=profile("plain", 'tls = "none"', hosts=[PLAIN]) +
+                         profile("partner", 'tls = "mandatory"', senders=["p.test"]))
+    with RawSMTP(inst.host, inst.port, source=PLAIN) as c:
+        assert "STARTTLS" not in c.ehlo().text
+        r = c.cmd("STARTTLS")
+        assert r.code == 502 and r.last.startswith("5.5.1"), r
+        deliver(c, "a@p.test")  # the IP match wins: the sender-domain profile does not apply
+    # a client no profile matches by IP: the sender-domain profile applies at MAIL FROM
+    with RawSMTP(inst.host, inst.port) as c:
+        assert "STARTTLS" in c.ehlo().text
+        refused(c, "a@p.test", 530, "Must issue a STARTTLS command first")
+    assert len(inst.wait_maildir("bob")) == 1
+
+
+def test_ip_profile_following_global_off_keeps_starttls_off_despite_mandatory_sender_profile(make_instance):
+    inst = make_instance(tls_extra="opportunistic = false",
+                         extra=profile("known", None, hosts=[PLAIN]) +
+                         profile("partner", 'tls = "mandatory"', senders=["p.test"]))
+    with RawSMTP(inst.host, inst.port, source=PLAIN) as c:
+        assert "STARTTLS" not in c.ehlo().text
+        r = c.cmd("STARTTLS")
+        assert r.code == 502 and r.last.startswith("5.5.1"), r
+        deliver(c, "a@p.test")
+    with RawSMTP(inst.host, inst.port) as c:  # unmatched: STARTTLS for the sender-domain profile
+        assert "STARTTLS" in c.ehlo().text
+    assert len(inst.wait_maildir("bob")) == 1
+
+
+def certificate_requested(inst, source):
+    """Whether the server asks for a client certificate during STARTTLS, as openssl s_client
+    sees it (it prints the CertificateRequest's signature algorithms)."""
+    out = subprocess.run(["openssl", "s_client", "-connect", f"{inst.host}:{inst.port}", "-bind", f"{source}:0",
+                          "-starttls", "smtp", "-tls1_3"],
+                         input=b"QUIT\r\n", capture_output=True, timeout=20).stdout.decode(errors="replace")
+    assert "Cipher is" in out or "Cipher    :" in out, out
+    return "Requested Signature Algorithms" in out
+
+
+def test_ip_profile_gets_no_certificate_request_for_a_sender_profile(make_instance, tmp_path):
+    ca = make_ca(tmp_path)
+    inst = make_instance(extra=profile("known", 'tls = "opportunistic"', hosts=[PLAIN]) +
+                         profile("partner", f'tls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"',
+                                 senders=["p.test"]))
+    assert not certificate_requested(inst, PLAIN)
+    assert certificate_requested(inst, "127.0.0.1")  # unmatched: the sender profile may apply
