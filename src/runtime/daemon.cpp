@@ -33,6 +33,7 @@
 #include "runtime/queue_runner.hpp"
 #include "server/context.hpp"
 #include "server/session.hpp"
+#include "server/shutdown_notice.hpp"
 #include "smtp/server_session.hpp"
 #include "dns/resolver.hpp"
 #include "runtime/control_server.hpp"
@@ -254,6 +255,7 @@ int serve(const std::string& config_path) {
             // SIGTERM / SIGINT: stop accepting, let sessions finish for a while, then stop.
             log::stopping(sig == SIGTERM ? "SIGTERM" : "SIGINT");
             ctx.draining = true;
+            server::announce_shutdown(ctx);  // idle sessions: 421 4.3.2 at once (RFC 5321 3.8)
             for (auto& acc : acceptors) {
                 asio::error_code ig;
                 acc.close(ig);

@@ -28,6 +28,7 @@
 #include "runtime/blocking.hpp"
 #include "runtime/connection.hpp"
 #include "runtime/queue_runner.hpp"
+#include "server/shutdown_notice.hpp"
 #include "smtp/server_session.hpp"
 #include "tls/context.hpp"
 
@@ -189,11 +190,36 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 const auto limit = (st == smtp::state::in_data || st == smtp::state::in_bdat)
                                        ? cfg.server.data_timeout
                                        : cfg.server.command_timeout;
+                // RFC 5321 3.8: shutting down, a session outside a transaction is told so at
+                // once (server/shutdown_notice.hpp); one in a transaction may finish it.
+                const bool idle = st == smtp::state::need_helo || st == smtp::state::ready;
+                auto say_shutdown = [&]() -> asio::awaitable<void> {
+                    reason = "shutdown";
+                    out = smtp::make_reply(421, "4.3.2",
+                                           cfg.hostname + " Service shutting down, closing transmission channel")
+                              .wire();
+                    co_await conn->write(out, cfg.server.command_timeout);
+                };
+                if (idle && shutting_down()) {
+                    co_await say_shutdown();
+                    done = true;
+                    break;
+                }
                 asio::error_code ec;
                 char* buf = conn->tls ? tls_buf.data() : shared_buf.data();
-                std::size_t n = conn->tls ? co_await conn->read_some(buf, tls_buf.size(), limit, ec)
-                                          : co_await conn->read_when_ready(buf, shared_buf.size(), limit, ec);
+                std::size_t n = 0;
+                {
+                    std::optional<idle_wait> announced;
+                    if (idle) announced.emplace(*conn);
+                    n = conn->tls ? co_await conn->read_some(buf, tls_buf.size(), limit, ec)
+                                  : co_await conn->read_when_ready(buf, shared_buf.size(), limit, ec);
+                }
                 if (ec) {
+                    if (idle && !conn->timed_out && ec == asio::error::operation_aborted && shutting_down()) {
+                        co_await say_shutdown();
+                        done = true;
+                        break;
+                    }
                     if (conn->timed_out) {
                         reason = "timeout";
                         core.timeout();
@@ -329,7 +355,7 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
             }
         }
     }
-    if (conn->tls && !conn->timed_out && reason == "quit") {
+    if (conn->tls && !conn->timed_out && (reason == "quit" || reason == "shutdown")) {
         conn->arm(std::chrono::seconds(2));
         co_await conn->tls->async_shutdown(tok);
         conn->disarm();
