@@ -437,11 +437,14 @@ void spool::remove_state(const std::string& id) {
     if (valid_id(id)) ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
 }
 
-bool spool::move(const std::string& id, area from, area to) {
-    if (!valid_id(id)) return false;
-    if (::rename(path(id, from).c_str(), path(id, to).c_str()) != 0) return false;
+move_result spool::move(const std::string& id, area from, area to) {
+    move_result r;
+    if (!valid_id(id)) return r;
+    if (::rename(path(id, from).c_str(), path(id, to).c_str()) != 0) return r;
+    r.moved = true;
     spool_failure f;
-    return fsync_dir(fmt::format("{}/{}", dir_, area_dir(to)), f);
+    if (!fsync_dir(fmt::format("{}/{}", dir_, area_dir(to)), f)) r.failure = std::move(f);
+    return r;
 }
 
 result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::size_t recipients,

@@ -65,6 +65,11 @@ struct commit_item {
     std::optional<spool_failure> failure;  // nullopt = committed
 };
 
+struct move_result {
+    bool moved = false;
+    std::optional<spool_failure> failure;  // the directory fsync after the rename failed
+};
+
 struct loaded_message {
     envelope env;
     std::string data;          // the whole file
@@ -104,7 +109,9 @@ public:
     // no state file was ever written for it (a message delivered in its first pass), so there
     // is none to unlink.
     bool remove(const std::string& id, area where, bool state_written = true);
-    bool move(const std::string& id, area from, area to);
+    // rename(2) from one area to the other, then fsync of the target directory. `moved` says
+    // whether the rename happened; `failure`, a failed fsync after it (the file is in `to`).
+    move_result move(const std::string& id, area from, area to);
     bool exists(const std::string& id, area where) const;  // queue/ID or hold/ID is there
     void remove_state(const std::string& id);               // state/ID only (if any)
 

@@ -223,8 +223,18 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     if (!ps.loaded) {
         if (ps.gone) {  // deleted or held meanwhile (or delivered by another pass): nothing to schedule
             unreadable_.erase(id);
-            resubmit_.erase(id);
+            // ... unless it came back (a hold, then a release, before this result was handled):
+            // the release asked for a pass while this one ran, and that pass must happen.
+            std::optional<bool> again;
+            if (auto it = resubmit_.find(id); it != resubmit_.end()) {
+                if (spool_.exists(id, queue::area::active)) again = it->second;
+                resubmit_.erase(it);
+            }
             end_pass(id);
+            if (again && !stopped_) {
+                active_.insert(id);
+                start(id, *again);
+            }
             co_return;
         }
         // Unreadable for now (EMFILE, EIO, a damaged queue file): that is not a fact about the
@@ -354,6 +364,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             if (!sent_so_far) sent_so_far = ps.st;
             auto& r = (*sent_so_far)[done[k].index];
             r.status = queue::rcpt_status::sent;
+            r.next_attempt = 0;  // done: no attempt is due (queue list shows none)
             ++r.attempts;  // as the end of the pass counts it (from ps.st, once)
             r.last_reply = fmt::format("{} {}", done[k].out.dsn, done[k].out.reason);
             any_sent = true;
@@ -395,9 +406,13 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             d.out.reason += fmt::format("; message expired after {}s in the queue", now - env.arrived);
         }
         switch (d.out.result) {
-            case delivery::outcome::kind::sent: r.status = queue::rcpt_status::sent; break;
+            case delivery::outcome::kind::sent:
+                r.status = queue::rcpt_status::sent;
+                r.next_attempt = 0;  // done: no attempt is due (queue list shows none)
+                break;
             case delivery::outcome::kind::permanent: {
                 r.status = queue::rcpt_status::bounced;
+                r.next_attempt = 0;
                 result = "bounced";
                 // RFC 3464 2.3.5: Remote-MTA names the host ("dns; mx.example"), not host[ip]:port,
                 // and only when that host said what the diagnostic quotes (2.3.6).
@@ -460,6 +475,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         }
     }
     std::optional<std::int64_t> next;
+    bool all_done_elsewhere = false;  // every recipient done, but queue/ID was gone (held, deleted)
     const bool dsn_ok = co_await run_blocking(pool_, [&] {
         bool ok = true;
         if (dsn_env) {
@@ -487,10 +503,11 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             if (!spool_.remove(id, queue::area::active, state_written)) {
                 // Held (or deleted) while this pass ran: the state records that every recipient
                 // is done, so that a release removes the held file instead of delivering it all
-                // again; when no copy is left anywhere, no state either.
+                // again. Whether any copy is left is decided on the event loop below, where
+                // hold, release and delete run: here a release could move the file back
+                // between two checks, and the state would go while queue/ID is there again.
                 if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) log::spool_error(id, f->message);
-                if (!spool_.exists(id, queue::area::active) && !spool_.exists(id, queue::area::hold))
-                    spool_.remove_state(id);
+                all_done_elsewhere = true;
             }
         } else if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) {
             // The previous state stays: the next pass repeats some attempts, nothing is lost.
@@ -498,6 +515,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         }
         return ok;
     });
+    // No copy left anywhere (deleted while the pass ran): no state either. On the loop, so no
+    // hold, release or delete can come between the checks and the unlink.
+    if (all_done_elsewhere && !spool_.exists(id, queue::area::active) && !spool_.exists(id, queue::area::hold))
+        spool_.remove_state(id);
     for (std::size_t k = 0; k < lines.size(); ++k)
         if (!done[k].logged) log::delivery(lines[k]);
     if (dsn_env && dsn_ok) {
@@ -571,6 +592,18 @@ result<unsigned> queue_runner::retry(const std::string& id, bool all) {
     return n;
 }
 
+namespace {
+
+// The file was moved (and the runner acted on it) but the directory fsync after the rename
+// failed: the command did happen, and says so, but a power loss may still undo the move.
+result<void> moved_but_not_durable(const std::string& id, const char* what, const queue::move_result& m) {
+    if (!m.failure) return {};
+    log::spool_error(id, m.failure->message);
+    return error{fmt::format("{} {}, but not durably yet: {}", what, id, m.failure->message)};
+}
+
+}  // namespace
+
 result<void> queue_runner::remove(const std::string& id) {
     if (spool_.remove(id, queue::area::active) || spool_.remove(id, queue::area::hold)) {
         if (auto it = timers_.find(id); it != timers_.end()) {
@@ -584,20 +617,22 @@ result<void> queue_runner::remove(const std::string& id) {
 }
 
 result<void> queue_runner::hold(const std::string& id) {
-    if (!spool_.move(id, queue::area::active, queue::area::hold)) return error{fmt::format("no queued message {}", id)};
+    const auto m = spool_.move(id, queue::area::active, queue::area::hold);
+    if (!m.moved) return error{fmt::format("no queued message {}", id)};
     if (auto it = timers_.find(id); it != timers_.end()) {
         it->second->cancel();
         timers_.erase(it);
     }
     log::emit(log::level::info, "held", {{"id", id}});
-    return {};
+    return moved_but_not_durable(id, "held", m);
 }
 
 result<void> queue_runner::release(const std::string& id) {
-    if (!spool_.move(id, queue::area::hold, queue::area::active)) return error{fmt::format("no held message {}", id)};
+    const auto m = spool_.move(id, queue::area::hold, queue::area::active);
+    if (!m.moved) return error{fmt::format("no held message {}", id)};
     log::emit(log::level::info, "released", {{"id", id}});
-    submit(id);
-    return {};
+    submit(id);  // queue/ID is there: it is delivered, whatever the directory fsync said
+    return moved_but_not_durable(id, "released", m);
 }
 
 }  // namespace postern::runtime

@@ -363,7 +363,7 @@ TEST(control_snapshot, reads_queue_hold_and_state) {
     auto e3 = envelope_for("00000000000030000", {"erin@localhost"}, body.size());
     e3.sender = "";
     ASSERT_FALSE(s.commit(e3, {body}, queue::area::active));
-    ASSERT_TRUE(s.move(e3.id, queue::area::active, queue::area::hold));
+    ASSERT_TRUE(s.move(e3.id, queue::area::active, queue::area::hold).moved);
 
     std::vector<queue::rcpt_state> st(2);
     st[0] = {queue::rcpt_status::sent, 1, 0, "250 2.0.0 delivered to maildir"};

@@ -4,7 +4,11 @@
 //   - a message held, deleted or retried (and delivered) before the session's in-memory
 //     hand-over reaches the queue runner is not delivered from memory (a held one is
 //     delivered once, on release);
-//   - a message held while its pass delivers it is not delivered a second time on release.
+//   - a message held while its pass delivers it is not delivered a second time on release;
+//   - a hold and a release while a pass reads the message (its read finds queue/ID gone) leave
+//     the message with a pass, not stranded until a restart;
+//   - hold and release report a failed directory fsync after the move, and a release still
+//     delivers the message it moved back.
 // The event loop is run by the test thread, so the order of the posted steps is exact.
 // Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
@@ -13,8 +17,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <future>
+#include <latch>
 #include <memory>
 #include <string>
 
@@ -108,6 +115,70 @@ TEST_F(runner_fixture, message_deleted_while_its_pass_delivers_it_leaves_no_stat
     settle();
     EXPECT_EQ(delivered(), 1u);
     EXPECT_FALSE(fs::exists(fs::path(tmp.path) / "spool" / "state" / id));
+}
+
+// Both disk-pool threads are held until open() (the test knows what is queued behind them).
+struct pool_gate {
+    explicit pool_gate(asio::thread_pool& pool) {
+        for (int i = 0; i < 2; ++i)
+            asio::post(pool, [this] {
+                inside.count_down();
+                opened.wait();
+            });
+        inside.wait();
+    }
+    void open() { go.set_value(); }
+    std::latch inside{2};
+    std::promise<void> go;
+    std::shared_future<void> opened = go.get_future().share();
+};
+
+// Returns once every task posted to `pool` before the call has finished: two markers meet
+// inside, one per thread, so the tasks queued ahead of them (FIFO) are done.
+void drain_pool(asio::thread_pool& pool) {
+    std::latch both(2);
+    for (int i = 0; i < 2; ++i) asio::post(pool, [&both] { both.arrive_and_wait(); });
+    both.wait();
+}
+
+TEST_F(runner_fixture, hold_and_release_while_a_pass_reads_the_message_leave_it_a_pass) {
+    auto m = commit();
+    const std::string id = m.env.id;
+    pool_gate gate(pool);
+    runner->submit(id);  // a pass from the spool: its read waits behind the gate
+    io.restart();
+    io.poll();
+    ASSERT_TRUE(runner->hold(id));  // the read will find queue/ID gone
+    gate.open();
+    drain_pool(pool);  // the read is done; its result waits for the loop
+    ASSERT_TRUE(runner->release(id));  // back in queue/ while that pass still runs: once more after it
+    settle();
+    EXPECT_EQ(delivered(), 1u) << "released during a pass that found it gone, the message got no pass";
+    EXPECT_FALSE(spool->exists(id, queue::area::active));
+}
+
+TEST_F(runner_fixture, hold_and_release_report_a_failed_directory_fsync_and_still_act) {
+    auto m = commit();
+    const std::string id = m.env.id;
+    const std::string hold_dir = tmp.path + "/spool/hold", queue_dir = tmp.path + "/spool/queue";
+    std::string failing = hold_dir;
+    queue::spool::set_fsync_fault([&failing](const std::string& path) { return path == failing ? EIO : 0; });
+    auto held = runner->hold(id);
+    EXPECT_FALSE(held);
+    EXPECT_NE(held.error_message().find("held " + id + ", but not durably yet"), std::string::npos)
+        << held.error_message();
+    EXPECT_TRUE(spool->exists(id, queue::area::hold));
+
+    failing = queue_dir;
+    auto released = runner->release(id);
+    EXPECT_FALSE(released);
+    EXPECT_NE(released.error_message().find("released " + id + ", but not durably yet"), std::string::npos)
+        << released.error_message();
+    failing.clear();
+    settle();
+    queue::spool::set_fsync_fault(nullptr);
+    EXPECT_EQ(delivered(), 1u) << "a message moved back to queue/ got no pass";
+    EXPECT_FALSE(spool->exists(id, queue::area::active));
 }
 
 }  // namespace

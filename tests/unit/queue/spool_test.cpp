@@ -105,7 +105,7 @@ TEST(spool, hold_area_and_release) {
     ASSERT_FALSE((*sp)->commit(e, {"x"}, queue::area::hold));
     EXPECT_TRUE((*sp)->list(queue::area::active).empty());
     ASSERT_EQ((*sp)->list(queue::area::hold).size(), 1u);
-    EXPECT_TRUE((*sp)->move(e.id, queue::area::hold, queue::area::active));
+    EXPECT_TRUE((*sp)->move(e.id, queue::area::hold, queue::area::active).moved);
     EXPECT_EQ((*sp)->list(queue::area::active).size(), 1u);
 }
 
