@@ -188,6 +188,7 @@ struct profile_config {
 
 struct config {
     std::string source_path;  // the file this came from (absolute)
+    std::string source_name;  // the same, as given (FILE in "FILE:LINE: ..." messages)
     std::string hostname;     // as written (a valid domain name); default: gethostname()
     server_config server;
     spool_config spool;

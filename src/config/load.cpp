@@ -23,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -760,8 +761,10 @@ bool loader::read_tls_requirements(const toml::node& n, const std::string& prefi
         pins_ok = read_list(*fingerprints, prefix + ".fingerprints", normalise_fingerprint,
                             "is not \"sha256:HEX\" or \"spki-sha256:HEX\" with 64 hex digits (colons allowed)",
                             out.fingerprints);
+    bool version_ok = false, bits_ok = false;
     if (min_version) {
         if (auto s = read_string(*min_version, prefix + ".min_tls_version")) {
+            version_ok = s->value == "1.0" || s->value == "1.1" || s->value == "1.2" || s->value == "1.3";
             if (s->value == "1.0") out.min_tls_version = tls_version::v1_0;
             else if (s->value == "1.1") out.min_tls_version = tls_version::v1_1;
             else if (s->value == "1.2") out.min_tls_version = tls_version::v1_2;
@@ -772,7 +775,10 @@ bool loader::read_tls_requirements(const toml::node& n, const std::string& prefi
         }
     }
     if (min_bits)
-        if (auto v = read_int(*min_bits, prefix + ".min_cipher_bits", 0, 256)) out.min_cipher_bits = static_cast<int>(*v);
+        if (auto v = read_int(*min_bits, prefix + ".min_cipher_bits", 0, 256)) {
+            out.min_cipher_bits = static_cast<int>(*v);
+            bits_ok = true;
+        }
     if (ca_file)
         if (auto v = read_file_path(*ca_file, prefix + ".ca_file", false)) out.ca_file = std::move(*v);
 
@@ -788,9 +794,17 @@ bool loader::read_tls_requirements(const toml::node& n, const std::string& prefi
             if (node) fail(line_of(*node), prefix + "." + key + ": has no effect with tls = \"none\"");
         return true;
     }
+    const std::string tls_is =
+        " (tls is " + (out.tls == tls_mode::global ? std::string("not set") : "\"opportunistic\"") + ")";
     if (out.verify != verify_level::none && out.tls != tls_mode::mandatory)
-        fail(line_of(*verify), prefix + ".verify: " + verify_text + " is enforced only with tls = \"mandatory\" (tls is " +
-                                   (out.tls == tls_mode::global ? std::string("not set") : "\"opportunistic\"") + ")");
+        fail(line_of(*verify), prefix + ".verify: " + verify_text + " is enforced only with tls = \"mandatory\"" + tls_is);
+    // Opportunistic TLS takes whatever session the peer offers (SPEC 1.1): a minimum is only
+    // ever checked under mandatory TLS (tls::evaluate), so anywhere else it would be a promise
+    // nothing keeps.
+    for (const auto& [node, key, ok] : {std::tuple{min_version, "min_tls_version", version_ok},
+                                        std::tuple{min_bits, "min_cipher_bits", bits_ok}})
+        if (node && ok && out.tls != tls_mode::mandatory)
+            fail(line_of(*node), prefix + "." + key + ": is enforced only with tls = \"mandatory\"" + tls_is);
     if (out.verify == verify_level::fingerprint && !fingerprints)
         fail(line_of(*verify), prefix + ".verify: \"fingerprint\" needs the pins in " + prefix + ".fingerprints");
     if (fingerprints && pins_ok && out.verify != verify_level::fingerprint)
@@ -869,6 +883,14 @@ void loader::load_profiles(const toml::table& root, config& out) {
                     else if (std::find(p.hosts.begin(), p.hosts.end(), "*") != p.hosts.end())
                         fail(s->line, "profile.relay: \"any\" with hosts = [\"*\"] would make an open relay; "
                                       "list the clients' addresses");
+                    else
+                        for (const auto& h : p.hosts)
+                            if (auto pat = profile::parse_host_pattern(h);
+                                pat && pat->kind == profile::pattern_kind::prefix &&
+                                pat->prefix_len < (pat->address.v6 ? 16u : 8u))
+                                fail(s->line, "profile.relay: \"any\" with hosts = [\"" + h +
+                                                  "\"] would make (nearly) an open relay; list the clients' "
+                                                  "networks (IPv4 /8 or longer, IPv6 /16 or longer)");
                 } else {
                     fail(s->line, "profile.relay: must be \"hosted\" or \"any\" (got " + in_quotes(s->value) + ")");
                 }
@@ -967,17 +989,29 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
     auto cfg = l.build(root);
     if (l.failed()) return error{l.message()};
     cfg->source_path = path.empty() ? std::string() : absolute.string();
+    cfg->source_name = path;
     return std::shared_ptr<const config>(std::move(cfg));
 }
 
 std::vector<std::string> warnings(const config& cfg) {
     std::vector<std::string> out;
     for (const auto& p : cfg.profiles)
-        for (const auto* dir : {&p.outbound, &p.inbound})
+        for (const auto* dir : {&p.outbound, &p.inbound}) {
+            const char* side = dir == &p.outbound ? "outbound" : "inbound";
             if (dir->verify == verify_level::dane)
                 out.push_back(fmt::format("{}:{}: warning: profile '{}': verify = \"dane\" is not implemented yet: every "
                                           "{} session under this profile is refused (no mail flows)",
-                                          cfg.source_path, p.line, p.name, dir == &p.outbound ? "outbound" : "inbound"));
+                                          cfg.source_name, p.line, p.name, side));
+            // SPEC 1.3 lists "1.0" and "1.1"; Postern never negotiates below TLS 1.2 (RFC 8996,
+            // docs/security.md), so such a minimum is 1.2 in effect.
+            if (dir->tls == tls_mode::mandatory &&
+                (dir->min_tls_version == tls_version::v1_0 || dir->min_tls_version == tls_version::v1_1))
+                out.push_back(fmt::format("{}:{}: warning: profile '{}': {} min_tls_version = \"{}\": TLS 1.0 and 1.1 "
+                                          "are never negotiated (the floor is TLS 1.2), so a peer without TLS 1.2 "
+                                          "gets no mail",
+                                          cfg.source_name, p.line, p.name, side,
+                                          dir->min_tls_version == tls_version::v1_0 ? "1.0" : "1.1"));
+        }
     return out;
 }
 

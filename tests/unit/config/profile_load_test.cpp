@@ -135,8 +135,10 @@ TEST(ProfileConfig, AcceptedCombinations) {
              "[[profile]]\nname = \"a\"\nhosts = [\"*\"]\n[profile.outbound]\ntls = \"none\"\nverify = \"none\"",
              "[[profile]]\nname = \"a\"\nhosts = [\"*\"]\n[profile.outbound]\ntls = \"mandatory\"\nverify = \"dane\"\n"
              "peer_names = [\"mx.p.test\"]",
-             "[[profile]]\nname = \"a\"\nrecipient_domains = [\"p.test\"]\n[profile.outbound]\ntls = \"opportunistic\"\n"
+             "[[profile]]\nname = \"a\"\nrecipient_domains = [\"p.test\"]\n[profile.outbound]\ntls = \"mandatory\"\n"
              "min_tls_version = \"1.0\"\nmin_cipher_bits = 0",
+             // relay "any" for a /8 (IPv4) or a /16 (IPv6): wide, but a network someone may own.
+             "[[profile]]\nname = \"a\"\nhosts = [\"10.0.0.0/8\", \"2001::/16\", \"11.*\"]\nrelay = \"any\"",
              // Outbound ca+name without peer_names: the default names apply.
              "[[profile]]\nname = \"a\"\nrecipient_domains = [\"p.test\"]\n[profile.outbound]\ntls = \"mandatory\"\n"
              "verify = \"ca+name\"\nca_file = \"/etc/ssl/p.pem\"",
@@ -331,6 +333,17 @@ TEST(ProfileConfigErrors, Relay) {
          "the sender domain)"},
         {"[[profile]]\nname = \"a\"\nhosts = [\"10.0.0.1\", \"*\"]\nrelay = \"any\"",
          "p.toml:5: profile.relay: \"any\" with hosts = [\"*\"] would make an open relay; list the clients' addresses"},
+        {"[[profile]]\nname = \"a\"\nhosts = [\"0.0.0.0/0\"]\nrelay = \"any\"",
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"0.0.0.0/0\"] would make (nearly) an open relay; list the "
+         "clients' networks (IPv4 /8 or longer, IPv6 /16 or longer)"},
+        {"[[profile]]\nname = \"a\"\nhosts = [\"10.0.0.1\", \"::/0\"]\nrelay = \"any\"",
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"::/0\"] would make (nearly) an open relay; list the "
+         "clients' networks (IPv4 /8 or longer, IPv6 /16 or longer)"},
+        {"[[profile]]\nname = \"a\"\nhosts = [\"0.0.0.0/1\", \"128.0.0.0/1\"]\nrelay = \"any\"",
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"0.0.0.0/1\"] would make (nearly) an open relay; list the "
+         "clients' networks (IPv4 /8 or longer, IPv6 /16 or longer)\n"
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"128.0.0.0/1\"] would make (nearly) an open relay; list the "
+         "clients' networks (IPv4 /8 or longer, IPv6 /16 or longer)"},
     });
 }
 
@@ -357,6 +370,11 @@ TEST(ProfileConfigErrors, TlsRequirementValues) {
         {"[profile.outbound]\nmin_tls_version = \"TLSv1.2\"",
          "p.toml:6: profile.outbound.min_tls_version: must be \"1.0\", \"1.1\", \"1.2\" or \"1.3\" (got 'TLSv1.2')"},
         {"[profile.outbound]\nmin_tls_version = 1.2", "p.toml:6: profile.outbound.min_tls_version: expected a string"},
+        // A minimum is checked only under mandatory TLS: elsewhere it would promise nothing.
+        {"[profile.outbound]\ntls = \"opportunistic\"\nmin_tls_version = \"1.3\"",
+         "p.toml:7: profile.outbound.min_tls_version: is enforced only with tls = \"mandatory\" (tls is \"opportunistic\")"},
+        {"[profile.inbound]\nmin_cipher_bits = 256",
+         "p.toml:6: profile.inbound.min_cipher_bits: is enforced only with tls = \"mandatory\" (tls is not set)"},
         {"[profile.inbound]\nmin_cipher_bits = 512",
          "p.toml:6: profile.inbound.min_cipher_bits: must be between 0 and 256 (got 512)"},
         {"[profile.inbound]\nmin_cipher_bits = -1",
@@ -525,5 +543,27 @@ TEST(ProfileConfig, CommentedExampleInDefaultConfigIsValid) {
     EXPECT_EQ(p.inbound.verify, verify_level::none);
 }
 
+// Valid but not honoured as written: warnings at the profile's line, FILE as given.
+TEST(ProfileConfigWarnings, DaneAndTlsBelow12) {
+    auto cfg = parse("hostname = \"mx.test\"\n[spool]\ndir = \"/var/spool/postern\"\n"
+                             "[tls]\ncert_file = \"/etc/c.pem\"\nkey_file = \"/etc/k.pem\"\n"
+                             "[[profile]]\nname = \"old\"\nrecipient_domains = [\"old.test\"]\nhosts = [\"192.0.2.1\"]\n"
+                             "[profile.outbound]\ntls = \"mandatory\"\nmin_tls_version = \"1.0\"\n"
+                             "[profile.inbound]\ntls = \"mandatory\"\nmin_tls_version = \"1.1\"\n"
+                             "[[profile]]\nname = \"d\"\nrecipient_domains = [\"d.test\"]\n"
+                             "[profile.outbound]\ntls = \"mandatory\"\nverify = \"dane\"\nmin_tls_version = \"1.2\"\n",
+                             "conf/p.toml");
+    ASSERT_TRUE(cfg) << cfg.error_message();
+    const auto w = warnings(**cfg);
+    ASSERT_EQ(w.size(), 3u);
+    EXPECT_EQ(w[0], "conf/p.toml:7: warning: profile 'old': outbound min_tls_version = \"1.0\": TLS 1.0 and 1.1 are "
+                    "never negotiated (the floor is TLS 1.2), so a peer without TLS 1.2 gets no mail");
+    EXPECT_EQ(w[1], "conf/p.toml:7: warning: profile 'old': inbound min_tls_version = \"1.1\": TLS 1.0 and 1.1 are "
+                    "never negotiated (the floor is TLS 1.2), so a peer without TLS 1.2 gets no mail");
+    EXPECT_EQ(w[2], "conf/p.toml:17: warning: profile 'd': verify = \"dane\" is not implemented yet: every outbound "
+                    "session under this profile is refused (no mail flows)");
+}
+
 }  // namespace
 }  // namespace postern::config
+

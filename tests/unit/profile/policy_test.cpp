@@ -67,7 +67,7 @@ TEST(ResolveOutbound, LevelTable) {
         {true, "", tl::may},
         {false, "", tl::none},
         {true, "[profile.outbound]\n", tl::may},  // table without tls
-        {false, "[profile.outbound]\nmin_tls_version = \"1.3\"", tl::none},
+        {false, "[profile.outbound]\n", tl::none},
         {true, "[profile.inbound]\ntls = \"mandatory\"", tl::may},  // the other direction's table
         {true, "[profile.outbound]\ntls = \"opportunistic\"", tl::may},
         {false, "[profile.outbound]\ntls = \"opportunistic\"", tl::may},
@@ -106,7 +106,7 @@ TEST(ResolveInbound, LevelTable) {
     } cases[] = {
         {true, "", tl::may},
         {false, "", tl::none},
-        {true, "[profile.inbound]\nmin_cipher_bits = 256", tl::may},
+        {true, "[profile.inbound]\n", tl::may},
         {false, "[profile.inbound]\n", tl::none},
         {false, "[profile.outbound]\ntls = \"mandatory\"", tl::none},
         {true, "[profile.inbound]\ntls = \"opportunistic\"", tl::may},
@@ -204,7 +204,7 @@ TEST(ResolvePolicy, VersionCipherBitsAndPins) {
     const std::string fp = std::string("fingerprints = [\"") + pin + "\"]";
     auto cfg = load(true, "[profile.outbound]\ntls = \"mandatory\"\nverify = \"fingerprint\"\n" + fp +
                               "\nmin_tls_version = \"1.3\"\nmin_cipher_bits = 256\n"
-                              "[profile.inbound]\ntls = \"opportunistic\"\nmin_tls_version = \"1.0\"\nmin_cipher_bits = 0");
+                              "[profile.inbound]\ntls = \"mandatory\"\nmin_tls_version = \"1.0\"\nmin_cipher_bits = 0");
     ASSERT_TRUE(cfg);
     auto r = resolve_outbound(*cfg, to_partner);
     EXPECT_EQ(r.level, tl::fingerprint);
@@ -212,7 +212,7 @@ TEST(ResolvePolicy, VersionCipherBitsAndPins) {
     EXPECT_EQ(r.min_cipher_bits, 256);
     EXPECT_EQ(r.fingerprints, std::vector<std::string>{pin});
     r = resolve_inbound(*cfg, from_partner);
-    EXPECT_EQ(r.level, tl::may);
+    EXPECT_EQ(r.level, tl::encrypt);
     EXPECT_EQ(r.min_version, config::tls_version::v1_0);
     EXPECT_EQ(r.min_cipher_bits, 0);
     EXPECT_TRUE(r.fingerprints.empty());
