@@ -172,6 +172,13 @@ int serve(const std::string& config_path) {
     }
     if (!dropped->empty()) log::emit(geteuid() == 0 ? log::level::warning : log::level::info, "privileges",
                                      {{"message", *dropped}});
+    // The control socket: made by the user the server runs as (the spool's owner), and while
+    // no other thread runs (open_control_socket sets the process umask around its bind).
+    auto control = open_control_socket(io, cfg0.spool.dir);
+    if (!control) {
+        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control.error_message().c_str());
+        return 1;
+    }
 
     // The disk pool: every fsync blocks one of these threads, and concurrent fsyncs are what
     // the file system batches (queue/group_sync.hpp; the shared fsyncbench: 1 thread ~1,400/s,
@@ -220,11 +227,6 @@ int serve(const std::string& config_path) {
     } stop_workers{workers, threads};
     for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
     if (workers.size() > 1) asio::co_spawn(io, sample_loop_load(io, threads, ctx.loops, ctx.draining), asio::detached);
-    auto control = open_control_socket(io, cfg0.spool.dir);
-    if (!control) {
-        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control.error_message().c_str());
-        return 1;
-    }
     asio::co_spawn(io, serve_control(*control, runner), asio::detached);
     log::started(PROJECT_VERSION_STRING, config_path, listening);
     runner.recover();
