@@ -1,6 +1,7 @@
 // runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4): the open-files limit, the
 // spool (locked: one server per spool), listeners, privilege drop, event loops; SIGHUP reloads;
-// SIGTERM drains inbound sessions and delivery passes under way for up to 10 s.
+// SIGTERM drains inbound sessions and delivery passes under way for up to 10 s (a SIGHUP then
+// is ignored).
 #include "runtime/daemon.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -15,12 +16,14 @@
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <algorithm>
+#include <functional>
 #include <list>
 #include <optional>
 #include <thread>
@@ -111,9 +114,22 @@ std::string restart_only_changes(const config::config& was, const config::config
     return fmt::format("{}", fmt::join(keys, ", "));
 }
 
+// SIGHUP is held (blocked) from the start of `serve` until its handler is installed: before
+// that, its default action would end the process, and it may come at any time (a reload script,
+// a terminal closing). Blocked before any thread starts, so every thread inherits the mask;
+// unblocked in the main thread only, which then takes every SIGHUP - one sent during start-up
+// becomes a reload as soon as the server runs.
+void mask_sighup(int how) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    ::pthread_sigmask(how, &set, nullptr);
+}
+
 }  // namespace
 
 int serve(const std::string& config_path) {
+    mask_sighup(SIG_BLOCK);
     std::signal(SIGPIPE, SIG_IGN);
     auto first = build_generation(config_path);
     if (!first) {
@@ -232,6 +248,20 @@ int serve(const std::string& config_path) {
     runner.recover();
 
     asio::signal_set signals(io, SIGHUP, SIGTERM, SIGINT);
+    mask_sighup(SIG_UNBLOCK);
+    // While stopping: a second SIGTERM or SIGINT stops now. A SIGHUP neither reloads nor stops
+    // (it used to end the drain, cutting off the sessions in their transactions).
+    std::function<void()> wait_stop = [&] {
+        signals.async_wait([&](asio::error_code ec, int sig) {
+            if (ec) return;
+            if (sig != SIGHUP) {
+                io.stop();
+                return;
+            }
+            log::warning("signal", "SIGHUP while stopping: ignored (no reload; SIGTERM or SIGINT stops at once)");
+            wait_stop();
+        });
+    };
     std::function<void()> wait_signal;
     wait_signal = [&] {
         signals.async_wait([&](asio::error_code ec, int sig) {
@@ -280,7 +310,7 @@ int serve(const std::string& config_path) {
                     io.stop();
                 },
                 asio::detached);
-            signals.async_wait([&](asio::error_code, int) { io.stop(); });  // a second signal: now
+            wait_stop();
         });
     };
     wait_signal();

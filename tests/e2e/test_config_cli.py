@@ -1,7 +1,10 @@
 """tests/e2e/test_config_cli.py - operating the daemon (SPEC §4, §5, §6): SIGHUP reload (good
-and bad files), `check-config` errors as FILE:LINE, JSON logs, SIGTERM."""
+and bad files; held during start-up, ignored during the drain), `check-config` errors as
+FILE:LINE, JSON logs, SIGTERM."""
 import datetime
+import errno
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -9,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import POSTERN, qid_of, render_config, wait_until
+from conftest import POSTERN, qid_of, render_config, wait_port, wait_until
 from peers import make_ca, make_cert
 
 
@@ -168,15 +171,24 @@ def test_sigterm_exits_zero(postern):
         socket.create_connection((postern.host, postern.port), timeout=1).close()
 
 
-def test_sigterm_lets_a_session_finish(postern):
+@pytest.mark.parametrize("sighup", [False, True], ids=["sigterm", "then-sighup"])
+def test_sigterm_lets_a_session_finish(postern, sighup):
+    """A session in a transaction may finish it during the drain. Then-sighup: after SIGTERM only
+    SIGTERM or SIGINT again stops at once; a SIGHUP (a reload script, a logrotate hook) is
+    ignored and logged, and the session still finishes (a SIGHUP used to end the drain)."""
     c = postern.smtp()
     try:
         c.ehlo()
         c.expect("MAIL FROM:<a@example.test>", 250)
         c.expect("RCPT TO:<bob@localhost>", 250)
         postern.proc.send_signal(signal.SIGTERM)
+        if sighup:
+            postern.wait_log(" stop ")
+            postern.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: not postern.alive or "SIGHUP while stopping" in postern.log(), what="SIGHUP handled")
         time.sleep(0.3)
-        assert postern.alive  # draining: the open session is not cut
+        # draining: the open session is not cut
+        assert postern.alive, f"the drain ended early (exit {postern.proc.returncode})"
         c.expect("DATA", 354)
         c.send(b"Subject: drain\r\n\r\nx\r\n.\r\n")
         qid_of(c.read_reply())
@@ -186,12 +198,52 @@ def test_sigterm_lets_a_session_finish(postern):
     finally:
         c.close()
     assert postern.proc.wait(timeout=5) == 0
+    assert count_events(postern, "reload") == 0
     # accepted during drain: it is in the queue (delivered at once or at the next start)
     msgs = postern.maildir_messages("bob")
     if not msgs:
         assert len(postern.spool_files("queue")) == 1
         postern.start()
         postern.wait_maildir("bob")
+
+
+def fifo_writer(path, timeout=10.0):
+    """Opens the FIFO for writing once a reader waits on it (O_NONBLOCK: ENXIO until then)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.time() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def test_sighup_during_start_up_is_not_fatal(make_instance):
+    """A SIGHUP that arrives before the server handles signals (here: while it reads its config
+    file, a FIFO so that the moment is certain) must not kill it (SIGHUP's default action): it
+    is held, and becomes a reload once the server runs."""
+    inst = make_instance(start=False)
+    text = inst.config.read_text().encode()
+    fifo = inst.dir / "fifo.toml"
+    os.mkfifo(fifo)
+    logf = open(inst.log_path, "ab")
+    inst.proc = subprocess.Popen([POSTERN, "serve", "-c", str(fifo)], stdout=logf, stderr=logf, cwd=inst.dir)
+    fd = fifo_writer(fifo)  # serve is in its first config read
+    inst.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    if not inst.alive:
+        os.close(fd)
+        pytest.fail(f"SIGHUP during start-up killed the server (exit {inst.proc.returncode})")
+    os.write(fd, text)
+    os.close(fd)
+    inst.wait_log(" start ")  # the first read is over (else the next write would join it)
+    fd = fifo_writer(fifo)  # the reload reads the file again
+    os.write(fd, text)
+    os.close(fd)
+    inst.wait_log(" reload ")
+    wait_port(inst.host, inst.port, proc=inst.proc)
+    assert inst.alive
 
 
 def test_refusals_are_logged_as_reject(postern):
@@ -378,3 +430,4 @@ def test_check_config_and_serve_warn_that_dane_is_not_implemented(make_instance)
                                 "implemented yet: every outbound session under this profile is refused (no mail flows)"), r.stderr
     inst.start()
     assert any("dane" in e.get("message", "") for e in inst.events("config")), inst.log()[-1500:]
+
