@@ -1,7 +1,7 @@
 // runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4): the open-files limit, the
 // spool (locked: one server per spool), listeners, privilege drop, event loops; SIGHUP reloads;
 // SIGTERM drains inbound sessions and delivery passes under way for up to 10 s (a SIGHUP then
-// is ignored).
+// is ignored). Also the TLS contexts a configuration makes, which `check-config` builds too.
 #include "runtime/daemon.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -27,6 +27,7 @@
 #include <list>
 #include <optional>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
@@ -50,24 +51,44 @@ namespace {
 
 using tcp = asio::ip::tcp;
 
-// A complete generation (config + TLS context) or the reason it cannot be used.
+// The server context (inbound STARTTLS; none without tls.cert_file) and the client context
+// (outbound STARTTLS, trust store tls.ca_file) that `t` describes.
+struct tls_contexts {
+    std::shared_ptr<asio::ssl::context> server, client;
+};
+
+std::variant<tls_contexts, tls_problem> make_tls_contexts(const config::tls_config& t) {
+    tls_contexts out;
+    if (!t.cert_file.empty()) {
+        out.server = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+        if (auto r = tls::configure_server(out.server->native_handle(), t.cert_file, t.key_file); !r) {
+            // The file at fault, from tls::configure_server's messages (tls/context.cpp): the
+            // certificate fails first; after it, the key (unreadable, or not the certificate's).
+            const std::string& m = r.error_message();
+            const char* key = m.starts_with("cannot load certificate") ? "tls.cert_file"
+                              : m.find("private key") != std::string::npos ? "tls.key_file"
+                                                                           : "";
+            return tls_problem{key, m};
+        }
+    }
+    out.client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    if (auto r = tls::configure_client(out.client->native_handle(), t.ca_file); !r)
+        return tls_problem{"tls.ca_file", r.error_message()};
+    return out;
+}
+
+// A complete generation (config + TLS contexts) or the reason it cannot be used.
 result<std::shared_ptr<const server::generation>> build_generation(const std::string& path) {
     auto cfg = config::load(path);
     if (!cfg) return error{cfg.error_message()};
     for (const auto& w : config::warnings(**cfg)) log::warning("config", w);
+    auto contexts = make_tls_contexts((*cfg)->tls);
+    if (const auto* p = std::get_if<tls_problem>(&contexts))
+        return error{fmt::format("{}: {}: {}", path, p->key == "tls.ca_file" ? "tls.ca_file" : "tls", p->message)};
     auto gen = std::make_shared<server::generation>();
     gen->cfg = *cfg;
-    const auto& t = gen->cfg->tls;
-    if (!t.cert_file.empty()) {
-        auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-        auto r = tls::configure_server(ctx->native_handle(), t.cert_file, t.key_file);
-        if (!r) return error{fmt::format("{}: tls: {}", path, r.error_message())};
-        gen->tls = std::move(ctx);
-    }
-    auto client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    if (auto r = tls::configure_client(client->native_handle(), t.ca_file); !r)
-        return error{fmt::format("{}: tls.ca_file: {}", path, r.error_message())};
-    gen->client_tls = std::move(client);
+    gen->tls = std::move(std::get<tls_contexts>(contexts).server);
+    gen->client_tls = std::move(std::get<tls_contexts>(contexts).client);
     return std::shared_ptr<const server::generation>(std::move(gen));
 }
 
@@ -127,6 +148,12 @@ void mask_sighup(int how) {
 }
 
 }  // namespace
+
+std::optional<tls_problem> check_tls(const config::config& cfg) {
+    auto contexts = make_tls_contexts(cfg.tls);
+    if (auto* p = std::get_if<tls_problem>(&contexts)) return std::move(*p);
+    return std::nullopt;
+}
 
 int serve(const std::string& config_path) {
     mask_sighup(SIG_BLOCK);
