@@ -41,7 +41,19 @@ int init(const std::string& dir) {
             return 1;
         }
     const fs::path cert = root / "var/tls/cert.pem", key = root / "var/tls/key.pem";
-    if (!fs::exists(cert, ec) || !fs::exists(key, ec)) {
+    // An existing pair is kept; a lone key or certificate is never replaced (a key may be the
+    // only copy of one that a certificate elsewhere, or a pin at a peer, depends on), and a
+    // new key beside an old certificate, or the reverse, would be a pair that does not match.
+    const bool have_cert = fs::exists(cert, ec), have_key = fs::exists(key, ec);
+    if (have_cert != have_key) {
+        std::fprintf(stderr,
+                     "postern init: %s exists but %s does not; not overwriting %s (move it away, or put its %s "
+                     "back, and run init again)\n",
+                     (have_key ? key : cert).c_str(), (have_key ? cert : key).c_str(), (have_key ? key : cert).c_str(),
+                     have_key ? "certificate" : "key");
+        return 1;
+    }
+    if (!have_cert) {
         auto r = tls::write_self_signed(cert, key, "localhost", 825);
         if (!r) {
             std::fprintf(stderr, "postern init: %s\n", r.error_message().c_str());

@@ -2,12 +2,10 @@
 // tls-policy.
 #include <CLI/CLI.hpp>
 
-#include <cstdio>
-
+#include "cli/check_config.hpp"
 #include "cli/init.hpp"
 #include "cli/queue.hpp"
 #include "cli/tls_policy.hpp"
-#include "config/config.hpp"
 #include "runtime/daemon.hpp"
 
 int main(int argc, char** argv) {
@@ -35,15 +33,6 @@ int main(int argc, char** argv) {
     if (*init) return postern::cli::init(init_dir);
     if (queue.selected()) return queue.run();
     if (tls_policy.selected()) return tls_policy.run();
-    if (*check) {
-        auto cfg = postern::config::load(config_path);
-        if (!cfg) {
-            std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
-            return 2;
-        }
-        for (const auto& w : postern::config::warnings(**cfg)) std::fprintf(stderr, "%s\n", w.c_str());
-        std::printf("%s: OK\n", config_path.c_str());
-        return 0;
-    }
+    if (*check) return postern::cli::check_config(config_path);
     return 1;
 }

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cli/config_file.hpp"
 #include "config/config.hpp"
 
 namespace postern::cli {
@@ -169,7 +170,8 @@ int queue_command::run() const {
         return 1;
     }
 
-    auto cfg = config::load(config_path_);
+    // Only spool.dir is needed: not the key, which may be readable by root alone.
+    auto cfg = load_without_files(config_path_);
     if (!cfg) {
         std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
         return 2;

@@ -1,5 +1,6 @@
 // cli/queue.hpp - `postern queue list|show|retry|delete|hold|release` (SPEC §4): the client end
-// of the control socket. Reads the config for spool.dir, sends one request line to
+// of the control socket. Reads the config for spool.dir (the TLS files it names need not be
+// readable: the key may be root's alone), sends one request line to
 // `<spool.dir>/control.sock` (plain POSIX sockets, no Asio), prints the answer.
 // Exit status: 0 success; 1 the server refused (its message on stderr) or cannot be reached;
 // 2 a bad configuration (FILE:LINE: message).

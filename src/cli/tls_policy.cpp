@@ -16,6 +16,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "cli/config_file.hpp"
 #include "config/config.hpp"
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
@@ -41,7 +42,9 @@ bool tls_policy_command::selected() const { return cmd_->parsed(); }
 
 int tls_policy_command::run() const {
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing while we write must not end the command
-    auto cfg = config::load(config_path_);
+    // A client's view: the server's key and certificate are never read (the key may be
+    // readable by root alone); the trust store only with --probe, below.
+    auto cfg = load_without_files(config_path_);
     if (!cfg) {
         std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
         return 2;
@@ -53,10 +56,12 @@ int tls_policy_command::run() const {
     report.policy = profile::resolve_outbound(**cfg, {report.domain, std::nullopt, std::nullopt});
 
     if (report.where.how != delivery::route::kind::maildir) {
-        // The client context exactly as `postern serve` builds it (runtime/daemon.cpp): the
-        // verdict under verify = "ca" / "ca+name" depends on this trust store.
+        // With --probe, the client context exactly as `postern serve` builds it (runtime/
+        // daemon.cpp): the verdict under verify = "ca" / "ca+name" depends on this trust store.
+        // Without, nothing connects: no trust store is read.
         auto client_tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-        if (auto r = tls::configure_client(client_tls->native_handle(), (*cfg)->tls.ca_file); !r) {
+        if (auto r = probe_ ? tls::configure_client(client_tls->native_handle(), (*cfg)->tls.ca_file) : result<void>();
+            !r) {
             std::fprintf(stderr, "%s: tls.ca_file: %s\n", config_path_.c_str(), r.error_message().c_str());
             return 2;
         }

@@ -7,7 +7,8 @@
 // Exit status: 0 the command ran (with --probe: every probed address would take the mail);
 // 1 with --probe, some address would not (refused, deferred, unreachable, or DNS stops delivery),
 // or the lookups could not run;
-// 2 a bad configuration (FILE:LINE: message) or an unusable trust store.
+// 2 a bad configuration (FILE:LINE: message) or, with --probe, an unusable trust store
+// (tls.ca_file). The server's key and certificate are never read.
 #pragma once
 #include <string>
 

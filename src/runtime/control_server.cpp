@@ -155,9 +155,17 @@ result<control_acceptor> open_control_socket(asio::io_context& io, const std::st
     control_acceptor acc(io);
     asio::error_code ec;
     acc.open(stream(), ec);
-    if (!ec) acc.bind(stream::endpoint(path), ec);
+    if (!ec) {
+        // bind() makes the socket file with 0777 minus the umask: with a umask of 0177 it is
+        // 0600 from the start. The spool directory does not cover that moment: one that
+        // existed before keeps its own mode (0755 is common). The umask is the process's, so
+        // it is set back at once; serve calls this before any other thread runs.
+        const mode_t old_umask = ::umask(0177);
+        acc.bind(stream::endpoint(path), ec);
+        ::umask(old_umask);
+    }
     if (ec) return error{fmt::format("cannot bind {}: {}", path, ec.message())};
-    // The spool is 0700, so nobody else could reach the socket between bind and chmod.
+    // 0600 whatever bind() did (a file system that ignores the umask, an ACL's default mask).
     if (::chmod(path.c_str(), 0600) != 0) {
         int e = errno;
         ::unlink(path.c_str());

@@ -1,7 +1,8 @@
 // runtime/control_server.hpp - the server end of `postern queue ...` (SPEC §4): a UNIX stream
-// socket `<spool.dir>/control.sock`, mode 0600 inside the 0700 spool, so only the spool's owner
-// (and root) can manage the queue. One request line per connection (at most 4 KiB, read within
-// 5 s), answered with control::handle() and closed. The protocol is control/control.hpp.
+// socket `<spool.dir>/control.sock`, mode 0600 from its creation (whatever the umask or the
+// spool directory's mode), so only the spool's owner (and root) can manage the queue. One
+// request line per connection (at most 4 KiB, read within 5 s), answered with
+// control::handle() and closed. The protocol is control/control.hpp.
 #pragma once
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
@@ -16,7 +17,9 @@ namespace postern::runtime {
 
 using control_acceptor = asio::local::stream_protocol::acceptor;
 
-// Binds and listens on control::socket_path(spool_dir). A leftover socket file from a server
+// Binds and listens on control::socket_path(spool_dir); the socket is 0600 from the moment it
+// exists (the process umask is 0177 during the bind, then set back: call this while no other
+// thread creates files). A leftover socket file from a server
 // that is gone is removed first; a socket that still answers belongs to a running server on
 // the same spool and is an error (two servers must never share a spool), as is a path that
 // exists but is not a socket, or one too long for sockaddr_un.

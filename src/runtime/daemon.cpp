@@ -1,6 +1,7 @@
 // runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4): the open-files limit, the
 // spool (locked: one server per spool), listeners, privilege drop, event loops; SIGHUP reloads;
-// SIGTERM drains inbound sessions and delivery passes under way for up to 10 s.
+// SIGTERM drains inbound sessions and delivery passes under way for up to 10 s (a SIGHUP then
+// is ignored). Also the TLS contexts a configuration makes, which `check-config` builds too.
 #include "runtime/daemon.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -15,15 +16,18 @@
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <algorithm>
+#include <functional>
 #include <list>
 #include <optional>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
@@ -47,24 +51,44 @@ namespace {
 
 using tcp = asio::ip::tcp;
 
-// A complete generation (config + TLS context) or the reason it cannot be used.
+// The server context (inbound STARTTLS; none without tls.cert_file) and the client context
+// (outbound STARTTLS, trust store tls.ca_file) that `t` describes.
+struct tls_contexts {
+    std::shared_ptr<asio::ssl::context> server, client;
+};
+
+std::variant<tls_contexts, tls_problem> make_tls_contexts(const config::tls_config& t) {
+    tls_contexts out;
+    if (!t.cert_file.empty()) {
+        out.server = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+        if (auto r = tls::configure_server(out.server->native_handle(), t.cert_file, t.key_file); !r) {
+            // The file at fault, from tls::configure_server's messages (tls/context.cpp): the
+            // certificate fails first; after it, the key (unreadable, or not the certificate's).
+            const std::string& m = r.error_message();
+            const char* key = m.starts_with("cannot load certificate") ? "tls.cert_file"
+                              : m.find("private key") != std::string::npos ? "tls.key_file"
+                                                                           : "";
+            return tls_problem{key, m};
+        }
+    }
+    out.client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    if (auto r = tls::configure_client(out.client->native_handle(), t.ca_file); !r)
+        return tls_problem{"tls.ca_file", r.error_message()};
+    return out;
+}
+
+// A complete generation (config + TLS contexts) or the reason it cannot be used.
 result<std::shared_ptr<const server::generation>> build_generation(const std::string& path) {
     auto cfg = config::load(path);
     if (!cfg) return error{cfg.error_message()};
     for (const auto& w : config::warnings(**cfg)) log::warning("config", w);
+    auto contexts = make_tls_contexts((*cfg)->tls);
+    if (const auto* p = std::get_if<tls_problem>(&contexts))
+        return error{fmt::format("{}: {}: {}", path, p->key == "tls.ca_file" ? "tls.ca_file" : "tls", p->message)};
     auto gen = std::make_shared<server::generation>();
     gen->cfg = *cfg;
-    const auto& t = gen->cfg->tls;
-    if (!t.cert_file.empty()) {
-        auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-        auto r = tls::configure_server(ctx->native_handle(), t.cert_file, t.key_file);
-        if (!r) return error{fmt::format("{}: tls: {}", path, r.error_message())};
-        gen->tls = std::move(ctx);
-    }
-    auto client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    if (auto r = tls::configure_client(client->native_handle(), t.ca_file); !r)
-        return error{fmt::format("{}: tls.ca_file: {}", path, r.error_message())};
-    gen->client_tls = std::move(client);
+    gen->tls = std::move(std::get<tls_contexts>(contexts).server);
+    gen->client_tls = std::move(std::get<tls_contexts>(contexts).client);
     return std::shared_ptr<const server::generation>(std::move(gen));
 }
 
@@ -111,9 +135,28 @@ std::string restart_only_changes(const config::config& was, const config::config
     return fmt::format("{}", fmt::join(keys, ", "));
 }
 
+// SIGHUP is held (blocked) from the start of `serve` until its handler is installed: before
+// that, its default action would end the process, and it may come at any time (a reload script,
+// a terminal closing). Blocked before any thread starts, so every thread inherits the mask;
+// unblocked in the main thread only, which then takes every SIGHUP - one sent during start-up
+// becomes a reload as soon as the server runs.
+void mask_sighup(int how) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    ::pthread_sigmask(how, &set, nullptr);
+}
+
 }  // namespace
 
+std::optional<tls_problem> check_tls(const config::config& cfg) {
+    auto contexts = make_tls_contexts(cfg.tls);
+    if (auto* p = std::get_if<tls_problem>(&contexts)) return std::move(*p);
+    return std::nullopt;
+}
+
 int serve(const std::string& config_path) {
+    mask_sighup(SIG_BLOCK);
     std::signal(SIGPIPE, SIG_IGN);
     auto first = build_generation(config_path);
     if (!first) {
@@ -172,6 +215,13 @@ int serve(const std::string& config_path) {
     }
     if (!dropped->empty()) log::emit(geteuid() == 0 ? log::level::warning : log::level::info, "privileges",
                                      {{"message", *dropped}});
+    // The control socket: made by the user the server runs as (the spool's owner), and while
+    // no other thread runs (open_control_socket sets the process umask around its bind).
+    auto control = open_control_socket(io, cfg0.spool.dir);
+    if (!control) {
+        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control.error_message().c_str());
+        return 1;
+    }
 
     // The disk pool: every fsync blocks one of these threads, and concurrent fsyncs are what
     // the file system batches (queue/group_sync.hpp; the shared fsyncbench: 1 thread ~1,400/s,
@@ -220,16 +270,25 @@ int serve(const std::string& config_path) {
     } stop_workers{workers, threads};
     for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
     if (workers.size() > 1) asio::co_spawn(io, sample_loop_load(io, threads, ctx.loops, ctx.draining), asio::detached);
-    auto control = open_control_socket(io, cfg0.spool.dir);
-    if (!control) {
-        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control.error_message().c_str());
-        return 1;
-    }
     asio::co_spawn(io, serve_control(*control, runner), asio::detached);
     log::started(PROJECT_VERSION_STRING, config_path, listening);
     runner.recover();
 
     asio::signal_set signals(io, SIGHUP, SIGTERM, SIGINT);
+    mask_sighup(SIG_UNBLOCK);
+    // While stopping: a second SIGTERM or SIGINT stops now. A SIGHUP neither reloads nor stops
+    // (it used to end the drain, cutting off the sessions in their transactions).
+    std::function<void()> wait_stop = [&] {
+        signals.async_wait([&](asio::error_code ec, int sig) {
+            if (ec) return;
+            if (sig != SIGHUP) {
+                io.stop();
+                return;
+            }
+            log::warning("signal", "SIGHUP while stopping: ignored (no reload; SIGTERM or SIGINT stops at once)");
+            wait_stop();
+        });
+    };
     std::function<void()> wait_signal;
     wait_signal = [&] {
         signals.async_wait([&](asio::error_code ec, int sig) {
@@ -278,7 +337,7 @@ int serve(const std::string& config_path) {
                     io.stop();
                 },
                 asio::detached);
-            signals.async_wait([&](asio::error_code, int) { io.stop(); });  // a second signal: now
+            wait_stop();
         });
     };
     wait_signal();

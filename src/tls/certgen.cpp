@@ -36,6 +36,35 @@ bool add_ext(X509* cert, int nid, const std::string& value) {
     return ok;
 }
 
+// Creates `path` (it must not exist) with `mode` and fills it with `write`. Every write and
+// the close are checked (a full disk must not leave a truncated key reported as written); a
+// file that could not be completed is removed.
+template <class Writer>
+result<void> write_new_file(const std::string& path, mode_t mode, Writer write) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) return error{fmt::format("cannot create {}: {}", path, std::strerror(errno))};
+    // The mode exactly, whatever the umask (O_CREAT's mode is masked by it).
+    if (::fchmod(fd, mode) != 0) {
+        const int e = errno;
+        ::close(fd);
+        ::unlink(path.c_str());
+        return error{fmt::format("cannot chmod {}: {}", path, std::strerror(e))};
+    }
+    FILE* f = ::fdopen(fd, "w");
+    if (!f) {
+        const int e = errno;
+        ::close(fd);
+        ::unlink(path.c_str());
+        return error{fmt::format("cannot write {}: {}", path, std::strerror(e))};
+    }
+    const bool written = write(f);
+    const bool closed = std::fclose(f) == 0;
+    if (written && closed) return {};
+    const std::string why = written ? std::strerror(errno) : last_error();
+    ::unlink(path.c_str());
+    return error{fmt::format("cannot write {}: {}", path, why)};
+}
+
 }  // namespace
 
 result<void> write_self_signed(const std::string& cert_path, const std::string& key_path,
@@ -69,28 +98,18 @@ result<void> write_self_signed(const std::string& cert_path, const std::string& 
     if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0)
         return error{fmt::format("certificate signing failed: {}", last_error())};
 
-    // 0600 even when the file was there before with a wider mode (O_CREAT's mode only applies
-    // to a new file); every write and the close are checked (a full disk must not leave a
-    // truncated key reported as written).
-    int kfd = ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (kfd < 0) return error{fmt::format("cannot create {}: {}", key_path, std::strerror(errno))};
-    if (::fchmod(kfd, 0600) != 0) {
-        ::close(kfd);
-        return error{fmt::format("cannot chmod {}: {}", key_path, std::strerror(errno))};
+    // Both files are new (O_EXCL): an existing key is never overwritten, not even when its
+    // certificate is missing (cli/init.cpp refuses that case before it gets here). If the
+    // second file cannot be written, the first is removed again: no half-made pair is left.
+    auto key_written = write_new_file(key_path, 0600, [&](FILE* f) {
+        return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+    });
+    if (!key_written) return key_written;
+    auto cert_written = write_new_file(cert_path, 0644, [&](FILE* f) { return PEM_write_X509(f, cert.get()) == 1; });
+    if (!cert_written) {
+        ::unlink(key_path.c_str());
+        return cert_written;
     }
-    FILE* kf = ::fdopen(kfd, "w");
-    if (!kf) {
-        ::close(kfd);
-        return error{fmt::format("cannot write {}: {}", key_path, std::strerror(errno))};
-    }
-    const bool key_written = PEM_write_PrivateKey(kf, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
-    if (std::fclose(kf) != 0 || !key_written)
-        return error{fmt::format("cannot write {}: {}", key_path, key_written ? std::strerror(errno) : last_error())};
-    FILE* cf = std::fopen(cert_path.c_str(), "w");
-    if (!cf) return error{fmt::format("cannot create {}: {}", cert_path, std::strerror(errno))};
-    const bool cert_written = PEM_write_X509(cf, cert.get()) == 1;
-    if (std::fclose(cf) != 0 || !cert_written)
-        return error{fmt::format("cannot write {}: {}", cert_path, cert_written ? std::strerror(errno) : last_error())};
     return {};
 }
 

@@ -1,7 +1,11 @@
 """tests/e2e/test_config_cli.py - operating the daemon (SPEC §4, §5, §6): SIGHUP reload (good
-and bad files), `check-config` errors as FILE:LINE, JSON logs, SIGTERM."""
+and bad files; held during start-up, ignored during the drain), `check-config` errors as
+FILE:LINE (TLS files loaded as serve loads them), JSON logs, SIGTERM."""
 import datetime
+import errno
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -9,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import POSTERN, qid_of, render_config, wait_until
+from conftest import POSTERN, qid_of, render_config, wait_port, wait_until
 from peers import make_ca, make_cert
 
 
@@ -168,15 +172,24 @@ def test_sigterm_exits_zero(postern):
         socket.create_connection((postern.host, postern.port), timeout=1).close()
 
 
-def test_sigterm_lets_a_session_finish(postern):
+@pytest.mark.parametrize("sighup", [False, True], ids=["sigterm", "then-sighup"])
+def test_sigterm_lets_a_session_finish(postern, sighup):
+    """A session in a transaction may finish it during the drain. Then-sighup: after SIGTERM only
+    SIGTERM or SIGINT again stops at once; a SIGHUP (a reload script, a logrotate hook) is
+    ignored and logged, and the session still finishes (a SIGHUP used to end the drain)."""
     c = postern.smtp()
     try:
         c.ehlo()
         c.expect("MAIL FROM:<a@example.test>", 250)
         c.expect("RCPT TO:<bob@localhost>", 250)
         postern.proc.send_signal(signal.SIGTERM)
+        if sighup:
+            postern.wait_log(" stop ")
+            postern.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: not postern.alive or "SIGHUP while stopping" in postern.log(), what="SIGHUP handled")
         time.sleep(0.3)
-        assert postern.alive  # draining: the open session is not cut
+        # draining: the open session is not cut
+        assert postern.alive, f"the drain ended early (exit {postern.proc.returncode})"
         c.expect("DATA", 354)
         c.send(b"Subject: drain\r\n\r\nx\r\n.\r\n")
         qid_of(c.read_reply())
@@ -186,12 +199,52 @@ def test_sigterm_lets_a_session_finish(postern):
     finally:
         c.close()
     assert postern.proc.wait(timeout=5) == 0
+    assert count_events(postern, "reload") == 0
     # accepted during drain: it is in the queue (delivered at once or at the next start)
     msgs = postern.maildir_messages("bob")
     if not msgs:
         assert len(postern.spool_files("queue")) == 1
         postern.start()
         postern.wait_maildir("bob")
+
+
+def fifo_writer(path, timeout=10.0):
+    """Opens the FIFO for writing once a reader waits on it (O_NONBLOCK: ENXIO until then)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.time() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def test_sighup_during_start_up_is_not_fatal(make_instance):
+    """A SIGHUP that arrives before the server handles signals (here: while it reads its config
+    file, a FIFO so that the moment is certain) must not kill it (SIGHUP's default action): it
+    is held, and becomes a reload once the server runs."""
+    inst = make_instance(start=False)
+    text = inst.config.read_text().encode()
+    fifo = inst.dir / "fifo.toml"
+    os.mkfifo(fifo)
+    logf = open(inst.log_path, "ab")
+    inst.proc = subprocess.Popen([POSTERN, "serve", "-c", str(fifo)], stdout=logf, stderr=logf, cwd=inst.dir)
+    fd = fifo_writer(fifo)  # serve is in its first config read
+    inst.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    if not inst.alive:
+        os.close(fd)
+        pytest.fail(f"SIGHUP during start-up killed the server (exit {inst.proc.returncode})")
+    os.write(fd, text)
+    os.close(fd)
+    inst.wait_log(" start ")  # the first read is over (else the next write would join it)
+    fd = fifo_writer(fifo)  # the reload reads the file again
+    os.write(fd, text)
+    os.close(fd)
+    inst.wait_log(" reload ")
+    wait_port(inst.host, inst.port, proc=inst.proc)
+    assert inst.alive
 
 
 def test_refusals_are_logged_as_reject(postern):
@@ -378,3 +431,45 @@ def test_check_config_and_serve_warn_that_dane_is_not_implemented(make_instance)
                                 "implemented yet: every outbound session under this profile is refused (no mail flows)"), r.stderr
     inst.start()
     assert any("dane" in e.get("message", "") for e in inst.events("config")), inst.log()[-1500:]
+
+
+def line_of(inst, prefix):
+    return next(i for i, l in enumerate(inst.config.read_text().splitlines()) if l.startswith(prefix)) + 1
+
+
+@pytest.mark.parametrize("what", ["garbage-certificate", "garbage-key", "mismatched-key"])
+def test_check_config_refuses_tls_files_that_serve_refuses(make_instance, tmpdir_postern, what):
+    """check-config loads the certificate and key as serve does: a file that exists and can be
+    read but holds no certificate, no key, or a key of another certificate is an error at the
+    line of the key that names it (it used to say OK, and serve then exited 2)."""
+    inst = make_instance(start=False)
+    tls = inst.dir / "var/tls"
+    if what == "garbage-certificate":
+        (tls / "cert.pem").write_text("garbage\n")
+        key, needle = "tls.cert_file", "cannot load certificate"
+    elif what == "garbage-key":
+        (tls / "key.pem").write_text("garbage\n")
+        key, needle = "tls.key_file", "cannot load private key"
+    else:
+        other = tmpdir_postern / "other"
+        assert subprocess.run([POSTERN, "init", str(other)], capture_output=True).returncode == 0
+        shutil.copy(other / "var/tls/key.pem", tls / "key.pem")
+        # OpenSSL 3 finds the mismatch as it loads the key ("key values mismatch"); the
+        # check after it says "does not match certificate"
+        key, needle = "tls.key_file", "mismatch|does not match certificate"
+    r = run_check(inst.config)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    line = line_of(inst, key.split(".")[1] + " = ")
+    assert r.stderr.startswith(f"{inst.config}:{line}: {key}: "), r.stderr
+    assert re.search(needle, r.stderr), r.stderr
+    s = subprocess.run([POSTERN, "serve", "-c", str(inst.config)], capture_output=True, text=True, timeout=20)
+    assert s.returncode == 2 and re.search(needle, s.stderr), (s.returncode, s.stderr)
+
+
+def test_check_config_refuses_a_ca_file_that_is_no_certificate(make_instance):
+    inst = make_instance(start=False, tls_extra='ca_file = "var/tls/ca.pem"')
+    (inst.dir / "var/tls/ca.pem").write_text("not a certificate\n")
+    r = run_check(inst.config)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith(f"{inst.config}:{line_of(inst, 'ca_file = ')}: tls.ca_file: "), r.stderr

@@ -233,3 +233,50 @@ def test_bad_config(make_instance, tmp_path):
     r = queue_cli(inst, "list", config=bad)
     assert r.returncode == 2, r
     assert re.match(rf"^{re.escape(str(bad))}:\d+: ", r.stderr), r.stderr
+
+
+def config_without_key(inst, tls_extra=""):
+    """A copy of the instance's config (same directory: the same spool, so the same control
+    socket) whose key_file is missing - like a key readable by root only, as the server's
+    administrator runs the CLI as the spool's owner - plus `tls_extra` in [tls]."""
+    copy = inst.dir / "cli.toml"
+    text = inst.config.read_text().replace('key_file = "var/tls/key.pem"', 'key_file = "var/tls/root-only.pem"')
+    assert "root-only.pem" in text
+    copy.write_text(text.replace("[tls]\n", "[tls]\n" + tls_extra, 1))
+    return copy
+
+
+def test_queue_does_not_need_the_tls_files(make_instance):
+    """`postern queue` only needs spool.dir: a key (or certificate, or CA file) it cannot read
+    does not stop it; other errors in the file still do, as FILE:LINE."""
+    inst = make_instance(queue_extra="hold = true")
+    qid = send(inst, "alice@example.test", ["bob@localhost"], "held")
+    copy = config_without_key(inst, tls_extra='ca_file = "var/tls/no-such-ca.pem"\n')
+    r = queue_cli(inst, "list", "--json", config=copy)
+    assert r.returncode == 0, r
+    assert [m["id"] for m in json.loads(r.stdout)] == [qid]
+    r = queue_cli(inst, "release", qid, config=copy)
+    assert r.returncode == 0, r
+    inst.wait_maildir("bob")
+    copy.write_text(copy.read_text().replace("[server]\n", "[server]\nbogus_key = 1\n", 1))
+    r = queue_cli(inst, "list", config=copy)
+    assert r.returncode == 2 and re.match(rf"^{re.escape(str(copy))}:\d+: unknown key 'server.bogus_key'", r.stderr), r
+
+
+def tls_policy(config, domain, *args):
+    return subprocess.run([POSTERN, "tls-policy", domain, *args, "-c", str(config)], capture_output=True,
+                          text=True, timeout=30, cwd="/")
+
+
+def test_tls_policy_does_not_need_the_key(make_instance):
+    """tls-policy is a client: the server's key and certificate are never read; the trust store
+    (tls.ca_file) only with --probe, which connects."""
+    inst = make_instance(start=False, extra='[[route]]\ndomain = "relay.test"\nhosts = ["127.0.0.1:9"]\n')
+    copy = config_without_key(inst, tls_extra='ca_file = "var/tls/no-such-ca.pem"\n')
+    r = tls_policy(copy, "localhost")
+    assert r.returncode == 0 and "localhost" in r.stdout, r
+    r = tls_policy(copy, "relay.test")
+    assert r.returncode == 0 and "127.0.0.1" in r.stdout, r
+    r = tls_policy(copy, "relay.test", "--probe")
+    assert r.returncode == 2, r
+    assert r.stderr.startswith(f"{copy}: tls.ca_file: ") and "no-such-ca.pem" in r.stderr, r.stderr
