@@ -19,7 +19,7 @@ int check_config(const std::string& path) {
     if (auto problem = runtime::check_tls(**cfg)) {
         const std::string& key = problem->key;
         int line = 0;
-        if (auto text = read_config_text(path); text && key.starts_with("tls."))
+        if (auto text = config::read_text(path); text && key.starts_with("tls."))
             line = line_of_key(*text, "tls", key.substr(4));
         const std::string where = line > 0 ? path + ":" + std::to_string(line) : path;
         std::fprintf(stderr, "%s: %s: %s\n", where.c_str(), key.empty() ? "tls" : key.c_str(),

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "cli/config_file.hpp"
 #include "config/config.hpp"
 
 namespace postern::cli {
@@ -171,7 +170,7 @@ int queue_command::run() const {
     }
 
     // Only spool.dir is needed: not the key, which may be readable by root alone.
-    auto cfg = load_without_files(config_path_);
+    auto cfg = config::load(config_path_, /*check_files=*/false);
     if (!cfg) {
         std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
         return 2;

@@ -16,7 +16,6 @@
 #include <memory>
 #include <stdexcept>
 
-#include "cli/config_file.hpp"
 #include "config/config.hpp"
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
@@ -44,7 +43,7 @@ int tls_policy_command::run() const {
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing while we write must not end the command
     // A client's view: the server's key and certificate are never read (the key may be
     // readable by root alone); the trust store only with --probe, below.
-    auto cfg = load_without_files(config_path_);
+    auto cfg = config::load(config_path_, /*check_files=*/false);
     if (!cfg) {
         std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
         return 2;

@@ -212,7 +212,10 @@ struct config {
 // A missing [spool] table, or an invalid machine host name when `hostname` is absent, is
 // reported at line 1. load() also checks that the files the server reads (tls.cert_file,
 // tls.key_file, tls.ca_file, a profile's ca_file) exist and can be read, at their lines.
-result<std::shared_ptr<const config>> load(const std::string& path);
+// `check_files` = false skips that check (the queue commands need no key or certificate).
+result<std::shared_ptr<const config>> load(const std::string& path, bool check_files = true);
+// The whole file, or "PATH: cannot open: REASON" / "PATH: cannot read: REASON" (load's wording).
+result<std::string> read_text(const std::string& path);
 // Same, from text already in memory; `path` is used for messages and to resolve relative paths
 // (an empty `path`: relative to the current directory, source_path left empty). The files it
 // names are only checked with `check_files`.

@@ -1015,7 +1015,7 @@ std::vector<std::string> warnings(const config& cfg) {
     return out;
 }
 
-result<std::shared_ptr<const config>> load(const std::string& path) {
+result<std::string> read_text(const std::string& path) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) return error{path + ": cannot read: is a directory"};
     std::ifstream in(path, std::ios::binary);
@@ -1023,7 +1023,13 @@ result<std::shared_ptr<const config>> load(const std::string& path) {
     std::ostringstream text;
     text << in.rdbuf();
     if (in.bad()) return error{path + ": cannot read: " + std::strerror(errno)};
-    return parse(text.str(), path, /*check_files=*/true);
+    return text.str();
+}
+
+result<std::shared_ptr<const config>> load(const std::string& path, bool check_files) {
+    auto text = read_text(path);
+    if (!text) return error{text.error_message()};
+    return parse(*text, path, check_files);
 }
 
 }  // namespace postern::config
