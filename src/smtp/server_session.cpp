@@ -33,7 +33,10 @@ namespace {
 // What next() is doing; current_state() derives the public state from it.
 enum class mode { greeting, command, data, bdat, waiting_store, waiting_tls, closed };
 
-
+// The text of a 553 for a domain with no A-label form (`why`: libidn2's reason).
+std::string bad_idn(const std::string& why) {
+    return "domain is not a valid internationalized domain name (" + why + ")";
+}
 
 }  // namespace
 
@@ -323,6 +326,9 @@ struct server_session::impl {
         // RFC 6531 3.5: a non-ASCII address needs SMTPUTF8 on this MAIL command.
         if (t.sender.box.utf8 && !t.smtputf8)
             return fail(553, "5.6.7", "Error: non-ASCII sender address requires SMTPUTF8");
+        // RFC 6531 3.2: matched and routed by its A-label; a domain without one is refused.
+        if (!t.sender.idna_error.empty())
+            return fail(553, "5.1.7", "Bad sender address: " + bad_idn(t.sender.idna_error));
 
         if (auto r = policy.check_sender(t); r && !r->positive()) {
             send(*r);
@@ -352,6 +358,8 @@ struct server_session::impl {
             return unsupported(params->front().key);
         if (p->box.utf8 && !tx.smtputf8)  // RFC 6531 3.5
             return fail(553, "5.6.7", "Error: non-ASCII recipient address requires SMTPUTF8");
+        if (!p->idna_error.empty())  // RFC 6531 3.2, as for the sender
+            return fail(553, "5.1.3", "Bad recipient address: " + bad_idn(p->idna_error));
         mailbox box = std::move(p->box);
         // RFC 5321 4.1.1.3: a bare <Postmaster> is this server's postmaster; from here on it is
         // the full address the policy names (stored, compared, checked as such).
@@ -388,7 +396,8 @@ struct server_session::impl {
     }
 
     // The same recipient: local part exactly (RFC 5321 2.4: it may be case-sensitive), domain
-    // ignoring ASCII case. No local part or domain contains NUL (refused in command lines).
+    // by its A-label form (ignoring case; "b\u00fccher.test" = "xn--bcher-kva.test"). No local
+    // part or domain contains NUL (refused in command lines).
     static std::string rcpt_key(const mailbox& b) { return b.local + '\0' + b.domain_lower(); }
 
     std::optional<event> cmd_data(std::string_view arg) {

@@ -78,6 +78,17 @@ TEST(SmtpAddress, Smtputf8AddressNeedsUtf8Allowed) {
     EXPECT_EQ(with->box.domain, "παράδειγμα.δοκιμή");
 }
 
+// RFC 6531 3.2: a U-label domain is matched by its A-label; the address stays as written.
+TEST(SmtpAddress, ULabelDomainLowerIsTheALabel) {
+    auto p = mail("<a@Bücher.TEST>", true);
+    ASSERT_TRUE(p) << p.error_message();
+    EXPECT_EQ(p->box.str(), "a@Bücher.TEST");
+    EXPECT_EQ(p->box.domain_lower(), "xn--bcher-kva.test");
+    auto same = mail("<a@xn--BCHER-kva.test>");
+    ASSERT_TRUE(same);
+    EXPECT_EQ(same->box.domain_lower(), p->box.domain_lower());
+}
+
 TEST(SmtpAddress, MalformedUtf8Rejected) {
     EXPECT_FALSE(rcpt("<a\xC0\xAF@x.test>", true));    // overlong
     EXPECT_FALSE(rcpt("<a\xED\xA0\x80@x.test>", true));  // surrogate

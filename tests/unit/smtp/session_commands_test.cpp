@@ -257,6 +257,40 @@ TEST(SmtpSessionCommands, Smtputf8Addresses) {
     EXPECT_TRUE(d.s.current().recipients[0].utf8);
 }
 
+// RFC 6531 3.2: "例.example.test" and "xn--fsq.example.test" are one domain: hosted under
+// both spellings, one recipient, kept as written. A sender-domain profile written with the
+// A-label applies to the U-label sender too (its 530 is not bypassed).
+TEST(SmtpSessionCommands, ULabelDomainsMatchedByTheirALabel) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@Bücher.test> SMTPUTF8\r\n"),
+              "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@xn--bcher-kva.test>\r\n"), "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SMTPUTF8\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<bob@例.example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<bob@XN--FSQ.example.test>\r\n"), "250 2.1.5 Ok\r\n");  // the same recipient
+    ASSERT_EQ(d.s.current().recipients.size(), 1u);
+    EXPECT_EQ(d.s.current().recipients[0].str(), "bob@例.example.test");
+    EXPECT_EQ(d.s.current().recipients[0].domain_lower(), "xn--fsq.example.test");
+}
+
+// A domain that has no A-label form cannot be matched or routed: refused at MAIL/RCPT (553,
+// not a 501 syntax error: the path is well-formed), before any policy check.
+TEST(SmtpSessionCommands, DomainWithoutALabelRefused) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@☃.test> SMTPUTF8\r\n"),
+              "553 5.1.7 Bad sender address: domain is not a valid internationalized domain name "
+              "(string contains a disallowed character)\r\n");
+    EXPECT_TRUE(d.policy.senders_seen.empty());
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SMTPUTF8\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<b@☃.example.test>\r\n"),
+              "553 5.1.3 Bad recipient address: domain is not a valid internationalized domain name "
+              "(string contains a disallowed character)\r\n");
+    EXPECT_TRUE(d.policy.recipients_seen.empty());
+    EXPECT_TRUE(d.s.current().recipients.empty());
+}
+
 TEST(SmtpSessionCommands, PolicyRefusesSender) {
     driver d;
     d.ehlo();
