@@ -327,7 +327,7 @@ result<path> parse_path(std::string_view text, bool allow_null, bool utf8_allowe
     }
     const std::string_view local = in.substr(0, at);
     const std::string_view domain = in.substr(at + 1);
-    if (local.size() > 64) return error{"local part longer than 64 octets"};  // 4.5.3.1.1
+    // No limit on the local part beyond the path's 256 octets (see address.hpp).
     if (domain.empty()) return error{"empty domain"};
     if (!valid_domain(domain, true)) return error{"bad domain"};
     p.box.local = std::string(local);

@@ -41,7 +41,9 @@ result<std::string> domain_to_ascii(std::string_view domain);
 // A reverse-path or forward-path: "<>" (null, only when allow_null), "<a@b>",
 // "<@r1,@r2:a@b>" (source route accepted and ignored, RFC 5321 4.1.2 / C).
 // Errors: "syntax", missing brackets, empty local part, bad domain, non-ASCII without utf8_allowed,
-// longer than 256 octets (RFC 5321 4.5.3.1.3), local part > 64 octets (4.5.3.1.1).
+// longer than 256 octets (RFC 5321 4.5.3.1.3). The local part has no limit of its own: RFC
+// 5321 4.5.3.1 asks receivers to accept longer ones "to the maximum extent possible", and
+// SRS/BATV/VERP senders exceed the 64 octets of 4.5.3.1.1 (Postfix and Exim accept them).
 // `postmaster_ok`: accept "<Postmaster>" without a domain (RCPT only, RFC 5321 4.1.1.3).
 // A syntactically valid path is returned even when its domain has no A-label form:
 // box.ascii_domain is then empty and `idna_error` says why (the session refuses it with its

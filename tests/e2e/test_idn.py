@@ -160,3 +160,22 @@ def test_recipient_domain_profile_in_a_label_form_applies_to_u_label_recipient(m
         inst.stop()
         assert not peer.saw_mail_from(), peer.all_commands()
         assert peer.messages == []
+
+
+# --- limits: local parts over 64 octets, 20-digit SIZE values ----------------------------------
+
+
+SRS = ("SRS0=HHH=TT=orig-domain.example=some.long.user.name+list-bounces-12345=subscriber.example"
+       "@forwarder.test")
+
+
+def test_srs_sender_with_local_part_over_64_octets_accepted(postern):
+    """RFC 5321 4.5.3.1: a ~100-octet SRS sender (local part > 64 octets) is accepted (was
+    501 5.1.7) and delivered with its Return-Path intact; so is a long recipient local part."""
+    assert len(SRS.split("@")[0]) > 64
+    long_rcpt = "bob+" + "x" * 90
+    with smtplib.SMTP(postern.host, postern.port, timeout=10) as s:
+        assert s.sendmail(SRS, ["bob@localhost", f"{long_rcpt}@localhost"], BODY) == {}
+    msg = postern.wait_maildir("bob")[0]
+    assert f"Return-Path: <{SRS}>\r\n".encode() in msg
+    assert postern.wait_maildir(long_rcpt)[0].endswith(BODY)

@@ -291,6 +291,18 @@ TEST(SmtpSessionCommands, DomainWithoutALabelRefused) {
     EXPECT_TRUE(d.s.current().recipients.empty());
 }
 
+// RFC 5321 4.5.3.1: no 64-octet limit on local parts (SRS, BATV, VERP senders exceed it).
+TEST(SmtpSessionCommands, LocalPartOver64OctetsAccepted) {
+    driver d;
+    d.ehlo();
+    const std::string srs = "SRS0=HHH=TT=orig-domain.example=some.long.user.name+list-bounces-12345"
+                            "=subscriber.example";
+    ASSERT_GT(srs.size(), 64u);
+    EXPECT_EQ(d.feed("MAIL FROM:<" + srs + "@forwarder.test>\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.s.current().sender.box.local, srs);
+    EXPECT_EQ(d.feed("RCPT TO:<" + std::string(100, 'r') + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+}
+
 TEST(SmtpSessionCommands, PolicyRefusesSender) {
     driver d;
     d.ehlo();
