@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <unordered_set>
 #include <utility>
 #include <variant>
@@ -32,6 +33,19 @@ namespace {
 
 // What next() is doing; current_state() derives the public state from it.
 enum class mode { greeting, command, data, bdat, waiting_store, waiting_tls, closed };
+
+// RFC 1870 6: size-value = 1*20DIGIT (leading zeros allowed), or nullopt. A value past
+// 2^64-1 saturates there: it exceeds any size limit and is refused as such, not as syntax.
+std::optional<std::uint64_t> parse_size_value(std::string_view v) {
+    if (v.empty() || v.size() > 20) return std::nullopt;
+    std::uint64_t n = 0;
+    for (const char c : v) {
+        if (c < '0' || c > '9') return std::nullopt;
+        const auto d = static_cast<std::uint64_t>(c - '0');
+        n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+    }
+    return n;
+}
 
 // The text of a 553 for a domain with no A-label form (`why`: libidn2's reason).
 std::string bad_idn(const std::string& why) {
@@ -301,13 +315,11 @@ struct server_session::impl {
             // RFC 5321 4.1.1.2 / 2.2.1: MAIL parameters are service extensions, EHLO only.
             if (!t.esmtp) return unsupported(prm.key);
             if (prm.key == "SIZE") {  // RFC 1870 6: SIZE=<octets>
-                if (seen_size || !prm.has_value || prm.value.size() > 19 ||
-                    !std::all_of(prm.value.begin(), prm.value.end(),
-                                 [](char c) { return c >= '0' && c <= '9'; }))
-                    return fail(501, "5.5.4", "Bad message size syntax");
+                const auto size = seen_size || !prm.has_value ? std::nullopt : parse_size_value(prm.value);
+                if (!size) return fail(501, "5.5.4", "Bad message size syntax");
                 seen_size = true;
-                t.declared_size = std::stoull(prm.value);
-                if (*t.declared_size > settings.max_message_size)  // RFC 1870 6.2
+                t.declared_size = *size;
+                if (*size > settings.max_message_size)  // RFC 1870 6.2
                     return fail(552, "5.3.4", "Message size exceeds fixed limit");
             } else if (prm.key == "BODY") {  // RFC 6152 2; BINARYMIME (RFC 3030 3) not offered
                 if (seen_body) return fail(501, "5.5.4", "Duplicate BODY parameter");

@@ -179,3 +179,18 @@ def test_srs_sender_with_local_part_over_64_octets_accepted(postern):
     msg = postern.wait_maildir("bob")[0]
     assert f"Return-Path: <{SRS}>\r\n".encode() in msg
     assert postern.wait_maildir(long_rcpt)[0].endswith(BODY)
+
+
+def test_size_value_of_20_digits(postern):
+    """RFC 1870: size-value = 1*20DIGIT. 20 nines exceed the limit (552 5.3.4, was 501 5.5.4);
+    20 digits with leading zeros are a small size (was 501) and the mail is accepted."""
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test> SIZE=99999999999999999999", 552, "5.3.4")
+        c.expect("MAIL FROM:<a@example.test> SIZE=000000000000000000000", 501, "5.5.4")  # 21 digits
+        c.expect("MAIL FROM:<a@example.test> SIZE=00000000000000000100", 250)
+        c.expect("RCPT TO:<bob@localhost>", 250)
+        c.expect("DATA", 354)
+        c.send(BODY + b".\r\n")
+        qid_of(c.read_reply())
+    assert postern.wait_maildir("bob")[0].endswith(BODY)

@@ -303,6 +303,28 @@ TEST(SmtpSessionCommands, LocalPartOver64OctetsAccepted) {
     EXPECT_EQ(d.feed("RCPT TO:<" + std::string(100, 'r') + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
 }
 
+// RFC 1870 6: size-value = 1*20DIGIT. Leading zeros are digits like any other; a value too
+// big for 64 bits exceeds the limit (552), it is not a syntax error.
+TEST(SmtpSessionCommands, SizeValueUpTo20Digits) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=99999999999999999999\r\n"),
+              "552 5.3.4 Message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=18446744073709551616\r\n"),  // 2^64
+              "552 5.3.4 Message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=18446744073709551615\r\n"),  // 2^64-1
+              "552 5.3.4 Message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=000000000000000000000\r\n"),  // 21 digits
+              "501 5.5.4 Bad message size syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=00000000000000000100\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.s.current().declared_size, 100u);
+    d.feed("RSET\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=00000000000000010000\r\n"), "250 2.1.0 Ok\r\n");  // the limit itself
+    EXPECT_EQ(d.s.current().declared_size, 10000u);
+    d.feed("RSET\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=0\r\n"), "250 2.1.0 Ok\r\n");
+}
+
 TEST(SmtpSessionCommands, PolicyRefusesSender) {
     driver d;
     d.ehlo();
