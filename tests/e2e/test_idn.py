@@ -10,11 +10,12 @@ SIZE values. Clients are smtplib (SMTPUTF8) and the raw-socket client from conft
 next hops are scripted peers and a real DNS server (NSD).
 """
 import smtplib
+import subprocess
 import time
 
 import pytest
 
-from conftest import qid_of, relay_domain, route, wait_until
+from conftest import POSTERN, qid_of, relay_domain, route
 from dns_server import DnsServer
 from peers import ScriptedPeer, envelope_sender
 
@@ -114,6 +115,23 @@ def test_domain_without_a_label_refused_with_553(make_instance):
         r = c.cmd("RCPT TO:<bob@\u2603.localhost>".encode())
         assert r.code == 553 and r.last.startswith("5.1.3"), r
     assert inst.alive
+
+
+def test_config_may_write_u_labels(make_instance):
+    """The configuration may name a domain with U-labels: it is held as its A-label, so mail to
+    either spelling (the A-label needs no SMTPUTF8) lands in its maildir. A name that has no
+    A-label form is a FILE:LINE error from check-config."""
+    inst = make_instance(domains=hosted_maildir("B\u00fccher.test", "buecher"))
+    with smtplib.SMTP(inst.host, inst.port, timeout=10) as s:
+        assert s.sendmail("alice@example.test", [f"bob@{ALABEL}"], BODY) == {}
+        assert s.sendmail("alice@example.test", [f"bob@{ULABEL}"], BODY, mail_options=["SMTPUTF8"]) == {}
+    assert len(inst.wait_maildir("bob", 2, domain="buecher")) == 2
+    bad = make_instance(start=False, domains=hosted_maildir("\u2603.test", "snow"))
+    r = subprocess.run([POSTERN, "check-config", "-c", str(bad.config)], capture_output=True, text=True)
+    assert r.returncode == 2, r
+    line = next(i for i, l in enumerate(bad.config.read_text().splitlines(), 1) if "\u2603" in l)
+    assert f"{bad.config}:{line}: domain.name: '\u2603.test' is not a valid internationalized domain name" \
+        in r.stderr, r.stderr
 
 
 # --- outbound: MX lookup and recipient-domain profiles -----------------------------------------
