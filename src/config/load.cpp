@@ -302,10 +302,23 @@ private:
         return out;
     }
 
-    // A domain name, lower-cased.
+    // U-labels in a name from the file become A-labels (detail::to_a_labels), in place;
+    // false, with the error at its line, when a non-ASCII name has no A-label form.
+    bool to_a_labels(located_string& s, const std::string& name) {
+        auto a = detail::to_a_labels(s.value);
+        if (!a) {
+            fail(s.line, name + ": " + in_quotes(s.value) + " is not a valid internationalized domain name (" +
+                             a.error_message() + ")");
+            return false;
+        }
+        s.value = std::move(*a);
+        return true;
+    }
+
+    // A domain name, lower-cased, U-labels as A-labels.
     std::optional<located_string> read_domain(const toml::node& n, const std::string& name) {
         auto s = read_string(n, name);
-        if (!s) return std::nullopt;
+        if (!s || !to_a_labels(*s, name)) return std::nullopt;
         if (!detail::is_valid_domain(s->value)) {
             fail(s->line, name + ": " + in_quotes(s->value) + " is not a valid domain name");
             return std::nullopt;
@@ -545,7 +558,7 @@ void loader::load_routes(const toml::table& root, config& out) {
         r.line = static_cast<int>(line_of(*t));
         std::optional<located_string> dom;
         if (const toml::node* n = t->get("domain")) {
-            if (auto s = read_string(*n, "route.domain")) {
+            if (auto s = read_string(*n, "route.domain"); s && to_a_labels(*s, "route.domain")) {
                 if (s->value == "*") {
                     dom = s;
                 } else if (detail::is_valid_domain(s->value)) {
@@ -637,8 +650,8 @@ std::optional<std::vector<std::string>> loader::read_profile_entries(const toml:
     }
     std::vector<std::string> out;
     for (const toml::node& e : *a) {
-        const auto s = read_string(e, name);
-        if (!s) continue;
+        auto s = read_string(e, name);
+        if (!s || !to_a_labels(*s, name)) continue;
         auto pat = parse(s->value);
         if (!pat) {
             fail(s->line, name + ": " + pat.error_message());
@@ -753,7 +766,9 @@ bool loader::read_tls_requirements(const toml::node& n, const std::string& prefi
             *peer_names, prefix + ".peer_names",
             [](const std::string& v) -> std::optional<std::string> {
                 if (v == "*") return std::nullopt;
-                auto p = profile::parse_domain_pattern(v);
+                auto a = detail::to_a_labels(v);  // certificates carry A-labels (RFC 6125 6.4.2)
+                if (!a) return std::nullopt;
+                auto p = profile::parse_domain_pattern(*a);
                 return p ? std::optional<std::string>(p->text) : std::nullopt;
             },
             "is not a host name (a leftmost-label wildcard is allowed: *.partner.test)", out.peer_names);

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "smtp/address.hpp"
+
 namespace postern::config {
 
 namespace {
@@ -82,6 +84,17 @@ bool is_valid_domain(std::string_view text) {
     }
     // RFC 3696 2: a top-level domain is never all-numeric; this keeps IPv4 literals out.
     return !std::all_of(last_label.begin(), last_label.end(), is_digit);
+}
+
+result<std::string> to_a_labels(std::string_view text) {
+    bool ascii = true;
+    for (const char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+    if (ascii) return std::string(text);
+    // A leftmost-label wildcard (profile entries, peer_names) is not part of the name.
+    const bool wildcard = text.size() > 2 && text.substr(0, 2) == "*.";
+    auto a = smtp::domain_to_ascii(wildcard ? text.substr(2) : text);
+    if (!a) return error{a.error_message()};
+    return wildcard ? "*." + *a : *a;
 }
 
 result<std::uint64_t> parse_size(std::string_view text) {

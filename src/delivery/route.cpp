@@ -1,4 +1,5 @@
-// delivery/route.cpp - routing decision and MX ordering (SPEC §3.3; RFC 5321 5.1; RFC 7505).
+// delivery/route.cpp - routing decision and MX ordering (SPEC §3.3; RFC 5321 5.1; RFC 7505;
+// RFC 6531 3.2: U-label domains routed by their A-label).
 #include "delivery/route.hpp"
 
 #include <arpa/inet.h>
@@ -6,6 +7,8 @@
 
 #include <algorithm>
 #include <map>
+
+#include "smtp/address.hpp"
 
 namespace postern::delivery {
 namespace {
@@ -63,8 +66,14 @@ std::string to_string(mx_verdict v) {
 
 route decide_route(const config::config& cfg, std::string_view recipient_domain) {
     route r;
-    r.domain = lower(recipient_domain);
-    if (!r.domain.empty() && r.domain.back() == '.') r.domain.pop_back();
+    if (!recipient_domain.empty() && recipient_domain.back() == '.') recipient_domain.remove_suffix(1);
+    // RFC 6531 3.2: a U-label domain is routed, looked up and matched by its A-label, exactly
+    // as the inbound side matched it (smtp::domain_to_ascii serves both). A name without
+    // one (a spool written before the session refused such names, a mistyped `postern
+    // tls-policy` argument) stays as written: it matches
+    // nothing configured and its MX lookup fails.
+    auto ascii = smtp::domain_to_ascii(recipient_domain);
+    r.domain = ascii ? std::move(*ascii) : lower(recipient_domain);
     r.port = cfg.delivery.port;
 
     // 1. Hosted domains come first: a "*" smarthost must never take the organisation's own mail.

@@ -26,7 +26,7 @@ struct route {
     enum class kind { maildir, static_hosts, mx } how = kind::mx;
     std::string maildir;                   // kind::maildir: the folder root (absolute)
     std::vector<config::host_port> hosts;  // kind::static_hosts, tried in this order
-    std::string domain;                    // the recipient domain, lower-case
+    std::string domain;                    // the recipient domain, lower-case A-label form
     std::uint16_t port = 25;               // kind::mx: delivery.port (static hosts carry theirs)
     std::string source;  // why, for logs: "domain example.test maildir", "domain example.test
                          // relay_to", "route partner.test", "route *", "address literal", "mx"
@@ -34,7 +34,9 @@ struct route {
 
 std::string to_string(route::kind k);  // "maildir", "static", "mx"
 
-// `recipient_domain` is matched case-insensitively; a trailing dot is ignored.
+// `recipient_domain` is matched case-insensitively, by its A-label form when it has U-labels
+// ("b\u00fccher.test" is routed, MX-looked-up and profile-matched as "xn--bcher-kva.test",
+// smtp::domain_to_ascii); a trailing dot is ignored.
 route decide_route(const config::config& cfg, std::string_view recipient_domain);
 
 // A host to connect to, in order: a name to resolve with A/AAAA (MX targets and the implicit

@@ -50,13 +50,6 @@ std::pair<std::string, std::string> split_address(std::string_view a) {
     return {std::string(a.substr(0, at)), std::string(a.substr(at + 1))};
 }
 
-std::string lower(std::string_view s) {
-    std::string o(s);
-    for (char& c : o)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return o;
-}
-
 // What one pass over a message knows and decides.
 struct pass_state {
     bool loaded = false;
@@ -285,8 +278,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             continue;
         }
         auto [local, dom] = split_address(env.recipients[i]);
-        const std::string domain = dom.empty() ? cfg.hostname : lower(dom);
-        delivery::route where = delivery::decide_route(cfg, domain);
+        // The route's domain is the A-label form (RFC 6531 3.2): profiles, routes, MX lookups
+        // and certificate names all use it; the recipient keeps its address as written.
+        delivery::route where = delivery::decide_route(cfg, dom.empty() ? cfg.hostname : dom);
+        const std::string domain = where.domain;
         std::string key = "domain " + domain;
         if (where.how == delivery::route::kind::static_hosts) {
             // Same hosts and the same recipient-domain profile (its TLS policy) share a transaction.

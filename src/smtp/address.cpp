@@ -1,13 +1,19 @@
-// smtp/address.cpp - parse SMTP reverse/forward paths and MAIL/RCPT ESMTP parameters.
+// smtp/address.cpp - parse SMTP reverse/forward paths and MAIL/RCPT ESMTP parameters; convert
+// domains to their A-label form (libidn2).
 // RFC 5321 4.1.2 (path grammar), 4.1.3 (address literals), 4.1.1.3 (<Postmaster>),
-// 4.5.3.1 (size limits), RFC 6531 3.3 (UTF-8 in mailboxes and esmtp-values).
+// 4.5.3.1 (size limits), RFC 6531 3.2/3.3 (UTF-8 in mailboxes and esmtp-values, U-labels and
+// A-labels name the same domain), RFC 5890/5891 (IDNA2008), UTS #46.
 // Strict grammar on purpose: what we accept here is what we later write into the spool, logs
 // and the next hop's envelope, so anything outside the RFC grammar is refused up front.
 #include "smtp/address.hpp"
 
 #include "smtp/text.hpp"
 
+#include <idn2.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <memory>
 
 namespace postern::smtp {
 namespace {
@@ -51,6 +57,13 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
     if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
     if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
     return 0;
+}
+
+std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+    return out;
 }
 
 bool has_non_ascii(std::string_view s) {
@@ -217,10 +230,30 @@ bool valid_address_literal(std::string_view s) {
 std::string mailbox::str() const { return domain.empty() ? local : local + "@" + domain; }
 
 std::string mailbox::domain_lower() const {
-    std::string d = domain;
-    for (char& c : d)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
-    return d;
+    if (!ascii_domain.empty()) return ascii_domain;
+    if (auto a = domain_to_ascii(domain)) return std::move(*a);
+    return ascii_lower(domain);
+}
+
+result<std::string> domain_to_ascii(std::string_view domain) {
+    if (is_ascii(domain)) return ascii_lower(domain);
+    // Only here does a U-label become an A-label, for both directions: the inbound matchers
+    // (through mailbox::domain_lower) and outbound routing (delivery::decide_route) see the
+    // same name, so no spelling of a domain can select a different profile or route than
+    // the one its mail is delivered by. NFC input + non-transitional UTS #46, as resolvers
+    // do; the mapping also lower-cases.
+    // libidn2 reads a C string: a NUL would have it convert only what precedes it.
+    if (domain.find('\0') != std::string_view::npos) return error{"NUL in domain"};
+    char* out = nullptr;
+    const std::string in(domain);
+    const int rc = ::idn2_to_ascii_8z(in.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    const std::unique_ptr<char, decltype(&std::free)> owned(out, &std::free);
+    if (rc != IDN2_OK) return error{::idn2_strerror(rc)};
+    std::string a = ascii_lower(out);
+    // UTS #46 maps some characters to ASCII that no host name may hold ("\uff0f" -> "/"):
+    // what leaves here must be a plain LDH name (RFC 5890 2.3.2.1).
+    if (!valid_dns_domain(a, false)) return error{"string maps to characters a host name cannot hold"};
+    return a;
 }
 
 bool valid_domain(std::string_view domain, bool utf8_allowed) {
@@ -294,13 +327,16 @@ result<path> parse_path(std::string_view text, bool allow_null, bool utf8_allowe
     }
     const std::string_view local = in.substr(0, at);
     const std::string_view domain = in.substr(at + 1);
-    if (local.size() > 64) return error{"local part longer than 64 octets"};  // 4.5.3.1.1
+    // No limit on the local part beyond the path's 256 octets (see address.hpp).
     if (domain.empty()) return error{"empty domain"};
     if (!valid_domain(domain, true)) return error{"bad domain"};
     p.box.local = std::string(local);
     p.box.domain = std::string(domain);
     p.box.utf8 = has_non_ascii(local) || has_non_ascii(domain);
     if (p.box.utf8 && !utf8_allowed) return error{"non-ASCII address requires SMTPUTF8"};
+    // RFC 6531 3.2: the A-label form, once, for every later comparison and route.
+    if (auto a = domain_to_ascii(domain)) p.box.ascii_domain = std::move(*a);
+    else p.idna_error = a.error_message();
     return p;
 }
 

@@ -1,4 +1,5 @@
-// smtp/address.hpp - parse SMTP paths (RFC 5321 4.1.2) and ESMTP parameters of MAIL/RCPT.
+// smtp/address.hpp - parse SMTP paths (RFC 5321 4.1.2) and ESMTP parameters of MAIL/RCPT;
+// the A-label form of a domain for matching and routing (RFC 5890, RFC 6531 3.2).
 // Pure functions, no I/O. RFC 6531 (SMTPUTF8): UTF-8 in local part and domain.
 #pragma once
 #include <cstdint>
@@ -14,20 +15,43 @@ namespace postern::smtp {
 struct mailbox {
     std::string local;   // as sent, quotes preserved: "\"john doe\"" stays quoted
     std::string domain;  // as sent (may be an address literal "[192.0.2.1]"); empty only for <postmaster>
+    // domain_to_ascii(domain), computed once when the path is parsed; empty for <postmaster>
+    // and for a mailbox built by hand (domain_lower() then computes it).
+    std::string ascii_domain;
     bool utf8 = false;   // contains non-ASCII (needs SMTPUTF8)
 
-    std::string str() const;           // local@domain (or local when domain is empty)
-    std::string domain_lower() const;  // ASCII lower-case of domain
+    std::string str() const;  // local@domain (or local when domain is empty): the address as written
+    // The domain every matcher and router compares (hosted domains, profiles, routes, MX):
+    // lower-case, U-labels as A-labels ("B\u00fccher.TEST" -> "xn--bcher-kva.test"), since both
+    // forms name the same domain (RFC 6531 3.2). A domain without an A-label form (only a
+    // hand-built mailbox can have one) comes back ASCII-lower-cased, matching nothing configured.
+    std::string domain_lower() const;
 };
+
+// The lower-case A-label form of a domain (RFC 5890 2.3.2.1): what DNS, certificates and the
+// configuration use. ASCII names and address literals are only lower-cased (an ASCII "xn--"
+// label is taken as written). A name with U-labels is converted with libidn2: IDNA2008 with
+// UTS #46 non-transitional processing of NFC input, so upper-case letters and the other
+// ideographic full stops map as resolvers map them ("B\u00dcCHER\uff0etest" ->
+// "xn--bcher-kva.test"). Errors (with libidn2's reason): a disallowed code point ("\u2603"),
+// a bad bidi or joiner context, a label over 63 octets once converted, or a result that is not
+// an LDH host name.
+result<std::string> domain_to_ascii(std::string_view domain);
 
 // A reverse-path or forward-path: "<>" (null, only when allow_null), "<a@b>",
 // "<@r1,@r2:a@b>" (source route accepted and ignored, RFC 5321 4.1.2 / C).
 // Errors: "syntax", missing brackets, empty local part, bad domain, non-ASCII without utf8_allowed,
-// longer than 256 octets (RFC 5321 4.5.3.1.3), local part > 64 octets (4.5.3.1.1).
+// longer than 256 octets (RFC 5321 4.5.3.1.3). The local part has no limit of its own: RFC
+// 5321 4.5.3.1 asks receivers to accept longer ones "to the maximum extent possible", and
+// SRS/BATV/VERP senders exceed the 64 octets of 4.5.3.1.1 (Postfix and Exim accept them).
 // `postmaster_ok`: accept "<Postmaster>" without a domain (RCPT only, RFC 5321 4.1.1.3).
+// A syntactically valid path is returned even when its domain has no A-label form:
+// box.ascii_domain is then empty and `idna_error` says why (the session refuses it with its
+// own reply code, 553, rather than as a syntax error).
 struct path {
     bool null = false;  // "<>"
     mailbox box;
+    std::string idna_error;  // domain_to_ascii(box.domain) failed: its message
 };
 result<path> parse_path(std::string_view text, bool allow_null, bool utf8_allowed, bool postmaster_ok);
 

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <unordered_set>
 #include <utility>
 #include <variant>
@@ -33,7 +34,23 @@ namespace {
 // What next() is doing; current_state() derives the public state from it.
 enum class mode { greeting, command, data, bdat, waiting_store, waiting_tls, closed };
 
+// RFC 1870 6: size-value = 1*20DIGIT (leading zeros allowed), or nullopt. A value past
+// 2^64-1 saturates there: it exceeds any size limit and is refused as such, not as syntax.
+std::optional<std::uint64_t> parse_size_value(std::string_view v) {
+    if (v.empty() || v.size() > 20) return std::nullopt;
+    std::uint64_t n = 0;
+    for (const char c : v) {
+        if (c < '0' || c > '9') return std::nullopt;
+        const auto d = static_cast<std::uint64_t>(c - '0');
+        n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+    }
+    return n;
+}
 
+// The text of a 553 for a domain with no A-label form (`why`: libidn2's reason).
+std::string bad_idn(const std::string& why) {
+    return "domain is not a valid internationalized domain name (" + why + ")";
+}
 
 }  // namespace
 
@@ -298,13 +315,11 @@ struct server_session::impl {
             // RFC 5321 4.1.1.2 / 2.2.1: MAIL parameters are service extensions, EHLO only.
             if (!t.esmtp) return unsupported(prm.key);
             if (prm.key == "SIZE") {  // RFC 1870 6: SIZE=<octets>
-                if (seen_size || !prm.has_value || prm.value.size() > 19 ||
-                    !std::all_of(prm.value.begin(), prm.value.end(),
-                                 [](char c) { return c >= '0' && c <= '9'; }))
-                    return fail(501, "5.5.4", "Bad message size syntax");
+                const auto size = seen_size || !prm.has_value ? std::nullopt : parse_size_value(prm.value);
+                if (!size) return fail(501, "5.5.4", "Bad message size syntax");
                 seen_size = true;
-                t.declared_size = std::stoull(prm.value);
-                if (*t.declared_size > settings.max_message_size)  // RFC 1870 6.2
+                t.declared_size = *size;
+                if (*size > settings.max_message_size)  // RFC 1870 6.2
                     return fail(552, "5.3.4", "Message size exceeds fixed limit");
             } else if (prm.key == "BODY") {  // RFC 6152 2; BINARYMIME (RFC 3030 3) not offered
                 if (seen_body) return fail(501, "5.5.4", "Duplicate BODY parameter");
@@ -323,6 +338,9 @@ struct server_session::impl {
         // RFC 6531 3.5: a non-ASCII address needs SMTPUTF8 on this MAIL command.
         if (t.sender.box.utf8 && !t.smtputf8)
             return fail(553, "5.6.7", "Error: non-ASCII sender address requires SMTPUTF8");
+        // RFC 6531 3.2: matched and routed by its A-label; a domain without one is refused.
+        if (!t.sender.idna_error.empty())
+            return fail(553, "5.1.7", "Bad sender address: " + bad_idn(t.sender.idna_error));
 
         if (auto r = policy.check_sender(t); r && !r->positive()) {
             send(*r);
@@ -352,6 +370,8 @@ struct server_session::impl {
             return unsupported(params->front().key);
         if (p->box.utf8 && !tx.smtputf8)  // RFC 6531 3.5
             return fail(553, "5.6.7", "Error: non-ASCII recipient address requires SMTPUTF8");
+        if (!p->idna_error.empty())  // RFC 6531 3.2, as for the sender
+            return fail(553, "5.1.3", "Bad recipient address: " + bad_idn(p->idna_error));
         mailbox box = std::move(p->box);
         // RFC 5321 4.1.1.3: a bare <Postmaster> is this server's postmaster; from here on it is
         // the full address the policy names (stored, compared, checked as such).
@@ -388,7 +408,8 @@ struct server_session::impl {
     }
 
     // The same recipient: local part exactly (RFC 5321 2.4: it may be case-sensitive), domain
-    // ignoring ASCII case. No local part or domain contains NUL (refused in command lines).
+    // by its A-label form (ignoring case; "b\u00fccher.test" = "xn--bcher-kva.test"). No local
+    // part or domain contains NUL (refused in command lines).
     static std::string rcpt_key(const mailbox& b) { return b.local + '\0' + b.domain_lower(); }
 
     std::optional<event> cmd_data(std::string_view arg) {

@@ -295,6 +295,29 @@ TEST(ConfigErrors, DomainNeedsExactlyOneOfRelayToAndMaildir) {
               "p.toml:3: domain.name: 'a_b.test' is not a valid domain name");
 }
 
+// A domain may be written with U-labels: the config holds (and matches by) the A-label; one
+// that has none is an error at its line.
+TEST(ConfigValues, ULabelDomainsBecomeALabels) {
+    const auto cfg = parse_ok(doc("[[domain]]\nname = \"B\u00fccher.test\"\nmaildir = \"m\"\n[[route]]\n"
+                                  "domain = \"\u4f8b.test\"\nhosts = [\"10.0.0.1\"]"));
+    ASSERT_TRUE(cfg);
+    ASSERT_EQ(cfg->domains.size(), 1u);
+    EXPECT_EQ(cfg->domains[0].name, "xn--bcher-kva.test");
+    EXPECT_NE(cfg->find_domain("xn--bcher-kva.test"), nullptr);
+    ASSERT_EQ(cfg->routes.size(), 1u);
+    EXPECT_EQ(cfg->routes[0].domain, "xn--fsq.test");
+    // Both spellings of one domain are one domain.
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"b\u00fccher.test\"\nmaildir = \"m\"\n[[domain]]\n"
+                           "name = \"xn--bcher-kva.test\"\nmaildir = \"n\"")),
+              "p.toml:6: duplicate domain 'xn--bcher-kva.test' (first defined at line 3)");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"\u2603.test\"\nmaildir = \"m\"")),
+              "p.toml:3: domain.name: '\u2603.test' is not a valid internationalized domain name (string "
+              "contains a disallowed character)");
+    EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"\u2603.test\"\nhosts = [\"10.0.0.1\"]")),
+              "p.toml:3: route.domain: '\u2603.test' is not a valid internationalized domain name (string "
+              "contains a disallowed character)");
+}
+
 TEST(ConfigErrors, Routes) {
     EXPECT_EQ(error_of(doc("[[route]]\ndomain = \"p.test\"\nhosts = [\"10.0.0.1\"]\n[[route]]\ndomain = \"P.test\"\n"
                            "hosts = [\"10.0.0.2\"]")),

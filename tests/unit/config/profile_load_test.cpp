@@ -284,6 +284,28 @@ TEST(ProfileConfigErrors, HostInTwoProfilesContradicts) {
               "can belong to one profile only");
 }
 
+// U-labels in sender_domains / recipient_domains / hosts / peer_names are held as A-labels,
+// the form the matchers compare (RFC 5890); both spellings are one entry.
+TEST(ProfileConfig, ULabelEntriesBecomeALabels) {
+    auto cfg = parse_ok(doc("[[profile]]\nname = \"p\"\nhosts = [\"mx.b\u00fccher.test\"]\n"
+                            "sender_domains = [\"B\u00fccher.test\"]\n"
+                            "recipient_domains = [\"*.b\u00fccher.test\"]\n[profile.outbound]\ntls = \"mandatory\"\n"
+                            "verify = \"ca+name\"\npeer_names = [\"\u4f8b.test\"]"));
+    ASSERT_TRUE(cfg);
+    const auto& p = cfg->profiles.at(0);
+    EXPECT_EQ(p.hosts, (std::vector<std::string>{"mx.xn--bcher-kva.test"}));
+    EXPECT_EQ(p.sender_domains, (std::vector<std::string>{"xn--bcher-kva.test"}));
+    EXPECT_EQ(p.recipient_domains, (std::vector<std::string>{"*.xn--bcher-kva.test"}));
+    EXPECT_EQ(p.outbound.peer_names, (std::vector<std::string>{"xn--fsq.test"}));
+    expect_errors({
+        {"[[profile]]\nname = \"a\"\nsender_domains = [\"b\u00fccher.test\", \"xn--bcher-kva.test\"]",
+         "p.toml:4: profile.sender_domains: duplicate entry 'xn--bcher-kva.test' (already at line 4)"},
+        {"[[profile]]\nname = \"a\"\nrecipient_domains = [\"\u2603.test\"]",
+         "p.toml:4: profile.recipient_domains: '\u2603.test' is not a valid internationalized domain name (string "
+         "contains a disallowed character)"},
+    });
+}
+
 // ---- errors: sender and recipient domains --------------------------------------------------------
 
 TEST(ProfileConfigErrors, DomainEntries) {

@@ -181,6 +181,23 @@ TEST(DomainName, Validity) {
     EXPECT_FALSE(detail::is_valid_domain(long_name));
 }
 
+// U-labels in the file are converted to A-labels (RFC 5890), wildcard kept; ASCII as written.
+TEST(DomainName, ULabelsToALabels) {
+    auto a = [](std::string_view s) {
+        auto r = detail::to_a_labels(s);
+        return r ? *r : "error: " + r.error_message();
+    };
+    EXPECT_EQ(a("b\u00fccher.test"), "xn--bcher-kva.test");
+    EXPECT_EQ(a("B\u00dcCHER.Test"), "xn--bcher-kva.test");
+    EXPECT_EQ(a("*.b\u00fccher.test"), "*.xn--bcher-kva.test");
+    EXPECT_EQ(a("Example.TEST"), "Example.TEST");  // ASCII: judged (and lower-cased) by the caller
+    EXPECT_EQ(a("*"), "*");
+    EXPECT_EQ(a("10.0.0.0/8"), "10.0.0.0/8");
+    EXPECT_FALSE(detail::to_a_labels("\u2603.test"));
+    EXPECT_FALSE(detail::to_a_labels("*.\u2603.test"));
+    EXPECT_FALSE(detail::to_a_labels("b\xc3.test"));  // not UTF-8
+}
+
 TEST(IpLiteral, Recognises) {
     EXPECT_TRUE(detail::is_ip_literal("127.0.0.1"));
     EXPECT_TRUE(detail::is_ip_literal("::1"));

@@ -65,6 +65,30 @@ TEST(decide_route, precedence) {
     for (const auto& c : cases) expect_route(cfg, c);
 }
 
+// RFC 6531 3.2: a U-label recipient domain is routed by its A-label: the hosted domain, the
+// static route and the MX lookup all see "xn--...", whatever case or form the address used.
+TEST(decide_route, u_label_domain_routed_by_its_a_label) {
+    auto cfg = sample_config();
+    cfg.domains.push_back({"xn--bcher-kva.test", {}, "/var/mail/buecher", 6});
+    cfg.routes.insert(cfg.routes.begin(), {"xn--fsq.test", {{"127.0.0.4", 2527}}, 7});
+    for (const char* d : {"b\u00fccher.test", "B\u00dcCHER.Test", "xn--bcher-kva.test", "b\u00fccher.test."}) {
+        SCOPED_TRACE(d);
+        const route r = delivery::decide_route(cfg, d);
+        EXPECT_EQ(r.how, route::kind::maildir);
+        EXPECT_EQ(r.domain, "xn--bcher-kva.test");
+        EXPECT_EQ(r.maildir, "/var/mail/buecher");
+    }
+    const route s = delivery::decide_route(cfg, "\u4f8b.test");
+    EXPECT_EQ(s.source, "route xn--fsq.test");
+    EXPECT_EQ(s.domain, "xn--fsq.test");
+    cfg.routes.clear();
+    const route m = delivery::decide_route(cfg, "\u00e9xample.test");
+    EXPECT_EQ(m.how, route::kind::mx);
+    EXPECT_EQ(m.domain, "xn--xample-9ua.test");  // what the resolver is asked for
+    // No A-label form: left as written (lower-cased), so it matches nothing configured.
+    EXPECT_EQ(delivery::decide_route(cfg, "\u2603.test").domain, "\u2603.test");
+}
+
 TEST(decide_route, mx_without_smarthost) {
     auto cfg = sample_config();
     cfg.routes.erase(std::remove_if(cfg.routes.begin(), cfg.routes.end(), [](const auto& r) { return r.domain == "*"; }),

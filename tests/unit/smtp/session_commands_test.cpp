@@ -257,6 +257,74 @@ TEST(SmtpSessionCommands, Smtputf8Addresses) {
     EXPECT_TRUE(d.s.current().recipients[0].utf8);
 }
 
+// RFC 6531 3.2: "例.example.test" and "xn--fsq.example.test" are one domain: hosted under
+// both spellings, one recipient, kept as written. A sender-domain profile written with the
+// A-label applies to the U-label sender too (its 530 is not bypassed).
+TEST(SmtpSessionCommands, ULabelDomainsMatchedByTheirALabel) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@Bücher.test> SMTPUTF8\r\n"),
+              "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@xn--bcher-kva.test>\r\n"), "530 5.7.0 Must issue a STARTTLS command first\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SMTPUTF8\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<bob@例.example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<bob@XN--FSQ.example.test>\r\n"), "250 2.1.5 Ok\r\n");  // the same recipient
+    ASSERT_EQ(d.s.current().recipients.size(), 1u);
+    EXPECT_EQ(d.s.current().recipients[0].str(), "bob@例.example.test");
+    EXPECT_EQ(d.s.current().recipients[0].domain_lower(), "xn--fsq.example.test");
+}
+
+// A domain that has no A-label form cannot be matched or routed: refused at MAIL/RCPT (553,
+// not a 501 syntax error: the path is well-formed), before any policy check.
+TEST(SmtpSessionCommands, DomainWithoutALabelRefused) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@☃.test> SMTPUTF8\r\n"),
+              "553 5.1.7 Bad sender address: domain is not a valid internationalized domain name "
+              "(string contains a disallowed character)\r\n");
+    EXPECT_TRUE(d.policy.senders_seen.empty());
+    EXPECT_EQ(d.feed("MAIL FROM:<a@sender.test> SMTPUTF8\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<b@☃.example.test>\r\n"),
+              "553 5.1.3 Bad recipient address: domain is not a valid internationalized domain name "
+              "(string contains a disallowed character)\r\n");
+    EXPECT_TRUE(d.policy.recipients_seen.empty());
+    EXPECT_TRUE(d.s.current().recipients.empty());
+}
+
+// RFC 5321 4.5.3.1: no 64-octet limit on local parts (SRS, BATV, VERP senders exceed it).
+TEST(SmtpSessionCommands, LocalPartOver64OctetsAccepted) {
+    driver d;
+    d.ehlo();
+    const std::string srs = "SRS0=HHH=TT=orig-domain.example=some.long.user.name+list-bounces-12345"
+                            "=subscriber.example";
+    ASSERT_GT(srs.size(), 64u);
+    EXPECT_EQ(d.feed("MAIL FROM:<" + srs + "@forwarder.test>\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.s.current().sender.box.local, srs);
+    EXPECT_EQ(d.feed("RCPT TO:<" + std::string(100, 'r') + "@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+}
+
+// RFC 1870 6: size-value = 1*20DIGIT. Leading zeros are digits like any other; a value too
+// big for 64 bits exceeds the limit (552), it is not a syntax error.
+TEST(SmtpSessionCommands, SizeValueUpTo20Digits) {
+    driver d;
+    d.ehlo();
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=99999999999999999999\r\n"),
+              "552 5.3.4 Message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=18446744073709551616\r\n"),  // 2^64
+              "552 5.3.4 Message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=18446744073709551615\r\n"),  // 2^64-1
+              "552 5.3.4 Message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=000000000000000000000\r\n"),  // 21 digits
+              "501 5.5.4 Bad message size syntax\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=00000000000000000100\r\n"), "250 2.1.0 Ok\r\n");
+    EXPECT_EQ(d.s.current().declared_size, 100u);
+    d.feed("RSET\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=00000000000000010000\r\n"), "250 2.1.0 Ok\r\n");  // the limit itself
+    EXPECT_EQ(d.s.current().declared_size, 10000u);
+    d.feed("RSET\r\n");
+    EXPECT_EQ(d.feed("MAIL FROM:<a@b> SIZE=0\r\n"), "250 2.1.0 Ok\r\n");
+}
+
 TEST(SmtpSessionCommands, PolicyRefusesSender) {
     driver d;
     d.ehlo();

@@ -15,7 +15,10 @@ namespace postern::smtp::test {
 
 // Hosted domain "example.test" (a bare <Postmaster> is Postmaster@example.test); other
 // recipient domains are relay attempts ("greylist.test" gets a 450); senders at "blocked.test"
-// are refused, at "shutdown.test" get a 421. Records every check_sender/check_recipient call.
+// are refused, at "shutdown.test" get a 421, at "xn--bcher-kva.test" a 530 (a mandatory-TLS
+// sender profile). Domains are compared as a real policy does: by domain_lower(), the A-label
+// form, so "xn--fsq.example.test" is hosted under both of its spellings.
+// Records every check_sender/check_recipient call.
 struct fake_policy : server_policy {
     std::vector<std::string> senders_seen;
     std::vector<std::string> recipients_seen;
@@ -26,12 +29,14 @@ struct fake_policy : server_policy {
             return make_reply(554, "5.7.1", "Sender rejected");
         if (!t.sender.null && t.sender.box.domain_lower() == "shutdown.test")
             return make_reply(421, "4.3.2", "mx.example.test Service shutting down");
+        if (!t.sender.null && t.sender.box.domain_lower() == "xn--bcher-kva.test")
+            return make_reply(530, "5.7.0", "Must issue a STARTTLS command first");
         return std::nullopt;
     }
     std::optional<reply> check_recipient(const transaction&, const mailbox& rcpt) override {
         recipients_seen.push_back(rcpt.str());
         const std::string d = rcpt.domain_lower();
-        if (d == "example.test" || d == "xn--fsq.example.test" || d == "παράδειγμα.δοκιμή")
+        if (d == "example.test" || d == "xn--fsq.example.test" || d == "xn--hxajbheg2az3al.xn--jxalpdlp")
             return std::nullopt;
         if (d == "greylist.test") return make_reply(450, "4.7.1", "Try again later");
         return make_reply(554, "5.7.1", "Relay access denied");
