@@ -95,12 +95,17 @@ std::optional<std::string> maildir_folder(std::string_view local) {
     } else {
         out = local;
     }
-    if (out.empty() || out.size() > 255 || out.front() == '.') return std::nullopt;
+    if (out.empty() || out.front() == '.') return std::nullopt;
     for (char c : out) {
         auto u = static_cast<unsigned char>(c);
         if (u < 0x20 || u == 0x7f || c == '/') return std::nullopt;
     }
-    return utf8_lower(out);
+    // The folder name's limit (NAME_MAX, 255 octets) applies to the lower-cased name, which can
+    // be longer than the local part (U+023A is 2 octets, its lower case 3): checked before, a
+    // long local part passed RCPT and then failed every delivery ("File name too long").
+    auto folder = utf8_lower(out);
+    if (folder && folder->size() > 255) return std::nullopt;
+    return folder;
 }
 
 outcome deliver_maildir(const std::string& root, std::string_view local_part, std::string_view prefix,

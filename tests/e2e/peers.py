@@ -143,7 +143,10 @@ class ScriptedPeer:
                     return list(self.messages)
             time.sleep(0.05)
         with self.lock:
-            raise AssertionError(f"peer got {len(self.messages)} of {n} messages; commands: {self.all_commands()}")
+            got = len(self.messages)
+        # all_commands() takes the lock itself (a non-reentrant Lock: called under it, a failing
+        # test hung instead of failing)
+        raise AssertionError(f"peer got {got} of {n} messages; commands: {self.all_commands()}")
 
     def wait_connections(self, n, timeout=15.0):
         deadline = time.time() + timeout

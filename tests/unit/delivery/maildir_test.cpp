@@ -28,6 +28,16 @@ TEST(maildir_folder, refuses_unsafe_names) {
     EXPECT_FALSE(delivery::maildir_folder("\"\""));
 }
 
+// NAME_MAX applies to the folder, i.e. the lower-cased name: 120 x U+023A is 240 octets, its
+// lower case (U+2C65) 360. Refused at RCPT (550 5.1.3), not deferred at every delivery.
+TEST(maildir_folder, name_limit_applies_to_the_lower_cased_name) {
+    std::string upper;
+    for (int i = 0; i < 120; ++i) upper += "\xC8\xBA";  // U+023A
+    EXPECT_FALSE(delivery::maildir_folder(upper));
+    EXPECT_TRUE(delivery::maildir_folder(std::string(255, 'a')));
+    EXPECT_FALSE(delivery::maildir_folder(std::string(256, 'a')));
+}
+
 TEST(maildir, delivers_into_new_with_prefix) {
     test::temp_dir d;
     auto o = delivery::deliver_maildir(d.path + "/mail", "Bob", "Return-Path: <a@b>\r\n", "Subject: x\r\n\r\nhi\r\n",
