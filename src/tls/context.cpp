@@ -64,9 +64,17 @@ result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const 
     // An encrypted key is refused, never prompted for: OpenSSL's default would read a passphrase
     // from the terminal, blocking start-up or, on SIGHUP, the main loop.
     SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        // OpenSSL 3 checks the key against the certificate as it loads it: say that, not
+        // "cannot load" with a hint about encrypted keys.
+        const unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            return error{fmt::format("private key {} does not match certificate {}", key_file, cert_file)};
+        }
         return error{fmt::format("cannot load private key {} (an encrypted key is not supported): {}", key_file,
                                  last_error())};
+    }
     if (SSL_CTX_check_private_key(ctx) != 1)
         return error{fmt::format("private key {} does not match certificate {}", key_file, cert_file)};
     warn_about_dates(SSL_CTX_get0_certificate(ctx), cert_file);

@@ -61,7 +61,11 @@ void policy_lines(std::string& out, const profile::resolved_tls_policy& p) {
     out += fmt::format("policy:   {} - {}\n", profile::to_string(p.level), level_meaning(p.level));
     std::vector<std::string> req;
     if (profile::requires_tls(p.level)) {
-        req.push_back(fmt::format("min TLS {}", config::to_string(p.min_version)));
+        // Never below TLS 1.2 (the contexts' floor; config warns about "1.0" and "1.1").
+        if (p.min_version == config::tls_version::v1_0 || p.min_version == config::tls_version::v1_1)
+            req.push_back(fmt::format("min TLS 1.2 ({} configured; never below 1.2)", config::to_string(p.min_version)));
+        else
+            req.push_back(fmt::format("min TLS {}", config::to_string(p.min_version)));
         req.push_back(fmt::format("min cipher bits {}", p.min_cipher_bits));
     }
     if (profile::requires_chain(p.level) || p.level == tls_level::may)

@@ -454,15 +454,16 @@ def test_check_config_refuses_tls_files_that_serve_refuses(make_instance, tmpdir
         other = tmpdir_postern / "other"
         assert subprocess.run([POSTERN, "init", str(other)], capture_output=True).returncode == 0
         shutil.copy(other / "var/tls/key.pem", tls / "key.pem")
-        # OpenSSL 3 finds the mismatch as it loads the key ("key values mismatch"); the
-        # check after it says "does not match certificate"
-        key, needle = "tls.key_file", "mismatch|does not match certificate"
+        # OpenSSL 3 finds the mismatch as it loads the key; said as such, without the hint
+        # about encrypted keys that a key which cannot be loaded gets
+        key, needle = "tls.key_file", "does not match certificate"
     r = run_check(inst.config)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stdout == ""
     line = line_of(inst, key.split(".")[1] + " = ")
     assert r.stderr.startswith(f"{inst.config}:{line}: {key}: "), r.stderr
     assert re.search(needle, r.stderr), r.stderr
+    assert what != "mismatched-key" or "encrypted" not in r.stderr, r.stderr
     s = subprocess.run([POSTERN, "serve", "-c", str(inst.config)], capture_output=True, text=True, timeout=20)
     assert s.returncode == 2 and re.search(needle, s.stderr), (s.returncode, s.stderr)
 

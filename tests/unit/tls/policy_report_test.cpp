@@ -74,6 +74,16 @@ TEST(PolicyReport, StaticRouteWithProfile) {
     EXPECT_TRUE(would_deliver(r));  // not probed: nothing says otherwise
 }
 
+// Postern never negotiates below TLS 1.2: a configured "1.0" is shown as what applies.
+TEST(PolicyReport, MinimumBelowTls12ShownAsTheFloor) {
+    policy_report r = static_report();
+    r.policy.min_version = config::tls_version::v1_0;
+    const std::string out = format_report(r);
+    EXPECT_NE(out.find("min TLS 1.2 (1.0 configured; never below 1.2); min cipher bits 128"), std::string::npos) << out;
+    r.policy.min_version = config::tls_version::v1_3;
+    EXPECT_NE(format_report(r).find("min TLS 1.3; min cipher bits 128"), std::string::npos);
+}
+
 TEST(PolicyReport, MaildirNeedsNoTls) {
     policy_report r;
     r.domain = "localhost";
