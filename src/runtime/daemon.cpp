@@ -77,16 +77,56 @@ std::variant<tls_contexts, tls_problem> make_tls_contexts(const config::tls_conf
     return out;
 }
 
-// A complete generation (config + TLS contexts) or the reason it cannot be used.
-result<std::shared_ptr<const server::generation>> build_generation(const std::string& path) {
+// The keys a reload cannot apply (sockets bound, threads started, the spool open, the user
+// switched, the resolver built), named when the new file changes them.
+std::string restart_only_changes(const config::config& was, const config::config& now) {
+    const auto text = [](const std::vector<config::host_port>& v) {
+        std::vector<std::string> out;
+        for (const auto& h : v) out.push_back(h.to_string());
+        return out;
+    };
+    std::vector<std::string> keys;
+    if (text(was.server.listen) != text(now.server.listen)) keys.emplace_back("server.listen");
+    if (was.server.threads != now.server.threads) keys.emplace_back("server.threads");
+    if (was.server.user != now.server.user) keys.emplace_back("server.user");
+    if (was.spool.dir != now.spool.dir) keys.emplace_back("spool.dir");
+    if (was.spool.sync != now.spool.sync) keys.emplace_back("spool.sync");
+    if (text(was.dns.servers) != text(now.dns.servers)) keys.emplace_back("dns.servers");
+    return fmt::format("{}", fmt::join(keys, ", "));
+}
+
+// A reload's configuration with the keys a reload cannot apply kept at the running values, so
+// that the configuration in effect says what is in effect: the MX self-check (delivery/
+// myself.hpp) must compare against the addresses actually bound, not the new server.listen.
+std::shared_ptr<const config::config> keep_restart_only(const config::config& loaded, const config::config& running) {
+    auto c = std::make_shared<config::config>(loaded);
+    c->server.listen = running.server.listen;
+    c->server.threads = running.server.threads;
+    c->server.user = running.server.user;
+    c->spool.dir = running.spool.dir;
+    c->spool.sync = running.spool.sync;
+    c->dns.servers = running.dns.servers;
+    return c;
+}
+
+// A complete generation (config + TLS contexts) or the reason it cannot be used. `running`:
+// the configuration in effect (on a reload), whose restart-only keys stay.
+result<std::shared_ptr<const server::generation>> build_generation(const std::string& path,
+                                                                   const config::config* running = nullptr) {
     auto cfg = config::load(path);
     if (!cfg) return error{cfg.error_message()};
     for (const auto& w : config::warnings(**cfg)) log::warning("config", w);
     auto contexts = make_tls_contexts((*cfg)->tls);
     if (const auto* p = std::get_if<tls_problem>(&contexts))
         return error{fmt::format("{}: {}: {}", path, p->key == "tls.ca_file" ? "tls.ca_file" : "tls", p->message)};
+    if (running) {
+        if (auto keys = restart_only_changes(*running, **cfg); !keys.empty())
+            log::warning("reload", fmt::format("{} changed: applied at the next restart, not now (the rest "
+                                               "of the configuration is in effect)",
+                                               keys));
+    }
     auto gen = std::make_shared<server::generation>();
-    gen->cfg = *cfg;
+    gen->cfg = running ? keep_restart_only(**cfg, *running) : *cfg;
     gen->tls = std::move(std::get<tls_contexts>(contexts).server);
     gen->client_tls = std::move(std::get<tls_contexts>(contexts).client);
     return std::shared_ptr<const server::generation>(std::move(gen));
@@ -115,24 +155,6 @@ void raise_open_files_limit(const config::config& cfg) {
                                            "server.max_connections = {} needs: raise the hard limit "
                                            "(ulimit -Hn, systemd LimitNOFILE) or lower server.max_connections",
                                            rl.rlim_cur, rl.rlim_max, need, cfg.server.max_connections));
-}
-
-// The keys a reload cannot apply (sockets bound, threads started, the spool open, the user
-// switched, the resolver built), named when the new file changes them.
-std::string restart_only_changes(const config::config& was, const config::config& now) {
-    const auto text = [](const std::vector<config::host_port>& v) {
-        std::vector<std::string> out;
-        for (const auto& h : v) out.push_back(h.to_string());
-        return out;
-    };
-    std::vector<std::string> keys;
-    if (text(was.server.listen) != text(now.server.listen)) keys.emplace_back("server.listen");
-    if (was.server.threads != now.server.threads) keys.emplace_back("server.threads");
-    if (was.server.user != now.server.user) keys.emplace_back("server.user");
-    if (was.spool.dir != now.spool.dir) keys.emplace_back("spool.dir");
-    if (was.spool.sync != now.spool.sync) keys.emplace_back("spool.sync");
-    if (text(was.dns.servers) != text(now.dns.servers)) keys.emplace_back("dns.servers");
-    return fmt::format("{}", fmt::join(keys, ", "));
 }
 
 // SIGHUP is held (blocked) from the start of `serve` until its handler is installed: before
@@ -294,14 +316,10 @@ int serve(const std::string& config_path) {
         signals.async_wait([&](asio::error_code ec, int sig) {
             if (ec) return;
             if (sig == SIGHUP) {
-                auto next = build_generation(config_path);
+                auto next = build_generation(config_path, ctx.current->cfg.get());
                 if (!next) {
                     log::config_reload_failed(config_path, next.error_message());
                 } else {
-                    if (auto keys = restart_only_changes(*ctx.current->cfg, *(*next)->cfg); !keys.empty())
-                        log::warning("reload", fmt::format("{} changed: applied at the next restart, not now (the rest "
-                                                           "of the configuration is in effect)",
-                                                           keys));
                     log::set_format((*next)->cfg->log.format == config::log_format::json ? log::format::json
                                                                                           : log::format::text);
                     ctx.current = *next;

@@ -10,12 +10,13 @@ Two ways to make Postern deliver to an MX host:
   to bob@DOMAIN directly. Skipped while `postern check-config` rejects [[profile]].
 """
 import re
+import signal
 import socket
 import time
 
 import pytest
 
-from conftest import profiles_supported, relay_domain, route, wait_until
+from conftest import profiles_supported, relay_domain, render_config, route, wait_until
 from dns_server import DnsServer
 from peers import ScriptedPeer, envelope_sender, make_test_ca
 
@@ -32,6 +33,8 @@ ZONES = {
     # Postern's own name (conftest: hostname = mx.postern.test) as an MX host (RFC 5321 5.1)
     "postern.test": "mx A 127.0.0.2\n",
     "self.test": "@ MX 10 mx.postern.test.\n@ MX 20 mxb\nmxb A 127.0.0.3\n",
+    # an MX host at the address the test instance listens on (its delivery.port = its own)
+    "loopaddr.test": "@ MX 10 mxa\nmxa A 127.0.0.1\n",
     "backup.test": "@ MX 10 mxb\n@ MX 20 mx.postern.test.\nmxb A 127.0.0.3\n",
     # no host at all: no MX and no address; MX hosts that do not exist
     "nohost.test": '@ TXT "x"\n',
@@ -291,3 +294,38 @@ def test_address_lookup_failure_still_defers(setup):
     rcpt = setup.send_to("lookupfail.test", "lookup fails")
     e = setup.mx_event(rcpt, timeout=30)[0]
     assert e["result"] == "deferred" and e["dsn"] == "4.4.3", e
+
+
+def test_mx_at_our_own_address_stays_ours_after_a_reload_moving_listen(make_instance, dns, tmp_path):
+    """An MX host whose address and port are where Postern listens is Postern (RFC 5321 5.1),
+    also after a reload that changes server.listen: that key takes effect only at the next
+    restart, so the check keeps comparing against the socket actually bound. Before the fix,
+    the reloaded (unbound) address was used: Postern connected to itself and its DSN to
+    alice@loopaddr.test was refused there as a relay attempt instead of 'loops back'."""
+    inst = make_instance(start=False)
+    internal = ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 550}).__enter__()
+    try:
+        extra = f'[delivery]\nport = {inst.port}\n\n[dns]\nservers = ["{dns.address}"]\n\n'
+        text = render_config(inst.dir, inst.port, extra=extra, queue_extra='retry_schedule = ["1h"]',
+                             domains=relay_domain("internal.test", f"127.0.0.1:{internal.port}"))
+        inst.write_config(text)
+        inst.start()
+
+        def bounce_of_dsn(n):
+            inst.send("alice@loopaddr.test", ["bob@internal.test"], f"loop {n}")
+            return inst.wait_events("delivery", n, to="<alice@loopaddr.test>")[n - 1]
+
+        e = bounce_of_dsn(1)
+        assert e["result"] == "bounced" and e["dsn"] == "5.4.6", e
+        assert "mail for loopaddr.test loops back to myself" in e["reason"], e
+
+        other = inst.port + 1 if inst.port < 65535 else inst.port - 1
+        inst.write_config(text.replace(f'listen = ["127.0.0.1:{inst.port}"]', f'listen = ["127.0.0.1:{other}"]'))
+        inst.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: any(e.get("message", "").startswith("server.listen changed")
+                               for e in inst.events("reload")), what="restart-only warning")
+        e = bounce_of_dsn(2)
+        assert e["result"] == "bounced" and e["dsn"] == "5.4.6", e
+        assert "mail for loopaddr.test loops back to myself" in e["reason"], e
+    finally:
+        internal.__exit__()
