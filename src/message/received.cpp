@@ -1,6 +1,9 @@
 // message/received.cpp - build the Received: header with the TLS facts (RFC 5321 4.4, 3848, 6531).
 #include "message/received.hpp"
 
+#include "smtp/address.hpp"
+#include "smtp/text.hpp"
+
 #include <ctime>
 
 #include <fmt/format.h>
@@ -44,6 +47,14 @@ bool plain_address(std::string_view s, bool utf8) {
     return true;
 }
 
+// An EHLO name with U-labels as its A-labels (the same name), so that the header stays ASCII
+// for a next hop without SMTPUTF8; as given when it has no A-label form.
+std::string ascii_name(std::string_view name) {
+    if (smtp::is_ascii(name)) return std::string(name);  // as written, case kept
+    if (auto a = smtp::domain_to_ascii(name)) return std::move(a.value());
+    return std::string(name);
+}
+
 }  // namespace
 
 std::string rfc5322_date(long long unix_time) {
@@ -60,14 +71,19 @@ std::string received_header(const received_facts& f) {
     if (f.tls) with += "S";
     // TCP-info is an address literal (RFC 5321 4.4, 4.1.3): "[IPv6:...]" for IPv6, as Postfix.
     std::string h = fmt::format("Received: from {} ({} [{}{}])\r\n",
-                                f.helo.empty() ? "unknown" : header_name(f.helo, f.smtputf8),
+                                f.helo.empty() ? "unknown" : header_name(ascii_name(f.helo), f.smtputf8),
                                 f.client_name.empty() ? "unknown" : header_name(f.client_name, f.smtputf8),
                                 f.client_ip.find(':') != std::string_view::npos ? "IPv6:" : "", f.client_ip);
     if (f.tls)
         h += fmt::format("\t(using {} with cipher {} ({}/{} bits))\r\n", f.tls->version, f.tls->cipher, f.tls->bits,
                          f.tls->alg_bits);
     h += fmt::format("\tby {} (Postern) with {} id {}", f.by, with, f.id);
-    if (plain_address(f.for_rcpt, f.smtputf8)) h += fmt::format("\r\n\tfor <{}>", f.for_rcpt);
+    // A recipient whose only non-ASCII part is its domain is written with the A-label (the
+    // same name): then the header, like the envelope, is ASCII for a next hop without
+    // SMTPUTF8 (smtp/client_session.cpp) instead of making the message need the extension.
+    const auto rcpt = smtp::ascii_address(f.for_rcpt);
+    const std::string_view for_rcpt = rcpt ? std::string_view(*rcpt) : f.for_rcpt;
+    if (plain_address(for_rcpt, f.smtputf8)) h += fmt::format("\r\n\tfor <{}>", for_rcpt);
     h += fmt::format(";\r\n\t{}\r\n", rfc5322_date(f.unix_time));
     return h;
 }

@@ -256,6 +256,15 @@ result<std::string> domain_to_ascii(std::string_view domain) {
     return a;
 }
 
+std::optional<std::string> ascii_address(std::string_view addr) {
+    if (is_ascii(addr)) return std::string(addr);
+    const auto at = addr.rfind('@');
+    if (at == std::string_view::npos || !is_ascii(addr.substr(0, at))) return std::nullopt;
+    auto domain = domain_to_ascii(addr.substr(at + 1));
+    if (!domain) return std::nullopt;
+    return std::string(addr.substr(0, at + 1)) + domain.value();
+}
+
 bool valid_domain(std::string_view domain, bool utf8_allowed) {
     if (!domain.empty() && domain.front() == '[') return valid_address_literal(domain);
     return valid_dns_domain(domain, utf8_allowed);

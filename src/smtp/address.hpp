@@ -38,6 +38,12 @@ struct mailbox {
 // an LDH host name.
 result<std::string> domain_to_ascii(std::string_view domain);
 
+// An address ("local@domain", without brackets) for a peer without SMTPUTF8 (RFC 6531 3.2):
+// an ASCII address as it is; one whose only non-ASCII part is the domain with the domain as
+// its A-label (the same name, RFC 5890); nullopt when the local part is not ASCII or the
+// domain has no A-label form. The local part may be quoted and hold an '@'.
+std::optional<std::string> ascii_address(std::string_view addr);
+
 // A reverse-path or forward-path: "<>" (null, only when allow_null), "<a@b>",
 // "<@r1,@r2:a@b>" (source route accepted and ignored, RFC 5321 4.1.2 / C).
 // Errors: "syntax", missing brackets, empty local part, bad domain, non-ASCII without utf8_allowed,

@@ -23,6 +23,7 @@
 // final reply, which ends the transaction whatever its code (RFC 5321 4.1.1.4).
 #include "smtp/client_session.hpp"
 
+#include "smtp/address.hpp"
 #include "smtp/text.hpp"
 
 #include <algorithm>
@@ -445,18 +446,26 @@ struct client_session::impl {
     // the extension, a declaration the message does not need is dropped rather than bounced
     // (Postfix likewise): all-ASCII content needs no BODY=8BITMIME, and no SMTPUTF8 when the
     // addresses are ASCII too. The content is scanned only on that rare path.
+    // An address whose only non-ASCII part is a domain also goes without SMTPUTF8, its domain as
+    // A-labels (RFC 6531 3.2; RFC 5890: the A-label is the same name; Postfix likewise): only
+    // an internationalized local part, or UTF-8 in the headers, needs the extension.
     struct needs {
         bool eight_bit;
         bool smtputf8;
+        bool a_labels = false;  // send the addresses' domains as A-labels (ascii_address)
     };
     needs needs_of(const outgoing_message& msg) const {
         needs n{msg.eight_bit, msg.smtputf8};
         const bool lacking = (n.eight_bit && !caps.eight_bit_mime) || (n.smtputf8 && !caps.smtputf8);
         if (!lacking || !is_ascii(msg.content)) return n;
         if (!caps.eight_bit_mime) n.eight_bit = false;
-        if (!caps.smtputf8 && is_ascii(msg.sender) &&
-            std::all_of(msg.recipients.begin(), msg.recipients.end(), [](const std::string& r) { return is_ascii(r); }))
+        if (!caps.smtputf8 && ascii_address(msg.sender) &&
+            std::all_of(msg.recipients.begin(), msg.recipients.end(),
+                        [](const std::string& r) { return ascii_address(r).has_value(); })) {
             n.smtputf8 = false;
+            n.a_labels = !is_ascii(msg.sender) || std::any_of(msg.recipients.begin(), msg.recipients.end(),
+                                                              [](const std::string& r) { return !is_ascii(r); });
+        }
         return n;
     }
 
@@ -505,8 +514,10 @@ struct client_session::impl {
             m = mode::message_done;
             return;
         }
-        sender = msg.sender;
+        sender = n.a_labels ? *ascii_address(msg.sender) : msg.sender;
         recipients = msg.recipients;
+        if (n.a_labels)
+            for (auto& r : recipients) r = *ascii_address(r);
         content = msg.content;
         next_rcpt = sent_rcpt = 0;
         data_sent = false;

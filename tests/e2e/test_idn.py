@@ -73,6 +73,39 @@ def test_hosted_a_label_domain_relays_u_label_recipient_as_written(make_instance
         assert "SMTPUTF8" in mail_from.upper(), mail_from
 
 
+def test_u_label_domains_go_as_a_labels_to_a_next_hop_without_smtputf8(make_instance):
+    """RFC 6531 3.2: the next hop does not offer SMTPUTF8 and the only non-ASCII parts are the
+    domains: the message goes with the A-labels and no SMTPUTF8 parameter (was bounced 5.6.7).
+    A UTF-8 local part still cannot go there: that recipient bounces 5.6.7."""
+    with ScriptedPeer(starttls=False) as peer:
+        inst = make_instance(domains=relay_domain(ALABEL, f"127.0.0.1:{peer.port}"))
+        with inst.smtp() as c:
+            c.ehlo()
+            c.expect(f"MAIL FROM:<alice@{ULABEL}> SMTPUTF8".encode(), 250)
+            c.expect(f"RCPT TO:<bob@{ULABEL}>".encode(), 250, "2.1.5")
+            c.expect("DATA", 354)
+            c.send(BODY + b".\r\n")
+            qid = qid_of(c.read_reply())
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "sent", e
+        mail_from, rcpts, data, _tls = peer.messages[0]
+        assert rcpts == [f"bob@{ALABEL}"], rcpts
+        assert envelope_sender(mail_from) == f"alice@{ALABEL}", mail_from
+        assert "SMTPUTF8" not in mail_from.upper(), mail_from
+        assert data.endswith(BODY), data
+
+        with inst.smtp() as c:
+            c.ehlo()
+            c.expect("MAIL FROM:<alice@example.test> SMTPUTF8", 250)
+            c.expect(f"RCPT TO:<b\u00f6b@{ULABEL}>".encode(), 250, "2.1.5")
+            c.expect("DATA", 354)
+            c.send(BODY + b".\r\n")
+            qid = qid_of(c.read_reply())
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "bounced" and e["dsn"] == "5.6.7", e
+        assert len(peer.messages) == 1
+
+
 def sender_profile(domains):
     return ('[[profile]]\nname = "by-sender"\nsender_domains = [' + ", ".join(f'"{d}"' for d in domains) +
             ']\n[profile.inbound]\ntls = "mandatory"\n')

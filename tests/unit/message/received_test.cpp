@@ -134,6 +134,22 @@ TEST(received, recipient_cannot_forge_clauses) {
     EXPECT_NE(message::received_header(f).find("\tfor <δοκιμή@example.test>;"), std::string::npos);
 }
 
+// RFC 6531 3.2: a recipient or EHLO name whose only non-ASCII part is a domain is written with
+// the A-labels (the same name), so the header does not make the message need SMTPUTF8 at a
+// next hop without it; a UTF-8 local part stays as written (SMTPUTF8 message only).
+TEST(received, u_label_domains_written_as_a_labels) {
+    auto f = plain("B\u00fccher.test");
+    f.smtputf8 = true;
+    f.for_rcpt = "bob@B\u00dcCHER.test";
+    const std::string h = message::received_header(f);
+    EXPECT_EQ(first_line(f), "Received: from xn--bcher-kva.test (unknown [192.0.2.1])");
+    EXPECT_NE(h.find("\tfor <bob@xn--bcher-kva.test>;"), std::string::npos) << h;
+    f.for_rcpt = "b\u00f6b@b\u00fccher.test";
+    EXPECT_NE(message::received_header(f).find("\tfor <b\u00f6b@b\u00fccher.test>;"), std::string::npos);
+    f.smtputf8 = false;  // cannot be (the session refuses non-ASCII without SMTPUTF8): no clause
+    EXPECT_EQ(message::received_header(f).find("\tfor"), std::string::npos);
+}
+
 // RFC 5321 4.4: the TCP-info address literal of an IPv6 client carries the "IPv6:" tag.
 TEST(received, ipv6_client_address_literal) {
     auto f = plain("client.test");

@@ -324,6 +324,67 @@ TEST(SmtpClientTransaction, SevenBitMessageDeclared8BitGoesWithoutTheParameter) 
     }
 }
 
+// RFC 6531 3.2: when the only non-ASCII parts are the addresses' domains, a server without
+// SMTPUTF8 gets the same names as A-labels (RFC 5890) and no SMTPUTF8 parameter; a server with
+// it gets them as written. A UTF-8 local part, or UTF-8 in the content, still needs SMTPUTF8.
+TEST(SmtpClientTransaction, UnicodeDomainsGoAsALabelsToAServerWithoutSmtputf8) {
+    struct row {
+        const char* name;
+        std::string sender, rcpt;
+        std::string_view ehlo, body;
+        const char* commands;  // MAIL and RCPT as sent, or nullptr: refused locally (5.6.7)
+    };
+    const std::string_view ascii_body = "Subject: t\r\n\r\nhi\r\n";
+    const std::string_view utf8_body = "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n\r\nhi\r\n";
+    const std::string buecher = "b\xc3\xbc" "cher.test";
+    const row rows[] = {
+        {"recipient domain", "alice@sender.test", "bob@" + buecher, plain_ehlo, ascii_body,
+         "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\nRCPT TO:<bob@xn--bcher-kva.test>\r\n"},
+        {"sender domain, upper case", "alice@B\xc3\x9c" "CHER.test", "bob@example.test", plain_ehlo, ascii_body,
+         "MAIL FROM:<alice@xn--bcher-kva.test> BODY=8BITMIME\r\nRCPT TO:<bob@example.test>\r\n"},
+        {"quoted local part with @", "alice@sender.test", "\"a@b\"@" + buecher, plain_ehlo, ascii_body,
+         "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\nRCPT TO:<\"a@b\"@xn--bcher-kva.test>\r\n"},
+        {"kept as written where SMTPUTF8 is offered", "alice@sender.test", "bob@" + buecher, full_ehlo, ascii_body,
+         nullptr},
+        {"utf-8 local part", "alice@sender.test", "b\xc3\xb6" "b@" + buecher, plain_ehlo, ascii_body, nullptr},
+        {"utf-8 header", "alice@sender.test", "bob@" + buecher, plain_ehlo, utf8_body, nullptr},
+        {"no A-label form", "alice@sender.test", "bob@\xe2\x98\x83.test", plain_ehlo, ascii_body, nullptr},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        client_driver d;
+        d.connect(r.ehlo);
+        d.take();
+        auto m = test_message({r.rcpt}, r.body);
+        m.sender = r.sender;
+        m.eight_bit = true;
+        m.smtputf8 = true;
+        d.c.send_message(m);
+        if (r.ehlo == full_ehlo) {  // offered: as written, with the parameter
+            EXPECT_EQ(d.run(), client_event::need_input);
+            const auto sent = d.take();
+            EXPECT_NE(sent.find(" SMTPUTF8\r\nRCPT TO:<" + r.rcpt + ">\r\n"), std::string::npos) << sent;
+            EXPECT_FALSE(d.c.result().local_refusal);
+            continue;
+        }
+        if (!r.commands) {
+            EXPECT_EQ(d.run(), client_event::message_done);
+            EXPECT_EQ(d.take(), "");
+            ASSERT_TRUE(d.c.result().local_refusal);
+            EXPECT_EQ(d.c.result().local_refusal->enhanced, "5.6.7");
+            continue;
+        }
+        // plain_ehlo has no PIPELINING: MAIL alone, then RCPT after its 250
+        EXPECT_EQ(d.run(), client_event::need_input);
+        std::string sent = d.take();
+        d.feed("250 2.1.0 ok\r\n");
+        d.run();
+        sent += d.take();
+        EXPECT_EQ(sent, r.commands);
+        EXPECT_FALSE(d.c.result().local_refusal);
+    }
+}
+
 TEST(SmtpClientTransaction, SizeZeroMeansNoLimit) {
     client_driver d;
     d.connect("250-mx\r\n250 SIZE 0\r\n");

@@ -85,5 +85,15 @@ TEST(SmtpIdn, HandBuiltMailboxConvertsOnDemand) {
     EXPECT_EQ(b.domain_lower(), "example.test");
 }
 
+// RFC 6531 3.2: for a next hop without SMTPUTF8 only the domain may be converted.
+TEST(SmtpIdn, AsciiAddress) {
+    EXPECT_EQ(ascii_address("Bob@Example.TEST"), "Bob@Example.TEST");  // ASCII: untouched
+    EXPECT_EQ(ascii_address("Bob@B\u00dcCHER.test"), "Bob@xn--bcher-kva.test");
+    EXPECT_EQ(ascii_address("\"a@b\"@b\u00fccher.test"), "\"a@b\"@xn--bcher-kva.test");
+    EXPECT_EQ(ascii_address("b\u00f6b@b\u00fccher.test"), std::nullopt);  // UTF-8 local part
+    EXPECT_EQ(ascii_address("bob@\u2603.test"), std::nullopt);             // no A-label form
+    EXPECT_EQ(ascii_address("b\u00fccher.test"), std::nullopt);            // no '@'
+}
+
 }  // namespace
 }  // namespace postern::smtp
