@@ -120,6 +120,32 @@ def test_release_delivers(make_instance):
     assert r.returncode == 1 and qid in r.stderr, r
 
 
+def test_recipient_sent_on_a_later_attempt_shows_no_next_attempt(make_instance):
+    """bob and carol deferred; carol's mailbox fixed, `queue retry`: carol is sent, bob deferred
+    again. carol has no attempt due any more, so `queue list` shows no next_attempt for her
+    (it kept the time of the retry she no longer needs)."""
+    inst = make_instance(queue_extra='retry_schedule = ["1h"]')
+    block_maildir(inst, "bob")
+    carol_blocker = block_maildir(inst, "carol")
+    qid = send(inst, "alice@example.test", ["bob@localhost", "carol@localhost"], "both deferred")
+
+    def recipients():
+        m = next((m for m in queue_json(inst, "list") if m["id"] == qid), None)
+        return m["recipients"] if m else None
+
+    wait_until(lambda: (r := recipients()) and all(x["status"] == "deferred" for x in r), what="both deferred")
+    assert all(ISO.match(x["next_attempt"]) for x in recipients())
+    carol_blocker.unlink()
+    r = queue_cli(inst, "retry", qid)
+    assert r.returncode == 0, r.stderr
+    inst.wait_maildir("carol")
+    wait_until(lambda: recipients()[1]["status"] == "sent" and recipients()[0]["attempts"] == 2,
+               what="carol sent, bob deferred again")
+    bob, carol = recipients()
+    assert carol["next_attempt"] == "" and carol["attempts"] == 2, carol
+    assert bob["status"] == "deferred" and ISO.match(bob["next_attempt"]), bob
+
+
 def test_deferred_state_hold_retry_delete(make_instance):
     inst = make_instance(queue_extra='retry_schedule = ["1h"]')
     blocker = block_maildir(inst, "bob")
