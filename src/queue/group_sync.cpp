@@ -3,7 +3,12 @@
 
 namespace postern::queue {
 
-int group_sync::sync() {
+std::uint64_t group_sync::mark() const {
+    std::lock_guard lock(m_);
+    return running_ ? syncs_ - 1 : syncs_;
+}
+
+int group_sync::sync(std::uint64_t since) {
     std::unique_lock lock(m_);
     const std::uint64_t ticket = ++issued_;  // needs an fsync that starts after this point
     for (;;) {
@@ -14,19 +19,25 @@ int group_sync::sync() {
                     if (--it->unread == 0) failures_.erase(it);
                     return err;
                 }
+            // Ours succeeded; one that ran while this caller wrote may have taken its error.
+            if (last_failed_ > since) return last_failed_err_;
             return 0;
         }
         if (!running_) {
             // Start a batch: it covers every ticket issued so far (their renames are done).
             running_ = true;
             const std::uint64_t from = completed_, to = issued_;
+            const std::uint64_t index = syncs_++;
             lock.unlock();
             const int err = do_sync_();
             lock.lock();
             running_ = false;
-            ++syncs_;
             completed_ = to;
-            if (err != 0) failures_.push_back({from, to, err, to - from});
+            if (err != 0) {
+                failures_.push_back({from, to, err, to - from});
+                last_failed_ = index + 1;
+                last_failed_err_ = err;
+            }
             cv_.notify_all();
             continue;
         }

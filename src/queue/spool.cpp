@@ -316,6 +316,8 @@ void spool::commit_batch(std::span<commit_item> items) {
     };
     std::vector<written> ok;
     ok.reserve(items.size());
+    // Taken before the writes: a sync of another caller that meets their error fails them too.
+    const std::uint64_t content_mark = content_sync_->mark();
     for (auto& it : items) {
         it.failure.reset();
         if (!valid_id(it.env->id)) {
@@ -330,7 +332,7 @@ void spool::commit_batch(std::span<commit_item> items) {
     if (durability_ == durability::filesystem) {
         // The files' data and inodes reach the disk before their names enter queue/ (as with
         // fsync): one syncfs for this batch and every commit that got this far meanwhile.
-        if (const int err = content_sync_->sync(); err != 0) {
+        if (const int err = content_sync_->sync(content_mark); err != 0) {
             for (auto& w : ok) {
                 ::unlink(w.tmp.c_str());
                 w.item->failure = spool_failure{err, fmt::format("syncfs {}: {}", dir_, std::strerror(err))};
@@ -339,6 +341,7 @@ void spool::commit_batch(std::span<commit_item> items) {
         }
     }
     bool renamed_into[2] = {false, false};  // [active, hold]
+    const std::uint64_t dir_mark[2] = {active_sync_->mark(), hold_sync_->mark()};
     for (auto& w : ok) {
         const std::string final_path = path(w.item->env->id, w.item->where);
         if (::rename(w.tmp.c_str(), final_path.c_str()) != 0) {
@@ -350,7 +353,7 @@ void spool::commit_batch(std::span<commit_item> items) {
     }
     for (const area a : {area::active, area::hold}) {
         if (!renamed_into[a == area::hold]) continue;
-        if (const int err = sync_of(a).sync(); err != 0) {
+        if (const int err = sync_of(a).sync(dir_mark[a == area::hold]); err != 0) {
             // Not durable: take them back, the clients must not get 250.
             for (auto& w : ok) {
                 if (w.item->failure || w.item->where != a) continue;

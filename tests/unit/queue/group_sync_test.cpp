@@ -67,3 +67,43 @@ TEST(GroupSync, ConcurrentCallersAreCoveredByALaterSyncAndShareIt) {
     EXPECT_GE(failures.load(), 1);  // the failed fsync's callers were told
     EXPECT_LT(g.syncs_run(), static_cast<std::uint64_t>(threads * calls));  // shared fsyncs
 }
+
+// A caller marks before it writes; a sync that fails after the mark (another caller's, which
+// met this caller's writeback error and consumed it) fails this caller too, even though the
+// caller's own later sync succeeds. A mark taken after the failure is not affected.
+TEST(GroupSync, FailureSinceTheMarkFailsTheCaller) {
+    int err = 0;
+    group_sync g([&] { return err; });
+    const auto before = g.mark();
+    err = EIO;
+    EXPECT_EQ(g.sync(), EIO);  // another caller's sync meets the error
+    err = 0;
+    const auto after = g.mark();
+    EXPECT_EQ(g.sync(before), EIO);  // our own sync succeeded; the one since our mark did not
+    EXPECT_EQ(g.sync(after), 0);
+    EXPECT_EQ(g.sync(), 0);
+}
+
+// A mark taken while a sync runs includes that sync: it may write back what the caller writes
+// from then on.
+TEST(GroupSync, MarkDuringARunningSyncIncludesIt) {
+    std::atomic<bool> entered{false}, release{false};
+    std::atomic<int> calls{0};
+    group_sync g([&] {
+        if (calls++ == 0) {
+            entered = true;
+            while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            return EIO;
+        }
+        return 0;
+    });
+    int first = -1;
+    std::thread t([&] { first = g.sync(); });
+    while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const auto m = g.mark();  // the failing sync is running
+    release = true;
+    t.join();
+    EXPECT_EQ(first, EIO);
+    EXPECT_EQ(g.sync(m), EIO);
+    EXPECT_EQ(calls.load(), 2);
+}
