@@ -194,6 +194,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         ps.msg = std::move(*fresh);
         ps.loaded = true;
     } else {
+        // A copy: the loop may drop the entry (queue delete) while the disk thread reads it.
+        std::optional<unsaved_state> unsaved;
+        if (auto it = unsaved_.find(id); it != unsaved_.end()) unsaved = it->second;
+        bool unsaved_written = false;
         ps = co_await run_blocking(pool_, [&] {
             pass_state p;
             auto m = spool_.load(id, queue::area::active);
@@ -203,6 +207,18 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 return p;
             }
             p.msg = std::move(*m);
+            if (unsaved && unsaved->st.size() == p.msg.env.recipients.size()) {
+                // The last pass's outcome, not on disk yet: recorded before anything is attempted.
+                if (auto f = spool_.write_state(id, unsaved->st, unsaved->tls_failed)) {
+                    p.error = fmt::format("recipients' state of the last attempt not saved: {}", f->message);
+                    return p;
+                }
+                unsaved_written = true;
+                p.st = unsaved->st;
+                p.tls_failed = unsaved->tls_failed;
+                p.loaded = true;
+                return p;
+            }
             auto st = spool_.read_state(id, p.msg.env.recipients.size(), &p.tls_failed, &p.damaged);
             if (!st) {
                 p.error = st.error_message();
@@ -212,6 +228,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             p.loaded = true;
             return p;
         });
+        if (unsaved_written || ps.gone) unsaved_.erase(id);
     }
     if (!ps.loaded) {
         if (ps.gone) {  // deleted or held meanwhile (or delivered by another pass): nothing to schedule
@@ -369,8 +386,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         const auto f = co_await run_blocking(pool_, [&] { return spool_.write_state(id, *sent_so_far, ps.tls_failed); });
         if (f) {  // the end of the pass tries again; until then a crash repeats these deliveries
             log::spool_error(id, f->message);
+            unsaved_[id] = {*sent_so_far, ps.tls_failed};
             continue;
         }
+        unsaved_.erase(id);
         for (std::size_t k = first; k < done.size(); ++k) {
             if (done[k].out.result != delivery::outcome::kind::sent) continue;
             done[k].logged = true;
@@ -471,6 +490,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     }
     std::optional<std::int64_t> next;
     bool all_done_elsewhere = false;  // every recipient done, but queue/ID was gone (held, deleted)
+    bool state_saved = true;          // false: ps.st is kept in unsaved_ for the next pass
     const bool dsn_ok = co_await run_blocking(pool_, [&] {
         bool ok = true;
         if (dsn_env) {
@@ -501,19 +521,28 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 // again. Whether any copy is left is decided on the event loop below, where
                 // hold, release and delete run: here a release could move the file back
                 // between two checks, and the state would go while queue/ID is there again.
-                if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) log::spool_error(id, f->message);
+                if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) {
+                    log::spool_error(id, f->message);
+                    state_saved = false;
+                }
                 all_done_elsewhere = true;
             }
         } else if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) {
-            // The previous state stays: the next pass repeats some attempts, nothing is lost.
+            // The previous state stays on disk: the next pass writes this one (kept in memory)
+            // before it attempts anything. Only a restart meanwhile repeats these attempts.
             log::spool_error(id, f->message);
+            state_saved = false;
         }
         return ok;
     });
     // No copy left anywhere (deleted while the pass ran): no state either. On the loop, so no
     // hold, release or delete can come between the checks and the unlink.
-    if (all_done_elsewhere && !spool_.exists(id, queue::area::active) && !spool_.exists(id, queue::area::hold))
+    if (state_saved) unsaved_.erase(id);
+    else unsaved_[id] = {ps.st, ps.tls_failed};
+    if (all_done_elsewhere && !spool_.exists(id, queue::area::active) && !spool_.exists(id, queue::area::hold)) {
         spool_.remove_state(id);
+        unsaved_.erase(id);
+    }
     for (std::size_t k = 0; k < lines.size(); ++k)
         if (!done[k].logged) log::delivery(lines[k]);
     if (dsn_env && dsn_ok) {
@@ -601,6 +630,7 @@ result<void> moved_but_not_durable(const std::string& id, const char* what, cons
 
 result<void> queue_runner::remove(const std::string& id) {
     if (spool_.remove(id, queue::area::active) || spool_.remove(id, queue::area::hold)) {
+        unsaved_.erase(id);
         if (auto it = timers_.find(id); it != timers_.end()) {
             it->second->cancel();
             timers_.erase(it);

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -96,6 +97,14 @@ private:
     // Messages whose queue or state file could not be read (EMFILE, EIO...): retried on the
     // first retry_schedule step, logged when they become unreadable, not at every retry.
     std::unordered_set<std::string> unreadable_;
+    // Recipient states whose write to state/ID failed (full disk, EMFILE): newer than the file.
+    // The next pass writes them first and attempts nothing until that succeeds, so a recipient
+    // already sent is never taken for queued again (which delivered it once per retry).
+    struct unsaved_state {
+        std::vector<queue::rcpt_state> st;
+        std::set<std::string> tls_failed;
+    };
+    std::unordered_map<std::string, unsaved_state> unsaved_;
     std::unordered_map<std::string, std::unique_ptr<asio::steady_timer>> timers_;
     // Outbound concurrency: in total and per destination (recipient domain).
     unsigned busy_ = 0;

@@ -8,7 +8,8 @@
 //   - at most active_limit messages are loaded by passes at once: the next one is read only
 //     when a pass ends; an in-memory hand-over at the limit does not run from memory;
 //   - a state or queue file that cannot be read (a directory in its place: EISDIR) makes the
-//     pass attempt nothing, and the message is tried again after the first retry step.
+//     pass attempt nothing, and the message is tried again after the first retry step;
+//   - a state that cannot be written is kept in memory and written before the next attempt.
 // The event loop is run by the test thread. Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
@@ -203,6 +204,37 @@ TEST_F(pass_fixture, unreadable_queue_file_is_tried_again_after_the_first_retry_
     fs::remove(fs::path(tmp.path) / "spool" / "queue" / id);
     commit({"bob@localhost"}, id);  // the same id, readable now
     ASSERT_TRUE(run_until([&] { return delivered() == 1; }, 5s)) << "an unreadable message was dropped from scheduling";
+}
+
+// Found by review: a state write that fails (full disk, EMFILE) left the next pass to read the
+// old state (here: none, all queued), so bob, delivered, was delivered again at every retry
+// while the disk stayed full. Now the outcome is kept in memory, written before anything else
+// is attempted, and nothing is attempted until that write succeeds.
+TEST_F(pass_fixture, failed_state_write_never_makes_a_sent_recipient_queued_again) {
+    start();
+    const std::string id = commit({"bob@localhost", "carol@remote.test"}).env.id;
+    const fs::path blocker = fs::path(tmp.path) / "spool" / "state" / ("." + id + ".tmp");
+    fs::create_directory(blocker);  // write_state's open(2) fails with EISDIR
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; })) << "no connection to the peer";
+    peer.close_one();  // carol deferred; the state write of the pass fails
+    ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }));
+    EXPECT_EQ(delivered(), 1u);
+    EXPECT_FALSE(fs::exists(state_path(id)));
+
+    run_for(2500ms);  // past two retry steps (1 s)
+    EXPECT_EQ(delivered(), 1u) << "bob, already delivered, was delivered again";
+    EXPECT_EQ(peer.accept_pending(), 0u) << "attempted although the last outcome is not recorded";
+
+    fs::remove(blocker);  // room again: the next pass records the last outcome, then retries carol
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; }, 5s)) << "carol not retried";
+    auto st = spool->read_state(id, 2);
+    ASSERT_TRUE(st) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::sent);
+    EXPECT_EQ((*st)[0].attempts, 1u);
+    EXPECT_EQ((*st)[1].status, queue::rcpt_status::deferred);
+    EXPECT_EQ((*st)[1].attempts, 1u);
+    EXPECT_EQ(delivered(), 1u);
 }
 
 }  // namespace
