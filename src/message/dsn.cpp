@@ -228,6 +228,7 @@ struct report_recipient {
     std::string remote;
     std::string diagnostic;
     bool smtp = true;
+    std::string note;
     std::int64_t last_attempt = 0;
 };
 
@@ -243,16 +244,20 @@ report_recipient prepare(const dsn_recipient& r, bool utf8) {
         p.diagnostic += " ...";
     }
     p.smtp = r.diagnostic_is_smtp;
+    p.note = clean_line(r.note.substr(0, max_diagnostic_octets), utf8);
     p.last_attempt = r.last_attempt;
     return p;
 }
 
 // "<a@b>: host mx.b said: 550 5.1.1 unknown user", as in Postfix's bounces.
 std::string human_reason(const report_recipient& r) {
+    const std::string note = r.note.empty() ? "" : fmt::format(" ({})", r.note);
     if (r.diagnostic.empty())
-        return fmt::format("<{}>: delivery {} (status {})", r.address, r.delayed ? "delayed" : "failed", r.status);
-    if (r.smtp && !r.remote.empty()) return fmt::format("<{}>: host {} said: {}", r.address, r.remote, r.diagnostic);
-    return fmt::format("<{}>: {}", r.address, r.diagnostic);
+        return fmt::format("<{}>: delivery {} (status {}){}", r.address, r.delayed ? "delayed" : "failed", r.status,
+                           note);
+    if (r.smtp && !r.remote.empty())
+        return fmt::format("<{}>: host {} said: {}{}", r.address, r.remote, r.diagnostic, note);
+    return fmt::format("<{}>: {}{}", r.address, r.diagnostic, note);
 }
 
 void append_recipient_list(std::string& out, const std::vector<report_recipient>& rs, bool delayed) {

@@ -28,6 +28,10 @@ struct dsn_recipient {
     std::string remote_mta;  // "mx.example.test", or "" when no remote MTA was involved
     std::string diagnostic;  // the remote reply "550 5.1.1 <x>: unknown user", or a local reason
     bool diagnostic_is_smtp = true;  // "Diagnostic-Code: smtp; ..." vs "X-Postern; ..."
+    // Postern's own words next to a remote reply (why the message was given up: "message
+    // expired after 432000s in the queue"): in the human-readable part only, never in an
+    // `smtp` Diagnostic-Code, which carries what the remote MTA said (RFC 3464 2.3.6).
+    std::string note;
     std::int64_t last_attempt = 0;   // unix time; 0 = no Last-Attempt-Date field
 };
 

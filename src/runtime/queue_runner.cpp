@@ -414,10 +414,13 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         auto& r = ps.st[d.index];
         ++r.attempts;
         const char* result = "sent";
+        std::string expired;  // why a transient failure became a bounce
+        std::string last_reason = d.out.reason;
         if (d.out.result == delivery::outcome::kind::transient && now - env.arrived >= cfg.queue.max_age.count()) {
             // SPEC §3: at queue.max_age the message is bounced with the last reason.
             d.out.result = delivery::outcome::kind::permanent;
-            d.out.reason += fmt::format("; message expired after {}s in the queue", now - env.arrived);
+            expired = fmt::format("message expired after {}s in the queue", now - env.arrived);
+            d.out.reason += "; " + expired;
         }
         switch (d.out.result) {
             case delivery::outcome::kind::sent:
@@ -431,8 +434,15 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 // RFC 3464 2.3.5: Remote-MTA names the host ("dns; mx.example"), not host[ip]:port,
                 // and only when that host said what the diagnostic quotes (2.3.6).
                 const bool remote = d.relay != "none" && d.relay != "maildir" && d.out.remote_reply;
-                bounces.push_back({env.recipients[d.index], "failed", d.out.dsn,
-                                   remote ? d.relay.substr(0, d.relay.find('[')) : "", d.out.reason, remote, now});
+                // A remote reply is quoted as the remote MTA gave it; the expiry is ours (a note).
+                bounces.push_back({.address = env.recipients[d.index],
+                                   .action = "failed",
+                                   .status = d.out.dsn,
+                                   .remote_mta = remote ? d.relay.substr(0, d.relay.find('[')) : "",
+                                   .diagnostic = remote ? last_reason : d.out.reason,
+                                   .diagnostic_is_smtp = remote,
+                                   .note = remote ? expired : "",
+                                   .last_attempt = now});
                 break;
             }
             case delivery::outcome::kind::transient: {

@@ -244,3 +244,26 @@ def test_parked_connection_closed_with_421_is_stale_not_a_deferral(make_instance
         assert e["result"] == "sent", e["reason"]
         assert [n for n, _ in peer.messages] == [1, 2], "the second message on a new connection"
         wait_until(lambda: queue_empty(inst), what="queue empty")
+
+
+def test_expired_remote_refusal_is_quoted_as_given_in_the_dsn(make_instance):
+    """RFC 3464 2.3.6: at queue.max_age the recipient the partner kept refusing with 451 is
+    bounced; `Diagnostic-Code: smtp;` quotes the partner's reply exactly as it gave it, and
+    Postern's own reason (the expiry) is in the human-readable part only. Before, the DSN said
+    `smtp; 451 4.1.1 ...; message expired after 3s in the queue`, as if the partner had."""
+    with ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 451}) as internal, \
+            ScriptedPeer(starttls=False) as origin:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{internal.port}"),
+                             extra=route("sender.test", f"127.0.0.1:{origin.port}"),
+                             queue_extra='retry_schedule = ["1s"]\nmax_age = "3s"')
+        qid = inst.send("alice@sender.test", ["bob@internal.test"], "expires")
+        e = inst.wait_events("delivery", 1, id=qid, result="bounced", timeout=15)[0]
+        assert "message expired after" in e["reason"], e  # the log line says why
+        dsn = origin.wait_messages(1, timeout=10)
+        assert len(dsn) == 1
+        text = re.sub(r"\r?\n[ \t]+", " ", dsn[0][2].decode("utf-8", "replace"))
+        codes = re.findall(r"^Diagnostic-Code: (.*?)\s*$", text, re.M)
+        assert codes == ["smtp; 451 4.1.1 <bob@internal.test>: refused by scripted peer"], text
+        assert re.search(r"^Remote-MTA: dns; 127\.0\.0\.1\s*$", text, re.M), text
+        human = text.split("Content-Type: message/delivery-status")[0]
+        assert "refused by scripted peer (message expired after" in human, human

@@ -240,6 +240,29 @@ TEST(dsn, structure_of_a_bounce) {
     EXPECT_EQ(field(groups[2], "Last-Attempt-Date"), "<absent>");
 }
 
+// RFC 3464 2.3.6: an `smtp` Diagnostic-Code is the remote MTA's reply as given. Postern's own
+// reason for giving up (expiry at queue.max_age) is a note in the human-readable part (found
+// by review: "smtp; 451 4.7.1 greylisted; message expired after 432001s in the queue").
+TEST(dsn, note_goes_to_the_human_part_not_the_smtp_diagnostic) {
+    auto in = base_input();
+    in.recipients.resize(1);
+    in.recipients[0].status = "4.7.1";
+    in.recipients[0].diagnostic = "451 4.7.1 greylisted";
+    in.recipients[0].note = "message expired after 432001s in the queue";
+    auto d = message::make_dsn(in);
+    ASSERT_TRUE(d);
+    auto m = parse(d->content);
+    ASSERT_EQ(m.parts.size(), 3u);
+    EXPECT_NE(m.parts[0].body.find("<bob@dest.test>: host mx.dest.test said: 451 4.7.1 greylisted (message expired\r\n"
+                                   "    after 432001s in the queue)"),
+              std::string::npos)
+        << m.parts[0].body;
+    auto groups = dsn_groups(m.parts[1].body);
+    ASSERT_EQ(groups.size(), 2u);
+    EXPECT_EQ(field(groups[1], "Diagnostic-Code"), "smtp; 451 4.7.1 greylisted");
+    EXPECT_EQ(m.parts[1].body.find("expired"), std::string::npos) << m.parts[1].body;
+}
+
 TEST(dsn, null_sender_gets_no_bounce) {
     auto in = base_input();
     in.original_sender = "";
