@@ -272,6 +272,13 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     const queue::envelope& env = ps.msg.env;
     const std::string_view content = ps.msg.content();
     std::int64_t now = unix_now();
+    // No retry is ever due further ahead than the longest delay there is: a time beyond that was
+    // set by a clock that has since been stepped back (a VM restored, an RTC fixed by NTP),
+    // and would leave the message neither retried nor expired until then.
+    const std::int64_t latest = now + std::max(cfg.queue.retry_schedule.back().count(),
+                                               cfg.tls.handshake_retry_delay.count());
+    for (auto& r : ps.st)
+        if (r.next_attempt > latest) r.next_attempt = latest;
 
     // Which recipients are due, grouped by destination domain (one transaction per domain).
     std::vector<recorded> done;

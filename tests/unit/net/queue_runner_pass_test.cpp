@@ -237,4 +237,23 @@ TEST_F(pass_fixture, failed_state_write_never_makes_a_sent_recipient_queued_agai
     EXPECT_EQ(delivered(), 1u);
 }
 
+// Found by review: a next attempt set a year ahead (the clock was wrong, then stepped back) left
+// the recipient neither retried nor expired for a year. No retry is due later than the longest
+// delay there is (here the retry step, 1 s, and handshake_retry_delay, 2 s).
+TEST_F(pass_fixture, next_attempt_beyond_the_longest_delay_is_brought_forward) {
+    start_runner("[queue]\nretry_schedule = [\"1s\"]\n[tls]\nhandshake_retry_delay = \"2s\"\n[[route]]\n"
+                 "domain = \"remote.test\"\nhosts = [\"127.0.0.1:" + std::to_string(peer.port) + "\"]\n");
+    const std::string id = commit({"carol@remote.test"}).env.id;
+    std::vector<queue::rcpt_state> st(1);
+    st[0].status = queue::rcpt_status::deferred;
+    st[0].attempts = 1;
+    st[0].next_attempt = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count() + 365 * 86400;
+    ASSERT_FALSE(spool->write_state(id, st));
+    runner->recover();
+    run_for(500ms);
+    EXPECT_EQ(peer.accept_pending(), 0u) << "attempted before its (brought forward) time";
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; }, 5s)) << "not attempted within the longest delay";
+}
+
 }  // namespace
