@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <clocale>
@@ -12,13 +13,40 @@
 #include <locale.h>
 #include <chrono>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
 namespace postern::delivery {
 namespace {
 
-bool mkdir_p1(const std::string& p) { return ::mkdir(p.c_str(), 0700) == 0 || errno == EEXIST; }
+std::function<int(const std::string&)> g_fsync_hook;
+
+int do_fsync(int fd, const std::string& path) {
+    if (g_fsync_hook)
+        if (const int e = g_fsync_hook(path)) {
+            errno = e;
+            return -1;
+        }
+    return ::fsync(fd);
+}
+
+// fsync of a directory: 0, or -1 with errno.
+int fsync_dir(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    const int rc = do_fsync(fd, path);
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    return rc;
+}
+
+// mkdir(p) unless it exists; `created` says whether this call made it.
+bool mkdir_p1(const std::string& p, bool& created) {
+    created = ::mkdir(p.c_str(), 0700) == 0;
+    return created || errno == EEXIST;
+}
 
 outcome io_failure(std::string_view what, const std::string& path) {
     int e = errno;
@@ -113,8 +141,20 @@ outcome deliver_maildir(const std::string& root, std::string_view local_part, st
     auto folder = maildir_folder(local_part);
     if (!folder) return {outcome::kind::permanent, "5.1.3", "local part is not a valid mailbox name"};
     std::string box = fmt::format("{}/{}", root, *folder);
-    for (const std::string& d : {root, box, box + "/tmp", box + "/new", box + "/cur"})
-        if (!mkdir_p1(d)) return io_failure("mkdir", d);
+    // A directory made here is durable once its parent is fsynced (the first delivery to a
+    // mailbox): else a power cut could take the new mailbox, and the copy counted delivered.
+    std::vector<std::string> parents_to_sync;
+    for (const std::string& d : {root, box, box + "/tmp", box + "/new", box + "/cur"}) {
+        bool created = false;
+        if (!mkdir_p1(d, created)) return io_failure("mkdir", d);
+        if (!created) continue;
+        std::string parent = d.substr(0, d.find_last_of('/'));
+        if (parent.empty()) parent = d.front() == '/' ? "/" : ".";
+        if (std::find(parents_to_sync.begin(), parents_to_sync.end(), parent) == parents_to_sync.end())
+            parents_to_sync.push_back(std::move(parent));
+    }
+    for (const auto& p : parents_to_sync)
+        if (fsync_dir(p) != 0) return io_failure("fsync", p);
 
     static std::atomic<unsigned long> seq{0};
     auto now = std::chrono::system_clock::now().time_since_epoch();
@@ -132,7 +172,7 @@ outcome deliver_maildir(const std::string& root, std::string_view local_part, st
         ::unlink(tmp.c_str());
         return o;
     }
-    if (::fsync(fd) != 0) {
+    if (do_fsync(fd, tmp) != 0) {
         auto o = io_failure("fsync", tmp);
         ::close(fd);
         ::unlink(tmp.c_str());
@@ -145,14 +185,11 @@ outcome deliver_maildir(const std::string& root, std::string_view local_part, st
         return o;
     }
     ::unlink(tmp.c_str());
-    int dfd = ::open((box + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || ::fsync(dfd) != 0) {
-        auto o = io_failure("fsync", box + "/new");
-        if (dfd >= 0) ::close(dfd);
-        return o;  // the file is there but maybe not durable: retry (a duplicate beats a loss)
-    }
-    ::close(dfd);
+    if (fsync_dir(box + "/new") != 0)
+        return io_failure("fsync", box + "/new");  // there but maybe not durable: retry (a duplicate beats a loss)
     return {outcome::kind::sent, "2.0.0", dst};
 }
+
+void set_maildir_fsync_hook(std::function<int(const std::string&)> hook) { g_fsync_hook = std::move(hook); }
 
 }  // namespace postern::delivery

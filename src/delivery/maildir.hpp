@@ -1,8 +1,10 @@
 // delivery/maildir.hpp - local delivery into a Maildir (SPEC §3.3: <maildir>/<local-part>/new/).
 // Blocking file I/O; run on the disk pool. Delivery is tmp/ -> fsync -> link into new/ -> fsync
 // new/ (the maildir protocol, https://cr.yp.to/proto/maildir.html): a reader never sees a
-// partial file and a crash never loses an acknowledged copy.
+// partial file and a crash never loses an acknowledged copy. A directory created on the way
+// (the first delivery to a mailbox) is made durable too: its parent is fsynced.
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,5 +30,10 @@ struct outcome {
 // into `root`/<folder>/new/. Creates the Maildir (tmp, new, cur) when missing.
 outcome deliver_maildir(const std::string& root, std::string_view local_part, std::string_view prefix,
                         std::string_view content, std::string_view hostname);
+
+// Tests: called with the path before every fsync of a file or directory; a non-zero return is
+// used as the errno of a failed fsync (nullptr: none). Not thread-safe to change while
+// deliveries run.
+void set_maildir_fsync_hook(std::function<int(const std::string&)> hook);
 
 }  // namespace postern::delivery

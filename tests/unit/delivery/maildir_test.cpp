@@ -57,6 +57,40 @@ TEST(maildir, delivers_into_new_with_prefix) {
     EXPECT_TRUE(fs::is_directory(d.path + "/mail/bob/cur"));
 }
 
+// Found by review: the first delivery to a mailbox created <root>/<box> and its tmp, new and
+// cur, but fsynced only new/: a power cut could take the new directories, and the copy counted
+// delivered with them. The parent of every directory created is fsynced; later deliveries to
+// the same mailbox fsync only the file and new/.
+TEST(maildir, directories_created_are_made_durable) {
+    test::temp_dir d;
+    fs::create_directories(d.path + "/mail");
+    std::vector<std::string> synced;
+    delivery::set_maildir_fsync_hook([&](const std::string& p) {
+        const auto file = p.find("/bob/tmp/");  // the message file: recorded as its directory
+        synced.push_back(file == std::string::npos ? p : p.substr(0, file + 8));
+        return 0;
+    });
+    auto o = delivery::deliver_maildir(d.path + "/mail", "bob", "", "x\r\n", "mx.test");
+    auto again = delivery::deliver_maildir(d.path + "/mail", "bob", "", "y\r\n", "mx.test");
+    delivery::set_maildir_fsync_hook(nullptr);
+    ASSERT_EQ(o.result, delivery::outcome::kind::sent) << o.reason;
+    ASSERT_EQ(again.result, delivery::outcome::kind::sent) << again.reason;
+    const std::string m = d.path + "/mail";
+    EXPECT_EQ(synced, (std::vector<std::string>{m, m + "/bob", m + "/bob/tmp", m + "/bob/new",  // first
+                                                m + "/bob/tmp", m + "/bob/new"}));              // second
+}
+
+// An fsync of a directory created on the way that fails is a transient failure (retried).
+TEST(maildir, failed_fsync_of_a_created_directory_is_transient) {
+    test::temp_dir d;
+    delivery::set_maildir_fsync_hook([&](const std::string& p) { return p == d.path + "/mail" ? EIO : 0; });
+    auto o = delivery::deliver_maildir(d.path + "/mail", "bob", "", "x\r\n", "mx.test");
+    delivery::set_maildir_fsync_hook(nullptr);
+    EXPECT_EQ(o.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(o.dsn, "4.3.0");
+    EXPECT_NE(o.reason.find("maildir fsync " + d.path + "/mail: "), std::string::npos) << o.reason;
+}
+
 TEST(maildir, two_deliveries_get_distinct_names) {
     test::temp_dir d;
     for (int i = 0; i < 3; ++i)
