@@ -575,10 +575,10 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         res.results = std::move(out);
         co_return res;
     }
-    // A host's failure for the recipients still open: its reason; `via` (the session tried)
-    // when there was one.
+    // A host's failure for the recipients still open: its reason, unless an earlier host's TLS
+    // reason says more (SPEC §1.2); `via` (the session tried) when there was one.
     auto note = [&](std::size_t k, const delivery::outcome& why, const session_facts* via) {
-        if (decided[k]) return;
+        if (decided[k] || delivery::keeps_reason_over(out[k].out, why)) return;
         out[k].out = why;
         if (via) out[k].via = *via;
     };

@@ -11,13 +11,14 @@ log lines and `postern queue show`:
 - a host-matched "ca+name" profile without peer_names: the certificate is checked against the
   names of each recipient's domain, not the first recipient's only;
 - the trust logged (tls=verified / trusted) is the one of each recipient's own names, in a
-  shared transaction and on a reused (parked) connection alike.
+  shared transaction and on a reused (parked) connection alike;
+- the TLS reason (4.7.4) of a mandatory host is kept when the next host fails to connect.
 """
 import re
 
 import pytest
 
-from conftest import relay_domain, route
+from conftest import free_port, relay_domain, route
 from peers import ScriptedPeer, make_ca, make_cert
 
 SENDER = "alice@sender.test"
@@ -138,3 +139,30 @@ def test_logged_trust_is_judged_for_each_recipient_domain(make_instance, pki, ho
             assert len(peer.messages) == 1, peer.messages  # one transaction: names are not enforced
         assert first["result"] == "sent" and first["tls"] == "verified", first
         assert again["result"] == "sent" and again["tls"] == "trusted", again
+
+
+# --- finding 8: the TLS reason of a mandatory host survives a later connect failure ---------------
+
+
+def test_tls_reason_kept_when_the_next_host_refuses_the_connection(make_instance):
+    """relay_to = [a peer without STARTTLS, a closed port], under a mandatory recipient-domain
+    profile: the first host gives 4.7.4 (TLS required but not offered), the second 4.4.1
+    (connection refused). SPEC §1.2: the recipient is deferred with the TLS reason, and `queue
+    show` says so. Before the fix the last host's 4.4.1 replaced it."""
+    rcpt = "bob@internal.test"
+    closed = free_port()
+    with ScriptedPeer(starttls=False) as peer:
+        profile = ('[[profile]]\nname = "partner"\nrecipient_domains = ["internal.test"]\n'
+                   '[profile.outbound]\ntls = "mandatory"\n')
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}", f"127.0.0.1:{closed}"),
+                             extra=profile, queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send(SENDER, [rcpt], "primary without TLS, backup down")
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "deferred" and e["dsn"] == "4.7.4", e
+        assert f"127.0.0.1[127.0.0.1]:{peer.port}" in e["reason"], e
+        m = inst.queue_json("show", qid)
+        assert m["recipients"][0]["status"] == "deferred", m
+        assert m["recipients"][0]["last_reply"].startswith("4.7.4 TLS required but not offered"), m
+        inst.stop()
+        assert peer.wait_connections(1), "the first host was not tried"
+        assert not peer.saw_mail_from(), peer.all_commands()
