@@ -84,4 +84,8 @@ outcome classify_failure(const smtp::client_failure& f, const std::string& relay
     return o;
 }
 
+bool keeps_reason_over(const outcome& kept, const outcome& later) {
+    return kept.dsn.starts_with("4.7.") && later.dsn.starts_with("4.4.");
+}
+
 }  // namespace postern::delivery

@@ -23,4 +23,11 @@ outcome classify_recipient(const smtp::transaction_result& t, std::size_t i);
 // `relay` is "host[ip]:port" for the text.
 outcome classify_failure(const smtp::client_failure& f, const std::string& relay);
 
+// Several hosts were tried for a recipient and none took the mail: whether the reason kept from
+// an earlier host stays when a later host fails with `later`. SPEC §1.2: a recipient a mandatory
+// host refused for TLS reasons (4.7.x: not offered, handshake, verification) is deferred, and at
+// queue.max_age bounced, with that reason, not with a later host's failure to be reached or
+// found (4.4.x: connection refused or lost, timeout, no address). Anything else replaces it.
+bool keeps_reason_over(const outcome& kept, const outcome& later);
+
 }  // namespace postern::delivery

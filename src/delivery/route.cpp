@@ -64,8 +64,7 @@ std::string to_string(mx_verdict v) {
     return "?";
 }
 
-route decide_route(const config::config& cfg, std::string_view recipient_domain) {
-    route r;
+std::string routing_domain(std::string_view recipient_domain) {
     if (!recipient_domain.empty() && recipient_domain.back() == '.') recipient_domain.remove_suffix(1);
     // RFC 6531 3.2: a U-label domain is routed, looked up and matched by its A-label, exactly
     // as the inbound side matched it (smtp::domain_to_ascii serves both). A name without
@@ -73,7 +72,12 @@ route decide_route(const config::config& cfg, std::string_view recipient_domain)
     // tls-policy` argument) stays as written: it matches
     // nothing configured and its MX lookup fails.
     auto ascii = smtp::domain_to_ascii(recipient_domain);
-    r.domain = ascii ? std::move(*ascii) : lower(recipient_domain);
+    return ascii ? std::move(*ascii) : lower(recipient_domain);
+}
+
+route decide_route(const config::config& cfg, std::string_view recipient_domain) {
+    route r;
+    r.domain = routing_domain(recipient_domain);
     r.port = cfg.delivery.port;
 
     // 1. Hosted domains come first: a "*" smarthost must never take the organisation's own mail.

@@ -38,6 +38,9 @@ std::string to_string(route::kind k);  // "maildir", "static", "mx"
 // ("b\u00fccher.test" is routed, MX-looked-up and profile-matched as "xn--bcher-kva.test",
 // smtp::domain_to_ascii); a trailing dot is ignored.
 route decide_route(const config::config& cfg, std::string_view recipient_domain);
+// route::domain for `recipient_domain`: its A-label form, lower-case, without a trailing dot
+// (as written, lower-cased, when it has none). Profiles are matched by it.
+std::string routing_domain(std::string_view recipient_domain);
 
 // A host to connect to, in order: a name to resolve with A/AAAA (MX targets and the implicit
 // MX are names; the resolver also takes IP literals gracefully, but plan_mx never yields one).

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <random>
 
@@ -32,6 +33,7 @@
 #include "runtime/connection.hpp"
 #include "smtp/client_session.hpp"
 #include "profile/policy.hpp"
+#include "profile/requirements.hpp"
 #include "tls/chain.hpp"
 #include "tls/client.hpp"
 #include "tls/verify.hpp"
@@ -58,9 +60,18 @@ using connection = runtime::timed_connection;
 
 enum class verdict { next_host, tls_failed, done, stale };  // stale: a reused connection died
 
+// One transaction's share of an attempt: its recipients and the policy each was resolved under
+// (all with the same profile::session_requirements, so the first one's is the one enforced).
+struct transaction {
+    std::vector<std::size_t> recipients;                        // indexes into env->recipients
+    std::vector<const profile::resolved_tls_policy*> policies;  // parallel to recipients
+};
+
 struct conversation {
     verdict v = verdict::next_host;
     delivery::outcome why;  // for next_host / tls_failed
+    session_facts facts;    // the session, its certificate judged for the policy enforced
+    std::vector<recipient_result> results;  // on done: one per transaction recipient, in order
 };
 
 // "mx.partner.test[192.0.2.1]:25", "mx.partner.test[2001:db8::1]:25" (Postfix's form; the
@@ -69,10 +80,10 @@ std::string relay_name(const std::string& host, const std::string& ip, std::uint
     return fmt::format("{}[{}]:{}", host, ip, port);
 }
 
-smtp::outgoing_message outgoing(const attempt_request& req) {
+smtp::outgoing_message outgoing(const attempt_request& req, const transaction& tx) {
     smtp::outgoing_message m;
     m.sender = req.env->sender;
-    for (auto i : req.recipients) m.recipients.push_back(req.env->recipients[i]);
+    for (auto i : tx.recipients) m.recipients.push_back(req.env->recipients[i]);
     m.eight_bit = req.env->eight_bit;
     m.smtputf8 = req.env->smtputf8;
     m.size = req.content.size();
@@ -102,31 +113,29 @@ deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::conf
 
 namespace {
 
-// One TCP connection to `ip`, one transaction. Fills res.results on `done`.
+// One TCP connection to `ip`, one transaction for tx.recipients under `pol` (the policy of
+// tx.policies.front()). Fills out.results on `done`.
 // With `probe` (postern tls-policy --probe): the same session, recording its facts in *probe,
 // ends with QUIT where MAIL FROM would be sent (`done` then means "would deliver").
 asio::awaitable<conversation> converse(const std::shared_ptr<const config::config>& cfgp, asio::ssl::context* tls_ctx,
-                                       const attempt_request& req, const delivery::target_host& t,
-                                       const std::string& ip, const profile::resolved_tls_policy& pol,
-                                       bool try_tls, attempt_result& res, connection_cache* cache,
-                                       tls::probe_facts* probe = nullptr) {
+                                       const attempt_request& req, const transaction& tx,
+                                       const delivery::target_host& t, const std::string& ip,
+                                       const profile::resolved_tls_policy& pol, bool try_tls,
+                                       connection_cache* cache, tls::probe_facts* probe = nullptr) {
     const config::config& cfg = *cfgp;
     auto ex = co_await asio::this_coro::executor;
     const std::string relay = relay_name(t.name, ip, t.port);
-    // A parked session is reused only under the same policy it met: the profile, the level and,
-    // when the certificate must name the peer, the names (by default they include the recipient
-    // domain, so another domain's mail to the same host needs its own check). The rest of the
-    // profile's requirements come with the configuration, which take() compares.
-    std::string cache_key = connection_cache::key(t.name, ip, t.port) + "|" + pol.profile + "|" +
-                            std::string(profile::to_string(pol.level));
-    if (profile::requires_name_match(pol.level))
-        for (const auto& n : pol.names) cache_key += "|" + n;
+    // A parked session is reused only under the same requirements it met: the profile, the
+    // level, versions, cipher strength, trust store, pins and, when the certificate must name
+    // the peer, the names (by default they include the recipient domain, so another domain's
+    // mail to the same host needs its own check). The rest of the profile comes with the
+    // configuration, which take() compares.
+    const std::string cache_key = connection_cache::key(t.name, ip, t.port) + "|" + profile::session_requirements(pol);
     const bool mandatory = profile::requires_tls(pol.level);
-    res.relay = relay;
     conversation out;
-    res.tls = "none";
-    res.tls_version.clear();
-    res.tls_cipher.clear();
+    out.facts.relay = relay;
+    out.facts.profile = pol.profile;
+    std::optional<tls::peer_trust> judged;  // the certificate's verdict, once TLS is up
 
     std::shared_ptr<connection> conn;
     std::unique_ptr<smtp::client_session> session;
@@ -138,9 +147,14 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                             conn = std::move(p->conn);
                             session = std::move(p->session);
                             established = p->established;
-                            res.tls = p->tls;
-                            res.tls_version = p->tls_version;
-                            res.tls_cipher = p->tls_cipher;
+                            out.facts.tls = p->tls;
+                            out.facts.tls_version = p->tls_version;
+                            out.facts.tls_cipher = p->tls_cipher;
+                            judged = p->trust;
+                            // Judged for the names of the policy it was first checked under: the
+                            // log says what a fresh connection would for this one's.
+                            if (judged && conn->tls)
+                                out.facts.tls = tls::to_string(tls::trust_for_names(conn->tls->native_handle(), *judged, pol));
                             return true;
                         }();
     if (!reused) {
@@ -169,8 +183,21 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
         session = std::make_unique<smtp::client_session>(settings);
     }
     smtp::client_session& c = *session;
-    const smtp::outgoing_message m = req.env ? outgoing(req) : smtp::outgoing_message{};
+    const smtp::outgoing_message m = req.env ? outgoing(req, tx) : smtp::outgoing_message{};
     bool sent = false, finished = false;
+    // Each recipient's facts: the session's, the certificate judged for its own policy's names
+    // (a transaction may carry domains whose names differ where the level does not check them).
+    auto recipient_facts = [&] {
+        std::vector<session_facts> v(tx.recipients.size(), out.facts);
+        if (!judged || !conn->tls) return v;
+        std::map<const profile::resolved_tls_policy*, std::string> seen;
+        for (std::size_t k = 0; k < v.size(); ++k) {
+            auto [it, fresh] = seen.try_emplace(tx.policies[k]);
+            if (fresh) it->second = tls::to_string(tls::trust_for_names(conn->tls->native_handle(), *judged, *tx.policies[k]));
+            v[k].tls = it->second;
+        }
+        return v;
+    };
 
     const auto command_timeout = cfg.delivery.command_timeout;
     std::vector<char> buf(16384);
@@ -266,12 +293,13 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 }
                 SSL* ssl = conn->tls->native_handle();
                 auto facts = tls::session_facts(ssl);
-                res.tls_version = facts.version;
-                res.tls_cipher = facts.cipher;
+                out.facts.tls_version = facts.version;
+                out.facts.tls_cipher = facts.cipher;
                 if (mandatory) {
                     // The one enforcement point (STYLE: policy decides, verify checks).
                     auto v = tls::evaluate(ssl, pol, /*is_server_side=*/false);
-                    res.tls = tls::to_string(v.trust);
+                    judged = v.trust;
+                    out.facts.tls = tls::to_string(v.trust);
                     note_tls(probe, ssl, facts, v.trust, v.detail, true, v.ok ? "" : v.reason);
                     if (!v.ok) {
                         // QUIT inside the rejected TLS session (nothing else is ever sent on it).
@@ -283,9 +311,10 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                         co_return out;
                     }
                 } else {
-                    auto check = tls::check_peer(ssl, pol.names.empty() ? std::vector<std::string>{t.name, req.domain}
-                                                                        : pol.names);
-                    res.tls = tls::to_string(check.trust);
+                    // pol.names: the MX host and the recipient domain by default (resolve_outbound).
+                    auto check = tls::check_peer(ssl, pol.names);
+                    judged = check.trust;
+                    out.facts.tls = tls::to_string(check.trust);
                     note_tls(probe, ssl, facts, check.trust, check.detail, false, "");
                 }
                 c.tls_started();
@@ -300,8 +329,8 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     sent = true;
                 } else if (cache && try_tls && c.reusable()) {
                     // Park the session for the next message to this host (SPEC §3.4).
-                    cache->put(cache_key,
-                               {conn, std::move(session), res.tls, res.tls_version, res.tls_cipher, cfgp, established});
+                    cache->put(cache_key, {conn, std::move(session), out.facts.tls, out.facts.tls_version,
+                                           out.facts.tls_cipher, judged, cfgp, established});
                     out.v = verdict::done;
                     co_return out;
                 } else {
@@ -318,9 +347,10 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     out.v = verdict::stale;
                     co_return out;
                 }
-                res.results.clear();
-                for (std::size_t k = 0; k < req.recipients.size(); ++k)
-                    res.results.push_back({req.recipients[k], delivery::classify_recipient(tr, k)});
+                const auto facts = recipient_facts();
+                out.results.clear();
+                for (std::size_t k = 0; k < tx.recipients.size(); ++k)
+                    out.results.push_back({tx.recipients[k], delivery::classify_recipient(tr, k), facts[k]});
                 finished = true;
                 break;
             }
@@ -363,8 +393,9 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     out.why = o;
                     co_return out;
                 }
-                res.results.clear();
-                for (auto i : req.recipients) res.results.push_back({i, o});
+                const auto facts = recipient_facts();
+                out.results.clear();
+                for (std::size_t k = 0; k < tx.recipients.size(); ++k) out.results.push_back({tx.recipients[k], o, facts[k]});
                 out.v = verdict::done;
                 co_return out;
             }
@@ -515,74 +546,122 @@ profile::resolved_tls_policy policy_for(const config::config& cfg, const std::st
     return profile::resolve_outbound(cfg, {domain, ip, t.name});
 }
 
+// The domain a recipient's policy is resolved for: its route's (the A-label form, as the queue
+// runner routes it), or this host's name for an address without one.
+std::string recipient_domain(const config::config& cfg, std::string_view address) {
+    const auto at = address.rfind('@');
+    const std::string_view d = at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+    return delivery::routing_domain(d.empty() ? std::string_view(cfg.hostname) : d);
+}
+
 // SPEC §1.1/§1.2: STARTTLS is issued (when offered) at every level but none.
 bool try_tls_under(const profile::resolved_tls_policy& pol) { return pol.level != profile::tls_level::none; }
 
 }  // namespace
 
 asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
-    attempt_result res;
-    res.relay = "none";
-    res.tls = "none";
-    auto fail_all = [&](delivery::outcome o) {
-        res.results.clear();
-        for (auto i : req.recipients) res.results.push_back({i, o});
-    };
     const config::config& cfg = *cfg_;
-
+    const std::size_t n = req.recipients.size();
+    // Per recipient (by position in req.recipients): its result once `decided`; until then what
+    // it is deferred or bounced with when no later host takes it.
+    std::vector<recipient_result> out(n);
+    std::vector<bool> decided(n, false);
+    for (std::size_t k = 0; k < n; ++k)
+        out[k] = {req.recipients[k], {delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"}, {}, false};
     const host_plan plan = co_await plan_hosts(resolver_, req.where, delivery::identity_of(cfg));
+    attempt_result res;
     if (plan.stop) {
-        fail_all(*plan.stop);
+        for (auto& r : out) r.out = *plan.stop;
+        res.results = std::move(out);
         co_return res;
     }
+    // A host's failure for the recipients still open: its reason, unless an earlier host's TLS
+    // reason says more (SPEC §1.2); `via` (the session tried) when there was one.
+    auto note = [&](std::size_t k, const delivery::outcome& why, const session_facts* via) {
+        if (decided[k] || delivery::keeps_reason_over(out[k].out, why)) return;
+        out[k].out = why;
+        if (via) out[k].via = *via;
+    };
+    auto decide = [&](std::size_t k, recipient_result r) {
+        out[k] = std::move(r);
+        decided[k] = true;
+    };
+    auto open = [&] { return std::find(decided.begin(), decided.end(), false) != decided.end(); };
 
-    delivery::outcome last{delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"};
+    // SPEC §1.4: each recipient's policy is resolved for its own domain (and the host's facts
+    // below), never for another recipient's.
+    std::vector<std::string> domains;     // distinct, in order of their first recipient
+    std::vector<std::size_t> domain_of(n);  // recipient position -> index in domains
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::string d = recipient_domain(cfg, req.env->recipients[req.recipients[k]]);
+        const auto it = std::find(domains.begin(), domains.end(), d);
+        domain_of[k] = static_cast<std::size_t>(it - domains.begin());
+        if (it == domains.end()) domains.push_back(d);
+    }
+
     // An MX route (explicit or implicit) whose every host does not exist or has no address
     // (NXDOMAIN / nodata, never a DNS failure) bounces 5.4.4 like Postfix's "Host or domain
     // name not found", instead of deferring until queue.max_age. Static routes still defer:
     // a configured host that does not resolve is a configuration error, not the recipient's.
     bool none_exist = plan.mx.has_value() && !plan.hosts.empty();
     for (const auto& t : plan.hosts) {
+        if (!open()) break;
         const host_addresses addrs = co_await addresses_of(resolver_, t);
         if (addrs.ips.empty()) {
-            last = addrs.error;
+            for (std::size_t k = 0; k < n; ++k) note(k, addrs.error, nullptr);
             none_exist = none_exist && addrs.not_found;
             continue;
         }
         none_exist = false;
         for (const auto& ip : addrs.ips) {
-            const auto pol = policy_for(cfg, req.domain, t, ip);
-            res.profile = pol.profile;
-            const bool try_tls = try_tls_under(pol);
-            auto conv = co_await converse(cfg_, tls_.get(), req, t, ip, pol, try_tls, res, cache_);
-            if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
-                conv = co_await converse(cfg_, tls_.get(), req, t, ip, pol, try_tls, res, nullptr);
-            if (conv.v == verdict::tls_failed) {
-                res.tls_failed_hosts.insert(t.name);
-                if (req.tls_failed_hosts.count(t.name)) {
+            if (!open()) break;
+            // Each domain's policy at this host; the open recipients of the domains whose
+            // policies require the same of the session go in one transaction (one, when all
+            // do), the others in their own, each on its own connection or one parked under
+            // the same requirements.
+            std::vector<profile::resolved_tls_policy> pols;
+            for (const auto& d : domains) pols.push_back(policy_for(cfg, d, t, ip));
+            for (const auto& same : profile::group_by_requirements(pols)) {
+                transaction tx;
+                std::vector<std::size_t> at;  // the transaction's recipients' positions
+                for (std::size_t k = 0; k < n; ++k)
+                    if (!decided[k] && std::find(same.begin(), same.end(), domain_of[k]) != same.end()) {
+                        at.push_back(k);
+                        tx.recipients.push_back(req.recipients[k]);
+                        tx.policies.push_back(&pols[domain_of[k]]);
+                    }
+                if (at.empty()) continue;
+                const profile::resolved_tls_policy& pol = *tx.policies.front();
+                const bool try_tls = try_tls_under(pol);
+                auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_);
+                if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
+                    conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr);
+                if (conv.v == verdict::tls_failed) {
+                    res.tls_failed_hosts.insert(t.name);
+                    if (!req.tls_failed_hosts.count(t.name)) {
+                        // First failure: nothing is sent; defer, next attempt after handshake_retry_delay.
+                        conv.facts.tls = "none";
+                        for (std::size_t j = 0; j < at.size(); ++j)
+                            decide(at[j], {tx.recipients[j], conv.why, conv.facts, /*tls_retry=*/true});
+                        continue;
+                    }
                     // SPEC §1.1: the second failed handshake for this message and host:
                     // reconnect and deliver without TLS in this same attempt.
-                    conv = co_await converse(cfg_, tls_.get(), req, t, ip, pol, /*try_tls=*/false, res, nullptr);
-                    if (conv.v == verdict::done) {
-                        res.tls = "fallback";
-                        co_return res;
-                    }
-                    last = conv.why;
+                    conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr);
+                    for (auto& r : conv.results) r.via.tls = "fallback";
+                }
+                if (conv.v == verdict::done) {  // conv.results: one per recipient of tx
+                    for (std::size_t j = 0; j < at.size(); ++j) decide(at[j], std::move(conv.results[j]));
                     continue;
                 }
-                // First failure: nothing is sent; defer, next attempt after handshake_retry_delay.
-                res.tls_handshake_failed = true;
-                res.tls = "none";
-                fail_all(conv.why);
-                co_return res;
+                for (const auto k : at) note(k, conv.why, &conv.facts);
             }
-            if (conv.v == verdict::done) co_return res;
-            last = conv.why;
         }
     }
-    if (none_exist)
-        last = {delivery::outcome::kind::permanent, "5.4.4", "Host or domain name not found: " + last.reason};
-    fail_all(last);
+    for (std::size_t k = 0; k < n; ++k)
+        if (!decided[k] && none_exist)
+            out[k].out = {delivery::outcome::kind::permanent, "5.4.4", "Host or domain name not found: " + out[k].out.reason};
+    res.results = std::move(out);
     co_return res;
 }
 
@@ -605,9 +684,8 @@ asio::awaitable<void> deliverer::probe(tls::policy_report& report, bool connect)
             tls::host_report h{t, ip, {}, policy_for(cfg, req.domain, t, ip), std::nullopt};
             if (connect) {
                 tls::probe_facts f;
-                attempt_result res;
-                const auto conv = co_await converse(cfg_, tls_.get(), req, t, ip, h.policy, try_tls_under(h.policy),
-                                                    res, /*cache=*/nullptr, &f);
+                const auto conv = co_await converse(cfg_, tls_.get(), req, transaction{}, t, ip, h.policy,
+                                                    try_tls_under(h.policy), /*cache=*/nullptr, &f);
                 switch (conv.v) {
                     case verdict::done: f.verdict = tls::probe_verdict::deliver; break;
                     case verdict::tls_failed: f.verdict = tls::probe_verdict::defer_tls; break;

@@ -1,7 +1,8 @@
 // outbound/attempt.hpp - one delivery attempt of one message to one destination (a routing
 // domain or a static route): resolve the hosts, connect in order, drive smtp::client_session
 // over TCP and, when offered, TLS; return one outcome per recipient. SPEC §1.1 (outbound
-// opportunistic TLS), §3.3 (routing, MX), §3.4 (one transaction for all recipients).
+// opportunistic TLS), §1.2-1.4 (each recipient under its own domain's policy), §3.3 (routing,
+// MX), §3.4 (one transaction for all recipients that share a policy).
 #pragma once
 #include <asio/awaitable.hpp>
 #include <asio/ssl/context.hpp>
@@ -21,9 +22,22 @@
 
 namespace postern::outbound {
 
+// The session behind a recipient's outcome, for its delivery log line (SPEC §6): the
+// transaction that decided it, or the host whose failure it is deferred or bounced with.
+struct session_facts {
+    std::string relay = "none";  // "host[ip]:port", or "none" (no host reached)
+    // none | fallback | untrusted | trusted | verified: the certificate judged for THIS
+    // recipient's policy (its domain's names), as a fresh connection would judge it
+    std::string tls = "none";
+    std::string profile;  // the connection profile that applied ("" = none)
+    std::string tls_version, tls_cipher;
+};
+
 struct recipient_result {
     std::size_t index = 0;  // into envelope::recipients
     delivery::outcome out;
+    session_facts via;
+    bool tls_retry = false;  // deferred by a failed handshake: next attempt no sooner than handshake_retry_delay
 };
 
 struct attempt_request {
@@ -31,18 +45,13 @@ struct attempt_request {
     std::string_view content;
     std::vector<std::size_t> recipients;  // indexes, all with the same route
     delivery::route where;
-    std::string domain;                    // recipient domain (for TLS name checks)
+    std::string domain;                    // recipient domain (the probe's TLS names)
     std::set<std::string> tls_failed_hosts;  // hosts whose handshake failed before, for this message
 };
 
 struct attempt_result {
-    std::vector<recipient_result> results;
-    std::string relay;    // "host[ip]:port" of the last host talked to, or "none"
-    std::string tls;      // none | fallback | untrusted | trusted | verified
-    std::string profile;  // the connection profile that applied ("" = none)
-    std::string tls_version, tls_cipher;
+    std::vector<recipient_result> results;   // one per request recipient, in its order
     std::set<std::string> tls_failed_hosts;  // hosts whose handshake failed in this attempt
-    bool tls_handshake_failed = false;       // -> next attempt no sooner than handshake_retry_delay
 };
 
 class deliverer {
@@ -50,6 +59,11 @@ public:
     // `cache` may be null (no connection reuse).
     deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
               std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache = nullptr);
+    // Each recipient is delivered only under the TLS policy resolved for its own domain and the
+    // host (name, address) actually connected (SPEC §1.4); recipients whose policies ask the
+    // same of the session share one transaction, the others get their own, on a connection of
+    // their own unless a parked one was checked under the same requirements. All recipients
+    // with one policy, the common case: one transaction, as before.
     asio::awaitable<attempt_result> deliver(const attempt_request& req);
 
     // `postern tls-policy` (SPEC §4): fills report.mx, .stop and .hosts for report.where and

@@ -1,7 +1,8 @@
 // outbound/connection_cache.hpp - idle outbound SMTP sessions kept open for reuse (SPEC §3.4
 // "connections are reused"; Postfix's scache). A session that finished a transaction in a
-// reusable state is parked under (host, ip, port, policy) for a few seconds; the next attempt
-// to the same host takes it and skips connect, greeting, EHLO and the TLS handshake. Parked
+// reusable state is parked under (host, ip, port, what its policy required of the session:
+// profile::session_requirements) for a few seconds; the next attempt to the same host under
+// the same requirements takes it and skips connect, greeting, EHLO and the TLS handshake. Parked
 // sessions that are not taken in time get QUIT and are closed. A session is only handed out
 // under the configuration it was checked against (a reload that changes a profile's pins,
 // versions or trust store must not let a session checked under the old rules carry mail),
@@ -19,6 +20,7 @@
 
 #include "runtime/connection.hpp"
 #include "smtp/client_session.hpp"
+#include "tls/client.hpp"
 
 namespace postern::outbound {
 
@@ -26,6 +28,9 @@ struct parked_session {
     std::shared_ptr<runtime::timed_connection> conn;
     std::unique_ptr<smtp::client_session> session;  // state ready
     std::string tls, tls_version, tls_cipher;       // as established
+    // The certificate's verdict when TLS is up (nullopt without TLS): the chain's part of it
+    // holds for the next transaction, the names' part is judged again for its policy.
+    std::optional<tls::peer_trust> trust;
     // The configuration its TLS policy was checked under (identity only), and when it was
     // set up: both carry over when a session is reused and parked again.
     std::shared_ptr<const void> checked_under;

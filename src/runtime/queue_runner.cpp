@@ -367,9 +367,9 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             auto res = co_await d.deliver(req);
             release_slot(key);
             ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
-            for (auto& r : res.results)
-                done.push_back({r.index, r.out, res.relay, res.tls, res.tls_version, res.tls_cipher,
-                                res.tls_handshake_failed, res.profile});
+            for (auto& r : res.results)  // deliver() may split them over several transactions
+                done.push_back({r.index, r.out, r.via.relay, r.via.tls, r.via.tls_version, r.via.tls_cipher,
+                                r.tls_retry, r.via.profile});
         }
         // Another group follows (it may wait for a slot or a slow server for minutes): the
         // recipients this one sent are recorded now, so that a crash, a kill or a restart in

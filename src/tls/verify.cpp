@@ -332,4 +332,10 @@ tls_verdict evaluate(SSL* ssl, const profile::resolved_tls_policy& p, bool is_se
     return v;
 }
 
+peer_trust trust_for_names(SSL* ssl, peer_trust judged, const profile::resolved_tls_policy& p) {
+    if (judged == peer_trust::untrusted || profile::uses_pins(p.level)) return judged;
+    X509* leaf = SSL_get0_peer_certificate(ssl);
+    return leaf && !first_match(leaf, p.names).empty() ? peer_trust::verified : peer_trust::trusted;
+}
+
 }  // namespace postern::tls

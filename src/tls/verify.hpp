@@ -53,6 +53,13 @@ struct tls_verdict {
 //  - dane: not ok, "DANE is not implemented yet" (never silently weaker).
 tls_verdict evaluate(SSL* ssl, const profile::resolved_tls_policy& p, bool is_server_side);
 
+// The trust of an established session, already judged `judged` for some policy, for the names
+// of `p` instead: a parked session reused for another recipient domain, or one transaction
+// carrying several (the log must say what a fresh connection for that domain would). The chain
+// and a pin do not depend on the names: untrusted stays untrusted, and at fingerprint the pin's
+// verdict stays; a trusted chain is verified when the leaf carries one of p.names.
+peer_trust trust_for_names(SSL* ssl, peer_trust judged, const profile::resolved_tls_policy& p);
+
 // RFC 6125 6.4 DNS-ID matching of `cert` against `reference` (case-insensitive). The
 // certificate's identifiers are its SAN dNSNames, or its subject CNs when it has no SAN
 // dNSName (6.4.4). A certificate wildcard counts only as the complete leftmost label and

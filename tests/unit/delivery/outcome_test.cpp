@@ -60,3 +60,23 @@ TEST(outcome, unfinished_transaction_is_not_a_remote_reply) {
     EXPECT_EQ(o.dsn, "4.4.2");
     EXPECT_FALSE(o.remote_reply);
 }
+
+// SPEC §1.2: the TLS reason of a mandatory host (4.7.x) survives a later host that cannot be
+// reached or found (4.4.x); any other later reason replaces what was kept.
+TEST(outcome, tls_reason_kept_over_a_later_connection_or_dns_failure) {
+    using k = delivery::outcome::kind;
+    const delivery::outcome not_offered{k::transient, "4.7.4", "TLS required but not offered by a[192.0.2.1]:25"};
+    const delivery::outcome bad_cert{k::transient, "4.7.5", "certificate verification failed (a[192.0.2.1]:25)"};
+    const delivery::outcome refused{k::transient, "4.4.1", "connect to b[192.0.2.2]:25: Connection refused"};
+    const delivery::outcome no_address{k::transient, "4.4.3", "cannot find an address for b.test"};
+    const delivery::outcome lost{k::transient, "4.4.2", "lost connection with b[192.0.2.2]:25"};
+    const delivery::outcome greeting{k::transient, "4.3.2", "421 4.3.2 b.test busy", true};
+    const delivery::outcome rejected{k::permanent, "5.7.1", "554 5.7.1 go away", true};
+    for (const auto* tls : {&not_offered, &bad_cert})
+        for (const auto* later : {&refused, &no_address, &lost}) EXPECT_TRUE(delivery::keeps_reason_over(*tls, *later));
+    EXPECT_FALSE(delivery::keeps_reason_over(not_offered, bad_cert));  // a later TLS reason: the later one
+    EXPECT_FALSE(delivery::keeps_reason_over(not_offered, greeting));
+    EXPECT_FALSE(delivery::keeps_reason_over(bad_cert, rejected));
+    EXPECT_FALSE(delivery::keeps_reason_over(refused, not_offered));
+    EXPECT_FALSE(delivery::keeps_reason_over(refused, no_address));
+}

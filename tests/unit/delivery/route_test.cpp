@@ -89,6 +89,19 @@ TEST(decide_route, u_label_domain_routed_by_its_a_label) {
     EXPECT_EQ(delivery::decide_route(cfg, "\u2603.test").domain, "\u2603.test");
 }
 
+// The domain a recipient's profile is matched by is the one its route carries, whatever the
+// route (outbound/attempt.cpp resolves each recipient's policy with it).
+TEST(routing_domain, as_decide_route_names_it) {
+    const auto cfg = sample_config();
+    for (const char* d : {"b\u00fccher.test", "B\u00dcCHER.Test.", "Partner.TEST.", "local.test", "MiXeD.Example.ORG",
+                          "\u2603.test", ""}) {
+        SCOPED_TRACE(d);
+        EXPECT_EQ(delivery::routing_domain(d), delivery::decide_route(cfg, d).domain);
+    }
+    EXPECT_EQ(delivery::routing_domain("B\u00dcCHER.Test."), "xn--bcher-kva.test");
+    EXPECT_EQ(delivery::routing_domain("Bank.TEST"), "bank.test");
+}
+
 TEST(decide_route, mx_without_smarthost) {
     auto cfg = sample_config();
     cfg.routes.erase(std::remove_if(cfg.routes.begin(), cfg.routes.end(), [](const auto& r) { return r.domain == "*"; }),

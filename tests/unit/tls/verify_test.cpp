@@ -530,6 +530,36 @@ TEST(TlsVerify, SpkiPinSurvivesRenewal) {
                    "certificate fingerprint does not match any pin");
 }
 
+// ---- the trust judged again for another recipient domain's names -------------------------
+
+// A session judged for one domain and reused for another (or shared by both in one transaction)
+// reports what evaluate() would for the other domain's names: the chain's verdict is kept, the
+// name decides between trusted and verified; an untrusted chain and a pin ignore the names.
+TEST(TlsVerify, TrustForNamesJudgesTheNewNames) {
+    auto t = connect_to(certs().mx);
+    SSL* ssl = t->client.get();
+    const auto first = policy(tls_level::may, {"relay.test", "partner.test", "mx.partner.test"});
+    const auto other = policy(tls_level::may, {"relay.test", "other.test"});
+    ASSERT_EQ(outbound(*t, first).trust, peer_trust::verified);
+    ASSERT_EQ(outbound(*t, other).trust, peer_trust::trusted);
+    EXPECT_EQ(trust_for_names(ssl, peer_trust::verified, other), peer_trust::trusted);
+    EXPECT_EQ(trust_for_names(ssl, peer_trust::trusted, first), peer_trust::verified);
+    EXPECT_EQ(trust_for_names(ssl, peer_trust::verified, first), peer_trust::verified);
+    for (tls_level l : {tls_level::encrypt, tls_level::ca}) {
+        auto p = other;
+        p.level = l;
+        EXPECT_EQ(trust_for_names(ssl, peer_trust::verified, p), outbound(*t, p).trust) << profile::to_string(l);
+    }
+    // An untrusted chain never becomes trusted because a name matches.
+    auto self = connect_to(certs().self_signed);
+    ASSERT_EQ(outbound(*self, first).trust, peer_trust::untrusted);
+    EXPECT_EQ(trust_for_names(self->client.get(), peer_trust::untrusted, first), peer_trust::untrusted);
+    // A pin's verdict does not depend on the names.
+    auto pinned = pins({"sha256:" + fingerprint_sha256(certs().self_signed.x509())});
+    pinned.names = {"other.test"};
+    EXPECT_EQ(trust_for_names(self->client.get(), peer_trust::verified, pinned), peer_trust::verified);
+}
+
 // ---- dane --------------------------------------------------------------------------------
 
 TEST(TlsVerify, DaneIsRefusedExplicitly) {
