@@ -280,14 +280,16 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     for (auto& r : ps.st)
         if (r.next_attempt > latest) r.next_attempt = latest;
 
-    // Which recipients are due, grouped by destination domain (one transaction per domain).
+    // Which recipients are due, grouped by destination (one delivery attempt per group).
     std::vector<recorded> done;
-    // Recipients that go to the same place share one transaction (SPEC §3.4): the same
-    // static hosts (relay_to, [[route]], smarthost) whatever their domains, or the same domain
-    // for MX routing (hosts are only known after the MX lookup).
+    // Recipients that go to the same place share one attempt (SPEC §3.4): the same static
+    // hosts (relay_to, [[route]], smarthost) whatever their domains, or the same domain for MX
+    // routing (hosts are only known after the MX lookup). At each host the attempt resolves
+    // every recipient's own policy and splits the transaction where they differ
+    // (outbound/attempt.cpp, profile/requirements.hpp).
     struct group {
         delivery::route where;
-        std::string domain;  // first recipient's domain (TLS name checks)
+        std::string domain;  // first recipient's domain (the MX lookup, log lines)
         std::vector<std::size_t> idx;
     };
     std::map<std::string, group> groups;
@@ -308,7 +310,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         const std::string domain = where.domain;
         std::string key = "domain " + domain;
         if (where.how == delivery::route::kind::static_hosts) {
-            // Same hosts and the same recipient-domain profile (its TLS policy) share a transaction.
+            // Same hosts and the same recipient-domain profile share an attempt.
             const auto pol = profile::resolve_outbound(cfg, {domain, std::nullopt, std::nullopt});
             key = "profile " + pol.profile + " hosts";
             for (const auto& h : where.hosts) key += " " + h.to_string();
