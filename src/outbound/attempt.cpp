@@ -219,6 +219,8 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     // a reply (a byte, or a "250-" line, at a time) is given up when it runs out.
     auto reply_deadline = std::chrono::steady_clock::now() + command_timeout;
     auto replies_seen = c.replies_received();
+    std::optional<std::uint64_t> replies_before_tls;  // set when our side of the handshake is done
+    std::string read_error;                         // the last failed read's error text
 
     for (;;) {
         switch (c.next()) {
@@ -242,8 +244,12 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 asio::error_code rec;
                 std::size_t n = co_await conn->read_some(buf.data(), buf.size(), left, rec);
                 if (rec) {
-                    if (conn->timed_out) c.timeout();
-                    else c.feed_eof();
+                    if (conn->timed_out) {
+                        c.timeout();
+                    } else {
+                        read_error = rec.message();  // a TLS alert's text, say
+                        c.feed_eof();
+                    }
                 } else {
                     c.feed(std::string_view(buf.data(), n));
                 }
@@ -318,6 +324,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     note_tls(probe, ssl, facts, check.trust, check.detail, false, "");
                 }
                 c.tls_started();
+                replies_before_tls = c.replies_received();
                 break;
             }
             case smtp::client_event::ready:
@@ -367,10 +374,18 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     out.v = verdict::done;
                     co_return out;
                 }
+                // TLS 1.3: the client's side of the handshake is done before the server has
+                // judged the client's flight; a server that then aborts (an alert such as
+                // certificate_required, RFC 8446 4.4.2.4, or a close) before any reply inside
+                // TLS failed the handshake (SPEC §1.1), not an established session.
+                const bool tls_unconfirmed = replies_before_tls && c.replies_received() == *replies_before_tls &&
+                                             f.what == smtp::client_failure::kind::connection_lost;
                 const bool in_tls_setup =
                     f.what == smtp::client_failure::kind::starttls_refused ||
-                    c.state() == smtp::client_state::starttls || c.state() == smtp::client_state::tls_handshake;
+                    c.state() == smtp::client_state::starttls || c.state() == smtp::client_state::tls_handshake ||
+                    tls_unconfirmed;
                 auto o = delivery::classify_failure(f, relay);
+                if (tls_unconfirmed && !read_error.empty()) o.reason = read_error;
                 if (in_tls_setup && mandatory) {  // SPEC §1.2: next MX, else defer; never plaintext
                     out.v = verdict::next_host;
                     out.why = {delivery::outcome::kind::transient, "4.7.5",

@@ -7,6 +7,9 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "garbage"         answer 220 to STARTTLS, then send junk instead of a handshake
            "close"           answer 220 to STARTTLS, then close the connection
            "refuse"          answer STARTTLS with 454
+           "require_client_cert"  TLS 1.3 asking for a client certificate: the client's side of
+                             the handshake completes, then the peer sends certificate_required
+                             (RFC 8446 4.4.2.4) and closes (Postern's client presents none)
            "stall"           answer 220 to STARTTLS, then read nothing and never complete the
                              handshake (the connection is closed after stall_seconds, or when
                              the peer stops)
@@ -241,6 +244,10 @@ class ScriptedPeer:
                         ctx.minimum_version = _TLS_VERSIONS[self.tls_min_version]
                     if self.ciphers:
                         ctx.set_ciphers(self.ciphers)
+                    if self.tls_mode == "require_client_cert":
+                        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+                        ctx.verify_mode = ssl.CERT_REQUIRED
+                        ctx.load_verify_locations(cafile=self.cert)
                     try:
                         s = ctx.wrap_socket(s, server_side=True)
                     except (OSError, ssl.SSLError) as e:

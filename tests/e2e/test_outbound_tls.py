@@ -88,10 +88,13 @@ def test_no_starttls_offered_plaintext_at_once(make_instance, certs):
         assert "STARTTLS" not in peer.connections[0].verbs()
 
 
-@pytest.mark.parametrize("mode", ["garbage", "close", "refuse"])
+@pytest.mark.parametrize("mode", ["garbage", "close", "refuse", "require_client_cert"])
 def test_failed_handshake_defers_then_falls_back(make_instance, certs, mode):
     """garbage: junk instead of a TLS handshake; close: the peer closes after "220 Ready";
-    refuse: STARTTLS answered 454 - each counts as a failed handshake (SPEC §1.1)."""
+    refuse: STARTTLS answered 454; require_client_cert: TLS 1.3, the peer aborts with an alert
+    after Postern's side of the handshake completed (before any reply inside TLS) - each counts
+    as a failed handshake (SPEC §1.1). The last one was taken for a lost connection: deferred
+    on retry_schedule at every attempt, never delivered, bounced at queue.max_age."""
     c = certs["named"]
     with ScriptedPeer(tls_mode=mode, cert=c["cert"], key=c["key"]) as peer:
         inst = instance_for(make_instance, peer, ca_file=c["ca"], **SEED)
@@ -101,6 +104,8 @@ def test_failed_handshake_defers_then_falls_back(make_instance, certs, mode):
         first = inst.wait_events("delivery", 1, id=qid)[0]
         assert first["result"] == "deferred" and first["attempt"] == "1", first
         assert first["dsn"].startswith("4."), first
+        if mode == "require_client_cert":  # the alert is named, not "connection closed"
+            assert "TLS handshake with" in first["reason"] and "certificate required" in first["reason"], first
         assert len(peer.connections) == 1
         assert "STARTTLS" in peer.connections[0].verbs()
         assert not peer.saw_mail_from(), peer.all_commands()
