@@ -124,13 +124,20 @@ struct chain_result {
     std::string detail;  // why not, e.g. "self-signed certificate"
 };
 
-// RFC 5280 6: path validation to a trust anchor in the store, validity dates included.
-// No purpose is set, so no extended key usage is demanded of the leaf: mail servers use one
-// certificate for both directions and many carry only serverAuth (or only clientAuth).
-// The peer's chain supplies the intermediates (on the client side it also holds the leaf).
-chain_result verify_against(X509_STORE* store, X509* leaf, STACK_OF(X509) * untrusted) {
+// RFC 5280 6: path validation to a trust anchor in the store, validity dates included. The
+// peer's chain supplies the intermediates (on the client side it also holds the leaf).
+// A server certificate (we are the client) is checked for the TLS server purpose, exactly as
+// OpenSSL's handshake-time verification does ("ssl_server": purpose and trust SSL_SERVER): a
+// leaf whose extendedKeyUsage lacks serverAuth, or an intermediate restricted to other uses
+// (emailProtection, clientAuth), fails with "unsuitable certificate purpose" whichever store
+// is used (RFC 5280 4.2.1.12). A client certificate (we are the server) is checked without a
+// purpose, so no EKU is demanded: mail servers use one certificate for both directions and
+// many carry only serverAuth.
+chain_result verify_against(X509_STORE* store, X509* leaf, STACK_OF(X509) * untrusted, bool peer_is_server) {
     std::unique_ptr<X509_STORE_CTX, store_ctx_free> ctx(X509_STORE_CTX_new());
     if (!ctx || X509_STORE_CTX_init(ctx.get(), store, leaf, untrusted) != 1)
+        return {false, fmt::format("cannot set up verification: {}", last_error())};
+    if (peer_is_server && X509_STORE_CTX_set_default(ctx.get(), "ssl_server") != 1)
         return {false, fmt::format("cannot set up verification: {}", last_error())};
     ERR_clear_error();
     if (X509_verify_cert(ctx.get()) == 1) return {true, ""};
@@ -142,14 +149,15 @@ chain_result verify_against(X509_STORE* store, X509* leaf, STACK_OF(X509) * untr
 chain_result check_chain(SSL* ssl, X509* leaf, const std::string& ca_file, bool is_server_side) {
     if (ca_file.empty() && !is_server_side) {
         // The client context trusts tls.ca_file or the system store (configure_client), which
-        // is this policy's store when the policy names none: OpenSSL's handshake-time result.
+        // is this policy's store when the policy names none: OpenSSL's handshake-time result
+        // (purpose ssl_server, as verify_against uses for a server certificate).
         const long vr = SSL_get_verify_result(ssl);
         if (vr == X509_V_OK) return {true, ""};
         return {false, X509_verify_cert_error_string(vr)};
     }
     auto store = trust_store(ca_file);
     if (!store) return {false, store.error_message()};
-    return verify_against(store->get(), leaf, SSL_get_peer_cert_chain(ssl));
+    return verify_against(store->get(), leaf, SSL_get_peer_cert_chain(ssl), /*peer_is_server=*/!is_server_side);
 }
 
 // ---- names (RFC 6125 6.4) --------------------------------------------------------------

@@ -42,11 +42,14 @@ struct tls_verdict {
 //  - none, may: nothing is enforced (ok); the facts and the trust are still reported.
 //  - requires_tls: SSL_version >= p.min_version and cipher bits >= p.min_cipher_bits.
 //  - requires_peer_certificate: the peer presented a certificate (inbound: the client's).
-//  - requires_chain (ca, ca_name): the chain verifies and is in date, purpose-independent (no
-//    serverAuth/clientAuth EKU required). Against p.ca_file when set; otherwise, as a client,
-//    OpenSSL's handshake-time result (the client context uses tls.ca_file or the system store),
-//    and as a server against the system store (the server context is shared by every profile,
-//    so its handshake-time result means nothing for this policy).
+//  - requires_chain (ca, ca_name): the chain verifies and is in date. Against p.ca_file when
+//    set; otherwise, as a client, OpenSSL's handshake-time result (the client context uses
+//    tls.ca_file or the system store), and as a server against the system store (the server
+//    context is shared by every profile, so its handshake-time result means nothing for this
+//    policy). Outbound (a server certificate) with the TLS server purpose whichever the store
+//    ("ssl_server", as OpenSSL's handshake): a leaf whose EKU lacks serverAuth, or an
+//    intermediate restricted to other uses, is refused. Inbound (a client certificate)
+//    purpose-independent: no clientAuth (or serverAuth) EKU is required.
 //  - requires_name_match (ca_name): the leaf carries one of p.names (see certificate_names).
 //  - uses_pins (fingerprint): the leaf certificate's SHA-256 ("sha256:HEX") or its public
 //    key's ("spki-sha256:HEX") equals one of p.fingerprints; the chain is not checked.

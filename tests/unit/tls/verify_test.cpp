@@ -314,6 +314,84 @@ TEST(TlsVerify, ChangedCaFileIsReloaded) {
     expect_ok(outbound(*t, policy(tls_level::ca, {}, path)));
 }
 
+// ---- ca: a server certificate must be fit for a TLS server (RFC 5280 4.2.1.12) -----------
+
+const char* const unsuitable_purpose = "certificate verification failed: unsuitable certificate purpose";
+
+// OpenSSL's handshake checks the server's chain with purpose ssl_server; evaluate() does the
+// same against a policy ca_file (tls.ca_file or the profile's), so the verdict never depends
+// on which store is configured.
+TEST(TlsVerify, CaRefusesLeafWithoutServerAuth) {
+    for (const char* eku : {"clientAuth", "emailProtection", "codeSigning", "clientAuth,emailProtection"}) {
+        SCOPED_TRACE(eku);
+        const cert_and_key leaf = make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}, eku), &certs().ca);
+        auto t = connect_to(leaf);  // the handshake store is the CA: OpenSSL's own check
+        EXPECT_EQ(SSL_get_verify_result(t->client.get()), X509_V_ERR_INVALID_PURPOSE);
+        expect_refused(outbound(*t, policy(tls_level::ca)), unsuitable_purpose);
+        const tls_verdict v = outbound(*t, policy(tls_level::ca, {}, certs().ca_file));
+        expect_refused(v, unsuitable_purpose);
+        EXPECT_EQ(v.trust, peer_trust::untrusted);
+        expect_refused(outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file)),
+                       unsuitable_purpose);
+        // Also when the handshake store does not know the CA and only the profile's does.
+        auto u = connect_to(leaf, certs().other_ca_file);
+        expect_refused(outbound(*u, policy(tls_level::ca, {}, certs().ca_file)), unsuitable_purpose);
+        // Opportunistic: reported as untrusted, not enforced.
+        const tls_verdict m = outbound(*t, policy(tls_level::may, {"mx.partner.test"}, certs().ca_file));
+        expect_ok(m);
+        EXPECT_EQ(m.trust, peer_trust::untrusted);
+        EXPECT_EQ(m.detail, unsuitable_purpose);
+    }
+}
+
+// A session with a serverAuth leaf for mx.partner.test under an intermediate CA whose own
+// extendedKeyUsage is `eku`, sent along in the handshake; the client context trusts the root.
+std::unique_ptr<tls_pair> connect_via_intermediate(const std::string& eku) {
+    cert_spec i;
+    i.cn = "Postern Test Intermediate " + eku;
+    i.ca = true;
+    i.eku = eku;
+    const cert_and_key intermediate = make_cert(i, &certs().ca);
+    session_options o;
+    o.server_cert = make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}), &intermediate);
+    o.server_chain = {intermediate};
+    o.client_trust = certs().ca_file;
+    return connect(o);
+}
+
+// An issuing CA restricted by its own EKU to other uses (an S/MIME or user CA) cannot vouch
+// for a server, even when the leaf says serverAuth.
+TEST(TlsVerify, CaRefusesIntermediateRestrictedToOtherPurposes) {
+    for (const char* eku : {"emailProtection", "clientAuth", "emailProtection,clientAuth"}) {
+        SCOPED_TRACE(eku);
+        auto t = connect_via_intermediate(eku);
+        EXPECT_EQ(SSL_get_verify_result(t->client.get()), X509_V_ERR_INVALID_PURPOSE);
+        expect_refused(outbound(*t, policy(tls_level::ca)), unsuitable_purpose);
+        expect_refused(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)), unsuitable_purpose);
+        expect_refused(outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file)),
+                       unsuitable_purpose);
+    }
+}
+
+// What a server certificate may carry: serverAuth (with other uses), or no EKU at all; an
+// intermediate whose EKU includes serverAuth. Accepted through either store.
+TEST(TlsVerify, CaAcceptsServerAuthLeaves) {
+    std::vector<cert_and_key> leaves = {certs().mx};
+    for (const char* eku : {"serverAuth,clientAuth", "clientAuth,serverAuth,emailProtection", ""})
+        leaves.push_back(make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}, eku), &certs().ca));
+    for (const auto& leaf : leaves) {
+        auto t = connect_to(leaf);
+        expect_ok(outbound(*t, policy(tls_level::ca)));
+        expect_ok(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)));
+        const tls_verdict v = outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file));
+        expect_ok(v);
+        EXPECT_EQ(v.trust, peer_trust::verified);
+    }
+    auto t = connect_via_intermediate("serverAuth,clientAuth");
+    expect_ok(outbound(*t, policy(tls_level::ca)));
+    expect_ok(outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file)));
+}
+
 // ---- ca+name (RFC 6125 6.4) -------------------------------------------------------------
 
 TEST(TlsVerify, CaNameMatches) {
@@ -586,6 +664,25 @@ TEST(TlsVerifyInbound, ClientCertificateWithoutClientAuthEku) {
     }
 }
 
+// The outbound purpose check does not reach inbound: a clientAuth-only certificate (refused as
+// a server certificate, CaRefusesLeafWithoutServerAuth) is a good client certificate, and so
+// is one with only emailProtection (purpose-independent, docs/security.md).
+TEST(TlsVerifyInbound, ClientCertificatePurposeStaysUnchecked) {
+    for (const char* eku : {"clientAuth", "emailProtection"}) {
+        SCOPED_TRACE(eku);
+        session_options o;
+        o.server_cert = certs().mx;
+        o.client_trust = certs().ca_file;
+        o.request_client_cert = true;
+        o.client_cert = make_cert(pki::leaf("client.partner.test", {"client.partner.test"}, eku), &certs().ca);
+        auto t = connect(o);
+        const tls_verdict v = inbound(*t, policy(tls_level::ca, {}, certs().ca_file));
+        expect_ok(v);
+        EXPECT_EQ(v.trust, peer_trust::trusted);
+        expect_ok(inbound(*t, policy(tls_level::ca_name, {"client.partner.test"}, certs().ca_file)));
+    }
+}
+
 TEST(TlsVerifyInbound, ClientCertificateChecks) {
     session_options o;
     o.server_cert = certs().mx;
@@ -618,14 +715,16 @@ TEST(TlsVerifyInbound, ClientCertificateChecks) {
 }
 
 // On the client side without a policy ca_file, OpenSSL's handshake-time result is used (the
-// client context's store is this policy's store); that result is bound to serverAuth.
+// client context's store is this policy's store); that result is bound to serverAuth, and so
+// is the check against a policy ca_file (CaRefusesLeafWithoutServerAuth).
 TEST(TlsVerify, ClientSideWithoutCaFileUsesHandshakeResult) {
     const cert_and_key client_only =
         make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}, "clientAuth"), &certs().ca);
     auto t = connect_to(client_only);
     expect_refused(outbound(*t, policy(tls_level::ca)),
                    "certificate verification failed: unsuitable certificate purpose");
-    expect_ok(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)));  // purpose-independent
+    expect_refused(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)),
+                   "certificate verification failed: unsuitable certificate purpose");
 }
 
 // evaluate() is called from many sessions at once; the trust-store cache must cope.
