@@ -4,6 +4,7 @@
 // RFC 7672 (DANE: not implemented, refused explicitly).
 #include "tls/verify.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -162,12 +163,43 @@ chain_result check_chain(SSL* ssl, X509* leaf, const std::string& ca_file, bool 
 
 // ---- names (RFC 6125 6.4) --------------------------------------------------------------
 
-// The DNS identifiers of `cert`: SAN dNSNames, else (6.4.4) the subject CNs. Identifiers with
-// an embedded NUL are dropped (a classic spoofing trick); all are lower-cased.
+// The certificate has a subjectAltName extension, whatever its entries (dNSName, iPAddress,
+// rfc822Name...). SPEC §1.3: the subject CN is a name only when there is no SAN at all.
+bool has_san_extension(X509* cert) { return X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) >= 0; }
+
+// The reference as an IP address in text form when it is one ("10.0.0.5", "2001:db8::5", or an
+// address literal "[10.0.0.5]" / "[IPv6:2001:db8::5]" as in RFC 5321 4.1.3), else "".
+std::string ip_reference(std::string_view reference) {
+    std::string s(reference);
+    if (s.size() >= 2 && s.front() == '[' && s.back() == ']') {
+        s = s.substr(1, s.size() - 2);
+        if (to_lower(s.substr(0, 5)) == "ipv6:") {
+            s = s.substr(5);
+            unsigned char buf[16];
+            return inet_pton(AF_INET6, s.c_str(), buf) == 1 ? s : std::string{};
+        }
+    }
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1) return s;
+    return "";
+}
+
+// RFC 1123 2.1: a host name's last label is never all digits. Such a reference is a malformed
+// address ("10.1", "010.0.0.5"), never a DNS name: it must not match a dNSName "10.1" (nor a
+// wildcard "*.0.0.5", which OpenSSL would accept as a DNS-ID).
+bool numeric_last_label(std::string_view reference) {
+    const size_t dot = reference.rfind('.');
+    const std::string_view last = dot == std::string_view::npos ? reference : reference.substr(dot + 1);
+    return !last.empty() && last.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// The DNS identifiers of `cert`: its SAN dNSNames; the subject CNs only when it has no SAN
+// extension at all (SPEC §1.3; a SAN of iPAddress entries alone leaves it with none).
+// Identifiers with an embedded NUL are dropped (a classic spoofing trick); all are lower-cased.
 std::vector<std::string> dns_identifiers(X509* cert) {
     std::vector<std::string> out;
-    if (const auto sans = san_dns_names(cert); !sans.empty()) {
-        for (const std::string& v : sans)
+    if (has_san_extension(cert)) {
+        for (const std::string& v : san_dns_names(cert))
             if (v.find('\0') == std::string::npos) out.push_back(to_lower(v));
         return out;
     }
@@ -265,14 +297,22 @@ std::string spki_sha256(X509* cert) {
 bool certificate_names(X509* cert, std::string_view reference) {
     if (!cert || reference.empty()) return false;
     if (reference.back() == '.') reference.remove_suffix(1);  // absolute form "mx.partner.test."
+    // An IP address is an IP-ID: only the certificate's iPAddress SANs can carry it (RFC 5280
+    // 4.2.1.6), never a dNSName "10.0.0.5" nor the CN (X509_check_ip_asc looks at neither).
+    if (const std::string ip = ip_reference(reference); !ip.empty())
+        return X509_check_ip_asc(cert, ip.c_str(), 0) == 1;
     // A leading "." would ask OpenSSL for any subdomain at any depth: never what a profile means.
     if (reference.empty() || reference.front() == '.') return false;
+    // Not an address and not a host name either: "[foo]", "10.1", "010.0.0.5".
+    if (reference.front() == '[' || numeric_last_label(reference)) return false;
     if (reference.substr(0, 2) == "*.") return matches_reference_wildcard(cert, reference);
     if (reference.find('*') != std::string_view::npos) return false;  // no other wildcard form
     // RFC 6125 6.4.3: "*" only as the complete leftmost label (NO_PARTIAL_WILDCARDS), matching
-    // one label (OpenSSL's default; X509_CHECK_FLAG_MULTI_LABEL_WILDCARDS must NOT be set);
-    // 6.4.4: CN only without a SAN dNSName (OpenSSL's default subject fallback).
-    const unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+    // one label (OpenSSL's default; X509_CHECK_FLAG_MULTI_LABEL_WILDCARDS must NOT be set).
+    // SPEC §1.3: the CN only when the certificate has no SAN extension at all; OpenSSL's own
+    // fallback would also use it beside a SAN without dNSName (an IP-only SAN, say).
+    unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+    if (has_san_extension(cert)) flags |= X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
     return X509_check_host(cert, reference.data(), reference.size(), flags, nullptr) == 1;
 }
 

@@ -56,12 +56,18 @@ struct tls_verdict {
 //  - dane: not ok, "DANE is not implemented yet" (never silently weaker).
 tls_verdict evaluate(SSL* ssl, const profile::resolved_tls_policy& p, bool is_server_side);
 
-// RFC 6125 6.4 DNS-ID matching of `cert` against `reference` (case-insensitive). The
-// certificate's identifiers are its SAN dNSNames, or its subject CNs when it has no SAN
-// dNSName (6.4.4). A certificate wildcard counts only as the complete leftmost label and
-// matches exactly one label ("*.test" never matches "a.b.test"; "f*.x.test" never matches).
-// A reference "*.partner.test" means "any single-label host under partner.test": it matches
-// an identifier "mx.partner.test" or "*.partner.test", not "a.mx.partner.test".
+// Does `cert` carry the reference identity `reference` (a profile's peer name, the MX host,
+// the recipient domain)?
+//  - An IP address ("10.0.0.5", "2001:db8::5", or the literal "[10.0.0.5]" / "[IPv6:...]"):
+//    an iPAddress SAN equal to it (RFC 5280 4.2.1.6); a dNSName or CN "10.0.0.5" never counts.
+//  - A DNS name: RFC 6125 6.4 DNS-ID matching, case-insensitive, a trailing dot ignored. The
+//    certificate's identifiers are its SAN dNSNames; its subject CNs only when it has no SAN
+//    extension at all (SPEC §1.3: a SAN of iPAddress entries only leaves no DNS identifier). A
+//    certificate wildcard counts only as the complete leftmost label and matches exactly one
+//    label ("*.test" never matches "a.b.test"; "f*.x.test" never matches). A reference
+//    "*.partner.test" means "any single-label host under partner.test": it matches an
+//    identifier "mx.partner.test" or "*.partner.test", not "a.mx.partner.test".
+//  - Anything else (a leading ".", an all-digit last label, another wildcard form) never matches.
 bool certificate_names(X509* cert, std::string_view reference);
 
 // Lower-case hex SHA-256 of the DER certificate, and of its DER SubjectPublicKeyInfo (the

@@ -1,6 +1,7 @@
 """tests/e2e/test_outbound_cert_checks.py - what a server certificate must be, outbound, with a
 configured CA file (SPEC §1.3): fit for a TLS server (serverAuth EKU, or none) whichever store
-decides.
+decides, and named the way SPEC §1.3 says - an IP host (relay_to = ["127.0.0.1:port"]) by an
+iPAddress SAN only, never by a dNSName spelling the address; the CN only when there is no SAN.
 
 Judged by what the peer saw: a refused certificate gets no MAIL FROM on any attempt and the
 recipient stays deferred with 4.7.5; an accepted one gets the message inside TLS.
@@ -29,6 +30,11 @@ def pki(tmp_path_factory):
     c["no_eku"] = make_cert(d, ca, names=("internal.test",), stem="no-eku", eku=None)
     c["client_auth"] = make_cert(d, ca, names=("internal.test",), stem="client-auth", eku="clientAuth")
     c["email"] = make_cert(d, ca, names=("internal.test",), stem="email", eku="emailProtection")
+    # the names: the relay is 127.0.0.1, the recipient domain internal.test
+    c["ip_san"] = make_cert(d, ca, names=(), ip="127.0.0.1", cn="other.test", stem="ip-san")
+    c["ip_as_dns"] = make_cert(d, ca, names=("127.0.0.1",), cn="other.test", stem="ip-as-dns")
+    c["ip_san_cn"] = make_cert(d, ca, names=(), ip="192.0.2.1", cn="internal.test", stem="ip-san-cn")
+    c["cn_only"] = make_cert(d, ca, names=(), cn="internal.test", stem="cn-only")
     return c
 
 
@@ -96,3 +102,38 @@ def test_verify_ca_requires_a_server_certificate(make_instance, pki, cert, ok, w
             assert_delivered(inst, peer, qid, "verified")
         else:
             assert_refused(inst, peer, qid, r"certificate verification failed: unsuitable certificate purpose")
+
+
+# --- the names: an IP relay, and the CN ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cert,ok", [
+    ("ip_san", True),       # SAN IP:127.0.0.1 names the relay 127.0.0.1
+    ("ip_as_dns", False),   # SAN DNS:127.0.0.1 is no IP identity
+    ("ip_san_cn", False),   # CN=internal.test beside a SAN (IP only): the CN is not a name
+    ("cn_only", True),      # no SAN at all: the CN is the name
+])
+@pytest.mark.parametrize("match", ["domain", "host"])
+def test_verify_ca_name_ip_relay(make_instance, pki, cert, ok, match):
+    """verify = "ca+name" without peer_names: the names are the relay host 127.0.0.1 and the
+    recipient domain internal.test."""
+    c = pki[cert]
+    with ScriptedPeer(cert=c["cert"], key=c["key"]) as peer:
+        inst = start(make_instance, peer, outbound={"verify": "ca+name"}, ca=pki["ca"], match=match)
+        qid = inst.send(SENDER, [RCPT], f"names {cert} {match}")
+        if ok:
+            assert_delivered(inst, peer, qid, "verified")
+        else:
+            assert_refused(inst, peer, qid, r"certificate name mismatch: expected 127\.0\.0\.1 or internal\.test")
+
+
+@pytest.mark.parametrize("cert,trust", [("ip_san", "verified"), ("ip_as_dns", "trusted"),
+                                        ("ip_san_cn", "trusted"), ("cn_only", "verified")])
+def test_opportunistic_log_uses_the_same_name_rules(make_instance, pki, cert, trust):
+    """No profile: the mail goes either way; the log's tls= says whether a name matched."""
+    c = pki[cert]
+    with ScriptedPeer(cert=c["cert"], key=c["key"]) as peer:
+        inst = start(make_instance, peer, ca=pki["ca"])
+        qid = inst.send(SENDER, [RCPT], f"opportunistic {cert}")
+        e = assert_delivered(inst, peer, qid, trust)
+        assert e["profile"] == "-", e
