@@ -3,11 +3,11 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 #include <fmt/format.h>
 
 #include "tls/context.hpp"
+#include "tls/verify.hpp"
 
 namespace postern::tls {
 namespace {
@@ -81,13 +81,11 @@ peer_check check_peer(SSL* ssl, const std::vector<std::string>& names) {
         return out;
     }
     out.trust = peer_trust::trusted;
-    // RFC 6125 6.4: DNS-ID matching; the wildcard only as the complete leftmost label, and
-    // never matching more than one label; CN is used only when there is no SAN dNSName
-    // (OpenSSL's default subject fallback behaves that way).
-    const unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;  // "*" matches exactly one label
+    // The same name rules as tls::evaluate (certificate_names): an IP reference against the
+    // iPAddress SANs only; a DNS name against the SAN dNSNames (RFC 6125 6.4), the CN only
+    // when there is no SAN extension at all; a "*.suffix" reference as a profile means it.
     for (const auto& n : names) {
-        if (n.empty()) continue;
-        if (X509_check_host(leaf, n.c_str(), n.size(), flags, nullptr) == 1) {
+        if (certificate_names(leaf, n)) {
             out.trust = peer_trust::verified;
             out.detail = fmt::format("matched {}", n);
             break;

@@ -32,10 +32,12 @@ struct peer_check {
     std::string detail;  // "certificate verify failed: self-signed certificate", "name mismatch: ..."
 };
 
-// After the handshake: chain verification (OpenSSL's result) and RFC 6125 name matching of
-// the leaf against `names` (DNS-ID; wildcard only as the whole leftmost label; CN only when
-// there is no SAN dNSName). untrusted = chain fails; trusted = chain ok, no name matches;
-// verified = chain ok and a name matches.
+// After the handshake: chain verification (OpenSSL's result: the client context's store,
+// purpose ssl_server) and name matching of the leaf against `names` by tls::certificate_names
+// (an IP address against iPAddress SANs only; a DNS name as RFC 6125 6.4 DNS-ID, wildcard only
+// as the whole leftmost label, CN only when there is no SAN extension at all).
+// untrusted = chain fails; trusted = chain ok, no name matches; verified = chain ok and a
+// name matches.
 peer_check check_peer(SSL* ssl, const std::vector<std::string>& names);
 
 }  // namespace postern::tls

@@ -4,6 +4,7 @@
 // RFC 7672 (DANE: not implemented, refused explicitly).
 #include "tls/verify.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -124,13 +125,20 @@ struct chain_result {
     std::string detail;  // why not, e.g. "self-signed certificate"
 };
 
-// RFC 5280 6: path validation to a trust anchor in the store, validity dates included.
-// No purpose is set, so no extended key usage is demanded of the leaf: mail servers use one
-// certificate for both directions and many carry only serverAuth (or only clientAuth).
-// The peer's chain supplies the intermediates (on the client side it also holds the leaf).
-chain_result verify_against(X509_STORE* store, X509* leaf, STACK_OF(X509) * untrusted) {
+// RFC 5280 6: path validation to a trust anchor in the store, validity dates included. The
+// peer's chain supplies the intermediates (on the client side it also holds the leaf).
+// A server certificate (we are the client) is checked for the TLS server purpose, exactly as
+// OpenSSL's handshake-time verification does ("ssl_server": purpose and trust SSL_SERVER): a
+// leaf whose extendedKeyUsage lacks serverAuth, or an intermediate restricted to other uses
+// (emailProtection, clientAuth), fails with "unsuitable certificate purpose" whichever store
+// is used (RFC 5280 4.2.1.12). A client certificate (we are the server) is checked without a
+// purpose, so no EKU is demanded: mail servers use one certificate for both directions and
+// many carry only serverAuth.
+chain_result verify_against(X509_STORE* store, X509* leaf, STACK_OF(X509) * untrusted, bool peer_is_server) {
     std::unique_ptr<X509_STORE_CTX, store_ctx_free> ctx(X509_STORE_CTX_new());
     if (!ctx || X509_STORE_CTX_init(ctx.get(), store, leaf, untrusted) != 1)
+        return {false, fmt::format("cannot set up verification: {}", last_error())};
+    if (peer_is_server && X509_STORE_CTX_set_default(ctx.get(), "ssl_server") != 1)
         return {false, fmt::format("cannot set up verification: {}", last_error())};
     ERR_clear_error();
     if (X509_verify_cert(ctx.get()) == 1) return {true, ""};
@@ -142,24 +150,56 @@ chain_result verify_against(X509_STORE* store, X509* leaf, STACK_OF(X509) * untr
 chain_result check_chain(SSL* ssl, X509* leaf, const std::string& ca_file, bool is_server_side) {
     if (ca_file.empty() && !is_server_side) {
         // The client context trusts tls.ca_file or the system store (configure_client), which
-        // is this policy's store when the policy names none: OpenSSL's handshake-time result.
+        // is this policy's store when the policy names none: OpenSSL's handshake-time result
+        // (purpose ssl_server, as verify_against uses for a server certificate).
         const long vr = SSL_get_verify_result(ssl);
         if (vr == X509_V_OK) return {true, ""};
         return {false, X509_verify_cert_error_string(vr)};
     }
     auto store = trust_store(ca_file);
     if (!store) return {false, store.error_message()};
-    return verify_against(store->get(), leaf, SSL_get_peer_cert_chain(ssl));
+    return verify_against(store->get(), leaf, SSL_get_peer_cert_chain(ssl), /*peer_is_server=*/!is_server_side);
 }
 
 // ---- names (RFC 6125 6.4) --------------------------------------------------------------
 
-// The DNS identifiers of `cert`: SAN dNSNames, else (6.4.4) the subject CNs. Identifiers with
-// an embedded NUL are dropped (a classic spoofing trick); all are lower-cased.
+// The certificate has a subjectAltName extension, whatever its entries (dNSName, iPAddress,
+// rfc822Name...). SPEC §1.3: the subject CN is a name only when there is no SAN at all.
+bool has_san_extension(X509* cert) { return X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) >= 0; }
+
+// The reference as an IP address in text form when it is one ("10.0.0.5", "2001:db8::5", or an
+// address literal "[10.0.0.5]" / "[IPv6:2001:db8::5]" as in RFC 5321 4.1.3), else "".
+std::string ip_reference(std::string_view reference) {
+    std::string s(reference);
+    if (s.size() >= 2 && s.front() == '[' && s.back() == ']') {
+        s = s.substr(1, s.size() - 2);
+        if (to_lower(s.substr(0, 5)) == "ipv6:") {
+            s = s.substr(5);
+            unsigned char buf[16];
+            return inet_pton(AF_INET6, s.c_str(), buf) == 1 ? s : std::string{};
+        }
+    }
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1) return s;
+    return "";
+}
+
+// RFC 1123 2.1: a host name's last label is never all digits. Such a reference is a malformed
+// address ("10.1", "010.0.0.5"), never a DNS name: it must not match a dNSName "10.1" (nor a
+// wildcard "*.0.0.5", which OpenSSL would accept as a DNS-ID).
+bool numeric_last_label(std::string_view reference) {
+    const size_t dot = reference.rfind('.');
+    const std::string_view last = dot == std::string_view::npos ? reference : reference.substr(dot + 1);
+    return !last.empty() && last.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// The DNS identifiers of `cert`: its SAN dNSNames; the subject CNs only when it has no SAN
+// extension at all (SPEC §1.3; a SAN of iPAddress entries alone leaves it with none).
+// Identifiers with an embedded NUL are dropped (a classic spoofing trick); all are lower-cased.
 std::vector<std::string> dns_identifiers(X509* cert) {
     std::vector<std::string> out;
-    if (const auto sans = san_dns_names(cert); !sans.empty()) {
-        for (const std::string& v : sans)
+    if (has_san_extension(cert)) {
+        for (const std::string& v : san_dns_names(cert))
             if (v.find('\0') == std::string::npos) out.push_back(to_lower(v));
         return out;
     }
@@ -257,14 +297,22 @@ std::string spki_sha256(X509* cert) {
 bool certificate_names(X509* cert, std::string_view reference) {
     if (!cert || reference.empty()) return false;
     if (reference.back() == '.') reference.remove_suffix(1);  // absolute form "mx.partner.test."
+    // An IP address is an IP-ID: only the certificate's iPAddress SANs can carry it (RFC 5280
+    // 4.2.1.6), never a dNSName "10.0.0.5" nor the CN (X509_check_ip_asc looks at neither).
+    if (const std::string ip = ip_reference(reference); !ip.empty())
+        return X509_check_ip_asc(cert, ip.c_str(), 0) == 1;
     // A leading "." would ask OpenSSL for any subdomain at any depth: never what a profile means.
     if (reference.empty() || reference.front() == '.') return false;
+    // Not an address and not a host name either: "[foo]", "10.1", "010.0.0.5".
+    if (reference.front() == '[' || numeric_last_label(reference)) return false;
     if (reference.substr(0, 2) == "*.") return matches_reference_wildcard(cert, reference);
     if (reference.find('*') != std::string_view::npos) return false;  // no other wildcard form
     // RFC 6125 6.4.3: "*" only as the complete leftmost label (NO_PARTIAL_WILDCARDS), matching
-    // one label (OpenSSL's default; X509_CHECK_FLAG_MULTI_LABEL_WILDCARDS must NOT be set);
-    // 6.4.4: CN only without a SAN dNSName (OpenSSL's default subject fallback).
-    const unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+    // one label (OpenSSL's default; X509_CHECK_FLAG_MULTI_LABEL_WILDCARDS must NOT be set).
+    // SPEC §1.3: the CN only when the certificate has no SAN extension at all; OpenSSL's own
+    // fallback would also use it beside a SAN without dNSName (an IP-only SAN, say).
+    unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+    if (has_san_extension(cert)) flags |= X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
     return X509_check_host(cert, reference.data(), reference.size(), flags, nullptr) == 1;
 }
 

@@ -42,11 +42,14 @@ struct tls_verdict {
 //  - none, may: nothing is enforced (ok); the facts and the trust are still reported.
 //  - requires_tls: SSL_version >= p.min_version and cipher bits >= p.min_cipher_bits.
 //  - requires_peer_certificate: the peer presented a certificate (inbound: the client's).
-//  - requires_chain (ca, ca_name): the chain verifies and is in date, purpose-independent (no
-//    serverAuth/clientAuth EKU required). Against p.ca_file when set; otherwise, as a client,
-//    OpenSSL's handshake-time result (the client context uses tls.ca_file or the system store),
-//    and as a server against the system store (the server context is shared by every profile,
-//    so its handshake-time result means nothing for this policy).
+//  - requires_chain (ca, ca_name): the chain verifies and is in date. Against p.ca_file when
+//    set; otherwise, as a client, OpenSSL's handshake-time result (the client context uses
+//    tls.ca_file or the system store), and as a server against the system store (the server
+//    context is shared by every profile, so its handshake-time result means nothing for this
+//    policy). Outbound (a server certificate) with the TLS server purpose whichever the store
+//    ("ssl_server", as OpenSSL's handshake): a leaf whose EKU lacks serverAuth, or an
+//    intermediate restricted to other uses, is refused. Inbound (a client certificate)
+//    purpose-independent: no clientAuth (or serverAuth) EKU is required.
 //  - requires_name_match (ca_name): the leaf carries one of p.names (see certificate_names).
 //  - uses_pins (fingerprint): the leaf certificate's SHA-256 ("sha256:HEX") or its public
 //    key's ("spki-sha256:HEX") equals one of p.fingerprints; the chain is not checked.
@@ -60,12 +63,18 @@ tls_verdict evaluate(SSL* ssl, const profile::resolved_tls_policy& p, bool is_se
 // verdict stays; a trusted chain is verified when the leaf carries one of p.names.
 peer_trust trust_for_names(SSL* ssl, peer_trust judged, const profile::resolved_tls_policy& p);
 
-// RFC 6125 6.4 DNS-ID matching of `cert` against `reference` (case-insensitive). The
-// certificate's identifiers are its SAN dNSNames, or its subject CNs when it has no SAN
-// dNSName (6.4.4). A certificate wildcard counts only as the complete leftmost label and
-// matches exactly one label ("*.test" never matches "a.b.test"; "f*.x.test" never matches).
-// A reference "*.partner.test" means "any single-label host under partner.test": it matches
-// an identifier "mx.partner.test" or "*.partner.test", not "a.mx.partner.test".
+// Does `cert` carry the reference identity `reference` (a profile's peer name, the MX host,
+// the recipient domain)?
+//  - An IP address ("10.0.0.5", "2001:db8::5", or the literal "[10.0.0.5]" / "[IPv6:...]"):
+//    an iPAddress SAN equal to it (RFC 5280 4.2.1.6); a dNSName or CN "10.0.0.5" never counts.
+//  - A DNS name: RFC 6125 6.4 DNS-ID matching, case-insensitive, a trailing dot ignored. The
+//    certificate's identifiers are its SAN dNSNames; its subject CNs only when it has no SAN
+//    extension at all (SPEC §1.3: a SAN of iPAddress entries only leaves no DNS identifier). A
+//    certificate wildcard counts only as the complete leftmost label and matches exactly one
+//    label ("*.test" never matches "a.b.test"; "f*.x.test" never matches). A reference
+//    "*.partner.test" means "any single-label host under partner.test": it matches an
+//    identifier "mx.partner.test" or "*.partner.test", not "a.mx.partner.test".
+//  - Anything else (a leading ".", an all-digit last label, another wildcard form) never matches.
 bool certificate_names(X509* cert, std::string_view reference);
 
 // Lower-case hex SHA-256 of the DER certificate, and of its DER SubjectPublicKeyInfo (the

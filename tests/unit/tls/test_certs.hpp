@@ -1,7 +1,7 @@
 // tests/unit/tls/test_certs.hpp - certificates made by the test with OpenSSL's API (a CA,
-// leaves with SAN / CN only / wildcards / expired / self-signed), written to temporary PEM
-// files where a path is needed, and a TLS client/server pair that handshakes in memory over a
-// BIO pair (no sockets).
+// leaves with SAN dNSName / iPAddress / CN only / wildcards / any EKU / expired /
+// self-signed), written to temporary PEM files where a path is needed, and a TLS client/server
+// pair that handshakes in memory over a BIO pair (no sockets).
 #pragma once
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -36,7 +36,8 @@ struct cert_and_key {
 
 struct cert_spec {
     std::string cn;                  // subject CN ("" = none)
-    std::vector<std::string> dns;    // SAN dNSNames (empty = no SAN extension)
+    std::vector<std::string> dns;    // SAN dNSNames (empty, and no ips = no SAN extension)
+    std::vector<std::string> ips;    // SAN iPAddresses, "10.0.0.5" or "2001:db8::5"
     std::string eku;                 // extendedKeyUsage, e.g. "serverAuth" ("" = none)
     long not_before_days = -1;       // relative to now
     long not_after_days = 30;
@@ -100,9 +101,10 @@ inline cert_and_key make_cert(const cert_spec& spec, const cert_and_key* issuer 
     }
     add_ext(x, signer, NID_subject_key_identifier, "hash");
     if (issuer) add_ext(x, signer, NID_authority_key_identifier, "keyid:always");
-    if (!spec.dns.empty()) {
+    if (!spec.dns.empty() || !spec.ips.empty()) {
         std::string san;
         for (const auto& d : spec.dns) san += (san.empty() ? "DNS:" : ",DNS:") + d;
+        for (const auto& a : spec.ips) san += (san.empty() ? "IP:" : ",IP:") + a;
         add_ext(x, signer, NID_subject_alt_name, san);
     }
     if (!spec.eku.empty()) add_ext(x, signer, NID_ext_key_usage, spec.eku);

@@ -314,6 +314,84 @@ TEST(TlsVerify, ChangedCaFileIsReloaded) {
     expect_ok(outbound(*t, policy(tls_level::ca, {}, path)));
 }
 
+// ---- ca: a server certificate must be fit for a TLS server (RFC 5280 4.2.1.12) -----------
+
+const char* const unsuitable_purpose = "certificate verification failed: unsuitable certificate purpose";
+
+// OpenSSL's handshake checks the server's chain with purpose ssl_server; evaluate() does the
+// same against a policy ca_file (tls.ca_file or the profile's), so the verdict never depends
+// on which store is configured.
+TEST(TlsVerify, CaRefusesLeafWithoutServerAuth) {
+    for (const char* eku : {"clientAuth", "emailProtection", "codeSigning", "clientAuth,emailProtection"}) {
+        SCOPED_TRACE(eku);
+        const cert_and_key leaf = make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}, eku), &certs().ca);
+        auto t = connect_to(leaf);  // the handshake store is the CA: OpenSSL's own check
+        EXPECT_EQ(SSL_get_verify_result(t->client.get()), X509_V_ERR_INVALID_PURPOSE);
+        expect_refused(outbound(*t, policy(tls_level::ca)), unsuitable_purpose);
+        const tls_verdict v = outbound(*t, policy(tls_level::ca, {}, certs().ca_file));
+        expect_refused(v, unsuitable_purpose);
+        EXPECT_EQ(v.trust, peer_trust::untrusted);
+        expect_refused(outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file)),
+                       unsuitable_purpose);
+        // Also when the handshake store does not know the CA and only the profile's does.
+        auto u = connect_to(leaf, certs().other_ca_file);
+        expect_refused(outbound(*u, policy(tls_level::ca, {}, certs().ca_file)), unsuitable_purpose);
+        // Opportunistic: reported as untrusted, not enforced.
+        const tls_verdict m = outbound(*t, policy(tls_level::may, {"mx.partner.test"}, certs().ca_file));
+        expect_ok(m);
+        EXPECT_EQ(m.trust, peer_trust::untrusted);
+        EXPECT_EQ(m.detail, unsuitable_purpose);
+    }
+}
+
+// A session with a serverAuth leaf for mx.partner.test under an intermediate CA whose own
+// extendedKeyUsage is `eku`, sent along in the handshake; the client context trusts the root.
+std::unique_ptr<tls_pair> connect_via_intermediate(const std::string& eku) {
+    cert_spec i;
+    i.cn = "Postern Test Intermediate " + eku;
+    i.ca = true;
+    i.eku = eku;
+    const cert_and_key intermediate = make_cert(i, &certs().ca);
+    session_options o;
+    o.server_cert = make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}), &intermediate);
+    o.server_chain = {intermediate};
+    o.client_trust = certs().ca_file;
+    return connect(o);
+}
+
+// An issuing CA restricted by its own EKU to other uses (an S/MIME or user CA) cannot vouch
+// for a server, even when the leaf says serverAuth.
+TEST(TlsVerify, CaRefusesIntermediateRestrictedToOtherPurposes) {
+    for (const char* eku : {"emailProtection", "clientAuth", "emailProtection,clientAuth"}) {
+        SCOPED_TRACE(eku);
+        auto t = connect_via_intermediate(eku);
+        EXPECT_EQ(SSL_get_verify_result(t->client.get()), X509_V_ERR_INVALID_PURPOSE);
+        expect_refused(outbound(*t, policy(tls_level::ca)), unsuitable_purpose);
+        expect_refused(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)), unsuitable_purpose);
+        expect_refused(outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file)),
+                       unsuitable_purpose);
+    }
+}
+
+// What a server certificate may carry: serverAuth (with other uses), or no EKU at all; an
+// intermediate whose EKU includes serverAuth. Accepted through either store.
+TEST(TlsVerify, CaAcceptsServerAuthLeaves) {
+    std::vector<cert_and_key> leaves = {certs().mx};
+    for (const char* eku : {"serverAuth,clientAuth", "clientAuth,serverAuth,emailProtection", ""})
+        leaves.push_back(make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}, eku), &certs().ca));
+    for (const auto& leaf : leaves) {
+        auto t = connect_to(leaf);
+        expect_ok(outbound(*t, policy(tls_level::ca)));
+        expect_ok(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)));
+        const tls_verdict v = outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file));
+        expect_ok(v);
+        EXPECT_EQ(v.trust, peer_trust::verified);
+    }
+    auto t = connect_via_intermediate("serverAuth,clientAuth");
+    expect_ok(outbound(*t, policy(tls_level::ca)));
+    expect_ok(outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}, certs().ca_file)));
+}
+
 // ---- ca+name (RFC 6125 6.4) -------------------------------------------------------------
 
 TEST(TlsVerify, CaNameMatches) {
@@ -435,11 +513,115 @@ TEST(TlsVerify, NameMatchingRules) {
     const auto deep_wc = cert({"*.mx.partner.test"});
     EXPECT_FALSE(certificate_names(deep_wc.x509(), "*.partner.test"));
     EXPECT_FALSE(certificate_names(two_label.x509(), "*.partner.test"));
-    // A SAN without dNSName (IP only): the CN is used (RFC 6125 6.4.4 speaks of DNS-IDs).
-    cert_spec ip_only;
-    ip_only.cn = "mx.partner.test";
-    const auto ip = make_cert(ip_only, &certs().ca);
-    EXPECT_TRUE(certificate_names(ip.x509(), "mx.partner.test"));
+    // No SAN extension at all: the CN is used (SPEC §1.3; see CommonNameOnlyWithoutAnySan).
+    cert_spec no_san;
+    no_san.cn = "mx.partner.test";
+    const auto plain = make_cert(no_san, &certs().ca);
+    EXPECT_TRUE(certificate_names(plain.x509(), "mx.partner.test"));
+}
+
+// SPEC §1.3 "CN only when there is no SAN": a SAN extension without dNSName (iPAddress only)
+// still turns the CN off, for plain and wildcard references alike. (OpenSSL's own fallback, and
+// RFC 6125 6.4.4, would use the CN there.)
+TEST(TlsVerify, CommonNameOnlyWithoutAnySan) {
+    cert_spec s;
+    s.cn = "mx.partner.test";
+    s.ips = {"192.0.2.1"};
+    const auto ip_san = make_cert(s, &certs().ca);
+    EXPECT_FALSE(certificate_names(ip_san.x509(), "mx.partner.test"));
+    EXPECT_FALSE(certificate_names(ip_san.x509(), "MX.Partner.Test."));
+    EXPECT_FALSE(certificate_names(ip_san.x509(), "*.partner.test"));
+    EXPECT_TRUE(certificate_names(ip_san.x509(), "192.0.2.1"));
+    s.ips.clear();  // the same certificate without any SAN: the CN is its name
+    const auto no_san = make_cert(s, &certs().ca);
+    EXPECT_TRUE(certificate_names(no_san.x509(), "mx.partner.test"));
+    EXPECT_TRUE(certificate_names(no_san.x509(), "*.partner.test"));
+    EXPECT_FALSE(certificate_names(no_san.x509(), "192.0.2.1"));
+
+    // Through a session: ca+name (evaluate) and the opportunistic log (check_peer).
+    auto t = connect_to(ip_san);
+    const tls_verdict v = outbound(*t, policy(tls_level::ca_name, {"mx.partner.test"}));
+    expect_refused(v, "certificate name mismatch: expected mx.partner.test");
+    EXPECT_EQ(v.trust, peer_trust::trusted);
+    EXPECT_EQ(check_peer(t->client.get(), {"mx.partner.test"}).trust, peer_trust::trusted);
+    auto u = connect_to(no_san);
+    expect_ok(outbound(*u, policy(tls_level::ca_name, {"mx.partner.test"})));
+    EXPECT_EQ(check_peer(u->client.get(), {"mx.partner.test"}).trust, peer_trust::verified);
+}
+
+// A reference that is an IP address (relay_to = ["10.0.0.5:25"], a profile host by address)
+// is an IP-ID: only an iPAddress SAN carries it (RFC 5280 4.2.1.6), never a dNSName or CN
+// spelling the address.
+TEST(TlsVerify, IpReferenceMatchesIpAddressSanOnly) {
+    const auto cert = [](std::vector<std::string> dns, std::vector<std::string> ips, std::string cn = "mx.partner.test") {
+        cert_spec s;
+        s.cn = std::move(cn);
+        s.dns = std::move(dns);
+        s.ips = std::move(ips);
+        return make_cert(s, &certs().ca);
+    };
+    const auto ip4 = cert({}, {"10.0.0.5"});
+    EXPECT_TRUE(certificate_names(ip4.x509(), "10.0.0.5"));
+    EXPECT_TRUE(certificate_names(ip4.x509(), "[10.0.0.5]"));  // an address literal
+    EXPECT_FALSE(certificate_names(ip4.x509(), "10.0.0.6"));
+    EXPECT_FALSE(certificate_names(ip4.x509(), "10.0.0"));
+    const auto mixed = cert({"mx.partner.test"}, {"10.0.0.5"});
+    EXPECT_TRUE(certificate_names(mixed.x509(), "10.0.0.5"));
+    EXPECT_TRUE(certificate_names(mixed.x509(), "mx.partner.test"));
+    // The address written as a dNSName, as a wildcard over it, or as the CN: no IP identity.
+    const auto as_dns = cert({"10.0.0.5", "*.0.0.5"}, {});
+    EXPECT_FALSE(certificate_names(as_dns.x509(), "10.0.0.5"));
+    EXPECT_FALSE(certificate_names(as_dns.x509(), "1.0.0.5"));
+    EXPECT_FALSE(certificate_names(as_dns.x509(), "[10.0.0.5]"));
+    const auto as_cn = cert({}, {}, "10.0.0.5");
+    EXPECT_FALSE(certificate_names(as_cn.x509(), "10.0.0.5"));
+    // Malformed addresses are no host names either (RFC 1123 2.1: no all-digit last label).
+    const auto odd = cert({"10.1", "010.0.0.5"}, {});
+    EXPECT_FALSE(certificate_names(odd.x509(), "10.1"));
+    EXPECT_FALSE(certificate_names(odd.x509(), "010.0.0.5"));
+    // IPv6, compared as addresses whatever the spelling.
+    const auto ip6 = cert({}, {"2001:db8::5"});
+    EXPECT_TRUE(certificate_names(ip6.x509(), "2001:db8::5"));
+    EXPECT_TRUE(certificate_names(ip6.x509(), "2001:DB8:0:0::5"));
+    EXPECT_TRUE(certificate_names(ip6.x509(), "[IPv6:2001:db8::5]"));
+    EXPECT_FALSE(certificate_names(ip6.x509(), "2001:db8::6"));
+    EXPECT_FALSE(certificate_names(ip6.x509(), "10.0.0.5"));
+    EXPECT_FALSE(certificate_names(ip4.x509(), "::ffff:10.0.0.5"));
+    const auto ip6_as_dns = cert({"2001:db8::5"}, {});
+    EXPECT_FALSE(certificate_names(ip6_as_dns.x509(), "2001:db8::5"));
+
+    // Through a session: ca+name (evaluate) and the opportunistic log (check_peer).
+    auto t = connect_to(ip4);
+    const tls_verdict v = outbound(*t, policy(tls_level::ca_name, {"10.0.0.5", "partner.test"}));
+    expect_ok(v);
+    EXPECT_EQ(v.trust, peer_trust::verified);
+    EXPECT_EQ(v.detail, "matched 10.0.0.5");
+    const peer_check c = check_peer(t->client.get(), {"10.0.0.5", "partner.test"});
+    EXPECT_EQ(c.trust, peer_trust::verified);
+    EXPECT_EQ(c.detail, "matched 10.0.0.5");
+    auto d = connect_to(as_dns);
+    expect_refused(outbound(*d, policy(tls_level::ca_name, {"10.0.0.5", "partner.test"})),
+                   "certificate name mismatch: expected 10.0.0.5 or partner.test");
+    EXPECT_EQ(check_peer(d->client.get(), {"10.0.0.5", "partner.test"}).trust, peer_trust::trusted);
+    auto six = connect_to(ip6);
+    expect_ok(outbound(*six, policy(tls_level::ca_name, {"2001:db8::5"})));
+    EXPECT_EQ(check_peer(six->client.get(), {"2001:db8::5"}).trust, peer_trust::verified);
+    auto six_dns = connect_to(ip6_as_dns);
+    expect_refused(outbound(*six_dns, policy(tls_level::ca_name, {"2001:db8::5"})),
+                   "certificate name mismatch: expected 2001:db8::5");
+}
+
+// check_peer (opportunistic sessions) applies the same rules as certificate_names, reference
+// wildcards included.
+TEST(TlsVerify, CheckPeerUsesTheSameNameRules) {
+    auto t = connect_to(certs().mx);
+    EXPECT_EQ(check_peer(t->client.get(), {"*.partner.test"}).trust, peer_trust::verified);
+    EXPECT_EQ(check_peer(t->client.get(), {"MX.Partner.Test."}).trust, peer_trust::verified);
+    const peer_check c = check_peer(t->client.get(), {"partner.test", "*.other.test"});
+    EXPECT_EQ(c.trust, peer_trust::trusted);
+    EXPECT_EQ(c.detail, "certificate does not name partner.test, *.other.test");
+    auto s = connect_to(certs().self_signed);
+    EXPECT_EQ(check_peer(s->client.get(), {"mx.partner.test"}).trust, peer_trust::untrusted);
 }
 
 // ---- fingerprint ------------------------------------------------------------------------
@@ -616,6 +798,25 @@ TEST(TlsVerifyInbound, ClientCertificateWithoutClientAuthEku) {
     }
 }
 
+// The outbound purpose check does not reach inbound: a clientAuth-only certificate (refused as
+// a server certificate, CaRefusesLeafWithoutServerAuth) is a good client certificate, and so
+// is one with only emailProtection (purpose-independent, docs/security.md).
+TEST(TlsVerifyInbound, ClientCertificatePurposeStaysUnchecked) {
+    for (const char* eku : {"clientAuth", "emailProtection"}) {
+        SCOPED_TRACE(eku);
+        session_options o;
+        o.server_cert = certs().mx;
+        o.client_trust = certs().ca_file;
+        o.request_client_cert = true;
+        o.client_cert = make_cert(pki::leaf("client.partner.test", {"client.partner.test"}, eku), &certs().ca);
+        auto t = connect(o);
+        const tls_verdict v = inbound(*t, policy(tls_level::ca, {}, certs().ca_file));
+        expect_ok(v);
+        EXPECT_EQ(v.trust, peer_trust::trusted);
+        expect_ok(inbound(*t, policy(tls_level::ca_name, {"client.partner.test"}, certs().ca_file)));
+    }
+}
+
 TEST(TlsVerifyInbound, ClientCertificateChecks) {
     session_options o;
     o.server_cert = certs().mx;
@@ -648,14 +849,16 @@ TEST(TlsVerifyInbound, ClientCertificateChecks) {
 }
 
 // On the client side without a policy ca_file, OpenSSL's handshake-time result is used (the
-// client context's store is this policy's store); that result is bound to serverAuth.
+// client context's store is this policy's store); that result is bound to serverAuth, and so
+// is the check against a policy ca_file (CaRefusesLeafWithoutServerAuth).
 TEST(TlsVerify, ClientSideWithoutCaFileUsesHandshakeResult) {
     const cert_and_key client_only =
         make_cert(pki::leaf("mx.partner.test", {"mx.partner.test"}, "clientAuth"), &certs().ca);
     auto t = connect_to(client_only);
     expect_refused(outbound(*t, policy(tls_level::ca)),
                    "certificate verification failed: unsuitable certificate purpose");
-    expect_ok(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)));  // purpose-independent
+    expect_refused(outbound(*t, policy(tls_level::ca, {}, certs().ca_file)),
+                   "certificate verification failed: unsuitable certificate purpose");
 }
 
 // evaluate() is called from many sessions at once; the trust-store cache must cope.
