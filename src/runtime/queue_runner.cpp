@@ -228,7 +228,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             p.loaded = true;
             return p;
         });
-        if (unsaved_written || ps.gone) unsaved_.erase(id);
+        // Written now, or no copy left (deleted): a held copy still needs its newer state.
+        if (unsaved_written || (ps.gone && !spool_.exists(id, queue::area::hold) &&
+                                !spool_.exists(id, queue::area::active)))
+            unsaved_.erase(id);
     }
     if (!ps.loaded) {
         if (ps.gone) {  // deleted or held meanwhile (or delivered by another pass): nothing to schedule
@@ -598,6 +601,16 @@ void queue_runner::recover() {
 
 void queue_runner::stop() {
     stopped_ = true;
+    // One more try for the states the disk refused (a restart would otherwise repeat those
+    // passes' deliveries): small writes, once, at shutdown.
+    for (auto it = unsaved_.begin(); it != unsaved_.end();) {
+        const bool there = spool_.exists(it->first, queue::area::active) || spool_.exists(it->first, queue::area::hold);
+        if (there && spool_.write_state(it->first, it->second.st, it->second.tls_failed)) {
+            ++it;
+            continue;
+        }
+        it = unsaved_.erase(it);
+    }
     for (const auto& id : waiting_) active_.erase(id);  // not started: their messages stay queued
     waiting_.clear();
     waiting_force_.clear();

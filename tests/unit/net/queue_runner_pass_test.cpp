@@ -237,6 +237,31 @@ TEST_F(pass_fixture, failed_state_write_never_makes_a_sent_recipient_queued_agai
     EXPECT_EQ(delivered(), 1u);
 }
 
+// Found by review of the above: a pass that found the message held (not in queue/) dropped the
+// unsaved state, so a release delivered bob again from the stale file.
+TEST_F(pass_fixture, unsaved_state_survives_a_hold_and_is_written_before_the_release_delivers) {
+    start();
+    const std::string id = commit({"bob@localhost", "carol@remote.test"}).env.id;
+    const fs::path blocker = fs::path(tmp.path) / "spool" / "state" / ("." + id + ".tmp");
+    fs::create_directory(blocker);
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; })) << "no connection to the peer";
+    ASSERT_TRUE(runner->hold(id));  // held while the pass runs
+    peer.close_one();               // carol deferred; the pass's state write fails
+    ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }));
+    run_for(2500ms);  // its retry timer fires and finds the message held
+    EXPECT_EQ(delivered(), 1u);
+
+    fs::remove(blocker);
+    ASSERT_TRUE(runner->release(id));
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; }, 5s)) << "carol not retried";
+    run_for(200ms);
+    EXPECT_EQ(delivered(), 1u) << "bob, already delivered, was delivered again after the release";
+    auto st = spool->read_state(id, 2);
+    ASSERT_TRUE(st) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::sent);
+}
+
 // Found by review: a next attempt set a year ahead (the clock was wrong, then stepped back) left
 // the recipient neither retried nor expired for a year. No retry is due later than the longest
 // delay there is (here the retry step, 1 s, and handshake_retry_delay, 2 s).
