@@ -219,8 +219,9 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     // a reply (a byte, or a "250-" line, at a time) is given up when it runs out.
     auto reply_deadline = std::chrono::steady_clock::now() + command_timeout;
     auto replies_seen = c.replies_received();
-    std::optional<std::uint64_t> replies_before_tls;  // set when our side of the handshake is done
+    std::optional<std::uint64_t> replies_before_tls;  // TLS 1.3: set when our side of the handshake is done
     std::string read_error;                         // the last failed read's error text
+    bool read_error_is_tls = false;                 // ... and it came from the TLS layer (an alert)
 
     for (;;) {
         switch (c.next()) {
@@ -248,6 +249,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                         c.timeout();
                     } else {
                         read_error = rec.message();  // a TLS alert's text, say
+                        read_error_is_tls = rec.category() == asio::error::get_ssl_category();
                         c.feed_eof();
                     }
                 } else {
@@ -324,7 +326,9 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     note_tls(probe, ssl, facts, check.trust, check.detail, false, "");
                 }
                 c.tls_started();
-                replies_before_tls = c.replies_received();
+                // Only TLS 1.3 lets the server judge the client's flight after the client's
+                // side of the handshake is done (TLS 1.2's server Finished came first).
+                if (SSL_version(ssl) == TLS1_3_VERSION) replies_before_tls = c.replies_received();
                 break;
             }
             case smtp::client_event::ready:
@@ -378,8 +382,11 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 // judged the client's flight; a server that then aborts (an alert such as
                 // certificate_required, RFC 8446 4.4.2.4, or a close) before any reply inside
                 // TLS failed the handshake (SPEC §1.1), not an established session.
+                // A plain close or reset there is an ordinary lost connection (another host may
+                // do better); only a TLS alert (an error of the TLS layer) is the server's verdict.
                 const bool tls_unconfirmed = replies_before_tls && c.replies_received() == *replies_before_tls &&
-                                             f.what == smtp::client_failure::kind::connection_lost;
+                                             f.what == smtp::client_failure::kind::connection_lost &&
+                                             read_error_is_tls;
                 const bool in_tls_setup =
                     f.what == smtp::client_failure::kind::starttls_refused ||
                     c.state() == smtp::client_state::starttls || c.state() == smtp::client_state::tls_handshake ||

@@ -7,6 +7,8 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "garbage"         answer 220 to STARTTLS, then send junk instead of a handshake
            "close"           answer 220 to STARTTLS, then close the connection
            "refuse"          answer STARTTLS with 454
+           "close_after_tls" complete the handshake, then close without a word (no alert, no
+                             reply): a lost connection, not a failed handshake
            "require_client_cert"  TLS 1.3 asking for a client certificate: the client's side of
                              the handshake completes, then the peer sends certificate_required
                              (RFC 8446 4.4.2.4) and closes (Postern's client presents none)
@@ -258,6 +260,10 @@ class ScriptedPeer:
                     with self.lock:
                         conn.tls_version = s.version()
                         conn.tls = True
+                    if self.tls_mode == "close_after_tls":
+                        f.close()
+                        s.close()
+                        return
                 elif verb == "MAIL":
                     mail_from, rcpts = cmd[10:].strip(), []
                     send("250 2.1.0 Ok")

@@ -136,6 +136,27 @@ def test_failed_handshake_defers_then_falls_back(make_instance, certs, mode):
                 assert x.verbs()[-1] == "QUIT", f"no QUIT after 454 to STARTTLS: {x.commands}"
 
 
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_close_after_a_complete_handshake_is_a_lost_connection_not_a_tls_failure(make_instance, certs, version):
+    """The first host completes the handshake and then closes without an alert or a reply (an
+    overloaded server, a proxy whose backend is down): that is a lost connection, so the second
+    host takes the message at once, over TLS; the first host is not counted as a TLS failure
+    (which would defer by handshake_retry_delay and later fall back to plaintext)."""
+    c = certs["named"]
+    with ScriptedPeer(tls_mode="close_after_tls", tls_max_version=version, cert=c["cert"], key=c["key"]) as bad, \
+            ScriptedPeer(cert=c["cert"], key=c["key"]) as good:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}"),
+                             tls_extra=f'ca_file = "{c["ca"]}"\nhandshake_retry_delay = "1h"',
+                             queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send("alice@example.test", ["bob@internal.test"], f"close after tls {version}")
+        msgs = good.wait_messages(1, timeout=10)
+        assert msgs[0][3] is True, "over TLS"
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "sent" and e["attempt"] == "1", e
+        assert e["relay"] == f"127.0.0.1[127.0.0.1]:{good.port}" and e["tls"] == "verified", e
+        assert len(bad.connections) == 1 and bad.connections[0].tls_version == f"TLSv{version}"
+
+
 def test_failed_handshake_remembered_across_kill9(make_instance, certs):
     """The first failed handshake is part of the message's durable state: after kill -9 and a
     restart, the next failure falls back to plaintext in that attempt, not after a third try."""
