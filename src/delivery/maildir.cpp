@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <clocale>
@@ -13,7 +12,8 @@
 #include <locale.h>
 #include <chrono>
 #include <cstring>
-#include <vector>
+#include <mutex>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -42,11 +42,22 @@ int fsync_dir(const std::string& path) {
     return rc;
 }
 
-// mkdir(p) unless it exists; `created` says whether this call made it.
-bool mkdir_p1(const std::string& p, bool& created) {
-    created = ::mkdir(p.c_str(), 0700) == 0;
-    return created || errno == EEXIST;
+bool mkdir_p1(const std::string& p) { return ::mkdir(p.c_str(), 0700) == 0 || errno == EEXIST; }
+
+// "/a/b" -> "/a", "b" -> ".", "/b" -> "/" (trailing slashes ignored).
+std::string parent_of(std::string p) {
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    const auto slash = p.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : p.substr(0, slash);
 }
+
+// Mailboxes whose directories (the root's entry in its parent, the box's in the root, tmp, new
+// and cur in the box) this process has made durable. Until then every delivery fsyncs them,
+// whoever created them: a delivery that found them made by another one still in flight, or
+// left by one whose fsync failed, must not count on them.
+std::mutex g_durable_mu;
+std::unordered_set<std::string> g_durable_boxes;
 
 outcome io_failure(std::string_view what, const std::string& path) {
     int e = errno;
@@ -141,20 +152,21 @@ outcome deliver_maildir(const std::string& root, std::string_view local_part, st
     auto folder = maildir_folder(local_part);
     if (!folder) return {outcome::kind::permanent, "5.1.3", "local part is not a valid mailbox name"};
     std::string box = fmt::format("{}/{}", root, *folder);
-    // A directory made here is durable once its parent is fsynced (the first delivery to a
-    // mailbox): else a power cut could take the new mailbox, and the copy counted delivered.
-    std::vector<std::string> parents_to_sync;
-    for (const std::string& d : {root, box, box + "/tmp", box + "/new", box + "/cur"}) {
-        bool created = false;
-        if (!mkdir_p1(d, created)) return io_failure("mkdir", d);
-        if (!created) continue;
-        std::string parent = d.substr(0, d.find_last_of('/'));
-        if (parent.empty()) parent = d.front() == '/' ? "/" : ".";
-        if (std::find(parents_to_sync.begin(), parents_to_sync.end(), parent) == parents_to_sync.end())
-            parents_to_sync.push_back(std::move(parent));
+    for (const std::string& d : {root, box, box + "/tmp", box + "/new", box + "/cur"})
+        if (!mkdir_p1(d)) return io_failure("mkdir", d);
+    // A directory is durable once its parent is fsynced: else a power cut could take a new
+    // mailbox, and the copy counted delivered with it. Once per mailbox and process.
+    bool durable;
+    {
+        std::lock_guard lk(g_durable_mu);
+        durable = g_durable_boxes.contains(box);
     }
-    for (const auto& p : parents_to_sync)
-        if (fsync_dir(p) != 0) return io_failure("fsync", p);
+    if (!durable) {
+        for (const std::string& p : {parent_of(root), root, box})
+            if (fsync_dir(p) != 0) return io_failure("fsync", p);
+        std::lock_guard lk(g_durable_mu);
+        g_durable_boxes.insert(box);
+    }
 
     static std::atomic<unsigned long> seq{0};
     auto now = std::chrono::system_clock::now().time_since_epoch();

@@ -1,8 +1,8 @@
 // delivery/maildir.hpp - local delivery into a Maildir (SPEC §3.3: <maildir>/<local-part>/new/).
 // Blocking file I/O; run on the disk pool. Delivery is tmp/ -> fsync -> link into new/ -> fsync
 // new/ (the maildir protocol, https://cr.yp.to/proto/maildir.html): a reader never sees a
-// partial file and a crash never loses an acknowledged copy. A directory created on the way
-// (the first delivery to a mailbox) is made durable too: its parent is fsynced.
+// partial file and a crash never loses an acknowledged copy. The mailbox's directories are made
+// durable too (their parents fsynced) by the first delivery to it in this process.
 #pragma once
 #include <functional>
 #include <optional>

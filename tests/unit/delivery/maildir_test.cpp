@@ -76,8 +76,28 @@ TEST(maildir, directories_created_are_made_durable) {
     ASSERT_EQ(o.result, delivery::outcome::kind::sent) << o.reason;
     ASSERT_EQ(again.result, delivery::outcome::kind::sent) << again.reason;
     const std::string m = d.path + "/mail";
-    EXPECT_EQ(synced, (std::vector<std::string>{m, m + "/bob", m + "/bob/tmp", m + "/bob/new",  // first
-                                                m + "/bob/tmp", m + "/bob/new"}));              // second
+    EXPECT_EQ(synced, (std::vector<std::string>{d.path, m, m + "/bob", m + "/bob/tmp", m + "/bob/new",  // first
+                                                m + "/bob/tmp", m + "/bob/new"}));                      // second
+}
+
+// Found by review: a delivery that found the directories already there (made by a delivery whose
+// parent fsync failed, or by one still in flight) did not fsync them. Until a delivery has made
+// the mailbox durable, each one does.
+TEST(maildir, a_failed_directory_fsync_is_done_again_by_the_next_delivery) {
+    test::temp_dir d;
+    const std::string m = d.path + "/mail";
+    delivery::set_maildir_fsync_hook([&](const std::string& p) { return p == m ? EIO : 0; });
+    auto failed = delivery::deliver_maildir(m, "carol", "", "x\r\n", "mx.test");
+    ASSERT_EQ(failed.result, delivery::outcome::kind::transient);
+    std::vector<std::string> synced;
+    delivery::set_maildir_fsync_hook([&](const std::string& p) {
+        if (p.find("/carol/tmp/") == std::string::npos) synced.push_back(p);
+        return 0;
+    });
+    auto retry = delivery::deliver_maildir(m, "carol", "", "x\r\n", "mx.test");
+    delivery::set_maildir_fsync_hook(nullptr);
+    ASSERT_EQ(retry.result, delivery::outcome::kind::sent) << retry.reason;
+    EXPECT_EQ(synced, (std::vector<std::string>{d.path, m, m + "/carol", m + "/carol/new"}));
 }
 
 // An fsync of a directory created on the way that fails is a transient failure (retried).
