@@ -250,12 +250,28 @@ class ScriptedPeer:
                         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
                         ctx.verify_mode = ssl.CERT_REQUIRED
                         ctx.load_verify_locations(cafile=self.cert)
+                    ss = ctx.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
                     try:
-                        s = ctx.wrap_socket(s, server_side=True)
+                        ss.do_handshake()
                     except (OSError, ssl.SSLError) as e:
                         with self.lock:
                             conn.tls_error = repr(e)
+                        if self.tls_mode == "require_client_cert":
+                            # The client sends EHLO once its side of the handshake is done:
+                            # read it before closing, so that the close is a FIN after our
+                            # alert, not a reset (for the EHLO unread) that may discard it.
+                            raw = socket.socket(fileno=ss.detach())
+                            raw.settimeout(0.5)
+                            try:
+                                while raw.recv(4096):
+                                    pass
+                            except OSError:
+                                pass
+                            raw.close()
+                        else:
+                            ss.close()
                         return
+                    s = ss
                     f = s.makefile("rwb", buffering=0)
                     with self.lock:
                         conn.tls_version = s.version()
