@@ -511,7 +511,9 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         }
     }
     std::optional<std::int64_t> next;
-    bool all_done_elsewhere = false;  // every recipient done, but queue/ID was gone (held, deleted)
+    // The message is still queued, or was not found in queue/ at its end (held or deleted while
+    // the pass ran): its state was written, and must go if no copy is left.
+    bool state_may_be_orphan = false;
     bool state_saved = true;          // false: ps.st is kept in unsaved_ for the next pass
     const bool dsn_ok = co_await run_blocking(pool_, [&] {
         bool ok = true;
@@ -547,21 +549,26 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                     log::spool_error(id, f->message);
                     state_saved = false;
                 }
-                all_done_elsewhere = true;
+                state_may_be_orphan = true;
             }
-        } else if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) {
-            // The previous state stays on disk: the next pass writes this one (kept in memory)
-            // before it attempts anything. Only a restart meanwhile repeats these attempts.
-            log::spool_error(id, f->message);
-            state_saved = false;
+        } else {
+            state_may_be_orphan = true;
+            if (auto f = spool_.write_state(id, ps.st, ps.tls_failed)) {
+                // The previous state stays on disk: the next pass writes this one (kept in
+                // memory) before it attempts anything. Only a restart meanwhile repeats these
+                // attempts.
+                log::spool_error(id, f->message);
+                state_saved = false;
+            }
         }
         return ok;
     });
-    // No copy left anywhere (deleted while the pass ran): no state either. On the loop, so no
-    // hold, release or delete can come between the checks and the unlink.
+    // No copy left anywhere (deleted while the pass ran, whether or not every recipient is
+    // done): no state either. On the loop, so no hold, release or delete can come between the
+    // checks and the unlink.
     if (state_saved) unsaved_.erase(id);
     else unsaved_[id] = {ps.st, ps.tls_failed};
-    if (all_done_elsewhere && !spool_.exists(id, queue::area::active) && !spool_.exists(id, queue::area::hold)) {
+    if (state_may_be_orphan && !spool_.exists(id, queue::area::active) && !spool_.exists(id, queue::area::hold)) {
         spool_.remove_state(id);
         unsaved_.erase(id);
     }

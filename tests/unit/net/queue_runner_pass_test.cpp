@@ -9,7 +9,8 @@
 //     when a pass ends; an in-memory hand-over at the limit does not run from memory;
 //   - a state or queue file that cannot be read (a directory in its place: EISDIR) makes the
 //     pass attempt nothing, and the message is tried again after the first retry step;
-//   - a state that cannot be written is kept in memory and written before the next attempt.
+//   - a state that cannot be written is kept in memory and written before the next attempt;
+//   - a message deleted while its pass is deferred leaves no state file behind.
 // The event loop is run by the test thread. Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
@@ -204,6 +205,23 @@ TEST_F(pass_fixture, unreadable_queue_file_is_tried_again_after_the_first_retry_
     fs::remove(fs::path(tmp.path) / "spool" / "queue" / id);
     commit({"bob@localhost"}, id);  // the same id, readable now
     ASSERT_TRUE(run_until([&] { return delivered() == 1; }, 5s)) << "an unreadable message was dropped from scheduling";
+}
+
+// A message deleted (`postern queue delete`) while its pass waits on a remote host: the pass
+// still ends (deferred) and writes the recipients' state, but no copy of the message is left,
+// so state/ID must not stay behind (an orphan until the next start-up, listed by nothing).
+// Before the fix only a pass that had delivered every recipient removed it.
+TEST_F(pass_fixture, message_deleted_while_its_pass_is_deferred_leaves_no_state_behind) {
+    start(runtime::queue_runner::default_active_limit, "1h");
+    const std::string id = commit({"carol@remote.test"}).env.id;
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; })) << "no connection to the peer";
+    const auto removed = runner->remove(id);
+    ASSERT_TRUE(removed) << removed.error_message();
+    peer.close_one();  // carol deferred: the end of the pass writes state/ID
+    ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }));
+    EXPECT_FALSE(spool->exists(id, queue::area::active));
+    EXPECT_FALSE(fs::exists(state_path(id))) << "the deleted message's state file was left behind";
 }
 
 // Found by review: a state write that fails (full disk, EMFILE) left the next pass to read the
