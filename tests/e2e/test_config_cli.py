@@ -474,3 +474,41 @@ def test_check_config_refuses_a_ca_file_that_is_no_certificate(make_instance):
     r = run_check(inst.config)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.startswith(f"{inst.config}:{line_of(inst, 'ca_file = ')}: tls.ca_file: "), r.stderr
+
+
+def test_c_defaults_to_postern_toml_in_the_working_directory(make_instance, tmp_path):
+    """SPEC §4: `-c` defaults to `./postern.toml`. Run from the instance's directory (where its
+    postern.toml is) without -c, `check-config` exits 0 and `queue list` shows that instance's
+    queue; run from a directory without a postern.toml, they fail instead of finding some other
+    file. With an unknown key added, both exit 2 with `postern.toml:LINE: ...` (the file as it
+    was named: the default). Fails if the default is another name or place, or if an error in
+    the default file is not reported at its line."""
+    inst = make_instance(queue_extra="hold = true")
+    assert inst.config == inst.dir / "postern.toml"
+    qid = inst.send("alice@example.test", ["bob@localhost"], subject="default config")
+
+    def run(*args, cwd):
+        return subprocess.run([POSTERN, *args], capture_output=True, text=True, timeout=30, cwd=cwd)
+
+    r = run("check-config", cwd=inst.dir)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    r = run("queue", "list", "--json", cwd=inst.dir)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    msgs = json.loads(r.stdout)
+    assert [m["id"] for m in msgs] == [qid] and msgs[0]["held"] is True, msgs
+
+    # elsewhere there is no ./postern.toml: an error, not another config or an empty queue
+    for args in (("check-config",), ("queue", "list", "--json")):
+        r = run(*args, cwd=tmp_path)
+        assert r.returncode not in (0, 1), (args, r.returncode, r.stdout, r.stderr)
+        assert "postern.toml" in r.stderr and r.stdout == "", (args, r.stderr)
+
+    lines = inst.config.read_text().splitlines()
+    idx = lines.index("[server]")
+    lines.insert(idx + 1, "bogus_key = 1")
+    inst.write_config("\n".join(lines) + "\n")
+    for args in (("check-config",), ("queue", "list", "--json")):
+        r = run(*args, cwd=inst.dir)
+        assert r.returncode == 2, (args, r.returncode, r.stdout, r.stderr)
+        assert re.match(rf"^(\./)?postern\.toml:{idx + 2}: unknown key 'server\.bogus_key'", r.stderr), (args, r.stderr)
+        assert r.stdout == "", (args, r.stdout)

@@ -186,3 +186,32 @@ def test_ip_profile_gets_no_certificate_request_for_a_sender_profile(make_instan
                                  senders=["p.test"]))
     assert not certificate_requested(inst, PLAIN)
     assert certificate_requested(inst, "127.0.0.1")  # unmatched: the sender profile may apply
+
+
+def test_mandatory_ip_profile_with_verify_none_requests_no_certificate(make_instance, tmp_path):
+    """SPEC §1.3, inbound: `verify = "none"` requests no client certificate - on a mandatory
+    profile too, where encryption is required but the client's identity is not (the check
+    above covers an opportunistic profile only). A mandatory profile matched by IP with
+    verify = "none" sends no CertificateRequest, and its client is served without one once
+    TLS is up; a mandatory profile with verify = "ca" on another address does send one, so the
+    probe can see a request. Fails if a mandatory profile asks every client for a certificate
+    (clients that have none may abort or fail the handshake), or if verify = "none" is taken as
+    "ca"."""
+    ca = make_ca(tmp_path)
+    inst = make_instance(extra=profile("encrypt-only", 'tls = "mandatory"\nverify = "none"', hosts=["127.0.0.5"]) +
+                         profile("certs", f'tls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"',
+                                 hosts=["127.0.0.6"]))
+    assert not certificate_requested(inst, "127.0.0.5")
+    assert certificate_requested(inst, "127.0.0.6")
+    # the profile is mandatory (530 before STARTTLS), and served over TLS without a certificate
+    with RawSMTP(inst.host, inst.port, source="127.0.0.5") as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<a@example.test>")
+        assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), r
+        start_tls(c)
+        c.ehlo()
+        deliver(c, "a@example.test")
+        assert c.cmd("QUIT").code == 221
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"with ESMTPS" in msgs[0]
+    assert inst.wait_events("tls_policy", verdict="ok", profile="encrypt-only")

@@ -5,12 +5,16 @@ min_cipher_bits, client certificate dates under verify = "ca", no clientAuth EKU
 
 A session that does not meet its profile completes the handshake and then gets
 `554 5.7.0 <the unmet requirement>` to every command but QUIT (RFC 3207 4.1; SPEC also allows a
-failed handshake, Postern does not do that). Every refusal is checked on the wire (code,
+failed handshake, which Postern does only to a client below TLS 1.2: its listener never
+negotiates less). Every refusal is checked on the wire (code,
 enhanced code, text) and by nothing stored: no spool file in any area, no maildir message, no
 `queued` log event. Each test ends with the same profile accepting a conforming client, so a
 refusal cannot come from a profile that refuses everything."""
 import datetime
+import socket
 import ssl
+import threading
+import warnings
 
 from conftest import RawSMTP
 from peers import make_ca, make_cert
@@ -171,6 +175,87 @@ def test_min_tls_version_1_3_refuses_a_tls_1_2_client(make_instance):
     msg, (version, _, _) = accepted_session(inst, 1, max_version=ssl.TLSVersion.TLSv1_3)
     assert version == "TLSv1.3"
     assert b"using TLSv1.3" in msg
+
+
+def tls11_client_context():
+    """A client that offers TLS 1.0-1.1 only, with every cipher OpenSSL has (security level 0:
+    OpenSSL 3 refuses TLS below 1.2 at the default level)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("@SECLEVEL=0:ALL")
+    return ctx
+
+
+def tls11_handshake_works(inst):
+    """(client's, server's) negotiated version, or the error: ("TLSv1.1", "TLSv1.1") when the
+    client of tls11_client_context() completes a TLS 1.1 handshake with a server that allows it
+    (Python's ssl, the instance's certificate). So a failed handshake with Postern is Postern
+    refusing TLS 1.1, not a client unable to speak it."""
+    srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        srv.minimum_version = ssl.TLSVersion.TLSv1
+    srv.set_ciphers("@SECLEVEL=0:ALL")
+    srv.load_cert_chain(inst.dir / "var/tls/cert.pem", inst.dir / "var/tls/key.pem")
+    a, b = socket.socketpair()
+    a.settimeout(10)
+    b.settimeout(10)
+    result = {}
+
+    def serve():
+        try:
+            with srv.wrap_socket(b, server_side=True) as s:
+                result["server"] = s.version()
+        except (OSError, ssl.SSLError) as e:
+            result["server"] = repr(e)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with tls11_client_context().wrap_socket(a) as s:
+            version = s.version()
+    except (OSError, ssl.SSLError) as e:
+        version = repr(e)
+    finally:
+        t.join(10)
+    return (version, result.get("server"))
+
+
+def test_default_min_tls_version_refuses_a_tls_1_1_client(make_instance):
+    """SPEC §1.3: min_tls_version defaults to "1.2", inbound too. A mandatory profile matched
+    by IP that sets no requirement at all gets a client that can only speak TLS 1.1: the
+    handshake fails (Postern's listener never negotiates below 1.2), or, if it completes, every
+    command but QUIT is refused with `554 5.7.0 TLS version TLSv1.1 below the required 1.2`;
+    either way nothing is stored. A TLS 1.2 client from the same address is then served, so the
+    refusal is the version's. Fails if a TLS 1.1 session can hand over mail under a mandatory
+    profile with the default minimum (e.g. the listener accepting TLS 1.0/1.1 for profiles that
+    allow it, with the default not applied), and - by the self-check - if the client could not
+    speak TLS 1.1 in the first place."""
+    inst = make_instance(extra=profile("defaults", ""))
+    assert tls11_handshake_works(inst) == ("TLSv1.1", "TLSv1.1"), "this client cannot make a TLS 1.1 handshake"
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        c.expect("STARTTLS", 220, "2.0.0")
+        try:
+            c.sock = tls11_client_context().wrap_socket(c.sock)
+        except (ssl.SSLError, OSError) as e:
+            handshake_error = e
+        else:
+            handshake_error = None
+            assert c.sock.version() == "TLSv1.1", c.sock.version()
+            assert_every_command_refused(c, "TLS version TLSv1.1 below the required 1.2")
+    if handshake_error is not None:
+        # the server's answer (a protocol_version alert, logged as tls_failed), not a hang
+        assert not isinstance(handshake_error, TimeoutError), handshake_error
+        assert inst.wait_events("tls_failed", profile="defaults")
+    assert_nothing_stored(inst)
+    _, (version, _, _) = accepted_session(inst, 1, max_version=ssl.TLSVersion.TLSv1_2)
+    assert version == "TLSv1.2"
 
 
 def test_min_cipher_bits_256_refuses_aes128(make_instance):
