@@ -3,6 +3,8 @@
 // recipient outside the hosted domains needs relay rights (a profile with relay = "any",
 // issue 4, or an authenticated session), else 554 5.7.1. A bare <Postmaster> (RFC 5321
 // 4.1.1.3) is always this server's postmaster, never relayed: see postmaster_domain().
+// Sender-specified routing ('%', '!' or '@' in the local part) to a domain relayed onward
+// (relay_to) needs relay rights too; a maildir domain delivers here and takes such local parts.
 #pragma once
 #include <optional>
 #include <string>

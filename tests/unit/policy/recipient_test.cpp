@@ -5,6 +5,8 @@
 
 #include <variant>
 
+#include <fmt/format.h>
+
 #include "policy/recipient.hpp"
 
 namespace postern::policy {
@@ -86,6 +88,31 @@ TEST(RecipientPolicy, HostedDomainsAndRelayRights) {
     EXPECT_EQ(closed.check_recipient(t, box("postmaster", "mx.postern.test"))->code, 554);
     // An address without a domain is never relayed (the session completes <Postmaster> first).
     EXPECT_EQ(open.check_recipient(t, box("Postmaster"))->code, 550);
+}
+
+// Found by review: a relay_to domain took sender-specified routing from any client, so an
+// internal server that honours the percent hack (or '!', or a quoted '@') relayed for anyone.
+TEST(RecipientPolicy, RoutingLocalPartNeedsRelayRightsForARelayedDomain) {
+    auto cfg = make_config("mx.postern.test", {"local.test"});
+    config::domain_config relayed;
+    relayed.name = "example.test";
+    relayed.relay_to.push_back({"10.0.0.5", 25});
+    cfg.domains.push_back(relayed);
+    inbound_policy closed(cfg, false), open(cfg, true);
+    const smtp::transaction t;
+    for (const char* local : {"victim%external.test", "\"victim@external.test\"", "external.test!victim",
+                              "\"victim\\@external.test\"", "a%b%c", "\"x!y\""}) {
+        const auto r = closed.check_recipient(t, box(local, "Example.TEST"));
+        ASSERT_TRUE(r) << local;
+        EXPECT_EQ(r->wire(), fmt::format("554 5.7.1 <{}@Example.TEST>: Relay access denied: sender-specified "
+                                         "routing ('%', '!' or '@' in the local part) is not allowed\r\n",
+                                         local));
+        EXPECT_FALSE(open.check_recipient(t, box(local, "example.test"))) << local;  // relay rights: as any relay
+        // A maildir domain delivers here: the local part is only a folder name.
+        EXPECT_FALSE(closed.check_recipient(t, box(local, "local.test"))) << local;
+    }
+    for (const char* local : {"bob", "\"bob smith\"", "bob+tag", "b.o-b"})
+        EXPECT_FALSE(closed.check_recipient(t, box(local, "example.test"))) << local;
 }
 
 }  // namespace

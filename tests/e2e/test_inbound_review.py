@@ -1,0 +1,32 @@
+"""tests/e2e/test_inbound_review.py - inbound defects found by review, against the real binary:
+sender-specified routing through a relayed hosted domain (SPEC §2, relay control)."""
+from conftest import relay_domain
+
+# example.test is relayed onward to an internal server (never reached here: every test stops
+# at RCPT); localhost is delivered into a maildir.
+DOMAINS = relay_domain("example.test", "127.0.0.1:9") + '[[domain]]\nname = "localhost"\nmaildir = "var/mail/localhost"\n'
+ROUTING = ("victim%external.test", '"victim@external.test"', "external.test!victim")
+
+
+def test_sender_specified_routing_refused_for_a_relayed_domain(make_instance):
+    inst = make_instance(domains=DOMAINS)
+    with inst.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@sender.test>", 250)
+        for local in ROUTING:
+            r = c.expect(f"RCPT TO:<{local}@example.test>", 554, "5.7.1")
+            assert "sender-specified routing" in r.last, r
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        # a maildir domain delivers here: the local part is a folder name, nothing routes on it
+        for local in ROUTING:
+            c.expect(f"RCPT TO:<{local}@localhost>", 250)
+
+
+def test_sender_specified_routing_accepted_from_a_client_that_may_relay(make_instance):
+    profile = '[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n'
+    inst = make_instance(domains=DOMAINS, extra=profile)
+    with inst.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@sender.test>", 250)
+        for local in ROUTING:
+            c.expect(f"RCPT TO:<{local}@example.test>", 250)
