@@ -1,5 +1,6 @@
 """tests/e2e/test_inbound_review.py - inbound defects found by review, against the real binary:
-sender-specified routing through a relayed hosted domain (SPEC §2, relay control)."""
+sender-specified routing through a relayed hosted domain (SPEC §2, relay control); BDAT lines
+the parser refuses (RFC 3030)."""
 from conftest import relay_domain
 
 # example.test is relayed onward to an internal server (never reached here: every test stops
@@ -30,3 +31,27 @@ def test_sender_specified_routing_accepted_from_a_client_that_may_relay(make_ins
         c.expect("MAIL FROM:<a@sender.test>", 250)
         for local in ROUTING:
             c.expect(f"RCPT TO:<{local}@example.test>", 250)
+
+
+def test_bdat_with_a_bad_marker_has_its_chunk_read_not_executed(postern):
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@sender.test>", 250)
+        c.expect("RCPT TO:<bob@localhost>", 250)
+        r = c.cmd("BDAT 6 FIRST\r\nQUIT")  # the chunk is "QUIT\r\n"
+        assert r.code == 501 and r.last.startswith("5.5.4"), r
+        assert c.nothing_received()  # no 221: the QUIT was content
+        c.expect("NOOP", 250)
+        c.expect("RSET", 250)
+
+
+def test_bdat_size_past_64_bits_closes_the_session(postern):
+    with postern.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@sender.test>", 250)
+        c.expect("RCPT TO:<bob@localhost>", 250)
+        c.send("BDAT 99999999999999999999999 LAST\r\nRSET\r\nMAIL FROM:<evil@x.test>\r\n")
+        r = c.read_reply()
+        assert r.code == 552 and r.last.startswith("5.3.4") and "closing connection" in r.last, r
+        assert c.wait_closed() == b""  # nothing after it was run as a command
+    assert "evil@x.test" not in postern.log()
