@@ -436,6 +436,9 @@ struct server_session::impl {
             return begin_chunk(*b, make_reply(530, "5.7.0", "Must issue a STARTTLS command first"));
         if (!helo_done)
             return begin_chunk(*b, make_reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+        // RFC 3030 2 / RFC 5321 2.2.1: CHUNKING is a service extension, offered only after EHLO.
+        if (!tx.esmtp)
+            return begin_chunk(*b, make_reply(503, "5.5.1", "Error: send EHLO first (BDAT is an ESMTP extension)"));
         if (!in_tx) return begin_chunk(*b, make_reply(503, "5.5.1", "Error: need MAIL command"));
         if (tx.recipients.empty())
             return begin_chunk(*b, make_reply(554, "5.5.1", "Error: no valid recipients"));
@@ -471,7 +474,7 @@ struct server_session::impl {
             case bdat_size::kind::known:
                 break;
         }
-        if (in_tx && !tx.recipients.empty()) {
+        if (in_tx && tx.esmtp && !tx.recipients.empty()) {
             bdat_active = true;
             if (!bdat_failure)
                 bdat_failure = make_reply(554, "5.5.0", "Error: message incomplete, a BDAT chunk was refused");

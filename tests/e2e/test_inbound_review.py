@@ -1,6 +1,6 @@
 """tests/e2e/test_inbound_review.py - inbound defects found by review, against the real binary:
 sender-specified routing through a relayed hosted domain (SPEC §2, relay control); BDAT lines
-the parser refuses (RFC 3030)."""
+the parser refuses, BDAT after HELO (RFC 3030)."""
 from conftest import relay_domain
 
 # example.test is relayed onward to an internal server (never reached here: every test stops
@@ -55,3 +55,17 @@ def test_bdat_size_past_64_bits_closes_the_session(postern):
         assert r.code == 552 and r.last.startswith("5.3.4") and "closing connection" in r.last, r
         assert c.wait_closed() == b""  # nothing after it was run as a command
     assert "evil@x.test" not in postern.log()
+
+
+def test_bdat_after_helo_refused_and_its_chunk_read(postern):
+    with postern.smtp() as c:
+        c.expect("HELO client.test", 250)
+        c.expect("MAIL FROM:<a@sender.test>", 250)
+        c.expect("RCPT TO:<bob@localhost>", 250)
+        r = c.cmd("BDAT 6 LAST\r\nQUIT")
+        assert r.code == 503 and "send EHLO first" in r.last, r
+        assert c.nothing_received()
+        c.expect("DATA", 354)
+        c.send("Subject: helo\r\n\r\nafter a refused BDAT\r\n.\r\n")
+        assert c.read_reply().code == 250
+    assert b"after a refused BDAT" in postern.wait_maildir("bob")[0]

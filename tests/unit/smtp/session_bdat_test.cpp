@@ -85,6 +85,25 @@ TEST(SmtpSessionBdat, RefusedChunksAreStillConsumed) {
     EXPECT_TRUE(d.messages.empty());
 }
 
+// Found by review: BDAT was accepted after HELO, though CHUNKING is only offered to EHLO.
+TEST(SmtpSessionBdat, RefusedAfterHeloButChunkConsumed) {
+    driver d;
+    d.feed("HELO client.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+    const std::string need_ehlo = "503 5.5.1 Error: send EHLO first (BDAT is an ESMTP extension)\r\n";
+    EXPECT_EQ(d.feed("BDAT 6 LAST\r\nQUIT\r\n"), need_ehlo);
+    EXPECT_FALSE(d.closed);  // the chunk's QUIT was content
+    EXPECT_EQ(d.feed("BDAT 6 FIRST\r\nQUIT\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_FALSE(d.closed);
+    EXPECT_TRUE(d.messages.empty());
+    // The transaction is intact: DATA works, as it always does after HELO.
+    EXPECT_EQ(d.feed("DATA\r\nx\r\n.\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    // EHLO makes BDAT available.
+    d.feed("EHLO client.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+    EXPECT_EQ(d.feed("BDAT 1 LAST\r\ny"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    EXPECT_EQ(d.messages.size(), 2u);
+}
+
 TEST(SmtpSessionBdat, SyntaxErrors) {
     driver d;
     d.envelope();
