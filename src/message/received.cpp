@@ -67,7 +67,9 @@ std::string rfc5322_date(long long unix_time) {
 }
 
 std::string received_header(const received_facts& f) {
-    std::string with = f.smtputf8 ? "UTF8SMTP" : (f.esmtp ? "ESMTP" : "SMTP");
+    // RFC 3848 registers ESMTPS but no "SMTPS": a session in TLS (STARTTLS is accepted after
+    // HELO too, then HELO may be given again) is ESMTPS whatever greeting the client used.
+    std::string with = f.smtputf8 ? "UTF8SMTP" : (f.esmtp || f.tls ? "ESMTP" : "SMTP");
     if (f.tls) with += "S";
     // TCP-info is an address literal (RFC 5321 4.4, 4.1.3): "[IPv6:...]" for IPv6, as Postfix.
     std::string h = fmt::format("Received: from {} ({} [{}{}])\r\n",

@@ -22,7 +22,8 @@ struct received_facts {
 };
 
 // "Received: from helo (name [ip])\r\n\t(using TLSv1.3 with cipher X (256/256 bits))\r\n\tby ...".
-// `with` is SMTP, ESMTP, ESMTPS, UTF8SMTP or UTF8SMTPS (RFC 3848, RFC 6531 4.3). The client's
+// `with` is SMTP, ESMTP, ESMTPS, UTF8SMTP or UTF8SMTPS (RFC 3848, RFC 6531 4.3): ESMTPS for
+// every session in TLS, HELO or EHLO (there is no registered "SMTPS"). The client's
 // helo and name are cut to 255 octets, and every character but letters, digits and "-._:[]"
 // (and 8-bit octets in an smtputf8 message) is shown as '?', as Postfix does: every line stays
 // within 998 octets, and the client cannot forge clauses (TLS facts, `with`) of the header.

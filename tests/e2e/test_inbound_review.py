@@ -1,6 +1,6 @@
 """tests/e2e/test_inbound_review.py - inbound defects found by review, against the real binary:
 sender-specified routing through a relayed hosted domain (SPEC §2, relay control); BDAT lines
-the parser refuses, BDAT after HELO (RFC 3030)."""
+the parser refuses, BDAT after HELO (RFC 3030); `with ESMTPS` after HELO in TLS (RFC 3848)."""
 from conftest import relay_domain
 
 # example.test is relayed onward to an internal server (never reached here: every test stops
@@ -69,3 +69,15 @@ def test_bdat_after_helo_refused_and_its_chunk_read(postern):
         c.send("Subject: helo\r\n\r\nafter a refused BDAT\r\n.\r\n")
         assert c.read_reply().code == 250
     assert b"after a refused BDAT" in postern.wait_maildir("bob")[0]
+
+
+def test_helo_over_starttls_is_received_with_esmtps(postern):
+    with postern.smtp() as c:
+        c.expect("HELO client.test", 250)
+        c.starttls()
+        c.expect("HELO client.test", 250)
+        r = c.send_mail("a@sender.test", ["carol@localhost"], b"Subject: helo tls\r\n\r\nx\r\n")
+        assert r.code == 250, r
+    msg = postern.wait_maildir("carol")[0]
+    assert b"(using TLSv1." in msg
+    assert b") with ESMTPS id " in msg and b" SMTPS" not in msg, msg

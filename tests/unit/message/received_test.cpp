@@ -63,6 +63,17 @@ TEST(received, with_keywords) {
     EXPECT_NE(message::received_header(f).find("with UTF8SMTPS id"), std::string::npos);
 }
 
+// Found by review: HELO then STARTTLS wrote "with SMTPS", which RFC 3848 does not register.
+TEST(received, helo_in_tls_is_esmtps) {
+    smtp::tls_facts t{"TLSv1.3", "TLS_AES_128_GCM_SHA256", 128, 128};
+    auto f = plain("client.test");
+    f.esmtp = false;
+    f.tls = &t;
+    const std::string h = message::received_header(f);
+    EXPECT_NE(h.find(") with ESMTPS id ABC"), std::string::npos) << h;
+    EXPECT_EQ(h.find(" SMTPS"), std::string::npos) << h;
+}
+
 // Found by fuzz/headers: an EHLO argument may be as long as a command line (2 KB), which
 // made a Received: line longer than RFC 5322's 998 octets (and our own DATA limit).
 TEST(received, client_text_is_bounded_and_printable) {
