@@ -28,6 +28,11 @@ struct mailbox {
     std::string domain_lower() const;
 };
 
+// The well-formed UTF-8 character (RFC 3629 4) starting at s[i], whose lead octet is
+// non-ASCII: its length in octets, 0 when it is malformed (overlong, surrogate, truncated,
+// past U+10FFFF); when well-formed and `cp` is given, *cp is its code point.
+std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t* cp = nullptr);
+
 // The lower-case A-label form of a domain (RFC 5890 2.3.2.1): what DNS, certificates and the
 // configuration use. ASCII names and address literals are only lower-cased (an ASCII "xn--"
 // label is taken as written). A name with U-labels is converted with libidn2: IDNA2008 with

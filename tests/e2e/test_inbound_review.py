@@ -1,6 +1,7 @@
 """tests/e2e/test_inbound_review.py - inbound defects found by review, against the real binary:
 sender-specified routing through a relayed hosted domain (SPEC §2, relay control); BDAT lines
-the parser refuses, BDAT after HELO (RFC 3030); `with ESMTPS` after HELO in TLS (RFC 3848)."""
+the parser refuses, BDAT after HELO (RFC 3030); `with ESMTPS` after HELO in TLS (RFC 3848); what
+of a UTF-8 EHLO name reaches the Received: header (RFC 6532)."""
 from conftest import relay_domain
 
 # example.test is relayed onward to an internal server (never reached here: every test stops
@@ -81,3 +82,17 @@ def test_helo_over_starttls_is_received_with_esmtps(postern):
     msg = postern.wait_maildir("carol")[0]
     assert b"(using TLSv1." in msg
     assert b") with ESMTPS id " in msg and b" SMTPS" not in msg, msg
+
+
+def test_utf8_ehlo_name_keeps_only_visible_valid_characters_in_received(postern):
+    # U+2603 has no A-label form, so the name is written as sent; U+202E (right-to-left
+    # override) would show the rest of the line reversed, \xff is not UTF-8.
+    with postern.smtp() as c:
+        c.expect(b"EHLO " + "\u2603a\u202eb\u00e9.test".encode() + b"\xff", 250)
+        c.expect("MAIL FROM:<a@sender.test> SMTPUTF8", 250)
+        c.expect("RCPT TO:<dora@localhost>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: utf8\r\n\r\nx\r\n.\r\n")
+        assert c.read_reply().code == 250
+    msg = postern.wait_maildir("dora")[0]
+    assert "Received: from \u2603a?b\u00e9.test? (unknown [127.0.0.1])".encode() in msg, msg
