@@ -54,6 +54,13 @@ std::optional<smtp::reply> inbound_policy::check_recipient(const smtp::transacti
     return smtp::make_reply(554, "5.7.1", fmt::format("<{}>: Relay access denied", rcpt.str()));
 }
 
+std::string inbound_policy::recipient_key(const smtp::mailbox& rcpt) {
+    // A path has no NUL, which every default key holds: the two kinds of key never meet.
+    if (const config::domain_config* d = cfg_.find_domain(rcpt.domain_lower()); d && !d->maildir.empty())
+        if (auto folder = delivery::maildir_folder(rcpt.local)) return d->maildir + '/' + *folder;
+    return server_policy::recipient_key(rcpt);
+}
+
 std::variant<smtp::mailbox, smtp::reply> inbound_policy::complete_postmaster(const smtp::mailbox& bare) {
     auto domain = postmaster_domain(cfg_);
     if (!domain)  // RFC 5321 4.5.1 asks for a postmaster mailbox; a relay-only server has none

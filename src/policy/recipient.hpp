@@ -23,6 +23,10 @@ public:
     // <Postmaster> -> Postmaster@postmaster_domain(cfg) (the local part as the client spelt
     // it); with no hosted domain, 550 5.1.1.
     std::variant<smtp::mailbox, smtp::reply> complete_postmaster(const smtp::mailbox& bare) override;
+    // In a maildir domain, the mailbox folder the address lands in (<maildir>/<folder>, as
+    // delivery::maildir_folder() names it: "Bob", "\"bob\"" and "BOB" are one mailbox, and so
+    // are two domains delivered into the same maildir); else the default (the address).
+    std::string recipient_key(const smtp::mailbox& rcpt) override;
 
 private:
     const config::config& cfg_;

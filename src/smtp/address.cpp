@@ -230,6 +230,16 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t* cp) {
     return n;
 }
 
+std::string unquote_local_part(std::string_view local) {
+    if (local.size() < 2 || local.front() != '"' || local.back() != '"') return std::string(local);
+    std::string out;
+    for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+        if (local[i] == '\\' && i + 2 < local.size()) ++i;  // quoted-pairSMTP: the next octet as it is
+        out += local[i];
+    }
+    return out;
+}
+
 std::string mailbox::str() const { return domain.empty() ? local : local + "@" + domain; }
 
 std::string mailbox::domain_lower() const {

@@ -49,6 +49,11 @@ result<std::string> domain_to_ascii(std::string_view domain);
 // domain has no A-label form. The local part may be quoted and hold an '@'.
 std::optional<std::string> ascii_address(std::string_view addr);
 
+// A local part as the mailbox it names (RFC 5321 4.1.2, RFC 5322 3.2.4: the quoting is not part
+// of it): "\"bob\"" and "bob" both give "bob", "\"a\\\"b\"" gives "a\"b"; an unquoted local
+// part as it is. Case is kept (RFC 5321 2.4: a local part may be case-sensitive).
+std::string unquote_local_part(std::string_view local);
+
 // A reverse-path or forward-path: "<>" (null, only when allow_null), "<a@b>",
 // "<@r1,@r2:a@b>" (source route accepted and ignored, RFC 5321 4.1.2 / C).
 // Errors: "syntax", missing brackets, empty local part, bad domain, non-ASCII without utf8_allowed,

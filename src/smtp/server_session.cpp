@@ -70,7 +70,7 @@ struct server_session::impl {
     bool helo_done = false;
     bool in_tx = false;  // MAIL accepted
     transaction tx;
-    std::unordered_set<std::string> rcpt_seen;  // rcpt_key() of tx.recipients: duplicates
+    std::unordered_set<std::string> rcpt_seen;  // policy.recipient_key() of tx.recipients: duplicates
     std::string body;
     std::uint64_t charged = 0;  // octets of `body` taken from settings.budget
     bool over_budget = false;   // this message no longer fits the shared budget: 452 at its end
@@ -387,7 +387,7 @@ struct server_session::impl {
         }
         // Like Postfix, a recipient repeated in one transaction is accepted again but stored
         // (and so delivered) once, and is not counted again toward max_recipients.
-        std::string key = rcpt_key(box);
+        std::string key = policy.recipient_key(box);
         if (rcpt_seen.contains(key)) {
             send(250, "2.1.5", "Ok");
             return std::nullopt;
@@ -408,11 +408,6 @@ struct server_session::impl {
         }
         return std::nullopt;
     }
-
-    // The same recipient: local part exactly (RFC 5321 2.4: it may be case-sensitive), domain
-    // by its A-label form (ignoring case; "b\u00fccher.test" = "xn--bcher-kva.test"). No local
-    // part or domain contains NUL (refused in command lines).
-    static std::string rcpt_key(const mailbox& b) { return b.local + '\0' + b.domain_lower(); }
 
     std::optional<event> cmd_data(std::string_view arg) {
         if (tls_missing()) return refuse_530();
@@ -672,6 +667,14 @@ struct server_session::impl {
         return event::close;
     }
 };
+
+// The same recipient: the local part unquoted, exactly (RFC 5321 2.4: it may be
+// case-sensitive; 4.1.2: "\"bob\"" and "bob" are one mailbox), the domain by its A-label form
+// (ignoring case; "b\u00fccher.test" = "xn--bcher-kva.test"). No local part or domain
+// contains NUL (refused in command lines), so the two parts cannot run into each other.
+std::string server_policy::recipient_key(const mailbox& rcpt) {
+    return unquote_local_part(rcpt.local) + '\0' + rcpt.domain_lower();
+}
 
 server_session::server_session(server_settings settings, server_policy& policy)
     : p_(std::make_unique<impl>(std::move(settings), policy)) {}

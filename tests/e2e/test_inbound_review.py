@@ -1,7 +1,8 @@
 """tests/e2e/test_inbound_review.py - inbound defects found by review, against the real binary:
 sender-specified routing through a relayed hosted domain (SPEC §2, relay control); BDAT lines
 the parser refuses, BDAT after HELO (RFC 3030); `with ESMTPS` after HELO in TLS (RFC 3848); what
-of a UTF-8 EHLO name reaches the Received: header (RFC 6532)."""
+of a UTF-8 EHLO name reaches the Received: header (RFC 6532); one recipient under several
+spellings is stored, and delivered, once."""
 from conftest import relay_domain
 
 # example.test is relayed onward to an internal server (never reached here: every test stops
@@ -96,3 +97,15 @@ def test_utf8_ehlo_name_keeps_only_visible_valid_characters_in_received(postern)
         assert c.read_reply().code == 250
     msg = postern.wait_maildir("dora")[0]
     assert "Received: from \u2603a?b\u00e9.test? (unknown [127.0.0.1])".encode() in msg, msg
+
+
+def test_one_mailbox_under_several_spellings_gets_one_copy(postern):
+    with postern.smtp() as c:
+        c.ehlo()
+        r = c.send_mail("a@sender.test", ['"erin"@localhost', "Erin@localhost", '"E\\rin"@LOCALHOST', "erin@localhost"],
+                        b"Subject: once\r\n\r\nx\r\n")
+        assert r.code == 250, r
+    postern.wait_log("result=sent")
+    msgs = postern.maildir_messages("erin")
+    assert len(msgs) == 1, msgs
+    assert msgs[0].startswith(b'Return-Path: <a@sender.test>\r\nDelivered-To: "erin"@localhost\r\n'), msgs[0][:200]
