@@ -3,6 +3,8 @@
 // recipient outside the hosted domains needs relay rights (a profile with relay = "any",
 // issue 4, or an authenticated session), else 554 5.7.1. A bare <Postmaster> (RFC 5321
 // 4.1.1.3) is always this server's postmaster, never relayed: see postmaster_domain().
+// Sender-specified routing ('%', '!' or '@' in the local part) to a domain relayed onward
+// (relay_to) needs relay rights too; a maildir domain delivers here and takes such local parts.
 #pragma once
 #include <optional>
 #include <string>
@@ -21,6 +23,10 @@ public:
     // <Postmaster> -> Postmaster@postmaster_domain(cfg) (the local part as the client spelt
     // it); with no hosted domain, 550 5.1.1.
     std::variant<smtp::mailbox, smtp::reply> complete_postmaster(const smtp::mailbox& bare) override;
+    // In a maildir domain, the mailbox folder the address lands in (<maildir>/<folder>, as
+    // delivery::maildir_folder() names it: "Bob", "\"bob\"" and "BOB" are one mailbox, and so
+    // are two domains delivered into the same maildir); else the default (the address).
+    std::string recipient_key(const smtp::mailbox& rcpt) override;
 
 private:
     const config::config& cfg_;

@@ -81,6 +81,7 @@ public:
                                                            r->enhanced, r->lines.front()));
         return full;
     }
+    std::string recipient_key(const smtp::mailbox& rcpt) override { return inner_.recipient_key(rcpt); }
 
 private:
     std::optional<smtp::reply> sender_tls(std::optional<std::string> domain) {

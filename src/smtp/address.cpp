@@ -38,27 +38,6 @@ bool is_atext(unsigned char c) {
     }
 }
 
-// Length of the well-formed UTF-8 sequence (RFC 3629 4) starting at s[i], whose lead byte is
-// non-ASCII; 0 when it is malformed (overlong, surrogate, truncated, > U+10FFFF).
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-    auto at = [&](std::size_t k) -> unsigned {
-        return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100;
-    };
-    auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
-        unsigned c = at(k);
-        return c >= lo && c <= hi;
-    };
-    const unsigned c = at(0);
-    if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-    if (c == 0xE0) return cont(1, 0xA0, 0xBF) && cont(2) ? 3 : 0;
-    if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-    if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-    if (c == 0xF0) return cont(1, 0x90, 0xBF) && cont(2) && cont(3) ? 4 : 0;
-    if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-    if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-    return 0;
-}
-
 std::string ascii_lower(std::string_view s) {
     std::string out(s);
     for (char& c : out)
@@ -226,6 +205,40 @@ bool valid_address_literal(std::string_view s) {
 }
 
 }  // namespace
+
+std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t* cp) {
+    auto at = [&](std::size_t k) -> unsigned {
+        return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100;
+    };
+    auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+        unsigned c = at(k);
+        return c >= lo && c <= hi;
+    };
+    const unsigned c = at(0);
+    std::size_t n = 0;
+    if (c >= 0xC2 && c <= 0xDF) n = cont(1) ? 2 : 0;
+    else if (c == 0xE0) n = cont(1, 0xA0, 0xBF) && cont(2) ? 3 : 0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) n = cont(1) && cont(2) ? 3 : 0;
+    else if (c == 0xED) n = cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+    else if (c == 0xF0) n = cont(1, 0x90, 0xBF) && cont(2) && cont(3) ? 4 : 0;
+    else if (c >= 0xF1 && c <= 0xF3) n = cont(1) && cont(2) && cont(3) ? 4 : 0;
+    else if (c == 0xF4) n = cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+    if (n != 0 && cp != nullptr) {
+        *cp = c & (0x7Fu >> n);  // the lead octet's payload: 5, 4 or 3 bits
+        for (std::size_t k = 1; k < n; ++k) *cp = (*cp << 6) | (at(k) & 0x3Fu);
+    }
+    return n;
+}
+
+std::string unquote_local_part(std::string_view local) {
+    if (local.size() < 2 || local.front() != '"' || local.back() != '"') return std::string(local);
+    std::string out;
+    for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+        if (local[i] == '\\' && i + 2 < local.size()) ++i;  // quoted-pairSMTP: the next octet as it is
+        out += local[i];
+    }
+    return out;
+}
 
 std::string mailbox::str() const { return domain.empty() ? local : local + "@" + domain; }
 

@@ -28,6 +28,11 @@ struct mailbox {
     std::string domain_lower() const;
 };
 
+// The well-formed UTF-8 character (RFC 3629 4) starting at s[i], whose lead octet is
+// non-ASCII: its length in octets, 0 when it is malformed (overlong, surrogate, truncated,
+// past U+10FFFF); when well-formed and `cp` is given, *cp is its code point.
+std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t* cp = nullptr);
+
 // The lower-case A-label form of a domain (RFC 5890 2.3.2.1): what DNS, certificates and the
 // configuration use. ASCII names and address literals are only lower-cased (an ASCII "xn--"
 // label is taken as written). A name with U-labels is converted with libidn2: IDNA2008 with
@@ -43,6 +48,11 @@ result<std::string> domain_to_ascii(std::string_view domain);
 // its A-label (the same name, RFC 5890); nullopt when the local part is not ASCII or the
 // domain has no A-label form. The local part may be quoted and hold an '@'.
 std::optional<std::string> ascii_address(std::string_view addr);
+
+// A local part as the mailbox it names (RFC 5321 4.1.2, RFC 5322 3.2.4: the quoting is not part
+// of it): "\"bob\"" and "bob" both give "bob", "\"a\\\"b\"" gives "a\"b"; an unquoted local
+// part as it is. Case is kept (RFC 5321 2.4: a local part may be case-sensitive).
+std::string unquote_local_part(std::string_view local);
 
 // A reverse-path or forward-path: "<>" (null, only when allow_null), "<a@b>",
 // "<@r1,@r2:a@b>" (source route accepted and ignored, RFC 5321 4.1.2 / C).

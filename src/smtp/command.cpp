@@ -55,18 +55,27 @@ path_args split_path_args(std::string_view arg, std::string_view keyword) {
     return out;
 }
 
-std::optional<bdat_args> parse_bdat(std::string_view arg) {
-    bdat_args b;
-    const std::size_t sp = arg.find(' ');
-    const std::string_view size = arg.substr(0, sp);
-    if (size.empty()) return std::nullopt;
-    for (char c : size) {
-        if (c < '0' || c > '9') return std::nullopt;
+bdat_size parse_bdat_size(std::string_view arg) {
+    const std::string_view digits = arg.substr(0, arg.find(' '));
+    bdat_size out;
+    if (digits.empty()) return out;
+    bool overflow = false;
+    for (char c : digits) {
+        if (c < '0' || c > '9') return out;
         const auto d = static_cast<std::uint64_t>(c - '0');
-        if (b.size > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return std::nullopt;
-        b.size = b.size * 10 + d;
+        overflow = overflow || out.size > (std::numeric_limits<std::uint64_t>::max() - d) / 10;
+        if (!overflow) out.size = out.size * 10 + d;
     }
-    if (sp != std::string_view::npos) {
+    out.what = overflow ? bdat_size::kind::too_big : bdat_size::kind::known;
+    return out;
+}
+
+std::optional<bdat_args> parse_bdat(std::string_view arg) {
+    const bdat_size size = parse_bdat_size(arg);
+    if (size.what != bdat_size::kind::known) return std::nullopt;
+    bdat_args b;
+    b.size = size.size;
+    if (const std::size_t sp = arg.find(' '); sp != std::string_view::npos) {
         const std::string_view marker = trim_spaces(arg.substr(sp + 1));
         if (marker.size() != 4 || !iprefix(marker, "LAST")) return std::nullopt;
         b.last = true;

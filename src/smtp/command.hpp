@@ -31,4 +31,14 @@ struct bdat_args {
 };
 std::optional<bdat_args> parse_bdat(std::string_view arg);
 
+// The chunk-size alone (the first word of the argument), for a BDAT line parse_bdat() refuses:
+// its chunk follows all the same and must be read, not executed as commands. `none`: the word is
+// not 1*DIGIT (nothing recognisable follows); `too_big`: all digits, past 2^64-1 (the chunk
+// cannot be skipped).
+struct bdat_size {
+    enum class kind { known, none, too_big } what = kind::none;
+    std::uint64_t size = 0;
+};
+bdat_size parse_bdat_size(std::string_view arg);
+
 }  // namespace postern::smtp

@@ -7,6 +7,8 @@
 //   fed before tls_started(): plaintext pipelined after STARTTLS is never executed
 //   (CVE-2011-0411). tls_started() forgets everything the client told us (RFC 3207 4.2).
 // - DATA: only CR LF "." CR LF ends the data (see data_decoder.hpp, SMTP smuggling).
+// - BDAT: a chunk whose size can be read is read as content even when its BDAT line is
+//   refused (bad end-marker included); a size that cannot be skipped closes the session.
 // - Memory is bounded: a command line longer than max_line_length is discarded as it
 //   arrives; message bodies stop growing at max_message_size (or at an overlong line), and
 //   past content_budget::free_per_message only while all sessions' bodies together fit the
@@ -68,7 +70,7 @@ struct server_session::impl {
     bool helo_done = false;
     bool in_tx = false;  // MAIL accepted
     transaction tx;
-    std::unordered_set<std::string> rcpt_seen;  // rcpt_key() of tx.recipients: duplicates
+    std::unordered_set<std::string> rcpt_seen;  // policy.recipient_key() of tx.recipients: duplicates
     std::string body;
     std::uint64_t charged = 0;  // octets of `body` taken from settings.budget
     bool over_budget = false;   // this message no longer fits the shared budget: 452 at its end
@@ -247,9 +249,9 @@ struct server_session::impl {
             if (refuse_all && c.verb != "QUIT") {
                 // RFC 3207 4.1: a TLS session that does not meet the policy gets every
                 // command but QUIT refused. A BDAT chunk is still read, to stay in sync.
-                if (c.verb == "BDAT" && parse_bdat(c.arg)) {
-                    begin_chunk(*parse_bdat(c.arg), *refuse_all);
-                    return std::nullopt;
+                if (c.verb == "BDAT") {
+                    if (const auto b = parse_bdat(c.arg)) return begin_chunk(*b, *refuse_all);
+                    return bad_bdat(c.arg, *refuse_all);
                 }
                 send(*refuse_all);
                 return std::nullopt;
@@ -385,7 +387,7 @@ struct server_session::impl {
         }
         // Like Postfix, a recipient repeated in one transaction is accepted again but stored
         // (and so delivered) once, and is not counted again toward max_recipients.
-        std::string key = rcpt_key(box);
+        std::string key = policy.recipient_key(box);
         if (rcpt_seen.contains(key)) {
             send(250, "2.1.5", "Ok");
             return std::nullopt;
@@ -407,11 +409,6 @@ struct server_session::impl {
         return std::nullopt;
     }
 
-    // The same recipient: local part exactly (RFC 5321 2.4: it may be case-sensitive), domain
-    // by its A-label form (ignoring case; "b\u00fccher.test" = "xn--bcher-kva.test"). No local
-    // part or domain contains NUL (refused in command lines).
-    static std::string rcpt_key(const mailbox& b) { return b.local + '\0' + b.domain_lower(); }
-
     std::optional<event> cmd_data(std::string_view arg) {
         if (tls_missing()) return refuse_530();
         if (!arg.empty()) return fail(501, "5.5.4", "Syntax: DATA");  // RFC 5321 4.1.1.4
@@ -428,16 +425,15 @@ struct server_session::impl {
 
     std::optional<event> cmd_bdat(std::string_view arg) {
         const auto b = parse_bdat(arg);
-        if (!b) {
-            // The chunk size is unknown, so nothing can be skipped: what follows is read as
-            // commands, exactly as if the client had sent them.
-            return fail(501, "5.5.4", "Syntax: BDAT count [LAST]");
-        }
+        if (!b) return bad_bdat(arg, make_reply(501, "5.5.4", "Syntax: BDAT count [LAST]"));
         // RFC 3030 3: a refused BDAT still has its chunk read (and thrown away).
         if (tls_missing())
             return begin_chunk(*b, make_reply(530, "5.7.0", "Must issue a STARTTLS command first"));
         if (!helo_done)
             return begin_chunk(*b, make_reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+        // RFC 3030 2 / RFC 5321 2.2.1: CHUNKING is a service extension, offered only after EHLO.
+        if (!tx.esmtp)
+            return begin_chunk(*b, make_reply(503, "5.5.1", "Error: send EHLO first (BDAT is an ESMTP extension)"));
         if (!in_tx) return begin_chunk(*b, make_reply(503, "5.5.1", "Error: need MAIL command"));
         if (tx.recipients.empty())
             return begin_chunk(*b, make_reply(554, "5.5.1", "Error: no valid recipients"));
@@ -451,6 +447,34 @@ struct server_session::impl {
         bdat_active = true;
         bdat_total += b->size;
         return begin_chunk(*b, std::nullopt);
+    }
+
+    // A BDAT line parse_bdat() refuses, answered `r` (501 syntax, or a refusal of every command).
+    // RFC 3030 2: its chunk follows whatever we make of the line, so when the size can be read
+    // the chunk is read and dropped, never executed as commands; then, in a transaction that
+    // could take chunks, the message has lost one: it fails like a chunk too big (later chunks
+    // refused, until LAST or RSET), never stored with a hole. No size at all: nothing follows
+    // that we could skip. A size past 2^64-1: the chunk can be neither read nor skipped, and
+    // whatever follows is content, not commands: the session cannot resynchronise, so it ends.
+    std::optional<event> bad_bdat(std::string_view arg, reply r) {
+        const bdat_size size = parse_bdat_size(arg);
+        switch (size.what) {
+            case bdat_size::kind::none:
+                send(r);
+                return std::nullopt;
+            case bdat_size::kind::too_big:
+                send(552, "5.3.4", "Error: message too big; the BDAT chunk cannot be skipped, closing connection");
+                m = mode::closed;
+                return event::close;
+            case bdat_size::kind::known:
+                break;
+        }
+        if (in_tx && tx.esmtp && !tx.recipients.empty()) {
+            bdat_active = true;
+            if (!bdat_failure)
+                bdat_failure = make_reply(554, "5.5.0", "Error: message incomplete, a BDAT chunk was refused");
+        }
+        return begin_chunk(bdat_args{size.size, false}, std::move(r));
     }
 
     std::optional<event> begin_chunk(const bdat_args& b, std::optional<reply> refusal) {
@@ -643,6 +667,14 @@ struct server_session::impl {
         return event::close;
     }
 };
+
+// The same recipient: the local part unquoted, exactly (RFC 5321 2.4: it may be
+// case-sensitive; 4.1.2: "\"bob\"" and "bob" are one mailbox), the domain by its A-label form
+// (ignoring case; "b\u00fccher.test" = "xn--bcher-kva.test"). No local part or domain
+// contains NUL (refused in command lines), so the two parts cannot run into each other.
+std::string server_policy::recipient_key(const mailbox& rcpt) {
+    return unquote_local_part(rcpt.local) + '\0' + rcpt.domain_lower();
+}
 
 server_session::server_session(server_settings settings, server_policy& policy)
     : p_(std::make_unique<impl>(std::move(settings), policy)) {}

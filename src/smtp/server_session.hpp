@@ -101,7 +101,8 @@ struct transaction {
     std::string helo;                 // EHLO/HELO argument
     bool esmtp = false;               // EHLO (true) or HELO
     path sender;                      // reverse-path ("<>" -> null)
-    // Accepted recipients, each once (a repeated RCPT is answered 250 but not stored again);
+    // Accepted recipients, each once (a repeated RCPT, by server_policy::recipient_key(), is
+    // answered 250 but not stored again);
     // a bare <Postmaster> is stored as the full address complete_postmaster() gave.
     std::vector<mailbox> recipients;
     body_type body = body_type::seven_bit;
@@ -124,6 +125,12 @@ public:
     // had sent it: the envelope stores it, check_recipient sees it), or a 4xx/5xx refusal when
     // the server has no postmaster mailbox.
     virtual std::variant<mailbox, reply> complete_postmaster(const mailbox& bare) = 0;
+    // Recipients of one transaction with the same key are the same mailbox: a later one is
+    // answered 250 but not stored again (so delivered once). Called before check_recipient.
+    // By default the address in its RFC 5321 4.1.2 equivalence: the local part unquoted
+    // ("\"bob\"" = "bob", case kept: it may be case-sensitive), the domain by its A-label form,
+    // ignoring case. A policy that knows where mail lands may merge more (a maildir folder).
+    virtual std::string recipient_key(const mailbox& rcpt);
 };
 
 enum class event { need_input, start_tls, message, close };

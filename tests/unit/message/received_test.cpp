@@ -63,6 +63,17 @@ TEST(received, with_keywords) {
     EXPECT_NE(message::received_header(f).find("with UTF8SMTPS id"), std::string::npos);
 }
 
+// Found by review: HELO then STARTTLS wrote "with SMTPS", which RFC 3848 does not register.
+TEST(received, helo_in_tls_is_esmtps) {
+    smtp::tls_facts t{"TLSv1.3", "TLS_AES_128_GCM_SHA256", 128, 128};
+    auto f = plain("client.test");
+    f.esmtp = false;
+    f.tls = &t;
+    const std::string h = message::received_header(f);
+    EXPECT_NE(h.find(") with ESMTPS id ABC"), std::string::npos) << h;
+    EXPECT_EQ(h.find(" SMTPS"), std::string::npos) << h;
+}
+
 // Found by fuzz/headers: an EHLO argument may be as long as a command line (2 KB), which
 // made a Received: line longer than RFC 5322's 998 octets (and our own DATA limit).
 TEST(received, client_text_is_bounded_and_printable) {
@@ -80,6 +91,41 @@ TEST(received, client_text_is_bounded_and_printable) {
     f.smtputf8 = true;  // RFC 6532: UTF-8 in headers of an SMTPUTF8 message
     h = message::received_header(f);
     EXPECT_EQ(h.substr(0, h.find(" (")), "Received: from a?\xc3\xa9");
+}
+
+// Found by review: under SMTPUTF8 every 8-bit octet of the EHLO name reached the header: invalid
+// UTF-8, C1 controls, bidi and other invisible characters that make the line read otherwise
+// than it is; and the cut at 255 octets could split a character. (Each name holds U+2603,
+// which IDNA2008 disallows, so it is not rewritten as A-labels and is shown as sent.)
+TEST(received, utf8_names_only_visible_valid_characters) {
+    auto f = plain("");
+    f.smtputf8 = true;
+    const auto from = [&](const std::string& helo) {
+        f.helo = helo;
+        const std::string l = first_line(f);
+        return l.substr(15, l.find(" (unknown") - 15);  // after "Received: from "
+    };
+    const std::string snow = "\u2603";
+    EXPECT_EQ(from(snow + "a\u00e9b"), snow + "a\u00e9b");             // valid, visible: kept
+    EXPECT_EQ(from(snow + "a\xff" "b"), snow + "a?b");                // not UTF-8
+    EXPECT_EQ(from(snow + "a\xc3" "b"), snow + "a?b");                // truncated sequence
+    EXPECT_EQ(from(snow + "a\xc0\xaf" "b"), snow + "a??b");           // overlong '/'
+    EXPECT_EQ(from(snow + "a\xed\xa0\x80" "b"), snow + "a???b");      // surrogate
+    for (const char* hidden : {"\u0085", "\u009b", "\u200e", "\u200f", "\u202a", "\u202e", "\u2066", "\u2069",
+                               "\u200b", "\u2028", "\u00a0", "\u3000", "\ufeff", "\u00ad", "\U000e0041", "\u061c"})
+        EXPECT_EQ(from(snow + "a" + hidden + "b"), snow + "a?b") << hidden;
+    // Cut at 255 octets between characters, never inside one.
+    std::string e;
+    for (int i = 0; i < 200; ++i) e += "\u00e9";  // 2 octets each
+    EXPECT_EQ(from("x" + snow + e), "x" + snow + e.substr(0, 250));    // 1 + 3 + 125 x 2 = 254
+    EXPECT_EQ(from("xx" + snow + e), "xx" + snow + e.substr(0, 250));  // 2 + 3 + 125 x 2 = 255
+    EXPECT_EQ(from("xxx" + snow + e), "xxx" + snow + e.substr(0, 248));  // the 125th would make 256
+    // The recipient of the `for` clause: left out when it holds such a character.
+    f.helo = "client.test";
+    f.for_rcpt = "b\u202eob@example.test";
+    EXPECT_EQ(message::received_header(f).find("\tfor"), std::string::npos);
+    f.for_rcpt = "b\u00f6b@example.test";
+    EXPECT_NE(message::received_header(f).find("\tfor <b\u00f6b@example.test>;"), std::string::npos);
 }
 
 // A plaintext client must not write TLS facts or a `with` clause of its own into our trace:

@@ -5,6 +5,8 @@
 
 #include <variant>
 
+#include <fmt/format.h>
+
 #include "policy/recipient.hpp"
 
 namespace postern::policy {
@@ -86,6 +88,60 @@ TEST(RecipientPolicy, HostedDomainsAndRelayRights) {
     EXPECT_EQ(closed.check_recipient(t, box("postmaster", "mx.postern.test"))->code, 554);
     // An address without a domain is never relayed (the session completes <Postmaster> first).
     EXPECT_EQ(open.check_recipient(t, box("Postmaster"))->code, 550);
+}
+
+// Found by review: a relay_to domain took sender-specified routing from any client, so an
+// internal server that honours the percent hack (or '!', or a quoted '@') relayed for anyone.
+TEST(RecipientPolicy, RoutingLocalPartNeedsRelayRightsForARelayedDomain) {
+    auto cfg = make_config("mx.postern.test", {"local.test"});
+    config::domain_config relayed;
+    relayed.name = "example.test";
+    relayed.relay_to.push_back({"10.0.0.5", 25});
+    cfg.domains.push_back(relayed);
+    inbound_policy closed(cfg, false), open(cfg, true);
+    const smtp::transaction t;
+    for (const char* local : {"victim%external.test", "\"victim@external.test\"", "external.test!victim",
+                              "\"victim\\@external.test\"", "a%b%c", "\"x!y\""}) {
+        const auto r = closed.check_recipient(t, box(local, "Example.TEST"));
+        ASSERT_TRUE(r) << local;
+        EXPECT_EQ(r->wire(), fmt::format("554 5.7.1 <{}@Example.TEST>: Relay access denied: sender-specified "
+                                         "routing ('%', '!' or '@' in the local part) is not allowed\r\n",
+                                         local));
+        EXPECT_FALSE(open.check_recipient(t, box(local, "example.test"))) << local;  // relay rights: as any relay
+        // A maildir domain delivers here: the local part is only a folder name.
+        EXPECT_FALSE(closed.check_recipient(t, box(local, "local.test"))) << local;
+    }
+    for (const char* local : {"bob", "\"bob smith\"", "bob+tag", "b.o-b"})
+        EXPECT_FALSE(closed.check_recipient(t, box(local, "example.test"))) << local;
+}
+
+// Found by review: "\"bob\"@dom" and "bob@dom" (and, in a maildir domain, "Bob@dom", whose
+// folder is the same) were stored as two recipients: two copies in one mailbox.
+TEST(RecipientPolicy, RecipientKeyIsTheMailbox) {
+    auto cfg = make_config("mx.postern.test", {"local.test", "alias.test", "other.test"});
+    cfg.domains[1].maildir = cfg.domains[0].maildir;  // alias.test shares local.test's maildir
+    config::domain_config relayed;
+    relayed.name = "example.test";
+    relayed.relay_to.push_back({"10.0.0.5", 25});
+    cfg.domains.push_back(relayed);
+    inbound_policy p(cfg, false);
+    const auto key = [&](const char* local, const char* domain) { return p.recipient_key(box(local, domain)); };
+    // maildir: by folder (lower-cased, unquoted), whatever the domain's spelling
+    EXPECT_EQ(key("bob", "local.test"), "/var/mail/local.test/bob");
+    for (const char* same : {"Bob", "\"bob\"", "\"BOB\"", "\"b\\ob\""}) {
+        EXPECT_EQ(key(same, "LOCAL.test"), key("bob", "local.test")) << same;
+        EXPECT_EQ(key(same, "alias.test"), key("bob", "local.test")) << same;  // the same mailbox
+    }
+    EXPECT_NE(key("bob", "other.test"), key("bob", "local.test"));
+    EXPECT_NE(key("bobby", "local.test"), key("bob", "local.test"));
+    // relayed onward: the address (local part unquoted, case kept: the next hop decides)
+    EXPECT_EQ(key("\"bob\"", "example.test"), key("bob", "Example.TEST"));
+    EXPECT_NE(key("Bob", "example.test"), key("bob", "example.test"));
+    EXPECT_NE(key("bob", "example.test"), key("bob", "local.test"));
+    // not hosted (a relay client's recipient), or no valid folder: the address too
+    EXPECT_EQ(key("\"bob\"", "elsewhere.test"), key("bob", "ELSEWHERE.test"));
+    EXPECT_NE(key("Bob", "elsewhere.test"), key("bob", "elsewhere.test"));
+    EXPECT_EQ(key("\".x\"", "local.test"), key(".x", "local.test"));
 }
 
 }  // namespace

@@ -85,15 +85,83 @@ TEST(SmtpSessionBdat, RefusedChunksAreStillConsumed) {
     EXPECT_TRUE(d.messages.empty());
 }
 
+// Found by review: BDAT was accepted after HELO, though CHUNKING is only offered to EHLO.
+TEST(SmtpSessionBdat, RefusedAfterHeloButChunkConsumed) {
+    driver d;
+    d.feed("HELO client.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+    const std::string need_ehlo = "503 5.5.1 Error: send EHLO first (BDAT is an ESMTP extension)\r\n";
+    EXPECT_EQ(d.feed("BDAT 6 LAST\r\nQUIT\r\n"), need_ehlo);
+    EXPECT_FALSE(d.closed);  // the chunk's QUIT was content
+    EXPECT_EQ(d.feed("BDAT 6 FIRST\r\nQUIT\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_FALSE(d.closed);
+    EXPECT_TRUE(d.messages.empty());
+    // The transaction is intact: DATA works, as it always does after HELO.
+    EXPECT_EQ(d.feed("DATA\r\nx\r\n.\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    // EHLO makes BDAT available.
+    d.feed("EHLO client.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+    EXPECT_EQ(d.feed("BDAT 1 LAST\r\ny"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    EXPECT_EQ(d.messages.size(), 2u);
+}
+
 TEST(SmtpSessionBdat, SyntaxErrors) {
     driver d;
     d.envelope();
+    // No chunk size to read: nothing can be skipped, the next line is a command.
     EXPECT_EQ(d.feed("BDAT\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
     EXPECT_EQ(d.feed("BDAT x\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
-    EXPECT_EQ(d.feed("BDAT 5 FIRST\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
     EXPECT_EQ(d.feed("BDAT -1\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
-    EXPECT_EQ(d.feed("BDAT 99999999999999999999999\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_EQ(d.feed("BDAT 5x LAST\r\nNOOP\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n250 2.0.0 Ok\r\n");
     EXPECT_EQ(d.s.current_state(), state::in_mail);
+    EXPECT_EQ(d.feed("BDAT 2 LAST\r\nok"), "250 2.0.0 Ok: queued as 4F2A\r\n");  // the transaction is intact
+}
+
+// Found by review: a size that parsed with a bad end-marker left the chunk to be executed as
+// commands ("BDAT 6 FIRST\r\nQUIT\r\n" -> 501, then 221 for the chunk's QUIT).
+TEST(SmtpSessionBdat, BadMarkerChunkIsConsumedNotExecuted) {
+    driver d;
+    d.envelope();
+    EXPECT_EQ(d.feed("BDAT 6 FIRST\r\nQUIT\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_FALSE(d.closed);
+    EXPECT_EQ(d.feed("BDAT 5 LAST LAST\r\nRSET\r"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    // The transaction lost a chunk: never stored with a hole; refused until LAST (or RSET).
+    const std::string incomplete = "554 5.5.0 Error: message incomplete, a BDAT chunk was refused\r\n";
+    EXPECT_EQ(d.feed("BDAT 3\r\nabc"), incomplete);
+    EXPECT_EQ(d.feed("DATA\r\n"), "503 5.5.1 Error: DATA cannot be mixed with BDAT\r\n");
+    EXPECT_EQ(d.feed("BDAT 3 LAST\r\ndef"), incomplete);
+    EXPECT_TRUE(d.messages.empty());
+    EXPECT_EQ(d.s.current_state(), state::ready);
+    // Outside a transaction the chunk is consumed all the same.
+    EXPECT_EQ(d.feed("BDAT 6 FIRST\r\nQUIT\r\n"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_FALSE(d.closed);
+    EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 1 LAST\r\nz"),
+              "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "z");
+}
+
+// Found by review: a size of digits past 2^64-1 got 501 and what followed (the chunk, which
+// cannot be skipped) ran as commands. The session cannot resynchronise: 552 and close.
+TEST(SmtpSessionBdat, UnskippableChunkSizeClosesTheSession) {
+    for (const char* marker : {" LAST", "", " FIRST"}) {
+        driver d;
+        d.envelope();
+        EXPECT_EQ(d.feed(std::string("BDAT 99999999999999999999999") + marker +
+                         "\r\nRSET\r\nMAIL FROM:<evil@x.test>\r\n"),
+                  "552 5.3.4 Error: message too big; the BDAT chunk cannot be skipped, closing connection\r\n")
+            << marker;
+        EXPECT_TRUE(d.closed) << marker;
+        EXPECT_TRUE(d.messages.empty());
+        EXPECT_EQ(d.policy.senders_seen.size(), 1u);  // only the envelope's MAIL
+    }
+    driver d;  // 2^64-1 itself is a size like any other: its chunk is read and dropped
+    d.envelope();
+    EXPECT_EQ(d.feed("BDAT 18446744073709551615 LAST\r\nRSET\r\n"), "");
+    EXPECT_EQ(d.s.current_state(), state::in_bdat);
+    driver e;  // under a refusal of every command too
+    e.s.refuse_commands(make_reply(554, "5.7.0", "TLS version too old"));
+    EXPECT_EQ(e.feed("BDAT 99999999999999999999999\r\nQUIT\r\n").substr(0, 4), "552 ");
+    EXPECT_TRUE(e.closed);
 }
 
 TEST(SmtpSessionBdat, TooBigRefusesEveryChunkUntilLast) {

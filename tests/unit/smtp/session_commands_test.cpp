@@ -231,6 +231,41 @@ TEST(SmtpSessionCommands, DuplicateRecipientStoredOnce) {
     EXPECT_EQ(d.s.current().recipients.size(), 1u);
 }
 
+// Found by review: "\"bob\"@x" and "bob@x" are one mailbox (RFC 5321 4.1.2: the quoting is not
+// part of the local part) but were stored, and delivered, twice.
+TEST(SmtpSessionCommands, QuotedAndUnquotedSpellingsAreOneRecipient) {
+    driver d;
+    d.mail();
+    for (const char* rcpt : {"\"bob\"@example.test", "bob@EXAMPLE.test", "\"b\\ob\"@example.test", "\"Bob\"@example.test",
+                             "\"bob smith\"@example.test", "\"bob\\ smith\"@example.test", "\"a.b\"@example.test",
+                             "a.b@example.test"})
+        EXPECT_EQ(d.feed(std::string("RCPT TO:<") + rcpt + ">\r\n"), "250 2.1.5 Ok\r\n") << rcpt;
+    ASSERT_EQ(d.s.current().recipients.size(), 4u);
+    EXPECT_EQ(d.s.current().recipients[0].str(), "\"bob\"@example.test");  // the first spelling is kept
+    EXPECT_EQ(d.s.current().recipients[1].str(), "\"Bob\"@example.test");  // case counts in a local part
+    EXPECT_EQ(d.s.current().recipients[2].str(), "\"bob smith\"@example.test");
+    EXPECT_EQ(d.s.current().recipients[3].str(), "\"a.b\"@example.test");
+    EXPECT_EQ(d.policy.recipients_seen.size(), 4u);  // a duplicate is not checked again
+}
+
+// The policy decides what a duplicate is (server_policy::recipient_key): e.g. a maildir folder.
+TEST(SmtpSessionCommands, PolicyRecipientKeyDecidesDuplicates) {
+    struct folder_policy : fake_policy {
+        std::string recipient_key(const mailbox& r) override {
+            std::string k = unquote_local_part(r.local);
+            for (char& c : k) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            return k;
+        }
+    } policy;
+    server_session s(test_settings(), policy);
+    s.start();
+    s.feed("EHLO c\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<Bob@example.test>\r\nRCPT TO:<\"BOB\"@example.test>\r\n"
+           "RCPT TO:<carol@example.test>\r\n");
+    EXPECT_EQ(s.next(), event::need_input);
+    ASSERT_EQ(s.current().recipients.size(), 2u);
+    EXPECT_EQ(s.current().recipients[1].str(), "carol@example.test");
+}
+
 // A refused recipient is not remembered: given again (e.g. after a 450), it is checked again.
 TEST(SmtpSessionCommands, RefusedRecipientIsCheckedAgain) {
     driver d;

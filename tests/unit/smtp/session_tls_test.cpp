@@ -113,6 +113,7 @@ TEST(SmtpSessionTls, RefuseCommandsAnswersAllButQuit) {
     EXPECT_EQ(d.feed("EHLO client.test\r\n"), r);
     EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\n"), r);
     EXPECT_EQ(d.feed("BDAT 6\r\nQUIT\r\n"), r);
+    EXPECT_EQ(d.feed("BDAT 6 FIRST\r\nQUIT\r\n"), r);  // a bad marker: the chunk is still read
     EXPECT_FALSE(d.closed);
     EXPECT_TRUE(d.policy.senders_seen.empty());
     EXPECT_EQ(d.feed("QUIT\r\n"), "221 2.0.0 mx.example.test closing connection\r\n");
