@@ -84,8 +84,25 @@ outcome classify_failure(const smtp::client_failure& f, const std::string& relay
     return o;
 }
 
+recipient_verdict classify_transaction(const smtp::transaction_result& t, std::size_t i,
+                                       const smtp::client_failure* failure, const std::string& relay) {
+    recipient_verdict v{classify_recipient(t, i)};
+    // A reply that already answered for the recipient (a refusal of MAIL, of its RCPT or of
+    // DATA) stands when the connection fails afterwards; otherwise the failure is its outcome.
+    const bool answered = v.out.remote_reply || t.local_refusal;
+    if (failure && !answered) v.out = classify_failure(*failure, relay);
+    // RFC 5321 5.1: a temporary failure at one host leaves the recipient to the next (Postfix
+    // smtp_trouble.c keeps a soft-failed recipient for the next server) - unless the content
+    // went out and the final reply never came: the message may have been delivered, and
+    // another host would deliver it twice. That stays a deferral, like a 2xx or 5xx stays final.
+    const bool may_be_delivered = failure && failure->during_final_reply && !answered;
+    v.next_host = v.out.result == outcome::kind::transient && !may_be_delivered;
+    return v;
+}
+
 bool keeps_reason_over(const outcome& kept, const outcome& later) {
-    return kept.dsn.starts_with("4.7.") && later.dsn.starts_with("4.4.");
+    if (!later.dsn.starts_with("4.4.")) return false;
+    return kept.dsn.starts_with("4.7.") || (kept.remote_reply && !later.remote_reply);
 }
 
 }  // namespace postern::delivery
