@@ -23,6 +23,7 @@
 // final reply, which ends the transaction whatever its code (RFC 5321 4.1.1.4).
 #include "smtp/client_session.hpp"
 
+#include "message/headers.hpp"
 #include "smtp/address.hpp"
 #include "smtp/text.hpp"
 
@@ -444,8 +445,11 @@ struct client_session::impl {
 
     // What the message declares and really needs. RFC 6152 / RFC 6531 3.2: to a server without
     // the extension, a declaration the message does not need is dropped rather than bounced
-    // (Postfix likewise): all-ASCII content needs no BODY=8BITMIME, and no SMTPUTF8 when the
-    // addresses are ASCII too. The content is scanned only on that rare path.
+    // (Postfix likewise). SMTPUTF8 is needed only for UTF-8 in the envelope or in the header
+    // section (RFC 6531 3.2, RFC 6532 3): ASCII addresses and headers go without it, whatever
+    // the body holds; a UTF-8 body is 8-bit content, which needs only BODY=8BITMIME (RFC 6152),
+    // so it is declared then. All-ASCII content needs no BODY=8BITMIME. The content is scanned
+    // only on these rare paths.
     // An address whose only non-ASCII part is a domain also goes without SMTPUTF8, its domain as
     // A-labels (RFC 6531 3.2; RFC 5890: the A-label is the same name; Postfix likewise): only
     // an internationalized local part, or UTF-8 in the headers, needs the extension.
@@ -456,16 +460,16 @@ struct client_session::impl {
     };
     needs needs_of(const outgoing_message& msg) const {
         needs n{msg.eight_bit, msg.smtputf8};
-        const bool lacking = (n.eight_bit && !caps.eight_bit_mime) || (n.smtputf8 && !caps.smtputf8);
-        if (!lacking || !is_ascii(msg.content)) return n;
-        if (!caps.eight_bit_mime) n.eight_bit = false;
-        if (!caps.smtputf8 && ascii_address(msg.sender) &&
+        if (n.smtputf8 && !caps.smtputf8 && is_ascii(message::header_section(msg.content)) &&
+            ascii_address(msg.sender) &&
             std::all_of(msg.recipients.begin(), msg.recipients.end(),
                         [](const std::string& r) { return ascii_address(r).has_value(); })) {
             n.smtputf8 = false;
             n.a_labels = !is_ascii(msg.sender) || std::any_of(msg.recipients.begin(), msg.recipients.end(),
                                                               [](const std::string& r) { return !is_ascii(r); });
+            n.eight_bit = n.eight_bit || !is_ascii(msg.content);
         }
+        if (n.eight_bit && !caps.eight_bit_mime && is_ascii(msg.content)) n.eight_bit = false;
         return n;
     }
 

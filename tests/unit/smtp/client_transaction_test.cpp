@@ -234,7 +234,9 @@ TEST(SmtpClientTransaction, LocalRefusals) {
         const char* text;
     };
     static constexpr std::string_view eight_bit_content = "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";
-    auto utf8 = test_message({"bob@example.test"}, eight_bit_content);
+    static constexpr std::string_view utf8_header_content = "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n\r\nhi\r\n";
+    auto utf8 = test_message({"bob@example.test"}, utf8_header_content);
+    utf8.eight_bit = true;
     utf8.smtputf8 = true;
     auto big = test_message({"bob@example.test"});
     big.size = 10001;
@@ -324,9 +326,49 @@ TEST(SmtpClientTransaction, SevenBitMessageDeclared8BitGoesWithoutTheParameter) 
     }
 }
 
+// RFC 6531 3.2, RFC 6532 3: SMTPUTF8 is needed for UTF-8 in the envelope or the header
+// section only. A UTF-8 body with ASCII headers is 8-bit content: it goes to a server with
+// 8BITMIME but without SMTPUTF8 as BODY=8BITMIME (declared even when the client only said
+// SMTPUTF8), and bounces 5.6.3 (not 5.6.7) where 8BITMIME is missing too.
+TEST(SmtpClientTransaction, Utf8BodyNeedsOnly8BitMime) {
+    const std::string_view utf8_body = "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";
+    struct row {
+        const char* name;
+        bool eight_bit;
+        std::string_view ehlo;
+        const char* mail;      // the MAIL command, or nullptr: refused locally
+        const char* enhanced;  // the local refusal's code
+    };
+    const row rows[] = {
+        {"8bitmime and smtputf8 declared", true, plain_ehlo, "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n", nullptr},
+        {"only smtputf8 declared", false, plain_ehlo, "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n", nullptr},
+        {"no 8BITMIME either", true, "250-mx\r\n250 ENHANCEDSTATUSCODES\r\n", nullptr, "5.6.3"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        client_driver d;
+        d.connect(r.ehlo);
+        d.take();
+        auto m = test_message({"bob@example.test"}, utf8_body);
+        m.eight_bit = r.eight_bit;
+        m.smtputf8 = true;
+        d.c.send_message(m);
+        if (!r.mail) {
+            EXPECT_EQ(d.run(), client_event::message_done);
+            ASSERT_TRUE(d.c.result().local_refusal);
+            EXPECT_EQ(d.c.result().local_refusal->enhanced, r.enhanced);
+            EXPECT_EQ(d.take(), "");
+            continue;
+        }
+        EXPECT_EQ(d.run(), client_event::need_input);
+        EXPECT_EQ(d.take(), r.mail);
+        EXPECT_FALSE(d.c.result().local_refusal);
+    }
+}
+
 // RFC 6531 3.2: when the only non-ASCII parts are the addresses' domains, a server without
 // SMTPUTF8 gets the same names as A-labels (RFC 5890) and no SMTPUTF8 parameter; a server with
-// it gets them as written. A UTF-8 local part, or UTF-8 in the content, still needs SMTPUTF8.
+// it gets them as written. A UTF-8 local part, or UTF-8 in the headers, still needs SMTPUTF8.
 TEST(SmtpClientTransaction, UnicodeDomainsGoAsALabelsToAServerWithoutSmtputf8) {
     struct row {
         const char* name;
