@@ -9,7 +9,8 @@
 //   CVE-2011-0411), and so is anything fed before tls_started(). tls_started() forgets the
 //   capabilities: only the EHLO reply received inside TLS counts (RFC 3207 4.2).
 // - Replies are bounded (reply_parser): line length, lines per reply; a server that talks
-//   out of turn (data buffered after the greeting or the EHLO reply) is a protocol error.
+//   out of turn (data buffered after the greeting, the EHLO reply or the 354 to DATA) is a
+//   protocol error, and a session with unsent output is never reused.
 // - A loss of the connection (or a timeout) after the end of data and before the final
 //   reply is flagged (during_final_reply): the message must be retried, never counted sent.
 //   One while the content is still being written (write_failed) is not: the end of data
@@ -220,8 +221,9 @@ struct client_session::impl {
     void finish() {
         m = mode::message_done;
         // Nothing may follow the last reply (RFC 2920 3.1: replies only answer commands);
-        // a server that talks out of turn does not get another transaction.
-        if (parser.buffered() > 0) reusable = false;
+        // a server that talks out of turn does not get another transaction, nor does a
+        // session with output still unsent (it would go ahead of the next MAIL FROM).
+        if (parser.buffered() > 0 || !out.empty()) reusable = false;
     }
 
     void finish_gone() {  // 421 (RFC 5321 3.8) or the connection lost while resetting
@@ -363,6 +365,15 @@ struct client_session::impl {
             case mode::data:
                 if (r.code == 354) {
                     res.data = std::move(r);
+                    // RFC 5321 4.1.1.4: after 354 the server waits for the content. A reply
+                    // already behind it answers nothing we sent: read as the reply to the end of
+                    // data it would count content never written as delivered, and that content,
+                    // left in the output, would go ahead of the next transaction's MAIL FROM.
+                    if (parser.buffered() > 0) {
+                        if (mail_ok && any_rcpt_ok)
+                            return fail(kind::protocol_error, "unsolicited data after 354 to DATA");
+                        return finish_gone();  // nothing to deliver anyway; the connection is not used again
+                    }
                     if (mail_ok && any_rcpt_ok) {
                         dot_stuff(content, out);  // RFC 5321 4.5.2, 4.1.1.4
                         m = mode::content;
@@ -640,7 +651,7 @@ bool client_session::tls_active() const { return p_->tls; }
 const transaction_result& client_session::result() const { return p_->res; }
 const client_failure& client_session::failure() const { return p_->failure; }
 client_state client_session::state() const { return p_->public_state(); }
-bool client_session::reusable() const { return p_->reusable && !p_->gone; }
+bool client_session::reusable() const { return p_->reusable && !p_->gone && p_->out.empty(); }
 std::uint64_t client_session::replies_received() const { return p_->replies; }
 
 const char* to_string(client_event e) {

@@ -3,7 +3,8 @@ leaves the recipient to the next host in the same attempt (RFC 5321 5.1; Postfix
 keeps a soft-failed recipient for the next server): a 4xx to MAIL, RCPT or the end of data, or
 a connection lost before the end of data. Not when the connection is lost while waiting for the
 final reply (the message may have been delivered: another host would duplicate it), not for a
-5xx, and never for a recipient the first host already took.
+5xx, and never for a recipient the first host already took. A reply sent together with the
+354 to DATA is a protocol error before the end of data: no delivery, the next host.
 
 The hosts are `relay_to` hosts of a hosted domain: the scripted peer of peers.py, and
 hostile.py's HostileServer running a script that fails at one point of the transaction.
@@ -150,3 +151,18 @@ def test_every_host_failing_defers_with_the_most_telling_reason(make_instance):
         assert e["result"] == "deferred" and e["attempt"] == "1", e
         assert e["dsn"] == "4.1.1" and "451" in e["reason"], e
         assert e["relay"] == f"127.0.0.1[127.0.0.1]:{first.port}", e
+
+
+def test_reply_behind_354_is_no_delivery(make_instance):
+    """A first host that answers DATA with "354" and, in the same write, a "250" (before any
+    content can have reached it): that 250 answers nothing. Not counted as delivered (before:
+    sent, with the content never written, left to go out ahead of the next transaction's
+    MAIL FROM on the parked session); a protocol error before the end of data, so the second
+    host delivers in the same attempt, and the first never gets the content."""
+    with HostileServer(fail_at("DATA", b"354 go ahead\r\n250 2.0.0 queued\r\n")) as first, \
+            ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "reply behind 354")
+        assert_second_host_delivers(inst, qid, second)
+        wait_until(lambda: first.conns()[0].closed_at is not None, what="first connection closed")
+        assert first.conns()[0].verbs() == ["EHLO", "MAIL", "RCPT", "DATA"], first.conns()[0].commands

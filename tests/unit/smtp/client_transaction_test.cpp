@@ -142,21 +142,59 @@ TEST(SmtpClientTransaction, AllRecipientsRefusedWithPipelining) {
     EXPECT_FALSE(d.c.result().final);
 }
 
+// A reply already behind that 354 (before the "." was sent) answers nothing: the refusals
+// stand, the empty data and RSET are never queued, the connection is not used again.
 TEST(SmtpClientTransaction, Unwarranted354GetsAnEmptyMessageAndRset) {
+    for (bool reply_behind_354 : {false, true}) {
+        SCOPED_TRACE(reply_behind_354);
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"x@example.test"}, content));
+        d.run();
+        d.take();
+        const std::string replies = "250 2.1.0 Ok\r\n550 5.1.1 no\r\n354 go ahead anyway\r\n";
+        if (reply_behind_354) {
+            EXPECT_EQ(d.feed(replies + "554 5.5.1 no valid recipients\r\n"), client_event::message_done);
+            EXPECT_FALSE(d.c.reusable());
+            EXPECT_EQ(d.take(), "");
+            d.c.quit();
+            EXPECT_EQ(d.run(), client_event::closed);
+            EXPECT_EQ(d.take(), "");
+        } else {
+            EXPECT_EQ(d.feed(replies), client_event::need_input);
+            EXPECT_EQ(d.take(), ".\r\n");  // the content is never sent
+            EXPECT_EQ(d.feed("554 5.5.1 no valid recipients\r\n"), client_event::need_input);
+            EXPECT_EQ(d.take(), "RSET\r\n");
+            EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+        }
+        const auto& r = d.c.result();
+        EXPECT_EQ(r.data->code, 354);
+        EXPECT_FALSE(r.final);  // the empty "message" is not a delivery
+        EXPECT_EQ(r.rcpt[0]->code, 550);
+    }
+}
+
+// A reply behind the 354, before the content went out, answers nothing: not the end-of-data
+// reply (the content was never sent: not delivered), and the session, whose unsent content
+// would precede the next MAIL FROM, is not reused (SMTP smuggling by a hostile next hop).
+TEST(SmtpClientTransaction, ReplyBufferedBehind354IsAProtocolError) {
     client_driver d;
-    d.connect();
-    d.c.send_message(test_message({"x@example.test"}, content));
+    d.connect(plain_ehlo);
+    d.c.send_message(test_message({"bob@example.test"}, content));
     d.run();
-    d.take();
-    EXPECT_EQ(d.feed("250 2.1.0 Ok\r\n550 5.1.1 no\r\n354 go ahead anyway\r\n"), client_event::need_input);
-    EXPECT_EQ(d.take(), ".\r\n");  // the content is never sent
-    EXPECT_EQ(d.feed("554 5.5.1 no valid recipients\r\n"), client_event::need_input);
-    EXPECT_EQ(d.take(), "RSET\r\n");
-    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
-    const auto& r = d.c.result();
-    EXPECT_EQ(r.data->code, 354);
-    EXPECT_FALSE(r.final);  // the empty "message" is not a delivery
-    EXPECT_EQ(r.rcpt[0]->code, 550);
+    EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test>\r\n");
+    d.feed("250 2.1.0 Ok\r\n");
+    d.feed("250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.take(), "RCPT TO:<bob@example.test>\r\nDATA\r\n");
+    EXPECT_EQ(d.feed("354 go\r\n250 2.0.0 queued\r\n"), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::protocol_error);
+    EXPECT_FALSE(d.c.failure().during_final_reply);  // the end of data was never sent
+    EXPECT_FALSE(d.c.result().final);
+    EXPECT_FALSE(d.c.reusable());
+    EXPECT_EQ(d.take(), "");  // no content
+    d.c.quit();
+    EXPECT_EQ(d.run(), client_event::closed);
+    EXPECT_EQ(d.take(), "");
 }
 
 TEST(SmtpClientTransaction, MailRefused) {
