@@ -41,7 +41,14 @@ outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
     }
     if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
     if (i < t.rcpt.size() && t.rcpt[i] && !t.rcpt[i]->positive()) return from_reply(*t.rcpt[i]);
-    if (t.data && t.data->code != 354) return from_reply(*t.data);
+    if (t.data && t.data->code != 354) {
+        outcome o = from_reply(*t.data);
+        if (o.result == outcome::kind::sent) {  // 2xx to DATA: no content went out (RFC 5321 4.1.1.4)
+            o.result = outcome::kind::transient;
+            o.dsn = "4.5.0";
+        }
+        return o;
+    }
     if (t.final) return from_reply(*t.final);
     return {outcome::kind::transient, "4.4.2", "transaction did not complete"};
 }
@@ -53,8 +60,10 @@ outcome classify_failure(const smtp::client_failure& f, const std::string& relay
     std::string last = f.last_reply ? reply_text(*f.last_reply) : std::string();
     switch (f.what) {
         case k::greeting_refused:
-            o.dsn = f.last_reply ? enhanced_or_default(*f.last_reply) : "4.4.2";
-            if (f.last_reply && f.last_reply->permanent()) o.dsn = "4.4.2";  // another MX may work: defer
+            // Only a 4xx greeting's own code says why; a 5xx (another MX may work: defer) or a
+            // greeting of another class (3xx: not a refusal at all) is 4.4.2, never a 2.x.x/5.x.x
+            // status on a deferral.
+            o.dsn = f.last_reply && f.last_reply->transient() ? enhanced_or_default(*f.last_reply) : "4.4.2";
             o.reason = fmt::format("{} refused to talk to me: {}", relay, last);
             break;
         case k::helo_refused:

@@ -4,7 +4,8 @@ keeps a soft-failed recipient for the next server): a 4xx to MAIL, RCPT or the e
 a connection lost before the end of data. Not when the connection is lost while waiting for the
 final reply (the message may have been delivered: another host would duplicate it), not for a
 5xx, and never for a recipient the first host already took. A reply sent together with the
-354 to DATA is a protocol error before the end of data: no delivery, the next host.
+354 to DATA is a protocol error before the end of data: no delivery, the next host. A 3xx
+greeting is refused like a 5xx one, deferred with a class-4 status.
 
 The hosts are `relay_to` hosts of a hosted domain: the scripted peer of peers.py, and
 hostile.py's HostileServer running a script that fails at one point of the transaction.
@@ -166,3 +167,14 @@ def test_reply_behind_354_is_no_delivery(make_instance):
         assert_second_host_delivers(inst, qid, second)
         wait_until(lambda: first.conns()[0].closed_at is not None, what="first connection closed")
         assert first.conns()[0].verbs() == ["EHLO", "MAIL", "RCPT", "DATA"], first.conns()[0].commands
+
+
+def test_3xx_greeting_defers_with_a_class_4_status(make_instance):
+    """A greeting that is neither 220 nor a refusal ("354 hi") is refused like a 5xx one: next
+    host, else deferred 4.4.2. Before: deferred with "2.0.0" (the class default of a reply
+    below 400), and at queue.max_age a DSN said "Action: failed, Status: 2.0.0"."""
+    with HostileServer(lambda pc: smtp_dialogue(pc, greeting=b"354 hi\r\n")) as peer:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"), queue_extra=ONE_HOUR)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "354 greeting")
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "deferred" and e["dsn"] == "4.4.2" and "354 hi" in e["reason"], e

@@ -177,3 +177,37 @@ TEST(outcome, transaction_verdicts_and_the_next_host) {
         EXPECT_EQ(v.next_host, r.next_host);
     }
 }
+
+// A failure never carries a 2.x.x or 3.x.x status (RFC 3463: a deferral is class 4): a greeting
+// that is neither 220 nor a 4xx (354, 554, 250) defers 4.4.2 like a 5xx one, and a 2xx to DATA
+// is no delivery. Before: "354 hi" as the greeting deferred with 2.0.0 (at queue.max_age a DSN
+// said "Action: failed, Status: 2.0.0").
+TEST(outcome, non_refusal_replies_never_give_a_success_status_to_a_failure) {
+    using k = smtp::client_failure::kind;
+    struct row {
+        smtp::reply greeting;
+        const char* dsn;
+    };
+    const row rows[] = {
+        {make(354, "", "hi"), "4.4.2"},
+        {make(250, "2.0.0", "hi"), "4.4.2"},
+        {make(554, "5.7.1", "go away"), "4.4.2"},
+        {make(421, "4.3.2", "busy"), "4.3.2"},
+        {make(450, "", "busy"), "4.0.0"},
+    };
+    for (const auto& r : rows) {
+        smtp::client_failure f;
+        f.what = k::greeting_refused;
+        f.last_reply = r.greeting;
+        const auto o = delivery::classify_failure(f, "mx.dest.test[192.0.2.1]:25");
+        EXPECT_EQ(o.result, delivery::outcome::kind::transient) << r.greeting.code;
+        EXPECT_EQ(o.dsn, r.dsn) << r.greeting.code;
+    }
+    smtp::transaction_result t;
+    t.mail = make(250, "2.1.0", "Ok");
+    t.rcpt = {make(250, "2.1.5", "Ok")};
+    t.data = make(250, "2.0.0", "Ok");
+    const auto o = delivery::classify_recipient(t, 0);
+    EXPECT_EQ(o.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(o.dsn, "4.5.0");
+}
