@@ -41,7 +41,14 @@ outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
     }
     if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
     if (i < t.rcpt.size() && t.rcpt[i] && !t.rcpt[i]->positive()) return from_reply(*t.rcpt[i]);
-    if (t.data && t.data->code != 354) return from_reply(*t.data);
+    if (t.data && t.data->code != 354) {
+        outcome o = from_reply(*t.data);
+        if (o.result == outcome::kind::sent) {  // 2xx to DATA: no content went out (RFC 5321 4.1.1.4)
+            o.result = outcome::kind::transient;
+            o.dsn = "4.5.0";
+        }
+        return o;
+    }
     if (t.final) return from_reply(*t.final);
     return {outcome::kind::transient, "4.4.2", "transaction did not complete"};
 }
@@ -53,8 +60,10 @@ outcome classify_failure(const smtp::client_failure& f, const std::string& relay
     std::string last = f.last_reply ? reply_text(*f.last_reply) : std::string();
     switch (f.what) {
         case k::greeting_refused:
-            o.dsn = f.last_reply ? enhanced_or_default(*f.last_reply) : "4.4.2";
-            if (f.last_reply && f.last_reply->permanent()) o.dsn = "4.4.2";  // another MX may work: defer
+            // Only a 4xx greeting's own code says why; a 5xx (another MX may work: defer) or a
+            // greeting of another class (3xx: not a refusal at all) is 4.4.2, never a 2.x.x/5.x.x
+            // status on a deferral.
+            o.dsn = f.last_reply && f.last_reply->transient() ? enhanced_or_default(*f.last_reply) : "4.4.2";
             o.reason = fmt::format("{} refused to talk to me: {}", relay, last);
             break;
         case k::helo_refused:
@@ -84,8 +93,25 @@ outcome classify_failure(const smtp::client_failure& f, const std::string& relay
     return o;
 }
 
+recipient_verdict classify_transaction(const smtp::transaction_result& t, std::size_t i,
+                                       const smtp::client_failure* failure, const std::string& relay) {
+    recipient_verdict v{classify_recipient(t, i)};
+    // A reply that already answered for the recipient (a refusal of MAIL, of its RCPT or of
+    // DATA) stands when the connection fails afterwards; otherwise the failure is its outcome.
+    const bool answered = v.out.remote_reply || t.local_refusal;
+    if (failure && !answered) v.out = classify_failure(*failure, relay);
+    // RFC 5321 5.1: a temporary failure at one host leaves the recipient to the next (Postfix
+    // smtp_trouble.c keeps a soft-failed recipient for the next server) - unless the content
+    // went out and the final reply never came: the message may have been delivered, and
+    // another host would deliver it twice. That stays a deferral, like a 2xx or 5xx stays final.
+    const bool may_be_delivered = failure && failure->during_final_reply && !answered;
+    v.next_host = v.out.result == outcome::kind::transient && !may_be_delivered;
+    return v;
+}
+
 bool keeps_reason_over(const outcome& kept, const outcome& later) {
-    return kept.dsn.starts_with("4.7.") && later.dsn.starts_with("4.4.");
+    if (!later.dsn.starts_with("4.4.")) return false;
+    return kept.dsn.starts_with("4.7.") || (kept.remote_reply && !later.remote_reply);
 }
 
 }  // namespace postern::delivery

@@ -23,11 +23,23 @@ outcome classify_recipient(const smtp::transaction_result& t, std::size_t i);
 // `relay` is "host[ip]:port" for the text.
 outcome classify_failure(const smtp::client_failure& f, const std::string& relay);
 
+// What one host's transaction left for recipient `i`, and whether the next address or host
+// (backup MX, later relay_to host) may still take it in the same attempt. `failure`: how the
+// connection failed during the transaction, or null when the transaction ended.
+struct recipient_verdict {
+    outcome out;
+    bool next_host = false;
+};
+recipient_verdict classify_transaction(const smtp::transaction_result& t, std::size_t i,
+                                       const smtp::client_failure* failure, const std::string& relay);
+
 // Several hosts were tried for a recipient and none took the mail: whether the reason kept from
 // an earlier host stays when a later host fails with `later`. SPEC §1.2: a recipient a mandatory
 // host refused for TLS reasons (4.7.x: not offered, handshake, verification) is deferred, and at
 // queue.max_age bounced, with that reason, not with a later host's failure to be reached or
-// found (4.4.x: connection refused or lost, timeout, no address). Anything else replaces it.
+// found (4.4.x: connection refused or lost, timeout, no address). Likewise a host's own
+// temporary reply ("452 4.2.2 mailbox full") over a later 4.4.x failure that is no reply (a
+// backup MX that cannot be reached says nothing about the recipient). Anything else replaces it.
 bool keeps_reason_over(const outcome& kept, const outcome& later);
 
 }  // namespace postern::delivery

@@ -1,5 +1,7 @@
 // outbound/attempt.cpp - drive one outbound SMTP conversation per host until the message is
-// handed over, refused, or every host has been tried. TLS decisions follow SPEC §1.1
+// handed over, refused, or every host has been tried: a recipient failed temporarily (4xx, or
+// a lost connection before the end of data) goes on to the next address or host (RFC 5321
+// 5.1), one that may have been delivered (no final reply) does not. TLS decisions follow SPEC §1.1
 // (opportunistic): STARTTLS whenever offered; a failed handshake defers the recipients
 // (the queue waits tls.handshake_retry_delay); the second failure for the same message and
 // host reconnects and delivers without TLS (tls=fallback). Mandatory TLS (SPEC §1.2) per the
@@ -72,6 +74,9 @@ struct conversation {
     delivery::outcome why;  // for next_host / tls_failed
     session_facts facts;    // the session, its certificate judged for the policy enforced
     std::vector<recipient_result> results;  // on done: one per transaction recipient, in order
+    // Parallel to results: failed temporarily where nothing can have been delivered, so the
+    // next address or host may still take it (delivery::classify_transaction).
+    std::vector<bool> next_host;
 };
 
 // "mx.partner.test[192.0.2.1]:25", "mx.partner.test[2001:db8::1]:25" (Postfix's form; the
@@ -114,7 +119,7 @@ deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::conf
 namespace {
 
 // One TCP connection to `ip`, one transaction for tx.recipients under `pol` (the policy of
-// tx.policies.front()). Fills out.results on `done`.
+// tx.policies.front()). Fills out.results (and out.next_host) on `done`.
 // With `probe` (postern tls-policy --probe): the same session, recording its facts in *probe,
 // ends with QUIT where MAIL FROM would be sent (`done` then means "would deliver").
 asio::awaitable<conversation> converse(const std::shared_ptr<const config::config>& cfgp, asio::ssl::context* tls_ctx,
@@ -197,6 +202,17 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
             v[k].tls = it->second;
         }
         return v;
+    };
+    // The transaction's verdict for each recipient (failure: how the connection failed in it).
+    auto settle = [&](const smtp::client_failure* failure) {
+        const auto facts = recipient_facts();
+        out.results.clear();
+        out.next_host.clear();
+        for (std::size_t k = 0; k < tx.recipients.size(); ++k) {
+            auto v = delivery::classify_transaction(c.result(), k, failure, relay);
+            out.results.push_back({tx.recipients[k], std::move(v.out), facts[k]});
+            out.next_host.push_back(v.next_host);
+        }
     };
 
     const auto command_timeout = cfg.delivery.command_timeout;
@@ -358,10 +374,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     out.v = verdict::stale;
                     co_return out;
                 }
-                const auto facts = recipient_facts();
-                out.results.clear();
-                for (std::size_t k = 0; k < tx.recipients.size(); ++k)
-                    out.results.push_back({tx.recipients[k], delivery::classify_recipient(tr, k), facts[k]});
+                settle(nullptr);
                 finished = true;
                 break;
             }
@@ -415,9 +428,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     out.why = o;
                     co_return out;
                 }
-                const auto facts = recipient_facts();
-                out.results.clear();
-                for (std::size_t k = 0; k < tx.recipients.size(); ++k) out.results.push_back({tx.recipients[k], o, facts[k]});
+                settle(&f);
                 out.v = verdict::done;
                 co_return out;
             }
@@ -673,7 +684,13 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     for (auto& r : conv.results) r.via.tls = "fallback";
                 }
                 if (conv.v == verdict::done) {  // conv.results: one per recipient of tx
-                    for (std::size_t j = 0; j < at.size(); ++j) decide(at[j], std::move(conv.results[j]));
+                    // RFC 5321 5.1: a recipient this host failed temporarily, where nothing can
+                    // have been delivered, stays open for the next address or host; the others
+                    // (sent, bounced, or possibly delivered) are decided here.
+                    for (std::size_t j = 0; j < at.size(); ++j) {
+                        if (conv.next_host[j]) note(at[j], conv.results[j].out, &conv.results[j].via);
+                        else decide(at[j], std::move(conv.results[j]));
+                    }
                     continue;
                 }
                 for (const auto k : at) note(k, conv.why, &conv.facts);

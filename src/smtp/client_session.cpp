@@ -9,7 +9,8 @@
 //   CVE-2011-0411), and so is anything fed before tls_started(). tls_started() forgets the
 //   capabilities: only the EHLO reply received inside TLS counts (RFC 3207 4.2).
 // - Replies are bounded (reply_parser): line length, lines per reply; a server that talks
-//   out of turn (data buffered after the greeting or the EHLO reply) is a protocol error.
+//   out of turn (data buffered after the greeting, the EHLO reply or the 354 to DATA) is a
+//   protocol error, and a session with unsent output is never reused.
 // - A loss of the connection (or a timeout) after the end of data and before the final
 //   reply is flagged (during_final_reply): the message must be retried, never counted sent.
 //   One while the content is still being written (write_failed) is not: the end of data
@@ -23,6 +24,7 @@
 // final reply, which ends the transaction whatever its code (RFC 5321 4.1.1.4).
 #include "smtp/client_session.hpp"
 
+#include "message/headers.hpp"
 #include "smtp/address.hpp"
 #include "smtp/text.hpp"
 
@@ -219,8 +221,9 @@ struct client_session::impl {
     void finish() {
         m = mode::message_done;
         // Nothing may follow the last reply (RFC 2920 3.1: replies only answer commands);
-        // a server that talks out of turn does not get another transaction.
-        if (parser.buffered() > 0) reusable = false;
+        // a server that talks out of turn does not get another transaction, nor does a
+        // session with output still unsent (it would go ahead of the next MAIL FROM).
+        if (parser.buffered() > 0 || !out.empty()) reusable = false;
     }
 
     void finish_gone() {  // 421 (RFC 5321 3.8) or the connection lost while resetting
@@ -362,6 +365,15 @@ struct client_session::impl {
             case mode::data:
                 if (r.code == 354) {
                     res.data = std::move(r);
+                    // RFC 5321 4.1.1.4: after 354 the server waits for the content. A reply
+                    // already behind it answers nothing we sent: read as the reply to the end of
+                    // data it would count content never written as delivered, and that content,
+                    // left in the output, would go ahead of the next transaction's MAIL FROM.
+                    if (parser.buffered() > 0) {
+                        if (mail_ok && any_rcpt_ok)
+                            return fail(kind::protocol_error, "unsolicited data after 354 to DATA");
+                        return finish_gone();  // nothing to deliver anyway; the connection is not used again
+                    }
                     if (mail_ok && any_rcpt_ok) {
                         dot_stuff(content, out);  // RFC 5321 4.5.2, 4.1.1.4
                         m = mode::content;
@@ -444,8 +456,11 @@ struct client_session::impl {
 
     // What the message declares and really needs. RFC 6152 / RFC 6531 3.2: to a server without
     // the extension, a declaration the message does not need is dropped rather than bounced
-    // (Postfix likewise): all-ASCII content needs no BODY=8BITMIME, and no SMTPUTF8 when the
-    // addresses are ASCII too. The content is scanned only on that rare path.
+    // (Postfix likewise). SMTPUTF8 is needed only for UTF-8 in the envelope or in the header
+    // section (RFC 6531 3.2, RFC 6532 3): ASCII addresses and headers go without it, whatever
+    // the body holds; a UTF-8 body is 8-bit content, which needs only BODY=8BITMIME (RFC 6152),
+    // so it is declared then. All-ASCII content needs no BODY=8BITMIME. The content is scanned
+    // only on these rare paths.
     // An address whose only non-ASCII part is a domain also goes without SMTPUTF8, its domain as
     // A-labels (RFC 6531 3.2; RFC 5890: the A-label is the same name; Postfix likewise): only
     // an internationalized local part, or UTF-8 in the headers, needs the extension.
@@ -456,16 +471,16 @@ struct client_session::impl {
     };
     needs needs_of(const outgoing_message& msg) const {
         needs n{msg.eight_bit, msg.smtputf8};
-        const bool lacking = (n.eight_bit && !caps.eight_bit_mime) || (n.smtputf8 && !caps.smtputf8);
-        if (!lacking || !is_ascii(msg.content)) return n;
-        if (!caps.eight_bit_mime) n.eight_bit = false;
-        if (!caps.smtputf8 && ascii_address(msg.sender) &&
+        if (n.smtputf8 && !caps.smtputf8 && is_ascii(message::header_section(msg.content)) &&
+            ascii_address(msg.sender) &&
             std::all_of(msg.recipients.begin(), msg.recipients.end(),
                         [](const std::string& r) { return ascii_address(r).has_value(); })) {
             n.smtputf8 = false;
             n.a_labels = !is_ascii(msg.sender) || std::any_of(msg.recipients.begin(), msg.recipients.end(),
                                                               [](const std::string& r) { return !is_ascii(r); });
+            n.eight_bit = n.eight_bit || !is_ascii(msg.content);
         }
+        if (n.eight_bit && !caps.eight_bit_mime && is_ascii(msg.content)) n.eight_bit = false;
         return n;
     }
 
@@ -636,7 +651,7 @@ bool client_session::tls_active() const { return p_->tls; }
 const transaction_result& client_session::result() const { return p_->res; }
 const client_failure& client_session::failure() const { return p_->failure; }
 client_state client_session::state() const { return p_->public_state(); }
-bool client_session::reusable() const { return p_->reusable && !p_->gone; }
+bool client_session::reusable() const { return p_->reusable && !p_->gone && p_->out.empty(); }
 std::uint64_t client_session::replies_received() const { return p_->replies; }
 
 const char* to_string(client_event e) {

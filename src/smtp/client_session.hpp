@@ -168,7 +168,8 @@ public:
     std::uint64_t replies_received() const;
     // False after message_done when the connection must not carry another transaction: a
     // 421 was received (RFC 5321 3.8), RSET was refused, the connection was lost while
-    // resetting, or the server sent unsolicited data. The driver then calls quit().
+    // resetting, the server sent unsolicited data, or output is still unsent (take_output()).
+    // The driver then calls quit().
     bool reusable() const;
 
 private:

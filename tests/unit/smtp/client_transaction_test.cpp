@@ -142,21 +142,59 @@ TEST(SmtpClientTransaction, AllRecipientsRefusedWithPipelining) {
     EXPECT_FALSE(d.c.result().final);
 }
 
+// A reply already behind that 354 (before the "." was sent) answers nothing: the refusals
+// stand, the empty data and RSET are never queued, the connection is not used again.
 TEST(SmtpClientTransaction, Unwarranted354GetsAnEmptyMessageAndRset) {
+    for (bool reply_behind_354 : {false, true}) {
+        SCOPED_TRACE(reply_behind_354);
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"x@example.test"}, content));
+        d.run();
+        d.take();
+        const std::string replies = "250 2.1.0 Ok\r\n550 5.1.1 no\r\n354 go ahead anyway\r\n";
+        if (reply_behind_354) {
+            EXPECT_EQ(d.feed(replies + "554 5.5.1 no valid recipients\r\n"), client_event::message_done);
+            EXPECT_FALSE(d.c.reusable());
+            EXPECT_EQ(d.take(), "");
+            d.c.quit();
+            EXPECT_EQ(d.run(), client_event::closed);
+            EXPECT_EQ(d.take(), "");
+        } else {
+            EXPECT_EQ(d.feed(replies), client_event::need_input);
+            EXPECT_EQ(d.take(), ".\r\n");  // the content is never sent
+            EXPECT_EQ(d.feed("554 5.5.1 no valid recipients\r\n"), client_event::need_input);
+            EXPECT_EQ(d.take(), "RSET\r\n");
+            EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
+        }
+        const auto& r = d.c.result();
+        EXPECT_EQ(r.data->code, 354);
+        EXPECT_FALSE(r.final);  // the empty "message" is not a delivery
+        EXPECT_EQ(r.rcpt[0]->code, 550);
+    }
+}
+
+// A reply behind the 354, before the content went out, answers nothing: not the end-of-data
+// reply (the content was never sent: not delivered), and the session, whose unsent content
+// would precede the next MAIL FROM, is not reused (SMTP smuggling by a hostile next hop).
+TEST(SmtpClientTransaction, ReplyBufferedBehind354IsAProtocolError) {
     client_driver d;
-    d.connect();
-    d.c.send_message(test_message({"x@example.test"}, content));
+    d.connect(plain_ehlo);
+    d.c.send_message(test_message({"bob@example.test"}, content));
     d.run();
-    d.take();
-    EXPECT_EQ(d.feed("250 2.1.0 Ok\r\n550 5.1.1 no\r\n354 go ahead anyway\r\n"), client_event::need_input);
-    EXPECT_EQ(d.take(), ".\r\n");  // the content is never sent
-    EXPECT_EQ(d.feed("554 5.5.1 no valid recipients\r\n"), client_event::need_input);
-    EXPECT_EQ(d.take(), "RSET\r\n");
-    EXPECT_EQ(d.feed("250 2.0.0 Ok\r\n"), client_event::message_done);
-    const auto& r = d.c.result();
-    EXPECT_EQ(r.data->code, 354);
-    EXPECT_FALSE(r.final);  // the empty "message" is not a delivery
-    EXPECT_EQ(r.rcpt[0]->code, 550);
+    EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test>\r\n");
+    d.feed("250 2.1.0 Ok\r\n");
+    d.feed("250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.take(), "RCPT TO:<bob@example.test>\r\nDATA\r\n");
+    EXPECT_EQ(d.feed("354 go\r\n250 2.0.0 queued\r\n"), client_event::failed);
+    EXPECT_EQ(d.c.failure().what, kind::protocol_error);
+    EXPECT_FALSE(d.c.failure().during_final_reply);  // the end of data was never sent
+    EXPECT_FALSE(d.c.result().final);
+    EXPECT_FALSE(d.c.reusable());
+    EXPECT_EQ(d.take(), "");  // no content
+    d.c.quit();
+    EXPECT_EQ(d.run(), client_event::closed);
+    EXPECT_EQ(d.take(), "");
 }
 
 TEST(SmtpClientTransaction, MailRefused) {
@@ -234,7 +272,9 @@ TEST(SmtpClientTransaction, LocalRefusals) {
         const char* text;
     };
     static constexpr std::string_view eight_bit_content = "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";
-    auto utf8 = test_message({"bob@example.test"}, eight_bit_content);
+    static constexpr std::string_view utf8_header_content = "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n\r\nhi\r\n";
+    auto utf8 = test_message({"bob@example.test"}, utf8_header_content);
+    utf8.eight_bit = true;
     utf8.smtputf8 = true;
     auto big = test_message({"bob@example.test"});
     big.size = 10001;
@@ -324,9 +364,49 @@ TEST(SmtpClientTransaction, SevenBitMessageDeclared8BitGoesWithoutTheParameter) 
     }
 }
 
+// RFC 6531 3.2, RFC 6532 3: SMTPUTF8 is needed for UTF-8 in the envelope or the header
+// section only. A UTF-8 body with ASCII headers is 8-bit content: it goes to a server with
+// 8BITMIME but without SMTPUTF8 as BODY=8BITMIME (declared even when the client only said
+// SMTPUTF8), and bounces 5.6.3 (not 5.6.7) where 8BITMIME is missing too.
+TEST(SmtpClientTransaction, Utf8BodyNeedsOnly8BitMime) {
+    const std::string_view utf8_body = "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";
+    struct row {
+        const char* name;
+        bool eight_bit;
+        std::string_view ehlo;
+        const char* mail;      // the MAIL command, or nullptr: refused locally
+        const char* enhanced;  // the local refusal's code
+    };
+    const row rows[] = {
+        {"8bitmime and smtputf8 declared", true, plain_ehlo, "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n", nullptr},
+        {"only smtputf8 declared", false, plain_ehlo, "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n", nullptr},
+        {"no 8BITMIME either", true, "250-mx\r\n250 ENHANCEDSTATUSCODES\r\n", nullptr, "5.6.3"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        client_driver d;
+        d.connect(r.ehlo);
+        d.take();
+        auto m = test_message({"bob@example.test"}, utf8_body);
+        m.eight_bit = r.eight_bit;
+        m.smtputf8 = true;
+        d.c.send_message(m);
+        if (!r.mail) {
+            EXPECT_EQ(d.run(), client_event::message_done);
+            ASSERT_TRUE(d.c.result().local_refusal);
+            EXPECT_EQ(d.c.result().local_refusal->enhanced, r.enhanced);
+            EXPECT_EQ(d.take(), "");
+            continue;
+        }
+        EXPECT_EQ(d.run(), client_event::need_input);
+        EXPECT_EQ(d.take(), r.mail);
+        EXPECT_FALSE(d.c.result().local_refusal);
+    }
+}
+
 // RFC 6531 3.2: when the only non-ASCII parts are the addresses' domains, a server without
 // SMTPUTF8 gets the same names as A-labels (RFC 5890) and no SMTPUTF8 parameter; a server with
-// it gets them as written. A UTF-8 local part, or UTF-8 in the content, still needs SMTPUTF8.
+// it gets them as written. A UTF-8 local part, or UTF-8 in the headers, still needs SMTPUTF8.
 TEST(SmtpClientTransaction, UnicodeDomainsGoAsALabelsToAServerWithoutSmtputf8) {
     struct row {
         const char* name;

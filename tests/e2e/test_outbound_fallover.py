@@ -1,0 +1,180 @@
+"""tests/e2e/test_outbound_fallover.py - a temporary failure at one relay host after MAIL FROM
+leaves the recipient to the next host in the same attempt (RFC 5321 5.1; Postfix smtp_trouble.c
+keeps a soft-failed recipient for the next server): a 4xx to MAIL, RCPT or the end of data, or
+a connection lost before the end of data. Not when the connection is lost while waiting for the
+final reply (the message may have been delivered: another host would duplicate it), not for a
+5xx, and never for a recipient the first host already took. A reply sent together with the
+354 to DATA is a protocol error before the end of data: no delivery, the next host. A 3xx
+greeting is refused like a 5xx one, deferred with a class-4 status.
+
+The hosts are `relay_to` hosts of a hosted domain: the scripted peer of peers.py, and
+hostile.py's HostileServer running a script that fails at one point of the transaction.
+"""
+import time
+
+from conftest import free_port, relay_domain, route, wait_until
+from hostile import HostileServer, ehlo_reply, smtp_dialogue
+from peers import ScriptedPeer, envelope_sender
+
+ONE_HOUR = 'retry_schedule = ["1h"]'
+
+
+def fail_at(verb, reply):
+    """A HostileServer script: 250 to everything (no PIPELINING) until `verb`, answered with
+    `reply`, or with nothing, the connection closed, when `reply` is None."""
+    def script(pc):
+        pc.send(b"220 faulty.test ESMTP\r\n")
+        while (cmd := pc.command()) is not None:
+            v = cmd.split(" ", 1)[0].upper()
+            if v == verb and reply is None:
+                return
+            if v == "QUIT":
+                pc.send(b"221 2.0.0 Bye\r\n")
+                return
+            pc.send(reply if v == verb else
+                    ehlo_reply("faulty.test", ("8BITMIME", "ENHANCEDSTATUSCODES")) if v == "EHLO" else b"250 2.0.0 Ok\r\n")
+    return script
+
+
+def two_hosts(make_instance, first_port, second_port, extra=""):
+    return make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{first_port}",
+                                              f"127.0.0.1:{second_port}"),
+                         extra=extra, queue_extra=ONE_HOUR)
+
+
+def assert_second_host_delivers(inst, qid, second, rcpts=("bob@internal.test",)):
+    """Delivered by `second`, in attempt 1, each recipient once."""
+    msgs = second.wait_messages(1, timeout=10)
+    assert len(msgs) == 1 and envelope_sender(msgs[0][0]) == "alice@example.test", msgs
+    assert msgs[0][1] == list(rcpts), msgs
+    ev = inst.wait_events("delivery", len(rcpts), id=qid)
+    time.sleep(0.3)
+    ev = inst.events("delivery", id=qid)
+    assert len(ev) == len(rcpts), ev  # one line per recipient: no deferral logged first
+    for e in ev:
+        assert e["result"] == "sent" and e["attempt"] == "1", e
+        assert e["relay"] == f"127.0.0.1[127.0.0.1]:{second.port}", e
+    wait_until(lambda: inst.spool_files("queue") == [], what="queue empty")
+
+
+def test_rcpt_4xx_goes_to_the_next_host(make_instance):
+    """The brief's case: 451 to RCPT at the first relay host; the second takes the mail in the
+    same attempt. Before: deferred, the second host never contacted."""
+    with ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 451}) as first, \
+            ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "rcpt 451")
+        assert_second_host_delivers(inst, qid, second)
+        assert first.messages == [] and first.saw_mail_from()
+
+
+def test_mail_4xx_goes_to_the_next_host(make_instance):
+    with HostileServer(fail_at("MAIL", b"451 4.3.0 try again later\r\n")) as first, \
+            ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "mail 451")
+        assert_second_host_delivers(inst, qid, second)
+        verbs = first.conns()[0].verbs()
+        assert verbs[:2] == ["EHLO", "MAIL"] and "RCPT" not in verbs, verbs
+
+
+def test_connection_lost_at_rcpt_goes_to_the_next_host(make_instance):
+    """A connection lost after MAIL FROM, before the end of data: nothing can have been
+    delivered, so the next host is tried."""
+    with HostileServer(fail_at("RCPT", None)) as first, ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "closed at rcpt")
+        assert_second_host_delivers(inst, qid, second)
+        assert first.conns()[0].verbs() == ["EHLO", "MAIL", "RCPT"]
+
+
+def test_end_of_data_4xx_goes_to_the_next_host(make_instance):
+    """A 4xx to the end of data is a definite "not taken": the next host gets the message."""
+    with ScriptedPeer(starttls=False, final_code=451) as first, ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "final 451")
+        assert_second_host_delivers(inst, qid, second)
+        assert first.messages == [] and "DATA" in [c.upper() for c, _ in first.all_commands()]
+
+
+def test_lost_waiting_for_the_final_reply_defers_without_the_next_host(make_instance):
+    """The end of data went out and no reply came: the first host may have delivered the
+    message. Deferred ("may be delivered twice"), the next host not tried (no duplicate)."""
+    no_final_reply = lambda pc: smtp_dialogue(pc, on_data_end=lambda pc: False)  # closes instead
+    with HostileServer(no_final_reply) as first, ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "lost after dot")
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "deferred" and e["attempt"] == "1", e
+        assert "may be delivered twice" in e["reason"], e
+        assert e["relay"] == f"127.0.0.1[127.0.0.1]:{first.port}", e
+        time.sleep(0.5)
+        assert second.connections == [], second.all_commands()
+
+
+def test_recipients_the_first_host_took_are_not_sent_again(make_instance):
+    """bob is taken by the first host (250 to RCPT and to the end of data), carol refused 451:
+    only carol goes to the second host, in the same attempt."""
+    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": 451}) as first, \
+            ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test", "carol@internal.test"], "split")
+        assert [m[1] for m in first.wait_messages(1, timeout=10)] == [["bob@internal.test"]]
+        assert [m[1] for m in second.wait_messages(1, timeout=10)] == [["carol@internal.test"]]
+        ev = {e["to"]: e for e in inst.wait_events("delivery", 2, id=qid)}
+        assert ev["<bob@internal.test>"]["relay"] == f"127.0.0.1[127.0.0.1]:{first.port}", ev
+        assert ev["<carol@internal.test>"]["relay"] == f"127.0.0.1[127.0.0.1]:{second.port}", ev
+        assert all(e["result"] == "sent" and e["attempt"] == "1" for e in ev.values()), ev
+        rcpts = [c[8:].strip("<> ") for c, _ in second.all_commands() if c.upper().startswith("RCPT TO:")]
+        assert rcpts == ["carol@internal.test"], second.all_commands()
+
+
+def test_rcpt_5xx_stays_final(make_instance):
+    """A 5xx is the recipient's answer: bounced, the next host not asked."""
+    with ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 550}) as first, \
+            ScriptedPeer(starttls=False) as second, ScriptedPeer(starttls=False) as sender_mx:
+        inst = two_hosts(make_instance, first.port, second.port,
+                         extra=route("example.test", f"127.0.0.1:{sender_mx.port}"))
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "rcpt 550")
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "bounced" and e["dsn"] == "5.1.1", e
+        sender_mx.wait_messages(1, timeout=10)  # the bounce
+        assert second.connections == [], second.all_commands()
+
+
+def test_every_host_failing_defers_with_the_most_telling_reason(make_instance):
+    """451 from the first host, the second unreachable: deferred with the first host's reply
+    (what the recipient's server said), not with the backup's "connection refused"."""
+    with ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 451}) as first:
+        inst = two_hosts(make_instance, first.port, free_port())
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "all fail")
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "deferred" and e["attempt"] == "1", e
+        assert e["dsn"] == "4.1.1" and "451" in e["reason"], e
+        assert e["relay"] == f"127.0.0.1[127.0.0.1]:{first.port}", e
+
+
+def test_reply_behind_354_is_no_delivery(make_instance):
+    """A first host that answers DATA with "354" and, in the same write, a "250" (before any
+    content can have reached it): that 250 answers nothing. Not counted as delivered (before:
+    sent, with the content never written, left to go out ahead of the next transaction's
+    MAIL FROM on the parked session); a protocol error before the end of data, so the second
+    host delivers in the same attempt, and the first never gets the content."""
+    with HostileServer(fail_at("DATA", b"354 go ahead\r\n250 2.0.0 queued\r\n")) as first, \
+            ScriptedPeer(starttls=False) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "reply behind 354")
+        assert_second_host_delivers(inst, qid, second)
+        wait_until(lambda: first.conns()[0].closed_at is not None, what="first connection closed")
+        assert first.conns()[0].verbs() == ["EHLO", "MAIL", "RCPT", "DATA"], first.conns()[0].commands
+
+
+def test_3xx_greeting_defers_with_a_class_4_status(make_instance):
+    """A greeting that is neither 220 nor a refusal ("354 hi") is refused like a 5xx one: next
+    host, else deferred 4.4.2. Before: deferred with "2.0.0" (the class default of a reply
+    below 400), and at queue.max_age a DSN said "Action: failed, Status: 2.0.0"."""
+    with HostileServer(lambda pc: smtp_dialogue(pc, greeting=b"354 hi\r\n")) as peer:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"), queue_extra=ONE_HOUR)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "354 greeting")
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "deferred" and e["dsn"] == "4.4.2" and "354 hi" in e["reason"], e
