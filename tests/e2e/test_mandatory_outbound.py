@@ -18,11 +18,12 @@ mx.partner.test) resolve through a test NSD (dns_server.py); everything is on lo
 import datetime
 import re
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import relay_domain, route, wait_until
+from conftest import POSTERN, relay_domain, route, wait_until
 from dns_server import DnsServer
 from peers import (ScriptedPeer, cert_sha256, envelope_sender, make_ca, make_cert, openssl_fingerprint,
                    spki_sha256)
@@ -333,6 +334,10 @@ def test_verify_fingerprint(make_instance, pki, pins, ok):
     (None, "1.3", True, "TLSv1.3"),
 ])
 def test_min_tls_version(make_instance, pki, peer_max, min_version, ok, proto):
+    """min_tls_version = "1.3" against a TLS 1.2-only peer: the session is set up (TLS 1.2) and
+    then refused with exactly Postern's reason, naming the negotiated and the required version
+    and the relay (a loose pattern would also pass a handshake failure or an unrelated
+    "protocol" error); the same peer under "1.2", and a 1.3 peer under "1.3", get the mail."""
     with peer_for(pki, "internal", tls_max_version=peer_max) as peer:
         inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"min_tls_version": min_version})
         qid = inst.send(SENDER, [RCPT], f"version {peer_max} {min_version}")
@@ -340,7 +345,48 @@ def test_min_tls_version(make_instance, pki, peer_max, min_version, ok, proto):
             assert_delivered_tls(inst, peer, qid, proto=proto)
             assert peer.connections[0].tls_version == proto
         else:
-            assert_no_mail(inst, peer, qid, "4.7.5", reason=r"version|protocol|TLS ?v?1\.[0-3]")
+            relay = f"127.0.0.1[127.0.0.1]:{peer.port}"
+            want = f"TLS version TLSv1.2 below the required 1.3 ({relay})"
+            ev = assert_no_mail(inst, peer, qid, "4.7.5", reason=re.escape(want))
+            for e in ev:
+                assert e["reason"] == want, e
+                assert e["proto"] == "TLSv1.2", e
+            # the handshake itself succeeded: the refusal is Postern's check of the session
+            assert all(c.tls_version == "TLSv1.2" and c.tls_error is None for c in peer.connections), \
+                [(c.tls_version, c.tls_error) for c in peer.connections]
+
+
+@pytest.mark.parametrize("peer_max,ok", [("1.1", False), ("1.2", True)])
+def test_default_requirements_refuse_tls_1_1(make_instance, pki, peer_max, ok):
+    """SPEC §1.3 defaults: a mandatory profile that states neither min_tls_version nor
+    min_cipher_bits requires TLS 1.2 and 128 bits. A peer capped at TLS 1.1 (its ciphers at
+    @SECLEVEL=0, so that it really can negotiate 1.1, and nothing else is in the way) gets no
+    mail, on any attempt: deferred 4.7.5. Postern's client never offers less than TLS 1.2, so
+    the handshake itself fails on the version - the peer's own error says so - and that is
+    what the reason names. The same peer allowed TLS 1.2 gets the message: the profile asks
+    nothing else this peer cannot give. `postern tls-policy` shows the two defaults."""
+    with peer_for(pki, "internal", tls_max_version=peer_max, ciphers="DEFAULT:@SECLEVEL=0") as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={})
+        assert "min_tls_version" not in inst.config.read_text() and "min_cipher_bits" not in inst.config.read_text()
+        qid = inst.send(SENDER, [RCPT], f"defaults {peer_max}")
+        if ok:
+            assert_delivered_tls(inst, peer, qid, proto="TLSv1.2")
+            assert peer.connections[0].tls_version == "TLSv1.2"
+        else:
+            relay = f"127.0.0.1[127.0.0.1]:{peer.port}"
+            ev = assert_no_mail(inst, peer, qid, "4.7.5",
+                                reason=re.escape(f"TLS handshake with {relay} failed: ") + r".*protocol version",
+                                relay_in_reason=relay)
+            for e in ev:
+                assert e["tls"] == "none" and e["proto"] == "-", e
+            for c in peer.connections:  # refused for the version, by the peer's TLS 1.1 ceiling
+                assert c.verbs() == ["EHLO", "STARTTLS"], c.commands
+                assert c.tls_version is None and re.search(r"UNSUPPORTED_PROTOCOL|protocol version", c.tls_error or "", re.I), \
+                    (c.tls_version, c.tls_error)
+    r = subprocess.run([POSTERN, "tls-policy", "internal.test", "-c", str(inst.config)],
+                       capture_output=True, text=True, timeout=30, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"min TLS 1\.2; min cipher bits 128\b", r.stdout), r.stdout
 
 
 # --- tls = "none", and mandatory over tls.opportunistic = false --------------------------------------
@@ -400,8 +446,15 @@ def test_next_host_in_same_attempt(make_instance, pki, first):
         assert not a.saw_mail_from(), a.all_commands()
         c = a.connections[0]
         assert not FORBIDDEN & set(c.verbs()), c.commands
-        if quit_expected(a, c):
-            assert c.verbs()[-1] == "QUIT", c.commands
+        if first == "no-starttls":
+            # nothing to set up: EHLO, then QUIT in plaintext
+            assert c.verbs() == ["EHLO", "QUIT"] and not any(t for _, t in c.commands), c.commands
+        else:
+            # the TLS session was set up and then rejected: the QUIT travels inside it, and
+            # nothing else does (not even EHLO: the session is never used)
+            assert c.tls and c.tls_version, (c.tls_version, c.tls_error)
+            assert c.verbs() == ["EHLO", "STARTTLS", "QUIT"], c.commands
+            assert c.commands[-1] == ("QUIT", True), f"QUIT outside the TLS session: {c.commands}"
         assert b.connections[0].accepted >= a.connections[0].accepted
 
 
@@ -443,6 +496,53 @@ def test_expiry_bounces_with_tls_reason(make_instance):
         for c in partner.connections:
             assert c.verbs()[0] == "EHLO" and c.verbs()[-1] == "QUIT", c.commands
             assert not FORBIDDEN & set(c.verbs()), c.commands
+
+
+def test_expiry_bounces_with_certificate_reason(make_instance, pki):
+    """SPEC §1.2: mail whose partner never meets the profile is bounced at queue.max_age with
+    the reason it was deferred for - here the certificate's (a self-signed peer under
+    verify = "ca"), not 4.7.4 nor a generic "expired in queue": the bounce event and the DSN
+    carry 4.7.5 and "certificate verification failed: self-signed certificate", and the
+    partner never saw MAIL FROM on any attempt (checked once the instance has stopped, so that
+    no attempt is still in flight)."""
+    want = "certificate verification failed: self-signed certificate"
+    with peer_for(pki, "self") as partner, ScriptedPeer(starttls=False) as origin:
+        inst = start(make_instance, [f"127.0.0.1:{partner.port}"], outbound={"verify": "ca"}, ca=pki["ca"],
+                     queue_extra=RETRY + '\nmax_age = "3s"',
+                     extra=route("sender.test", f"127.0.0.1:{origin.port}"))
+        qid = inst.send(SENDER, [RCPT], "expires cert")
+        b = inst.wait_events("delivery", 1, id=qid, result="bounced", timeout=15)[0]
+        assert b["dsn"] == "4.7.5" and b["profile"] == PROFILE, b
+        assert want in b["reason"], b
+        assert b["tls"] != "fallback", b
+        bounce = inst.wait_events("bounce", 1, id=qid, timeout=10)[0]  # the DSN was queued
+        assert bounce["to"] == f"<{SENDER}>", bounce
+        attempts = inst.events("delivery", id=qid)
+        assert len(attempts) >= 2, attempts
+        for e in attempts:
+            assert e["result"] in ("deferred", "bounced") and e["dsn"] == "4.7.5", e
+            assert want in e["reason"], e
+
+        dsn = origin.wait_messages(1, timeout=10)
+        assert len(dsn) == 1
+        mail_from, rcpts, data, _ = dsn[0]
+        assert envelope_sender(mail_from) == "" and rcpts == [SENDER]
+        text = re.sub(r"\r?\n[ \t]+", " ", data.decode("utf-8", "replace"))
+        assert "multipart/report" in text and "message/delivery-status" in text, text
+        assert re.search(r"^Final-Recipient: rfc822;\s*bob@internal\.test\s*$", text, re.M | re.I), text
+        assert re.search(r"^Action: failed\s*$", text, re.M | re.I), text
+        assert re.search(r"^Status: 4\.7\.5\s*$", text, re.M), text
+        assert re.search(r"^Diagnostic-Code: X-Postern;.*" + re.escape(want), text, re.M), text
+        assert "Remote-MTA" not in text and "Diagnostic-Code: smtp" not in text, text
+        wait_until(lambda: inst.spool_files("queue") == [], timeout=10, what="queue empty after the bounce")
+
+        inst.stop()
+        assert not partner.saw_mail_from(), partner.all_commands()
+        assert partner.messages == []
+        assert len(partner.connections) >= 2
+        for c in partner.connections:  # each session set up, refused, and ended inside TLS
+            assert c.verbs() == ["EHLO", "STARTTLS", "QUIT"], c.commands
+            assert c.commands[-1] == ("QUIT", True), c.commands
 
 
 # --- a parked connection is reused only under the rules it was checked against ----------------------

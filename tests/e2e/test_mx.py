@@ -7,7 +7,8 @@ Two ways to make Postern deliver to an MX host:
 - "bounce": alice@DOMAIN sends to a hosted recipient whose internal server refuses it with 550;
   the DSN (MAIL FROM:<>) goes to alice@DOMAIN through DOMAIN's MX records. Works today.
 - "relay": a [[profile]] with relay = "any" for 127.0.0.1 (SPEC §1.4) lets the test client send
-  to bob@DOMAIN directly. Skipped while `postern check-config` rejects [[profile]].
+  to bob@DOMAIN directly. Never skipped: profiles are part of the contract, and a build that
+  rejected them must fail these tests, not hide them.
 """
 import re
 import signal
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import profiles_supported, relay_domain, render_config, route, wait_until
+from conftest import relay_domain, render_config, route, wait_until
 from dns_server import DnsServer
 from peers import ScriptedPeer, envelope_sender, make_test_ca
 
@@ -30,6 +31,8 @@ ZONES = {
     "implicit.test": "@ A 127.0.0.2\n",
     "nullmx.test": "@ MX 0 .\n",
     "tls.test": "@ MX 10 mxa\nmxa A 127.0.0.2\n",
+    # mandatory TLS: MX 10 offers no STARTTLS, MX 20 does
+    "mtls.test": "@ MX 10 mxa\n@ MX 20 mxb\nmxa A 127.0.0.2\nmxb A 127.0.0.3\n",
     # Postern's own name (conftest: hostname = mx.postern.test) as an MX host (RFC 5321 5.1)
     "postern.test": "mx A 127.0.0.2\n",
     "self.test": "@ MX 10 mx.postern.test.\n@ MX 20 mxb\nmxb A 127.0.0.3\n",
@@ -76,19 +79,16 @@ def mx_port():
 
 @pytest.fixture(params=["bounce", "relay"])
 def mode(request):
-    if request.param == "relay" and not profiles_supported():
-        pytest.skip("direct relay needs [[profile]] relay = \"any\" (SPEC §1.4); "
-                    "`postern check-config` rejects [[profile]] in this build")
     return request.param
 
 
 class Setup:
     """A running instance for one test, and how to make it send mail to DOMAIN's MX hosts."""
 
-    def __init__(self, make_instance, dns, mx_port, mode, origin_port=None, tls_extra=""):
+    def __init__(self, make_instance, dns, mx_port, mode, origin_port=None, tls_extra="", extra=""):
         self.mode = mode
         self.internal = ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 550}).__enter__()
-        extra = f'[delivery]\nport = {mx_port}\n\n[dns]\nservers = ["{dns.address}"]\n\n'
+        extra = f'[delivery]\nport = {mx_port}\n\n[dns]\nservers = ["{dns.address}"]\n\n' + extra
         if origin_port:  # where bounces for alice@origin.test go (relay mode)
             extra += route("origin.test", f"127.0.0.1:{origin_port}") + "\n"
         if mode == "relay":
@@ -214,9 +214,6 @@ def test_null_mx_bounces_bounce_path(make_instance, dns, mx_port):
 
 
 def test_null_mx_bounces_direct(make_instance, dns, mx_port):
-    if not profiles_supported():
-        pytest.skip("direct relay needs [[profile]] relay = \"any\" (SPEC §1.4); "
-                    "`postern check-config` rejects [[profile]] in this build")
     with ScriptedPeer(starttls=False) as origin:
         s = Setup(make_instance, dns, mx_port, "relay", origin_port=origin.port)
         try:
@@ -249,6 +246,41 @@ def test_tls_name_check_uses_mx_host_name(make_instance, dns, mx_port, mode, tmp
             assert e["result"] == "sent", e
             assert e["relay"] == f"mxa.tls.test[{A}]:{mx_port}", e
             assert e["tls"] == trust and e["proto"] == "TLSv1.3", e
+    finally:
+        s.close()
+
+
+def test_mandatory_tls_tries_the_next_mx_host(make_instance, dns, mx_port, mode, tmp_path):
+    """SPEC §1.2 through real MX records: a [[profile]] for the recipient domain mtls.test
+    requires TLS (verify = "ca+name"). MX 10 (mxa) offers no STARTTLS: it gets EHLO and QUIT,
+    never MAIL; Postern "tries the next MX host" in the same attempt, and MX 20 (mxb, whose
+    certificate names it) gets the message over TLS - attempt 1, profile partner, verified.
+    Fails if the missing STARTTLS defers (or bounces) instead of moving on, if MX 10 gets the
+    mail in plaintext, or if MX 20 is not reached over TLS."""
+    ca = make_test_ca(tmp_path, names=("mxb.mtls.test",), ip=None)
+    profile = ('[[profile]]\nname = "partner"\nrecipient_domains = ["mtls.test"]\n\n'
+               '[profile.outbound]\ntls = "mandatory"\nverify = "ca+name"\n\n')
+    s = Setup(make_instance, dns, mx_port, mode, tls_extra=f'ca_file = "{ca["ca"]}"', extra=profile)
+    try:
+        with ScriptedPeer(host=A, port=mx_port, starttls=False) as a, \
+                ScriptedPeer(host=B, port=mx_port, cert=ca["cert"], key=ca["key"]) as b:
+            rcpt = s.send_to("mtls.test", "mandatory next mx")
+            s.check_arrived(b, rcpt)
+            assert b.messages[0][3] is True, "the message must travel inside TLS"
+            for c in b.connections:  # every transaction command inside TLS
+                for cmd, t in c.commands:
+                    if cmd.split(" ", 1)[0].upper() in ("MAIL", "RCPT", "DATA", "BDAT"):
+                        assert t, f"{cmd!r} outside TLS: {c.commands}"
+            e = s.mx_event(rcpt)[0]
+            assert e["result"] == "sent" and e["attempt"] == "1", e
+            assert e["relay"] == f"mxb.mtls.test[{B}]:{mx_port}", e
+            assert e["profile"] == "partner" and e["tls"] == "verified", e
+            s.inst.stop()  # no attempt in flight: what the peers saw is final
+            assert len(s.inst.events("delivery", to=f"<{rcpt}>")) == 1, s.inst.events("delivery")
+            assert not a.saw_mail_from(), a.all_commands()
+            assert len(a.connections) == 1, [c.commands for c in a.connections]
+            assert a.connections[0].verbs() == ["EHLO", "QUIT"], a.connections[0].commands
+            assert a.connections[0].accepted <= b.connections[0].accepted
     finally:
         s.close()
 

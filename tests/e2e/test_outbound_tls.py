@@ -216,3 +216,99 @@ def test_failed_handshake_counts_per_attempt_not_per_group(make_instance, certs)
         first_mail = min(x.accepted for x in peer.connections if "MAIL" in x.verbs())
         gap = first_mail - peer.connections[0].accepted
         assert gap >= 2.0, f"plaintext {gap:.2f}s after the first failed handshake, handshake_retry_delay is 2s"
+
+
+# --- SPEC §1.1: the fallback needs the second failure for the same message AND host ------------
+
+
+@pytest.mark.parametrize("where", ["two-ips", "one-ip-two-ports"])
+def test_fallback_only_on_the_same_hosts_second_failure(make_instance, certs, where):
+    """relay_to = [A, B], both breaking the handshake. Attempt 1: A fails (nothing sent; the
+    recipients for that host are deferred, so B is not tried). From then on A greets 421 (busy),
+    so attempt 2 goes on to B: B's handshake fails for the first time for this message - it must
+    defer again, not fall back, though the message already had a failed handshake (with A).
+    Attempt 3: B fails a second time -> reconnect to B and deliver without TLS (tls=fallback).
+    A memory per message only ("this message had a failure") falls back in attempt 2; one that
+    does not tell the hosts apart does the same. A never gets plaintext.
+    two-ips: A and B on 127.0.0.2 / 127.0.0.3; one-ip-two-ports: two servers on 127.0.0.1 with
+    different ports, two relay_to hosts all the same."""
+    c = certs["named"]
+    ha, hb = ("127.0.0.2", "127.0.0.3") if where == "two-ips" else ("127.0.0.1", "127.0.0.1")
+    with ScriptedPeer(host=ha, tls_mode="garbage", greeting_codes=(220, 421), cert=c["cert"], key=c["key"]) as a, \
+            ScriptedPeer(host=hb, tls_mode="garbage", cert=c["cert"], key=c["key"]) as b:
+        inst = make_instance(domains=relay_domain("internal.test", f"{ha}:{a.port}", f"{hb}:{b.port}"),
+                             tls_extra=f'ca_file = "{c["ca"]}"\nhandshake_retry_delay = "1s"',
+                             queue_extra='retry_schedule = ["1s"]')
+        qid = inst.send("alice@example.test", ["bob@internal.test"], f"two hosts {where}")
+
+        first = inst.wait_events("delivery", 1, id=qid)[0]
+        assert first["result"] == "deferred" and first["attempt"] == "1", first
+        assert first["relay"] == f"{ha}[{ha}]:{a.port}" and first["dsn"].startswith("4."), first
+        # the premise: B was not contacted in attempt 1 (else its later failure would be its second)
+        assert b.connections == [], [x.commands for x in b.connections]
+
+        second = inst.wait_events("delivery", 2, id=qid, timeout=10)[1]
+        assert second["attempt"] == "2", second
+        assert second["result"] == "deferred" and second["tls"] != "fallback", \
+            f"B's first failed handshake for this message fell back to plaintext: {second}"
+        assert second["relay"] == f"{hb}[{hb}]:{b.port}", second
+        assert not b.saw_mail_from() and not a.saw_mail_from(), (a.all_commands(), b.all_commands())
+
+        msgs = b.wait_messages(1, timeout=10)
+        assert msgs[0][3] is False and msgs[0][1] == ["bob@internal.test"]
+        third = inst.wait_events("delivery", 3, id=qid)[2]
+        assert third["result"] == "sent" and third["attempt"] == "3" and third["tls"] == "fallback", third
+        assert third["relay"] == f"{hb}[{hb}]:{b.port}", third
+        wait_until(lambda: inst.spool_files("queue") == [], what="queue empty")
+        inst.stop()
+
+        bc = b.connections
+        assert len(bc) == 3, [x.commands for x in bc]
+        assert bc[0].verbs() == ["EHLO", "STARTTLS"] and bc[1].verbs() == ["EHLO", "STARTTLS"], [x.commands for x in bc]
+        assert "STARTTLS" not in bc[2].verbs() and "MAIL" in bc[2].verbs(), bc[2].commands
+        gap = bc[1].accepted - bc[0].accepted
+        assert gap >= 0.9, f"B retried {gap:.2f}s after its failed handshake; handshake_retry_delay is 1s"
+        ac = a.connections
+        assert len(ac) == 3, [x.commands for x in ac]  # attempt 1: broken handshake; 2 and 3: 421
+        assert ac[0].verbs() == ["EHLO", "STARTTLS"], ac[0].commands
+        assert not a.saw_mail_from() and a.messages == []
+
+
+def test_failed_handshake_memory_is_per_message_not_per_host(make_instance, certs):
+    """Message 1's handshake with the peer fails (its first failure). Message 2 then goes to
+    the same broken peer: that is message 2's FIRST failure with it, so its first attempt must
+    defer too - no plaintext before handshake_retry_delay has passed since message 2's own
+    failure. A memory kept per host across messages would send message 2 in plaintext at once.
+    Both messages fall back on their own second attempt."""
+    c = certs["named"]
+    with ScriptedPeer(tls_mode="garbage", cert=c["cert"], key=c["key"]) as peer:
+        inst = instance_for(make_instance, peer, ca_file=c["ca"], tls_extra='handshake_retry_delay = "3s"',
+                            queue_extra='retry_schedule = ["1s"]')
+        q1 = inst.send("alice@example.test", ["bob@internal.test"], "memory one")
+        e1 = inst.wait_events("delivery", 1, id=q1)[0]
+        assert e1["result"] == "deferred" and e1["attempt"] == "1", e1
+
+        q2 = inst.send("carol@example.test", ["bob@internal.test"], "memory two")
+        e2 = inst.wait_events("delivery", 1, id=q2)[0]
+        assert e2["attempt"] == "1", e2
+        assert e2["result"] == "deferred" and e2["tls"] != "fallback", \
+            f"message 2's first failed handshake fell back because message 1 had failed: {e2}"
+        assert not peer.saw_mail_from(), peer.all_commands()
+        assert len(peer.connections) == 2, [x.commands for x in peer.connections]
+        m2_failed = peer.connections[1].accepted
+        assert peer.connections[1].verbs() == ["EHLO", "STARTTLS"], peer.connections[1].commands
+
+        for q in (q1, q2):
+            s = inst.wait_events("delivery", 1, id=q, result="sent", timeout=15)[0]
+            assert s["attempt"] == "2" and s["tls"] == "fallback", s
+        wait_until(lambda: inst.spool_files("queue") == [], what="queue empty")
+        inst.stop()
+        plain = {}  # sender -> the plaintext connection that carried its message
+        for x in peer.connections:
+            for cmd, t in x.commands:
+                if cmd.upper().startswith("MAIL FROM:"):
+                    assert t is False
+                    plain[envelope_sender(cmd[10:])] = x
+        assert set(plain) == {"alice@example.test", "carol@example.test"}, [x.commands for x in peer.connections]
+        gap = plain["carol@example.test"].accepted - m2_failed
+        assert gap >= 2.9, f"message 2 sent in plaintext {gap:.2f}s after its first failed handshake; the delay is 3s"

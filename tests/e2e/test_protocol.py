@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ConnectionClosed, RawSMTP, profiles_supported, qid_of, wait_until
+from conftest import ConnectionClosed, RawSMTP, qid_of, wait_until
 
 
 def test_unknown_and_out_of_sequence_commands(postern):
@@ -428,7 +428,6 @@ def test_bare_postmaster_is_this_servers_postmaster(postern):
     assert f"id {qid} for <Postmaster@localhost>;".encode() in our_received(msg), our_received(msg)
 
 
-@pytest.mark.skipif(not profiles_supported(), reason="[[profile]] relay rights not implemented yet")
 def test_bare_postmaster_stays_here_for_a_client_that_may_relay(make_instance):
     """A client with relay rights: <postmaster> is still this server's postmaster, never sent on
     to the host named by `hostname` (mx.postern.test, somewhere else)."""
