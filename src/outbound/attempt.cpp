@@ -670,8 +670,11 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                 if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr);
                 if (conv.v == verdict::tls_failed) {
-                    res.tls_failed_hosts.insert(t.name);
-                    if (!req.tls_failed_hosts.count(t.name)) {
+                    // Remembered by host AND port: two relay_to hosts on one address but
+                    // different ports are two servers (one's failure is not the other's).
+                    const std::string failed_key = fmt::format("{}:{}", t.name, t.port);
+                    res.tls_failed_hosts.insert(failed_key);
+                    if (!req.tls_failed_hosts.count(failed_key)) {
                         // First failure: nothing is sent; defer, next attempt after handshake_retry_delay.
                         conv.facts.tls = "none";
                         for (std::size_t j = 0; j < at.size(); ++j)

@@ -46,12 +46,12 @@ struct attempt_request {
     std::vector<std::size_t> recipients;  // indexes, all with the same route
     delivery::route where;
     std::string domain;                    // recipient domain (the probe's TLS names)
-    std::set<std::string> tls_failed_hosts;  // hosts whose handshake failed before, for this message
+    std::set<std::string> tls_failed_hosts;  // "NAME:PORT" of hosts whose handshake failed before, for this message
 };
 
 struct attempt_result {
     std::vector<recipient_result> results;   // one per request recipient, in its order
-    std::set<std::string> tls_failed_hosts;  // hosts whose handshake failed in this attempt
+    std::set<std::string> tls_failed_hosts;  // "NAME:PORT" of hosts whose handshake failed in this attempt
 };
 
 class deliverer {
