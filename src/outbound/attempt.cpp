@@ -620,6 +620,14 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         decided[k] = true;
     };
     auto open = [&] { return std::find(decided.begin(), decided.end(), false) != decided.end(); };
+    std::vector<recipient_result> unrecorded;  // sent by a host, not yet handed to req.record_sent
+    bool stopping = false;
+    // Like Postfix's smtp_mx_session_limit (2): after two SMTP sessions that left recipients
+    // open (a 4xx after MAIL FROM: greylisting, a full mailbox, a host in trouble), no further
+    // address or host is tried in this attempt; the recipients are deferred with the reply.
+    constexpr int max_failed_sessions = 2;
+    int failed_sessions = 0;
+    auto go_on = [&] { return open() && !stopping && failed_sessions < max_failed_sessions; };
 
     // SPEC §1.4: each recipient's policy is resolved for its own domain (and the host's facts
     // below), never for another recipient's.
@@ -638,7 +646,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     // a configured host that does not resolve is a configuration error, not the recipient's.
     bool none_exist = plan.mx.has_value() && !plan.hosts.empty();
     for (const auto& t : plan.hosts) {
-        if (!open()) break;
+        if (!go_on()) break;
         const host_addresses addrs = co_await addresses_of(resolver_, t);
         if (addrs.ips.empty()) {
             for (std::size_t k = 0; k < n; ++k) note(k, addrs.error, nullptr);
@@ -647,7 +655,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         }
         none_exist = false;
         for (const auto& ip : addrs.ips) {
-            if (!open()) break;
+            if (!go_on()) break;
             // Each domain's policy at this host; the open recipients of the domains whose
             // policies require the same of the session go in one transaction (one, when all
             // do), the others in their own, each on its own connection or one parked under
@@ -664,6 +672,11 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                         tx.policies.push_back(&pols[domain_of[k]]);
                     }
                 if (at.empty()) continue;
+                if (req.stopping && req.stopping()) {
+                    stopping = true;
+                    break;
+                }
+                if (!unrecorded.empty() && req.record_sent) co_await req.record_sent(std::exchange(unrecorded, {}));
                 const profile::resolved_tls_policy& pol = *tx.policies.front();
                 const bool try_tls = try_tls_under(pol);
                 auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_);
@@ -690,15 +703,28 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     // RFC 5321 5.1: a recipient this host failed temporarily, where nothing can
                     // have been delivered, stays open for the next address or host; the others
                     // (sent, bounced, or possibly delivered) are decided here.
+                    if (std::find(conv.next_host.begin(), conv.next_host.end(), true) != conv.next_host.end())
+                        ++failed_sessions;
                     for (std::size_t j = 0; j < at.size(); ++j) {
-                        if (conv.next_host[j]) note(at[j], conv.results[j].out, &conv.results[j].via);
-                        else decide(at[j], std::move(conv.results[j]));
+                        if (conv.next_host[j]) {
+                            note(at[j], conv.results[j].out, &conv.results[j].via);
+                            continue;
+                        }
+                        if (conv.results[j].out.result == delivery::outcome::kind::sent)
+                            unrecorded.push_back(conv.results[j]);
+                        decide(at[j], std::move(conv.results[j]));
                     }
                     continue;
                 }
                 for (const auto k : at) note(k, conv.why, &conv.facts);
             }
         }
+    }
+    if (stopping) {
+        const delivery::outcome stop{delivery::outcome::kind::transient, "4.3.2",
+                                     "delivery stopped: the server is shutting down"};
+        for (std::size_t k = 0; k < n; ++k) note(k, stop, nullptr);
+        none_exist = false;
     }
     for (std::size_t k = 0; k < n; ++k)
         if (!decided[k] && none_exist)

@@ -7,6 +7,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/ssl/context.hpp>
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -47,6 +48,15 @@ struct attempt_request {
     delivery::route where;
     std::string domain;                    // recipient domain (the probe's TLS names)
     std::set<std::string> tls_failed_hosts;  // "NAME:PORT" of hosts whose handshake failed before, for this message
+    // The recipients a host has just accepted, handed over before deliver() starts another
+    // transaction for those still open (the next address or host, another policy group): the
+    // queue runner records them in state/ID, so that a crash, a kill or a restart during the
+    // rest of the attempt (a backup host may keep it waiting for minutes) does not deliver them
+    // again. They are in the attempt's results as well. Unset: nothing is handed over.
+    std::function<asio::awaitable<void>(std::vector<recipient_result>)> record_sent;
+    // True once the server is stopping: no further transaction starts; the recipients still
+    // open are deferred.
+    std::function<bool()> stopping;
 };
 
 struct attempt_result {

@@ -337,6 +337,46 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     // ps.st plus the recipients sent so far in this pass, once a group has sent some and
     // another group follows (see below).
     std::optional<std::vector<queue::rcpt_state>> sent_so_far;
+    std::set<std::size_t> logged_early;  // recipients recorded as sent (and logged) before the end
+    // Records `sent` (entries with result sent) in state/ID now and logs them, so that a crash,
+    // a kill or a restart before the end of the pass does not deliver them again. A failed write
+    // is left to the end of the pass (until then a crash repeats these deliveries).
+    auto record_now = [&](std::vector<recorded*> sent) -> asio::awaitable<void> {
+        bool any = false;
+        for (recorded* d : sent) {
+            if (!sent_so_far) sent_so_far = ps.st;
+            auto& r = (*sent_so_far)[d->index];
+            if (r.status == queue::rcpt_status::sent) continue;  // recorded earlier in this pass
+            r.status = queue::rcpt_status::sent;
+            r.next_attempt = 0;  // done: no attempt is due (queue list shows none)
+            ++r.attempts;  // as the end of the pass counts it (from ps.st, once)
+            r.last_reply = fmt::format("{} {}", d->out.dsn, d->out.reason);
+            any = true;
+        }
+        if (!any) co_return;
+        state_written = true;
+        const auto f = co_await run_blocking(pool_, [&] { return spool_.write_state(id, *sent_so_far, ps.tls_failed); });
+        if (f) {
+            log::spool_error(id, f->message);
+            unsaved_[id] = {*sent_so_far, ps.tls_failed};
+            co_return;
+        }
+        unsaved_.erase(id);
+        for (recorded* d : sent) {
+            if (d->logged || logged_early.count(d->index)) continue;
+            d->logged = true;
+            logged_early.insert(d->index);
+            log::delivery({.id = id, .recipient = env.recipients[d->index], .relay = d->relay, .profile = d->profile,
+                           .tls = d->tls, .tls_version = d->proto, .tls_cipher = d->cipher, .result = "sent",
+                           .dsn = d->out.dsn, .reason = d->out.reason,
+                           .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived),
+                           .attempt = (*sent_so_far)[d->index].attempts});
+        }
+    };
+    auto as_recorded = [](const outbound::recipient_result& r) {
+        return recorded{r.index, r.out, r.via.relay, r.via.tls, r.via.tls_version, r.via.tls_cipher, r.tls_retry,
+                        r.via.profile};
+    };
     std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
         --groups_left;
@@ -369,12 +409,22 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             req.where = where;
             req.domain = domain;
             req.tls_failed_hosts = tls_failed_before;
+            // What one host took is recorded before deliver() tries the next one for the rest.
+            req.record_sent = [&](std::vector<outbound::recipient_result> rs) -> asio::awaitable<void> {
+                std::vector<recorded> early;
+                for (const auto& r : rs) early.push_back(as_recorded(r));
+                std::vector<recorded*> ptrs;
+                for (auto& e : early) ptrs.push_back(&e);
+                co_await record_now(std::move(ptrs));
+            };
+            req.stopping = [this] { return stopped_; };
             auto res = co_await d.deliver(req);
             release_slot(key);
             ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
-            for (auto& r : res.results)  // deliver() may split them over several transactions
-                done.push_back({r.index, r.out, r.via.relay, r.via.tls, r.via.tls_version, r.via.tls_cipher,
-                                r.tls_retry, r.via.profile});
+            for (auto& r : res.results) {  // deliver() may split them over several transactions
+                done.push_back(as_recorded(r));
+                done.back().logged = logged_early.count(r.index) > 0;
+            }
         }
         // Another group follows (it may wait for a slot or a slow server for minutes): the
         // recipients this one sent are recorded now, so that a crash, a kill or a restart in
@@ -382,36 +432,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         // end of the pass (one DSN per pass; repeating them costs no duplicate). A message
         // with one group, the common case, gets no extra write.
         if (groups_left == 0) continue;
-        bool any_sent = false;
-        for (std::size_t k = first; k < done.size(); ++k) {
-            if (done[k].out.result != delivery::outcome::kind::sent) continue;
-            if (!sent_so_far) sent_so_far = ps.st;
-            auto& r = (*sent_so_far)[done[k].index];
-            r.status = queue::rcpt_status::sent;
-            r.next_attempt = 0;  // done: no attempt is due (queue list shows none)
-            ++r.attempts;  // as the end of the pass counts it (from ps.st, once)
-            r.last_reply = fmt::format("{} {}", done[k].out.dsn, done[k].out.reason);
-            any_sent = true;
-        }
-        if (!any_sent) continue;
-        state_written = true;
-        const auto f = co_await run_blocking(pool_, [&] { return spool_.write_state(id, *sent_so_far, ps.tls_failed); });
-        if (f) {  // the end of the pass tries again; until then a crash repeats these deliveries
-            log::spool_error(id, f->message);
-            unsaved_[id] = {*sent_so_far, ps.tls_failed};
-            continue;
-        }
-        unsaved_.erase(id);
-        for (std::size_t k = first; k < done.size(); ++k) {
-            if (done[k].out.result != delivery::outcome::kind::sent) continue;
-            done[k].logged = true;
-            log::delivery({.id = id, .recipient = env.recipients[done[k].index], .relay = done[k].relay,
-                           .profile = done[k].profile, .tls = done[k].tls, .tls_version = done[k].proto,
-                           .tls_cipher = done[k].cipher, .result = "sent", .dsn = done[k].out.dsn,
-                           .reason = done[k].out.reason,
-                           .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived),
-                           .attempt = (*sent_so_far)[done[k].index].attempts});
-        }
+        std::vector<recorded*> sent;
+        for (std::size_t k = first; k < done.size(); ++k)
+            if (done[k].out.result == delivery::outcome::kind::sent) sent.push_back(&done[k]);
+        co_await record_now(std::move(sent));
     }
     if (stopped_ && done.empty()) {  // stopped before anything was attempted: nothing to record
         end_pass(id);

@@ -178,3 +178,59 @@ def test_3xx_greeting_defers_with_a_class_4_status(make_instance):
         qid = inst.send("alice@example.test", ["bob@internal.test"], "354 greeting")
         e = inst.wait_events("delivery", 1, id=qid)[0]
         assert e["result"] == "deferred" and e["dsn"] == "4.4.2" and "354 hi" in e["reason"], e
+
+
+def test_recipients_the_first_host_took_are_recorded_before_the_next_host(make_instance):
+    """bob is taken by the first host, carol refused 451 and handed to a second host that
+    accepts the connection but never greets (the pass waits there for minutes). bob's `sent`
+    must be in state/ID while that wait lasts: `queue list` shows it, and after a SIGTERM and
+    a restart in the middle of the wait the first host does not get bob a second time. Before
+    the fix the state was written only when deliver() had tried every host: bob stayed
+    `queued`, and the restart delivered him again."""
+    def never_greet(pc):
+        while pc.command() is not None:
+            pass
+
+    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": 451}) as first, \
+            HostileServer(never_greet) as second:
+        inst = two_hosts(make_instance, first.port, second.port)
+        qid = inst.send("alice@example.test", ["bob@internal.test", "carol@internal.test"], "recorded")
+        assert [m[1] for m in first.wait_messages(1, timeout=10)] == [["bob@internal.test"]]
+        wait_until(lambda: second.connections, what="the pass waiting for the second host's greeting")
+
+        def status():
+            m = next((m for m in inst.queue_json("list") if m["id"] == qid), None)
+            return m and {r["address"]: r["status"] for r in m["recipients"]}
+        wait_until(lambda: (s := status()) and s["bob@internal.test"] == "sent", timeout=5,
+                   what="bob recorded as sent while the second host is pending")
+        assert status()["carol@internal.test"] != "sent", status()
+
+        inst.stop()
+        second.script = lambda pc: None  # from now on: connection closed at once (a deferral)
+        inst.start()
+        wait_until(lambda: len(first.connections) >= 2, timeout=15, what="carol retried after the restart")
+        time.sleep(1.0)  # that connection's commands are in (the 451 to carol ends it)
+        rcpts = [c[8:].strip("<> ") for c, _ in first.all_commands() if c.upper().startswith("RCPT TO:")]
+        assert rcpts.count("bob@internal.test") == 1, rcpts
+        assert len(first.messages) == 1, [m[1] for m in first.messages]
+
+
+def test_at_most_two_sessions_that_leave_the_recipient_open(make_instance):
+    """Like Postfix's smtp_mx_session_limit (2): three relay hosts, each answering 451 to RCPT
+    (a greylisting farm, say). The first two are tried in the attempt; the third gets no
+    connection, and the recipient is deferred with the reply. Without the limit every host of
+    the list would be tried in every attempt."""
+    peers = [ScriptedPeer(starttls=False, rcpt_codes={"bob@internal.test": 451}) for _ in range(3)]
+    for p in peers:
+        p.__enter__()
+    try:
+        inst = make_instance(domains=relay_domain("internal.test", *(f"127.0.0.1:{p.port}" for p in peers)),
+                             queue_extra=ONE_HOUR)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "greylisted")
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "deferred" and e["attempt"] == "1" and "451" in e["reason"], e
+        time.sleep(0.5)
+        assert [len(p.connections) for p in peers] == [1, 1, 0], [len(p.connections) for p in peers]
+    finally:
+        for p in peers:
+            p.__exit__(None, None, None)
