@@ -1,5 +1,5 @@
 // fuzz/smtp_command.cpp - the command-line parsers of src/smtp/command.hpp and the ESMTP
-// parameter parser: split_command, split_path_args, parse_bdat, parse_params.
+// parameter parser: split_command, split_path_args, parse_bdat, parse_bdat_size, parse_params.
 // Input: one octet choosing the MAIL ("FROM:") or RCPT ("TO:") keyword, then one command line.
 // Invariants, beyond no crash / UB:
 // - split_command: the verb is the upper-cased text before the first space; the argument is
@@ -8,6 +8,7 @@
 //   and is followed by the end or a space; the parameters are a trimmed view into the line;
 // - parse_bdat: accepts exactly 1*DIGIT [SP "LAST"] without overflow (checked against a
 //   reference parser), and formatting what it parsed parses back to the same value;
+// - parse_bdat_size: the first word's size (known / too_big / none) as the reference reads it;
 // - parse_params: keys upper-case (ALPHA / DIGIT / "-"), values non-empty without '=' or
 //   controls; "KEY[=VALUE]" joined with spaces parses back to the same list.
 #include <cstdint>
@@ -90,6 +91,21 @@ void check_bdat(std::string_view arg) {
     FUZZ_CHECK(b2 && b2->size == b->size && b2->last == b->last, "BDAT round trip: " + show(again));
 }
 
+// parse_bdat_size: the first word as 1*DIGIT, known (fits 64 bits, the same value as a line
+// with only that word), too_big (all digits, past 2^64-1) or none; whatever follows the word
+// never changes it, and a line parse_bdat() accepts always has a known size, the same one.
+void check_bdat_size(std::string_view arg) {
+    const bdat_size z = parse_bdat_size(arg);
+    const std::string_view word = arg.substr(0, arg.find(' '));
+    const bool digits = !word.empty() && word.find_first_not_of("0123456789") == std::string_view::npos;
+    const auto alone = reference_bdat(word);
+    if (!digits) FUZZ_CHECK(z.what == bdat_size::kind::none, "BDAT size of a non-number: " + show(arg));
+    else if (alone) FUZZ_CHECK(z.what == bdat_size::kind::known && z.size == alone->size, "BDAT size: " + show(arg));
+    else FUZZ_CHECK(z.what == bdat_size::kind::too_big, "BDAT size past 64 bits: " + show(arg));
+    if (const auto b = parse_bdat(arg))
+        FUZZ_CHECK(z.what == bdat_size::kind::known && z.size == b->size, "BDAT size of an accepted line: " + show(arg));
+}
+
 void check_params(std::string_view text) {
     const auto p = parse_params(text);
     if (!p) return;
@@ -129,6 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto c = postern::smtp::split_command(line);
     check_path_args(c.arg, keyword);
     check_bdat(c.arg);
+    check_bdat_size(c.arg);
     const auto pa = postern::smtp::split_path_args(c.arg, keyword);
     check_params(pa.path_ok ? pa.params : c.arg);
     return 0;
