@@ -721,9 +721,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         }
     }
     if (stopping) {
-        const delivery::outcome stop{delivery::outcome::kind::transient, "4.3.2",
-                                     "delivery stopped: the server is shutting down"};
-        for (std::size_t k = 0; k < n; ++k) note(k, stop, nullptr);
+        for (std::size_t k = 0; k < n; ++k) out[k].not_attempted = !decided[k];
         none_exist = false;
     }
     for (std::size_t k = 0; k < n; ++k)

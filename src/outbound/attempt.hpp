@@ -39,6 +39,7 @@ struct recipient_result {
     delivery::outcome out;
     session_facts via;
     bool tls_retry = false;  // deferred by a failed handshake: next attempt no sooner than handshake_retry_delay
+    bool not_attempted = false;  // the server stopped before a host took it: nothing to record
 };
 
 struct attempt_request {
@@ -55,7 +56,7 @@ struct attempt_request {
     // again. They are in the attempt's results as well. Unset: nothing is handed over.
     std::function<asio::awaitable<void>(std::vector<recipient_result>)> record_sent;
     // True once the server is stopping: no further transaction starts; the recipients still
-    // open are deferred.
+    // open come back `not_attempted` (they stay as they were: queued, or due again).
     std::function<bool()> stopping;
 };
 

@@ -422,6 +422,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             release_slot(key);
             ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
             for (auto& r : res.results) {  // deliver() may split them over several transactions
+                if (r.not_attempted) continue;  // stopped first: left as they were, like a group not run
                 done.push_back(as_recorded(r));
                 done.back().logged = logged_early.count(r.index) > 0;
             }

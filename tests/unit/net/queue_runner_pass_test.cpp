@@ -10,7 +10,8 @@
 //   - a state or queue file that cannot be read (a directory in its place: EISDIR) makes the
 //     pass attempt nothing, and the message is tried again after the first retry step;
 //   - a state that cannot be written is kept in memory and written before the next attempt;
-//   - a message deleted while its pass is deferred leaves no state file behind.
+//   - a message deleted while its pass is deferred leaves no state file behind;
+//   - a runner stopped during a pass starts no transaction with the next host.
 // The event loop is run by the test thread. Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
@@ -205,6 +206,26 @@ TEST_F(pass_fixture, unreadable_queue_file_is_tried_again_after_the_first_retry_
     fs::remove(fs::path(tmp.path) / "spool" / "queue" / id);
     commit({"bob@localhost"}, id);  // the same id, readable now
     ASSERT_TRUE(run_until([&] { return delivered() == 1; }, 5s)) << "an unreadable message was dropped from scheduling";
+}
+
+// stop() while a pass waits on its first relay host: when that host fails (closed before the
+// greeting: the next host would be tried), no new transaction starts, and the recipient is left
+// as it was (queued, no attempt counted, no state written), due again at the next start.
+TEST_F(pass_fixture, stopped_runner_starts_no_transaction_with_the_next_host) {
+    silent_peer second;
+    start_runner("[queue]\nretry_schedule = [\"1h\"]\n[[route]]\ndomain = \"remote.test\"\n"
+                 "hosts = [\"127.0.0.1:" + std::to_string(peer.port) + "\", \"127.0.0.1:" +
+                 std::to_string(second.port) + "\"]\n");
+    const std::string id = commit({"carol@remote.test"}).env.id;
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() == 1; })) << "no connection to the first host";
+    runner->stop();
+    peer.close_one();  // the first host fails: deliver() would go on to the second
+    ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }));
+    run_for(200ms);
+    EXPECT_EQ(second.accept_pending(), 0u) << "a transaction started after stop()";
+    EXPECT_TRUE(spool->exists(id, queue::area::active));
+    EXPECT_FALSE(fs::exists(state_path(id))) << "the recipient was recorded as attempted";
 }
 
 // A message deleted (`postern queue delete`) while its pass waits on a remote host: the pass
