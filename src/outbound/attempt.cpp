@@ -622,12 +622,17 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     auto open = [&] { return std::find(decided.begin(), decided.end(), false) != decided.end(); };
     std::vector<recipient_result> unrecorded;  // sent by a host, not yet handed to req.record_sent
     bool stopping = false;
-    // Like Postfix's smtp_mx_session_limit (2): after two SMTP sessions that left recipients
-    // open (a 4xx after MAIL FROM: greylisting, a full mailbox, a host in trouble), no further
-    // address or host is tried in this attempt; the recipients are deferred with the reply.
+    auto stop_now = [&] {
+        if (!stopping && req.stopping && req.stopping()) stopping = true;
+        return stopping;
+    };
+    // Like Postfix's smtp_mx_session_limit (2): after two addresses whose sessions left
+    // recipients open (a 4xx after MAIL FROM: greylisting, a full mailbox, a host in trouble),
+    // no further address or host is tried in this attempt; the recipients are deferred with the
+    // reply. Counted per address, not per policy group's session at that address.
     constexpr int max_failed_sessions = 2;
     int failed_sessions = 0;
-    auto go_on = [&] { return open() && !stopping && failed_sessions < max_failed_sessions; };
+    auto go_on = [&] { return open() && !stop_now() && failed_sessions < max_failed_sessions; };
 
     // SPEC §1.4: each recipient's policy is resolved for its own domain (and the host's facts
     // below), never for another recipient's.
@@ -646,6 +651,9 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     // a configured host that does not resolve is a configuration error, not the recipient's.
     bool none_exist = plan.mx.has_value() && !plan.hosts.empty();
     for (const auto& t : plan.hosts) {
+        // What earlier hosts took is recorded before anything else, even a DNS lookup, is
+        // waited for.
+        if (!unrecorded.empty() && req.record_sent) co_await req.record_sent(std::exchange(unrecorded, {}));
         if (!go_on()) break;
         const host_addresses addrs = co_await addresses_of(resolver_, t);
         if (addrs.ips.empty()) {
@@ -656,6 +664,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         none_exist = false;
         for (const auto& ip : addrs.ips) {
             if (!go_on()) break;
+            bool left_open_here = false;  // a session at this address left recipients open
             // Each domain's policy at this host; the open recipients of the domains whose
             // policies require the same of the session go in one transaction (one, when all
             // do), the others in their own, each on its own connection or one parked under
@@ -672,15 +681,12 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                         tx.policies.push_back(&pols[domain_of[k]]);
                     }
                 if (at.empty()) continue;
-                if (req.stopping && req.stopping()) {
-                    stopping = true;
-                    break;
-                }
+                if (stop_now()) break;
                 if (!unrecorded.empty() && req.record_sent) co_await req.record_sent(std::exchange(unrecorded, {}));
                 const profile::resolved_tls_policy& pol = *tx.policies.front();
                 const bool try_tls = try_tls_under(pol);
                 auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_);
-                if (conv.v == verdict::stale)  // a parked connection had died: once more, fresh
+                if (conv.v == verdict::stale && !stop_now())  // a parked connection had died: once more, fresh
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr);
                 if (conv.v == verdict::tls_failed) {
                     // Remembered by host AND port: two relay_to hosts on one address but
@@ -696,6 +702,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     }
                     // SPEC §1.1: the second failed handshake for this message and host:
                     // reconnect and deliver without TLS in this same attempt.
+                    if (stop_now()) break;  // not when stopping: left as they were
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr);
                     for (auto& r : conv.results) r.via.tls = "fallback";
                 }
@@ -704,7 +711,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     // have been delivered, stays open for the next address or host; the others
                     // (sent, bounced, or possibly delivered) are decided here.
                     if (std::find(conv.next_host.begin(), conv.next_host.end(), true) != conv.next_host.end())
-                        ++failed_sessions;
+                        left_open_here = true;
                     for (std::size_t j = 0; j < at.size(); ++j) {
                         if (conv.next_host[j]) {
                             note(at[j], conv.results[j].out, &conv.results[j].via);
@@ -718,6 +725,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                 }
                 for (const auto k : at) note(k, conv.why, &conv.facts);
             }
+            if (left_open_here) ++failed_sessions;
         }
     }
     if (stopping) {

@@ -234,3 +234,27 @@ def test_at_most_two_sessions_that_leave_the_recipient_open(make_instance):
     finally:
         for p in peers:
             p.__exit__(None, None, None)
+
+
+def test_recipients_the_first_host_took_are_recorded_before_the_next_hosts_lookup(make_instance):
+    """As above, but the second relay host is a name whose lookup hangs (the configured DNS
+    server is a UDP socket that never answers: the resolver waits for its timeout). bob, taken
+    by the first host, must be recorded as sent before that wait, not after it: a restart or
+    a crash during the lookup would otherwise deliver him again."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead_dns, \
+            ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": 451}) as first:
+        dead_dns.bind(("127.0.0.1", 0))
+        dns_port = dead_dns.getsockname()[1]
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{first.port}", f"slow.test:{free_port()}"),
+                             extra=f'[dns]\nservers = ["127.0.0.1:{dns_port}"]\n', queue_extra=ONE_HOUR)
+        qid = inst.send("alice@example.test", ["bob@internal.test", "carol@internal.test"], "before lookup")
+        assert [m[1] for m in first.wait_messages(1, timeout=10)] == [["bob@internal.test"]]
+
+        def status():
+            m = next((m for m in inst.queue_json("list") if m["id"] == qid), None)
+            return m and {r["address"]: r["status"] for r in m["recipients"]}
+        wait_until(lambda: (s := status()) and s["bob@internal.test"] == "sent", timeout=3,
+                   what="bob recorded as sent while slow.test is being looked up")
+        assert not inst.events("delivery", id=qid, to="<carol@internal.test>"), "carol decided: the lookup did not hang"
+
