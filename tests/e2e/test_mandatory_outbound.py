@@ -461,6 +461,23 @@ def test_next_host_in_same_attempt(make_instance, pki, first):
 # --- expiry ------------------------------------------------------------------------------------------
 
 
+def assert_tls_bounce_dsn(origin, status, reason):
+    """The one DSN `origin` received for RCPT: from <>, to SENDER, a multipart/report failing
+    bob@internal.test with `status` and `reason`. RFC 3464 2.3.5/2.3.6: the reason is
+    Postern's, not a reply of the partner: our own diagnostic type and no Remote-MTA."""
+    dsn = origin.wait_messages(1, timeout=10)
+    assert len(dsn) == 1
+    mail_from, rcpts, data, _ = dsn[0]
+    assert envelope_sender(mail_from) == "" and rcpts == [SENDER]
+    text = re.sub(r"\r?\n[ \t]+", " ", data.decode("utf-8", "replace"))
+    assert "multipart/report" in text and "message/delivery-status" in text, text
+    assert re.search(r"^Final-Recipient: rfc822;\s*bob@internal\.test\s*$", text, re.M | re.I), text
+    assert re.search(r"^Action: failed\s*$", text, re.M | re.I), text
+    assert re.search(r"^Status: " + re.escape(status) + r"\s*$", text, re.M), text
+    assert re.search(r"^Diagnostic-Code: X-Postern;.*" + re.escape(reason), text, re.M), text
+    assert "Remote-MTA" not in text and "Diagnostic-Code: smtp" not in text, text
+
+
 def test_expiry_bounces_with_tls_reason(make_instance):
     with ScriptedPeer(starttls=False) as partner, ScriptedPeer(starttls=False) as origin:
         inst = start(make_instance, [f"127.0.0.1:{partner.port}"], outbound={},
@@ -473,20 +490,7 @@ def test_expiry_bounces_with_tls_reason(make_instance):
         for e in inst.events("delivery", id=qid):
             assert e["result"] in ("deferred", "bounced") and e["dsn"] == "4.7.4", e
 
-        dsn = origin.wait_messages(1, timeout=10)
-        assert len(dsn) == 1
-        mail_from, rcpts, data, _ = dsn[0]
-        assert envelope_sender(mail_from) == "" and rcpts == [SENDER]
-        text = re.sub(r"\r?\n[ \t]+", " ", data.decode("utf-8", "replace"))
-        assert "multipart/report" in text and "message/delivery-status" in text, text
-        assert re.search(r"^Final-Recipient: rfc822;\s*bob@internal\.test\s*$", text, re.M | re.I), text
-        assert re.search(r"^Action: failed\s*$", text, re.M | re.I), text
-        assert re.search(r"^Status: 4\.7\.4\s*$", text, re.M), text
-        assert "TLS required but not offered" in text, text
-        # RFC 3464 2.3.5/2.3.6: the reason is Postern's, not a reply of the partner: our own
-        # diagnostic type and no Remote-MTA.
-        assert re.search(r"^Diagnostic-Code: X-Postern;.*TLS required but not offered", text, re.M), text
-        assert "Remote-MTA" not in text and "Diagnostic-Code: smtp" not in text, text
+        assert_tls_bounce_dsn(origin, "4.7.4", "TLS required but not offered")
         wait_until(lambda: inst.spool_files("queue") == [], timeout=10, what="queue empty after the bounce")
 
         inst.stop()
@@ -523,17 +527,7 @@ def test_expiry_bounces_with_certificate_reason(make_instance, pki):
             assert e["result"] in ("deferred", "bounced") and e["dsn"] == "4.7.5", e
             assert want in e["reason"], e
 
-        dsn = origin.wait_messages(1, timeout=10)
-        assert len(dsn) == 1
-        mail_from, rcpts, data, _ = dsn[0]
-        assert envelope_sender(mail_from) == "" and rcpts == [SENDER]
-        text = re.sub(r"\r?\n[ \t]+", " ", data.decode("utf-8", "replace"))
-        assert "multipart/report" in text and "message/delivery-status" in text, text
-        assert re.search(r"^Final-Recipient: rfc822;\s*bob@internal\.test\s*$", text, re.M | re.I), text
-        assert re.search(r"^Action: failed\s*$", text, re.M | re.I), text
-        assert re.search(r"^Status: 4\.7\.5\s*$", text, re.M), text
-        assert re.search(r"^Diagnostic-Code: X-Postern;.*" + re.escape(want), text, re.M), text
-        assert "Remote-MTA" not in text and "Diagnostic-Code: smtp" not in text, text
+        assert_tls_bounce_dsn(origin, "4.7.5", want)
         wait_until(lambda: inst.spool_files("queue") == [], timeout=10, what="queue empty after the bounce")
 
         inst.stop()
