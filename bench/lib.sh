@@ -115,11 +115,15 @@ log() { echo "$*" | tee -a "$OUT"; }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<< "$1" | head -1; }
 # settle: sync, SETTLE seconds, and at least INODE_SETTLE seconds since the last bulk deletion
 # (bulk_deleted: a purged Postfix queue, a removed run directory). ext4 without a journal, as
-# on the reference machine, skips inodes freed in the last 30 s (vm.dirty_expire_centisecs)
-# when it allocates one, looking each up again: right after thousands of files were deleted,
-# every file created costs far more CPU (perf: recently_deleted/find_inode_bit under openat,
-# up to a quarter of the server's CPU). Without the wait, whichever server runs right after
-# the other's clean-up pays for it.
+# on the reference machine, skips inodes freed in the last 60 s (360 s while their inode table
+# block is still dirty: fs/ext4/ialloc.c recently_deleted) when it allocates one, looking each
+# up again, in the block groups where it looks for a free inode: right after thousands of
+# files were deleted nearby, every file created costs far more CPU (perf:
+# recently_deleted/find_inode_bit under openat: up to a quarter of the server's CPU, 42% in a
+# profile run right after another run's clean-up). Without the wait, whichever server runs
+# right after the other's clean-up pays for it. INODE_SETTLE (32 s) is shorter than that
+# window (see the README, *Benchmark hygiene*: 2026-11-30, Postern's plaintext rate and CPU
+# per message 70 s after a deletion matched the table's, measured with the 32 s wait).
 DELETED_MARK=${TMPDIR:-/tmp}/postern-bench.deleted
 bulk_deleted() { touch "$DELETED_MARK"; }
 rm_run_dir() { rm -rf "$1"; bulk_deleted; }
