@@ -424,7 +424,9 @@ void loader::load_server(const toml::table& t, server_config& out) {
                                 return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
                                        c == '_' || c == '-';
                             });
-            if (!ok) fail(v->line, "server.user: '" + u + "' is not a valid user name");
+            // "" is the documented default (README): no user, the same as leaving the key out.
+            if (u.empty()) out.user.clear();
+            else if (!ok) fail(v->line, "server.user: '" + u + "' is not a valid user name");
             else if (u == "root") fail(v->line, "server.user: must not be root (use server.allow_root = true to run as root)");
             else out.user = u;
         }
