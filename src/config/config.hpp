@@ -65,6 +65,10 @@ struct tls_config {
     std::string key_file;
     std::string ca_file;  // empty = system trust store
     seconds handshake_retry_delay{300};
+    // Where the file says so (toml++ source lines; 0 = not written), for the messages about
+    // the files these keys name (runtime/tls_setup.hpp) and the warnings below.
+    int line = 0;  // the [tls] table (or inline table)
+    int opportunistic_line = 0, cert_file_line = 0, key_file_line = 0, ca_file_line = 0;
 };
 
 struct queue_config {
@@ -165,6 +169,7 @@ struct tls_requirements {
     tls_version min_tls_version = tls_version::v1_2;
     int min_cipher_bits = 128;
     std::string ca_file;   // absolute, or "" = tls.ca_file, else the system store
+    int ca_file_line = 0;  // line of ca_file in the file (0 = not written)
     bool present = false;  // the table was given
 };
 
