@@ -228,8 +228,10 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
 
 // Valid settings that will not work as written, as "FILE:LINE: warning: ..." lines: a profile
 // with verify = "dane" (SPEC §1.3 lists it; DANE is not implemented yet, so every session
-// under that profile is refused and no mail flows). check-config prints them (exit 0) and
-// serve logs them at start-up and reload.
+// under that profile is refused and no mail flows); tls.opportunistic on without
+// tls.cert_file (SPEC §1.1 says EHLO advertises STARTTLS; without a certificate it cannot be
+// offered inbound). check-config prints them (exit 0) and serve logs them at start-up and
+// reload.
 std::vector<std::string> warnings(const config& cfg);
 
 // "5m" -> 300 s. Units: s, m, h, d, w; a bare integer is seconds. Errors: empty, bad unit, overflow.

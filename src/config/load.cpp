@@ -1023,6 +1023,16 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
 
 std::vector<std::string> warnings(const config& cfg) {
     std::vector<std::string> out;
+    // SPEC 1.1: opportunistic TLS advertises STARTTLS inbound, which needs a certificate. At the
+    // key's line, else the [tls] table's, else line 1 (the default is on).
+    if (cfg.tls.opportunistic && cfg.tls.cert_file.empty())
+        out.push_back(fmt::format("{}:{}: warning: tls.opportunistic is on but tls.cert_file is not set: STARTTLS "
+                                  "will not be offered inbound without a certificate (set tls.cert_file and "
+                                  "tls.key_file; outbound STARTTLS is not affected)",
+                                  cfg.source_name,
+                                  cfg.tls.opportunistic_line   ? cfg.tls.opportunistic_line
+                                  : cfg.tls.line              ? cfg.tls.line
+                                                              : 1));
     for (const auto& p : cfg.profiles)
         for (const auto* dir : {&p.outbound, &p.inbound}) {
             const char* side = dir == &p.outbound ? "outbound" : "inbound";

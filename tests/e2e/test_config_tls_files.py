@@ -1,7 +1,7 @@
 """tests/e2e/test_config_tls_files.py - how check-config, serve and a SIGHUP reload report the TLS
 files a config names (README "Commands"): a profile's ca_file is loaded like tls.ca_file; a TLS
 file error is `FILE:LINE: key: message` however the key is written, with the same words from
-all three."""
+all three; opportunistic TLS without a certificate is a warning."""
 import signal
 import subprocess
 
@@ -97,3 +97,31 @@ def test_tls_file_error_has_its_line_however_the_key_is_written(make_instance, f
     inst.stop()
     s = run_serve(inst.config)
     assert s.returncode == 2 and r.stderr.strip() in s.stderr.splitlines(), (s.returncode, s.stderr)
+
+
+@pytest.mark.parametrize("written", ["key", "table", "absent"])
+def test_opportunistic_tls_without_a_certificate_warns(make_instance, written):
+    """SPEC 1.1: with opportunistic TLS on (the default) EHLO advertises STARTTLS; without
+    tls.cert_file it cannot, and it used to be silently left out. check-config warns at the
+    tls.opportunistic line (else [tls], else line 1) and serve logs the same warning."""
+    inst = make_instance(start=False)
+    text = inst.config.read_text().replace('cert_file = "var/tls/cert.pem"\nkey_file = "var/tls/key.pem"\n', "")
+    if written == "key":
+        text = text.replace("[tls]\n", "[tls]\nopportunistic = true\n")
+        line = line_of(text, "opportunistic = true")
+    elif written == "table":
+        line = line_of(text, "[tls]")
+    else:
+        text = text.replace("[tls]\n", "")
+        line = 1
+    inst.write_config(text)
+    want = (f"{inst.config}:{line}: warning: tls.opportunistic is on but tls.cert_file is not set: STARTTLS will "
+            "not be offered inbound without a certificate (set tls.cert_file and tls.key_file; outbound STARTTLS "
+            "is not affected)")
+    r = run_check(inst.config)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.stderr.strip() == want and r.stdout == f"{inst.config}: OK\n", r.stderr
+    inst.start()
+    assert [e["message"] for e in inst.events("config")] == [want], inst.log()[-1500:]
+    with inst.smtp() as c:
+        assert "STARTTLS" not in c.ehlo().lines  # what the warning says

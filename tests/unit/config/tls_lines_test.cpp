@@ -1,6 +1,6 @@
 // tests/unit/config/tls_lines_test.cpp - where the file sets the TLS keys (config::tls_config's
 // lines, from toml++ source positions: the lines check-config and serve report a TLS file at,
-// however the key is written).
+// however the key is written), and the warning for opportunistic TLS without a certificate.
 #include <gtest/gtest.h>
 
 #include "config/config.hpp"
@@ -57,6 +57,37 @@ TEST(TlsKeyLines, ProfileCaFile) {
     EXPECT_EQ(cfg->profiles[0].outbound.ca_file_line, 9);
     EXPECT_EQ(cfg->profiles[0].inbound.ca_file_line, 0);
     EXPECT_EQ(cfg->profiles[1].inbound.ca_file_line, 13);
+}
+
+// SPEC 1.1: opportunistic TLS advertises STARTTLS inbound; without a certificate it cannot.
+// The warning is at tls.opportunistic's line, else the [tls] table's, else line 1.
+TEST(TlsWarnings, OpportunisticWithoutCertificate) {
+    const std::string says =
+        ": warning: tls.opportunistic is on but tls.cert_file is not set: STARTTLS will not be offered inbound "
+        "without a certificate (set tls.cert_file and tls.key_file; outbound STARTTLS is not affected)";
+    const struct {
+        const char* text;
+        const char* want;  // "" = no warning
+    } cases[] = {
+        {"[spool]\ndir = \"s\"\n", "p.toml:1"},
+        {"[spool]\ndir = \"s\"\n[tls]\nca_file = \"\"\n", "p.toml:3"},
+        {"[spool]\ndir = \"s\"\n[tls]\n\nopportunistic = true\n", "p.toml:5"},
+        {"\n\ntls = { opportunistic = true }\n[spool]\ndir = \"s\"\n", "p.toml:3"},
+        {"[spool]\ndir = \"s\"\n[tls]\ncert_file = \"\"\nkey_file = \"\"\n", "p.toml:3"},
+        {"[spool]\ndir = \"s\"\n[tls]\nopportunistic = false\n", ""},
+        {"[spool]\ndir = \"s\"\n[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n", ""},
+    };
+    for (const auto& c : cases) {
+        auto cfg = parse_ok(c.text);
+        ASSERT_TRUE(cfg) << c.text;
+        const auto w = warnings(*cfg);
+        if (*c.want == '\0') {
+            EXPECT_TRUE(w.empty()) << c.text << w.front();
+        } else {
+            ASSERT_EQ(w.size(), 1u) << c.text;
+            EXPECT_EQ(w[0], c.want + says) << c.text;
+        }
+    }
 }
 
 }  // namespace
