@@ -1,7 +1,8 @@
 """tests/e2e/test_config_tls_files.py - how check-config, serve and a SIGHUP reload report the TLS
-files a config names (README "Commands"): a profile's ca_file is loaded like tls.ca_file; a TLS
-file error is `FILE:LINE: key: message` however the key is written, with the same words from
-all three; opportunistic TLS without a certificate is a warning."""
+files a config names and the mistakes in the file itself (README "Commands"): a profile's
+ca_file is loaded like tls.ca_file; a TLS file error is `FILE:LINE: key: message` however the key
+is written, with the same words from all three; opportunistic TLS without a certificate is a
+warning; duplicate keys or tables and bytes that are not UTF-8 are errors at their line."""
 import signal
 import subprocess
 
@@ -125,3 +126,23 @@ def test_opportunistic_tls_without_a_certificate_warns(make_instance, written):
     assert [e["message"] for e in inst.events("config")] == [want], inst.log()[-1500:]
     with inst.smtp() as c:
         assert "STARTTLS" not in c.ehlo().lines  # what the warning says
+
+
+@pytest.mark.parametrize("table,lines", [
+    ("[server]", [b"max_errors = 3", b"max_errors = 4"]),
+    ("[queue]", [b"hold = false", b"[queue]"]),
+    ("[server]", [b"max_errors = 3", b'command_timeout = "5m\xff"']),
+    ("[server]", [b"max_errors = 3", b"# caf\xe9 au lait"]),
+], ids=["duplicate-key", "duplicate-table", "non-utf8-value", "non-utf8-comment"])
+def test_duplicates_and_non_utf8_are_errors_at_their_line(make_instance, table, lines):
+    """Two lines after `table`, the second one wrong: check-config names that line, exit 2."""
+    inst = make_instance(start=False)
+    text = inst.config.read_bytes().splitlines()
+    idx = text.index(table.encode())
+    text[idx + 1:idx + 1] = lines
+    inst.config.write_bytes(b"\n".join(text) + b"\n")
+    r = subprocess.run([POSTERN, "check-config", "-c", str(inst.config)], capture_output=True, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stdout == b""
+    err = r.stderr.decode("utf-8", "replace").strip()
+    assert err.startswith(f"{inst.config}:{idx + 3}: ") and "\n" not in err, err
