@@ -14,17 +14,43 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 
 #include "config/config.hpp"
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
 #include "outbound/attempt.hpp"
 #include "profile/policy.hpp"
+#include "smtp/address.hpp"
 #include "tls/client.hpp"
 #include "tls/policy_report.hpp"
 
 namespace postern::cli {
+namespace {
+
+// Why DOMAIN cannot be a recipient domain, or nullopt. Accepted: what the server accepts in
+// RCPT TO - a domain name (U-labels too, with an A-label form) or an address literal
+// ([192.0.2.1], [IPv6:2001:db8::1]) - and a trailing dot, which routing ignores.
+std::optional<std::string> domain_problem(std::string_view domain) {
+    const auto quoted = [](std::string_view s) { return "'" + std::string(s) + "'"; };
+    if (const auto at = domain.rfind('@'); at != std::string_view::npos)
+        return quoted(domain) + " is an address: give the domain" +
+               (at + 1 < domain.size() ? " (" + std::string(domain.substr(at + 1)) + ")" : std::string());
+    std::string_view d = domain;
+    if (!d.empty() && d.back() == '.') d.remove_suffix(1);
+    if (d.empty()) return "DOMAIN is empty: give a domain name, as in example.com";
+    if (!smtp::valid_domain(d, /*utf8_allowed=*/true))
+        return quoted(domain) + " is not a domain name (letters, digits and hyphens in dot-separated labels, or an "
+                                "address literal such as [192.0.2.1])";
+    if (auto a = smtp::domain_to_ascii(d); !a)
+        return quoted(domain) + " is not a valid internationalized domain name (" + a.error_message() + ")";
+    return std::nullopt;
+}
+
+}  // namespace
 
 tls_policy_command::tls_policy_command(CLI::App& app) {
     cmd_ = app.add_subcommand("tls-policy",
@@ -40,6 +66,12 @@ tls_policy_command::tls_policy_command(CLI::App& app) {
 bool tls_policy_command::selected() const { return cmd_->parsed(); }
 
 int tls_policy_command::run() const {
+    // A usage error, before anything is read or looked up (an empty name or "user@x" used to
+    // be looked up in the DNS and reported as a domain that does not exist).
+    if (auto problem = domain_problem(domain_)) {
+        std::fprintf(stderr, "postern tls-policy: %s\n", problem->c_str());
+        return 2;
+    }
     std::signal(SIGPIPE, SIG_IGN);  // a peer closing while we write must not end the command
     // A client's view: the server's key and certificate are never read (the key may be
     // readable by root alone); the trust store only with --probe, below.

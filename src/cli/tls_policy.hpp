@@ -7,8 +7,9 @@
 // Exit status: 0 the command ran (with --probe: every probed address would take the mail);
 // 1 with --probe, some address would not (refused, deferred, unreachable, or DNS stops delivery),
 // or the lookups could not run;
-// 2 a bad configuration (FILE:LINE: message) or, with --probe, an unusable trust store
-// (tls.ca_file). The server's key and certificate are never read.
+// 2 a DOMAIN that is no domain (empty, characters a domain name cannot hold, an address with
+// '@'; "postern tls-policy: ..." on stderr), a bad configuration (FILE:LINE: message) or, with
+// --probe, an unusable trust store (tls.ca_file). The server's key and certificate are never read.
 #pragma once
 #include <string>
 

@@ -65,6 +65,10 @@ struct tls_config {
     std::string key_file;
     std::string ca_file;  // empty = system trust store
     seconds handshake_retry_delay{300};
+    // Where the file says so (toml++ source lines; 0 = not written), for the messages about
+    // the files these keys name (runtime/tls_setup.hpp) and the warnings below.
+    int line = 0;  // the [tls] table (or inline table)
+    int opportunistic_line = 0, cert_file_line = 0, key_file_line = 0, ca_file_line = 0;
 };
 
 struct queue_config {
@@ -165,6 +169,7 @@ struct tls_requirements {
     tls_version min_tls_version = tls_version::v1_2;
     int min_cipher_bits = 128;
     std::string ca_file;   // absolute, or "" = tls.ca_file, else the system store
+    int ca_file_line = 0;  // line of ca_file in the file (0 = not written)
     bool present = false;  // the table was given
 };
 
@@ -223,8 +228,10 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
 
 // Valid settings that will not work as written, as "FILE:LINE: warning: ..." lines: a profile
 // with verify = "dane" (SPEC §1.3 lists it; DANE is not implemented yet, so every session
-// under that profile is refused and no mail flows). check-config prints them (exit 0) and
-// serve logs them at start-up and reload.
+// under that profile is refused and no mail flows); tls.opportunistic on without
+// tls.cert_file (SPEC §1.1 says EHLO advertises STARTTLS; without a certificate it cannot be
+// offered inbound). check-config prints them (exit 0) and serve logs them at start-up and
+// reload.
 std::vector<std::string> warnings(const config& cfg);
 
 // "5m" -> 300 s. Units: s, m, h, d, w; a bare integer is seconds. Errors: empty, bad unit, overflow.

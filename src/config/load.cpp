@@ -424,7 +424,9 @@ void loader::load_server(const toml::table& t, server_config& out) {
                                 return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
                                        c == '_' || c == '-';
                             });
-            if (!ok) fail(v->line, "server.user: '" + u + "' is not a valid user name");
+            // "" is the documented default (README): no user, the same as leaving the key out.
+            if (u.empty()) out.user.clear();
+            else if (!ok) fail(v->line, "server.user: '" + u + "' is not a valid user name");
             else if (u == "root") fail(v->line, "server.user: must not be root (use server.allow_root = true to run as root)");
             else out.user = u;
         }
@@ -456,14 +458,21 @@ void loader::load_spool(const toml::table* t, spool_config& out) {
 
 void loader::load_tls(const toml::table& t, tls_config& out) {
     check_keys(t, "tls", {"opportunistic", "cert_file", "key_file", "ca_file", "handshake_retry_delay"});
-    if (const auto* n = t.get("opportunistic"))
+    out.line = static_cast<int>(line_of(t));
+    if (const auto* n = t.get("opportunistic")) {
+        out.opportunistic_line = static_cast<int>(line_of(*n));
         if (auto v = read_bool(*n, "tls.opportunistic")) out.opportunistic = *v;
+    }
     const toml::node* cert = t.get("cert_file");
     const toml::node* key = t.get("key_file");
-    if (cert)
+    if (cert) {
+        out.cert_file_line = static_cast<int>(line_of(*cert));
         if (auto v = read_file_path(*cert, "tls.cert_file", true)) out.cert_file = std::move(*v);
-    if (key)
+    }
+    if (key) {
+        out.key_file_line = static_cast<int>(line_of(*key));
         if (auto v = read_file_path(*key, "tls.key_file", true)) out.key_file = std::move(*v);
+    }
     const auto is_set = [](const toml::node* n) {
         return n && n->is_string() && !n->as_string()->get().empty();
     };
@@ -475,8 +484,10 @@ void loader::load_tls(const toml::table& t, tls_config& out) {
         fail(line_of(*key), "tls.key_file is set but tls.cert_file is not (set both or neither)");
     else if (is_set(key) && cert && cert->is_string() && !is_set(cert))
         fail(line_of(*cert), "tls.cert_file is empty but tls.key_file is set (set both or neither)");
-    if (const auto* n = t.get("ca_file"))
+    if (const auto* n = t.get("ca_file")) {
+        out.ca_file_line = static_cast<int>(line_of(*n));
         if (auto v = read_file_path(*n, "tls.ca_file", true)) out.ca_file = std::move(*v);
+    }
     if (const auto* n = t.get("handshake_retry_delay"))
         if (auto v = read_duration(*n, "tls.handshake_retry_delay", seconds{0}, seconds{86400}))
             out.handshake_retry_delay = *v;
@@ -794,8 +805,10 @@ bool loader::read_tls_requirements(const toml::node& n, const std::string& prefi
             out.min_cipher_bits = static_cast<int>(*v);
             bits_ok = true;
         }
-    if (ca_file)
+    if (ca_file) {
+        out.ca_file_line = static_cast<int>(line_of(*ca_file));
         if (auto v = read_file_path(*ca_file, prefix + ".ca_file", false)) out.ca_file = std::move(*v);
+    }
 
     // Contradictions: a requirement that would never be enforced is an error, not a surprise.
     if (!tls_ok || !verify_ok) return true;
@@ -1010,6 +1023,16 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
 
 std::vector<std::string> warnings(const config& cfg) {
     std::vector<std::string> out;
+    // SPEC 1.1: opportunistic TLS advertises STARTTLS inbound, which needs a certificate. At the
+    // key's line, else the [tls] table's, else line 1 (the default is on).
+    if (cfg.tls.opportunistic && cfg.tls.cert_file.empty())
+        out.push_back(fmt::format("{}:{}: warning: tls.opportunistic is on but tls.cert_file is not set: STARTTLS "
+                                  "will not be offered inbound without a certificate (set tls.cert_file and "
+                                  "tls.key_file; outbound STARTTLS is not affected)",
+                                  cfg.source_name,
+                                  cfg.tls.opportunistic_line   ? cfg.tls.opportunistic_line
+                                  : cfg.tls.line              ? cfg.tls.line
+                                                              : 1));
     for (const auto& p : cfg.profiles)
         for (const auto* dir : {&p.outbound, &p.inbound}) {
             const char* side = dir == &p.outbound ? "outbound" : "inbound";

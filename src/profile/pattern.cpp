@@ -89,7 +89,9 @@ result<pattern> name_pattern(std::string_view text, std::string_view what) {
 
 std::optional<ip_address> parse_ip(std::string_view text) {
     if (const auto pct = text.find('%'); pct != std::string_view::npos) text = text.substr(0, pct);
-    if (text.empty() || text.size() > 45) return std::nullopt;
+    // inet_pton reads a C string: "10.0.0.1\0junk" (a TOML "\u0000") would be judged, and
+    // accepted, by what precedes the NUL (config::detail::is_ipv4_literal guards the same).
+    if (text.empty() || text.size() > 45 || text.find('\0') != std::string_view::npos) return std::nullopt;
     const std::string s(text);
     ip_address a;
     if (s.find(':') == std::string::npos) {
@@ -115,6 +117,7 @@ bool prefix_contains(const ip_address& network, unsigned prefix_len, const ip_ad
 
 result<pattern> parse_host_pattern(std::string_view text) {
     if (text.empty()) return error{"empty entry"};
+    if (text.find('\0') != std::string_view::npos) return error{quoted(text) + " contains a NUL character"};
     if (text == "*") return pattern{pattern_kind::any, "*", "*", {}, 0, {}};
     if (text.find('%') != std::string_view::npos) return error{quoted(text) + ": an address with a zone is not allowed"};
 
@@ -192,6 +195,7 @@ result<pattern> parse_host_pattern(std::string_view text) {
 
 result<pattern> parse_domain_pattern(std::string_view text) {
     if (text.empty()) return error{"empty entry"};
+    if (text.find('\0') != std::string_view::npos) return error{quoted(text) + " contains a NUL character"};
     if (text == "*") return error{"'*' is not a domain: a profile for every peer takes hosts = [\"*\"]"};
     return name_pattern(text, "domain name");
 }

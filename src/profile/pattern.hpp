@@ -39,7 +39,7 @@ struct ip_address {
 };
 
 // "192.0.2.7", "2001:DB8::7", "::ffff:192.0.2.7" (-> IPv4). No brackets, no port. A zone
-// ("fe80::1%eth0") is ignored. nullopt when not an address.
+// ("fe80::1%eth0") is ignored. nullopt when not an address (text with a NUL never is one).
 std::optional<ip_address> parse_ip(std::string_view text);
 // Canonical text: dotted quad, or RFC 5952 (lower-case, "::" for the longest zero run).
 std::string to_string(const ip_address& a);
@@ -64,9 +64,10 @@ struct pattern {
     std::string suffix;       // wildcard_name: "partner.test"; name: the name
 };
 
-// A `hosts` entry. Error text, e.g. "'10.1.2.300' is not an IP address, CIDR block, ..."
+// A `hosts` entry. Error text, e.g. "'10.1.2.300' is not an IP address, CIDR block, ...";
+// an entry with a NUL anywhere is refused ("... contains a NUL character"), as in every kind.
 result<pattern> parse_host_pattern(std::string_view text);
-// A `sender_domains` / `recipient_domains` entry: kind name or wildcard_name.
+// A `sender_domains` / `recipient_domains` entry: kind name or wildcard_name (no NUL either).
 result<pattern> parse_domain_pattern(std::string_view text);
 
 // Lower-case, one trailing dot removed: the form facts are compared in.

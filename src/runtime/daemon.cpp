@@ -1,7 +1,7 @@
 // runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4): the open-files limit, the
 // spool (locked: one server per spool), listeners, privilege drop, event loops; SIGHUP reloads;
 // SIGTERM drains inbound sessions and delivery passes under way for up to 10 s (a SIGHUP then
-// is ignored). Also the TLS contexts a configuration makes, which `check-config` builds too.
+// is ignored). The TLS contexts come from runtime/tls_setup.cpp, which `check-config` uses too.
 #include "runtime/daemon.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -27,7 +27,6 @@
 #include <list>
 #include <optional>
 #include <thread>
-#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
@@ -43,39 +42,12 @@
 #include "runtime/control_server.hpp"
 #include "runtime/loop_load.hpp"
 #include "runtime/privileges.hpp"
-#include "tls/client.hpp"
-#include "tls/context.hpp"
+#include "runtime/tls_setup.hpp"
 
 namespace postern::runtime {
 namespace {
 
 using tcp = asio::ip::tcp;
-
-// The server context (inbound STARTTLS; none without tls.cert_file) and the client context
-// (outbound STARTTLS, trust store tls.ca_file) that `t` describes.
-struct tls_contexts {
-    std::shared_ptr<asio::ssl::context> server, client;
-};
-
-std::variant<tls_contexts, tls_problem> make_tls_contexts(const config::tls_config& t) {
-    tls_contexts out;
-    if (!t.cert_file.empty()) {
-        out.server = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-        if (auto r = tls::configure_server(out.server->native_handle(), t.cert_file, t.key_file); !r) {
-            // The file at fault, from tls::configure_server's messages (tls/context.cpp): the
-            // certificate fails first; after it, the key (unreadable, or not the certificate's).
-            const std::string& m = r.error_message();
-            const char* key = m.starts_with("cannot load certificate") ? "tls.cert_file"
-                              : m.find("private key") != std::string::npos ? "tls.key_file"
-                                                                           : "";
-            return tls_problem{key, m};
-        }
-    }
-    out.client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    if (auto r = tls::configure_client(out.client->native_handle(), t.ca_file); !r)
-        return tls_problem{"tls.ca_file", r.error_message()};
-    return out;
-}
 
 // The keys a reload cannot apply (sockets bound, threads started, the spool open, the user
 // switched, the resolver built), named when the new file changes them.
@@ -116,9 +88,8 @@ result<std::shared_ptr<const server::generation>> build_generation(const std::st
     auto cfg = config::load(path);
     if (!cfg) return error{cfg.error_message()};
     for (const auto& w : config::warnings(**cfg)) log::warning("config", w);
-    auto contexts = make_tls_contexts((*cfg)->tls);
-    if (const auto* p = std::get_if<tls_problem>(&contexts))
-        return error{fmt::format("{}: {}: {}", path, p->key == "tls.ca_file" ? "tls.ca_file" : "tls", p->message)};
+    auto contexts = make_tls_contexts(**cfg);  // "FILE:LINE: key: message", as check-config says it
+    if (!contexts) return error{contexts.error_message()};
     if (running) {
         if (auto keys = restart_only_changes(*running, **cfg); !keys.empty())
             log::warning("reload", fmt::format("{} changed: applied at the next restart, not now (the rest "
@@ -127,8 +98,8 @@ result<std::shared_ptr<const server::generation>> build_generation(const std::st
     }
     auto gen = std::make_shared<server::generation>();
     gen->cfg = running ? keep_restart_only(**cfg, *running) : *cfg;
-    gen->tls = std::move(std::get<tls_contexts>(contexts).server);
-    gen->client_tls = std::move(std::get<tls_contexts>(contexts).client);
+    gen->tls = std::move(contexts->server);
+    gen->client_tls = std::move(contexts->client);
     return std::shared_ptr<const server::generation>(std::move(gen));
 }
 
@@ -170,12 +141,6 @@ void mask_sighup(int how) {
 }
 
 }  // namespace
-
-std::optional<tls_problem> check_tls(const config::config& cfg) {
-    auto contexts = make_tls_contexts(cfg.tls);
-    if (auto* p = std::get_if<tls_problem>(&contexts)) return std::move(*p);
-    return std::nullopt;
-}
 
 int serve(const std::string& config_path) {
     mask_sighup(SIG_BLOCK);

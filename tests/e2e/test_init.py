@@ -1,13 +1,17 @@
 """tests/e2e/test_init.py - `postern init DIR` and the TLS key pair it writes (SPEC §4).
 
 init never overwrites a key or a certificate: an existing pair is kept, a lone key or a lone
-certificate is refused (exit 1, naming the file), and only a missing pair is made anew.
+certificate is refused (exit 1, naming the file), and only a missing pair is made anew. The file
+init writes serves mail as written (every other e2e test replaces it: conftest.render_config).
 """
+import os
+import pwd
+import smtplib
 import subprocess
 
 import pytest
 
-from conftest import POSTERN
+from conftest import POSTERN, Instance, free_port, tls_client_context
 
 
 def init(d):
@@ -73,3 +77,39 @@ def test_init_does_not_follow_a_dangling_key_symlink(tmpdir_postern):
     r = init(d)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert not target.exists()
+
+
+def test_the_file_init_writes_serves_mail_over_starttls(tmpdir_postern):
+    """`postern serve` on the embedded default as written, changed as little as the test needs:
+    the listen port only (a free one instead of 2525). As root, server.user = "postern" (as
+    written) needs that user, which scripts/install-deps.sh creates, and a folder it can reach;
+    not as root, server.user is ignored (README), so nothing else changes."""
+    d = tmpdir_postern / "d"
+    assert init(d).returncode == 0
+    cfg = d / "postern.toml"
+    text = cfg.read_text()
+    port = free_port()
+    assert text.count('listen = ["127.0.0.1:2525"]') == 1
+    cfg.write_text(text.replace('listen = ["127.0.0.1:2525"]', f'listen = ["127.0.0.1:{port}"]'))
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postern")
+        except KeyError:
+            pytest.skip('server.user = "postern" as written, and there is no such user (make deps creates it)')
+        for p in (d, d.parent):  # mkdtemp makes 0700 folders: let the server user reach its own
+            os.chmod(p, 0o755)
+    inst = Instance(d, port)
+    inst.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+            c.ehlo("client.test")
+            assert c.has_extn("starttls"), c.esmtp_features
+            c.starttls(context=tls_client_context())
+            c.ehlo("client.test")
+            c.sendmail("alice@example.test", ["bob@localhost"],
+                       b"From: <alice@example.test>\r\nSubject: default config\r\n\r\nhello\r\n")
+        msgs = inst.wait_maildir("bob")
+        assert len(msgs) == 1 and b"Subject: default config" in msgs[0], msgs
+        assert b"ESMTPS" in msgs[0]  # the Received header: it came over TLS (RFC 3848)
+    finally:
+        inst.stop()

@@ -6,7 +6,8 @@ and why (recipient domain, destination host name or IP, none), the effective pol
 connection to anyone. With --probe: every host and address is connected to exactly as a
 delivery would, and the report is judged against what the PEER saw: STARTTLS issued or not,
 the TLS version, QUIT (inside TLS when TLS was up) and never MAIL FROM / RCPT / DATA.
-Exit status: 0 ran (probe: every address would take the mail), 1 some would not, 2 bad config.
+Exit status: 0 ran (probe: every address would take the mail), 1 some would not, 2 bad config
+or a DOMAIN that is no domain.
 """
 import re
 import subprocess
@@ -242,6 +243,36 @@ def test_config_error_exits_2(make_instance):
     assert r.returncode == 2
     assert r.stdout == ""
     assert re.match(rf"^{re.escape(str(inst.config))}:2: .*no_such_key", r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("domain,says", [
+    ("", "DOMAIN is empty: give a domain name, as in example.com"),
+    (".", "DOMAIN is empty: give a domain name, as in example.com"),
+    ("bad domain!", "'bad domain!' is not a domain name (letters, digits and hyphens in dot-separated labels, "
+                    "or an address literal such as [192.0.2.1])"),
+    ("a..b", "'a..b' is not a domain name"),
+    ("user@x", "'user@x' is an address: give the domain (x)"),
+], ids=["empty", "dot", "bad-characters", "empty-label", "address"])
+def test_a_domain_argument_that_is_no_domain_is_a_usage_error(make_instance, domain, says):
+    """These used to be looked up in the DNS and reported as "would bounce: 5.1.2 domain ... does
+    not exist", exit 0. Now a usage error naming the problem, exit 2, nothing looked up."""
+    inst = instance(make_instance)
+    r = run(inst, domain)
+    assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith(f"postern tls-policy: {says}") and r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize("domain,route_to", [
+    ("b\u00fccher.test", "static hosts 127.0.0.1:2626 (route xn--bcher-kva.test)"),
+    ("B\u00fccher.test.", "static hosts 127.0.0.1:2626 (route xn--bcher-kva.test)"),
+    ("partner.test.", "static hosts 127.0.0.1:2627 (route partner.test)"),
+    ("[127.0.0.1]", "static hosts 127.0.0.1:25 (address literal)"),
+], ids=["u-label", "u-label-trailing-dot", "trailing-dot", "address-literal"])
+def test_u_labels_a_trailing_dot_and_address_literals_are_domains(make_instance, domain, route_to):
+    inst = instance(make_instance, route("b\u00fccher.test", "127.0.0.1:2626") + route("partner.test", "127.0.0.1:2627"))
+    r = run(inst, domain)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert parse(r.stdout)["top"]["route"] == route_to, r.stdout
 
 
 # --- --probe: what a delivery would do ---------------------------------------------------------------

@@ -439,6 +439,17 @@ TEST(ConfigLoad, BufferedSizeAtLeastMaxMessageSize) {
               "p.toml:3: server.max_buffered_size: expected a size (an integer number of bytes or a string like \"50M\")");
 }
 
+// README gives server.user the default "": writing the default is the same as leaving the key
+// out (no user), not "'' is not a valid user name". Other keys of [server] are still read.
+TEST(ConfigLoad, EmptyServerUserIsTheDefault) {
+    auto cfg = parse_ok(doc("[server]\nuser = \"\"\nallow_root = true\nthreads = 3"));
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->server.user, "");
+    EXPECT_TRUE(cfg->server.allow_root);
+    EXPECT_EQ(cfg->server.threads, 3u);
+    EXPECT_EQ(error_of(doc("[server]\nuser = \" \"")), "p.toml:3: server.user: ' ' is not a valid user name");
+}
+
 TEST(ConfigLoad, PerIpDefaultFollowsSmallerMaxConnections) {
     auto cfg = parse_ok(doc("[server]\nmax_connections = 10"));
     ASSERT_TRUE(cfg);

@@ -228,6 +228,14 @@ TEST(ProfileConfigErrors, HostEntries) {
     }
 }
 
+// A NUL (TOML "\u0000") cut the entry short for inet_pton: these were 10.0.0.1 and 10.0.0.0/8.
+TEST(ProfileConfigErrors, NulInHostEntries) {
+    EXPECT_EQ(error_of(doc("[[profile]]\nname = \"a\"\nhosts = [\n  \"10.0.0.1\\u0000 anything\",\n"
+                           "  \"10.0.0.0\\u0000zz/8\",\n]")),
+              "p.toml:5: profile.hosts: '10.0.0.1\\x00 anything' contains a NUL character\n"
+              "p.toml:6: profile.hosts: '10.0.0.0\\x00zz/8' contains a NUL character");
+}
+
 TEST(ProfileConfigErrors, DuplicateHostInOneProfile) {
     expect_errors({
         {"[[profile]]\nname = \"a\"\nhosts = [\n  \"10.1.*\",\n  \"10.1.0.0/16\",\n]",

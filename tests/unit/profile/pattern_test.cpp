@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string_view>
+
 namespace postern::profile {
 namespace {
 
@@ -35,6 +37,29 @@ TEST(ParseIp, FamiliesAndCanonicalText) {
         ASSERT_TRUE(a) << c.in;
         EXPECT_EQ(to_string(*a), c.canonical);
         EXPECT_EQ(a->v6, c.v6) << c.in;
+    }
+}
+
+// inet_pton reads a C string: a NUL (a TOML "\u0000") must not end the text early, so that
+// "10.0.0.1\0 anything" is no address and "10.0.0.0\0zz/8" no block (it was 10.0.0.1, /8).
+TEST(ParseIp, NulInsideIsNoAddress) {
+    using namespace std::string_view_literals;
+    for (auto s : {"10.0.0.1\0 anything"sv, "10.0.0.0\0zz"sv, "::1\0x"sv, "10.0.0.1\0"sv})
+        EXPECT_FALSE(parse_ip(s)) << "NUL at " << s.find('\0');
+}
+
+TEST(Patterns, NulInAnyEntryIsRefused) {
+    using namespace std::string_view_literals;
+    for (auto s : {"10.0.0.1\0 anything"sv, "10.0.0.0\0zz/8"sv, "10.0.0.0/8\0"sv, "10.1.\0*"sv, "10.1.*\0"sv,
+                   "mx.test\0.evil"sv, "*.p.test\0"sv, "*\0"sv, "::1\0x"sv}) {
+        auto p = parse_host_pattern(s);
+        ASSERT_FALSE(p) << "hosts entry accepted as " << p->text;
+        EXPECT_NE(p.error_message().find("contains a NUL character"), std::string::npos) << p.error_message();
+    }
+    for (auto s : {"p.test\0x"sv, "*.p.test\0"sv}) {
+        auto p = parse_domain_pattern(s);
+        ASSERT_FALSE(p) << "domain entry accepted as " << p->text;
+        EXPECT_NE(p.error_message().find("contains a NUL character"), std::string::npos) << p.error_message();
     }
 }
 
