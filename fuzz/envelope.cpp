@@ -10,7 +10,9 @@
 //   parses back to the same envelope;
 // - parse_state: one entry per recipient; round trip through format_state gives the same
 //   states (format_state writes CR and LF in a reply as spaces: the documented sanitisation);
-//   the tlsfail hosts written are read back by parse_tls_failed and are ignored by parse_state.
+//   the tlsfail hosts written are read back by parse_tls_failed and are ignored by parse_state;
+// - unseal_state (src/queue/state_file.hpp) of the input never crashes; a sealed state file
+//   unseals to format_state's text for its own id and fails for any other id.
 #include <cstdint>
 #include <set>
 #include <string>
@@ -20,6 +22,7 @@
 #include "fuzz.hpp"
 #include "queue/envelope.hpp"
 #include "queue/spool.hpp"
+#include "queue/state_file.hpp"
 
 namespace postern::fuzz {
 namespace {
@@ -59,6 +62,8 @@ void check_header(std::string_view data) {
 }
 
 void check_state(std::string_view text, std::size_t recipients) {
+    constexpr std::string_view id = "0123456789ABCDEF0";
+    if (const auto u = unseal_state(text, id)) (void)parse_state(*u, recipients);
     const auto st = parse_state(text, recipients);
     const std::set<std::string> hosts = parse_tls_failed(text);
     for (const auto& h : hosts) FUZZ_CHECK(!h.empty() && h.find('\n') == std::string::npos, "tlsfail host " + show(h));
@@ -81,6 +86,10 @@ void check_state(std::string_view text, std::size_t recipients) {
                    "state round trip: " + show(f));
     }
     FUZZ_CHECK(parse_tls_failed(f) == written, "tlsfail round trip: " + show(f));
+    const std::string sealed = seal_state(id, f);
+    const auto back = unseal_state(sealed, id);
+    FUZZ_CHECK(back && *back == f, "seal round trip: " + show(sealed));
+    FUZZ_CHECK(!unseal_state(sealed, "0123456789ABCDEF1"), "sealed state taken for another id: " + show(sealed));
 }
 
 void check_format(input& in, std::size_t recipients) {

@@ -1,5 +1,6 @@
-// queue/spool.cpp - durable commit of queue files: write, sync (syncfs or fsync), rename, fsync
-// directory; the spool lock taken before the start-up cleanup; per-recipient state files.
+// queue/spool.cpp - durable commit of queue files: write, sync (syncfs or fsync), rename (never
+// over an existing file), fsync directory; moves between queue/ and hold/ (link, fsync, unlink,
+// fsync); the spool lock taken before the start-up cleanup; per-recipient state files.
 #include "queue/spool.hpp"
 
 #include <dirent.h>
@@ -20,6 +21,9 @@
 #include <span>
 
 #include <fmt/format.h>
+
+#include "log/log.hpp"
+#include "queue/state_file.hpp"
 
 namespace postern::queue {
 namespace {
@@ -94,12 +98,22 @@ bool write_all(int fd, std::span<const std::string_view> parts) {
 
 bool write_all(int fd, std::string_view text) { return write_all(fd, std::span<const std::string_view>(&text, 1)); }
 
-bool fsync_dir(const std::string& dir, spool_failure& f) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) { f = fail("open", dir); return false; }
-    if (do_fsync(fd, dir) != 0) { f = fail("fsync", dir); ::close(fd); return false; }
-    ::close(fd);
-    return true;
+// Two names of one file (a move cut short between its link and its unlink).
+bool same_file(const std::string& a, const std::string& b) {
+    struct stat sa{}, sb{};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+// rename(2) that never replaces an existing `to` (EEXIST instead): a queue id repeated (a clock
+// stepped back across a restart) must not overwrite an acknowledged message. A file system
+// without RENAME_NOREPLACE (EINVAL) gets link(2) then unlink(2), which refuses the same way.
+int rename_noreplace(const std::string& from, const std::string& to) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+    if (::link(from.c_str(), to.c_str()) != 0) return -1;
+    ::unlink(from.c_str());
+    return 0;
 }
 
 // The whole file; on failure nullopt with errno set to the failed call's (not close(2)'s).
@@ -246,6 +260,17 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
         }
         ::closedir(d);
     }
+    // A move cut short by a crash (move(): linked into the other area, not yet unlinked): one
+    // file under both names. The hold wins: an operator's hold is never undone by a crash (a
+    // release cut short is simply not done yet), so queue/ID goes. Two different files under one
+    // id are no move's leftover (a commit never takes an id present in either area): left alone.
+    bool unlinked = false;
+    for (const auto& id : s->list(area::hold)) {
+        const std::string q = s->path(id, area::active);
+        if (same_file(q, s->path(id, area::hold)) && ::unlink(q.c_str()) == 0) unlinked = true;
+    }
+    // Not durable if this fails: a power cut brings both names back, settled the same way.
+    if (unlinked) (void)s->active_sync_->sync();
     // State files whose message is gone (a crash inside remove()) and unfinished state writes.
     if (DIR* d = ::opendir((dir + "/state").c_str())) {
         while (dirent* e = ::readdir(d)) {
@@ -343,9 +368,18 @@ void spool::commit_batch(std::span<commit_item> items) {
     bool renamed_into[2] = {false, false};  // [active, hold]
     const std::uint64_t dir_mark[2] = {active_sync_->mark(), hold_sync_->mark()};
     for (auto& w : ok) {
-        const std::string final_path = path(w.item->env->id, w.item->where);
-        if (::rename(w.tmp.c_str(), final_path.c_str()) != 0) {
-            w.item->failure = fail("rename", final_path);
+        const std::string& id = w.item->env->id;
+        const std::string final_path = path(id, w.item->where);
+        // An id already taken (a clock stepped back across a restart) fails this commit (451,
+        // the client sends again) rather than replace an acknowledged message: the id is
+        // already written into the file (header, Received:) and was told to no one yet.
+        const area other = w.item->where == area::hold ? area::active : area::hold;
+        const bool taken = exists(id, other);
+        if (taken || rename_noreplace(w.tmp, final_path) != 0) {
+            w.item->failure = taken || errno == EEXIST
+                                  ? spool_failure{EEXIST, fmt::format("queue id {} is already in the spool "
+                                                                      "(clock stepped back?): not replaced", id)}
+                                  : fail("rename", final_path);
             ::unlink(w.tmp.c_str());
             continue;
         }
@@ -433,7 +467,15 @@ bool spool::remove(const std::string& id, area where, bool state_written) {
 }
 
 bool spool::exists(const std::string& id, area where) const {
-    return valid_id(id) && ::access(path(id, where).c_str(), F_OK) == 0;
+    if (!valid_id(id)) return false;
+    const std::string p = path(id, where);
+    if (::access(p.c_str(), F_OK) == 0) return true;
+    const int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return false;
+    // EIO, ELOOP, ENOMEM...: nothing known about the file. "Gone" would delete its message's
+    // state (every recipient delivered again) or take a commit's id for free: say present.
+    log::spool_error(id, fmt::format("access {}: {}; taken as present", p, std::strerror(e)));
+    return true;
 }
 
 void spool::remove_state(const std::string& id) {
@@ -443,10 +485,45 @@ void spool::remove_state(const std::string& id) {
 move_result spool::move(const std::string& id, area from, area to) {
     move_result r;
     if (!valid_id(id)) return r;
-    if (::rename(path(id, from).c_str(), path(id, to).c_str()) != 0) return r;
+    const std::string src = path(id, from), dst = path(id, to);
+    // Not rename(2): on ext4 without a journal the removal from `from` (whose directory any
+    // commit may fsync at any moment) can reach the disk before the entry in `to`, and a power
+    // cut then leaves the file in neither (an acknowledged message in lost+found). The new name
+    // is made durable first, then the old one goes: a crash in between leaves both (open()
+    // keeps the held one), never none. As maildir delivery does (delivery/maildir.cpp).
+    const std::uint64_t to_mark = sync_of(to).mark();
+    if (::link(src.c_str(), dst.c_str()) != 0) {
+        const int e = errno;
+        if (e == ENOENT) return r;  // no such message in `from`
+        if (e != EEXIST || !same_file(src, dst)) {  // EEXIST: another file has the id there
+            errno = e;
+            r.failure = fail("link", dst);
+            return r;
+        }
+        // Already linked by a move cut short: go on from there.
+    }
+    if (const int err = sync_of(to).sync(to_mark); err != 0) {
+        // `to` may not keep the new name: take it back; the message stays where it was.
+        ::unlink(dst.c_str());
+        r.failure = spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(to), std::strerror(err))};
+        return r;
+    }
+    const std::uint64_t from_mark = sync_of(from).mark();
+    if (::unlink(src.c_str()) != 0) {
+        const int e = errno;
+        // ENOENT: a delivery pass removed queue/ID meanwhile, every recipient done: the new
+        // name must not deliver it again (nor come back after a power cut). Another error: a
+        // message in both areas would be delivered while held; undone.
+        if (::unlink(dst.c_str()) == 0) (void)sync_of(to).sync();
+        if (e != ENOENT) {
+            errno = e;
+            r.failure = fail("unlink", src);
+        }
+        return r;
+    }
     r.moved = true;
-    spool_failure f;
-    if (!fsync_dir(fmt::format("{}/{}", dir_, area_dir(to)), f)) r.failure = std::move(f);
+    if (const int err = sync_of(from).sync(from_mark); err != 0)  // a power cut may bring the old name back
+        r.failure = spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(from), std::strerror(err))};
     return r;
 }
 
@@ -458,8 +535,10 @@ result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::si
         if (errno == ENOENT) return std::vector<rcpt_state>(recipients);  // no state yet: all queued
         return error{fmt::format("cannot read {}: {}", p, std::strerror(errno))};
     }
-    if (tls_failed) *tls_failed = parse_tls_failed(*text);
-    auto st = parse_state(*text, recipients);
+    // Another message's bytes, or cut short: damaged, and its tlsfail hosts are not this one's.
+    const auto records = unseal_state(*text, id);
+    if (tls_failed) *tls_failed = records ? parse_tls_failed(*records) : std::set<std::string>{};
+    auto st = records ? parse_state(*records, recipients) : error{records.error_message()};
     if (!st) {
         if (damaged) *damaged = fmt::format("{}: {}", p, st.error_message());
         return std::vector<rcpt_state>(recipients);
@@ -471,7 +550,7 @@ std::optional<spool_failure> spool::write_state(const std::string& id, const std
                                                 const std::set<std::string>& tls_failed) {
     if (!valid_id(id)) return spool_failure{EINVAL, "invalid queue id"};
     std::string tmp = fmt::format("{}/state/.{}.tmp", dir_, id);
-    std::string text = format_state(st, tls_failed);
+    std::string text = seal_state(id, format_state(st, tls_failed));
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fail("create", tmp);
     if (!write_all(fd, text)) {

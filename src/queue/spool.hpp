@@ -6,8 +6,11 @@
 //   tmp/ID     being written; never acknowledged; removed at start-up
 //   queue/ID   committed, waiting for delivery      (format: queue/envelope.hpp)
 //   hold/ID    committed, on hold (queue.hold, `postern queue hold`): not delivered until released
-//   state/ID   per-recipient delivery state of queue/ID (absent = every recipient still queued)
-// commit() = write tmp/ID, make it durable, rename to queue/ID or hold/ID, fsync(directory).
+//   state/ID   per-recipient delivery state of queue/ID (absent = every recipient still queued;
+//              it names its message and counts its lines: queue/state_file.hpp)
+// commit() = write tmp/ID, make it durable, rename to queue/ID or hold/ID (never over an
+// existing file, nor while the other area has the id: a repeated id fails the commit),
+// fsync(directory).
 // Only after commit() returns success may the server reply 250 (SPEC §2). "Durable" is either
 //   durability::filesystem (spool.sync = "filesystem", the default): one syncfs(2) of the
 //     spool's file system covers every commit written before it started (group commit,
@@ -17,7 +20,9 @@
 // Concurrent commits share the directory fsync the same way: each waits for one that started
 // after its own rename. A crash before the rename leaves only tmp/ID (discarded, the client
 // was never told 250); after the directory fsync the message survives power loss. A file in
-// queue/ or hold/ is always complete.
+// queue/ or hold/ is always complete. The spool may be on ext4 without a journal, where a
+// rename is not atomic across a power cut: only what a directory fsync covered is sure to be
+// there. So move() never renames from one area to the other: it links, fsyncs, unlinks.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -109,23 +114,35 @@ public:
     // no state file was ever written for it (a message delivered in its first pass), so there
     // is none to unlink.
     bool remove(const std::string& id, area where, bool state_written = true);
-    // rename(2) from one area to the other, then fsync of the target directory. `moved` says
-    // whether the rename happened; `failure`, a failed fsync after it (the file is in `to`).
+    // From one area to the other: link(2) into `to`, fsync `to`, unlink(2) from `from`, fsync
+    // `from` (the directory fsyncs shared with commits). A crash leaves the file in `from`, in
+    // both (open() then keeps hold/ID and removes queue/ID: a hold wins), or in `to`; never in
+    // neither. `moved`: the file is now in `to` only. Not moved with `failure`: the fsync of
+    // `to` failed (the new name taken back) or another file has the id in `to`; not moved
+    // without: no such file in `from`, or a delivery pass removed it meanwhile (every
+    // recipient done). Moved with `failure`: the fsync of `from` failed (a power cut may bring
+    // the old name back: for a release, the message is then held again).
     move_result move(const std::string& id, area from, area to);
-    bool exists(const std::string& id, area where) const;  // queue/ID or hold/ID is there
+    // queue/ID or hold/ID is there. Only ENOENT (or ENOTDIR) means not: any other error from
+    // access(2) (EIO) is logged and taken as there, since "gone" deletes a message's state.
+    bool exists(const std::string& id, area where) const;
     void remove_state(const std::string& id);               // state/ID only (if any)
 
     // The recipients' state (all queued when there is no state file: ENOENT) and, into
     // `tls_failed` when given, the hosts recorded there: one read of state/ID for both.
     // Any other failure to open or read it (EMFILE, EIO, EACCES...) is an error: it says
     // nothing about the recipients, and taking it for "all queued" would deliver again what
-    // was sent and bounce twice. A file that reads but does not parse (torn by a crash: state
-    // writes are not fsynced) gives every recipient queued, with the problem in `*damaged`
-    // when given: repeating deliveries is the safe side, a message stuck for good is not.
+    // was sent and bounce twice. A file that reads but does not parse, names another message
+    // or lacks its trailer (torn by a crash, or another file's freed block: state writes are
+    // not fsynced) gives every recipient queued (and no tlsfail hosts), with the problem in
+    // `*damaged` when given: repeating deliveries is the safe side, a message stuck for good
+    // or a recipient taken for delivered is not.
     result<std::vector<rcpt_state>> read_state(const std::string& id, std::size_t recipients,
                                                std::set<std::string>* tls_failed = nullptr,
                                                std::string* damaged = nullptr) const;
-    // Replaces state/ID atomically (write .ID.tmp, rename; no fsync). On failure (a full disk)
+    // Replaces state/ID atomically (write .ID.tmp, rename; no fsync), sealed for ID
+    // (queue/state_file.hpp). One writer per id at a time (the queue runner sees to it: a
+    // second would share .ID.tmp). On failure (a full disk)
     // the previous state file stays and nothing else is left behind.
     std::optional<spool_failure> write_state(const std::string& id, const std::vector<rcpt_state>& st,
                                              const std::set<std::string>& tls_failed = {});

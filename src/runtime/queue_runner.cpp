@@ -633,9 +633,19 @@ void queue_runner::recover() {
 
 void queue_runner::stop() {
     stopped_ = true;
+    for (const auto& id : waiting_) active_.erase(id);  // not started: their messages stay queued
+    waiting_.clear();
+    waiting_force_.clear();
     // One more try for the states the disk refused (a restart would otherwise repeat those
-    // passes' deliveries): small writes, once, at shutdown.
+    // passes' deliveries): small writes, once, at shutdown. Not for a message whose pass is
+    // under way: that pass writes its state itself (first, if it has not read the message yet;
+    // else at its end) on a disk thread, through the same state/.ID.tmp, so a write from here
+    // could mix the two files' bytes or install the older state after the newer.
     for (auto it = unsaved_.begin(); it != unsaved_.end();) {
+        if (active_.count(it->first)) {
+            ++it;
+            continue;
+        }
         const bool there = spool_.exists(it->first, queue::area::active) || spool_.exists(it->first, queue::area::hold);
         if (there && spool_.write_state(it->first, it->second.st, it->second.tls_failed)) {
             ++it;
@@ -643,9 +653,6 @@ void queue_runner::stop() {
         }
         it = unsaved_.erase(it);
     }
-    for (const auto& id : waiting_) active_.erase(id);  // not started: their messages stay queued
-    waiting_.clear();
-    waiting_force_.clear();
     for (auto& [id, t] : timers_) t->cancel();
     timers_.clear();
     for (auto& w : waiters_) w.timer->cancel();
@@ -682,12 +689,20 @@ result<unsigned> queue_runner::retry(const std::string& id, bool all) {
 
 namespace {
 
-// The file was moved (and the runner acted on it) but the directory fsync after the rename
+// The file was moved (and the runner acted on it) but the fsync of the directory it left
 // failed: the command did happen, and says so, but a power loss may still undo the move.
 result<void> moved_but_not_durable(const std::string& id, const char* what, const queue::move_result& m) {
     if (!m.failure) return {};
     log::spool_error(id, m.failure->message);
     return error{fmt::format("{} {}, but not durably yet: {}", what, id, m.failure->message)};
+}
+
+// Not moved: no such message (`none`), or the move failed and was undone (the message stays
+// where it was).
+result<void> not_moved(const std::string& id, const char* what, const char* none, const queue::move_result& m) {
+    if (!m.failure) return error{fmt::format("{} {}", none, id)};
+    log::spool_error(id, m.failure->message);
+    return error{fmt::format("not {} {}: {}", what, id, m.failure->message)};
 }
 
 }  // namespace
@@ -707,7 +722,7 @@ result<void> queue_runner::remove(const std::string& id) {
 
 result<void> queue_runner::hold(const std::string& id) {
     const auto m = spool_.move(id, queue::area::active, queue::area::hold);
-    if (!m.moved) return error{fmt::format("no queued message {}", id)};
+    if (!m.moved) return not_moved(id, "held", "no queued message", m);
     if (auto it = timers_.find(id); it != timers_.end()) {
         it->second->cancel();
         timers_.erase(it);
@@ -718,7 +733,7 @@ result<void> queue_runner::hold(const std::string& id) {
 
 result<void> queue_runner::release(const std::string& id) {
     const auto m = spool_.move(id, queue::area::hold, queue::area::active);
-    if (!m.moved) return error{fmt::format("no held message {}", id)};
+    if (!m.moved) return not_moved(id, "released", "no held message", m);
     log::emit(log::level::info, "released", {{"id", id}});
     submit(id);  // queue/ID is there: it is delivered, whatever the directory fsync said
     return moved_but_not_durable(id, "released", m);

@@ -11,7 +11,8 @@ exists. Checked on the wire and in the spool:
 - fsync failing with ENOSPC -> 452 4.3.1;
 - the flag removed: the same session gets 250 and the message is delivered;
 - a bounce whose DSN cannot be stored (fsync fails) is not lost: the recipient stays pending
-  and the bounce is made again on a later attempt, also across kill -9.
+  and the bounce is made again on a later attempt, also across kill -9;
+- `queue hold` whose fsync of hold/ fails is undone: the message stays in queue/ only.
 """
 import errno
 import os
@@ -149,3 +150,26 @@ def test_bounce_that_cannot_be_stored_is_not_lost(make_instance, fsync_fault):
     assert b"Final-Recipient: rfc822; bob@internal.test" in dsn and b"Status: 5." in dsn, dsn[:3000]
     wait_until(lambda: inst.spool_files("queue") == [] and inst.spool_files("state") == [],
                what="queue and state empty after the bounce")
+
+
+def test_hold_whose_folder_fsync_fails_leaves_the_message_queued(make_instance, fsync_fault):
+    """`queue hold` links queue/ID into hold/, fsyncs hold/, then unlinks queue/ID and fsyncs
+    queue/ (spool::move: on ext4 without a journal the removal of a rename can become durable
+    before its new entry, and a power cut then leaves the message in neither folder). With the
+    directory fsyncs failing, the hold is refused and undone: the message stays in queue/ only.
+    On the code before, the rename had happened and the command said "held, but not durably
+    yet". What this cannot show is what a real power cut leaves on the disk."""
+    inst = start_with_fault(make_instance, fsync_fault, queue_extra='retry_schedule = ["1h"]')
+    blocker = inst.dir / "var/mail/localhost/bob"  # a file where the maildir goes: deferred
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a maildir\n")
+    qid = inst.send("alice@localhost", ["bob@localhost"], subject="hold me")
+    inst.wait_events("delivery", id=qid, result="deferred")
+    fsync_fault.set("dir", errno.EIO)
+    r = inst.queue_cli("hold", qid)
+    assert r.returncode == 1 and f"not held {qid}: fsync" in r.stderr, r
+    assert inst.spool_files("queue") == [qid] and inst.spool_files("hold") == []
+    fsync_fault.clear()
+    r = inst.queue_cli("hold", qid)
+    assert r.returncode == 0, r.stderr
+    assert inst.spool_files("hold") == [qid] and inst.spool_files("queue") == []

@@ -387,3 +387,30 @@ def test_tls_policy_does_not_need_the_key(make_instance):
     r = tls_policy(copy, "relay.test", "--probe")
     assert r.returncode == 2, r
     assert r.stderr.startswith(f"{copy}: tls.ca_file: ") and "no-such-ca.pem" in r.stderr, r.stderr
+
+
+def test_message_in_both_queue_and_hold_at_start_stays_held(make_instance):
+    """`queue hold` and `release` link the file into the new folder, fsync it, then unlink the
+    old name (spool::move: on ext4 without a journal a rename's removal can reach the disk
+    before its new entry, losing the message). A crash between the link and the unlink leaves
+    one file under both names. At start-up the hold wins: queue/ID goes, the message is listed
+    held and not delivered, and a release delivers it once. On the code before, the queue/ name
+    was delivered at start-up (and the held one again on release). What this cannot show is a
+    real crash at that instant: the second name is made by hand, as the crash leaves it."""
+    inst = make_instance(queue_extra="hold = true")
+    qid = send(inst, "alice@example.test", ["bob@localhost"], "both names")
+    assert inst.spool_files("hold") == [qid]
+    inst.stop()
+    spool = inst.dir / "var/spool"
+    os.link(spool / "hold" / qid, spool / "queue" / qid)
+    inst.start()
+    wait_until(lambda: inst.spool_files("queue") == [], what="queue/ID removed at start-up")
+    time.sleep(0.5)
+    assert inst.maildir_messages("bob") == [], "a held message was delivered"
+    assert [(m["id"], m["held"]) for m in queue_json(inst, "list")] == [(qid, True)]
+    r = queue_cli(inst, "release", qid)
+    assert r.returncode == 0, r.stderr
+    assert len(inst.wait_maildir("bob")) == 1
+    wait_until(lambda: inst.spool_area_empty("queue", "hold", "state"), what="spool empty after delivery")
+    time.sleep(0.3)
+    assert len(inst.maildir_messages("bob")) == 1

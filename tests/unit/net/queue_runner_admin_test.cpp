@@ -7,8 +7,9 @@
 //   - a message held while its pass delivers it is not delivered a second time on release;
 //   - a hold and a release while a pass reads the message (its read finds queue/ID gone) leave
 //     the message with a pass, not stranded until a restart;
-//   - hold and release report a failed directory fsync after the move, and a release still
-//     delivers the message it moved back.
+//   - hold and release fail (and leave the message where it was) when the new folder's fsync
+//     fails, and report a failed fsync of the old folder after the move (a release then still
+//     delivers the message it moved back).
 // The event loop is run by the test thread, so the order of the posted steps is exact.
 // Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
@@ -117,29 +118,9 @@ TEST_F(runner_fixture, message_deleted_while_its_pass_delivers_it_leaves_no_stat
     EXPECT_FALSE(fs::exists(fs::path(tmp.path) / "spool" / "state" / id));
 }
 
-// Both disk-pool threads are held until open() (the test knows what is queued behind them).
-struct pool_gate {
-    explicit pool_gate(asio::thread_pool& pool) {
-        for (int i = 0; i < 2; ++i)
-            asio::post(pool, [this] {
-                inside.count_down();
-                opened.wait();
-            });
-        inside.wait();
-    }
-    void open() { go.set_value(); }
-    std::latch inside{2};
-    std::promise<void> go;
-    std::shared_future<void> opened = go.get_future().share();
-};
 
-// Returns once every task posted to `pool` before the call has finished: two markers meet
-// inside, one per thread, so the tasks queued ahead of them (FIFO) are done.
-void drain_pool(asio::thread_pool& pool) {
-    std::latch both(2);
-    for (int i = 0; i < 2; ++i) asio::post(pool, [&both] { both.arrive_and_wait(); });
-    both.wait();
-}
+using test::drain_pool;
+using test::pool_gate;
 
 TEST_F(runner_fixture, hold_and_release_while_a_pass_reads_the_message_leave_it_a_pass) {
     auto m = commit();
@@ -157,7 +138,11 @@ TEST_F(runner_fixture, hold_and_release_while_a_pass_reads_the_message_leave_it_
     EXPECT_FALSE(spool->exists(id, queue::area::active));
 }
 
-TEST_F(runner_fixture, hold_and_release_report_a_failed_directory_fsync_and_still_act) {
+// A move links the file into its new folder, fsyncs that folder, unlinks the old name, fsyncs
+// the old folder (spool::move). A failed fsync of the new folder undoes the move: the command
+// fails and the message stays where it was. A failed fsync of the old folder comes after the
+// move: the command did happen, and says it is not durable yet.
+TEST_F(runner_fixture, hold_and_release_report_a_failed_directory_fsync) {
     auto m = commit();
     const std::string id = m.env.id;
     const std::string hold_dir = tmp.path + "/spool/hold", queue_dir = tmp.path + "/spool/queue";
@@ -165,12 +150,28 @@ TEST_F(runner_fixture, hold_and_release_report_a_failed_directory_fsync_and_stil
     queue::spool::set_fsync_fault([&failing](const std::string& path) { return path == failing ? EIO : 0; });
     auto held = runner->hold(id);
     EXPECT_FALSE(held);
+    EXPECT_NE(held.error_message().find("not held " + id + ": fsync"), std::string::npos) << held.error_message();
+    EXPECT_TRUE(spool->exists(id, queue::area::active));
+    EXPECT_FALSE(spool->exists(id, queue::area::hold));
+
+    failing = queue_dir;
+    held = runner->hold(id);
+    EXPECT_FALSE(held);
     EXPECT_NE(held.error_message().find("held " + id + ", but not durably yet"), std::string::npos)
         << held.error_message();
     EXPECT_TRUE(spool->exists(id, queue::area::hold));
+    EXPECT_FALSE(spool->exists(id, queue::area::active));
 
-    failing = queue_dir;
-    auto released = runner->release(id);
+    auto released = runner->release(id);  // queue/ is the new folder now
+    EXPECT_FALSE(released);
+    EXPECT_NE(released.error_message().find("not released " + id + ": fsync"), std::string::npos)
+        << released.error_message();
+    EXPECT_TRUE(spool->exists(id, queue::area::hold));
+    settle();
+    EXPECT_EQ(delivered(), 0u) << "a message still held was delivered";
+
+    failing = hold_dir;
+    released = runner->release(id);
     EXPECT_FALSE(released);
     EXPECT_NE(released.error_message().find("released " + id + ", but not durably yet"), std::string::npos)
         << released.error_message();

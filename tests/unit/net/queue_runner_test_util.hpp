@@ -3,16 +3,20 @@
 // message committed to the spool as an inbound session commits it (and the copy it hands over
 // in memory), the count of messages in a maildir folder, and a fixture with a real spool in a
 // temporary directory, localhost hosted into a maildir, and a runner whose event loop the
-// test thread runs (so the order of the posted steps is exact).
+// test thread runs (so the order of the posted steps is exact); a gate that holds both
+// disk-pool threads, and a wait for the tasks posted to the pool.
 #pragma once
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/thread_pool.hpp>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
+#include <future>
+#include <latch>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +58,30 @@ inline std::size_t maildir_count(const std::string& maildir, const std::string& 
     if (!std::filesystem::is_directory(dir)) return 0;
     return static_cast<std::size_t>(
         std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()));
+}
+
+// Both disk-pool threads are held until open() (the test knows what is queued behind them).
+struct pool_gate {
+    explicit pool_gate(asio::thread_pool& pool) {
+        for (int i = 0; i < 2; ++i)
+            asio::post(pool, [this] {
+                inside.count_down();
+                opened.wait();
+            });
+        inside.wait();
+    }
+    void open() { go.set_value(); }
+    std::latch inside{2};
+    std::promise<void> go;
+    std::shared_future<void> opened = go.get_future().share();
+};
+
+// Returns once every task posted to `pool` before the call has finished: two markers meet
+// inside, one per thread, so the tasks queued ahead of them (FIFO) are done.
+inline void drain_pool(asio::thread_pool& pool) {
+    std::latch both(2);
+    for (int i = 0; i < 2; ++i) asio::post(pool, [&both] { both.arrive_and_wait(); });
+    both.wait();
 }
 
 struct runner_fixture_base : ::testing::Test {

@@ -13,34 +13,12 @@
 
 #include "queue/spool.hpp"
 #include "../test_util.hpp"
+#include "spool_test_util.hpp"
 
 using namespace postern;
 
-namespace {
-
-queue::envelope sample(const std::string& id) {
-    queue::envelope e;
-    e.id = id;
-    e.arrived = 1732800000;
-    e.sender = "alice@example.test";
-    e.recipients = {"bob@localhost", "\"carol x\"@localhost"};
-    e.eight_bit = true;
-    e.smtputf8 = false;
-    e.client_ip = "127.0.0.1";
-    e.helo = "client.test";
-    e.tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
-    return e;
-}
-
-// Commits a one-byte message to `where`; returns its id.
-std::string commit_one(queue::spool& sp, queue::area where) {
-    auto e = sample(sp.new_id());
-    e.size = 1;
-    EXPECT_FALSE(sp.commit(e, {"x"}, where));
-    return e.id;
-}
-
-}  // namespace
+using test::commit_one;
+using test::sample;
 
 TEST(envelope, round_trip) {
     auto e = sample("0123456789ABCDEF0");
@@ -420,13 +398,8 @@ TEST(spool, load_detects_truncated_content) {
 }
 
 TEST(state, round_trip_and_errors) {
-    std::vector<queue::rcpt_state> st(2);
-    st[0].status = queue::rcpt_status::sent;
-    st[0].attempts = 1;
-    st[0].last_reply = "250 2.0.0 ok";
-    st[1].status = queue::rcpt_status::deferred;
+    auto st = test::bob_sent_carol_deferred();
     st[1].attempts = 3;
-    st[1].next_attempt = 1732800600;
     st[1].last_reply = "451 4.3.0 try\r\nagain";
     auto p = queue::parse_state(queue::format_state(st), 2);
     ASSERT_TRUE(p.ok()) << p.error_message();
