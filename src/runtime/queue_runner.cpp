@@ -379,11 +379,16 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         return recorded{r.index, r.out, r.via.relay, r.via.tls, r.via.tls_version, r.via.tls_cipher, r.tls_retry_at,
                         r.via.profile};
     };
+    // `queue delete` or `queue hold` while this pass runs took queue/ID away: nothing more is
+    // attempted (no later destination, no further host), what was done so far is recorded
+    // below, and the other recipients stay as they were (queued for a release, or gone). On the
+    // event loop, where those commands run; a hold and release meanwhile leave it queued.
+    auto withdrawn = [this, &id] { return !spool_.exists(id, queue::area::active); };
     std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
         --groups_left;
         // After stop() no new transaction starts; what this pass did so far is recorded below.
-        if (stopped_) break;
+        if (stopped_ || withdrawn()) break;
         const delivery::route& where = g.where;
         const std::string& domain = g.domain;
         const std::vector<std::size_t>& idx = g.idx;
@@ -403,6 +408,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             done.insert(done.end(), outs.begin(), outs.end());
         } else {
             if (!co_await acquire(key)) break;  // stopped while waiting for a delivery slot
+            if (withdrawn()) {  // the wait for a slot can be long
+                release_slot(key);
+                break;
+            }
             outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_);
             outbound::attempt_request req;
             req.env = &env;
@@ -419,7 +428,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 for (auto& e : early) ptrs.push_back(&e);
                 co_await record_now(std::move(ptrs));
             };
-            req.stopping = [this] { return stopped_; };
+            req.stopping = [this, &withdrawn] { return stopped_ || withdrawn(); };
             auto res = co_await d.deliver(req);
             release_slot(key);
             if (!res.tls_failed_hosts.empty()) {  // the first failure's time is kept (the earliest)
@@ -508,6 +517,26 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                          .attempt = r.attempts});
     }
 
+    // Recipients this pass bounced whose bounce is not stored after all: deferred again, due at
+    // `when` (SPEC §3.1: a recipient counts as bounced only once its bounce is stored).
+    auto unbounce = [&](std::int64_t when, std::string_view why) {
+        for (std::size_t k = 0; k < done.size(); ++k) {
+            if (lines[k].result != "bounced") continue;
+            auto& r = ps.st[done[k].index];
+            r.status = queue::rcpt_status::deferred;
+            r.next_attempt = when;
+            done[k].out.reason += why;
+            lines[k].result = "deferred";
+            lines[k].reason = done[k].out.reason;  // the view must follow the grown string
+        }
+    };
+    // Deleted ("without a bounce", SPEC §4) or held while this pass ran: no bounce either. A
+    // held message's refused recipients are attempted again (and bounced then) once released.
+    if (!bounces.empty() && withdrawn()) {
+        unbounce(now, "; not bounced: the message was deleted or held meanwhile");
+        bounces.clear();
+    }
+
     // Bounce (RFC 3464) to the sender, never for the null sender; then update or remove.
     std::optional<queue::envelope> dsn_env;
     std::string dsn_content;
@@ -552,18 +581,9 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             if (auto f = spool_.commit(*dsn_env, {dsn_content}, queue::area::active)) {
                 log::spool_error(dsn_env->id, f->message);
                 ok = false;
-                // SPEC §3.1: a recipient counts as bounced only once its bounce is stored. Until
-                // then it stays pending (a full disk must not turn a bounce into a loss); the
-                // next attempt, in a minute, makes the bounce again.
-                for (std::size_t k = 0; k < done.size(); ++k) {
-                    if (lines[k].result != "bounced") continue;
-                    auto& r = ps.st[done[k].index];
-                    r.status = queue::rcpt_status::deferred;
-                    r.next_attempt = now + 60;
-                    done[k].out.reason += "; bounce not stored: " + f->message;
-                    lines[k].result = "deferred";
-                    lines[k].reason = done[k].out.reason;  // the view must follow the grown string
-                }
+                // A full disk must not turn a bounce into a loss: the next attempt, in a minute,
+                // makes the bounce again.
+                unbounce(now + 60, "; bounce not stored: " + f->message);
             }
         }
         for (const auto& r : ps.st)
