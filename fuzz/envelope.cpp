@@ -11,8 +11,11 @@
 // - parse_state: one entry per recipient; round trip through format_state gives the same
 //   states (format_state writes CR and LF in a reply as spaces: the documented sanitisation);
 //   the tlsfail hosts written are read back by parse_tls_failed and are ignored by parse_state;
+//   tls_failure_times gives each host once with a time >= 0, and round-trips through
+//   tls_failure_entries.
 // - unseal_state (src/queue/state_file.hpp) of the input never crashes; a sealed state file
 //   unseals to format_state's text for its own id and fails for any other id.
+#include <algorithm>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -69,9 +72,18 @@ void check_state(std::string_view text, std::size_t recipients) {
     for (const auto& h : hosts) FUZZ_CHECK(!h.empty() && h.find('\n') == std::string::npos, "tlsfail host " + show(h));
     if (!st) return;
     FUZZ_CHECK(st->size() == recipients, "one state per recipient");
-    std::set<std::string> written;  // what format_state keeps: one token without CR or LF
-    for (const auto& h : hosts)
-        if (h.find_first_of(" \r\n") == std::string::npos) written.insert(h);
+    // What format_state keeps: a host token without CR or LF, then optionally one space and a
+    // decimal time of at most 18 digits ("mx.test:25 1764460000").
+    std::set<std::string> written;
+    for (const auto& h : hosts) {
+        const std::size_t sp = h.find(' ');
+        const std::string host = h.substr(0, sp), t = sp == std::string::npos ? "" : h.substr(sp + 1);
+        const bool time_ok = sp == std::string::npos ||
+                             (!t.empty() && t.size() <= 18 && std::all_of(t.begin(), t.end(), [](char c) {
+                                 return c >= '0' && c <= '9';
+                             }));
+        if (!host.empty() && host.find_first_of("\r\n") == std::string::npos && time_ok) written.insert(h);
+    }
     const std::string f = format_state(*st, hosts);
     const auto st2 = parse_state(f, recipients);
     FUZZ_CHECK(st2 && st2->size() == recipients, "formatted state does not parse: " + show(f));
@@ -90,6 +102,10 @@ void check_state(std::string_view text, std::size_t recipients) {
     const auto back = unseal_state(sealed, id);
     FUZZ_CHECK(back && *back == f, "seal round trip: " + show(sealed));
     FUZZ_CHECK(!unseal_state(sealed, "0123456789ABCDEF1"), "sealed state taken for another id: " + show(sealed));
+    // Every host read back, once, with a time that is no later than any of its entries'.
+    const tls_failures times = tls_failure_times(hosts);
+    for (const auto& [h, t] : times) FUZZ_CHECK(!h.empty() && t >= 0, "tlsfail time of " + show(h));
+    FUZZ_CHECK(tls_failure_times(tls_failure_entries(times)) == times, "tlsfail times round trip");
 }
 
 void check_format(input& in, std::size_t recipients) {

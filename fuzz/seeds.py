@@ -262,6 +262,9 @@ add("envelope", "header", b"\x00" + header.encode())
 add("envelope", "header-null-sender", b"\x00" + b"POSTERN-QUEUE 1\nid A\narrived -1\nsender\nrcpt a@b\nsize 0\n\n")
 add("envelope", "state", bytes([1 | (2 << 2)]) + b"POSTERN-STATE 1\ntlsfail mx1.example.test\n0 sent 1 0 250 2.0.0 Ok\n"
                                                b"2 deferred 3 1732800600 451 4.3.0 try later\n")
+add("envelope", "state-tlsfail-times", bytes([1 | (1 << 2)]) + b"POSTERN-STATE 1\ntlsfail mx1.example.test:25 1732800000\n"
+                                               b"tlsfail mx2.example.test:25\ntlsfail mx3.example.test:25 x1\n"
+                                               b"1 deferred 1 1732800300 454 4.7.0 TLS handshake failed\n")
 add("envelope", "state-bad", bytes([1]) + b"POSTERN-STATE 1\n5 sent 1 0 x\n0 lost 1 0 x\n")
 add("envelope", "format", bytes([2 | (1 << 2)]) + s8("0192F3A4B5C6D7E8F") + u64(1732800000) + s16("alice@example.test")
     + s16("bob@localhost") + s16("carol@example.test") + bytes([1]) + s8("127.0.0.1") + s16("client.example")

@@ -4,7 +4,8 @@
 // 5.1), one that may have been delivered (no final reply) does not. TLS decisions follow SPEC §1.1
 // (opportunistic): STARTTLS whenever offered; a failed handshake defers the recipients
 // (the queue waits tls.handshake_retry_delay); the second failure for the same message and
-// host reconnects and delivers without TLS (tls=fallback). Mandatory TLS (SPEC §1.2) per the
+// host, once that delay has passed since the first, reconnects and delivers without TLS
+// (tls=fallback; after_failed_handshake() decides). Mandatory TLS (SPEC §1.2) per the
 // profile's resolved policy: never a plaintext fallback. The one place outbound TLS policy is
 // enforced; `postern tls-policy --probe` runs the same conversation in probe mode.
 #include "outbound/attempt.hpp"
@@ -590,7 +591,24 @@ std::string recipient_domain(const config::config& cfg, std::string_view address
 // SPEC §1.1/§1.2: STARTTLS is issued (when offered) at every level but none.
 bool try_tls_under(const profile::resolved_tls_policy& pol) { return pol.level != profile::tls_level::none; }
 
+std::int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 }  // namespace
+
+failed_handshake after_failed_handshake(std::optional<std::int64_t> first, std::int64_t now_ms,
+                                        std::chrono::seconds delay) {
+    // Times are kept in whole seconds: this failure counts from the second after it (rounded
+    // up), so that "first + delay" is never earlier than the delay really is.
+    const std::int64_t failed_at = (now_ms + 999) / 1000;
+    failed_handshake out;
+    out.first = first ? std::min(*first, failed_at) : failed_at;  // a future time: the clock went back
+    out.retry_at = out.first + delay.count();
+    out.fallback = first.has_value() && now_ms >= out.retry_at * 1000;
+    return out;
+}
 
 asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     const config::config& cfg = *cfg_;
@@ -600,7 +618,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     std::vector<recipient_result> out(n);
     std::vector<bool> decided(n, false);
     for (std::size_t k = 0; k < n; ++k)
-        out[k] = {req.recipients[k], {delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"}, {}, false};
+        out[k] = {req.recipients[k], {delivery::outcome::kind::transient, "4.4.1", "no host to deliver to"}, {}, 0};
     const host_plan plan = co_await plan_hosts(resolver_, req.where, delivery::identity_of(cfg));
     attempt_result res;
     if (plan.stop) {
@@ -692,16 +710,23 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     // Remembered by host AND port: two relay_to hosts on one address but
                     // different ports are two servers (one's failure is not the other's).
                     const std::string failed_key = fmt::format("{}:{}", t.name, t.port);
-                    res.tls_failed_hosts.insert(failed_key);
-                    if (!req.tls_failed_hosts.count(failed_key)) {
-                        // First failure: nothing is sent; defer, next attempt after handshake_retry_delay.
+                    std::optional<std::int64_t> before;
+                    if (const auto it = req.tls_failed_hosts.find(failed_key); it != req.tls_failed_hosts.end())
+                        before = it->second;
+                    const failed_handshake fh =
+                        after_failed_handshake(before, unix_now_ms(), cfg.tls.handshake_retry_delay);
+                    queue::note_tls_failure(res.tls_failed_hosts, failed_key, fh.first);
+                    if (!fh.fallback) {
+                        // The first failure, or one before handshake_retry_delay has passed since
+                        // it: nothing is sent; defer until that delay after the first failure.
                         conv.facts.tls = "none";
                         for (std::size_t j = 0; j < at.size(); ++j)
-                            decide(at[j], {tx.recipients[j], conv.why, conv.facts, /*tls_retry=*/true});
+                            decide(at[j], {tx.recipients[j], conv.why, conv.facts, fh.retry_at});
                         continue;
                     }
-                    // SPEC §1.1: the second failed handshake for this message and host:
-                    // reconnect and deliver without TLS in this same attempt.
+                    // SPEC §1.1: the second failed handshake for this message and host, the
+                    // delay after the first one past: reconnect and deliver without TLS in this
+                    // same attempt.
                     if (stop_now()) break;  // not when stopping: left as they were
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr);
                     for (auto& r : conv.results) r.via.tls = "fallback";

@@ -7,9 +7,11 @@
 #include <asio/awaitable.hpp>
 #include <asio/ssl/context.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "dns/resolver.hpp"
 #include "outbound/connection_cache.hpp"
 #include "queue/envelope.hpp"
+#include "queue/spool.hpp"
 #include "tls/policy_report.hpp"
 
 namespace postern::outbound {
@@ -38,7 +41,9 @@ struct recipient_result {
     std::size_t index = 0;  // into envelope::recipients
     delivery::outcome out;
     session_facts via;
-    bool tls_retry = false;  // deferred by a failed handshake: next attempt no sooner than handshake_retry_delay
+    // Deferred by a failed handshake: the next attempt no sooner than this (unix s: the host's
+    // first failure for this message + handshake_retry_delay); 0 = not such a deferral.
+    std::int64_t tls_retry_at = 0;
     bool not_attempted = false;  // the server stopped before a host took it: nothing to record
 };
 
@@ -48,7 +53,9 @@ struct attempt_request {
     std::vector<std::size_t> recipients;  // indexes, all with the same route
     delivery::route where;
     std::string domain;                    // recipient domain (the probe's TLS names)
-    std::set<std::string> tls_failed_hosts;  // "NAME:PORT" of hosts whose handshake failed before, for this message
+    // "NAME:PORT" -> unix time (s) of the host's first failed handshake for this message, in
+    // earlier attempts (0 = long ago)
+    queue::tls_failures tls_failed_hosts;
     // The recipients a host has just accepted, handed over before deliver() starts another
     // transaction for those still open (the next address or host, another policy group): the
     // queue runner records them in state/ID, so that a crash, a kill or a restart during the
@@ -62,8 +69,25 @@ struct attempt_request {
 
 struct attempt_result {
     std::vector<recipient_result> results;   // one per request recipient, in its order
-    std::set<std::string> tls_failed_hosts;  // "NAME:PORT" of hosts whose handshake failed in this attempt
+    // "NAME:PORT" -> unix time (s) to record as the host's first failed handshake, for the hosts
+    // whose handshake failed in this attempt (the earlier time when there was one)
+    queue::tls_failures tls_failed_hosts;
 };
+
+// SPEC §1.1: what an opportunistic handshake that failed with a host at `now_ms` (unix ms)
+// leads to, given the host's first failure for this message (`first`, unix s; nullopt = none).
+// The fallback to plaintext needs a first failure at least `delay` old: a `queue retry`, or
+// another recipient group due earlier for other reasons, must not cut the wait short. Else the
+// recipients are deferred until `delay` after the FIRST failure (a failure on a forced attempt
+// does not push it back). A first failure in the future (the clock was stepped back since)
+// counts as one now: never a wait longer than `delay` from now.
+struct failed_handshake {
+    bool fallback = false;        // reconnect and deliver without TLS, now
+    std::int64_t first = 0;       // unix s to record as the host's first failure
+    std::int64_t retry_at = 0;    // when deferred: the next attempt no sooner than this (unix s)
+};
+failed_handshake after_failed_handshake(std::optional<std::int64_t> first, std::int64_t now_ms,
+                                        std::chrono::seconds delay);
 
 class deliverer {
 public:

@@ -152,10 +152,25 @@ const char* to_string(rcpt_status s) {
     return "queued";
 }
 
+namespace {
+
+// "NAME:PORT" or "NAME:PORT UNIXTIME": a host token without spaces, CR or LF, then optionally
+// one space and a decimal time. Anything else would not read back as the same entry.
+bool tls_failure_entry_ok(std::string_view e) {
+    const std::size_t sp = e.find(' ');
+    const std::string_view host = e.substr(0, sp);
+    if (host.empty() || host.find_first_of("\r\n") != std::string_view::npos) return false;
+    if (sp == std::string_view::npos) return true;
+    const std::string_view t = e.substr(sp + 1);
+    return !t.empty() && t.size() <= 18 && t.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+}  // namespace
+
 std::string format_state(const std::vector<rcpt_state>& st, const std::set<std::string>& tls_failed) {
     std::string out = "POSTERN-STATE 1\n";
     for (const auto& h : tls_failed)
-        if (h.find_first_of(" \r\n") == std::string::npos) out += fmt::format("tlsfail {}\n", h);
+        if (tls_failure_entry_ok(h)) out += fmt::format("tlsfail {}\n", h);
     for (std::size_t i = 0; i < st.size(); ++i) {
         std::string reply = st[i].last_reply;
         for (char& c : reply)
@@ -212,6 +227,33 @@ std::set<std::string> parse_tls_failed(std::string_view text) {
         if (line.substr(0, 8) == "tlsfail " && line.size() > 8) hosts.emplace(line.substr(8));
     }
     return hosts;
+}
+
+tls_failures tls_failure_times(const std::set<std::string>& entries) {
+    tls_failures out;
+    for (const std::string_view e : entries) {
+        const std::size_t sp = e.find(' ');
+        const std::string host(e.substr(0, sp));
+        if (host.empty()) continue;
+        std::int64_t t = 0;  // no time (an old line) or an unreadable one: long ago
+        if (sp != std::string_view::npos) {
+            const std::string_view v = e.substr(sp + 1);
+            if (std::from_chars(v.data(), v.data() + v.size(), t).ptr != v.data() + v.size() || t < 0) t = 0;
+        }
+        note_tls_failure(out, host, t);
+    }
+    return out;
+}
+
+void note_tls_failure(tls_failures& times, const std::string& host, std::int64_t t) {
+    const auto [it, fresh] = times.emplace(host, t);
+    if (!fresh) it->second = std::min(it->second, t);
+}
+
+std::set<std::string> tls_failure_entries(const tls_failures& times) {
+    std::set<std::string> out;
+    for (const auto& [host, t] : times) out.insert(fmt::format("{} {}", host, std::max<std::int64_t>(0, t)));
+    return out;
 }
 
 void spool::set_fsync_fault(std::function<int(const std::string&)> hook) {

@@ -26,6 +26,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -56,11 +57,22 @@ struct rcpt_state {
     std::int64_t next_attempt = 0;  // unix time; 0 = as soon as possible
     std::string last_reply;
 };
-// `tls_failed`: hosts whose TLS handshake failed for this message (SPEC §1.1: the second
-// failure for the same message and host delivers without TLS), as "tlsfail HOST" lines.
+// `tls_failed`: hosts whose TLS handshake failed for this message, and when it first did
+// (SPEC §1.1: the second failure for the same message and host delivers without TLS, once
+// tls.handshake_retry_delay has passed since the first), as "tlsfail NAME:PORT UNIXTIME" lines.
+// Each entry is the text after "tlsfail " (tls_failure_entries() makes them); format_state()
+// writes only well-formed ones: NAME:PORT without spaces, then optionally one decimal time.
 std::string format_state(const std::vector<rcpt_state>& st, const std::set<std::string>& tls_failed = {});
 result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t recipients);
 std::set<std::string> parse_tls_failed(std::string_view text);
+// "NAME:PORT" -> unix time (s) of the host's first failed handshake for this message. An entry
+// without a time (written before times were) reads as 0, long ago: the fallback is due, as it
+// was when that line was written. Several entries for one host: the earliest time.
+using tls_failures = std::map<std::string, std::int64_t>;
+tls_failures tls_failure_times(const std::set<std::string>& entries);
+// Adds a failure of `host` at `t`, keeping the earliest time (the first failure) it has.
+void note_tls_failure(tls_failures& times, const std::string& host, std::int64_t t);
+std::set<std::string> tls_failure_entries(const tls_failures& times);
 
 // One message of commit_batch(): what to write, and (after the call) whether it failed.
 struct commit_item {

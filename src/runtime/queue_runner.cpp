@@ -65,7 +65,7 @@ struct recorded {
     std::size_t index;
     delivery::outcome out;
     std::string relay, tls, proto, cipher;
-    bool tls_retry = false;
+    std::int64_t tls_retry_at = 0;  // outbound::recipient_result::tls_retry_at
     std::string profile;
     bool logged = false;  // recorded as sent (and logged) before the pass ended
 };
@@ -303,7 +303,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         if (!force && r.next_attempt > now) continue;
         if (loop) {  // RFC 5321 6.3
             done.push_back({i, {delivery::outcome::kind::permanent, "5.4.6",
-                                "hop count exceeded - possible mail loop"}, "none", "none", "", "", false, ""});
+                                "hop count exceeded - possible mail loop"}, "none", "none", "", "", 0, ""});
             continue;
         }
         auto [local, dom] = split_address(env.recipients[i]);
@@ -332,8 +332,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
 
     // SPEC §1.1 counts failed handshakes per attempt: every group of this pass sees the hosts
     // that failed in earlier passes, not the ones another group of this same pass just failed
-    // with (two domains with one MX host would otherwise fall back to plaintext at once).
-    const std::set<std::string> tls_failed_before = ps.tls_failed;
+    // with (two domains with one MX host would otherwise fall back to plaintext at once). Each
+    // with the time of its first failure: the fallback waits handshake_retry_delay from then,
+    // whatever brought this pass forward (`queue retry`, another group's earlier retry).
+    const queue::tls_failures tls_failed_before = queue::tls_failure_times(ps.tls_failed);
     // ps.st plus the recipients sent so far in this pass, once a group has sent some and
     // another group follows (see below).
     std::optional<std::vector<queue::rcpt_state>> sent_so_far;
@@ -374,14 +376,19 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         }
     };
     auto as_recorded = [](const outbound::recipient_result& r) {
-        return recorded{r.index, r.out, r.via.relay, r.via.tls, r.via.tls_version, r.via.tls_cipher, r.tls_retry,
+        return recorded{r.index, r.out, r.via.relay, r.via.tls, r.via.tls_version, r.via.tls_cipher, r.tls_retry_at,
                         r.via.profile};
     };
+    // `queue delete` or `queue hold` while this pass runs took queue/ID away: nothing more is
+    // attempted (no later destination, no further host), what was done so far is recorded
+    // below, and the other recipients stay as they were (queued for a release, or gone). On the
+    // event loop, where those commands run; a hold and release meanwhile leave it queued.
+    auto withdrawn = [this, &id] { return !spool_.exists(id, queue::area::active); };
     std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
         --groups_left;
         // After stop() no new transaction starts; what this pass did so far is recorded below.
-        if (stopped_) break;
+        if (stopped_ || withdrawn()) break;
         const delivery::route& where = g.where;
         const std::string& domain = g.domain;
         const std::vector<std::size_t>& idx = g.idx;
@@ -394,13 +401,17 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                     auto [local, dom] = split_address(rcpt);
                     std::string prefix = fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", env.sender, rcpt);
                     v.push_back({i, delivery::deliver_maildir(where.maildir, local, prefix, content, cfg.hostname),
-                                 "maildir", "none", "", "", false, ""});
+                                 "maildir", "none", "", "", 0, ""});
                 }
                 return v;
             });
             done.insert(done.end(), outs.begin(), outs.end());
         } else {
             if (!co_await acquire(key)) break;  // stopped while waiting for a delivery slot
+            if (withdrawn()) {  // the wait for a slot can be long
+                release_slot(key);
+                break;
+            }
             outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_);
             outbound::attempt_request req;
             req.env = &env;
@@ -417,10 +428,14 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 for (auto& e : early) ptrs.push_back(&e);
                 co_await record_now(std::move(ptrs));
             };
-            req.stopping = [this] { return stopped_; };
+            req.stopping = [this, &withdrawn] { return stopped_ || withdrawn(); };
             auto res = co_await d.deliver(req);
             release_slot(key);
-            ps.tls_failed.insert(res.tls_failed_hosts.begin(), res.tls_failed_hosts.end());
+            if (!res.tls_failed_hosts.empty()) {  // the first failure's time is kept (the earliest)
+                queue::tls_failures all = queue::tls_failure_times(ps.tls_failed);
+                for (const auto& [host, t] : res.tls_failed_hosts) queue::note_tls_failure(all, host, t);
+                ps.tls_failed = queue::tls_failure_entries(all);
+            }
             for (auto& r : res.results) {  // deliver() may split them over several transactions
                 if (r.not_attempted) continue;  // stopped first: left as they were, like a group not run
                 done.push_back(as_recorded(r));
@@ -484,11 +499,11 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             }
             case delivery::outcome::kind::transient: {
                 const auto& sched = cfg.queue.retry_schedule;
-                std::int64_t delay = sched[std::min<std::size_t>(r.attempts - 1, sched.size() - 1)].count();
-                // SPEC §1.1: after a failed handshake, no retry before handshake_retry_delay.
-                if (d.tls_retry) delay = std::max<std::int64_t>(delay, cfg.tls.handshake_retry_delay.count());
+                const std::int64_t delay = sched[std::min<std::size_t>(r.attempts - 1, sched.size() - 1)].count();
                 r.status = queue::rcpt_status::deferred;
-                r.next_attempt = unix_now_ceil() + delay;
+                // SPEC §1.1: after a failed handshake, no retry before handshake_retry_delay has
+                // passed since the host's first failure for this message.
+                r.next_attempt = std::max(unix_now_ceil() + delay, d.tls_retry_at);
                 result = "deferred";
                 break;
             }
@@ -500,6 +515,26 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                          .dsn = d.out.dsn, .reason = d.out.reason,
                          .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived),
                          .attempt = r.attempts});
+    }
+
+    // Recipients this pass bounced whose bounce is not stored after all: deferred again, due at
+    // `when` (SPEC §3.1: a recipient counts as bounced only once its bounce is stored).
+    auto unbounce = [&](std::int64_t when, std::string_view why) {
+        for (std::size_t k = 0; k < done.size(); ++k) {
+            if (lines[k].result != "bounced") continue;
+            auto& r = ps.st[done[k].index];
+            r.status = queue::rcpt_status::deferred;
+            r.next_attempt = when;
+            done[k].out.reason += why;
+            lines[k].result = "deferred";
+            lines[k].reason = done[k].out.reason;  // the view must follow the grown string
+        }
+    };
+    // Deleted ("without a bounce", SPEC §4) or held while this pass ran: no bounce either. A
+    // held message's refused recipients are attempted again (and bounced then) once released.
+    if (!bounces.empty() && withdrawn()) {
+        unbounce(now, "; not bounced: the message was deleted or held meanwhile");
+        bounces.clear();
     }
 
     // Bounce (RFC 3464) to the sender, never for the null sender; then update or remove.
@@ -546,18 +581,9 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             if (auto f = spool_.commit(*dsn_env, {dsn_content}, queue::area::active)) {
                 log::spool_error(dsn_env->id, f->message);
                 ok = false;
-                // SPEC §3.1: a recipient counts as bounced only once its bounce is stored. Until
-                // then it stays pending (a full disk must not turn a bounce into a loss); the
-                // next attempt, in a minute, makes the bounce again.
-                for (std::size_t k = 0; k < done.size(); ++k) {
-                    if (lines[k].result != "bounced") continue;
-                    auto& r = ps.st[done[k].index];
-                    r.status = queue::rcpt_status::deferred;
-                    r.next_attempt = now + 60;
-                    done[k].out.reason += "; bounce not stored: " + f->message;
-                    lines[k].result = "deferred";
-                    lines[k].reason = done[k].out.reason;  // the view must follow the grown string
-                }
+                // A full disk must not turn a bounce into a loss: the next attempt, in a minute,
+                // makes the bounce again.
+                unbounce(now + 60, "; bounce not stored: " + f->message);
             }
         }
         for (const auto& r : ps.st)

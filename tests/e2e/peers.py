@@ -15,6 +15,8 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "stall"           answer 220 to STARTTLS, then read nothing and never complete the
                              handshake (the connection is closed after stall_seconds, or when
                              the peer stops)
+  tls_modes=["garbage", "ok"]  tls_mode per connection in order (the last repeats); overrides
+                             tls_mode
   greeting_codes=[421, 220]  greeting per connection in order (the last repeats)
   rcpt_codes={"x@y": 550}    RCPT replies per address (default 250); a list gives one code per
                              RCPT of that address, the last repeating: {"x@y": [450, 250]}
@@ -27,6 +29,8 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
                              peer); tls_min_version likewise
   ciphers="ECDHE-ECDSA-AES128-GCM-SHA256"  the TLS 1.2 (and older) cipher list the peer offers
                              (OpenSSL syntax, ssl.SSLContext.set_ciphers); None keeps the default
+  idle_timeout=1.0           close a connection after that many seconds without a command (a
+                             real server's timeout: a session the client parked is gone)
 Each connection records the negotiated TLS version (Connection.tls_version, e.g. "TLSv1.2") and,
 when the handshake failed on the peer's side, the error (Connection.tls_error).
 Each accepted message is kept as (mail_from, [rcpts], data_bytes, tls_active); mail_from is the
@@ -78,8 +82,10 @@ class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
                  extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
-                 ciphers=None, stall_seconds=30.0):
+                 ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0):
         self.host = host
+        self.tls_modes = list(tls_modes or [])
+        self.idle_timeout = idle_timeout
         self.ciphers = ciphers
         self.stall_seconds = stall_seconds
         self.tls_max_version = tls_max_version
@@ -179,8 +185,10 @@ class ScriptedPeer:
         with self.lock:
             idx = len(self.connections)
             self.connections.append(conn)
-        s.settimeout(30)
+        s.settimeout(self.idle_timeout)
         f = s.makefile("rwb", buffering=0)
+        modes = self.tls_modes
+        tls_mode = modes[min(idx, len(modes) - 1)] if modes else self.tls_mode
 
         def send(line):
             f.write(line.encode() + b"\r\n")
@@ -220,19 +228,19 @@ class ScriptedPeer:
                 elif verb == "HELO":
                     send(f"250 {self.ehlo_name}")
                 elif verb == "STARTTLS":
-                    if self.tls_mode == "refuse":
+                    if tls_mode == "refuse":
                         send("454 4.7.0 TLS not available")
                         continue
                     send("220 2.0.0 Ready to start TLS")
-                    if self.tls_mode == "close":
+                    if tls_mode == "close":
                         s.close()
                         return
-                    if self.tls_mode == "garbage":
+                    if tls_mode == "garbage":
                         f.write(b"this is not a TLS server hello\r\n" * 4)
                         time.sleep(0.2)
                         s.close()
                         return
-                    if self.tls_mode == "stall":  # the client's ClientHello is never read
+                    if tls_mode == "stall":  # the client's ClientHello is never read
                         deadline = time.time() + self.stall_seconds
                         while not self.stopped and time.time() < deadline:
                             time.sleep(0.05)
@@ -246,7 +254,7 @@ class ScriptedPeer:
                         ctx.minimum_version = _TLS_VERSIONS[self.tls_min_version]
                     if self.ciphers:
                         ctx.set_ciphers(self.ciphers)
-                    if self.tls_mode == "require_client_cert":
+                    if tls_mode == "require_client_cert":
                         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
                         ctx.verify_mode = ssl.CERT_REQUIRED
                         ctx.load_verify_locations(cafile=self.cert)
@@ -256,7 +264,7 @@ class ScriptedPeer:
                     except (OSError, ssl.SSLError) as e:
                         with self.lock:
                             conn.tls_error = repr(e)
-                        if self.tls_mode == "require_client_cert":
+                        if tls_mode == "require_client_cert":
                             # The client sends EHLO once its side of the handshake is done:
                             # read it before closing, so that the close is a FIN after our
                             # alert, not a reset (for the EHLO unread) that may discard it.
@@ -276,7 +284,7 @@ class ScriptedPeer:
                     with self.lock:
                         conn.tls_version = s.version()
                         conn.tls = True
-                    if self.tls_mode == "close_after_tls":
+                    if tls_mode == "close_after_tls":
                         f.close()
                         s.close()
                         return

@@ -10,6 +10,7 @@ Assertions are on what the peer saw, per connection and with timestamps:
   tls.handshake_retry_delay; when it fails again, Postern reconnects and delivers without TLS in
   that same attempt (tls=fallback).
 """
+import contextlib
 import math
 import re
 import time
@@ -274,20 +275,29 @@ def test_fallback_only_on_the_same_hosts_second_failure(make_instance, certs, wh
         assert not a.saw_mail_from() and a.messages == []
 
 
+@contextlib.contextmanager
+def first_failed_handshake(make_instance, certs, subject):
+    """A peer that breaks every handshake (junk after "220 Ready"), an instance relaying
+    internal.test to it (handshake_retry_delay 3s, retry_schedule 1s), and a message from
+    alice@example.test to bob@internal.test whose first attempt was deferred: yields
+    (peer, instance, queue id, that attempt's delivery event)."""
+    c = certs["named"]
+    with ScriptedPeer(tls_mode="garbage", cert=c["cert"], key=c["key"]) as peer:
+        inst = instance_for(make_instance, peer, ca_file=c["ca"], tls_extra='handshake_retry_delay = "3s"',
+                            queue_extra='retry_schedule = ["1s"]')
+        qid = inst.send("alice@example.test", ["bob@internal.test"], subject)
+        first = inst.wait_events("delivery", 1, id=qid)[0]
+        assert first["result"] == "deferred" and first["attempt"] == "1", first
+        yield peer, inst, qid, first
+
+
 def test_failed_handshake_memory_is_per_message_not_per_host(make_instance, certs):
     """Message 1's handshake with the peer fails (its first failure). Message 2 then goes to
     the same broken peer: that is message 2's FIRST failure with it, so its first attempt must
     defer too - no plaintext before handshake_retry_delay has passed since message 2's own
     failure. A memory kept per host across messages would send message 2 in plaintext at once.
     Both messages fall back on their own second attempt."""
-    c = certs["named"]
-    with ScriptedPeer(tls_mode="garbage", cert=c["cert"], key=c["key"]) as peer:
-        inst = instance_for(make_instance, peer, ca_file=c["ca"], tls_extra='handshake_retry_delay = "3s"',
-                            queue_extra='retry_schedule = ["1s"]')
-        q1 = inst.send("alice@example.test", ["bob@internal.test"], "memory one")
-        e1 = inst.wait_events("delivery", 1, id=q1)[0]
-        assert e1["result"] == "deferred" and e1["attempt"] == "1", e1
-
+    with first_failed_handshake(make_instance, certs, "memory one") as (peer, inst, q1, _e1):
         q2 = inst.send("carol@example.test", ["bob@internal.test"], "memory two")
         e2 = inst.wait_events("delivery", 1, id=q2)[0]
         assert e2["attempt"] == "1", e2
@@ -312,3 +322,81 @@ def test_failed_handshake_memory_is_per_message_not_per_host(make_instance, cert
         assert set(plain) == {"alice@example.test", "carol@example.test"}, [x.commands for x in peer.connections]
         gap = plain["carol@example.test"].accepted - m2_failed
         assert gap >= 2.9, f"message 2 sent in plaintext {gap:.2f}s after its first failed handshake; the delay is 3s"
+
+
+# --- SPEC §1.1: the fallback waits handshake_retry_delay from the FIRST failure --------------
+
+
+def test_forced_retry_does_not_cut_the_handshake_retry_delay_short(make_instance, certs):
+    """`postern queue retry` right after a failed handshake forces an attempt at once. Its
+    handshake fails again, but the first failure is not handshake_retry_delay (3s) old: no
+    plaintext yet - deferred again with the TLS reason, due when the delay has passed since
+    the FIRST failure (the second does not push it back). That attempt falls back
+    (tls=fallback). Before the fix the forced attempt went out in plaintext at once: the
+    failure memory had no time, and the 3s relied on the recipient's next attempt only."""
+    with first_failed_handshake(make_instance, certs, "forced retry") as (peer, inst, qid, first):
+        assert first["dsn"].startswith("4."), first
+        due = inst.queue_json("show", qid)["recipients"][0]["next_attempt"]
+
+        r = inst.queue_cli("retry", qid)
+        assert r.returncode == 0, r.stderr
+        second = inst.wait_events("delivery", 2, id=qid)[1]
+        assert second["attempt"] == "2", second
+        assert second["result"] == "deferred" and second["tls"] != "fallback", \
+            f"a forced retry fell back to plaintext before handshake_retry_delay: {second}"
+        assert (second["dsn"], second["reason"]) == (first["dsn"], first["reason"]), (first, second)
+        assert not peer.saw_mail_from(), peer.all_commands()
+        assert len(peer.connections) == 2 and peer.connections[1].verbs() == ["EHLO", "STARTTLS"], \
+            [x.commands for x in peer.connections]
+        again = inst.queue_json("show", qid)["recipients"][0]
+        assert again["next_attempt"] == due, f"the wait restarted at the second failure: {due} -> {again}"
+
+        sent = inst.wait_events("delivery", 1, id=qid, result="sent", timeout=15)[0]
+        assert sent["attempt"] == "3" and sent["tls"] == "fallback", sent
+        plain = [x for x in peer.connections if "MAIL" in x.verbs()]
+        assert len(plain) == 1 and all(t is False for _c, t in plain[0].commands), [x.commands for x in plain]
+        gap = plain[0].accepted - peer.connections[0].accepted
+        assert gap >= 2.9, f"plaintext {gap:.2f}s after the first failed handshake; the delay is 3s"
+
+
+def test_other_domains_earlier_retry_does_not_cut_the_handshake_retry_delay_short(make_instance, certs):
+    """a.test and b.test share one MX host. Pass 1: a.test's handshake fails (the host is
+    recorded, a.test waits handshake_retry_delay, 5s); b.test's succeeds but RCPT gets 450
+    (greylisting), so b.test is due again after retry_schedule[0], 2s. Then the handshake fails
+    for b.test too: the host's first failure for this message is only 2s old, so b.test is
+    deferred as well - until 5s after a.test's failure, when both fall back to plaintext. Before
+    the fix b.test's failure found the host recorded and went out in plaintext after 2s.
+    The peer closes idle sessions after 1s, so b.test's retry cannot reuse the TLS session of
+    pass 1 (it connects, and its handshake breaks: connection 3)."""
+    zones = {"a.test": "@ MX 10 mx.shared.test.\n", "b.test": "@ MX 10 mx.shared.test.\n",
+             "shared.test": "mx A 127.0.0.2\n"}
+    c = certs["named"]
+    with DnsServer(zones=zones) as dns, \
+            ScriptedPeer(host="127.0.0.2", tls_modes=["garbage", "ok", "garbage"], idle_timeout=1.0,
+                         rcpt_codes={"carol@b.test": [450, 250]}, cert=c["cert"], key=c["key"]) as peer:
+        extra = (f'[delivery]\nport = {peer.port}\n\n[dns]\nservers = ["{dns.address}"]\n\n'
+                 '[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n')
+        inst = make_instance(extra=extra, tls_extra='handshake_retry_delay = "5s"',
+                             queue_extra='retry_schedule = ["2s"]')
+        qid = inst.send("alice@origin.test", ["bob@a.test", "carol@b.test"], "shared mx greylisted")
+
+        first = {e["to"]: e for e in inst.wait_events("delivery", 2, id=qid)[:2]}
+        assert first["<bob@a.test>"]["result"] == "deferred" and first["<bob@a.test>"]["tls"] == "none", first
+        assert first["<carol@b.test>"]["result"] == "deferred", first
+        assert first["<carol@b.test>"]["tls"] not in ("none", "fallback"), first  # refused over TLS
+        assert first["<carol@b.test>"]["dsn"] == "4.1.1", first
+
+        carol = inst.wait_events("delivery", 2, id=qid, to="<carol@b.test>", timeout=10)[1]
+        assert carol["attempt"] == "2", carol
+        assert carol["result"] == "deferred" and carol["tls"] != "fallback", \
+            f"b.test fell back to plaintext before handshake_retry_delay after the host's first failure: {carol}"
+        assert not any(cmd.upper().startswith("MAIL") and not t for cmd, t in peer.all_commands()), \
+            [x.commands for x in peer.connections]
+
+        for to in ("<bob@a.test>", "<carol@b.test>"):
+            s = inst.wait_events("delivery", 1, id=qid, to=to, result="sent", timeout=15)[0]
+            assert s["tls"] == "fallback", s
+        first_plain = min(x.accepted for x in peer.connections
+                          if any(cmd.upper().startswith("MAIL") and not t for cmd, t in x.commands))
+        gap = first_plain - peer.connections[0].accepted
+        assert gap >= 4.9, f"plaintext {gap:.2f}s after the host's first failed handshake; the delay is 5s"

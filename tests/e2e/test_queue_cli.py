@@ -414,3 +414,91 @@ def test_message_in_both_queue_and_hold_at_start_stays_held(make_instance):
     wait_until(lambda: inst.spool_area_empty("queue", "hold", "state"), what="spool empty after delivery")
     time.sleep(0.3)
     assert len(inst.maildir_messages("bob")) == 1
+
+
+# --- delete / hold while a delivery pass is under way ------------------------------------------
+
+LOCAL = '[[domain]]\nname = "localhost"\nmaildir = "var/mail/localhost"\n'
+
+
+def mid_pass_instance(make_instance, *peers):
+    """localhost -> maildir (the sender's mailbox: a bounce would be seen there), then one
+    relayed domain per peer: first.test -> peers[0], second.test -> peers[1]. Peers on
+    127.0.0.2 and 127.0.0.3: a message to both goes to first.test's destination first."""
+    domains = LOCAL + "".join(relay_domain(name, f"{p.host}:{p.port}")
+                              for name, p in zip(("first.test", "second.test"), peers))
+    return make_instance(domains=domains, queue_extra='retry_schedule = ["1h"]')
+
+
+@pytest.mark.parametrize("command", ["delete", "hold"])
+def test_delete_or_hold_during_a_pass_stops_it_before_the_next_destination(make_instance, command):
+    """The first destination holds its transaction open (its reply to the end of data comes 3 s
+    later); `delete` or `hold` then. The pass must not go on to the second destination, which
+    would refuse x@second.test with 550: it is never contacted, and no bounce is made. Held,
+    x is left queued (not attempted) and the release delivers what is left, once: bob is not
+    sent again, x is attempted and bounced then. Before the fix the pass went on to the second
+    destination (the loop checked only for a server stop): a deleted message bounced, a held
+    one was delivered while held."""
+    with ScriptedPeer(host="127.0.0.2", starttls=False, final_delay=3.0) as a, \
+            ScriptedPeer(host="127.0.0.3", starttls=False, rcpt_codes={"x@second.test": 550}) as b:
+        inst = mid_pass_instance(make_instance, a, b)
+        qid = send(inst, "alice@localhost", ["bob@first.test", "x@second.test"], f"{command} mid-pass")
+        a.wait_messages(1)  # bob's transaction is open: the final reply comes in 3 s
+        r = queue_cli(inst, command, qid)
+        assert r.returncode == 0, r.stderr
+        bob = inst.wait_events("delivery", 1, id=qid, to="<bob@first.test>", timeout=10)[0]
+        assert bob["result"] == "sent", bob
+        time.sleep(1.0)  # the pass would have gone on to the second destination by now
+        assert b.connections == [], f"contacted after `{command}`: {[x.commands for x in b.connections]}"
+        assert inst.events("delivery", id=qid, to="<x@second.test>") == []
+        assert inst.events("bounce") == [] and inst.maildir_messages("alice") == []
+        if command == "delete":
+            for area in ("queue", "hold", "state"):
+                assert inst.spool_files(area) == [], (area, inst.spool_files(area))
+            return
+        assert inst.spool_files("hold") == [qid] and inst.spool_files("queue") == []
+        bob_st, x_st = queue_json(inst, "show", qid)["recipients"]
+        assert bob_st["status"] == "sent" and (x_st["status"], x_st["attempts"]) == ("queued", 0), (bob_st, x_st)
+
+        r = queue_cli(inst, "release", qid)
+        assert r.returncode == 0, r.stderr
+        x = inst.wait_events("delivery", 1, id=qid, to="<x@second.test>", timeout=10)[0]
+        assert x["result"] == "bounced", x
+        assert len(inst.wait_maildir("alice")) == 1
+        wait_until(lambda: inst.spool_files("queue") == [], what="message done")
+        time.sleep(0.5)
+        assert len(a.messages) == 1 and len(inst.maildir_messages("alice")) == 1, a.all_commands()
+        assert len(b.connections) == 1, [x.commands for x in b.connections]
+
+
+@pytest.mark.parametrize("command", ["delete", "hold"])
+def test_delete_or_hold_during_the_last_transaction_makes_no_bounce(make_instance, command):
+    """One destination refuses nobody@first.test (550 at RCPT) and holds the rest of the
+    transaction open; `delete` or `hold` then. The pass ends with a refused recipient, but the
+    message is no longer queued: no bounce (`delete` is without one). Held, the refused
+    recipient stays due, and after the release it is attempted again and bounced, once; bob is
+    not sent again. Before the fix the end of the pass stored the bounce whatever had become of
+    the message."""
+    with ScriptedPeer(host="127.0.0.2", starttls=False, final_delay=3.0,
+                      rcpt_codes={"nobody@first.test": 550}) as a:
+        inst = mid_pass_instance(make_instance, a)
+        qid = send(inst, "alice@localhost", ["bob@first.test", "nobody@first.test"], f"{command} last")
+        a.wait_messages(1)  # nobody refused; bob's final reply comes in 3 s
+        r = queue_cli(inst, command, qid)
+        assert r.returncode == 0, r.stderr
+        inst.wait_events("delivery", 2, id=qid, timeout=10)
+        time.sleep(0.5)
+        nobody = inst.events("delivery", id=qid, to="<nobody@first.test>")[0]
+        assert nobody["result"] != "bounced", nobody
+        assert inst.events("bounce") == [] and inst.maildir_messages("alice") == [], "a bounce was made"
+        if command == "delete":
+            for area in ("queue", "hold", "state"):
+                assert inst.spool_files(area) == [], (area, inst.spool_files(area))
+            return
+        r = queue_cli(inst, "release", qid)
+        assert r.returncode == 0, r.stderr
+        inst.wait_events("delivery", 1, id=qid, to="<nobody@first.test>", result="bounced", timeout=10)
+        assert len(inst.wait_maildir("alice")) == 1
+        wait_until(lambda: inst.spool_files("queue") == [], what="message done")
+        time.sleep(0.5)
+        assert len(a.messages) == 1 and len(inst.maildir_messages("alice")) == 1, a.all_commands()
