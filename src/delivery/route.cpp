@@ -42,6 +42,16 @@ std::string address_literal(std::string_view domain) {
     return is_ipv4(inner) ? inner : std::string{};
 }
 
+// Fisher-Yates by hand: std::shuffle's use of the engine is unspecified, this is not (a seeded
+// engine gives the same order everywhere).
+template <class It>
+void shuffle(It first, It last, std::mt19937& rng) {
+    for (auto n = static_cast<std::size_t>(last - first); n > 1; --n) {
+        const std::size_t j = static_cast<std::size_t>(rng() % n);
+        std::swap(first[static_cast<std::ptrdiff_t>(n - 1)], first[static_cast<std::ptrdiff_t>(j)]);
+    }
+}
+
 }  // namespace
 
 std::string to_string(route::kind k) {
@@ -59,6 +69,7 @@ std::string to_string(mx_verdict v) {
     case mx_verdict::implicit: return "implicit";
     case mx_verdict::null_mx: return "null-mx";
     case mx_verdict::no_such_domain: return "no-such-domain";
+    case mx_verdict::no_usable_host: return "no-usable-host";
     case mx_verdict::temporary: return "temporary";
     }
     return "?";
@@ -185,7 +196,7 @@ mx_plan plan_mx(const dns::mx_answer& ans, std::string_view domain_in, std::uint
         notes += std::string(notes.empty() ? "" : "; ") + "MX hosts that are IP addresses ignored: " + list;
     }
     if (best.empty()) {
-        plan.verdict = mx_verdict::temporary;
+        plan.verdict = mx_verdict::no_usable_host;
         plan.reason = "no usable MX host for " + domain + (notes.empty() ? "" : ": " + notes);
         return plan;
     }
@@ -198,16 +209,21 @@ mx_plan plan_mx(const dns::mx_answer& ans, std::string_view domain_in, std::uint
     for (auto first = plan.hosts.begin(); first != plan.hosts.end();) {
         auto last = std::find_if(first, plan.hosts.end(),
                                  [&](const target_host& h) { return h.preference != first->preference; });
-        // Fisher-Yates by hand: std::shuffle's use of the engine is unspecified, this is not.
-        for (auto n = static_cast<std::size_t>(last - first); n > 1; --n) {
-            const std::size_t j = static_cast<std::size_t>(rng() % n);
-            std::swap(first[static_cast<std::ptrdiff_t>(n - 1)], first[static_cast<std::ptrdiff_t>(j)]);
-        }
+        shuffle(first, last, rng);
         first = last;
     }
     plan.verdict = mx_verdict::ok;
     plan.reason = notes;
     return plan;
+}
+
+void order_addresses(std::vector<std::string>& ips, std::mt19937& rng) {
+    // IPv4 before IPv6, as the resolver gives them: many hosts (this project's test machines
+    // among them) have no IPv6 route, and an unreachable family tried first costs a connect
+    // timeout per address. Random within each family only.
+    const auto v6 = std::stable_partition(ips.begin(), ips.end(), [](const std::string& ip) { return is_ipv4(ip); });
+    shuffle(ips.begin(), v6, rng);
+    shuffle(v6, ips.end(), rng);
 }
 
 }  // namespace postern::delivery

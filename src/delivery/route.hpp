@@ -56,10 +56,12 @@ enum class mx_verdict {
     implicit,        // no MX records: the domain itself is the host (RFC 5321 5.1); in `hosts`
     null_mx,         // the domain accepts no mail (RFC 7505): bounce 5.1.10
     no_such_domain,  // NXDOMAIN: bounce 5.1.2
-    temporary,       // SERVFAIL, timeout, DNSSEC failure, nothing usable: defer 4.4.3
+    no_usable_host,  // every MX record is an IP literal or malformed: bounce 5.4.4
+    temporary,       // SERVFAIL, timeout, DNSSEC failure: defer 4.4.3
 };
 
-std::string to_string(mx_verdict v);  // "ok", "implicit", "null-mx", "no-such-domain", "temporary"
+// "ok", "implicit", "null-mx", "no-such-domain", "no-usable-host", "temporary"
+std::string to_string(mx_verdict v);
 
 struct mx_plan {
     mx_verdict verdict = mx_verdict::temporary;
@@ -74,10 +76,17 @@ struct mx_plan {
 //   null_mx, even beside other records: RFC 7505 3 forbids mixing, and when the owner has
 //   said "no mail here" anywhere we believe it rather than deliver to the other hosts;
 // - records whose host is an IP literal ("192.0.2.1", RFC 5321 5.1 wants a domain name) are
-//   dropped with a note, as Postfix does; if nothing is left the verdict is temporary;
+//   dropped with a note, as Postfix does; if nothing is left (or every record was malformed:
+//   an `ok` answer without records) the verdict is no_usable_host, a bounce like Postfix's
+//   DNS_INVAL: the same answer comes back on every retry;
 // - the same host named twice is kept once, at its best preference;
 // - nodata -> implicit MX: the domain itself, preference 0; nxdomain -> no_such_domain;
 //   temporary and bogus -> temporary (a DNSSEC failure must never fall back to anything).
 mx_plan plan_mx(const dns::mx_answer& ans, std::string_view domain, std::uint16_t port, std::mt19937& rng);
+
+// The addresses of one host (IP literals) in the order to try them: IPv4 ones first, then
+// IPv6, each family in random order from `rng` (Postfix's smtp_randomize_addresses), so the
+// load spreads over a host's addresses and one dead address is not always tried first.
+void order_addresses(std::vector<std::string>& ips, std::mt19937& rng);
 
 }  // namespace postern::delivery

@@ -38,6 +38,7 @@ inline const char* to_string(dns_status s) {
 // The MX RRset of one domain, in the order the server gave it (delivery/route.cpp sorts).
 // `secure`: the answer (or the proof of non-existence) was DNSSEC-validated. `error`: why it
 // failed, for logs; it may also carry a note on an `ok` answer (a malformed record dropped).
+// `ok` with no records: every record was malformed (`error` says so).
 struct mx_answer {
     dns_status status = dns_status::temporary;
     std::vector<mx_record> records;

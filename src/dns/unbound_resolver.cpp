@@ -341,8 +341,9 @@ mx_answer to_mx_answer(raw_answer raw) {
         else ++bad;
     }
     if (out.records.empty()) {
-        out.status = dns_status::temporary;
-        out.secure = false;
+        // Still `ok`, with no records: the answer is final (asking again gets the same
+        // records), and delivery/route.cpp bounces a domain with no usable MX host (5.4.4),
+        // as Postfix does (DNS_INVAL), instead of deferring until queue.max_age.
         out.error = "every MX record is malformed";
     } else if (bad) {
         out.error = std::to_string(bad) + " malformed MX record(s) ignored";
@@ -359,8 +360,10 @@ name_answer to_name_answer(raw_answer raw) {
         if (name && pos == rd.size() && !name->empty()) out.names.push_back(std::move(*name));
     }
     if (out.names.empty()) {
-        out.status = dns_status::temporary;
-        out.secure = false;
+        // A name with a space, 8-bit octets or a backslash, or the root, will not get better by
+        // asking again: the address has no usable name, as with NODATA (Postfix: "unknown"),
+        // never a temporary failure that would 451 the client on every command, forever.
+        out.status = dns_status::nodata;
         out.error = "every PTR record is malformed";
     }
     return out;

@@ -28,6 +28,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -450,6 +451,12 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     }
 }
 
+// Random order among equal MX preferences and among one host's addresses.
+std::mt19937& shuffle_rng() {
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    return rng;
+}
+
 // The hosts a route leads to, in the order to try them, or what ends delivery before any
 // connection (null MX, NXDOMAIN, a failed MX lookup).
 struct host_plan {
@@ -517,8 +524,7 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
         co_return out;
     }
     auto ans = co_await resolver.mx(where.domain);
-    static thread_local std::mt19937 rng{std::random_device{}()};
-    auto plan = delivery::plan_mx(ans, where.domain, where.port, rng);
+    auto plan = delivery::plan_mx(ans, where.domain, where.port, shuffle_rng());
     out.mx = plan.verdict;
     switch (plan.verdict) {
         case delivery::mx_verdict::null_mx:
@@ -527,6 +533,9 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
             break;
         case delivery::mx_verdict::no_such_domain:
             out.stop = {delivery::outcome::kind::permanent, "5.1.2", fmt::format("domain {} does not exist", where.domain)};
+            break;
+        case delivery::mx_verdict::no_usable_host:  // final: every retry gets the same records
+            out.stop = {delivery::outcome::kind::permanent, "5.4.4", plan.reason};
             break;
         case delivery::mx_verdict::temporary:
             out.stop = {delivery::outcome::kind::transient, "4.4.3",
@@ -570,6 +579,7 @@ asio::awaitable<host_addresses> addresses_of(dns::resolver& resolver, const deli
         co_return out;
     }
     out.ips = std::move(a.addresses);
+    delivery::order_addresses(out.ips, shuffle_rng());  // Postfix's smtp_randomize_addresses
     co_return out;
 }
 
@@ -650,7 +660,17 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     // reply. Counted per address, not per policy group's session at that address.
     constexpr int max_failed_sessions = 2;
     int failed_sessions = 0;
-    auto go_on = [&] { return open() && !stop_now() && failed_sessions < max_failed_sessions; };
+    // Like Postfix's smtp_mx_address_limit (5): at most five addresses (IP and port) are tried
+    // in one attempt, whatever became of each (refused, timed out, a 4xx greeting, a session),
+    // over the whole list: MX hosts, relay_to and [[route]] hosts alike, as Postfix applies
+    // it to every next-hop list. Without it a domain with hundreds of black-hole addresses
+    // (a forged sender's bounce goes there) holds a delivery slot for hours. The recipients
+    // left are deferred with the last host's reason.
+    constexpr std::size_t max_addresses = 5;
+    std::set<std::string> tried;  // "ip:port" connected to, or tried
+    auto go_on = [&] {
+        return open() && !stop_now() && failed_sessions < max_failed_sessions && tried.size() < max_addresses;
+    };
 
     // SPEC §1.4: each recipient's policy is resolved for its own domain (and the host's facts
     // below), never for another recipient's.
@@ -703,6 +723,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                 if (!unrecorded.empty() && req.record_sent) co_await req.record_sent(std::exchange(unrecorded, {}));
                 const profile::resolved_tls_policy& pol = *tx.policies.front();
                 const bool try_tls = try_tls_under(pol);
+                tried.insert(fmt::format("{}:{}", ip, t.port));
                 auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_);
                 if (conv.v == verdict::stale && !stop_now())  // a parked connection had died: once more, fresh
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr);

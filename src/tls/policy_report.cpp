@@ -98,6 +98,7 @@ std::string mx_text(delivery::mx_verdict v) {
         case delivery::mx_verdict::implicit: return "no MX records: the domain itself is the mail host (RFC 5321 5.1)";
         case delivery::mx_verdict::null_mx: return "null MX: the domain accepts no mail (RFC 7505)";
         case delivery::mx_verdict::no_such_domain: return "the domain does not exist (NXDOMAIN)";
+        case delivery::mx_verdict::no_usable_host: return "no usable MX host (IP literals or malformed records only)";
         case delivery::mx_verdict::temporary: return "the lookup failed";
     }
     return "?";

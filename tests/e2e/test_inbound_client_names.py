@@ -7,6 +7,7 @@ forward zone partner.test; Postern resolves through it (`[dns] servers`). Client
   127.0.0.5  PTR client.partner.test, which has A 127.0.0.5: confirmed
   127.0.0.6  PTR liar.partner.test, which points elsewhere: NOT confirmed, no name
   127.0.0.7  no PTR at all
+  127.0.0.8, .9, .10  only malformed PTR names (a space, 8-bit octets, the root "."): no name
 Every refusal is checked on the wire and by nothing being stored. The Received: header of
 what is stored names the client host when, and only when, its name was confirmed."""
 import re
@@ -20,7 +21,8 @@ from peers import ScriptedPeer, envelope_sender
 BODY = b"Subject: client names\r\n\r\nhello\r\n"
 
 ZONES = {
-    "0.0.127.in-addr.arpa": "5 PTR client.partner.test.\n6 PTR liar.partner.test.\n",
+    "0.0.127.in-addr.arpa": "5 PTR client.partner.test.\n6 PTR liar.partner.test.\n"
+                            "8 PTR bad\\032name.partner.test.\n9 PTR \\200\\201.partner.test.\n10 PTR .\n",
     "partner.test": "client A 127.0.0.5\nliar A 127.0.0.99\n",
 }
 
@@ -124,6 +126,23 @@ def test_name_profile_grants_relay(make_instance, dns):
             assert c.send_mail("a@example.test", ["x@remote.test"], BODY).code == 250
         peer.wait_messages(1)
         assert [envelope_sender(m) for m, _tls in peer.mail_froms()] == ["a@example.test"]
+
+
+def test_a_malformed_ptr_name_is_no_name_not_a_dns_failure(make_instance, dns):
+    """PTR records whose every name is malformed (a space, 8-bit octets, the root) will not get
+    better by asking again: like Postfix, the client has no name (the default profile), never
+    a temporary failure. Before, it was "temporary", and under a mandatory name profile such a
+    client got 451 4.4.3 to every command, forever."""
+    inst = make_instance(extra=dns_config(dns.port) + profile("names", ["*.partner.test"]))
+    for source in ("127.0.0.8", "127.0.0.9", "127.0.0.10"):
+        with RawSMTP(inst.host, inst.port, source=source) as c:
+            r = c.ehlo()
+            assert r.code == 250, (source, r)
+            assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250, source
+    assert len(inst.wait_maildir("bob", 3)) == 3
+    ev = [e for e in inst.events("connect") if e["client"].startswith(("127.0.0.8:", "127.0.0.9:", "127.0.0.10:"))]
+    assert len(ev) == 3 and all(e["client_name"] == "unknown" and e["profile"] != "names" for e in ev), ev
+    assert not inst.events("reject")
 
 
 def test_dns_failure_never_lets_a_name_profile_client_in_without_tls(make_instance):

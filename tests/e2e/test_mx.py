@@ -44,7 +44,14 @@ ZONES = {
     "deadmx.test": "@ MX 10 nowhere\n@ MX 20 nothere\n",
     # an MX host whose lookup fails (the test's NSD refuses names outside its zones)
     "lookupfail.test": "@ MX 10 nowhere\n@ MX 20 mx.elsewhere.test.\n",
+    # no usable MX host: every MX host an IP address, every MX record malformed (a space)
+    "literalmx.test": "@ MX 10 127.0.0.2.\n@ MX 20 127.0.0.3.\n",
+    "badmx.test": "@ MX 10 bad\\032name.badmx.test.\n",
+    # seven addresses that greet 421 (MX 10), then a good host (MX 20): the address limit
+    "manyaddr.test": "@ MX 10 busy\n@ MX 20 good\n" + "".join(f"busy A 127.0.0.{i}\n" for i in range(11, 18))
+                     + "good A 127.0.0.3\n",
 }
+MANY = [f"127.0.0.{i}" for i in range(11, 18)]
 
 
 def shared_port(hosts=(A, B, DEAD)):
@@ -320,12 +327,54 @@ def test_no_address_anywhere_bounces_5_4_4(setup, domain):
         wait_until(lambda: queue_empty(setup.inst), what="queue empty")
 
 
+@pytest.mark.parametrize("domain,why", [("literalmx.test", "MX hosts that are IP addresses ignored: "),
+                                        ("badmx.test", "every MX record is malformed")])
+def test_no_usable_mx_host_bounces_5_4_4(setup, mx_port, domain, why):
+    """Every MX host is an IP address (RFC 5321 5.1 wants names), or every MX record is
+    malformed: the same records come back on every retry, so bounce 5.4.4 at once (Postfix's
+    DNS_INVAL), saying why, instead of deferring 4.4.3 until queue.max_age. Nothing connects
+    to the literal addresses."""
+    with ScriptedPeer(host=A, port=mx_port, starttls=False) as a:
+        rcpt = setup.send_to(domain, "no usable mx")
+        e = setup.mx_event(rcpt)[0]
+        assert e["result"] == "bounced" and e["dsn"] == "5.4.4" and e["attempt"] == "1", e
+        assert f"no usable MX host for {domain}" in e["reason"] and why in e["reason"], e
+        assert a.connections == []
+
+
 def test_address_lookup_failure_still_defers(setup):
     """One MX host does not exist, the other's lookup fails (REFUSED -> SERVFAIL): a DNS failure
     is never read as "not found"; the recipient is deferred 4.4.3."""
     rcpt = setup.send_to("lookupfail.test", "lookup fails")
     e = setup.mx_event(rcpt, timeout=30)[0]
     assert e["result"] == "deferred" and e["dsn"] == "4.4.3", e
+
+
+def test_at_most_five_addresses_per_attempt(make_instance, dns):
+    """Like Postfix's smtp_mx_address_limit (5): MX 10 has seven addresses, each greeting 421
+    (no session: the session limit does not stop them), MX 20 is a good host. Only five of the
+    seven get a connection in the attempt (which five: the addresses of one host are shuffled),
+    MX 20 none, and the recipient is deferred with the last reply. Without the limit all seven
+    are tried and MX 20 takes the message: a domain with hundreds of black-hole addresses would
+    hold a delivery slot for hours."""
+    port = shared_port(MANY + [B])
+    s = Setup(make_instance, dns, port, "relay")
+    busy = [ScriptedPeer(host=h, port=port, starttls=False, greeting_codes=(421,)) for h in MANY]
+    good = ScriptedPeer(host=B, port=port, starttls=False)
+    for p in busy + [good]:
+        p.__enter__()
+    try:
+        rcpt = s.send_to("manyaddr.test", "address limit")
+        e = s.mx_event(rcpt, timeout=20)[0]
+        assert e["result"] == "deferred" and e["attempt"] == "1" and "421" in e["reason"], e
+        time.sleep(0.5)
+        counts = [len(p.connections) for p in busy]
+        assert sorted(counts) == [0, 0, 1, 1, 1, 1, 1], counts
+        assert good.connections == [] and good.messages == []
+    finally:
+        for p in busy + [good]:
+            p.__exit__(None, None, None)
+        s.close()
 
 
 def test_mx_at_our_own_address_stays_ours_after_a_reload_moving_listen(make_instance, dns, tmp_path):

@@ -236,6 +236,31 @@ def test_at_most_two_sessions_that_leave_the_recipient_open(make_instance):
             p.__exit__(None, None, None)
 
 
+def test_at_most_five_addresses_per_attempt_on_a_relay_to_list(make_instance):
+    """Like Postfix's smtp_mx_address_limit (5), which it applies to every next-hop list: six
+    relay hosts answering 421 to the connection (no session, so the session limit above does
+    not stop them), then a good one. Five get a connection in the attempt; the sixth and the
+    good one none, and the recipient is deferred with the last reply. Without the limit every
+    address of the list is tried and the seventh host takes the message."""
+    busy = [ScriptedPeer(starttls=False, greeting_codes=(421,)) for _ in range(6)]
+    good = ScriptedPeer(starttls=False)
+    for p in busy + [good]:
+        p.__enter__()
+    try:
+        inst = make_instance(domains=relay_domain("internal.test", *(f"127.0.0.1:{p.port}" for p in busy + [good])),
+                             queue_extra=ONE_HOUR)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "address limit")
+        e = inst.wait_events("delivery", 1, id=qid, timeout=20)[0]
+        assert e["result"] == "deferred" and e["attempt"] == "1" and "421" in e["reason"], e
+        time.sleep(0.5)
+        assert [len(p.connections) for p in busy + [good]] == [1, 1, 1, 1, 1, 0, 0], \
+            [len(p.connections) for p in busy + [good]]
+        assert good.messages == []
+    finally:
+        for p in busy + [good]:
+            p.__exit__(None, None, None)
+
+
 def test_recipients_the_first_host_took_are_recorded_before_the_next_hosts_lookup(make_instance):
     """As above, but the second relay host is a name whose lookup hangs (the configured DNS
     server is a UDP socket that never answers: the resolver waits for its timeout). bob, taken

@@ -286,20 +286,52 @@ TEST(plan_mx, ip_literal_hosts_are_dropped) {
     EXPECT_EQ(p.hosts[0].name, "mx.d.test");
     EXPECT_NE(p.reason.find("192.0.2.1"), std::string::npos) << p.reason;
 
+    // Nothing left: final (Postfix's DNS_INVAL bounces at once), not a lookup to retry.
     p = delivery::plan_mx(ok({{10, "192.0.2.1"}, {10, "2001:db8::1"}}), "d.test", 25, rng);
-    EXPECT_EQ(p.verdict, mx_verdict::temporary);
+    EXPECT_EQ(p.verdict, mx_verdict::no_usable_host);
     EXPECT_TRUE(p.hosts.empty());
     EXPECT_NE(p.reason.find("no usable MX host"), std::string::npos) << p.reason;
 }
 
-TEST(plan_mx, ok_without_records_is_temporary) {
+// The resolver's answer when every MX record is malformed (dns/answers.hpp): no usable host,
+// with the resolver's reason.
+TEST(plan_mx, ok_without_records_has_no_usable_host) {
     std::mt19937 rng(1);
-    const auto p = delivery::plan_mx(ok({}), "d.test", 25, rng);
-    EXPECT_EQ(p.verdict, mx_verdict::temporary);
+    auto ans = ok({});
+    ans.error = "every MX record is malformed";
+    const auto p = delivery::plan_mx(ans, "d.test", 25, rng);
+    EXPECT_EQ(p.verdict, mx_verdict::no_usable_host);
+    EXPECT_NE(p.reason.find("no usable MX host for d.test: every MX record is malformed"), std::string::npos)
+        << p.reason;
+}
+
+// Postfix's smtp_randomize_addresses: one host's addresses in random order within each family,
+// IPv4 ones still first. Over 200 orderings each family's two addresses come both ways round
+// (the chance that a fair shuffle never does is 2 * 2^-200).
+TEST(order_addresses, shuffles_within_each_family_ipv4_first) {
+    std::mt19937 rng(7);
+    std::set<std::vector<std::string>> seen;
+    for (int i = 0; i < 200; ++i) {
+        std::vector<std::string> ips = {"2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2"};
+        delivery::order_addresses(ips, rng);
+        ASSERT_EQ(ips.size(), 4u);
+        EXPECT_EQ(ips[0].find(':'), std::string::npos) << ips[0];
+        EXPECT_EQ(ips[1].find(':'), std::string::npos) << ips[1];
+        EXPECT_NE(ips[2].find(':'), std::string::npos) << ips[2];
+        EXPECT_NE(ips[3].find(':'), std::string::npos) << ips[3];
+        seen.insert(ips);
+    }
+    EXPECT_EQ(seen.size(), 4u);  // {v4 a,b | b,a} x {v6 a,b | b,a}
+    std::vector<std::string> one = {"192.0.2.9"}, none;
+    delivery::order_addresses(one, rng);
+    delivery::order_addresses(none, rng);
+    EXPECT_EQ(one, std::vector<std::string>{"192.0.2.9"});
+    EXPECT_TRUE(none.empty());
 }
 
 TEST(plan_mx, verdict_names) {
     EXPECT_EQ(delivery::to_string(mx_verdict::null_mx), "null-mx");
     EXPECT_EQ(delivery::to_string(mx_verdict::no_such_domain), "no-such-domain");
+    EXPECT_EQ(delivery::to_string(mx_verdict::no_usable_host), "no-usable-host");
     EXPECT_EQ(delivery::to_string(route::kind::static_hosts), "static");
 }

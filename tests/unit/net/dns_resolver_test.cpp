@@ -50,15 +50,22 @@ nomx    A 127.0.0.5
 many    A 127.0.0.10
 many    A 127.0.0.11
 many    A 127.0.0.12
+badmx   MX 10 bad\032name.partner.test.
+badmx   MX 20 \200.partner.test.
 )";
 const char* const nullmx_zone = "@ MX 0 .\n";
 // Reverse DNS for forward-confirmation: .5 confirms, .6 claims a name that does not point back,
-// .7 has two PTR names of which the second confirms, .8 has no PTR at all.
+// .7 has two PTR names of which the second confirms, .8 has no PTR at all; .9 to .12 only a
+// malformed name (a space, 8-bit octets, a backslash, the root).
 const char* const reverse_zone = R"(
 5       PTR client.rev.test.
 6       PTR liar.rev.test.
 7       PTR nosuch.rev.test.
 7       PTR second.rev.test.
+9       PTR bad\032name.rev.test.
+10      PTR \200\201.rev.test.
+11      PTR back\\slash.rev.test.
+12      PTR .
 )";
 const char* const rev_zone = R"(
 client  A 127.0.0.5
@@ -377,6 +384,31 @@ TEST_F(dns_resolver, forward_confirmed_names) {
     n = run(io, dns::forward_confirmed_name(*r, "127.0.0.8"));  // no PTR
     EXPECT_FALSE(n.name);
     EXPECT_FALSE(n.temporary);
+}
+
+// Every MX record malformed: a final answer without records (delivery bounces 5.4.4, Postfix's
+// DNS_INVAL), not a temporary failure retried until queue.max_age.
+TEST_F(dns_resolver, only_malformed_mx_records_are_final) {
+    auto r = make();
+    const auto a = run(io, r->mx("badmx.partner.test"));
+    EXPECT_EQ(a.status, dns_status::ok) << a.error;
+    EXPECT_TRUE(a.records.empty());
+    EXPECT_EQ(a.error, "every MX record is malformed");
+}
+
+// Postfix: an invalid PTR name is "unknown" for good. A temporary answer would 451 such a
+// client under a mandatory name profile on every command, forever (the PTR never changes).
+TEST_F(dns_resolver, only_malformed_ptr_names_are_no_name_not_a_failure) {
+    auto r = make();
+    for (const char* ip : {"127.0.0.9", "127.0.0.10", "127.0.0.11", "127.0.0.12"}) {
+        auto a = run(io, r->ptr(ip));
+        EXPECT_EQ(a.status, dns_status::nodata) << ip << ": " << a.error;
+        EXPECT_TRUE(a.names.empty()) << ip;
+        EXPECT_NE(a.error.find("malformed"), std::string::npos) << ip << ": " << a.error;
+        auto n = run(io, dns::forward_confirmed_name(*r, ip));
+        EXPECT_FALSE(n.name) << ip;
+        EXPECT_FALSE(n.temporary) << ip << ": " << n.error;
+    }
 }
 
 TEST(dns_resolver_failures, forward_confirmation_with_a_silent_server_is_temporary) {
