@@ -229,16 +229,19 @@ std::set<std::string> parse_tls_failed(std::string_view text) {
     return hosts;
 }
 
-tls_failures tls_failure_times(const std::set<std::string>& entries) {
+tls_failures tls_failure_times(const std::set<std::string>& entries, std::int64_t now) {
     tls_failures out;
     for (const std::string_view e : entries) {
         const std::size_t sp = e.find(' ');
         const std::string host(e.substr(0, sp));
         if (host.empty()) continue;
-        std::int64_t t = 0;  // no time (an old line) or an unreadable one: long ago
+        std::int64_t t = 0;  // no time: a line of a version before times were kept, long ago
         if (sp != std::string_view::npos) {
+            // An unreadable time: a failure just seen (the fallback waits the full delay),
+            // never one long ago (plaintext at once).
             const std::string_view v = e.substr(sp + 1);
-            if (std::from_chars(v.data(), v.data() + v.size(), t).ptr != v.data() + v.size() || t < 0) t = 0;
+            const auto r = std::from_chars(v.data(), v.data() + v.size(), t);
+            if (r.ec != std::errc() || r.ptr != v.data() + v.size() || t < 0) t = now;
         }
         note_tls_failure(out, host, t);
     }
@@ -314,6 +317,7 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
     // Not durable if this fails: a power cut brings both names back, settled the same way.
     if (unlinked) (void)s->active_sync_->sync();
     // State files whose message is gone (a crash inside remove()) and unfinished state writes.
+    std::vector<std::string> kept;
     if (DIR* d = ::opendir((dir + "/state").c_str())) {
         while (dirent* e = ::readdir(d)) {
             std::string name = e->d_name;
@@ -321,9 +325,13 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
             bool orphan = name[0] == '.' ||
                           (valid_id(name) && !s->exists(name, area::active) && !s->exists(name, area::hold));
             if (orphan) ::unlink((dir + "/state/" + name).c_str());
+            else if (valid_id(name)) kept.push_back(std::move(name));
         }
         ::closedir(d);
     }
+    // The previous version's unsealed files, sealed once here (queue/state_file.hpp): from now
+    // on an unsealed file is a stale block, not a message's state.
+    s->seal_old_state_files(kept);
     return s;
 }
 
@@ -415,13 +423,20 @@ void spool::commit_batch(std::span<commit_item> items) {
         // An id already taken (a clock stepped back across a restart) fails this commit (451,
         // the client sends again) rather than replace an acknowledged message: the id is
         // already written into the file (header, Received:) and was told to no one yet.
+        // An id that cannot be looked up there (EIO) fails it too, with that error.
         const area other = w.item->where == area::hold ? area::active : area::hold;
-        const bool taken = exists(id, other);
-        if (taken || rename_noreplace(w.tmp, final_path) != 0) {
-            w.item->failure = taken || errno == EEXIST
-                                  ? spool_failure{EEXIST, fmt::format("queue id {} is already in the spool "
-                                                                      "(clock stepped back?): not replaced", id)}
-                                  : fail("rename", final_path);
+        const presence there = probe(id, other);
+        std::optional<spool_failure> refused;
+        if (there.is == presence::kind::unknown)
+            refused = spool_failure{there.errnum, fmt::format("access {}: {}; queue id {} not committed", path(id, other),
+                                                              std::strerror(there.errnum), id)};
+        else if (there.is == presence::kind::present || rename_noreplace(w.tmp, final_path) != 0)
+            refused = there.is == presence::kind::present || errno == EEXIST
+                          ? spool_failure{EEXIST, fmt::format("queue id {} is already in the spool "
+                                                              "(clock stepped back?): not replaced", id)}
+                          : fail("rename", final_path);
+        if (refused) {
+            w.item->failure = std::move(refused);
             ::unlink(w.tmp.c_str());
             continue;
         }
@@ -508,15 +523,20 @@ bool spool::remove(const std::string& id, area where, bool state_written) {
     return true;
 }
 
-bool spool::exists(const std::string& id, area where) const {
-    if (!valid_id(id)) return false;
-    const std::string p = path(id, where);
-    if (::access(p.c_str(), F_OK) == 0) return true;
+presence spool::probe(const std::string& id, area where) const {
+    if (!valid_id(id)) return {presence::kind::gone, 0};
+    if (::access(path(id, where).c_str(), F_OK) == 0) return {presence::kind::present, 0};
     const int e = errno;
-    if (e == ENOENT || e == ENOTDIR) return false;
+    if (e == ENOENT || e == ENOTDIR) return {presence::kind::gone, 0};
+    return {presence::kind::unknown, e};
+}
+
+bool spool::exists(const std::string& id, area where) const {
+    const presence p = probe(id, where);
+    if (p.is != presence::kind::unknown) return p.is == presence::kind::present;
     // EIO, ELOOP, ENOMEM...: nothing known about the file. "Gone" would delete its message's
-    // state (every recipient delivered again) or take a commit's id for free: say present.
-    log::spool_error(id, fmt::format("access {}: {}; taken as present", p, std::strerror(e)));
+    // state (every recipient delivered again): say present.
+    log::spool_error(id, fmt::format("access {}: {}; taken as present", path(id, where), std::strerror(p.errnum)));
     return true;
 }
 
@@ -591,19 +611,22 @@ result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::si
 std::optional<spool_failure> spool::write_state(const std::string& id, const std::vector<rcpt_state>& st,
                                                 const std::set<std::string>& tls_failed) {
     if (!valid_id(id)) return spool_failure{EINVAL, "invalid queue id"};
+    // No fsync: losing a state update can only cause a repeated delivery, never a loss.
+    return replace_state(id, seal_state(id, format_state(st, tls_failed)), /*sync=*/false);
+}
+
+std::optional<spool_failure> spool::replace_state(const std::string& id, std::string_view text, bool sync) {
     std::string tmp = fmt::format("{}/state/.{}.tmp", dir_, id);
-    std::string text = seal_state(id, format_state(st, tls_failed));
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fail("create", tmp);
-    if (!write_all(fd, text)) {
+    if (!write_all(fd, text) || (sync && do_fsync(fd, tmp) != 0)) {
         // A full disk: the previous state stays in place (older, never newer than the truth).
-        auto f = fail("write", tmp);
+        auto f = fail(sync ? "write or fsync" : "write", tmp);
         ::close(fd);
         ::unlink(tmp.c_str());
         return f;
     }
     ::close(fd);
-    // No fsync: losing a state update can only cause a repeated delivery, never a loss.
     std::string final_path = fmt::format("{}/state/{}", dir_, id);
     if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
         auto f = fail("rename", final_path);
@@ -611,6 +634,29 @@ std::optional<spool_failure> spool::write_state(const std::string& id, const std
         return f;
     }
     return std::nullopt;
+}
+
+void spool::seal_old_state_files(const std::vector<std::string>& ids) {
+    bool sealed = false;
+    for (const auto& id : ids) {
+        const std::string p = fmt::format("{}/state/{}", dir_, id);
+        auto text = read_file(p);
+        if (!text || !is_unsealed_state(*text)) continue;
+        // Left unsealed, it reads as damaged from now on: every recipient queued (repeated
+        // deliveries, the safe side).
+        if (auto f = replace_state(id, seal_state(id, *text), /*sync=*/true))
+            log::spool_error(id, fmt::format("{}; the state file stays in the previous format (read as damaged)",
+                                             f->message));
+        else
+            sealed = true;
+    }
+    if (!sealed) return;
+    // One fsync of state/ for all the renames: after a power cut the sealed files are there,
+    // or (unsealed, the old name back) damaged; never taken unchecked.
+    const std::string d = dir_ + "/state";
+    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || do_fsync(fd, d) != 0) log::spool_error("", fail("fsync", d).message);
+    if (fd >= 0) ::close(fd);
 }
 
 }  // namespace postern::queue

@@ -66,10 +66,12 @@ std::string format_state(const std::vector<rcpt_state>& st, const std::set<std::
 result<std::vector<rcpt_state>> parse_state(std::string_view text, std::size_t recipients);
 std::set<std::string> parse_tls_failed(std::string_view text);
 // "NAME:PORT" -> unix time (s) of the host's first failed handshake for this message. An entry
-// without a time (written before times were) reads as 0, long ago: the fallback is due, as it
-// was when that line was written. Several entries for one host: the earliest time.
+// without a time (written before times were, kept by the start-up sealing of such files) reads
+// as 0, long ago: the fallback is due, as it was when that line was written. An entry whose
+// time does not read (damaged) reads as `now`: a failure just seen, the fallback waits the
+// full delay. Several entries for one host: the earliest time.
 using tls_failures = std::map<std::string, std::int64_t>;
-tls_failures tls_failure_times(const std::set<std::string>& entries);
+tls_failures tls_failure_times(const std::set<std::string>& entries, std::int64_t now);
 // Adds a failure of `host` at `t`, keeping the earliest time (the first failure) it has.
 void note_tls_failure(tls_failures& times, const std::string& host, std::int64_t t);
 std::set<std::string> tls_failure_entries(const tls_failures& times);
@@ -87,6 +89,11 @@ struct move_result {
     std::optional<spool_failure> failure;  // the directory fsync after the rename failed
 };
 
+struct presence {
+    enum class kind { present, gone, unknown } is = kind::gone;
+    int errnum = 0;  // unknown: access(2)'s errno
+};
+
 struct loaded_message {
     envelope env;
     std::string data;          // the whole file
@@ -98,7 +105,8 @@ class spool {
 public:
     // Creates the directories if needed, takes the spool's lock (fails, touching nothing, when
     // another process holds it: a running server's tmp/ files are commits in flight), then
-    // removes leftovers in tmp/, unfinished state writes and state files whose message is gone.
+    // removes leftovers in tmp/, unfinished state writes and state files whose message is gone,
+    // and seals the previous version's state files (queue/state_file.hpp).
     enum class durability { filesystem, file };
     static result<std::unique_ptr<spool>> open(const std::string& dir, durability how = durability::filesystem);
     ~spool();
@@ -135,8 +143,11 @@ public:
     // recipient done). Moved with `failure`: the fsync of `from` failed (a power cut may bring
     // the old name back: for a release, the message is then held again).
     move_result move(const std::string& id, area from, area to);
-    // queue/ID or hold/ID is there. Only ENOENT (or ENOTDIR) means not: any other error from
-    // access(2) (EIO) is logged and taken as there, since "gone" deletes a message's state.
+    // What access(2) says of queue/ID or hold/ID: there, gone (ENOENT or ENOTDIR only), or
+    // unknown (any other error: EIO, ELOOP...; its errno in `errnum`). Not logged.
+    presence probe(const std::string& id, area where) const;
+    // queue/ID or hold/ID is there: probe() with unknown logged and taken as there, since
+    // "gone" deletes a message's state.
     bool exists(const std::string& id, area where) const;
     void remove_state(const std::string& id);               // state/ID only (if any)
 
@@ -175,6 +186,11 @@ private:
     spool(std::string dir, durability how);
     std::optional<spool_failure> write_tmp(const std::string& tmp, const envelope& env,
                                            const std::vector<std::string_view>& parts);
+    // state/ID := `text`: write .ID.tmp (fsync it when `sync`), rename over state/ID.
+    std::optional<spool_failure> replace_state(const std::string& id, std::string_view text, bool sync);
+    // open(): every state file of `ids` still in the previous format sealed for its id
+    // (replace_state with fsync), then one fsync of state/.
+    void seal_old_state_files(const std::vector<std::string>& ids);
     group_sync& sync_of(area where) { return where == area::hold ? *hold_sync_ : *active_sync_; }
     std::string dir_;
     durability durability_;

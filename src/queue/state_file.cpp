@@ -1,6 +1,7 @@
 // queue/state_file.cpp - a state file names its message and counts its lines (state_file.hpp).
 #include "queue/state_file.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -11,28 +12,28 @@ namespace {
 constexpr std::string_view v1_magic = "POSTERN-STATE 1\n";
 constexpr std::string_view v2_magic = "POSTERN-STATE 2 ";  // then the id and LF
 
-// Recipient lines in `lines` (whole lines, each ending in LF): all but the tlsfail ones.
-std::size_t recipient_lines(std::string_view lines) {
-    std::size_t n = 0;
-    for (std::size_t pos = 0; pos < lines.size();) {
-        std::size_t nl = lines.find('\n', pos);
-        if (nl == std::string_view::npos) nl = lines.size();
-        if (lines.substr(pos, 8) != "tlsfail ") ++n;
-        pos = nl + 1;
-    }
-    return n;
+// Lines in `lines` (whole lines, each ending in LF): every one, tlsfail lines included, so
+// that a torn tlsfail line shows as well as a torn recipient line.
+std::size_t line_count(std::string_view lines) {
+    return static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
 }
 
 }  // namespace
 
+bool is_unsealed_state(std::string_view file) { return file.substr(0, v1_magic.size()) == v1_magic; }
+
 std::string seal_state(std::string_view id, std::string_view records) {
     if (records.substr(0, v1_magic.size()) == v1_magic) records.remove_prefix(v1_magic.size());
-    return fmt::format("{}{}\n{}end {}\n", v2_magic, id, records, recipient_lines(records));
+    return fmt::format("{}{}\n{}end {}\n", v2_magic, id, records, line_count(records));
 }
 
 result<std::string> unseal_state(std::string_view file, std::string_view id) {
-    // Written by the previous version: accepted as it was (it carries nothing to check).
-    if (file.substr(0, v1_magic.size()) == v1_magic) return std::string(file);
+    // The previous version's files were all sealed by spool::open() at start-up: one seen now
+    // is the bytes of a file freed before that (a stale block after a crash), never this
+    // message's state.
+    if (is_unsealed_state(file))
+        return error{"state file in the previous format (POSTERN-STATE 1) after the start-up conversion "
+                     "(a stale block after a crash?)"};
     if (file.substr(0, v2_magic.size()) != v2_magic) return error{"bad state magic"};
     const std::size_t eol = file.find('\n');
     if (eol == std::string_view::npos) return error{"truncated state header"};
@@ -48,9 +49,8 @@ result<std::string> unseal_state(std::string_view file, std::string_view id) {
     const auto r = std::from_chars(n.data(), n.data() + n.size(), count);
     if (trailer.substr(0, 4) != "end " || n.empty() || r.ec != std::errc() || r.ptr != n.data() + n.size())
         return error{"state file without its trailer"};
-    if (count != recipient_lines(body))
-        return error{fmt::format("state file trailer counts {} recipient lines, the file has {}", count,
-                                 recipient_lines(body))};
+    if (count != line_count(body))
+        return error{fmt::format("state file trailer counts {} lines, the file has {}", count, line_count(body))};
     std::string out(v1_magic);
     out += body;
     return out;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -335,7 +336,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     // with (two domains with one MX host would otherwise fall back to plaintext at once). Each
     // with the time of its first failure: the fallback waits handshake_retry_delay from then,
     // whatever brought this pass forward (`queue retry`, another group's earlier retry).
-    const queue::tls_failures tls_failed_before = queue::tls_failure_times(ps.tls_failed);
+    const queue::tls_failures tls_failed_before = queue::tls_failure_times(ps.tls_failed, unix_now());
     // ps.st plus the recipients sent so far in this pass, once a group has sent some and
     // another group follows (see below).
     std::optional<std::vector<queue::rcpt_state>> sent_so_far;
@@ -383,7 +384,18 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     // attempted (no later destination, no further host), what was done so far is recorded
     // below, and the other recipients stay as they were (queued for a release, or gone). On the
     // event loop, where those commands run; a hold and release meanwhile leave it queued.
-    auto withdrawn = [this, &id] { return !spool_.exists(id, queue::area::active); };
+    // queue/ID that cannot be looked up (EIO) counts as withdrawn: it only stops this pass
+    // (nothing lost; the next pass reads the message again), logged once per pass.
+    bool unknown_logged = false;
+    auto withdrawn = [this, &id, &unknown_logged] {
+        const queue::presence p = spool_.probe(id, queue::area::active);
+        if (p.is == queue::presence::kind::unknown && !unknown_logged) {
+            unknown_logged = true;
+            log::spool_error(id, fmt::format("access {}: {}; this delivery pass stops here",
+                                             spool_.path(id, queue::area::active), std::strerror(p.errnum)));
+        }
+        return p.is != queue::presence::kind::present;
+    };
     std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
         --groups_left;
@@ -432,7 +444,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             auto res = co_await d.deliver(req);
             release_slot(key);
             if (!res.tls_failed_hosts.empty()) {  // the first failure's time is kept (the earliest)
-                queue::tls_failures all = queue::tls_failure_times(ps.tls_failed);
+                queue::tls_failures all = queue::tls_failure_times(ps.tls_failed, unix_now());
                 for (const auto& [host, t] : res.tls_failed_hosts) queue::note_tls_failure(all, host, t);
                 ps.tls_failed = queue::tls_failure_entries(all);
             }

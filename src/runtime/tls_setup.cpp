@@ -12,6 +12,7 @@
 
 #include "tls/client.hpp"
 #include "tls/context.hpp"
+#include "tls/verify.hpp"
 
 namespace postern::runtime {
 namespace {
@@ -54,13 +55,17 @@ result<tls_contexts> make_tls_contexts(const config::config& cfg) {
     out.client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     if (auto r = tls::configure_client(out.client->native_handle(), t.ca_file); !r)
         problems.push_back({"tls.ca_file", t.ca_file_line, r.error_message()});
-    // A profile's trust store is loaded by each session under it (tls/verify.cpp); a file that
-    // holds no certificate is refused now, by the code that loads tls.ca_file.
+    // A profile's trust store: a file that holds no certificate is refused by the code that
+    // loads tls.ca_file; then it is loaded, now (as root, before the privilege drop), into the
+    // cache the sessions verify with (tls::load_trust_store): they never open the file again
+    // while it is unchanged, so a CA file only root can read serves after the drop.
     for (const auto& p : cfg.profiles)
         for (const auto* dir : {&p.outbound, &p.inbound}) {
             if (dir->ca_file.empty()) continue;
             asio::ssl::context scratch(asio::ssl::context::tls_client);
-            if (auto r = tls::configure_client(scratch.native_handle(), dir->ca_file); !r)
+            auto r = tls::configure_client(scratch.native_handle(), dir->ca_file);
+            if (r) r = tls::load_trust_store(dir->ca_file);
+            if (!r)
                 problems.push_back({dir == &p.outbound ? "profile.outbound.ca_file" : "profile.inbound.ca_file",
                                     dir->ca_file_line, r.error_message()});
         }

@@ -119,6 +119,16 @@ result<store_ptr> trust_store(const std::string& ca_file) {
     return loaded;
 }
 
+}  // namespace
+
+result<void> load_trust_store(const std::string& ca_file) {
+    auto store = trust_store(ca_file);
+    if (!store) return error{store.error_message()};
+    return {};
+}
+
+namespace {
+
 // ---- chain -----------------------------------------------------------------------------
 struct chain_result {
     bool ok = false;

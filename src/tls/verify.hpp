@@ -38,6 +38,13 @@ struct tls_verdict {
     int bits = 0;         // symmetric strength of the negotiated cipher
 };
 
+// Loads `ca_file` (a profile's) into the trust-store cache that evaluate() verifies against.
+// Called at start-up and at a reload, before privileges are dropped: the sessions then reuse
+// this store (thread-safe, shared by reference count) while the file keeps its inode, size and
+// mtime, so a CA file only root can read still serves after the drop to server.user. A file
+// changed since is read again, by the user the server then runs as.
+result<void> load_trust_store(const std::string& ca_file);
+
 // Evaluate an ESTABLISHED session (client or server side) against `p`. Rules:
 //  - none, may: nothing is enforced (ok); the facts and the trust are still reported.
 //  - requires_tls: SSL_version >= p.min_version and cipher bits >= p.min_cipher_bits.

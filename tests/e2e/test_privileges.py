@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import POSTERN, wait_port, wait_until
+from conftest import POSTERN, relay_domain, wait_port, wait_until
+from peers import ScriptedPeer, envelope_sender, make_ca, make_cert
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -144,3 +145,31 @@ def test_hand_over_never_follows_a_link(make_instance, tmp_path):
     inst.wait_log("running as user postern")
     for p in (victim, victim_dir, victim_dir / "file"):
         assert p.stat().st_uid == 0, f"{p} was handed to the server user through a link"
+
+
+def test_profile_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_instance):
+    """README: a profile's ca_file is loaded at start-up, as root, like the key: the trust store
+    the sessions verify with is that one, not a file opened again after the drop to
+    server.user. A CA left 0600 root: mandatory TLS with verify = "ca" under the profile
+    delivers, verified against it (before: every attempt deferred, "cannot load CA file")."""
+    inst = make_instance(start=False, server_extra='user = "postern"')
+    searchable(inst.dir)
+    pki = inst.dir / "pki"
+    pki.mkdir(mode=0o755)
+    ca = make_ca(pki)
+    leaf = make_cert(pki, ca, names=("internal.test",), stem="peer")
+    os.chown(ca["ca"], 0, 0)
+    os.chmod(ca["ca"], 0o600)
+    profile = ('[[profile]]\nname = "partner"\nrecipient_domains = ["internal.test"]\n\n'
+               f'[profile.outbound]\ntls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"\n')
+    with ScriptedPeer(cert=leaf["cert"], key=leaf["key"]) as peer:
+        cfg = inst.config.read_text()
+        inst.write_config(cfg + "\n" + relay_domain("internal.test", f"127.0.0.1:{peer.port}") + "\n" + profile)
+        inst.start()
+        inst.wait_log("running as user postern")
+        qid = inst.send("alice@sender.test", ["bob@internal.test"], "root-only CA")
+        msgs = peer.wait_messages(1, timeout=10)
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "sent" and e["profile"] == "partner" and e["tls"] == "verified", e
+        assert len(msgs) == 1 and msgs[0][3] is True, msgs
+        assert envelope_sender(msgs[0][0]) == "alice@sender.test"

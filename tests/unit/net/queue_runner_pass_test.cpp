@@ -229,6 +229,33 @@ TEST_F(pass_fixture, stopped_runner_starts_no_transaction_with_the_next_host) {
     EXPECT_FALSE(fs::exists(state_path(id))) << "the recipient was recorded as attempted";
 }
 
+// Found by review: spool::exists() took an access(2) error on queue/ID (EIO) for "there", so
+// the pass of a message whose file cannot be looked up went on to its next destination. Now
+// an unknown answer stops the pass like a delete would (nothing lost: the next pass reads it
+// again). queue/ID is replaced by a symbolic link to itself (ELOOP, as EIO would give).
+TEST_F(pass_fixture, queue_file_that_cannot_be_looked_up_stops_the_pass_before_the_next_destination) {
+    silent_peer second;
+    start_runner("[queue]\nretry_schedule = [\"1h\"]\n[[route]]\ndomain = \"remote.test\"\nhosts = [\"127.0.0.1:" +
+                 std::to_string(peer.port) + "\"]\n[[route]]\ndomain = \"other.test\"\nhosts = [\"127.0.0.1:" +
+                 std::to_string(second.port) + "\"]\n");
+    const std::string id = commit({"carol@remote.test", "dave@other.test"}).env.id;
+    runner->recover();
+    silent_peer* first = nullptr;
+    ASSERT_TRUE(run_until([&] {
+        if (peer.accept_pending() > 0) first = &peer;
+        else if (second.accept_pending() > 0) first = &second;
+        return first != nullptr;
+    })) << "no connection to either destination";
+    silent_peer& next = first == &peer ? second : peer;
+    const fs::path q = fs::path(tmp.path) / "spool" / "queue" / id;
+    fs::rename(q, fs::path(tmp.path) / "aside");
+    fs::create_symlink(id, q);
+    first->close_one();  // the first destination deferred: the pass would go on to the next
+    ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }))
+        << "the pass went on to the next destination of a message it cannot look up";
+    EXPECT_EQ(next.accept_pending(), 0u);
+}
+
 // A message deleted (`postern queue delete`) while its pass waits on a remote host: the pass
 // still ends (deferred) and writes the recipients' state, but no copy of the message is left,
 // so state/ID must not stay behind (an orphan until the next start-up, listed by nothing).

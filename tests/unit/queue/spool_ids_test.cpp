@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstring>
+
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -48,6 +51,24 @@ TEST_F(spool_ids, only_a_missing_file_is_not_there) {
     fs::create_symlink(id, d.path + "/queue/" + id);
     EXPECT_TRUE(sp->exists(id, queue::area::active)) << "an unreadable entry taken for a missing one";
     EXPECT_FALSE(sp->exists(id, queue::area::hold));
+}
+
+TEST_F(spool_ids, commit_reports_the_error_of_an_id_it_cannot_look_up) {
+    // hold/ID cannot be looked up (ELOOP, as EIO would): the commit fails with that error, not
+    // with "already in the spool (clock stepped back?)", and leaves nothing behind.
+    const std::string id = "0123456789ABCDEF0";
+    fs::create_symlink(id, d.path + "/hold/" + id);
+    EXPECT_EQ(sp->probe(id, queue::area::hold).is, queue::presence::kind::unknown);
+    EXPECT_EQ(sp->probe(id, queue::area::hold).errnum, ELOOP);
+    auto e = test::sample(id);
+    e.size = 1;
+    const auto f = sp->commit(e, {"x"}, queue::area::active);
+    ASSERT_TRUE(f) << "committed under an id that may be held";
+    EXPECT_EQ(f->errnum, ELOOP);
+    EXPECT_EQ(f->message.find("clock stepped back"), std::string::npos) << f->message;
+    EXPECT_NE(f->message.find(std::strerror(ELOOP)), std::string::npos) << f->message;
+    EXPECT_FALSE(fs::exists(d.path + "/queue/" + id));
+    EXPECT_TRUE(fs::is_empty(d.path + "/tmp"));
 }
 
 TEST(spool_start_up, keeps_the_state_of_a_message_it_cannot_see) {

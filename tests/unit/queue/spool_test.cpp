@@ -415,21 +415,25 @@ TEST(state, round_trip_and_errors) {
 
 // SPEC §1.1: the fallback waits handshake_retry_delay from the host's FIRST failure, so the
 // state file keeps when that was ("tlsfail NAME:PORT UNIXTIME"); lines written before the time
-// was kept read as failures long ago (0: the fallback is due, as it was then).
+// was kept read as failures long ago (0: the fallback is due, as it was then); a time that does
+// not read is a failure just seen (now: the fallback waits the full delay; it read as long ago,
+// plaintext at once, before review).
 TEST(state, tls_failure_times_round_trip_and_old_lines_read_as_long_ago) {
     std::vector<queue::rcpt_state> st(1);
     queue::tls_failures times{{"mx1.partner.test:25", 1764460000}, {"mx2.partner.test:2525", 1764460123}};
     const std::string text = queue::format_state(st, queue::tls_failure_entries(times));
     EXPECT_NE(text.find("tlsfail mx1.partner.test:25 1764460000\n"), std::string::npos) << text;
-    EXPECT_EQ(queue::tls_failure_times(queue::parse_tls_failed(text)), times);
+    EXPECT_EQ(queue::tls_failure_times(queue::parse_tls_failed(text), 1764469999), times);
 
     const std::string old = "POSTERN-STATE 1\ntlsfail mx1.partner.test:25\ntlsfail mx3.test:25 x7\n0 queued 0 0 \n";
-    const auto read = queue::tls_failure_times(queue::parse_tls_failed(old));
-    EXPECT_EQ(read, (queue::tls_failures{{"mx1.partner.test:25", 0}, {"mx3.test:25", 0}}));
+    const auto read = queue::tls_failure_times(queue::parse_tls_failed(old), 1764469999);
+    EXPECT_EQ(read, (queue::tls_failures{{"mx1.partner.test:25", 0}, {"mx3.test:25", 1764469999}}));
+    EXPECT_EQ(queue::tls_failure_times({"mx4.test:25 99999999999999999999", "mx5.test:25 -5"}, 7),
+              (queue::tls_failures{{"mx4.test:25", 7}, {"mx5.test:25", 7}}));
     ASSERT_TRUE(queue::parse_state(old, 1).ok());
 
     // Two times for one host: the earliest is the first failure.
-    EXPECT_EQ(queue::tls_failure_times({"mx1.partner.test:25 200", "mx1.partner.test:25 100"}),
+    EXPECT_EQ(queue::tls_failure_times({"mx1.partner.test:25 200", "mx1.partner.test:25 100"}, 300),
               (queue::tls_failures{{"mx1.partner.test:25", 100}}));
     queue::note_tls_failure(times, "mx1.partner.test:25", 1764469999);
     EXPECT_EQ(times["mx1.partner.test:25"], 1764460000) << "a later failure replaced the first one's time";

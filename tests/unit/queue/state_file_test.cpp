@@ -54,10 +54,23 @@ TEST(state_text, written_file_names_its_message_and_counts_its_lines) {
     const std::string text = queue::seal_state("0123456789ABCDEF0", queue::format_state(test::bob_sent_carol_deferred(),
                                                                                         {"mx.partner.test:25"}));
     EXPECT_EQ(text.substr(0, text.find('\n')), "POSTERN-STATE 2 0123456789ABCDEF0");
-    EXPECT_TRUE(text.ends_with("\nend 2\n")) << text;
+    EXPECT_TRUE(text.ends_with("\nend 3\n")) << text;  // the tlsfail line counts too
     auto back = queue::unseal_state(text, "0123456789ABCDEF0");
     ASSERT_TRUE(back.ok()) << back.error_message();
     EXPECT_EQ(*back, queue::format_state(test::bob_sent_carol_deferred(), {"mx.partner.test:25"}));
+}
+
+TEST(state_text, trailer_counts_the_tlsfail_lines_too) {
+    // A tlsfail line lost (a torn or shorter block) is damage as much as a recipient line.
+    const std::string id = "0123456789ABCDEF0";
+    const std::string text = queue::seal_state(
+        id, queue::format_state(test::bob_sent_carol_deferred(), {"mx1.partner.test:25 100", "mx2.partner.test:25 200"}));
+    EXPECT_TRUE(text.ends_with("\nend 4\n")) << text;
+    const std::string line = "tlsfail mx2.partner.test:25 200\n";
+    const std::size_t at = text.find(line);
+    ASSERT_NE(at, std::string::npos) << text;
+    const std::string without = text.substr(0, at) + text.substr(at + line.size());
+    EXPECT_FALSE(queue::unseal_state(without, id).ok()) << "a state file missing a tlsfail line taken as whole";
 }
 
 TEST(state_text, file_cut_short_or_miscounted_is_damaged) {
@@ -75,15 +88,53 @@ TEST(state_text, file_cut_short_or_miscounted_is_damaged) {
     EXPECT_TRUE(queue::unseal_state("POSTERN-STATE 2 " + id + "\nend 0\n", id).ok());  // nothing attempted yet
 }
 
-TEST_F(state_file, previous_versions_files_are_read_as_before) {
-    // Written before the upgrade: no id, no trailer. Accepted unchanged (not checkable).
-    const std::string id = test::commit_one(*sp, queue::area::active);
+TEST(state_file_start_up, seals_the_previous_versions_files_keeping_their_content) {
+    // Written before the upgrade: no id, no trailer. spool::open() seals it for its message,
+    // fsynced (the file, then state/), and it reads back as it was.
+    test::temp_dir d;
+    std::string id;
+    {
+        auto sp = queue::spool::open(d.path);
+        ASSERT_TRUE(sp.ok());
+        id = test::commit_one(**sp, queue::area::active);
+    }
     std::ofstream(d.path + "/state/" + id) << "POSTERN-STATE 1\ntlsfail mx.partner.test:25\n0 sent 1 0 250 ok\n";
+    std::vector<std::string> synced;
+    std::unique_ptr<queue::spool> sp;
+    {
+        test::fsync_hook hook([&](const std::string& p) {
+            synced.push_back(p);
+            return 0;
+        });
+        auto opened = queue::spool::open(d.path);
+        ASSERT_TRUE(opened.ok()) << opened.error_message();
+        sp = std::move(*opened);
+    }
+    const std::string text = read_all(d.path + "/state/" + id);
+    EXPECT_EQ(text, "POSTERN-STATE 2 " + id + "\ntlsfail mx.partner.test:25\n0 sent 1 0 250 ok\nend 2\n");
+    EXPECT_EQ(synced, (std::vector<std::string>{d.path + "/state/." + id + ".tmp", d.path + "/state"}));
     std::string damaged;
     std::set<std::string> hosts;
     auto st = sp->read_state(id, 2, &hosts, &damaged);
     ASSERT_TRUE(st.ok()) << st.error_message();
     EXPECT_TRUE(damaged.empty()) << damaged;
     EXPECT_EQ((*st)[0].status, queue::rcpt_status::sent);
+    EXPECT_EQ((*st)[1].status, queue::rcpt_status::queued);
     EXPECT_EQ(hosts, std::set<std::string>{"mx.partner.test:25"});
+    // its tlsfail line without a time keeps its meaning: a failure long ago (fallback due)
+    EXPECT_EQ(queue::tls_failure_times(hosts, 1764460000), (queue::tls_failures{{"mx.partner.test:25", 0}}));
+}
+
+TEST_F(state_file, previous_versions_file_after_start_up_is_damaged) {
+    // After open() sealed every file of the previous version, such bytes under state/ID are a
+    // block freed before the upgrade (a power cut), not this message's state.
+    const std::string id = test::commit_one(*sp, queue::area::active);
+    std::ofstream(d.path + "/state/" + id) << "POSTERN-STATE 1\ntlsfail mx.partner.test:25\n0 sent 1 0 250 ok\n";
+    std::string damaged;
+    std::set<std::string> hosts{"stale"};
+    auto st = sp->read_state(id, 2, &hosts, &damaged);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::queued) << "an unchecked old-format file taken as this message's";
+    EXPECT_NE(damaged.find("previous format"), std::string::npos) << damaged;
+    EXPECT_TRUE(hosts.empty());
 }
