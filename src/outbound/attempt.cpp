@@ -28,7 +28,6 @@
 #include <map>
 #include <optional>
 #include <random>
-#include <set>
 
 #include <fmt/format.h>
 
@@ -660,16 +659,19 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     // reply. Counted per address, not per policy group's session at that address.
     constexpr int max_failed_sessions = 2;
     int failed_sessions = 0;
-    // Like Postfix's smtp_mx_address_limit (5): at most five addresses (IP and port) are tried
-    // in one attempt, whatever became of each (refused, timed out, a 4xx greeting, a session),
-    // over the whole list: MX hosts, relay_to and [[route]] hosts alike, as Postfix applies
-    // it to every next-hop list. Without it a domain with hundreds of black-hole addresses
-    // (a forged sender's bounce goes there) holds a delivery slot for hours. The recipients
-    // left are deferred with the last host's reason.
-    constexpr std::size_t max_addresses = 5;
-    std::set<std::string> tried;  // "ip:port" connected to, or tried
+    // Like Postfix's smtp_mx_address_limit (5): at most five addresses are tried, whatever
+    // became of each (refused, timed out, a 4xx greeting, a session); every address of the
+    // list counts, also one already tried under another host name (100 MX names on one
+    // black-hole address are 100 tries). Without it a domain with hundreds of black-hole
+    // addresses (a forged sender's bounce goes there) holds a delivery slot for hours. The
+    // recipients left are deferred with the last host's reason. Both limits are per next-hop
+    // destination, as Postfix enforces them (smtp_connect.c): an MX route is one (its MX hosts
+    // share them); each host of a relay_to or [[route]] list is one of its own (a fall-back
+    // relay is not cut short by the addresses and sessions of the relays before it).
+    constexpr int max_addresses = 5;
+    int addresses_tried = 0;
     auto go_on = [&] {
-        return open() && !stop_now() && failed_sessions < max_failed_sessions && tried.size() < max_addresses;
+        return open() && !stop_now() && failed_sessions < max_failed_sessions && addresses_tried < max_addresses;
     };
 
     // SPEC §1.4: each recipient's policy is resolved for its own domain (and the host's facts
@@ -692,6 +694,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         // What earlier hosts took is recorded before anything else, even a DNS lookup, is
         // waited for.
         if (!unrecorded.empty() && req.record_sent) co_await req.record_sent(std::exchange(unrecorded, {}));
+        if (!plan.mx.has_value()) failed_sessions = addresses_tried = 0;  // a static host: its own next hop
         if (!go_on()) break;
         const host_addresses addrs = co_await addresses_of(resolver_, t);
         if (addrs.ips.empty()) {
@@ -702,6 +705,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         none_exist = false;
         for (const auto& ip : addrs.ips) {
             if (!go_on()) break;
+            ++addresses_tried;
             bool left_open_here = false;  // a session at this address left recipients open
             // Each domain's policy at this host; the open recipients of the domains whose
             // policies require the same of the session go in one transaction (one, when all
@@ -723,7 +727,6 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                 if (!unrecorded.empty() && req.record_sent) co_await req.record_sent(std::exchange(unrecorded, {}));
                 const profile::resolved_tls_policy& pol = *tx.policies.front();
                 const bool try_tls = try_tls_under(pol);
-                tried.insert(fmt::format("{}:{}", ip, t.port));
                 auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_);
                 if (conv.v == verdict::stale && !stop_now())  // a parked connection had died: once more, fresh
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr);

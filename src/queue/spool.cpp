@@ -637,6 +637,12 @@ std::optional<spool_failure> spool::replace_state(const std::string& id, std::st
 }
 
 void spool::seal_old_state_files(const std::vector<std::string>& ids) {
+    // Once per spool, not at every start-up: after the first, a file in the previous format is
+    // a block freed before the upgrade showing under state/ID after a power cut, and sealing it
+    // again would make another message's `sent` lines this one's (a loss). The marker is made
+    // durable after the sealed files; a crash before it just seals again at the next start.
+    const std::string marker = dir_ + "/" + std::string(state_sealed_marker);
+    if (::access(marker.c_str(), F_OK) == 0) return;
     bool sealed = false;
     for (const auto& id : ids) {
         const std::string p = fmt::format("{}/state/{}", dir_, id);
@@ -650,13 +656,18 @@ void spool::seal_old_state_files(const std::vector<std::string>& ids) {
         else
             sealed = true;
     }
-    if (!sealed) return;
     // One fsync of state/ for all the renames: after a power cut the sealed files are there,
     // or (unsealed, the old name back) damaged; never taken unchecked.
-    const std::string d = dir_ + "/state";
-    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || do_fsync(fd, d) != 0) log::spool_error("", fail("fsync", d).message);
-    if (fd >= 0) ::close(fd);
+    const auto fsync_path = [](const std::string& path, int flags) {
+        const int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0600);
+        const bool ok = fd >= 0 && do_fsync(fd, path) == 0;
+        if (!ok) log::spool_error("", fail(fd < 0 ? "open" : "fsync", path).message);
+        if (fd >= 0) ::close(fd);
+        return ok;
+    };
+    if (sealed && !fsync_path(dir_ + "/state", O_RDONLY | O_DIRECTORY)) return;
+    // Then the marker, and the spool directory that names it. Not made: sealed again next time.
+    if (fsync_path(marker, O_WRONLY | O_CREAT)) (void)fsync_path(dir_, O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace postern::queue

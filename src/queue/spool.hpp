@@ -182,14 +182,19 @@ public:
     // syncfs calls run so far for commits (durability::filesystem; 0 with durability::file).
     std::uint64_t content_syncs() const;
 
+    // In the spool directory once its state files of the previous format have been sealed.
+    static constexpr std::string_view state_sealed_marker = "state-sealed";
+
 private:
     spool(std::string dir, durability how);
     std::optional<spool_failure> write_tmp(const std::string& tmp, const envelope& env,
                                            const std::vector<std::string_view>& parts);
     // state/ID := `text`: write .ID.tmp (fsync it when `sync`), rename over state/ID.
     std::optional<spool_failure> replace_state(const std::string& id, std::string_view text, bool sync);
-    // open(): every state file of `ids` still in the previous format sealed for its id
-    // (replace_state with fsync), then one fsync of state/.
+    // open(), once per spool (until the file `state_sealed_marker` exists in the spool
+    // directory): every state file of `ids` still in the previous format sealed for its id
+    // (replace_state with fsync), one fsync of state/, then the marker made (fsynced, and the
+    // spool directory). After that, a file in the previous format is read as damaged.
     void seal_old_state_files(const std::vector<std::string>& ids);
     group_sync& sync_of(area where) { return where == area::hold ? *hold_sync_ : *active_sync_; }
     std::string dir_;

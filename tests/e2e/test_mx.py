@@ -10,6 +10,7 @@ Two ways to make Postern deliver to an MX host:
   to bob@DOMAIN directly. Never skipped: profiles are part of the contract, and a build that
   rejected them must fail these tests, not hide them.
 """
+import contextlib
 import re
 import signal
 import socket
@@ -50,8 +51,19 @@ ZONES = {
     # seven addresses that greet 421 (MX 10), then a good host (MX 20): the address limit
     "manyaddr.test": "@ MX 10 busy\n@ MX 20 good\n" + "".join(f"busy A 127.0.0.{i}\n" for i in range(11, 18))
                      + "good A 127.0.0.3\n",
+    # seven MX names on one address that greets 421, then a good host: each name is a try
+    "onebusy.test": "".join(f"@ MX 10 n{i}\nn{i} A 127.0.0.11\n" for i in range(1, 8)) + "@ MX 20 good\ngood A 127.0.0.3\n",
+    # three MX hosts that answer 451 to RCPT (greylisting): the session limit
+    "greyfarm.test": "@ MX 10 g1\n@ MX 20 g2\n@ MX 30 g3\ng1 A 127.0.0.11\ng2 A 127.0.0.12\ng3 A 127.0.0.13\n",
 }
 MANY = [f"127.0.0.{i}" for i in range(11, 18)]
+
+
+@contextlib.contextmanager
+def running(*peers):
+    """Every peer started for the block, and stopped after it."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(p) for p in peers]
 
 
 def shared_port(hosts=(A, B, DEAD)):
@@ -350,6 +362,16 @@ def test_address_lookup_failure_still_defers(setup):
     assert e["result"] == "deferred" and e["dsn"] == "4.4.3", e
 
 
+def many_busy_then_good(make_instance, dns, extra=lambda port: ""):
+    """A relay-mode Setup on a port free on MANY and B (`extra(port)` added to its config), the
+    peers greeting 421 on MANY (manyaddr.test's busy host) and a good peer on B (its good host),
+    not started yet."""
+    port = shared_port(MANY + [B])
+    s = Setup(make_instance, dns, port, "relay", extra=extra(port))
+    busy = [ScriptedPeer(host=h, port=port, starttls=False, greeting_codes=(421,)) for h in MANY]
+    return s, busy, ScriptedPeer(host=B, port=port, starttls=False)
+
+
 def test_at_most_five_addresses_per_attempt(make_instance, dns):
     """Like Postfix's smtp_mx_address_limit (5): MX 10 has seven addresses, each greeting 421
     (no session: the session limit does not stop them), MX 20 is a good host. Only five of the
@@ -357,23 +379,78 @@ def test_at_most_five_addresses_per_attempt(make_instance, dns):
     MX 20 none, and the recipient is deferred with the last reply. Without the limit all seven
     are tried and MX 20 takes the message: a domain with hundreds of black-hole addresses would
     hold a delivery slot for hours."""
-    port = shared_port(MANY + [B])
-    s = Setup(make_instance, dns, port, "relay")
-    busy = [ScriptedPeer(host=h, port=port, starttls=False, greeting_codes=(421,)) for h in MANY]
-    good = ScriptedPeer(host=B, port=port, starttls=False)
-    for p in busy + [good]:
-        p.__enter__()
+    s, busy, good = many_busy_then_good(make_instance, dns)
     try:
-        rcpt = s.send_to("manyaddr.test", "address limit")
-        e = s.mx_event(rcpt, timeout=20)[0]
-        assert e["result"] == "deferred" and e["attempt"] == "1" and "421" in e["reason"], e
-        time.sleep(0.5)
-        counts = [len(p.connections) for p in busy]
-        assert sorted(counts) == [0, 0, 1, 1, 1, 1, 1], counts
-        assert good.connections == [] and good.messages == []
+        with running(*(busy + [good])):
+            rcpt = s.send_to("manyaddr.test", "address limit")
+            e = s.mx_event(rcpt, timeout=20)[0]
+            assert e["result"] == "deferred" and e["attempt"] == "1" and "421" in e["reason"], e
+            time.sleep(0.5)
+            counts = [len(p.connections) for p in busy]
+            assert sorted(counts) == [0, 0, 1, 1, 1, 1, 1], counts
+            assert good.connections == [] and good.messages == []
     finally:
-        for p in busy + [good]:
-            p.__exit__(None, None, None)
+        s.close()
+
+
+def test_every_mx_name_counts_towards_the_address_limit(make_instance, dns):
+    """Seven MX names share one address that greets 421, MX 20 is good: each name is a try of
+    its own (Postfix counts every address of the list), so five connections reach the busy
+    address and MX 20 none. Before, tries were counted as distinct addresses: one address under
+    a hundred names got a hundred tries (the black-hole case the limit is for)."""
+    port = shared_port([MANY[0], B])
+    s = Setup(make_instance, dns, port, "relay")
+    busy = ScriptedPeer(host=MANY[0], port=port, starttls=False, greeting_codes=(421,))
+    good = ScriptedPeer(host=B, port=port, starttls=False)
+    try:
+        with running(busy, good):
+            rcpt = s.send_to("onebusy.test", "one address, seven names")
+            e = s.mx_event(rcpt, timeout=20)[0]
+            assert e["result"] == "deferred" and e["attempt"] == "1" and "421" in e["reason"], e
+            time.sleep(0.5)
+            assert len(busy.connections) == 5, len(busy.connections)
+            assert good.connections == [] and good.messages == []
+    finally:
+        s.close()
+
+
+def test_at_most_two_sessions_that_leave_the_recipient_open(make_instance, dns):
+    """Like Postfix's smtp_mx_session_limit (2): three MX hosts, each answering 451 to RCPT (a
+    greylisting farm, say). The first two are tried in the attempt; the third gets no
+    connection, and the recipient is deferred with the reply. Without the limit every MX host
+    would be tried in every attempt."""
+    hosts = MANY[:3]
+    port = shared_port(hosts)
+    s = Setup(make_instance, dns, port, "relay")
+    peers = [ScriptedPeer(host=h, port=port, starttls=False, rcpt_codes={"bob@greyfarm.test": 451}) for h in hosts]
+    try:
+        with running(*peers):
+            rcpt = s.send_to("greyfarm.test", "greylisted")
+            e = s.mx_event(rcpt, timeout=20)[0]
+            assert e["result"] == "deferred" and e["attempt"] == "1" and "451" in e["reason"], e
+            time.sleep(0.5)
+            assert [len(p.connections) for p in peers] == [1, 1, 0], [len(p.connections) for p in peers]
+    finally:
+        s.close()
+
+
+def test_address_limit_is_per_host_of_a_static_route(make_instance, dns):
+    """A [[route]] to two hosts: busy.manyaddr.test (seven addresses greeting 421), then
+    good.manyaddr.test. Each host of the list is a next-hop of its own (Postfix's limits are
+    per next-hop or fall-back destination): five of busy's seven addresses are tried, then
+    good takes the message. Before, the limit counted over the whole list and good was never
+    reached."""
+    s, busy, good = many_busy_then_good(
+        make_instance, dns, lambda port: route("spread.test", f"busy.manyaddr.test:{port}", f"good.manyaddr.test:{port}"))
+    try:
+        with running(*(busy + [good])):
+            rcpt = s.send_to("spread.test", "static route")
+            e = s.mx_event(rcpt, timeout=20)[0]
+            assert e["result"] == "sent" and e["attempt"] == "1", e
+            counts = [len(p.connections) for p in busy]
+            assert sorted(counts) == [0, 0, 1, 1, 1, 1, 1], counts
+            assert len(good.messages) == 1
+    finally:
         s.close()
 
 

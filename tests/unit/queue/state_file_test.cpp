@@ -4,6 +4,7 @@
 // What these tests cannot show is a real power cut leaving a freed block under a new inode;
 // they put such bytes in place by hand, as that would.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -98,6 +99,8 @@ TEST(state_file_start_up, seals_the_previous_versions_files_keeping_their_conten
         ASSERT_TRUE(sp.ok());
         id = test::commit_one(**sp, queue::area::active);
     }
+    // A spool of the previous version: no marker yet (this open() made one).
+    ASSERT_EQ(::unlink((d.path + "/state-sealed").c_str()), 0);
     std::ofstream(d.path + "/state/" + id) << "POSTERN-STATE 1\ntlsfail mx.partner.test:25\n0 sent 1 0 250 ok\n";
     std::vector<std::string> synced;
     std::unique_ptr<queue::spool> sp;
@@ -112,7 +115,8 @@ TEST(state_file_start_up, seals_the_previous_versions_files_keeping_their_conten
     }
     const std::string text = read_all(d.path + "/state/" + id);
     EXPECT_EQ(text, "POSTERN-STATE 2 " + id + "\ntlsfail mx.partner.test:25\n0 sent 1 0 250 ok\nend 2\n");
-    EXPECT_EQ(synced, (std::vector<std::string>{d.path + "/state/." + id + ".tmp", d.path + "/state"}));
+    EXPECT_EQ(synced, (std::vector<std::string>{d.path + "/state/." + id + ".tmp", d.path + "/state",
+                                                d.path + "/state-sealed", d.path}));
     std::string damaged;
     std::set<std::string> hosts;
     auto st = sp->read_state(id, 2, &hosts, &damaged);
@@ -123,6 +127,29 @@ TEST(state_file_start_up, seals_the_previous_versions_files_keeping_their_conten
     EXPECT_EQ(hosts, std::set<std::string>{"mx.partner.test:25"});
     // its tlsfail line without a time keeps its meaning: a failure long ago (fallback due)
     EXPECT_EQ(queue::tls_failure_times(hosts, 1764460000), (queue::tls_failures{{"mx.partner.test:25", 0}}));
+}
+
+TEST(state_file_start_up, seals_only_once_a_later_previous_format_file_is_a_stale_block) {
+    // The spool was sealed at an earlier start-up (the marker). A power cut later leaves a block
+    // of the previous format under state/ID (another message's, freed before the upgrade):
+    // the next start-up must not seal it as this message's, whose bob it says was sent.
+    test::temp_dir d;
+    std::string id;
+    {
+        auto sp = queue::spool::open(d.path);
+        ASSERT_TRUE(sp.ok());
+        id = test::commit_one(**sp, queue::area::active);
+    }
+    ASSERT_EQ(::access((d.path + "/state-sealed").c_str(), F_OK), 0) << "open() marks the spool sealed";
+    std::ofstream(d.path + "/state/" + id) << "POSTERN-STATE 1\n0 sent 1 0 250 ok\n";
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok()) << sp.error_message();
+    EXPECT_EQ(read_all(d.path + "/state/" + id), "POSTERN-STATE 1\n0 sent 1 0 250 ok\n") << "sealed again";
+    std::string damaged;
+    auto st = (*sp)->read_state(id, 2, nullptr, &damaged);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::queued) << "a stale block taken as this message's state";
+    EXPECT_FALSE(damaged.empty());
 }
 
 TEST_F(state_file, previous_versions_file_after_start_up_is_damaged) {
