@@ -19,14 +19,10 @@ import time
 
 import pytest
 
+from ports import free_port  # noqa: F401  (tests import it from here)
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 POSTERN = os.environ.get("POSTERN_BIN", str(ROOT / "build" / "postern"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(host, port, timeout=10.0, proc=None):

@@ -36,23 +36,15 @@ import sys
 import tempfile
 import time
 
+import ports
+
 NSD = shutil.which("nsd") or "/usr/sbin/nsd"
 NSD_CHECKZONE = shutil.which("nsd-checkzone") or "/usr/sbin/nsd-checkzone"
 
 
 def free_port(host="127.0.0.1"):
     """A port free for both UDP and TCP on `host` (DNS serves both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free UDP+TCP port")
+    return ports.free_port(host, udp=True)
 
 
 def _encode_name(name):
