@@ -27,7 +27,14 @@ int main(int argc, char** argv) {
     postern::cli::queue_command queue(app);
     postern::cli::tls_policy_command tls_policy(app);
 
-    CLI11_PARSE(app, argc, argv);
+    // A command line that cannot be understood (an unknown command or option, a missing
+    // argument) exits 2, as check-config and tls-policy do for their usage errors, instead of
+    // CLI11's own codes (106, 109, ...); --help and --version still exit 0.
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
 
     if (*serve) return postern::runtime::serve(config_path);
     if (*init) return postern::cli::init(init_dir);

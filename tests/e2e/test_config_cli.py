@@ -512,3 +512,26 @@ def test_c_defaults_to_postern_toml_in_the_working_directory(make_instance, tmp_
         assert r.returncode == 2, (args, r.returncode, r.stdout, r.stderr)
         assert re.match(rf"^(\./)?postern\.toml:{idx + 2}: unknown key 'server\.bogus_key'", r.stderr), (args, r.stderr)
         assert r.stdout == "", (args, r.stdout)
+
+
+@pytest.mark.parametrize("args", [
+    ("bogus-command",),
+    ("queue", "show"),                       # ID missing
+    ("check-config", "--no-such-option"),
+    ("init",),                               # DIR missing
+    (),                                      # no command at all
+])
+def test_a_command_line_that_cannot_be_understood_exits_2(args, tmp_path):
+    """A usage error exits 2 with the problem on stderr and nothing on stdout, the code
+    check-config and tls-policy use for theirs, never 0 or 1 (1 is "the server cannot be
+    reached" for the queue commands). Fails on CLI11's own codes (106, 109, ...)."""
+    r = subprocess.run([POSTERN, *args], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert r.returncode == 2, (args, r.returncode, r.stdout, r.stderr)
+    assert r.stderr.strip() and r.stdout == "", (args, r.stdout, r.stderr)
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_help_and_version_exit_0():
+    for args in (("--help",), ("--version",), ("queue", "--help")):
+        r = subprocess.run([POSTERN, *args], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip(), (args, r.returncode, r.stdout, r.stderr)
