@@ -540,6 +540,12 @@ bool spool::exists(const std::string& id, area where) const {
     return true;
 }
 
+std::uint64_t spool::file_size(const std::string& id, area where) const {
+    struct stat st{};
+    if (!valid_id(id) || ::stat(path(id, where).c_str(), &st) != 0 || st.st_size < 0) return 0;
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
 void spool::remove_state(const std::string& id) {
     if (valid_id(id)) ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
 }

@@ -149,6 +149,10 @@ public:
     // queue/ID or hold/ID is there: probe() with unknown logged and taken as there, since
     // "gone" deletes a message's state.
     bool exists(const std::string& id, area where) const;
+    // The size of queue/ID or hold/ID in bytes (what load() reads into memory): 0 when stat(2)
+    // fails (load() then says why). One system call, no read: the queue runner sizes a message
+    // before it decides to load it.
+    std::uint64_t file_size(const std::string& id, area where) const;
     void remove_state(const std::string& id);               // state/ID only (if any)
 
     // The recipients' state (all queued when there is no state file: ENOENT) and, into

@@ -1,5 +1,5 @@
-// runtime/queue_runner.cpp - delivery passes (message slots, delivery slots, state recorded
-// between destinations), retry timers, expiry, bounces, queue control.
+// runtime/queue_runner.cpp - delivery passes (message slots and their byte budget, delivery
+// slots, state recorded between destinations), retry timers, expiry, bounces, queue control.
 #include "runtime/queue_runner.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -93,12 +93,12 @@ void queue_runner::submit(queue::loaded_message fresh) {
     if (active_.count(id) || timers_.count(id)) return submit(id);
     if (!spool_.exists(id, queue::area::active)) return;
     active_.insert(id);
-    // Already in memory, it counts against active_limit; but a session's hand-over never
-    // waits: at the limit (or behind passes waiting for a slot) the copy is dropped, and the
-    // pass loads the message from the spool in its turn.
-    if (loaded_ >= active_limit_ || !waiting_.empty()) return start(id, /*force=*/false);
-    ++loaded_;
-    asio::co_spawn(io_, run(std::move(id), /*force=*/false, std::move(fresh)), asio::detached);
+    // Already in memory, it counts against active_limit and the byte budget; but a session's
+    // hand-over never waits: at either limit (or behind passes waiting for a slot) the copy is
+    // dropped, and the pass loads the message from the spool in its turn.
+    const std::uint64_t size = fresh.data.size();
+    if (!waiting_.empty() || !fits(size)) return start(id, /*force=*/false);
+    launch(std::move(id), /*force=*/false, size, std::move(fresh));
 }
 
 void queue_runner::submit(const std::string& id) {
@@ -121,30 +121,55 @@ void queue_runner::start(const std::string& id, bool force) {
         active_.erase(id);
         return;
     }
-    // The message slot comes first, before the message is read and before any delivery slot
-    // (acquire()): a pass waiting for a delivery slot holds its message, never the reverse, so
-    // the two limits cannot wait on each other.
+    // The message slot (and the message's bytes) come first, before the message is read and
+    // before any delivery slot (acquire()): a pass waiting for a delivery slot holds its
+    // message, never the reverse, so the limits cannot wait on each other. The size is the
+    // queue file's (a stat(2) here, only for a pass that could start).
     if (loaded_ < active_limit_ && waiting_.empty()) {
-        ++loaded_;
-        asio::co_spawn(io_, run(id, force), asio::detached);
-        return;
+        const std::uint64_t size = spool_.file_size(id, queue::area::active);
+        if (fits(size)) return launch(id, force, size);
     }
     waiting_.push_back(id);
     waiting_force_[id] = force;
 }
 
+bool queue_runner::fits(std::uint64_t size) const {
+    if (loaded_ >= active_limit_) return false;
+    return held_bytes_ == 0 || held_bytes_ + size <= src_().cfg->server.max_buffered_size;
+}
+
+void queue_runner::launch(std::string id, bool force, std::uint64_t size, std::optional<queue::loaded_message> fresh) {
+    ++loaded_;
+    held_bytes_ += size;
+    held_[id] = size;
+    asio::co_spawn(io_, run(std::move(id), force, std::move(fresh)), asio::detached);
+}
+
+void queue_runner::recount(const std::string& id, std::uint64_t size) {
+    auto& h = held_[id];
+    held_bytes_ = held_bytes_ - h + size;
+    h = size;
+}
+
 void queue_runner::end_pass(const std::string& id) {
     active_.erase(id);
     --loaded_;
+    if (auto it = held_.find(id); it != held_.end()) {
+        held_bytes_ -= it->second;
+        held_.erase(it);
+    }
     if (stopped_) return;
-    while (loaded_ < active_limit_ && !waiting_.empty()) {
+    // In arrival order: a large message at the head waits for room, and what is behind it
+    // waits too (it is not overtaken for good by a stream of small ones).
+    while (!waiting_.empty()) {
+        const std::uint64_t size = spool_.file_size(waiting_.front(), queue::area::active);
+        if (!fits(size)) break;
         std::string next = std::move(waiting_.front());
         waiting_.pop_front();
         const auto it = waiting_force_.find(next);
         const bool force = it->second;
         waiting_force_.erase(it);
-        ++loaded_;
-        asio::co_spawn(io_, run(std::move(next), force), asio::detached);
+        launch(std::move(next), force, size);
     }
 }
 
@@ -229,6 +254,8 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             p.loaded = true;
             return p;
         });
+        // Let in at its queue file's size: what it holds is what was read.
+        recount(id, ps.msg.data.size());
         // Written now, or no copy left (deleted): a held copy still needs its newer state.
         if (unsaved_written || (ps.gone && !spool_.exists(id, queue::area::hold) &&
                                 !spool_.exists(id, queue::area::active)))
@@ -466,6 +493,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         co_await record_now(std::move(sent));
     }
     if (stopped_ && done.empty()) {  // stopped before anything was attempted: nothing to record
+        std::string().swap(ps.msg.data);  // freed before its bytes go to another pass
         end_pass(id);
         co_return;
     }
@@ -642,6 +670,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         submit(dsn_env->id);
     }
 
+    std::string().swap(ps.msg.data);  // freed before its bytes go to another pass
     end_pass(id);
     if (stopped_) co_return;
     if (auto it = resubmit_.find(id); it != resubmit_.end()) {

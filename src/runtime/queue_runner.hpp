@@ -4,8 +4,9 @@
 // Storage is queue::spool (blocking, run on the disk pool); transports are
 // delivery::deliver_maildir and outbound::deliverer; this file only schedules and records.
 // Bounds: at most `active_limit` messages loaded in memory by passes at once (Postfix's
-// qmgr_message_active_limit; the others wait, unloaded, in a FIFO), and outbound delivery slots
-// in total and per destination; a pass takes its message slot before any delivery slot.
+// qmgr_message_active_limit) and at most server.max_buffered_size bytes of their content (a
+// larger message alone); the others wait, unloaded, in a FIFO. Then outbound delivery slots in
+// total and per destination; a pass takes its message slot before any delivery slot.
 // A message whose recipients go to several destinations records the ones sent after each
 // destination but the last: a crash or a stop in between does not deliver them again.
 #pragma once
@@ -15,6 +16,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -41,7 +43,10 @@ public:
     using settings_source = std::function<settings()>;
 
     // Messages held in memory by delivery passes at once (loaded or handed over): with a
-    // backlog (100,000 files in queue/ at start-up) the rest wait without their content.
+    // backlog (100,000 files in queue/ at start-up) the rest wait without their content. Their
+    // bytes are bounded too, by server.max_buffered_size (read at each decision: a reload
+    // applies): a pass is let in only while what the passes hold plus its message fits, or
+    // when no pass holds any content (a message larger than the budget goes alone).
     static constexpr std::size_t default_active_limit = 1000;
 
     queue_runner(asio::io_context& io, asio::thread_pool& pool, queue::spool& sp, dns::resolver& resolver,
@@ -50,8 +55,9 @@ public:
     void submit(const std::string& id);  // event-loop thread: attempt now
     // submit() for a message just committed by an inbound session, handed over in memory: its
     // first pass needs no read of the queue file (nor of a state file, which it cannot have
-    // yet). `fresh.env.id` is the queue id. Never waits: when active_limit messages are
-    // already in memory the copy is dropped and the message waits its turn from the spool.
+    // yet). `fresh.env.id` is the queue id. Never waits: when active_limit messages, or the
+    // byte budget, are already in memory the copy is dropped and the message waits its turn
+    // from the spool.
     void submit(queue::loaded_message fresh);
     void recover();                      // event-loop thread: pick up everything in queue/
     // Starts nothing more (timers cancelled, passes waiting for a message slot dropped, passes
@@ -60,6 +66,7 @@ public:
     void stop();
     std::size_t passes_under_way() const { return loaded_; }
     std::size_t passes_waiting() const { return waiting_.size(); }  // for a message slot
+    std::uint64_t content_held() const { return held_bytes_; }     // by the passes under way
 
     // control::queue_control (event-loop thread)
     std::vector<control::message_view> list() override;
@@ -73,7 +80,14 @@ private:
     asio::awaitable<void> run(std::string id, bool force, std::optional<queue::loaded_message> fresh = {});
     // A pass for `id` (already in active_) now if a message slot is free, else in turn.
     void start(const std::string& id, bool force);
-    // The pass of `id` ended: its message slot goes to the oldest waiting pass.
+    // A pass holding `size` more bytes of content may start now: a message slot is free and
+    // the content budget has room for it (or no pass holds any content).
+    bool fits(std::uint64_t size) const;
+    // Takes a message slot and `size` bytes of the budget for `id`, and starts its pass.
+    void launch(std::string id, bool force, std::uint64_t size, std::optional<queue::loaded_message> fresh = {});
+    // The pass of `id` holds `size` bytes (what it read, not what the queue file's size said).
+    void recount(const std::string& id, std::uint64_t size);
+    // The pass of `id` ended: its message slot and bytes go to the oldest waiting passes.
     void end_pass(const std::string& id);
     void schedule(const std::string& id, std::int64_t when);
     bool slot_free(const std::string& dest) const;
@@ -92,6 +106,10 @@ private:
     // one, oldest first, with their `force` (id -> force, in waiting_force_).
     std::size_t active_limit_;
     std::size_t loaded_ = 0;
+    // Content bytes the passes holding a message slot hold (queue file or copy handed over),
+    // in all and per pass.
+    std::uint64_t held_bytes_ = 0;
+    std::unordered_map<std::string, std::uint64_t> held_;
     std::deque<std::string> waiting_;
     std::unordered_map<std::string, bool> waiting_force_;
     // Messages whose queue or state file could not be read (EMFILE, EIO...): retried on the

@@ -7,6 +7,8 @@
 //     with one destination gets no such extra write;
 //   - at most active_limit messages are loaded by passes at once: the next one is read only
 //     when a pass ends; an in-memory hand-over at the limit does not run from memory;
+//   - at most server.max_buffered_size bytes of content are held by passes at once (a hand-over
+//     over it is dropped too), in arrival order; a message larger than that goes alone;
 //   - a state or queue file that cannot be read (a directory in its place: EISDIR) makes the
 //     pass attempt nothing, and the message is tried again after the first retry step;
 //   - a state that cannot be written is kept in memory and written before the next attempt,
@@ -80,10 +82,11 @@ struct silent_peer {
 struct pass_fixture : test::runner_fixture_base {
     silent_peer peer;
 
-    // localhost -> maildir, remote.test -> the silent peer; retries after `retry`.
-    void start(std::size_t active_limit = runtime::queue_runner::default_active_limit, std::string retry = "1s") {
+    // localhost -> maildir, remote.test -> the silent peer; retries after `retry`; then `more`.
+    void start(std::size_t active_limit = runtime::queue_runner::default_active_limit, std::string retry = "1s",
+               const std::string& more = {}) {
         start_runner("[queue]\nretry_schedule = [\"" + retry + "\"]\n[[route]]\ndomain = \"remote.test\"\n" +
-                         "hosts = [\"127.0.0.1:" + std::to_string(peer.port) + "\"]\n",
+                         "hosts = [\"127.0.0.1:" + std::to_string(peer.port) + "\"]\n" + more,
                      active_limit);
     }
     // Stopped, every connection closed: the passes under way end (no frame outlives the runner).
@@ -99,6 +102,11 @@ struct pass_fixture : test::runner_fixture_base {
 
     queue::loaded_message commit(std::vector<std::string> rcpts, std::string id = {}) {
         return test::commit_message(*spool, std::move(rcpts), std::move(id));
+    }
+    // To carol@remote.test, `kib` KiB of content.
+    queue::loaded_message commit_kib(std::size_t kib) {
+        return test::commit_message(*spool, {"carol@remote.test"}, {},
+                                    "Subject: big\r\n\r\n" + std::string(kib * 1024, 'x') + "\r\n");
     }
     // Runs the event loop in small steps until `done` holds (or `limit` has passed).
     bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
@@ -178,6 +186,69 @@ TEST_F(pass_fixture, third_message_is_not_loaded_until_one_of_two_passes_ends) {
     EXPECT_EQ(runner->passes_under_way(), 2u);
     peer.close_one();
     ASSERT_TRUE(run_until([&] { return runner->passes_waiting() == 0 && peer.accept_pending() == 2; }));
+}
+
+// Found by review: the passes' only bound was the count (1,000), so 1,000 large messages
+// waiting for a slow destination's 20 slots held 1,000 x max_message_size. Budget here 1 MiB
+// (server.max_buffered_size): two messages of 400 KiB fit; a third handed over in memory is
+// dropped and waits unread, and so does one from the spool; each ending pass lets one in.
+TEST_F(pass_fixture, passes_hold_at_most_the_byte_budget_of_content) {
+    start(runtime::queue_runner::default_active_limit, "1h",
+          "[server]\nmax_message_size = \"1M\"\nmax_buffered_size = \"1M\"\n");
+    for (int i = 0; i < 2; ++i) commit_kib(400);
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 2; }));
+    EXPECT_EQ(runner->passes_waiting(), 0u);
+    EXPECT_GT(runner->content_held(), 800u * 1024);
+
+    runner->submit(commit_kib(400));  // handed over in memory, over the budget: dropped, waits
+    run_for(300ms);
+    EXPECT_EQ(peer.accept_pending(), 2u) << "a third message was delivered from memory beyond the byte budget";
+    EXPECT_EQ(runner->passes_under_way(), 2u);
+    EXPECT_EQ(runner->passes_waiting(), 1u);
+    EXPECT_LE(runner->content_held(), 1024u * 1024);
+
+    runner->submit(commit_kib(400).env.id);  // from the spool: waits too
+    run_for(100ms);
+    EXPECT_EQ(runner->passes_under_way(), 2u);
+    EXPECT_EQ(runner->passes_waiting(), 2u);
+
+    peer.close_one();  // one pass ends (deferred): the next one, and only it, is let in
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 2 && runner->passes_waiting() == 1; }));
+    run_for(300ms);
+    EXPECT_EQ(peer.accept_pending(), 2u);
+    EXPECT_EQ(runner->passes_under_way(), 2u);
+    EXPECT_LE(runner->content_held(), 1024u * 1024);
+    peer.close_one();
+    ASSERT_TRUE(run_until([&] { return runner->passes_waiting() == 0 && peer.accept_pending() == 2; }));
+}
+
+// A message larger than the whole budget (lowered by a reload since it was queued) is not stuck:
+// it goes once no other pass holds content, alone; the passes behind it wait for it (arrival
+// order), even one small enough to fit beside the first.
+TEST_F(pass_fixture, message_larger_than_the_byte_budget_goes_alone) {
+    start(runtime::queue_runner::default_active_limit, "1h",
+          "[server]\nmax_message_size = \"1M\"\nmax_buffered_size = \"1M\"\n");
+    const std::string small = commit_kib(400).env.id;
+    const std::string big = commit_kib(1536).env.id;
+    const std::string after = commit({"carol@remote.test"}).env.id;
+    for (const auto& id : {small, big, after}) runner->submit(id);
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 1; }));
+    run_for(300ms);
+    EXPECT_EQ(peer.accept_pending(), 1u) << "loaded beside the first: beyond the budget, or out of order";
+    EXPECT_EQ(runner->passes_waiting(), 2u);
+
+    peer.close_one();  // the small one ends: the large one goes, alone
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 1 && runner->passes_waiting() == 1; }));
+    run_for(300ms);
+    EXPECT_EQ(peer.accept_pending(), 1u);
+    EXPECT_EQ(runner->passes_under_way(), 1u);
+    EXPECT_GT(runner->content_held(), 1536u * 1024);
+
+    peer.close_one();  // then the one behind it
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 1 && runner->passes_waiting() == 0; }));
+    EXPECT_EQ(runner->passes_under_way(), 1u);
+    EXPECT_LT(runner->content_held(), 4096u);
 }
 
 TEST_F(pass_fixture, unreadable_state_attempts_nothing_and_is_read_again_after_the_first_retry_step) {

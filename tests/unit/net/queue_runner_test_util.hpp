@@ -35,9 +35,10 @@ struct no_dns final : dns::resolver {
     asio::awaitable<dns::name_answer> ptr(std::string) override { co_return dns::name_answer{}; }
 };
 
-// From alice@example.test to `rcpts`, under `id` (a new one when empty), committed to queue/.
+// From alice@example.test to `rcpts`, under `id` (a new one when empty), committed to queue/;
+// `data` is the content (a short message when empty).
 inline queue::loaded_message commit_message(queue::spool& spool, std::vector<std::string> rcpts,
-                                            std::string id = {}) {
+                                            std::string id = {}, std::string data = {}) {
     queue::loaded_message m;
     m.env.id = id.empty() ? spool.new_id() : std::move(id);
     m.env.arrived =
@@ -46,7 +47,7 @@ inline queue::loaded_message commit_message(queue::spool& spool, std::vector<std
     m.env.recipients = std::move(rcpts);
     m.env.client_ip = "127.0.0.1";
     m.env.helo = "client.test";
-    m.data = "Subject: t\r\n\r\nhello\r\n";
+    m.data = data.empty() ? "Subject: t\r\n\r\nhello\r\n" : std::move(data);
     m.env.size = m.data.size();
     EXPECT_FALSE(spool.commit(m.env, {m.data}, queue::area::active));
     return m;
