@@ -1,6 +1,8 @@
 // delivery/maildir.cpp - write one message into a Maildir safely (see maildir.hpp).
 #include "delivery/maildir.hpp"
 
+#include "smtp/address.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_set>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -42,7 +45,33 @@ int fsync_dir(const std::string& path) {
     return rc;
 }
 
-bool mkdir_p1(const std::string& p) { return ::mkdir(p.c_str(), 0700) == 0 || errno == EEXIST; }
+// A file descriptor closed with its scope.
+class unique_fd {
+public:
+    explicit unique_fd(int fd = -1) : fd_(fd) {}
+    ~unique_fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    unique_fd& operator=(unique_fd&& o) noexcept {
+        std::swap(fd_, o.fd_);
+        return *this;
+    }
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_;
+};
+
+// The directory `name` under `parent` (a directory fd, or AT_FDCWD), made when missing
+// (`created` is then set) and opened. With `follow` false a symbolic link there is not
+// followed: the open fails (dir_failure tells).
+unique_fd make_dir_at(int parent, const char* name, bool follow, bool& created) {
+    if (::mkdirat(parent, name, 0700) == 0) created = true;
+    else if (errno != EEXIST) return unique_fd();
+    return unique_fd(::openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)));
+}
 
 // "/a/b" -> "/a", "b" -> ".", "/b" -> "/" (trailing slashes ignored).
 std::string parent_of(std::string p) {
@@ -55,7 +84,8 @@ std::string parent_of(std::string p) {
 // Mailboxes whose directories (the root's entry in its parent, the box's in the root, tmp, new
 // and cur in the box) this process has made durable. Until then every delivery fsyncs them,
 // whoever created them: a delivery that found them made by another one still in flight, or
-// left by one whose fsync failed, must not count on them.
+// left by one whose fsync failed, must not count on them. A delivery that creates one (the
+// mailbox was removed since) fsyncs its parent whatever this says.
 std::mutex g_durable_mu;
 std::unordered_set<std::string> g_durable_boxes;
 
@@ -66,6 +96,17 @@ outcome io_failure(std::string_view what, const std::string& path) {
     o.dsn = (e == ENOSPC || e == EDQUOT) ? "4.3.1" : "4.3.0";
     o.reason = fmt::format("maildir {} {}: {}", what, path, std::strerror(e));
     return o;
+}
+
+// The directory `name` under `parent` (`path`) could not be made or opened (make_dir_at): a
+// symbolic link there (O_NOFOLLOW | O_DIRECTORY then fails with ENOTDIR), or errno says why.
+outcome dir_failure(int parent, const char* name, const std::string& path) {
+    const int e = errno;
+    struct stat st;
+    if (::fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        return {outcome::kind::transient, "4.3.0", fmt::format("maildir {} is a symbolic link: not followed", path)};
+    errno = e;
+    return io_failure("directory", path);
 }
 
 bool write_all(int fd, std::string_view data) {
@@ -81,26 +122,17 @@ bool write_all(int fd, std::string_view data) {
 }
 
 // Unicode lower-casing of a UTF-8 string (glibc's C.UTF-8 tables), so that "Émile" and
-// "émile" share a mailbox the way "Bob" and "bob" do. nullopt for invalid UTF-8.
+// "émile" share a mailbox the way "Bob" and "bob" do. nullopt for malformed UTF-8 (RFC 3629,
+// smtp::utf8_sequence): an overlong form would smuggle past maildir_folder's checks the '.',
+// '/' or NUL it decodes to ("\xC0\xAE\xC0\xAE" is "..").
 std::optional<std::string> utf8_lower(std::string_view in) {
     static const locale_t utf8 = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr);
     std::string out;
     out.reserve(in.size());
     for (std::size_t i = 0; i < in.size();) {
-        auto c = static_cast<unsigned char>(in[i]);
-        char32_t cp;
-        std::size_t len;
-        if (c < 0x80) { cp = c; len = 1; }
-        else if ((c & 0xE0) == 0xC0) { cp = c & 0x1F; len = 2; }
-        else if ((c & 0xF0) == 0xE0) { cp = c & 0x0F; len = 3; }
-        else if ((c & 0xF8) == 0xF0) { cp = c & 0x07; len = 4; }
-        else return std::nullopt;
-        if (i + len > in.size()) return std::nullopt;
-        for (std::size_t k = 1; k < len; ++k) {
-            auto cc = static_cast<unsigned char>(in[i + k]);
-            if ((cc & 0xC0) != 0x80) return std::nullopt;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
+        char32_t cp = static_cast<unsigned char>(in[i]);
+        std::size_t len = 1;
+        if (cp >= 0x80 && (len = smtp::utf8_sequence(in, i, &cp)) == 0) return std::nullopt;
         i += len;
         if (utf8 && cp >= 0x80) cp = static_cast<char32_t>(::towlower_l(static_cast<wint_t>(cp), utf8));
         else if (cp >= 'A' && cp <= 'Z') cp = cp - 'A' + 'a';
@@ -151,19 +183,41 @@ outcome deliver_maildir(const std::string& root, std::string_view local_part, st
                         std::string_view content, std::string_view hostname) {
     auto folder = maildir_folder(local_part);
     if (!folder) return {outcome::kind::permanent, "5.1.3", "local part is not a valid mailbox name"};
-    std::string box = fmt::format("{}/{}", root, *folder);
-    for (const std::string& d : {root, box, box + "/tmp", box + "/new", box + "/cur"})
-        if (!mkdir_p1(d)) return io_failure("mkdir", d);
+    const std::string box = fmt::format("{}/{}", root, *folder);
+    // The directories are made when missing and opened, each relative to the one above it: the
+    // root as configured (an administrator's link is followed), the mailbox and its tmp/, new/
+    // and cur/ never through a symbolic link (deferred, 4.3.0). A link there would send
+    // the mail elsewhere. The file is then created, linked and synced relative to them.
+    // parents[k] gains an entry when a directory under it is created: sync[k] is then set.
+    const std::string parents[] = {parent_of(root), root, box};
+    bool sync[] = {false, false, false};
+    unique_fd root_fd = make_dir_at(AT_FDCWD, root.c_str(), /*follow=*/true, sync[0]);
+    if (!root_fd) return io_failure("directory", root);
+    unique_fd box_fd = make_dir_at(root_fd.get(), folder->c_str(), false, sync[1]);
+    if (!box_fd) return dir_failure(root_fd.get(), folder->c_str(), box);
+    unique_fd sub[3];  // tmp, new, cur
+    const char* const sub_names[] = {"tmp", "new", "cur"};
+    for (std::size_t k = 0; k < 3; ++k)
+        if (!(sub[k] = make_dir_at(box_fd.get(), sub_names[k], false, sync[2])))
+            return dir_failure(box_fd.get(), sub_names[k], fmt::format("{}/{}", box, sub_names[k]));
+    const int tmp_fd = sub[0].get(), new_fd = sub[1].get();
     // A directory is durable once its parent is fsynced: else a power cut could take a new
-    // mailbox, and the copy counted delivered with it. Once per mailbox and process.
+    // mailbox, and the copy counted delivered with it. Whenever a directory was created here,
+    // and by every delivery until one has made the mailbox durable in this process (one that
+    // found the directories made by another still in flight, or left by one whose fsync
+    // failed, must not count on them).
     bool durable;
     {
         std::lock_guard lk(g_durable_mu);
         durable = g_durable_boxes.contains(box);
     }
+    const int parent_fds[] = {-1, root_fd.get(), box_fd.get()};
+    for (std::size_t k = 0; k < 3; ++k) {
+        if (durable && !sync[k]) continue;
+        if ((k == 0 ? fsync_dir(parents[k]) : do_fsync(parent_fds[k], parents[k])) != 0)
+            return io_failure("fsync", parents[k]);
+    }
     if (!durable) {
-        for (const std::string& p : {parent_of(root), root, box})
-            if (fsync_dir(p) != 0) return io_failure("fsync", p);
         std::lock_guard lk(g_durable_mu);
         g_durable_boxes.insert(box);
     }
@@ -172,32 +226,23 @@ outcome deliver_maildir(const std::string& root, std::string_view local_part, st
     auto now = std::chrono::system_clock::now().time_since_epoch();
     auto sec = std::chrono::duration_cast<std::chrono::seconds>(now).count();
     auto usec = std::chrono::duration_cast<std::chrono::microseconds>(now).count() % 1000000;
-    std::string name = fmt::format("{}.M{}P{}Q{}.{}", sec, usec, ::getpid(), seq.fetch_add(1), hostname);
-    std::string tmp = fmt::format("{}/tmp/{}", box, name);
-    std::string dst = fmt::format("{}/new/{}", box, name);
+    const std::string name = fmt::format("{}.M{}P{}Q{}.{}", sec, usec, ::getpid(), seq.fetch_add(1), hostname);
+    const std::string tmp = fmt::format("{}/tmp/{}", box, name);
+    const std::string dst = fmt::format("{}/new/{}", box, name);
 
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return io_failure("create", tmp);
-    if (!write_all(fd, prefix) || !write_all(fd, content)) {
-        auto o = io_failure("write", tmp);
-        ::close(fd);
-        ::unlink(tmp.c_str());
+    unique_fd fd(::openat(tmp_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) return io_failure("create", tmp);
+    auto failed = [&](std::string_view what, const std::string& path) {
+        auto o = io_failure(what, path);
+        ::unlinkat(tmp_fd, name.c_str(), 0);
         return o;
-    }
-    if (do_fsync(fd, tmp) != 0) {
-        auto o = io_failure("fsync", tmp);
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        return o;
-    }
-    ::close(fd);
-    if (::link(tmp.c_str(), dst.c_str()) != 0) {
-        auto o = io_failure("link", dst);
-        ::unlink(tmp.c_str());
-        return o;
-    }
-    ::unlink(tmp.c_str());
-    if (fsync_dir(box + "/new") != 0)
+    };
+    if (!write_all(fd.get(), prefix) || !write_all(fd.get(), content)) return failed("write", tmp);
+    if (do_fsync(fd.get(), tmp) != 0) return failed("fsync", tmp);
+    fd = unique_fd();
+    if (::linkat(tmp_fd, name.c_str(), new_fd, name.c_str(), 0) != 0) return failed("link", dst);
+    ::unlinkat(tmp_fd, name.c_str(), 0);
+    if (do_fsync(new_fd, box + "/new") != 0)
         return io_failure("fsync", box + "/new");  // there but maybe not durable: retry (a duplicate beats a loss)
     return {outcome::kind::sent, "2.0.0", dst};
 }

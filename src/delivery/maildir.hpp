@@ -2,7 +2,10 @@
 // Blocking file I/O; run on the disk pool. Delivery is tmp/ -> fsync -> link into new/ -> fsync
 // new/ (the maildir protocol, https://cr.yp.to/proto/maildir.html): a reader never sees a
 // partial file and a crash never loses an acknowledged copy. The mailbox's directories are made
-// durable too (their parents fsynced) by the first delivery to it in this process.
+// durable too (their parents fsynced) by the first delivery to it in this process, and by any
+// delivery that creates one. A symbolic link at the mailbox or its tmp/, new/ or cur/ is never
+// followed (the delivery is deferred, 4.3.0): the file is written relative to directories opened
+// with O_NOFOLLOW.
 #pragma once
 #include <functional>
 #include <optional>
@@ -12,7 +15,8 @@
 namespace postern::delivery {
 
 // The folder name for `local_part` ("John.Doe" -> "john.doe", "\"a b\"" -> "a b"), or nullopt
-// when it cannot be a safe directory name ("/", "..", leading ".", control characters).
+// when it cannot be a safe directory name ("/", "..", leading ".", control characters,
+// malformed UTF-8 such as an overlong '.').
 std::optional<std::string> maildir_folder(std::string_view local_part);
 
 struct outcome {

@@ -239,12 +239,25 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     std::optional<std::uint64_t> replies_before_tls;  // TLS 1.3: set when our side of the handshake is done
     std::string read_error;                         // the last failed read's error text
     bool read_error_is_tls = false;                 // ... and it came from the TLS layer (an alert)
+    bool peer_closed = false;                       // a read or write failed, not by timing out
+    std::uint64_t replies_before_mail = 0;          // replies_received() when MAIL FROM was sent
+    // A parked connection the server has since given up on (SPEC §3.4): what its idle timeout
+    // said while the session was parked is read as the reply to MAIL. A 421 ("timeout
+    // exceeded", RFC 5321 3.8), or any other refusal ("451 4.7.0 Timeout", a 5xx) when the
+    // connection then closed without another reply. Not this message's answer: once more on a
+    // fresh connection, like an EOF there. A first-use connection's refusal is the server's.
+    auto stale_reply = [&] {
+        const auto& mail = c.result().mail;
+        if (!reused || !mail || mail->positive()) return false;
+        return mail->code == 421 || (peer_closed && c.replies_received() == replies_before_mail + 1);
+    };
 
     for (;;) {
         switch (c.next()) {
             case smtp::client_event::need_input: {
                 const bool wrote = c.has_output();
                 if (auto wec = co_await write_out()) {
+                    peer_closed = !conn->timed_out;
                     c.write_failed(conn->timed_out);
                     break;
                 }
@@ -267,6 +280,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     } else {
                         read_error = rec.message();  // a TLS alert's text, say
                         read_error_is_tls = rec.category() == asio::error::get_ssl_category();
+                        peer_closed = true;
                         c.feed_eof();
                     }
                 } else {
@@ -353,6 +367,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     c.quit();
                     finished = true;
                 } else if (!sent) {
+                    replies_before_mail = c.replies_received();
                     c.send_message(m);
                     sent = true;
                 } else if (cache && try_tls && c.reusable()) {
@@ -366,11 +381,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 }
                 break;
             case smtp::client_event::message_done: {
-                const auto& tr = c.result();
-                // A parked connection the server has since given up on: the 421 it sent while
-                // the session was idle ("timeout exceeded") is read as the reply to MAIL. Not
-                // this message's answer: once more on a fresh connection, like an EOF there.
-                if (reused && tr.mail && tr.mail->code == 421) {
+                if (stale_reply()) {
                     conn->shutdown();
                     out.v = verdict::stale;
                     co_return out;
@@ -420,7 +431,8 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                                fmt::format("TLS handshake with {} failed: {}", relay, o.reason)};
                     co_return out;
                 }
-                if (reused && !finished && !c.result().mail) {  // the parked connection went stale
+                // The parked connection went stale: no reply to MAIL, or a stale one.
+                if (reused && !finished && (!c.result().mail || stale_reply())) {
                     out.v = verdict::stale;
                     co_return out;
                 }

@@ -12,13 +12,18 @@ std::string connection_cache::key(const std::string& host, const std::string& ip
 }
 
 void connection_cache::close(parked_session& s) {
-    // Best effort: queue QUIT on the wire and close; nobody waits for the 221.
+    // Best effort: QUIT on the wire if it fits, then close; nobody waits for the 221. This runs
+    // on the event loop: the socket is made non-blocking first, so a peer that stopped reading
+    // (its send buffer full) costs the QUIT, not the loop. A synchronous write would wait for
+    // room with no time limit: plaintext and TLS alike (the TLS stream writes its records
+    // through the same socket, and gives up on would_block).
     s.session->quit();
     const std::string bye = s.session->take_output();
-    asio::error_code ig;
-    if (!bye.empty()) {
-        if (s.conn->tls) asio::write(*s.conn->tls, asio::buffer(bye), ig);
-        else asio::write(s.conn->sock, asio::buffer(bye), ig);
+    asio::error_code ec;
+    s.conn->sock.non_blocking(true, ec);
+    if (!bye.empty() && !ec) {
+        if (s.conn->tls) asio::write(*s.conn->tls, asio::buffer(bye), ec);
+        else asio::write(s.conn->sock, asio::buffer(bye), ec);
     }
     s.conn->shutdown();
 }

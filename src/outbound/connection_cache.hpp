@@ -3,7 +3,8 @@
 // reusable state is parked under (host, ip, port, what its policy required of the session:
 // profile::session_requirements) for a few seconds; the next attempt to the same host under
 // the same requirements takes it and skips connect, greeting, EHLO and the TLS handshake. Parked
-// sessions that are not taken in time get QUIT and are closed. A session is only handed out
+// sessions that are not taken in time get QUIT and are closed; closing never waits for the peer
+// (a QUIT that does not fit in the socket's send buffer is dropped). A session is only handed out
 // under the configuration it was checked against (a reload that changes a profile's pins,
 // versions or trust store must not let a session checked under the old rules carry mail),
 // and not after max_age since it was set up (Postfix's smtp_connection_reuse_time_limit).

@@ -513,6 +513,10 @@ struct client_session::impl {
     void send_message(const outgoing_message& msg) {
         assert(m == mode::ready);  // called without ready: driver bug
         if (m != mode::ready) return;
+        // Forget the previous transaction first: a failure below must not leave its replies in
+        // result(), where they would read as this message's (sent, and never transmitted).
+        res = transaction_result{};
+        res.rcpt.assign(msg.recipients.size(), std::nullopt);
         if (!reusable) {
             fail(client_failure::kind::connection_lost, "connection not reusable for another message");
             return;
@@ -521,8 +525,6 @@ struct client_session::impl {
             fail(client_failure::kind::protocol_error, "unsolicited data before MAIL FROM");
             return;
         }
-        res = transaction_result{};
-        res.rcpt.assign(msg.recipients.size(), std::nullopt);
         const needs n = needs_of(msg);
         if (auto refusal = local_check(msg, n)) {  // nothing is sent; the connection stays ready
             res.local_refusal = std::move(refusal);

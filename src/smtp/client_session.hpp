@@ -156,7 +156,9 @@ public:
 
     const capabilities& caps() const;
     bool tls_active() const;
-    const transaction_result& result() const;  // valid at message_done
+    // Valid at message_done, and at failed after send_message() (this transaction's replies so
+    // far: none when it failed before MAIL FROM went out, never the previous transaction's).
+    const transaction_result& result() const;
     const client_failure& failure() const;     // valid at failed
     // Where the session is. After failed it stays the state the failure happened in (e.g.
     // starttls: EOF while waiting for the reply to STARTTLS); done after closed.

@@ -31,6 +31,8 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
                              (OpenSSL syntax, ssl.SSLContext.set_ciphers); None keeps the default
   idle_timeout=1.0           close a connection after that many seconds without a command (a
                              real server's timeout: a session the client parked is gone)
+  idle_reply="451 4.7.0 Timeout"  send this line when idle_timeout passes, then close (as some
+                             servers do instead of a 421); None (the default) closes silently
 Each connection records the negotiated TLS version (Connection.tls_version, e.g. "TLSv1.2") and,
 when the handshake failed on the peer's side, the error (Connection.tls_error).
 Each accepted message is kept as (mail_from, [rcpts], data_bytes, tls_active); mail_from is the
@@ -82,10 +84,11 @@ class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
                  extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
-                 ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0):
+                 ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0, idle_reply=None):
         self.host = host
         self.tls_modes = list(tls_modes or [])
         self.idle_timeout = idle_timeout
+        self.idle_reply = idle_reply
         self.ciphers = ciphers
         self.stall_seconds = stall_seconds
         self.tls_max_version = tls_max_version
@@ -211,7 +214,14 @@ class ScriptedPeer:
         mail_from, rcpts = None, []
         try:
             while True:
-                line = f.readline()
+                try:
+                    line = f.readline()
+                except TimeoutError:  # idle_timeout without a command
+                    if self.idle_reply is not None:
+                        send(self.idle_reply)
+                        f.close()
+                        s.close()
+                    return
                 if not line:
                     return
                 cmd = line.decode(errors="replace").rstrip("\r\n")

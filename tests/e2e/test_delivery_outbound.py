@@ -1,7 +1,8 @@
 """tests/e2e/test_delivery_outbound.py - outbound delivery to next hops that lack an extension,
 read slowly or drop a parked connection: bounces to a server without 8BITMIME (or without
 ESMTP), 7-bit mail declared BODY=8BITMIME, how a local refusal appears in the DSN, a large
-message to a peer that takes its time (RFC 5321 4.5.3.2), and a stale 421 on a reused session.
+message to a peer that takes its time (RFC 5321 4.5.3.2), and a stale reply (421, or a 451 or
+554 followed by a close) on a reused session.
 
 The next hops are Postfix's smtp-sink (-8: no 8BITMIME, -e: no ESMTP, HELO only), the scripted
 peer of peers.py, and small peers defined here (LoopbackServer): one that reads the content
@@ -243,6 +244,32 @@ def test_parked_connection_closed_with_421_is_stale_not_a_deferral(make_instance
         e = inst.wait_events("delivery", 1, to="<carol@internal.test>")[0]
         assert e["result"] == "sent", e["reason"]
         assert [n for n, _ in peer.messages] == [1, 2], "the second message on a new connection"
+        wait_until(lambda: queue_empty(inst), what="queue empty")
+
+
+@pytest.mark.parametrize("idle_reply", ["451 4.7.0 Timeout waiting for client input",
+                                        "554 5.7.0 Idle too long"], ids=["451", "554"])
+def test_parked_connection_closed_with_another_reply_is_stale_too(make_instance, idle_reply):
+    """Not only 421: a server whose idle timeout says "451 4.7.0 Timeout" (or a 5xx) and then
+    closes leaves that reply for the next MAIL FROM on the parked session. On a reused
+    connection, a negative reply to MAIL followed by the close (no other reply) is stale:
+    Postern reconnects once and delivers. Before: the 451 deferred the second message with the
+    server's timeout as the reason, the 554 bounced it."""
+    with ScriptedPeer(starttls=False, idle_timeout=1.0, idle_reply=idle_reply) as peer:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        inst.send("alice@sender.test", ["bob@internal.test"], "first")
+        e = inst.wait_events("delivery", 1, to="<bob@internal.test>")[0]
+        assert e["result"] == "sent", e
+        time.sleep(2.5)  # parked (5 s); the server has timed out and closed meanwhile
+        inst.send("alice@sender.test", ["carol@internal.test"], "second")
+        e = inst.wait_events("delivery", 1, to="<carol@internal.test>")[0]
+        assert e["result"] == "sent", e
+        assert [r for _, r, _, _ in peer.wait_messages(2)] == [["bob@internal.test"], ["carol@internal.test"]]
+        conns = peer.wait_connections(2)
+        assert len(conns) == 2, [c.commands for c in conns]
+        assert "RCPT TO:<carol@internal.test>" in [c for c, _ in conns[1].commands], \
+            "the second message on a new connection"
         wait_until(lambda: queue_empty(inst), what="queue empty")
 
 

@@ -1,9 +1,12 @@
-// tests/unit/delivery/maildir_test.cpp - mailbox naming safety and Maildir delivery.
+// tests/unit/delivery/maildir_test.cpp - mailbox naming safety (strict UTF-8: no overlong
+// '.', '/' or NUL), Maildir delivery, the durability of the directories it creates, and no
+// delivery through a symbolic link at the mailbox or its tmp/, new/ or cur/.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "delivery/maildir.hpp"
 #include "../test_util.hpp"
@@ -140,4 +143,70 @@ TEST(maildir_folder, unicode_lower_case_and_bad_utf8) {
     EXPECT_EQ(delivery::maildir_folder("ΔΟΚΙΜΉ"), "δοκιμή");
     EXPECT_FALSE(delivery::maildir_folder("\xC3"));      // truncated sequence
     EXPECT_FALSE(delivery::maildir_folder("a\xFF" "b"));  // not UTF-8
+}
+
+// Found by review: the checks for '/', a leading '.' and control characters ran on the raw
+// octets, and the lower-casing then decoded overlong forms: C0 AE is '.', C0 AF '/', C0 80 NUL,
+// so "\xC0\xAE\xC0\xAE" became the folder "..". Only well-formed UTF-8 (RFC 3629) names a
+// folder: no overlong form, surrogate or code point past U+10FFFF.
+TEST(maildir_folder, refuses_overlong_and_other_malformed_utf8) {
+    EXPECT_FALSE(delivery::maildir_folder("\xC0\xAE\xC0\xAE"));        // ".."
+    EXPECT_FALSE(delivery::maildir_folder("\xC0\xAEhidden"));           // ".hidden"
+    EXPECT_FALSE(delivery::maildir_folder("a\xC0\xAF" "b"));              // "a/b"
+    EXPECT_FALSE(delivery::maildir_folder("\"\xC0\xAE\xC0\xAE\xC0\xAF" "etc\""));  // "../etc"
+    EXPECT_FALSE(delivery::maildir_folder("a\xC0\x80" "b"));              // NUL
+    EXPECT_FALSE(delivery::maildir_folder("a\xE0\x80\xAF" "b"));          // '/' in three octets
+    EXPECT_FALSE(delivery::maildir_folder("a\xED\xA0\x80"));             // a surrogate
+    EXPECT_FALSE(delivery::maildir_folder("a\xF4\x90\x80\x80"));         // past U+10FFFF
+    EXPECT_EQ(delivery::maildir_folder("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");  // U+1F600 is fine
+}
+
+// Found by review: a mailbox made durable once was remembered for the life of the process; one
+// removed since was created again by the next delivery without fsyncing the root and the
+// mailbox, so a power cut could take the new directories and the copy reported delivered.
+// Whenever a directory is created, its parent is fsynced, whatever this process remembers.
+TEST(maildir, a_mailbox_created_again_is_made_durable_again) {
+    test::temp_dir d;
+    const std::string m = d.path + "/mail";
+    fs::create_directories(m);
+    ASSERT_EQ(delivery::deliver_maildir(m, "dave", "", "x\r\n", "mx.test").result, delivery::outcome::kind::sent);
+    fs::remove_all(m + "/dave");
+    std::vector<std::string> synced;
+    delivery::set_maildir_fsync_hook([&](const std::string& p) {
+        if (p.find("/dave/tmp/") == std::string::npos) synced.push_back(p);  // not the message file
+        return 0;
+    });
+    auto again = delivery::deliver_maildir(m, "dave", "", "y\r\n", "mx.test");
+    delivery::set_maildir_fsync_hook(nullptr);
+    ASSERT_EQ(again.result, delivery::outcome::kind::sent) << again.reason;
+    EXPECT_EQ(synced, (std::vector<std::string>{m, m + "/dave", m + "/dave/new"}));
+}
+
+// Found by review: a symbolic link at the mailbox or at its tmp/, new/ or cur/ was followed
+// (mkdir took EEXIST, open and link followed it): root/alice/new -> elsewhere sent the mail
+// elsewhere. Such a mailbox is refused with a temporary failure (4.3.0, the reason says why),
+// and nothing is written through the link.
+TEST(maildir, a_symbolic_link_in_the_mailbox_is_refused) {
+    for (const std::string at : {"", "/tmp", "/new", "/cur"}) {
+        test::temp_dir d;
+        const std::string m = d.path + "/mail", box = m + "/alice", target = d.path + "/elsewhere";
+        fs::create_directories(target);
+        if (at.empty()) {
+            fs::create_directories(m);
+            for (const char* sub : {"/tmp", "/new", "/cur"}) fs::create_directories(target + sub);
+        } else {
+            for (const char* sub : {"/tmp", "/new", "/cur"})
+                if (at != sub) fs::create_directories(box + sub);
+        }
+        fs::create_directory_symlink(target, box + at);
+        auto o = delivery::deliver_maildir(m, "alice", "", "x\r\n", "mx.test");
+        EXPECT_EQ(o.result, delivery::outcome::kind::transient) << at;
+        EXPECT_EQ(o.dsn, "4.3.0") << at;
+        EXPECT_NE(o.reason.find("symbolic link"), std::string::npos) << at << ": " << o.reason;
+        std::size_t files = 0;
+        for (auto& e : fs::recursive_directory_iterator(target))
+            if (!e.is_directory()) ++files;
+        EXPECT_EQ(files, 0u) << at << ": written through the link";
+        EXPECT_TRUE(fs::is_symlink(box + at)) << at;
+    }
 }

@@ -647,6 +647,37 @@ TEST(SmtpClientTransaction, SendMessageOnUnusableConnectionFails) {
     EXPECT_EQ(d.take(), "");
 }
 
+// Found by review: send_message() failed (the session not reusable, or data fed while idle)
+// before it forgot the previous transaction's replies, so result() after that failure held the
+// earlier message's 250s: read as this message's, it would be counted sent, never transmitted.
+// (outbound/attempt.cpp parks only reusable sessions and reads nothing while one is parked, so
+// it did not reach this; the session no longer relies on its driver for it.)
+TEST(SmtpClientTransaction, EarlyFailureDoesNotCarryThePreviousReplies) {
+    for (int variant = 0; variant < 2; ++variant) {
+        client_driver d;
+        d.connect();
+        d.c.send_message(test_message({"bob@example.test"}, content));
+        d.run();
+        d.feed("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
+        if (variant == 0) {  // talks out of turn: not reusable
+            EXPECT_EQ(d.feed("250 2.0.0 queued\r\n250 2.0.0 extra\r\n"), client_event::message_done);
+        } else {  // a reply while idle
+            EXPECT_EQ(d.feed("250 2.0.0 queued\r\n"), client_event::message_done);
+            d.c.feed("250 2.1.0 Ok\r\n");
+        }
+        ASSERT_EQ(d.c.result().final->code, 250) << variant;
+        d.take();
+        d.c.send_message(test_message({"carol@example.test"}, "two\r\n"));
+        EXPECT_EQ(d.run(), client_event::failed) << variant;
+        EXPECT_EQ(d.take(), "") << variant;
+        const auto& r = d.c.result();
+        EXPECT_FALSE(r.mail) << variant;
+        EXPECT_FALSE(r.data) << variant;
+        EXPECT_FALSE(r.final) << "the previous message's final reply, for one never sent";
+        for (const auto& rc : r.rcpt) EXPECT_FALSE(rc) << variant;
+    }
+}
+
 TEST(SmtpClientTransaction, RsetRefusedOrLostMakesConnectionNotReusable) {
     for (int variant = 0; variant < 3; ++variant) {
         client_driver d;
