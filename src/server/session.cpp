@@ -366,12 +366,15 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
             }
         }
     }
+    // The SMTP session is over: its place goes back now, before the TLS close_notify exchange
+    // (up to 2 s for a client that never answers it) and the close, so that a client
+    // reconnecting as soon as it has the 221 (or sees the close) finds it free.
+    place.release();
     if (conn->tls && !conn->timed_out && (reason == "quit" || reason == "shutdown")) {
         conn->arm(std::chrono::seconds(2));
         co_await conn->tls->async_shutdown(tok);
         conn->disarm();
     }
-    place.release();  // before the close: the client may reconnect as soon as it sees it
     conn->shutdown();
     log::connection_closed(slog.tags(), reason, messages, core.error_count());
 }
