@@ -21,9 +21,10 @@ public:
     std::uint32_t open() const;                       // connections admitted and not released
     std::uint32_t open_from(const std::string& ip) const;
 
-    // One admitted connection's place, given back once: by release() (a session does it just
-    // before closing its socket, so that a client reconnecting the moment it sees the close
-    // finds the place free, even at the per-IP limit) or, at the latest, when destroyed.
+    // One admitted connection's place, given back once: by release() (a session does it as
+    // soon as its SMTP dialogue is over, before the TLS close_notify exchange and the close,
+    // so that a client reconnecting the moment it has the 221 or sees the close finds the
+    // place free, even at the per-IP limit) or, at the latest, when destroyed.
     class slot {
     public:
         slot(admission& a, std::string ip) : a_(&a), ip_(std::move(ip)) {}

@@ -55,7 +55,9 @@ struct timed_connection {
         sock.close(ig);
     }
 
-    // Start the watchdog for `c` (keeps it alive until shutdown()).
+    // Start the watchdog for `c`. It does not keep `c` alive: when the last owner lets go
+    // (shutdown() or not: a session ended by an exception), the socket is closed, the timer's
+    // wait ends with operation_aborted, and so does the watchdog.
     static void watch(const std::shared_ptr<timed_connection>& c) {
         asio::co_spawn(c->sock.get_executor(), watchdog(c), asio::detached);
     }
@@ -128,11 +130,19 @@ struct timed_connection {
     }
 
 private:
-    static asio::awaitable<void> watchdog(std::shared_ptr<timed_connection> c) {
+    // Holds `c` only between two waits (all of it runs on the connection's executor).
+    static asio::awaitable<void> watchdog(std::weak_ptr<timed_connection> weak) {
         constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
-        while (!c->closed) {
-            co_await c->timer.async_wait(tok);  // expired, or moved earlier by arm()
-            if (c->closed) co_return;
+        for (;;) {
+            asio::steady_timer* timer = nullptr;
+            {
+                const auto c = weak.lock();
+                if (!c || c->closed) co_return;
+                timer = &c->timer;
+            }
+            co_await timer->async_wait(tok);  // expired, moved earlier by arm(), or destroyed
+            const auto c = weak.lock();
+            if (!c || c->closed) co_return;
             const auto now = clock::now();
             if (c->deadline <= now) {
                 c->timed_out = true;

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -76,6 +77,30 @@ result<void> hand_over(const fs::path& root, uid_t uid, gid_t gid) {
     return r;
 }
 
+// A maildir that does not exist yet: delivery creates it (delivery/maildir.cpp), but as the
+// server user, who cannot write where root put a new folder for it (/var/mail). Root creates
+// it now, with any missing parent folder (those root's, 0755: searchable, as `install -d`
+// makes them), so that it is handed over with the rest and checked like the others.
+result<void> create_missing(const fs::path& configured) {
+    fs::path dir = configured.lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();  // "var/mail/x/"
+    struct stat st {};
+    if (dir.empty() || ::stat(dir.c_str(), &st) == 0) return {};  // there already (or a link to it)
+    fs::path at;
+    const auto last = std::prev(dir.end());
+    for (auto it = dir.begin(); it != dir.end(); ++it) {
+        at /= *it;
+        const mode_t mode = it == last ? 0700 : 0755;
+        if (::mkdir(at.c_str(), mode) == 0) {
+            if (::chmod(at.c_str(), mode) != 0)  // whatever the umask
+                return error{fmt::format("cannot chmod {}: {}", at.string(), std::strerror(errno))};
+        } else if (errno != EEXIST) {
+            return error{fmt::format("cannot create {}: {}", at.string(), std::strerror(errno))};
+        }
+    }
+    return {};
+}
+
 }  // namespace
 
 result<std::string> drop_privileges(const config::config& cfg) {
@@ -102,8 +127,11 @@ result<std::string> drop_privileges(const config::config& cfg) {
 
     // What the server writes after the switch: the spool and the maildirs.
     std::vector<fs::path> trees{cfg.spool.dir};
-    for (const auto& d : cfg.domains)
-        if (!d.maildir.empty()) trees.emplace_back(d.maildir);
+    for (const auto& d : cfg.domains) {
+        if (d.maildir.empty()) continue;
+        if (auto r = create_missing(d.maildir); !r) return error{r.error_message()};
+        trees.emplace_back(d.maildir);
+    }
     for (const auto& t : trees)
         if (auto r = hand_over(t, uid, gid); !r) return error{r.error_message()};
 

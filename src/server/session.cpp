@@ -40,6 +40,10 @@ constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 
 using connection = runtime::timed_connection;
 
+// Replies held for a client at most (plus one reply): smtp::server_settings::max_pending_output.
+// Ample for a pipelined transaction's replies (1,000 accepted RCPTs: 14 KiB).
+constexpr std::size_t max_pending_output = 16 * 1024;
+
 // What every log line of the session carries (log::session_tags): the profile that applies and
 // the TLS verdict so far; both can change during the session (STARTTLS, a sender-domain
 // profile at MAIL FROM).
@@ -165,6 +169,7 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
     settings.starttls_offered = gen->tls != nullptr && plan.offer_starttls;
     settings.require_tls = plan.require_tls_at_connect;  // 530 5.7.0 before STARTTLS
     settings.budget = ctx.content_budget;
+    settings.max_pending_output = max_pending_output;
     smtp::server_session core(settings, pol);
     core.start();
     if (name_unknown_for_now) {
@@ -182,11 +187,16 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
     for (bool done = false; !done;) {
         switch (core.next()) {
             case smtp::event::need_input: {
+                // Replies to pipelined commands are sent at most max_pending_output at a time:
+                // the commands after them are answered once these have gone (a client that
+                // never reads holds that much here, not a reply to every command it sent).
+                const bool more_commands = core.output_full();
                 if (auto ec = co_await conn->write(out = core.take_output(), cfg.server.command_timeout)) {
                     reason = conn->timed_out ? "write timeout" : "write error: " + ec.message();
                     done = true;
                     break;
                 }
+                if (more_commands) break;
                 const auto st = core.current_state();
                 const auto limit = (st == smtp::state::in_data || st == smtp::state::in_bdat)
                                        ? cfg.server.data_timeout
@@ -356,12 +366,15 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
             }
         }
     }
+    // The SMTP session is over: its place goes back now, before the TLS close_notify exchange
+    // (up to 2 s for a client that never answers it) and the close, so that a client
+    // reconnecting as soon as it has the 221 (or sees the close) finds it free.
+    place.release();
     if (conn->tls && !conn->timed_out && (reason == "quit" || reason == "shutdown")) {
         conn->arm(std::chrono::seconds(2));
         co_await conn->tls->async_shutdown(tok);
         conn->disarm();
     }
-    place.release();  // before the close: the client may reconnect as soon as it sees it
     conn->shutdown();
     log::connection_closed(slog.tags(), reason, messages, core.error_count());
 }

@@ -649,6 +649,7 @@ struct server_session::impl {
                     break;
                 case mode::greeting:
                 case mode::command: {
+                    if (output_full()) return event::need_input;  // the rest once these are sent
                     const auto line = take_line();
                     if (!line) {
                         if (m == mode::closed) return event::close;
@@ -660,6 +661,8 @@ struct server_session::impl {
             }
         }
     }
+
+    bool output_full() const { return settings.max_pending_output != 0 && out.size() >= settings.max_pending_output; }
 
     event input_exhausted() {
         if (!eof) return event::need_input;
@@ -718,6 +721,8 @@ event server_session::next() { return p_->next(); }
 std::string server_session::take_output() { return std::exchange(p_->out, std::string()); }
 
 bool server_session::has_output() const { return !p_->out.empty(); }
+
+bool server_session::output_full() const { return p_->output_full(); }
 
 void server_session::tls_started(const tls_facts& facts) {
     auto& s = *p_;

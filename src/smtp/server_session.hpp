@@ -7,12 +7,14 @@
 //   s.start();                                  // queues the 220 greeting
 //   for (;;) switch (auto ev = s.next(); ev) {
 //     case event::need_input: write(s.take_output()); s.feed(read()); break;   // or s.feed_eof()
+//                             (output_full() before the take: write, then next() without a read)
 //     case event::start_tls:  write(s.take_output()); handshake; s.tls_started(facts) / close; break;
 //     case event::message:    store(s.current(), s.body()); s.message_done(reply); break;
 //     case event::close:      write(s.take_output()); close; return;
 //   }
 // Replies are only appended to the output buffer; the driver decides when to flush
-// (at need_input, which is when every complete pipelined command has been answered).
+// (at need_input, which is when every complete pipelined command has been answered, or when
+// max_pending_output octets of replies wait).
 // Calling next() while an event is outstanding (after start_tls before tls_started, after
 // message before message_done) is a driver bug: it returns need_input and consumes nothing.
 // At EOF, complete commands already received are still processed, then next() returns close.
@@ -85,6 +87,11 @@ struct server_settings {
     bool require_tls = false;
     // Shared by all sessions (server.max_buffered_size); null = no shared bound.
     std::shared_ptr<content_budget> budget;
+    // Replies queued and not yet taken, in octets: once there are this many, next() answers no
+    // further pipelined command and returns need_input with output_full() true (RFC 2920 3:
+    // the server may stop reading; one 64 KiB read of "EHLO a" lines would otherwise queue
+    // 1.3 MiB of replies for a client that may never read them). 0 = no bound.
+    std::size_t max_pending_output = 0;
 };
 
 struct tls_facts {
@@ -148,6 +155,9 @@ public:
 
     std::string take_output();             // replies queued so far (then cleared)
     bool has_output() const;
+    // max_pending_output octets of replies are queued: at need_input, take and write them,
+    // then call next() again *before* reading (commands already received wait in the session).
+    bool output_full() const;
 
     // After event::start_tls: the handshake succeeded. Every piece of session state is reset
     // (RFC 3207 4.2); input received before the handshake was already discarded.

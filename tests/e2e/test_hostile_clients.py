@@ -16,6 +16,7 @@ are in docs/reliability.md.
 """
 import json
 import os
+import socket
 import time
 
 import pytest
@@ -257,3 +258,56 @@ def test_smtp_smuggling_under_load(make_instance):
                           b"Subject: smuggled\r\n\r\nsmuggled\r\n"), m[-200:]
         assert m.count(b"\n") == m.count(b"\r\n") and m.count(b"\r") == m.count(b"\r\n")
     run.check_nothing_half_stored()
+
+
+# 50 connections each holding a reply to 8,192 commands: about 65 MiB before the bound, a few
+# MiB after (the received block waiting to be answered, 16 KiB of replies, buffers).
+AMPLIFIED_ALLOWANCE_KIB = (1024 if os.environ.get("POSTERN_SANITIZED") else 20) * 1024
+
+
+def test_replies_to_a_pipelined_block_are_held_bounded(make_instance):
+    """RFC 2920 3: a server may stop reading pipelined commands. 50 clients, each with a small
+    receive buffer, write one 64 KiB block of 8,192 `EHLO a` lines and never read: the server
+    answers 16 KiB of replies ahead, then waits for the client to take them, instead of queuing
+    a reply to every command (about 1.3 MiB per connection, for command_timeout). A client
+    that does read gets every reply, in order."""
+    inst = make_instance(server_extra='command_timeout = "60s"\nmax_connections_per_ip = 60')
+    inst.wait_sessions_closed()
+    inst.send("a@example.test", ["probe@localhost"])  # warm-up: the whole path has run once
+    inst.wait_maildir("probe", 1)
+    idle = proc_status_kib(inst.proc.pid, "VmRSS")
+    block = b"EHLO a\r\n" * 8192
+    socks = []
+    sampler = RssSampler(inst.proc.pid).start()
+    try:
+        for _ in range(51):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)  # the block in one piece
+            s.settimeout(10)
+            s.connect((inst.host, inst.port))
+            s.sendall(block)
+        time.sleep(3.0)  # the server reads and answers what it can (milliseconds of work)
+        sampler.stop()
+        assert inst.alive, "postern died"
+        grown = sampler.peak_kib - idle
+        print(f"\n[hostile] reply amplification: idle {idle / 1024:.1f} MiB, grown {grown / 1024:.1f} MiB")
+        assert grown < AMPLIFIED_ALLOWANCE_KIB, f"RSS grew by {grown / 1024:.1f} MiB"
+        # the last client reads: one EHLO reply per command, then the 221 to its QUIT
+        reader = socks.pop()
+        reader.sendall(b"QUIT\r\n")
+        got = b""
+        deadline = time.time() + 30
+        while time.time() < deadline and not got.endswith(b"closing connection\r\n"):
+            chunk = reader.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        assert got.startswith(b"220 ") and got.count(b"\r\n250 CHUNKING\r\n") == 8192, got[-300:]
+        assert got.endswith(b"\r\n221 2.0.0 mx.postern.test closing connection\r\n"), got[-300:]
+    finally:
+        sampler.stop()
+        for s in socks:
+            s.close()
+    inst.wait_sessions_closed(timeout=30)

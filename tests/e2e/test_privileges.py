@@ -68,6 +68,34 @@ def test_drops_to_server_user_and_keeps_working(make_instance):
     assert inst.queue_json("list") == []
 
 
+def test_maildir_not_there_yet_is_created_and_handed_over(make_instance):
+    """A hosted domain whose maildir does not exist yet (a new domain, before its first
+    message): started as root with server.user, the server creates it (and a missing parent
+    folder, root's and searchable), hands it over, starts, and delivers into it. Before, the
+    check after the switch refused to start ("cannot use ...: No such file or directory"),
+    although the same configuration ran without root."""
+    pw = pwd.getpwnam("postern")
+    domains = ('[[domain]]\nname = "localhost"\nmaildir = "var/mail/localhost"\n'
+               '[[domain]]\nname = "new.test"\nmaildir = "var/mail/new.test"\n'
+               '[[domain]]\nname = "deep.test"\nmaildir = "var/mail2/deep.test/"\n')
+    inst = make_instance(start=False, server_extra='user = "postern"', domains=domains)
+    searchable(inst.dir)
+    fresh, parent = inst.dir / "var/mail/new.test", inst.dir / "var/mail2"
+    deep = parent / "deep.test"
+    assert not fresh.exists() and not parent.exists()
+    assert start(inst) is None, inst.log()  # still running
+    inst.wait_log("running as user postern")
+    for d in (fresh, deep):
+        st = d.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (pw.pw_uid, pw.pw_gid, 0o700), (d, st)
+    st = parent.stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o755), st
+    assert inst.send("a@example.test", ["bob@new.test", "carol@deep.test", "dave@localhost"])
+    assert len(inst.wait_maildir("bob", domain="new.test")) == 1
+    assert len(inst.wait_maildir("dave")) == 1
+    wait_until(lambda: len(list((deep / "carol/new").glob("*"))) == 1, what="carol@deep.test delivered")
+
+
 def test_refuses_to_run_as_root_without_a_user(make_instance):
     inst = make_instance(start=False, server_extra="allow_root = false")
     assert start(inst) == 1

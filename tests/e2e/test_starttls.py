@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import qid_of, tls_client_context
+from conftest import RawSMTP, qid_of, tls_client_context
 
 
 @pytest.mark.parametrize("injected", [
@@ -167,3 +167,28 @@ def test_quit_inside_tls_gets_221_then_close_notify(postern):
         assert c.buf == b""
         # A bare FIN would raise SSLEOFError here (suppress_ragged_eofs=False).
         assert c.sock.recv(100) == b""
+
+
+def test_place_is_free_once_quit_is_answered_inside_tls(make_instance):
+    """At max_connections_per_ip = 1, a client that got its 221 inside TLS reconnects at once:
+    the session's place was given back when the SMTP dialogue ended, not after the TLS
+    close_notify exchange (which waits up to 2 s for a client that, like this one, never
+    answers it). Before, the new connection got a spurious 421 4.7.0."""
+    inst = make_instance(server_extra="max_connections_per_ip = 1")
+    inst.wait_sessions_closed()  # the start-up probe's
+    deadline = time.time() + 60
+    for i in range(20):
+        assert time.time() < deadline, f"iteration {i}: out of time"
+        first = inst.smtp()
+        first.ehlo()
+        first.starttls()
+        r = first.cmd("QUIT")
+        assert r.code == 221, r
+        # the first connection is still open, its close_notify unanswered
+        second = RawSMTP(inst.host, inst.port)
+        assert second.greeting.code == 220, (i, second.greeting)
+        assert second.cmd("QUIT").code == 221
+        second.sock.settimeout(10)
+        assert second.sock.recv(100) == b"", "the server closes after 221"  # its place is free again
+        second.close()
+        first.close()  # no close_notify: Python's close() does not send one

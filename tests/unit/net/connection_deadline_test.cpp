@@ -19,28 +19,16 @@
 #include <memory>
 #include <string>
 
+#include "loopback_pair.hpp"
 #include "runtime/connection.hpp"
 
 using namespace postern;
 using namespace std::chrono_literals;
-using tcp = asio::ip::tcp;
 
 namespace {
 
 // A connected pair on 127.0.0.1: `conn` (the side under test) and the raw `peer`.
-struct pair {
-    asio::io_context io{1};
-    std::shared_ptr<runtime::timed_connection> conn;
-    tcp::socket peer{io};
-
-    pair() {
-        tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-        tcp::socket client(io);
-        client.connect(acc.local_endpoint());
-        peer = acc.accept();
-        conn = std::make_shared<runtime::timed_connection>(std::move(client));
-        runtime::timed_connection::watch(conn);
-    }
+struct pair : test::loopback_pair {
     // Peer writes `s` after `after`.
     void send_later(std::string s, asio::steady_timer::duration after) {
         asio::co_spawn(
