@@ -94,8 +94,9 @@ result<message_view> snapshot_one(const queue::spool& sp, const std::string& id)
 // listed before any file is read - hold/, queue/, then hold/ again, so that a message moved
 // once between the areas while they are listed is named at least once - and a message no
 // longer where it was named is looked for in the other area.
-std::vector<message_view> gather(const std::function<std::vector<std::string>(bool held)>& list,
-                                 const std::function<std::optional<message_view>(const std::string& id, bool held)>& load);
+using area_lister = std::function<std::vector<std::string>(bool held)>;
+using view_loader = std::function<std::optional<message_view>(const std::string& id, bool held)>;
+std::vector<message_view> gather(const area_lister& list, const view_loader& load);
 
 // The operations the server offers; implemented by the queue manager (runtime). The control
 // server calls retry/remove/hold/release on the event-loop thread, and list/show (which only

@@ -89,8 +89,7 @@ load_result load_view(const queue::spool& sp, const std::string& id, queue::area
 
 }  // namespace
 
-std::vector<message_view> gather(const std::function<std::vector<std::string>(bool held)>& list,
-                                 const std::function<std::optional<message_view>(const std::string& id, bool held)>& load) {
+std::vector<message_view> gather(const area_lister& list, const view_loader& load) {
     // Names first: reading the files takes long (a large queue), and a message released or held
     // meanwhile would be in neither area by the time the second one is listed. The area a name
     // was seen in last is where it is looked for first.

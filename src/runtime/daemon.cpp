@@ -1,7 +1,8 @@
 // runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4): the open-files limit, the
 // spool (locked: one server per spool), listeners, privilege drop, event loops; SIGHUP reloads;
-// SIGTERM drains inbound sessions, delivery passes and control requests under way for up to 10 s
-// (a SIGHUP then is ignored). The TLS contexts come from runtime/tls_setup.cpp, which `check-config` uses too.
+// SIGTERM drains inbound sessions, delivery passes and control requests under way for up to
+// 10 s (a SIGHUP then is ignored). The TLS contexts come from runtime/tls_setup.cpp, which
+// `check-config` uses too.
 #include "runtime/daemon.hpp"
 
 #include <asio/experimental/as_tuple.hpp>

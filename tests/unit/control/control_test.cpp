@@ -573,7 +573,8 @@ TEST(control_gather, a_message_moved_at_any_step_is_listed_once) {
                                            [&](const std::string& id, bool h) { return sp.load(id, h); });
             std::vector<std::string> ids;
             for (const auto& m : v) ids.push_back(m.id);
-            ASSERT_EQ(ids, (std::vector<std::string>{"0A", "0B", "0C"})) << (released ? "release" : "hold") << " after step " << at;
+            ASSERT_EQ(ids, (std::vector<std::string>{"0A", "0B", "0C"}))
+                << (released ? "release" : "hold") << " after step " << at;
             EXPECT_FALSE(v[0].held);
             EXPECT_TRUE(v[2].held);
         }
