@@ -37,6 +37,14 @@ void unreachable(const std::string& path, int err) {
     fail("cannot reach the server at " + path + ": " + why + " (" + hint + ")");
 }
 
+// The payload on stdout, all of it: a full disk or a closed pipe is a failure, not success.
+bool print(const std::string& payload) {
+    const bool written = std::fwrite(payload.data(), 1, payload.size(), stdout) == payload.size();
+    if (std::fflush(stdout) == 0 && written && !std::ferror(stdout)) return true;
+    fail(std::string("cannot write the answer to standard output: ") + std::strerror(errno));
+    return false;
+}
+
 }  // namespace
 
 int run_queue_request(const std::string& socket_path, const control::request& req) {
@@ -97,20 +105,18 @@ int run_queue_request(const std::string& socket_path, const control::request& re
     }
     ::close(fd);
 
-    if (response.starts_with("OK\n")) {
-        std::fwrite(response.data() + 3, 1, response.size() - 3, stdout);
-        std::fflush(stdout);
-        return 0;
-    }
-    if (response.starts_with("ERR ")) {
-        std::string msg = response.substr(4);
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
-        fail(msg);
+    // Only a whole answer is printed: one cut short (the server stopped or gave up writing)
+    // would give a `--json` consumer half a document and exit 0.
+    auto answer = control::parse_response(response);
+    if (!answer) {
+        fail(answer.error_message());
         return 1;
     }
-    fail(response.empty() ? "the server closed the connection without answering"
-                          : "unexpected answer from the server: " + response.substr(0, response.find('\n')));
-    return 1;
+    if (!answer->ok) {
+        fail(answer->text);
+        return 1;
+    }
+    return print(answer->text) ? 0 : 1;
 }
 
 queue_command::queue_command(CLI::App& app) {

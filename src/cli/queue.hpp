@@ -2,8 +2,9 @@
 // of the control socket. Reads the config for spool.dir (the TLS files it names need not be
 // readable: the key may be root's alone), sends one request line to
 // `<spool.dir>/control.sock` (plain POSIX sockets, no Asio), prints the answer.
-// Exit status: 0 success; 1 the server refused (its message on stderr) or cannot be reached;
-// 2 a bad configuration (FILE:LINE: message).
+// Exit status: 0 success; 1 the server refused (its message on stderr), cannot be reached, or
+// its answer came cut short (nothing printed), or stdout cannot be written; 2 a bad
+// configuration (FILE:LINE: message).
 #pragma once
 #include <string>
 
@@ -40,7 +41,8 @@ private:
 };
 
 // One request/response exchange on the control socket at `socket_path`; prints the payload
-// on stdout, or "postern queue: ..." on stderr. Returns the exit status (0 or 1).
+// on stdout (only a whole one), or "postern queue: ..." on stderr. Returns the exit status
+// (0 or 1).
 int run_queue_request(const std::string& socket_path, const control::request& req);
 
 }  // namespace postern::cli

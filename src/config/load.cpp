@@ -29,6 +29,7 @@
 
 #include "config/config.hpp"
 #include "config/values.hpp"
+#include "control/control.hpp"  // the control socket's path in the spool
 #include "profile/pattern.hpp"  // pure entry parsing, shared with the matcher
 
 namespace postern::config {
@@ -443,7 +444,12 @@ void loader::load_spool(const toml::table* t, spool_config& out) {
     }
     check_keys(*t, "spool", {"dir", "sync"});
     if (const auto* n = t->get("dir")) {
-        if (auto v = read_path(*n, "spool.dir", false)) out.dir = std::move(*v);
+        if (auto v = read_path(*n, "spool.dir", false)) {
+            // The control socket lives in the spool (`postern queue`): its whole path must fit in
+            // a UNIX socket address, or `serve` could not start with a file that passed here.
+            if (auto problem = control::socket_path_problem(*v)) fail(line_of(*n), "spool.dir: " + *problem);
+            out.dir = std::move(*v);
+        }
     } else {
         fail(line_of(*t), "missing required key 'spool.dir'");
     }

@@ -1,9 +1,14 @@
 // control/control.cpp - the queue control protocol: request lines, JSON and table views, and
-// the dispatcher that runs one request against a queue_control (SPEC §4 `postern queue ...`).
+// the dispatcher that runs one request against a queue_control (SPEC §4 `postern queue ...`),
+// and the response framing both ends use.
 // Pure: no sockets, no files. Every string that reaches a terminal or a JSON consumer comes
 // from the network at some point (addresses, remote replies), so both renderings escape it.
 #include "control/control.hpp"
 
+#include <sys/un.h>
+
+#include <algorithm>
+#include <charconv>
 #include <exception>
 
 #include <fmt/format.h>
@@ -174,8 +179,8 @@ std::string one_line(std::string_view s) {
     return out;
 }
 
-std::string ok(std::string_view payload) { return fmt::format("OK\n{}", payload); }
-std::string err(std::string_view message) { return fmt::format("ERR {}\n", one_line(message)); }
+std::string ok(std::string_view payload) { return ok_response(payload); }
+std::string err(std::string_view message) { return err_response(message); }
 
 std::string plural(unsigned n, std::string_view word) {
     return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
@@ -211,6 +216,15 @@ void append_message_json(std::string& out, const message_view& m) {
 // --- requests ----------------------------------------------------------------------------
 
 std::string socket_path(const std::string& spool_dir) { return spool_dir + "/control.sock"; }
+
+std::optional<std::string> socket_path_problem(const std::string& spool_dir) {
+    const std::string path = socket_path(spool_dir);
+    constexpr std::size_t most = sizeof(sockaddr_un{}.sun_path) - 1;
+    if (path.size() <= most) return std::nullopt;
+    return fmt::format("the control socket {} would be {} bytes long, over the {} a UNIX socket's path can "
+                       "have: choose a shorter spool directory",
+                       path, path.size(), most);
+}
 
 result<request> parse_request(std::string_view line) {
     if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
@@ -380,6 +394,44 @@ std::string handle(queue_control& q, std::string_view line) {
         return err(fmt::format("internal error: {}", e.what()));
     }
     return err("internal error: unhandled request");
+}
+
+// --- response framing --------------------------------------------------------------------
+
+std::string ok_response(std::string_view payload) { return fmt::format("OK {}\n{}", payload.size(), payload); }
+
+std::string err_response(std::string_view message) { return fmt::format("ERR {}\n", one_line(message)); }
+
+result<response> parse_response(std::string_view bytes) {
+    constexpr std::string_view ok_word = "OK ", err_word = "ERR ";
+    const auto cut_short = [] { return error{"the server's answer was cut short (it may have stopped)"}; };
+    const auto unexpected = [&] {
+        const std::string_view first = bytes.substr(0, std::min<std::size_t>(bytes.find('\n'), 80));
+        return error{fmt::format("unexpected answer from the server: {}", printable(first))};
+    };
+    if (bytes.empty()) return error{"the server closed the connection without answering"};
+    const std::size_t nl = bytes.find('\n');
+    if (bytes.starts_with(err_word)) {
+        if (nl == std::string_view::npos) return cut_short();
+        if (nl + 1 != bytes.size()) return unexpected();
+        return response{false, std::string(bytes.substr(err_word.size(), nl - err_word.size()))};
+    }
+    if (!bytes.starts_with(ok_word)) {
+        // "O", "ER": the beginning of an answer that stopped there.
+        if (ok_word.starts_with(bytes) || err_word.starts_with(bytes)) return cut_short();
+        return unexpected();
+    }
+    if (nl == std::string_view::npos) return cut_short();
+    const std::string_view digits = bytes.substr(ok_word.size(), nl - ok_word.size());
+    std::uint64_t announced = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), announced);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return unexpected();
+    const std::string_view payload = bytes.substr(nl + 1);
+    if (payload.size() < announced)
+        return error{fmt::format("the server's answer was cut short ({} of {} bytes; it may have stopped)",
+                                 payload.size(), announced)};
+    if (payload.size() > announced) return unexpected();
+    return response{true, std::string(payload)};
 }
 
 }  // namespace postern::control

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -88,30 +89,38 @@ load_result load_view(const queue::spool& sp, const std::string& id, queue::area
 
 }  // namespace
 
-std::vector<message_view> snapshot(const queue::spool& sp) {
+std::vector<message_view> gather(const area_lister& list, const view_loader& load) {
+    // Names first: reading the files takes long (a large queue), and a message released or held
+    // meanwhile would be in neither area by the time the second one is listed. The area a name
+    // was seen in last is where it is looked for first.
+    std::map<std::string, bool> named;  // id -> held
+    for (const bool held : {true, false, true})
+        for (std::string& id : list(held)) named[std::move(id)] = held;
     std::vector<message_view> out;
-    for (auto where : {queue::area::active, queue::area::hold}) {
-        for (const std::string& id : sp.list(where)) {
-            auto lr = load_view(sp, id, where);
-            // A vanished file was delivered or deleted meanwhile; a damaged one is reported by
-            // the queue runner, and `queue show` names the problem.
-            if (lr.view) out.push_back(std::move(*lr.view));
-        }
+    out.reserve(named.size());
+    for (const auto& [id, held] : named) {
+        // Not there: moved since it was named, or gone (delivered, deleted); a damaged file is
+        // reported by the queue runner, and `queue show` names the problem.
+        auto v = load(id, held);
+        if (!v) v = load(id, !held);
+        if (v) out.push_back(std::move(*v));
     }
-    std::sort(out.begin(), out.end(), [](const message_view& a, const message_view& b) { return a.id < b.id; });
-    // A message held or released between the two directory scans can be seen twice.
-    out.erase(std::unique(out.begin(), out.end(),
-                          [](const message_view& a, const message_view& b) { return a.id == b.id; }),
-              out.end());
-    return out;
+    return out;  // sorted by id, as the map is
+}
+
+std::vector<message_view> snapshot(const queue::spool& sp) {
+    const auto area_of = [](bool held) { return held ? queue::area::hold : queue::area::active; };
+    return gather([&](bool held) { return sp.list(area_of(held)); },
+                  [&](const std::string& id, bool held) { return load_view(sp, id, area_of(held)).view; });
 }
 
 result<message_view> snapshot_one(const queue::spool& sp, const std::string& id) {
     const bool valid = !id.empty() && id.size() <= 64 &&
                        std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); });
     if (!valid) return error{"invalid queue id"};  // never build a path from anything else
+    // queue/, hold/, queue/ again: a message held or released between two looks is found.
     std::string problem;
-    for (auto where : {queue::area::active, queue::area::hold}) {
+    for (auto where : {queue::area::active, queue::area::hold, queue::area::active}) {
         auto lr = load_view(sp, id, where);
         if (lr.view) return std::move(*lr.view);
         if (problem.empty()) problem = std::move(lr.problem);

@@ -11,7 +11,6 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -23,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "log/log.hpp"
+#include "runtime/blocking.hpp"
 
 namespace postern::runtime {
 namespace {
@@ -65,13 +65,6 @@ void arm(const std::shared_ptr<control_conn>& c, std::chrono::seconds limit) {
     });
 }
 
-// One thread for `list` and `show` (one request at a time: an administrator's command, not a
-// hot path), started at the first one.
-asio::thread_pool& reader_thread() {
-    static asio::thread_pool pool(1);
-    return pool;
-}
-
 std::string first_line(std::string_view s) {
     auto nl = s.find('\n');
     return std::string(s.substr(0, nl));
@@ -88,62 +81,11 @@ void log_refusal(std::string_view line, const std::string& response) {
                {"error", first_line(std::string_view(response).substr(4))}});
 }
 
-asio::awaitable<void> serve_one(stream::socket sock, control::queue_control& q) {
-    auto c = std::make_shared<control_conn>(std::move(sock));
-    std::string line;
-    std::string response;
-    char buf[1024];
-    arm(c, read_timeout);
-    for (;;) {
-        auto [ec, n] = co_await c->sock.async_read_some(asio::buffer(buf), tok);
-        line.append(buf, n);
-        if (auto nl = line.find('\n'); nl != std::string::npos) {
-            if (nl + 1 > max_request) response = "ERR request too long\n";
-            line.resize(nl + 1);
-            break;
-        }
-        if (line.size() >= max_request) {
-            response = "ERR request too long\n";
-            break;
-        }
-        if (c->timed_out) {
-            response = "ERR timed out waiting for the request\n";
-            break;
-        }
-        if (ec == asio::error::eof && !line.empty()) break;  // a request without its newline
-        if (ec) co_return;                                   // the client went away
-    }
-    if (response.empty()) {
-        // `list` and `show` read every queue file (or one): never on the main loop, which also
-        // runs the accept loops, the queue manager and DNS; a queue of 100,000 messages would
-        // stall them all. They only read the spool, so they may run on another thread; the
-        // requests that change the queue stay on the main loop with the queue manager.
-        auto req = control::parse_request(line);
-        if (req && (req->what == control::verb::list || req->what == control::verb::show)) {
-            response = co_await asio::co_spawn(reader_thread().get_executor(),
-                                               [&]() -> asio::awaitable<std::string> { co_return control::handle(q, line); },
-                                               asio::use_awaitable);
-        } else {
-            response = control::handle(q, line);
-        }
-        log_refusal(line, response);
-    }
-    c->timed_out = false;
-    arm(c, write_timeout);
-    co_await asio::async_write(c->sock, asio::buffer(response), tok);
-    c->timer.cancel();
-    asio::error_code ig;
-    c->sock.shutdown(stream::socket::shutdown_both, ig);
-    c->sock.close(ig);
-}
-
 }  // namespace
 
 result<control_acceptor> open_control_socket(asio::io_context& io, const std::string& spool_dir) {
     const std::string path = control::socket_path(spool_dir);
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
-        return error{fmt::format("control socket path {} is too long for a UNIX socket ({} bytes at most)", path,
-                                 sizeof(sockaddr_un{}.sun_path) - 1)};
+    if (auto problem = control::socket_path_problem(spool_dir)) return error{*problem};  // config::load says it first
     struct stat st{};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) return error{fmt::format("{} exists and is not a socket", path)};
@@ -179,19 +121,27 @@ result<control_acceptor> open_control_socket(asio::io_context& io, const std::st
     return result<control_acceptor>(std::move(acc));
 }
 
-asio::awaitable<void> serve_control(control_acceptor& acceptor, control::queue_control& q) {
+control_server::control_server(control_acceptor acceptor, control::queue_control& q)
+    : acceptor_(std::move(acceptor)), q_(q) {
+    asio::error_code ec;
+    if (acceptor_.is_open()) path_ = acceptor_.local_endpoint(ec).path();
+}
+
+control_server::~control_server() { join(); }
+
+asio::awaitable<void> control_server::run() {
     for (;;) {
-        auto [ec, sock] = co_await acceptor.async_accept(tok);
+        auto [ec, sock] = co_await acceptor_.async_accept(tok);
         if (ec) {
-            if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
             log::warning("control", fmt::format("accept: {}", ec.message()));
             // EMFILE and friends: back off a little instead of spinning.
-            asio::steady_timer t(acceptor.get_executor());
+            asio::steady_timer t(acceptor_.get_executor());
             t.expires_after(std::chrono::milliseconds(100));
             co_await t.async_wait(tok);
             continue;
         }
-        asio::co_spawn(acceptor.get_executor(), serve_one(std::move(sock), q), [](std::exception_ptr e) {
+        asio::co_spawn(acceptor_.get_executor(), serve_one(std::move(sock)), [](std::exception_ptr e) {
             if (!e) return;
             try {
                 std::rethrow_exception(e);
@@ -202,15 +152,75 @@ asio::awaitable<void> serve_control(control_acceptor& acceptor, control::queue_c
     }
 }
 
-void close_control_socket(control_acceptor& acceptor) {
-    asio::error_code ec;
-    std::string path;
-    if (acceptor.is_open()) {
-        auto ep = acceptor.local_endpoint(ec);
-        if (!ec) path = ep.path();
+asio::awaitable<void> control_server::serve_one(stream::socket sock) {
+    // Counted until its frame ends, however it ends (answered, client gone, or destroyed with
+    // the event loop after this object: the count is shared, not this object's).
+    struct counted {
+        std::shared_ptr<std::size_t> n;
+        explicit counted(std::shared_ptr<std::size_t> c) : n(std::move(c)) { ++*n; }
+        counted(const counted&) = delete;
+        counted& operator=(const counted&) = delete;
+        ~counted() { --*n; }
+    } in_progress(under_way_);
+    auto c = std::make_shared<control_conn>(std::move(sock));
+    std::string line;
+    std::string response;
+    char buf[1024];
+    arm(c, read_timeout);
+    for (;;) {
+        auto [ec, n] = co_await c->sock.async_read_some(asio::buffer(buf), tok);
+        line.append(buf, n);
+        if (auto nl = line.find('\n'); nl != std::string::npos) {
+            if (nl + 1 > max_request) response = control::err_response("request too long");
+            line.resize(nl + 1);
+            break;
+        }
+        if (line.size() >= max_request) {
+            response = control::err_response("request too long");
+            break;
+        }
+        if (c->timed_out) {
+            response = control::err_response("timed out waiting for the request");
+            break;
+        }
+        if (ec == asio::error::eof && !line.empty()) break;  // a request without its newline
+        if (ec) co_return;                                   // the client went away
     }
-    acceptor.close(ec);
-    if (!path.empty()) ::unlink(path.c_str());
+    if (response.empty()) {
+        // `list` and `show` read every queue file (or one): never on the main loop, which also
+        // runs the accept loops, the queue manager and DNS; a queue of 100,000 messages would
+        // stall them all. They only read the spool, so they may run on another thread; the
+        // requests that change the queue stay on the main loop with the queue manager. `line`
+        // outlives the reader's work: this frame is held by the work's completion handler.
+        // (References only: built with GCC 12, a run_blocking() lambda's by-value capture of a
+        // std::string is freed twice.)
+        auto req = control::parse_request(line);
+        if (req && (req->what == control::verb::list || req->what == control::verb::show)) {
+            response = co_await run_blocking(reader_, [&q = q_, &line] { return control::handle(q, line); });
+        } else {
+            response = control::handle(q_, line);
+        }
+        log_refusal(line, response);
+    }
+    c->timed_out = false;
+    arm(c, write_timeout);
+    co_await asio::async_write(c->sock, asio::buffer(response), tok);
+    c->timer.cancel();
+    asio::error_code ig;
+    c->sock.shutdown(stream::socket::shutdown_both, ig);
+    c->sock.close(ig);
+}
+
+void control_server::close() {
+    asio::error_code ec;
+    acceptor_.close(ec);
+    if (!path_.empty()) ::unlink(path_.c_str());
+    path_.clear();
+}
+
+void control_server::join() {
+    reader_.stop();
+    reader_.join();
 }
 
 }  // namespace postern::runtime

@@ -7,7 +7,9 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
+#include <asio/thread_pool.hpp>
 
+#include <memory>
 #include <string>
 
 #include "control/control.hpp"
@@ -25,14 +27,44 @@ using control_acceptor = asio::local::stream_protocol::acceptor;
 // exists but is not a socket, or one too long for sockaddr_un.
 result<control_acceptor> open_control_socket(asio::io_context& io, const std::string& spool_dir);
 
-// The accept loop; returns once the acceptor is closed. Each connection runs in its own
-// coroutine on the acceptor's executor, and `q` is called on that executor (the event-loop
-// thread), so it may touch queue-runner state directly. A refused retry/delete/hold/release
-// is logged as a `control` warning; successes are the queue manager's to log.
-asio::awaitable<void> serve_control(control_acceptor& acceptor, control::queue_control& q);
+// The accept loop and the connections on the control socket, with the thread that answers
+// `list` and `show` (they read the whole spool: never on the event loop). Each connection runs
+// in its own coroutine on the acceptor's executor (the event-loop thread), where the requests
+// that change the queue call `q`. A refused retry/delete/hold/release is logged as a `control`
+// warning; successes are the queue manager's to log.
+//
+// Lifetime (runtime/daemon.cpp): destroyed before `q` and the spool, after the event loop has
+// stopped and before it is destroyed. The destructor (or join()) waits for the request the
+// reader thread is answering, so nothing it reads is destroyed under it.
+class control_server {
+public:
+    control_server(control_acceptor acceptor, control::queue_control& q);
+    control_server(const control_server&) = delete;
+    control_server& operator=(const control_server&) = delete;
+    ~control_server();
 
-// Stops accepting and removes the socket file (at shutdown), so the CLI reports "not running"
-// instead of hanging on a socket nobody serves.
-void close_control_socket(control_acceptor& acceptor);
+    // The accept loop; returns once close() is called.
+    asio::awaitable<void> run();
+    // Stops accepting and removes the socket file (at shutdown), so the CLI reports "not
+    // running" instead of hanging on a socket nobody serves. Connections already accepted go on.
+    void close();
+    // Connections accepted and not yet done with (reading the request, answering, writing the
+    // answer): a drain at SIGTERM waits for them, so a `queue list` under way gets all of it.
+    std::size_t under_way() const { return *under_way_; }
+    // Once the event loop has stopped: waits for the request the reader thread is on, and drops
+    // the ones queued behind it (their connections close when the event loop is destroyed).
+    void join();
+
+private:
+    asio::awaitable<void> serve_one(asio::local::stream_protocol::socket sock);
+
+    control_acceptor acceptor_;
+    std::string path_;  // the socket file, removed by close()
+    control::queue_control& q_;
+    // Shared with the connections' coroutines, which may outlive this object (destroyed with the
+    // event loop): each counts itself in and out.
+    std::shared_ptr<std::size_t> under_way_ = std::make_shared<std::size_t>(0);
+    asio::thread_pool reader_{1};  // `list` and `show`, one at a time (an administrator's command)
+};
 
 }  // namespace postern::runtime

@@ -1,7 +1,8 @@
 // runtime/daemon.cpp - process lifecycle of `postern serve` (SPEC §4): the open-files limit, the
 // spool (locked: one server per spool), listeners, privilege drop, event loops; SIGHUP reloads;
-// SIGTERM drains inbound sessions and delivery passes under way for up to 10 s (a SIGHUP then
-// is ignored). The TLS contexts come from runtime/tls_setup.cpp, which `check-config` uses too.
+// SIGTERM drains inbound sessions, delivery passes and control requests under way for up to
+// 10 s (a SIGHUP then is ignored). The TLS contexts come from runtime/tls_setup.cpp, which
+// `check-config` uses too.
 #include "runtime/daemon.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
@@ -162,6 +163,10 @@ int serve(const std::string& config_path) {
         return 1;
     }
 
+    // What every session shares. Declared before the session loops so that it outlives them: at
+    // exit, a session still open (cut off by the end of the drain, or by a second SIGTERM) is
+    // destroyed with its loop, and gives its place back to ctx.admitted then.
+    server::context ctx;
     // The session threads' event loops (server.threads; 0 = one per CPU). Declared before the
     // main loop so that they outlive it: at exit, the main loop's pending accepts hold sockets
     // that belong to these loops (their threads start after the privilege drop, below).
@@ -204,9 +209,9 @@ int serve(const std::string& config_path) {
                                      {{"message", *dropped}});
     // The control socket: made by the user the server runs as (the spool's owner), and while
     // no other thread runs (open_control_socket sets the process umask around its bind).
-    auto control = open_control_socket(io, cfg0.spool.dir);
-    if (!control) {
-        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control.error_message().c_str());
+    auto control_socket = open_control_socket(io, cfg0.spool.dir);
+    if (!control_socket) {
+        std::fprintf(stderr, "%s: %s\n", config_path.c_str(), control_socket.error_message().c_str());
         return 1;
     }
 
@@ -217,7 +222,6 @@ int serve(const std::string& config_path) {
     // 20 or 40 threads 1,860-2,020 (issue 6). Idle threads cost no CPU and little memory.
     constexpr int disk_threads = 24;
     asio::thread_pool pool(disk_threads);
-    server::context ctx;
     ctx.current = *first;
     ctx.spool = sp->get();
     ctx.disk_pool = &pool;
@@ -234,6 +238,10 @@ int serve(const std::string& config_path) {
     });
     ctx.runner = &runner;
     ctx.main = io.get_executor();
+    // Declared after the queue runner and the main loop: destroyed before the runner (its reader
+    // thread, which may be reading the spool for `queue list`, is joined first), while the
+    // main loop still exists to destroy the connections' coroutines.
+    control_server control_srv(std::move(*control_socket), runner);
     // Session threads (server.threads; 0 = one per CPU), each with its own event loop; the
     // accept loops hand each connection to the one policy::loop_choice picks, from the load that
     // runtime/loop_load.hpp samples (server/context.hpp says who owns what).
@@ -257,7 +265,7 @@ int serve(const std::string& config_path) {
     } stop_workers{workers, threads};
     for (auto& acc : acceptors) asio::co_spawn(io, server::accept_loop(ctx, acc), asio::detached);
     if (workers.size() > 1) asio::co_spawn(io, sample_loop_load(io, threads, ctx.loops, ctx.draining), asio::detached);
-    asio::co_spawn(io, serve_control(*control, runner), asio::detached);
+    asio::co_spawn(io, control_srv.run(), asio::detached);
     log::started(PROJECT_VERSION_STRING, config_path, listening);
     runner.recover();
 
@@ -303,16 +311,17 @@ int serve(const std::string& config_path) {
                 acc.close(ig);
             }
             runner.stop();
-            close_control_socket(*control);
-            // Stop once the last session and the last delivery pass under way have ended (a
-            // transaction cut off after its data was sent is delivered again after the restart;
-            // queue_runner::stop() starts nothing new), or after 10 s at the latest.
+            control_srv.close();
+            // Stop once the last session, the last delivery pass and the last control request
+            // under way have ended (a transaction cut off after its data was sent is delivered
+            // again after the restart; queue_runner::stop() starts nothing new; a `queue list`
+            // gets its whole answer), or after 10 s at the latest.
             asio::co_spawn(
                 io,
                 [&]() -> asio::awaitable<void> {
                     asio::steady_timer t(io);
                     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-                    while ((ctx.admitted.open() > 0 || runner.passes_under_way() > 0) &&
+                    while ((ctx.admitted.open() > 0 || runner.passes_under_way() > 0 || control_srv.under_way() > 0) &&
                            std::chrono::steady_clock::now() < deadline) {
                         t.expires_after(std::chrono::milliseconds(50));
                         co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
@@ -326,6 +335,7 @@ int serve(const std::string& config_path) {
     wait_signal();
     io.run();
     stop_workers();  // sessions still running after the drain end here
+    control_srv.join();  // a `queue list` still reading the spool ends before the spool does
     pool.join();
     return 0;
 }

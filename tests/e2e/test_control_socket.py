@@ -1,6 +1,7 @@
 """tests/e2e/test_control_socket.py - the control socket `<spool.dir>/control.sock` is 0600 from
 the moment it exists, whatever the umask `postern serve` was started with and whatever the mode
-of an existing spool directory (runtime/control_server.cpp).
+of an existing spool directory (runtime/control_server.cpp); a spool.dir too long for the
+socket's path is a configuration error at its line.
 
 The moment between bind() and the chmod that follows it cannot be seen from outside, so the
 real binary runs with a small LD_PRELOAD shim (compiled here with gcc into the test's temporary
@@ -91,3 +92,39 @@ def test_control_socket_is_0600_from_bind_on_under_umask_000(make_instance, bind
     r = subprocess.run([POSTERN, "queue", "list", "-c", str(inst.config)], capture_output=True, text=True,
                        timeout=30, cwd="/")
     assert r.returncode == 0, r.stderr
+
+
+def test_spool_dir_too_long_for_the_socket_is_a_config_error(make_instance):
+    """`<spool.dir>/control.sock` must fit in a UNIX socket address (107 bytes): a longer
+    spool.dir is reported by check-config at its line (exit 2), and `serve` and `queue` refuse
+    the file with the same line. Before, check-config accepted it and serve then failed to bind
+    its control socket (exit 1); a spool.dir 1 byte shorter still works."""
+    inst = make_instance(start=False)
+    base = str(inst.dir / "var")
+    text = inst.config.read_text()
+
+    def with_spool(length):
+        spool = base + "/" + "s" * (length - len(base) - 1)
+        assert len(spool) == length
+        lines = text.replace('dir = "var/spool"', f'dir = "{spool}"').splitlines()
+        return spool, lines.index(f'dir = "{spool}"') + 1, "\n".join(lines) + "\n"
+
+    spool, line, too_long = with_spool(95)  # + "/control.sock": 108 bytes
+    inst.write_config(too_long)
+    expected = (f"{inst.config}:{line}: spool.dir: the control socket {spool}/control.sock would be 108 bytes "
+                f"long, over the 107 a UNIX socket's path can have: choose a shorter spool directory")
+    for cmd in (["check-config"], ["serve"], ["queue", "list"]):
+        r = subprocess.run([POSTERN, *cmd, "-c", str(inst.config)], capture_output=True, text=True, timeout=30,
+                           cwd="/")
+        assert r.returncode == 2, (cmd, r)
+        assert expected in r.stderr.splitlines(), (cmd, r.stderr)
+
+    spool, _, fits = with_spool(94)  # 107 bytes: the longest that works
+    inst.write_config(fits)
+    r = subprocess.run([POSTERN, "check-config", "-c", str(inst.config)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    inst.start()
+    assert stat.S_ISSOCK(os.stat(spool + "/control.sock").st_mode)
+    r = subprocess.run([POSTERN, "queue", "list", "-c", str(inst.config)], capture_output=True, text=True,
+                       timeout=30, cwd="/")
+    assert r.returncode == 0 and r.stdout == "-- 0 messages\n", r

@@ -4,11 +4,15 @@ against a running server, through its control socket `<spool.dir>/control.sock`.
 The CLI runs from another working directory than the server, with `-c` naming the config, so
 the socket is found through the config's spool.dir, not through the current directory.
 """
+import errno
 import json
 import os
 import re
+import signal
+import socket
 import stat
 import subprocess
+import threading
 import time
 
 import pytest
@@ -502,3 +506,159 @@ def test_delete_or_hold_during_the_last_transaction_makes_no_bounce(make_instanc
         wait_until(lambda: inst.spool_files("queue") == [], what="message done")
         time.sleep(0.5)
         assert len(a.messages) == 1 and len(inst.maildir_messages("alice")) == 1, a.all_commands()
+
+
+# --- answers cut short, output that cannot be written, a list under way at SIGTERM -------------
+
+CRASH_SIGNS = ("AddressSanitizer", "runtime error:", "Segmentation fault", "terminate called", "double free")
+
+
+def raw_request(sock_path, line):
+    """One request on the control socket, the raw answer read to EOF (whatever its framing)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(sock_path))
+        s.sendall(line)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+class ReplayServer:
+    """A stand-in for `postern serve` on the control socket: reads each request line, answers
+    with `answer` (bytes, possibly cut short) and closes, as a server that stopped mid-write."""
+
+    def __init__(self, path, answer):
+        self.path, self.answer = str(path), answer
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self):
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.settimeout(10)
+                    request = b""
+                    while b"\n" not in request and (chunk := conn.recv(4096)):
+                        request += chunk
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass  # the client gave up: its exit status says what it made of it
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+        os.unlink(self.path)
+
+
+def test_an_answer_cut_short_is_not_printed(make_instance):
+    """The server's real answer to `list json`, replayed by a stand-in on the control socket cut
+    after 1 byte, within its first line, right after it, one byte into the payload, halfway, and
+    one byte short: the CLI prints nothing and exits 1 ("cut short"), so a `--json` consumer
+    never takes half a document for the queue. The whole answer replayed is printed (exit 0).
+    Before, the answer was "OK\\n" + payload up to EOF: any cut after "OK\\n" was printed, exit 0."""
+    inst = make_instance(queue_extra="hold = true")
+    qid = send(inst, "alice@example.test", ["bob@localhost"], "cut short")
+    sock_path = inst.dir / "var/spool/control.sock"
+    whole = raw_request(sock_path, b"list json\n")
+    assert qid.encode() in whole, whole
+    inst.stop()
+    assert not sock_path.exists()
+    header = whole.index(b"\n") + 1
+    runs = {}
+    for cut in sorted({1, header - 1, header, header + 1, (header + len(whole)) // 2, len(whole) - 1}):
+        with ReplayServer(sock_path, whole[:cut]):
+            runs[cut] = queue_cli(inst, "list", "--json")
+    printed = {cut: (r.returncode, r.stdout) for cut, r in runs.items() if r.returncode != 1 or r.stdout != ""}
+    assert printed == {}, f"answer of {len(whole)} bytes cut after N bytes -> (exit status, stdout): {printed}"
+    for cut, r in runs.items():
+        assert r.stderr.startswith("postern queue: the server's answer was cut short"), (cut, r.stderr)
+    with ReplayServer(sock_path, whole):
+        r = queue_cli(inst, "list", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [m["id"] for m in json.loads(r.stdout)] == [qid]
+
+
+def test_output_that_cannot_be_written_is_an_error(make_instance):
+    """stdout on /dev/full (every write fails with ENOSPC): exit 1 and the reason on stderr, not
+    exit 0 with the answer lost."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    inst = make_instance(queue_extra="hold = true")
+    send(inst, "alice@example.test", ["bob@localhost"], "full disk")
+    for args in (["list"], ["list", "--json"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([POSTERN, "queue", *args, "-c", str(inst.config)], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=30, cwd="/")
+        assert r.returncode == 1, (args, r.stderr)
+        assert r.stderr.startswith("postern queue: cannot write the answer to standard output: "), r.stderr
+        assert os.strerror(errno.ENOSPC) in r.stderr, r.stderr
+
+
+def test_list_under_way_at_sigterm_gets_its_whole_answer(make_instance):
+    """`queue list --json` is reading the spool when the server gets SIGTERM: the drain waits
+    for it (as for sessions and delivery passes), the CLI gets the whole list (exit 0) and the
+    server exits 0 once it is answered, with no crash.
+
+    The reader is held in the middle of the spool deterministically: one entry of hold/ is a
+    FIFO named like a queue file, so the server's read of it waits for this test to write the
+    queue file's bytes into it - which it does 1 s after SIGTERM, long after the drain of the
+    code before had ended (it counted no control request). There the spool and the queue
+    runner were destroyed under the reader, whose answer never came (the CLI exited 1 without
+    one) and whose completion went to a destroyed event loop."""
+    inst = make_instance(queue_extra="hold = true")
+    qid = send(inst, "alice@example.test", ["bob@localhost"], "held")
+    hold = inst.dir / "var/spool/hold"
+    content = (hold / qid).read_bytes()
+    slow = format(int(qid, 16) + 1, "X").zfill(len(qid))  # listed after qid
+    fifo = hold / slow
+    os.mkfifo(fifo, 0o600)
+    cli = subprocess.Popen([POSTERN, "queue", "list", "--json", "-c", str(inst.config)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd="/")
+    fd = None
+    try:
+        # Opening the FIFO for writing succeeds only once a reader has it open: the server's.
+        deadline = time.time() + 10
+        while fd is None and time.time() < deadline:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                time.sleep(0.02)
+        assert fd is not None, "the server never read hold/ for `queue list`"
+        inst.proc.send_signal(signal.SIGTERM)
+        inst.wait_events("stop", 1)
+        time.sleep(1.0)
+        assert inst.alive, "the server stopped with a `queue list` under way"
+        os.set_blocking(fd, True)
+        os.write(fd, content)
+        os.close(fd)
+        fd = None
+        out, err = cli.communicate(timeout=30)
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 0, err
+    assert [(m["id"], m["held"]) for m in json.loads(out)] == [(qid, True), (slow, True)]
+    assert inst.proc.wait(timeout=15) == 0, inst.log()[-3000:]
+    log = inst.log()
+    assert not [s for s in CRASH_SIGNS if s in log], log[-3000:]

@@ -351,6 +351,24 @@ TEST(ConfigErrors, SpoolDirRequired) {
               "p.toml:4: spool.sync: expected a string");
 }
 
+TEST(ConfigErrors, SpoolDirTooLongForTheControlSocket) {
+    // `<spool.dir>/control.sock` must fit in sockaddr_un.sun_path (107 bytes and the NUL): a
+    // longer one passed check-config, then `serve` could not bind its control socket.
+    const std::string fits = "/" + std::string(93, 'd');  // 94 bytes, + "/control.sock" = 107
+    auto cfg = parse_ok("[spool]\ndir = \"" + fits + "\"\n");
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->spool.dir, fits);
+    const std::string longer = fits + "d";
+    EXPECT_EQ(error_of("hostname = \"mx.test\"\n[spool]\nsync = \"file\"\ndir = \"" + longer + "\"\n"),
+              "p.toml:4: spool.dir: the control socket " + longer + "/control.sock would be 108 bytes long, over "
+              "the 107 a UNIX socket's path can have: choose a shorter spool directory");
+    // A relative spool.dir counts as resolved against the config file's directory.
+    const std::string base = "/" + std::string(80, 'b'), rel = std::string(20, 's');
+    EXPECT_EQ(error_of("hostname = \"mx.test\"\n[spool]\ndir = \"" + rel + "\"\n", base + "/p.toml")
+                  .find(base + "/p.toml:3: spool.dir: the control socket " + base + "/" + rel + "/control.sock would be"),
+              0u);
+}
+
 TEST(ConfigErrors, CertAndKeyBothOrNeither) {
     EXPECT_EQ(error_of(doc("[tls]\ncert_file = \"c.pem\"")),
               "p.toml:3: tls.cert_file is set but tls.key_file is not (set both or neither)");

@@ -274,34 +274,39 @@ TEST(control_table, neutralises_terminal_control) {
 
 // --- handle() ----------------------------------------------------------------------------
 
+namespace {
+// An OK response as the protocol frames it: the payload's length in bytes, then the payload.
+std::string ok(const std::string& payload) { return "OK " + std::to_string(payload.size()) + "\n" + payload; }
+}  // namespace
+
 TEST(control_handle, list_json_and_table) {
     fake_queue q;
     q.msgs = {sample()};
-    EXPECT_EQ(control::handle(q, "list json\n"), "OK\n" + control::to_json(q.msgs) + "\n");
-    EXPECT_EQ(control::handle(q, "list table\n"), "OK\n" + control::to_table(q.msgs));
+    EXPECT_EQ(control::handle(q, "list json\n"), ok(control::to_json(q.msgs) + "\n"));
+    EXPECT_EQ(control::handle(q, "list table\n"), ok(control::to_table(q.msgs)));
     q.msgs.clear();
-    EXPECT_EQ(control::handle(q, "list json\n"), "OK\n[]\n");
+    EXPECT_EQ(control::handle(q, "list json\n"), ok("[]\n"));
     EXPECT_EQ(q.calls, (std::vector<std::string>{"list", "list", "list"}));
 }
 
 TEST(control_handle, show) {
     fake_queue q;
     q.msgs = {sample()};
-    EXPECT_EQ(control::handle(q, "show 0192F3A4B5C6D7E8F json\n"), "OK\n" + control::to_json(sample()) + "\n");
-    EXPECT_EQ(control::handle(q, "show 0192f3a4b5c6d7e8f table\n"), "OK\n" + control::to_table(sample()));
+    EXPECT_EQ(control::handle(q, "show 0192F3A4B5C6D7E8F json\n"), ok(control::to_json(sample()) + "\n"));
+    EXPECT_EQ(control::handle(q, "show 0192f3a4b5c6d7e8f table\n"), ok(control::to_table(sample())));
     EXPECT_EQ(control::handle(q, "show 0A json\n"), "ERR 0A: no such message in the queue\n");
 }
 
 TEST(control_handle, mutating_verbs) {
     fake_queue q;
     q.msgs = {sample(), sample(), sample()};
-    EXPECT_EQ(control::handle(q, "retry 0A\n"), "OK\n0A: scheduled for immediate delivery\n");
-    EXPECT_EQ(control::handle(q, "retry --all\n"), "OK\n3 messages scheduled for immediate delivery\n");
+    EXPECT_EQ(control::handle(q, "retry 0A\n"), ok("0A: scheduled for immediate delivery\n"));
+    EXPECT_EQ(control::handle(q, "retry --all\n"), ok("3 messages scheduled for immediate delivery\n"));
     q.msgs.resize(1);
-    EXPECT_EQ(control::handle(q, "retry --all\n"), "OK\n1 message scheduled for immediate delivery\n");
-    EXPECT_EQ(control::handle(q, "delete 0B\n"), "OK\n0B: deleted\n");
-    EXPECT_EQ(control::handle(q, "hold 0C\n"), "OK\n0C: placed on hold\n");
-    EXPECT_EQ(control::handle(q, "release 0D\n"), "OK\n0D: released from hold\n");
+    EXPECT_EQ(control::handle(q, "retry --all\n"), ok("1 message scheduled for immediate delivery\n"));
+    EXPECT_EQ(control::handle(q, "delete 0B\n"), ok("0B: deleted\n"));
+    EXPECT_EQ(control::handle(q, "hold 0C\n"), ok("0C: placed on hold\n"));
+    EXPECT_EQ(control::handle(q, "release 0D\n"), ok("0D: released from hold\n"));
     EXPECT_EQ(q.calls, (std::vector<std::string>{"retry 0A", "retry  all", "retry  all", "delete 0B", "hold 0C",
                                                  "release 0D"}));
 }
@@ -328,6 +333,63 @@ TEST(control_handle, an_exception_becomes_an_error_reply) {
     fake_queue q;
     q.throw_on_list = true;
     EXPECT_EQ(control::handle(q, "list json\n"), "ERR internal error: disk on fire\n");
+}
+
+// --- response framing (the client's side) ------------------------------------------------
+
+TEST(control_response, whole_answers) {
+    auto r = control::parse_response(ok("[]\n"));
+    ASSERT_TRUE(r.ok()) << r.error_message();
+    EXPECT_TRUE(r->ok);
+    EXPECT_EQ(r->text, "[]\n");
+    r = control::parse_response("OK 0\n");  // an empty payload is whole too
+    ASSERT_TRUE(r.ok()) << r.error_message();
+    EXPECT_TRUE(r->ok);
+    EXPECT_EQ(r->text, "");
+    r = control::parse_response("ERR 0A: no such message in the queue\n");
+    ASSERT_TRUE(r.ok()) << r.error_message();
+    EXPECT_FALSE(r->ok);
+    EXPECT_EQ(r->text, "0A: no such message in the queue");
+    // what the server frames, the client reads back
+    EXPECT_EQ(control::ok_response("a\nb\n"), ok("a\nb\n"));
+    EXPECT_EQ(control::parse_response(control::ok_response("a\nb\n"))->text, "a\nb\n");
+    EXPECT_EQ(control::err_response("two\nlines"), "ERR two lines\n");
+}
+
+TEST(control_response, an_answer_cut_anywhere_is_refused) {
+    // Wherever the server stopped writing (shut down, write time-out, crash), the client must not
+    // take the part it got for the whole: every proper prefix of every response is an error.
+    fake_queue q;
+    q.msgs = {sample(), sample()};
+    std::vector<std::string> answers = {control::handle(q, "list json\n"), control::handle(q, "list table\n"),
+                                        control::handle(q, "hold 0A\n")};
+    q.fail = "0A: no such message in the queue";
+    answers.push_back(control::handle(q, "show 0A json\n"));
+    for (const std::string& whole : answers) {
+        ASSERT_TRUE(control::parse_response(whole).ok()) << whole;
+        for (std::size_t n = 0; n < whole.size(); ++n) {
+            auto r = control::parse_response(std::string_view(whole).substr(0, n));
+            EXPECT_FALSE(r.ok()) << n << " bytes of " << whole;
+        }
+    }
+    const std::string json = answers[0];
+    const std::size_t header = json.find('\n') + 1;
+    auto r = control::parse_response(std::string_view(json).substr(0, header + 10));
+    EXPECT_EQ(r.error_message(), "the server's answer was cut short (10 of " + std::to_string(json.size() - header) +
+                                     " bytes; it may have stopped)");
+    EXPECT_EQ(control::parse_response("").error_message(), "the server closed the connection without answering");
+}
+
+TEST(control_response, not_a_response) {
+    for (const char* bad : {"OK\n[]\n", "OK 2\n[]\nmore", "OK x\n", "OK -1\n", "OK \n", "HELLO\n", "ERR a\nb\n",
+                            "OK 99999999999999999999999\n"}) {
+        auto r = control::parse_response(bad);
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_TRUE(r.error_message().starts_with("unexpected answer from the server: ")) << r.error_message();
+    }
+    // a terminal never gets control characters from it
+    EXPECT_EQ(control::parse_response("\x1b]0;x\x07\n").error_message(),
+              "unexpected answer from the server: \\x1B]0;x\\x07");
 }
 
 // --- snapshot() of a real spool ----------------------------------------------------------
@@ -459,4 +521,62 @@ TEST(control_snapshot, empty_spool) {
     ASSERT_TRUE(sp.ok());
     EXPECT_TRUE(control::snapshot(**sp).empty());
     EXPECT_EQ(control::to_json(control::snapshot(**sp)), "[]");
+}
+
+// --- gather(): every name first, then the files ------------------------------------------
+
+namespace {
+
+// A spool in memory where one message moves to the other area after the `at`-th step (a
+// listing or a load), as a `queue release` or `hold` finishing while `queue list` runs.
+struct moving_spool {
+    std::map<std::string, bool> held;  // id -> in hold/
+    std::string mover;
+    std::size_t at = 0;
+    std::size_t steps = 0;
+
+    void step() {
+        if (steps++ == at) held[mover] = !held[mover];
+    }
+    std::vector<std::string> list(bool in_hold) {
+        std::vector<std::string> ids;
+        for (const auto& [id, h] : held)
+            if (h == in_hold) ids.push_back(id);
+        step();
+        return ids;
+    }
+    std::optional<message_view> load(const std::string& id, bool in_hold) {
+        std::optional<message_view> v;
+        if (auto it = held.find(id); it != held.end() && it->second == in_hold) {
+            v.emplace();
+            v->id = id;
+            v->held = in_hold;
+        }
+        step();
+        return v;
+    }
+};
+
+}  // namespace
+
+TEST(control_gather, a_message_moved_at_any_step_is_listed_once) {
+    // Whether the move comes after the first listing, between two, or while the files are
+    // read, the message is listed exactly once, held as where it was read. Listing queue/ and
+    // reading it all before listing hold/, a release just after queue/ was listed was missed.
+    for (const bool released : {true, false}) {
+        for (std::size_t at = 0; at < 16; ++at) {
+            moving_spool sp;
+            sp.held = {{"0A", false}, {"0B", released}, {"0C", true}};
+            sp.mover = "0B";
+            sp.at = at;
+            const auto v = control::gather([&](bool h) { return sp.list(h); },
+                                           [&](const std::string& id, bool h) { return sp.load(id, h); });
+            std::vector<std::string> ids;
+            for (const auto& m : v) ids.push_back(m.id);
+            ASSERT_EQ(ids, (std::vector<std::string>{"0A", "0B", "0C"}))
+                << (released ? "release" : "hold") << " after step " << at;
+            EXPECT_FALSE(v[0].held);
+            EXPECT_TRUE(v[2].held);
+        }
+    }
 }
