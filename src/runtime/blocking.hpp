@@ -17,6 +17,12 @@
 
 namespace postern::runtime {
 
+// Capture by reference in `f` (every caller does). g++ 12.2 destroys twice an aggregate
+// temporary (a braced struct, or a lambda with a by-value capture such as [s] of a
+// std::string) passed by value to a coroutine inside a co_await expression: checked on
+// 2026-11-30 under ASan with `co_await run_blocking(pool, [s] { ... })` and
+// `co_await h(L{s})` (double free); a class built by a constructor, or an awaitable made first
+// and awaited afterwards, is destroyed once.
 template <class F>
 auto run_blocking(asio::thread_pool& pool, F f) -> asio::awaitable<decltype(f())> {
     using R = decltype(f());
