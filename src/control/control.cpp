@@ -416,6 +416,9 @@ result<response> parse_response(std::string_view bytes) {
         if (nl + 1 != bytes.size()) return unexpected();
         return response{false, std::string(bytes.substr(err_word.size(), nl - err_word.size()))};
     }
+    if (bytes.starts_with("OK\n"))  // a server from before the answers stated their length
+        return error{"the server answers in an older form: it is another version of postern (restart it after an "
+                     "upgrade)"};
     if (!bytes.starts_with(ok_word)) {
         // "O", "ER": the beginning of an answer that stopped there.
         if (ok_word.starts_with(bytes) || err_word.starts_with(bytes)) return cut_short();

@@ -86,18 +86,36 @@ result<void> create_missing(const fs::path& configured) {
     if (!dir.has_filename()) dir = dir.parent_path();  // "var/mail/x/"
     struct stat st {};
     if (dir.empty() || ::stat(dir.c_str(), &st) == 0) return {};  // there already (or a link to it)
-    fs::path at;
+    // Walked through directory descriptors: a folder made here is opened with O_NOFOLLOW and
+    // its mode set through that descriptor, so one swapped for a link between the mkdir and
+    // the chmod (a writable /var/mail) makes root change nothing but what it made. Folders that
+    // were there already are followed, links included, as the configured path is.
+    int at = ::open(dir.is_absolute() ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (at < 0) return error{fmt::format("cannot open {}: {}", dir.is_absolute() ? "/" : ".", std::strerror(errno))};
+    fs::path walked = dir.is_absolute() ? fs::path("/") : fs::path();
     const auto last = std::prev(dir.end());
     for (auto it = dir.begin(); it != dir.end(); ++it) {
-        at /= *it;
+        if (it->empty() || *it == "/") continue;
+        walked /= *it;
         const mode_t mode = it == last ? 0700 : 0755;
-        if (::mkdir(at.c_str(), mode) == 0) {
-            if (::chmod(at.c_str(), mode) != 0)  // whatever the umask
-                return error{fmt::format("cannot chmod {}: {}", at.string(), std::strerror(errno))};
-        } else if (errno != EEXIST) {
-            return error{fmt::format("cannot create {}: {}", at.string(), std::strerror(errno))};
+        const bool made = ::mkdirat(at, it->c_str(), mode) == 0;
+        if (!made && errno != EEXIST) {
+            const int e = errno;
+            ::close(at);
+            return error{fmt::format("cannot create {}: {}", walked.string(), std::strerror(e))};
         }
+        const int next = ::openat(at, it->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (made ? O_NOFOLLOW : 0));
+        const int e = errno;
+        ::close(at);
+        if (next < 0) return error{fmt::format("cannot open {}: {}", walked.string(), std::strerror(e))};
+        if (made && ::fchmod(next, mode) != 0) {  // whatever the umask
+            const int e2 = errno;
+            ::close(next);
+            return error{fmt::format("cannot chmod {}: {}", walked.string(), std::strerror(e2))};
+        }
+        at = next;
     }
+    ::close(at);
     return {};
 }
 

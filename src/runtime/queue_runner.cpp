@@ -3,7 +3,6 @@
 #include "runtime/queue_runner.hpp"
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -141,12 +140,39 @@ bool queue_runner::fits(std::uint64_t size) const {
 void queue_runner::launch(std::string id, bool force, std::uint64_t size, std::optional<queue::loaded_message> fresh) {
     ++loaded_;
     held_bytes_ += size;
-    held_[id] = size;
-    asio::co_spawn(io_, run(std::move(id), force, std::move(fresh)), asio::detached);
+    const std::uint64_t pass = ++passes_launched_;
+    held_[id] = holding{size, pass};
+    auto body = run(id, force, std::move(fresh));
+    asio::co_spawn(io_, std::move(body), [this, id = std::move(id), pass](std::exception_ptr e) {
+        if (e) pass_threw(id, pass, e);
+    });
+}
+
+void queue_runner::pass_threw(const std::string& id, std::uint64_t pass, std::exception_ptr e) {
+    std::string what = "unknown exception";
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        what = x.what();
+    } catch (...) {
+    }
+    const auto it = held_.find(id);
+    if (it == held_.end() || it->second.pass != pass) {  // it had ended its pass already
+        log::spool_error(id, fmt::format("delivery pass failed after it ended: {}", what));
+        return;
+    }
+    std::int64_t delay = 60;
+    try {
+        delay = src_().cfg->queue.retry_schedule.front().count();
+    } catch (...) {
+    }
+    log::spool_error(id, fmt::format("delivery pass failed: {}; tried again in {}s", what, delay));
+    end_pass(id);
+    if (!stopped_) schedule(id, unix_now_ceil() + delay);
 }
 
 void queue_runner::recount(const std::string& id, std::uint64_t size) {
-    auto& h = held_[id];
+    auto& h = held_[id].bytes;
     held_bytes_ = held_bytes_ - h + size;
     h = size;
 }
@@ -155,7 +181,7 @@ void queue_runner::end_pass(const std::string& id) {
     active_.erase(id);
     --loaded_;
     if (auto it = held_.find(id); it != held_.end()) {
-        held_bytes_ -= it->second;
+        held_bytes_ -= it->second.bytes;
         held_.erase(it);
     }
     if (stopped_) return;

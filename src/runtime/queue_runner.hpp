@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -87,6 +88,11 @@ private:
     void launch(std::string id, bool force, std::uint64_t size, std::optional<queue::loaded_message> fresh = {});
     // The pass of `id` holds `size` bytes (what it read, not what the queue file's size said).
     void recount(const std::string& id, std::uint64_t size);
+    // A pass that ended by an exception (bad_alloc reading a large file, say) before its
+    // end_pass(): logged, its slot and bytes given back, the message tried again after the
+    // first retry step. Without this the slot and bytes stayed taken for good, and with the
+    // byte budget every waiting pass behind a large message waited for ever.
+    void pass_threw(const std::string& id, std::uint64_t pass, std::exception_ptr e);
     // The pass of `id` ended: its message slot and bytes go to the oldest waiting passes.
     void end_pass(const std::string& id);
     void schedule(const std::string& id, std::int64_t when);
@@ -109,7 +115,12 @@ private:
     // Content bytes the passes holding a message slot hold (queue file or copy handed over),
     // in all and per pass.
     std::uint64_t held_bytes_ = 0;
-    std::unordered_map<std::string, std::uint64_t> held_;
+    struct holding {
+        std::uint64_t bytes;
+        std::uint64_t pass;  // which launch() (a pass that threw releases only its own slot)
+    };
+    std::unordered_map<std::string, holding> held_;
+    std::uint64_t passes_launched_ = 0;
     std::deque<std::string> waiting_;
     std::unordered_map<std::string, bool> waiting_force_;
     // Messages whose queue or state file could not be read (EMFILE, EIO...): retried on the

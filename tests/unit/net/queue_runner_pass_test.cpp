@@ -251,6 +251,33 @@ TEST_F(pass_fixture, message_larger_than_the_byte_budget_goes_alone) {
     EXPECT_LT(runner->content_held(), 4096u);
 }
 
+// A pass that ends by an exception (here from reading its settings at its start; bad_alloc on a
+// large file in real life) gives back its message slot and its bytes, and the message is tried
+// again after the first retry step. Before, both stayed taken for good: with the byte budget a
+// message of the whole budget then never started, nor anything behind it.
+TEST_F(pass_fixture, a_pass_ended_by_an_exception_gives_back_its_slot_and_bytes_and_is_tried_again) {
+    start(runtime::queue_runner::default_active_limit, "1s",
+          "[server]\nmax_message_size = \"1M\"\nmax_buffered_size = \"1M\"\n");
+    const std::string id = commit({"bob@localhost"}).env.id;
+    bool thrown = false;
+    on_settings = [&] {
+        // Nothing is held yet, so starting the pass reads no settings: the first read is the pass's.
+        if (!thrown) {
+            thrown = true;
+            throw std::runtime_error("injected failure");
+        }
+    };
+    runner->submit(id);
+    ASSERT_TRUE(run_until([&] { return thrown; }, 2s));
+    run_for(100ms);
+    EXPECT_EQ(runner->passes_under_way(), 0u) << "the pass that threw still holds its message slot";
+    EXPECT_EQ(runner->content_held(), 0u) << "the pass that threw still holds its bytes";
+    const std::string big = commit_kib(1000).env.id;  // needs the whole budget
+    runner->submit(big);
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= 1; }, 3s)) << "a message of the whole budget never started";
+    ASSERT_TRUE(run_until([&] { return delivered() == 1; }, 5s)) << "not tried again after retry_schedule[0]";
+}
+
 TEST_F(pass_fixture, unreadable_state_attempts_nothing_and_is_read_again_after_the_first_retry_step) {
     start();
     const std::string id = commit({"bob@localhost"}).env.id;

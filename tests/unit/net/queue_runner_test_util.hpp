@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <future>
 #include <latch>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,6 +94,7 @@ struct runner_fixture_base : ::testing::Test {
     asio::thread_pool pool{2};
     no_dns dns;
     std::unique_ptr<runtime::queue_runner> runner;
+    std::function<void()> on_settings;  // called each time the runner reads its settings
 
     // The config: hostname, spool, localhost -> TMP/mail, then `extra` (TOML).
     void start_runner(const std::string& extra = {},
@@ -106,7 +108,12 @@ struct runner_fixture_base : ::testing::Test {
         ASSERT_TRUE(s) << s.error_message();
         spool = std::move(*s);
         runner = std::make_unique<runtime::queue_runner>(
-            io, pool, *spool, dns, [this] { return runtime::queue_runner::settings{cfg, nullptr}; }, active_limit);
+            io, pool, *spool, dns,
+            [this] {
+                if (on_settings) on_settings();  // a test may throw here
+                return runtime::queue_runner::settings{cfg, nullptr};
+            },
+            active_limit);
     }
     std::size_t delivered() const { return maildir_count(tmp.path + "/mail", "bob"); }
 };
