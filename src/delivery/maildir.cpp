@@ -1,4 +1,5 @@
-// delivery/maildir.cpp - write one message into a Maildir safely (see maildir.hpp).
+// delivery/maildir.cpp - write one message into a Maildir safely, with LF line ends (see
+// maildir.hpp).
 #include "delivery/maildir.hpp"
 
 #include "smtp/address.hpp"
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <clocale>
@@ -120,6 +122,62 @@ bool write_all(int fd, std::string_view data) {
     }
     return true;
 }
+
+// Writes the pieces given to put() to `fd` as one stream with every CRLF turned into LF: a
+// Maildir file is a local mail file with Unix line ends (Postfix's local(8) and virtual(8),
+// Dovecot's LDA, qmail), not SMTP's wire format. A bare CR or LF stays as it is. A CR ending
+// one piece waits for the next one's first octet (the pair can straddle prefix and content).
+// Converted into a buffer of maildir_write_chunk octets, written whenever it fills: linear
+// time, bounded memory. false (errno set by write) when a write failed.
+class lf_writer {
+public:
+    explicit lf_writer(int fd) : fd_(fd) { buf_.reserve(maildir_write_chunk); }
+    bool put(std::string_view data) {
+        while (!data.empty()) {
+            if (cr_) {
+                cr_ = false;
+                const bool crlf = data.front() == '\n';
+                if (!emit(crlf ? "\n" : "\r")) return false;
+                if (crlf) {
+                    data.remove_prefix(1);
+                    continue;
+                }
+            }
+            const auto cr = data.find('\r');
+            if (!emit(data.substr(0, cr))) return false;
+            if (cr == std::string_view::npos) break;
+            cr_ = true;
+            data.remove_prefix(cr + 1);
+        }
+        return true;
+    }
+    // The last piece was put: a CR it ended with is written, then what the buffer holds.
+    bool finish() {
+        if (cr_ && !emit("\r")) return false;
+        cr_ = false;
+        return flush();
+    }
+
+private:
+    bool emit(std::string_view s) {
+        while (!s.empty()) {
+            const std::size_t n = std::min(s.size(), maildir_write_chunk - buf_.size());
+            buf_.append(s.substr(0, n));
+            s.remove_prefix(n);
+            if (buf_.size() == maildir_write_chunk && !flush()) return false;
+        }
+        return true;
+    }
+    bool flush() {
+        const bool ok = write_all(fd_, buf_);
+        buf_.clear();
+        return ok;
+    }
+
+    int fd_;
+    bool cr_ = false;  // a CR was put and not yet written
+    std::string buf_;
+};
 
 // Unicode lower-casing of a UTF-8 string (glibc's C.UTF-8 tables), so that "Émile" and
 // "émile" share a mailbox the way "Bob" and "bob" do. nullopt for malformed UTF-8 (RFC 3629,
@@ -237,7 +295,8 @@ outcome deliver_maildir(const std::string& root, std::string_view local_part, st
         ::unlinkat(tmp_fd, name.c_str(), 0);
         return o;
     };
-    if (!write_all(fd.get(), prefix) || !write_all(fd.get(), content)) return failed("write", tmp);
+    lf_writer out(fd.get());
+    if (!out.put(prefix) || !out.put(content) || !out.finish()) return failed("write", tmp);
     if (do_fsync(fd.get(), tmp) != 0) return failed("fsync", tmp);
     fd = unique_fd();
     if (::linkat(tmp_fd, name.c_str(), new_fd, name.c_str(), 0) != 0) return failed("link", dst);

@@ -5,8 +5,9 @@
 // durable too (their parents fsynced) by the first delivery to it in this process, and by any
 // delivery that creates one. A symbolic link at the mailbox or its tmp/, new/ or cur/ is never
 // followed (the delivery is deferred, 4.3.0): the file is written relative to directories opened
-// with O_NOFOLLOW.
+// with O_NOFOLLOW. The file has LF line ends (CRLF written as LF), like Postfix's local delivery.
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -31,9 +32,15 @@ struct outcome {
 };
 
 // Deliver `content` (prefixed by `prefix`, e.g. Return-Path/Delivered-To) for `local_part`
-// into `root`/<folder>/new/. Creates the Maildir (tmp, new, cur) when missing.
+// into `root`/<folder>/new/. Creates the Maildir (tmp, new, cur) when missing. The file has LF
+// line ends, like Postfix's local delivery: every CRLF of prefix and content is written as LF
+// (a bare CR or LF stays as it is).
 outcome deliver_maildir(const std::string& root, std::string_view local_part, std::string_view prefix,
                         std::string_view content, std::string_view hostname);
+
+// The file is converted into a buffer of this many octets, written each time it fills
+// (exposed for the tests of a CRLF split across two of them).
+inline constexpr std::size_t maildir_write_chunk = 64 * 1024;
 
 // Tests: called with the path before every fsync of a file or directory; a non-zero return is
 // used as the errno of a failed fsync (nullptr: none). Not thread-safe to change while

@@ -239,6 +239,12 @@ def qid_of(reply):
     return m.group(1)
 
 
+def as_maildir(content):
+    """`content` (CRLF line ends, as sent over SMTP) as a maildir file holds it: every CRLF
+    written as LF (README: maildir files have LF line ends, like Postfix's local delivery)."""
+    return content.replace(b"\r\n", b"\n")
+
+
 def wait_until(pred, timeout=5.0, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import POSTERN, qid_of, relay_domain, route
+from conftest import POSTERN, as_maildir, qid_of, relay_domain, route
 from dns_server import DnsServer
 from peers import ScriptedPeer, envelope_sender
 
@@ -47,10 +47,10 @@ def test_hosted_a_label_domain_takes_u_label_recipient_into_maildir(make_instanc
                              mail_options=["SMTPUTF8"])
         assert refused == {}
     bob = inst.wait_maildir("bob", domain="buecher")
-    assert f"Delivered-To: bob@{ULABEL}\r\n".encode() in bob[0]
+    assert f"Delivered-To: bob@{ULABEL}\n".encode() in bob[0]
     carol = inst.wait_maildir("carol", domain="buecher")
-    assert "Delivered-To: carol@B\u00dcCHER.test\r\n".encode() in carol[0]
-    assert bob[0].endswith(BODY)
+    assert "Delivered-To: carol@B\u00dcCHER.test\n".encode() in carol[0]
+    assert bob[0].endswith(as_maildir(BODY))
 
 
 def test_hosted_a_label_domain_relays_u_label_recipient_as_written(make_instance):
@@ -228,8 +228,8 @@ def test_srs_sender_with_local_part_over_64_octets_accepted(postern):
     with smtplib.SMTP(postern.host, postern.port, timeout=10) as s:
         assert s.sendmail(SRS, ["bob@localhost", f"{long_rcpt}@localhost"], BODY) == {}
     msg = postern.wait_maildir("bob")[0]
-    assert f"Return-Path: <{SRS}>\r\n".encode() in msg
-    assert postern.wait_maildir(long_rcpt)[0].endswith(BODY)
+    assert f"Return-Path: <{SRS}>\n".encode() in msg
+    assert postern.wait_maildir(long_rcpt)[0].endswith(as_maildir(BODY))
 
 
 def test_size_value_of_20_digits(postern):
@@ -244,4 +244,4 @@ def test_size_value_of_20_digits(postern):
         c.expect("DATA", 354)
         c.send(BODY + b".\r\n")
         qid_of(c.read_reply())
-    assert postern.wait_maildir("bob")[0].endswith(BODY)
+    assert postern.wait_maildir("bob")[0].endswith(as_maildir(BODY))

@@ -28,12 +28,28 @@ def test_smtplib_plaintext_delivers_to_maildir(postern):
         refused = s.sendmail("alice@example.test", ["bob@localhost"], b"Subject: plain\r\n\r\nhello\r\n")
         assert refused == {}
     msg = postern.wait_maildir("bob")[0]
-    assert msg.startswith(b"Return-Path: <alice@example.test>\r\nDelivered-To: bob@localhost\r\n")
+    assert msg.startswith(b"Return-Path: <alice@example.test>\nDelivered-To: bob@localhost\n")
     assert b"Received: from client.test (unknown [127.0.0.1])" in msg
     assert b"with ESMTP id" in msg and b"ESMTPS" not in msg
-    assert msg.endswith(b"Subject: plain\r\n\r\nhello\r\n")
+    assert msg.endswith(b"Subject: plain\n\nhello\n")
     postern.wait_log("result=sent")
     assert postern.spool_files() == []  # delivered and removed from the queue
+
+
+def test_smtplib_message_lands_in_the_maildir_with_lf_line_ends(postern):
+    """README: a maildir file has LF line ends, like Postfix's local delivery: the CRLFs of the
+    message (smtplib sends CRLF) and of the Return-Path/Delivered-To/Received lines Postern
+    adds are LF; a plain text message has no CR left at all, and its text is intact."""
+    body = (b"From: <alice@example.test>\r\nSubject: line ends\r\n\r\n"
+            b"first line\r\n.a line with a leading dot\r\n\r\n  indented\ttab\r\nlast line\r\n")
+    with smtplib.SMTP(postern.host, postern.port, timeout=10) as s:
+        s.ehlo("client.test")
+        assert s.sendmail("alice@example.test", ["lf@localhost"], body) == {}
+    msg = postern.wait_maildir("lf")[0]
+    assert b"\r" not in msg, msg
+    assert msg.startswith(b"Return-Path: <alice@example.test>\nDelivered-To: lf@localhost\nReceived: from client.test ")
+    assert msg.endswith(b"\nFrom: <alice@example.test>\nSubject: line ends\n\nfirst line\n"
+                        b".a line with a leading dot\n\n  indented\ttab\nlast line\n"), msg
 
 
 def test_smtplib_starttls_received_header_has_tls_facts(postern):

@@ -50,7 +50,7 @@ def nothing_stored(inst):
 
 def received_client(msg):
     """"NAME [IP]" from our Received: header ("Received: from HELO (NAME [IP])")."""
-    m = re.search(rb"^Received: from \S+ \(([^)]*)\)\r\n", msg, re.M)
+    m = re.search(rb"^Received: from \S+ \(([^)]*)\)\n", msg, re.M)
     assert m, msg[:300]
     return m.group(1).decode()
 

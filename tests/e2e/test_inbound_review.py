@@ -108,4 +108,4 @@ def test_one_mailbox_under_several_spellings_gets_one_copy(postern):
     postern.wait_log("result=sent")
     msgs = postern.maildir_messages("erin")
     assert len(msgs) == 1, msgs
-    assert msgs[0].startswith(b'Return-Path: <a@sender.test>\r\nDelivered-To: "erin"@localhost\r\n'), msgs[0][:200]
+    assert msgs[0].startswith(b'Return-Path: <a@sender.test>\nDelivered-To: "erin"@localhost\n'), msgs[0][:200]

@@ -3,7 +3,7 @@ during DATA/BDAT, relay refusal, recipients, timeouts, connection limits."""
 import socket
 import time
 
-from conftest import RawSMTP, qid_of, wait_until
+from conftest import RawSMTP, as_maildir, qid_of, wait_until
 
 LIMIT = 10240
 
@@ -91,7 +91,7 @@ def test_relay_refused_hosted_accepted(postern):
         r = c.cmd("DATA")
         assert r.code in (503, 554), r
     msg = postern.wait_maildir("bob")[0]
-    assert f"id {qid}".encode() in msg and b"Delivered-To: bob@localhost\r\n" in msg
+    assert f"id {qid}".encode() in msg and b"Delivered-To: bob@localhost\n" in msg
     wait_until(lambda: postern.spool_files("queue") == [], what="queue empty")
     log = postern.log()
     assert log.count(" queued ") == 1, log
@@ -174,7 +174,7 @@ def test_command_timeout_does_not_apply_during_data(make_instance):
         time.sleep(1.5)
         c.send(b"second\r\n.\r\n")
         qid_of(c.read_reply())
-    assert b"first\r\nsecond\r\n" in inst.wait_maildir("bob")[0]
+    assert b"first\nsecond\n" in inst.wait_maildir("bob")[0]
 
 
 def test_max_connections_per_ip(make_instance):
@@ -259,4 +259,4 @@ def test_size_limit_boundary_data_and_bdat(make_instance):
     msgs = inst.wait_maildir("bob", count=2)
     time.sleep(0.3)
     msgs = inst.maildir_messages("bob")
-    assert len(msgs) == 2 and all(m.endswith(body_of_size(LIMIT)) for m in msgs)
+    assert len(msgs) == 2 and all(m.endswith(as_maildir(body_of_size(LIMIT))) for m in msgs)

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import qid_of, relay_domain, wait_until
+from conftest import as_maildir, qid_of, relay_domain, wait_until
 from peers import ScriptedPeer
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -103,7 +103,7 @@ def test_failed_fsync_is_never_acknowledged_then_recovers(make_instance, fsync_f
         qid = qid_of(c.send_mail("alice@localhost", ["bob@localhost"], msg_body("synced")))
         assert c.cmd("QUIT").code == 221
     msgs = inst.wait_maildir("bob")
-    assert len(msgs) == 1 and f"id {qid}".encode() in msgs[0] and msgs[0].endswith(msg_body("synced"))
+    assert len(msgs) == 1 and f"id {qid}".encode() in msgs[0] and msgs[0].endswith(as_maildir(msg_body("synced")))
     # The delivered message leaves the queue right after its maildir file is written: wait for
     # that before the crash, or the restart delivers it again (at least once, by design; a
     # kill -9 in that window was seen once in `make asan`). What is tested here is the next part.

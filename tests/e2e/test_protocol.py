@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ConnectionClosed, RawSMTP, qid_of, wait_until
+from conftest import ConnectionClosed, RawSMTP, as_maildir, qid_of, wait_until
 
 
 def test_unknown_and_out_of_sequence_commands(postern):
@@ -165,10 +165,10 @@ def test_bdat_two_chunks_byte_exact(postern):
         assert c.cmd("QUIT").code == 221
     msg = postern.wait_maildir("bob")[0]
     head, _, rest = msg.partition(b"Received: ")
-    assert head == b"Return-Path: <a@example.test>\r\nDelivered-To: bob@localhost\r\n"
-    received_end = rest.index(b"\r\nSubject: chunked")
+    assert head == b"Return-Path: <a@example.test>\nDelivered-To: bob@localhost\n"
+    received_end = rest.index(b"\nSubject: chunked")
     assert f"id {qid}".encode() in rest[:received_end]
-    assert rest[received_end + 2:] == content
+    assert rest[received_end + 1:] == as_maildir(content)
 
 
 def test_bdat_zero_last_and_pipelined(postern):
@@ -178,7 +178,7 @@ def test_bdat_zero_last_and_pipelined(postern):
                + b"BDAT %d\r\n" % len(content) + content + b"BDAT 0 LAST\r\n")
         assert [c.read_reply().code for _ in range(4)] == [250, 250, 250, 250]
         qid_of(c.read_reply())
-    assert postern.wait_maildir("bob")[0].endswith(content)
+    assert postern.wait_maildir("bob")[0].endswith(as_maildir(content))
 
 
 SMUGGLE_TAIL = b"MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@localhost>\r\nDATA\r\nSubject: evil\r\n\r\nsmuggled\r\n"
@@ -204,10 +204,24 @@ def test_smtp_smuggling_is_content(postern, fake_end):
     assert len(postern.maildir_messages("bob")) == 1
     assert postern.maildir_messages("victim") == []
     msg = msgs[0]
-    assert msg.endswith(b"Subject: innocent\r\n\r\nhello\r\n.\r\n" + SMUGGLE_TAIL), msg
-    # every line end in the stored message is CRLF
-    assert msg.count(b"\n") == msg.count(b"\r\n") and msg.count(b"\r") == msg.count(b"\r\n")
+    assert msg.endswith(as_maildir(b"Subject: innocent\r\n\r\nhello\r\n.\r\n" + SMUGGLE_TAIL)), msg
+    # every line end was stored as CRLF, and so is LF in the maildir file: no CR is left
+    assert b"\r" not in msg, msg
     assert postern.log().count(" queued ") == 1
+
+
+def test_smuggled_bare_line_ends_are_stored_as_crlf(make_instance):
+    """README: a bare LF or bare CR is stored as CRLF. The maildir file has LF line ends, where
+    a bare LF stored as such would not show: the queue file of a held message shows it."""
+    inst = make_instance(queue_extra="hold = true")
+    for fake_end in (b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r"):
+        with inst.smtp() as c:
+            c.ehlo()
+            qid = qid_of(c.send_mail("alice@example.test", ["bob@localhost"],
+                                     b"Subject: innocent\r\n\r\nhello" + fake_end + SMUGGLE_TAIL))
+        _, _, content = (inst.dir / "var/spool/hold" / qid).read_bytes().partition(b"\n\n")
+        assert content.endswith(b"Subject: innocent\r\n\r\nhello\r\n.\r\n" + SMUGGLE_TAIL), (fake_end, content)
+        assert content.count(b"\n") == content.count(b"\r\n") and content.count(b"\r") == content.count(b"\r\n")
 
 
 def test_dot_stuffing_is_removed_in_data(postern):
@@ -215,7 +229,7 @@ def test_dot_stuffing_is_removed_in_data(postern):
         c.ehlo()
         qid_of(c.send_mail("a@example.test", ["bob@localhost"],
                            b"Subject: dots\r\n\r\n..one dot\r\n...two\r\n.\r\n"[:-3]))
-    assert postern.wait_maildir("bob")[0].endswith(b"\r\n\r\n.one dot\r\n..two\r\n")
+    assert postern.wait_maildir("bob")[0].endswith(b"\n\n.one dot\n..two\n")
 
 
 def test_smtputf8_local_part(postern):
@@ -237,10 +251,10 @@ def test_smtputf8_local_part(postern):
         c.send("Subject: gr\u00fc\u00dfe\r\n\r\nh\u00e9llo\r\n.\r\n".encode())
         qid_of(c.read_reply())
     msg = postern.wait_maildir("j\u00f6rg")[0]
-    assert f"Delivered-To: {user}@localhost\r\n".encode() in msg
+    assert f"Delivered-To: {user}@localhost\n".encode() in msg
     assert b"with UTF8SMTP id" in msg  # RFC 6531 3.7.3
     assert "Return-Path: <s\u00e9nder@example.test>".encode() in msg
-    assert msg.endswith("h\u00e9llo\r\n".encode())
+    assert msg.endswith("h\u00e9llo\n".encode())
 
 
 def test_client_disconnects_mid_data(postern):
@@ -332,7 +346,7 @@ def test_concurrent_clients_all_delivered_once(postern):
     expected = {f"c{t}-m{i}".encode() for t in range(10) for i in range(5)}
     for user in ("bob", "carol"):
         msgs = postern.wait_maildir(user, count=50, timeout=20)
-        subjects = [m.split(b"\r\nSubject: ")[1].split(b"\r\n")[0] for m in msgs]
+        subjects = [m.split(b"\nSubject: ")[1].split(b"\n")[0] for m in msgs]
         assert sorted(subjects) == sorted(expected), user
     wait_until(lambda: postern.spool_files("queue") == [], what="queue empty")
 
@@ -349,7 +363,7 @@ def test_helo_and_null_sender(postern):
         c.send(b"Subject: bounce\r\n\r\nx\r\n.\r\n")
         qid = qid_of(c.read_reply())
     msg = postern.wait_maildir("bob")[0]
-    assert msg.startswith(b"Return-Path: <>\r\nDelivered-To: bob@localhost\r\n")
+    assert msg.startswith(b"Return-Path: <>\nDelivered-To: bob@localhost\n")
     assert f"by mx.postern.test (Postern) with SMTP id {qid}".encode() in msg
 
 
@@ -398,13 +412,13 @@ def test_large_messages_byte_exact_data_and_bdat(postern, use_tls):
         rest = bdat_content[pos:]
         c.send(b"BDAT %d LAST\r\n" % len(rest) + rest)
         qid_of(c.read_reply())
-    assert postern.wait_maildir("bob", timeout=20)[0].endswith(b"\r\n" + data_content)
-    assert postern.wait_maildir("carol", timeout=20)[0].endswith(b"\r\n" + bdat_content)
+    assert postern.wait_maildir("bob", timeout=20)[0].endswith(b"\n" + as_maildir(data_content))
+    assert postern.wait_maildir("carol", timeout=20)[0].endswith(b"\n" + as_maildir(bdat_content))
 
 
 def our_received(msg):
     """The Received: header Postern prepended (after Return-Path and Delivered-To), unfolded."""
-    lines = msg.split(b"\r\n")
+    lines = msg.split(b"\n")
     start = next(i for i, l in enumerate(lines) if l.startswith(b"Received: "))
     end = start + 1
     while lines[end][:1] in (b"\t", b" "):
@@ -424,7 +438,7 @@ def test_bare_postmaster_is_this_servers_postmaster(postern):
         c.send(b"Subject: to the postmaster\r\n\r\nx\r\n.\r\n")
         qid = qid_of(c.read_reply())
     msg = postern.wait_maildir("postmaster")[0]
-    assert msg.startswith(b"Return-Path: <a@example.test>\r\nDelivered-To: Postmaster@localhost\r\n"), msg[:200]
+    assert msg.startswith(b"Return-Path: <a@example.test>\nDelivered-To: Postmaster@localhost\n"), msg[:200]
     assert f"id {qid} for <Postmaster@localhost>;".encode() in our_received(msg), our_received(msg)
 
 
@@ -436,7 +450,7 @@ def test_bare_postmaster_stays_here_for_a_client_that_may_relay(make_instance):
         c.ehlo()
         qid_of(c.send_mail("a@example.test", ["postmaster"], b"Subject: relay client\r\n\r\nx\r\n"))
     msg = inst.wait_maildir("postmaster")[0]
-    assert b"Delivered-To: postmaster@localhost\r\n" in msg
+    assert b"Delivered-To: postmaster@localhost\n" in msg
 
 
 def test_bare_postmaster_refused_when_no_domain_is_hosted(make_instance):

@@ -1,10 +1,16 @@
 // tests/unit/delivery/maildir_test.cpp - mailbox naming safety (strict UTF-8: no overlong
-// '.', '/' or NUL), Maildir delivery, the durability of the directories it creates, and no
-// delivery through a symbolic link at the mailbox or its tmp/, new/ or cur/.
+// '.', '/' or NUL), Maildir delivery, the durability of the directories it creates, no
+// delivery through a symbolic link at the mailbox or its tmp/, new/ or cur/, and the file's LF
+// line ends (CRLF written as LF, bare CR and LF kept, also across the write buffer's chunks).
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <vector>
 
@@ -53,7 +59,7 @@ TEST(maildir, delivers_into_new_with_prefix) {
         std::ifstream in(e.path());
         std::stringstream ss;
         ss << in.rdbuf();
-        EXPECT_EQ(ss.str(), "Return-Path: <a@b>\r\nSubject: x\r\n\r\nhi\r\n");
+        EXPECT_EQ(ss.str(), "Return-Path: <a@b>\nSubject: x\n\nhi\n");  // LF line ends
     }
     EXPECT_EQ(files, 1);
     EXPECT_TRUE(fs::is_empty(d.path + "/mail/bob/tmp"));
@@ -209,4 +215,124 @@ TEST(maildir, a_symbolic_link_in_the_mailbox_is_refused) {
         EXPECT_EQ(files, 0u) << at << ": written through the link";
         EXPECT_TRUE(fs::is_symlink(box + at)) << at;
     }
+}
+
+namespace {
+
+// The one message in `box`/new/ ("" and a test failure when there is not exactly one).
+std::string only_message(const std::string& box) {
+    std::vector<fs::path> files;
+    for (auto& e : fs::directory_iterator(box + "/new")) files.push_back(e.path());
+    EXPECT_EQ(files.size(), 1u) << box;
+    if (files.size() != 1) return "";
+    std::ifstream in(files[0], std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// "" when `got` is `want`, else where they first differ and the octets there (the files are too
+// large to print whole).
+std::string first_difference(const std::string& got, const std::string& want) {
+    if (got == want) return "";
+    const auto at = static_cast<std::size_t>(std::mismatch(got.begin(), got.end(), want.begin(), want.end()).first -
+                                             got.begin());
+    auto around = [at](const std::string& s) { return ::testing::PrintToString(s.substr(at < 8 ? 0 : at - 8, 24)); };
+    return "sizes " + std::to_string(got.size()) + " and " + std::to_string(want.size()) + ", first difference at " +
+           std::to_string(at) + ": got " + around(got) + ", want " + around(want);
+}
+
+// `s` with every CRLF as LF, octet by octet: what a maildir file holds.
+std::string crlf_to_lf(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        if (!(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) out += s[i];
+    return out;
+}
+
+}  // namespace
+
+// A maildir file has LF line ends, like Postfix's local(8), Dovecot's LDA and qmail (mail
+// tools grep, formail and procmail it): every CRLF of the prefix and the content is written
+// as LF. A bare CR (also one before a CRLF, or at the very end) and a bare LF stay as they are.
+TEST(maildir, the_file_has_lf_line_ends) {
+    test::temp_dir d;
+    auto o = delivery::deliver_maildir(d.path, "bob", "Return-Path: <a@b>\r\nDelivered-To: bob@x.test\r\n",
+                                       "Subject: x\r\nX-Cr: a\rb\r\nX-Lf: c\nd\r\n\r\nbody\r\r\nlast\r", "mx.test");
+    ASSERT_EQ(o.result, delivery::outcome::kind::sent) << o.reason;
+    EXPECT_EQ(only_message(d.path + "/bob"), "Return-Path: <a@b>\nDelivered-To: bob@x.test\n"
+                                             "Subject: x\nX-Cr: a\rb\nX-Lf: c\nd\n\nbody\r\nlast\r");
+}
+
+// A CR ending the prefix and an LF starting the content are one CRLF; a CR ending the prefix
+// before anything else stays.
+TEST(maildir, a_crlf_split_between_prefix_and_content_is_one_line_end) {
+    test::temp_dir d;
+    ASSERT_EQ(delivery::deliver_maildir(d.path, "a", "P: 1\r", "\nbody\r\n", "h").result, delivery::outcome::kind::sent);
+    ASSERT_EQ(delivery::deliver_maildir(d.path, "b", "P: 1\r", "body\r\n", "h").result, delivery::outcome::kind::sent);
+    ASSERT_EQ(delivery::deliver_maildir(d.path, "c", "P: 1\r", "", "h").result, delivery::outcome::kind::sent);
+    EXPECT_EQ(only_message(d.path + "/a"), "P: 1\nbody\n");
+    EXPECT_EQ(only_message(d.path + "/b"), "P: 1\rbody\n");
+    EXPECT_EQ(only_message(d.path + "/c"), "P: 1\r");
+}
+
+// The file is converted into a buffer of maildir_write_chunk octets, written whenever it
+// fills: a CRLF (or a bare CR) whose octets fall on either side of a chunk's end, in the
+// input or in the output, is converted like any other.
+TEST(maildir, a_crlf_at_a_write_chunk_boundary) {
+    constexpr std::size_t chunk = delivery::maildir_write_chunk;
+    test::temp_dir d;
+    int n = 0;
+    for (std::size_t at = chunk - 3; at <= chunk + 2; ++at)
+        for (const std::string end : {"\r\n", "\r", "\r\r\n"}) {
+            // The CR at octet `at` of the content (and, with an empty prefix, of the file);
+            // then 200 CRLFs more, so the content's second chunk ends somewhere else in the file.
+            std::string content = std::string(at, 'x') + end + "y";
+            for (int i = 0; i < 200; ++i) content += "\r\n" + std::string(500, 'z');
+            const std::string box = "u" + std::to_string(n++);
+            auto o = delivery::deliver_maildir(d.path, box, "", content, "h");
+            ASSERT_EQ(o.result, delivery::outcome::kind::sent) << o.reason;
+            EXPECT_EQ(first_difference(only_message(d.path + "/" + box), crlf_to_lf(content)), "") << "CR at " << at;
+        }
+}
+
+// A large message (8 MiB, more than a hundred chunks) of CRLFs, bare CRs, bare LFs and runs
+// of CRs comes out exactly as the content with CRLF -> LF, nothing else changed.
+TEST(maildir, a_large_message_round_trips_with_crlf_as_lf) {
+    std::mt19937 rng(20240611);
+    std::string content(8u << 20, 'a');
+    for (char& c : content) {
+        const unsigned r = rng() % 64;
+        c = r < 4 ? '\r' : r < 7 ? '\n' : static_cast<char>(r < 8 ? 0 : 'a' + r % 26);
+    }
+    for (std::size_t i = 0; i + 2 < content.size(); i += 1 + rng() % 150) content.replace(i, 2, "\r\n");
+    const std::string prefix = "Return-Path: <a@b>\r\nDelivered-To: big@x.test\r\n";
+    test::temp_dir d;
+    auto o = delivery::deliver_maildir(d.path, "big", prefix, content, "h");
+    ASSERT_EQ(o.result, delivery::outcome::kind::sent) << o.reason;
+    const std::string want = crlf_to_lf(prefix + content);
+    EXPECT_EQ(first_difference(only_message(d.path + "/big"), want), "");
+    EXPECT_LT(want.size(), prefix.size() + content.size() - 8 * 1024 * 8);  // many CRLFs were converted
+}
+
+// A write that fails after some chunks were written (here the file size limit, EFBIG) is a
+// transient failure, and the partial file is removed from tmp/: nothing reaches new/.
+TEST(maildir, a_failed_write_is_transient_and_leaves_no_file) {
+    test::temp_dir d;
+    rlimit old{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+    rlimit small = old;
+    small.rlim_cur = 3 * delivery::maildir_write_chunk + 100;
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    std::string content;
+    while (content.size() < 8 * delivery::maildir_write_chunk) content += std::string(70, 'x') + "\r\n";
+    auto o = delivery::deliver_maildir(d.path, "bob", "P: 1\r\n", content, "h");
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    EXPECT_EQ(o.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(o.dsn, "4.3.0");
+    EXPECT_NE(o.reason.find("maildir write " + d.path + "/bob/tmp/"), std::string::npos) << o.reason;
+    EXPECT_TRUE(fs::is_empty(d.path + "/bob/tmp"));
+    EXPECT_TRUE(fs::is_empty(d.path + "/bob/new"));
 }
