@@ -168,3 +168,48 @@ def test_client_certificate_pinned_by_fingerprint(make_instance, tmp_path):
         c.ehlo()
         assert c.send_mail("a@example.test", ["bob@localhost"], BODY).code == 250
     assert len(inst.wait_maildir("bob")) == 1
+
+
+def test_opportunistic_off_mandatory_profile_refuses_plaintext_mail(make_instance):
+    """SPEC §1.2: mandatory wins over tls.opportunistic = false - not only is STARTTLS offered
+    (the test above): MAIL, RCPT and DATA before STARTTLS get 530 5.7.0 and nothing is stored.
+    The control: a client no profile matches sends in plaintext (STARTTLS is off for it)."""
+    inst = make_instance(tls_extra="opportunistic = false", extra=profile("must", hosts=["127.0.0.5"]))
+    with RawSMTP(inst.host, inst.port, source="127.0.0.5") as c:
+        assert "STARTTLS" in c.ehlo().text
+        for cmd in ("MAIL FROM:<a@example.test>", "RCPT TO:<bob@localhost>", "DATA"):
+            r = c.cmd(cmd)
+            assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), (cmd, r)
+        assert c.cmd("QUIT").code == 221
+    assert nothing_stored(inst)
+    with RawSMTP(inst.host, inst.port, source="127.0.0.6") as c:
+        assert "STARTTLS" not in c.ehlo().text
+        assert c.send_mail("a@example.test", ["bob@localhost"], b"Subject: control\r\n\r\nplain\r\n").code == 250
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"Subject: control" in msgs[0] and b"ESMTPS" not in msgs[0], msgs
+
+
+def test_mandatory_by_wildcard_sender_domain(make_instance):
+    """sender_domains = ["*.partner.test"] (SPEC §1.4; one or more labels in front, never
+    partner.test itself): a sender below partner.test gets 530 5.7.0 at MAIL FROM before
+    STARTTLS; partner.test itself and another domain are not matched and send in plaintext; a
+    matched sender is accepted once TLS is up."""
+    inst = make_instance(extra=profile("wild-sender", senders=["*.partner.test"]))
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        for sender in ("a@x.partner.test", "a@y.x.partner.test", "a@X.Partner.Test"):
+            r = c.cmd(f"MAIL FROM:<{sender}>")
+            assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), (sender, r)
+        for sender in ("a@partner.test", "a@x.other.test", "a@xpartner.test"):
+            assert c.cmd(f"MAIL FROM:<{sender}>").code == 250, sender
+            assert c.cmd("RSET").code == 250
+        assert c.send_mail("a@partner.test", ["bob@localhost"], b"Subject: apex\r\n\r\nplain\r\n").code == 250
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"Subject: apex" in msgs[0] and b"ESMTPS" not in msgs[0], msgs
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        starttls(c)
+        c.ehlo()
+        assert c.send_mail("a@x.partner.test", ["bob@localhost"], b"Subject: wild\r\n\r\ntls\r\n").code == 250
+    msgs = inst.wait_maildir("bob", 2)
+    assert len(msgs) == 2 and any(b"Subject: wild" in m and b"ESMTPS" in m for m in msgs), msgs

@@ -426,6 +426,23 @@ def test_mandatory_wins_over_opportunistic_off(make_instance, pki):
             [c.commands for c in peer.connections]
 
 
+def test_mandatory_over_opportunistic_off_still_refuses_plaintext(make_instance):
+    """The config of the test above, against a peer that offers no STARTTLS: mandatory still
+    means no mail without TLS (SPEC §1.2) - deferred 4.7.4 on every attempt, never plaintext -
+    although tls.opportunistic = false would send plaintext to a domain without a profile."""
+    with ScriptedPeer(starttls=False) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"verify": "ca"},
+                     tls_extra="opportunistic = false")
+        qid = inst.send(SENDER, [RCPT], "mandatory, global off, no starttls")
+        relay = f"127.0.0.1[127.0.0.1]:{peer.port}"
+        ev = assert_no_mail(inst, peer, qid, "4.7.4", reason="TLS required but not offered",
+                            relay_in_reason=relay)
+        for e in ev:
+            assert e["tls"] == "none", e
+        for c in peer.connections:
+            assert c.verbs() == ["EHLO", "QUIT"], c.commands
+
+
 # --- next host ---------------------------------------------------------------------------------------
 
 
@@ -456,6 +473,38 @@ def test_next_host_in_same_attempt(make_instance, pki, first):
             assert c.verbs() == ["EHLO", "STARTTLS", "QUIT"], c.commands
             assert c.commands[-1] == ("QUIT", True), f"QUIT outside the TLS session: {c.commands}"
         assert b.connections[0].accepted >= a.connections[0].accepted
+
+
+# How each broken handshake ends on the first host's side: only after a 454 does the peer
+# still read commands (and records the QUIT); junk, a close or silence leave nothing to read.
+FAILED_HANDSHAKES = {"garbage": ["EHLO", "STARTTLS"], "close": ["EHLO", "STARTTLS"],
+                     "refuse": ["EHLO", "STARTTLS", "QUIT"], "stall": ["EHLO", "STARTTLS"]}
+
+
+@pytest.mark.parametrize("mode", sorted(FAILED_HANDSHAKES))
+def test_next_host_after_failed_handshake_in_same_attempt(make_instance, pki, mode):
+    """SPEC §1.2: "if ... the handshake fails ... Postern sends QUIT, tries the next MX host if
+    any". relay_to = [A, B]: A answers STARTTLS with junk, closes after 220, answers 454, or
+    never reads the ClientHello (the handshake times out after delivery.command_timeout); B is
+    a CA-signed peer. B gets the message inside TLS in attempt 1 - the one delivery event - and
+    A saw STARTTLS and no mail transaction. Fails if a failed handshake under mandatory TLS
+    deferred the recipient (as opportunistic TLS does) instead of moving on to B."""
+    with peer_for(pki, "internal", tls_mode=mode) as a, peer_for(pki, "internal") as b:
+        inst = start(make_instance, [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"],
+                     outbound={"verify": "ca"}, ca=pki["ca"], extra=STALL if mode == "stall" else "")
+        qid = inst.send(SENDER, [RCPT], f"next host after {mode}")
+        e = assert_delivered_tls(inst, b, qid)
+        assert e["relay"] == f"127.0.0.1[127.0.0.1]:{b.port}", e
+        inst.stop()  # no attempt in flight: what the peers saw is final
+        assert len(inst.events("delivery", id=qid)) == 1, inst.events("delivery", id=qid)
+        assert "tls=fallback" not in inst.log()
+        assert len(a.connections) == 1, [c.commands for c in a.connections]
+        assert not a.saw_mail_from(), a.all_commands()
+        c = a.connections[0]
+        assert c.verbs() == FAILED_HANDSHAKES[mode], c.commands
+        assert not c.tls and not any(t for _, t in c.commands), c.commands
+        assert len(b.messages) == 1, b.messages
+        assert b.connections[0].accepted >= c.accepted
 
 
 # --- expiry ------------------------------------------------------------------------------------------

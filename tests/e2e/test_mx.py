@@ -269,21 +269,24 @@ def test_tls_name_check_uses_mx_host_name(make_instance, dns, mx_port, mode, tmp
         s.close()
 
 
-def test_mandatory_tls_tries_the_next_mx_host(make_instance, dns, mx_port, mode, tmp_path):
+@pytest.mark.parametrize("first", ["no-starttls", "handshake-fails"])
+def test_mandatory_tls_tries_the_next_mx_host(make_instance, dns, mx_port, mode, tmp_path, first):
     """SPEC §1.2 through real MX records: a [[profile]] for the recipient domain mtls.test
-    requires TLS (verify = "ca+name"). MX 10 (mxa) offers no STARTTLS: it gets EHLO and QUIT,
-    never MAIL; Postern "tries the next MX host" in the same attempt, and MX 20 (mxb, whose
+    requires TLS (verify = "ca+name"). MX 10 (mxa) offers no STARTTLS (it gets EHLO and QUIT),
+    or answers STARTTLS with 220 and then junk instead of a handshake (EHLO, STARTTLS); never
+    MAIL. Postern "tries the next MX host" in the same attempt, and MX 20 (mxb, whose
     certificate names it) gets the message over TLS - attempt 1, profile partner, verified.
-    Fails if the missing STARTTLS defers (or bounces) instead of moving on, if MX 10 gets the
-    mail in plaintext, or if MX 20 is not reached over TLS."""
+    Fails if the missing STARTTLS or the failed handshake defers (or bounces) instead of moving
+    on, if MX 10 gets the mail in plaintext, or if MX 20 is not reached over TLS."""
     ca = make_test_ca(tmp_path, names=("mxb.mtls.test",), ip=None)
     profile = ('[[profile]]\nname = "partner"\nrecipient_domains = ["mtls.test"]\n\n'
                '[profile.outbound]\ntls = "mandatory"\nverify = "ca+name"\n\n')
     s = Setup(make_instance, dns, mx_port, mode, tls_extra=f'ca_file = "{ca["ca"]}"', extra=profile)
     try:
-        with ScriptedPeer(host=A, port=mx_port, starttls=False) as a, \
+        first_kw = {"starttls": False} if first == "no-starttls" else {"tls_mode": "garbage"}
+        with ScriptedPeer(host=A, port=mx_port, **first_kw) as a, \
                 ScriptedPeer(host=B, port=mx_port, cert=ca["cert"], key=ca["key"]) as b:
-            rcpt = s.send_to("mtls.test", "mandatory next mx")
+            rcpt = s.send_to("mtls.test", f"mandatory next mx {first}")
             s.check_arrived(b, rcpt)
             assert b.messages[0][3] is True, "the message must travel inside TLS"
             for c in b.connections:  # every transaction command inside TLS
@@ -298,7 +301,9 @@ def test_mandatory_tls_tries_the_next_mx_host(make_instance, dns, mx_port, mode,
             assert len(s.inst.events("delivery", to=f"<{rcpt}>")) == 1, s.inst.events("delivery")
             assert not a.saw_mail_from(), a.all_commands()
             assert len(a.connections) == 1, [c.commands for c in a.connections]
-            assert a.connections[0].verbs() == ["EHLO", "QUIT"], a.connections[0].commands
+            want = ["EHLO", "QUIT"] if first == "no-starttls" else ["EHLO", "STARTTLS"]
+            assert a.connections[0].verbs() == want, a.connections[0].commands
+            assert "tls=fallback" not in s.inst.log()
             assert a.connections[0].accepted <= b.connections[0].accepted
     finally:
         s.close()
