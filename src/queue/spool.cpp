@@ -1,6 +1,7 @@
 // queue/spool.cpp - durable commit of queue files: write, sync (syncfs or fsync), rename (never
 // over an existing file), fsync directory; moves between queue/ and hold/ (link, fsync, unlink,
-// fsync); the spool lock taken before the start-up cleanup; per-recipient state files.
+// fsync); removals (durable for `queue delete`); the spool lock taken before the start-up
+// cleanup; per-recipient state files.
 #include "queue/spool.hpp"
 
 #include <dirent.h>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <algorithm>
+#include <filesystem>
 #include <climits>
 #include <mutex>
 #include <span>
@@ -66,9 +68,20 @@ bool valid_id(const std::string& id) {
     return true;
 }
 
-bool ensure_dir(const std::string& p) {
-    if (::mkdir(p.c_str(), 0700) == 0) return true;
+// `made`: set when this call created it (its name then needs an fsync of the folder above).
+bool ensure_dir(const std::string& p, bool& made) {
+    if (::mkdir(p.c_str(), 0700) == 0) return made = true;
     return errno == EEXIST;
+}
+
+// open(2) `path` with `flags`, fsync it, close it: nullopt, or what failed.
+std::optional<spool_failure> fsync_path(const std::string& path, int flags) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0600);
+    if (fd < 0) return fail("open", path);
+    std::optional<spool_failure> f;
+    if (do_fsync(fd, path) != 0) f = fail("fsync", path);
+    ::close(fd);
+    return f;
 }
 
 // All of `parts`, in order, with as few writev(2) calls as the kernel allows (one, for a queue
@@ -265,10 +278,24 @@ void spool::set_fsync_fault(std::function<int(const std::string&)> hook) {
 }
 
 result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability how) {
-    if (!ensure_dir(dir)) return error{fmt::format("cannot create spool directory {}: {}", dir, std::strerror(errno))};
+    bool made_dir = false, made_sub = false;
+    if (!ensure_dir(dir, made_dir))
+        return error{fmt::format("cannot create spool directory {}: {}", dir, std::strerror(errno))};
     for (const char* sub : {"tmp", "queue", "hold", "state"}) {
         std::string p = dir + "/" + sub;
-        if (!ensure_dir(p)) return error{fmt::format("cannot create {}: {}", p, std::strerror(errno))};
+        if (!ensure_dir(p, made_sub)) return error{fmt::format("cannot create {}: {}", p, std::strerror(errno))};
+    }
+    // A folder made here is named durably before anything is committed into it: the fsyncs of
+    // queue/ and hold/ make their files durable, not the folders' own names (on ext4 without a
+    // journal a power cut could otherwise lose queue/ with every acknowledged message in it).
+    if (made_dir) {
+        std::filesystem::path above = std::filesystem::path(dir).lexically_normal();
+        if (!above.has_filename()) above = above.parent_path();  // "var/spool/"
+        above = above.parent_path();
+        if (auto f = fsync_path(above.empty() ? "." : above.string(), O_RDONLY | O_DIRECTORY)) return error{f->message};
+    }
+    if (made_sub) {
+        if (auto f = fsync_path(dir, O_RDONLY | O_DIRECTORY)) return error{f->message};
     }
     std::unique_ptr<spool> s(new spool(dir, how));
     // One server per spool, checked before anything is cleaned up: a second `postern serve` on
@@ -449,8 +476,7 @@ void spool::commit_batch(std::span<commit_item> items) {
             for (auto& w : ok) {
                 if (w.item->failure || w.item->where != a) continue;
                 ::unlink(path(w.item->env->id, a).c_str());
-                w.item->failure =
-                    spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(a), std::strerror(err))};
+                w.item->failure = folder_failure(a, err);
             }
         }
     }
@@ -508,6 +534,11 @@ result<loaded_message> spool::load(const std::string& id, area where) const {
     auto env = parse_header(m.data, m.content_offset);
     if (!env) return error{fmt::format("{}: {}", path(id, where), env.error_message())};
     m.env = std::move(*env);
+    // Another message's bytes under this name (on ext4 without a journal, an unlink undone by a
+    // power cut whose blocks were reused): not this message; delivering it would send the
+    // other one again under this id's state.
+    if (m.env.id != id)
+        return error{fmt::format("{}: the file is message {}, not {}", path(id, where), m.env.id, id)};
     if (m.data.size() - m.content_offset != m.env.size)
         return error{fmt::format("{}: content size {} does not match header size {}", path(id, where),
                                  m.data.size() - m.content_offset, m.env.size)};
@@ -521,6 +552,21 @@ bool spool::remove(const std::string& id, area where, bool state_written) {
     if (::unlink(path(id, where).c_str()) != 0) return false;
     if (state_written) ::unlink(fmt::format("{}/state/{}", dir_, id).c_str());
     return true;
+}
+
+remove_result spool::remove_durably(const std::string& id, area where) {
+    remove_result r;
+    // The state file's removal is not synced: if it comes back without its message, open()
+    // removes it as an orphan.
+    const std::uint64_t mark = sync_of(where).mark();
+    if (!remove(id, where)) return r;
+    r.removed = true;
+    if (const int err = sync_of(where).sync(mark); err != 0) r.failure = folder_failure(where, err);
+    return r;
+}
+
+spool_failure spool::folder_failure(area where, int err) const {
+    return {err, fmt::format("fsync {}/{}: {}", dir_, area_dir(where), std::strerror(err))};
 }
 
 presence spool::probe(const std::string& id, area where) const {
@@ -560,6 +606,18 @@ move_result spool::move(const std::string& id, area from, area to) {
     // is made durable first, then the old one goes: a crash in between leaves both (open()
     // keeps the held one), never none. As maildir delivery does (delivery/maildir.cpp).
     const std::uint64_t to_mark = sync_of(to).mark();
+    // The new name taken back, and that made durable: else a power cut may bring it back, and
+    // open() keeps the held name (a release refused would be held after all; a hold refused,
+    // held). Best effort: the caller reports the first failure; this one is logged.
+    const auto take_back = [&] {
+        if (::unlink(dst.c_str()) != 0) {
+            log::spool_error(id, fail("unlink", dst).message + "; the message is also in " + area_dir(to) + "/");
+            return;
+        }
+        if (const int err = sync_of(to).sync(); err != 0)
+            log::spool_error(id, folder_failure(to, err).message + "; after taking back " + dst +
+                                     ": a power cut may bring that name back");
+    };
     if (::link(src.c_str(), dst.c_str()) != 0) {
         const int e = errno;
         if (e == ENOENT) return r;  // no such message in `from`
@@ -572,8 +630,8 @@ move_result spool::move(const std::string& id, area from, area to) {
     }
     if (const int err = sync_of(to).sync(to_mark); err != 0) {
         // `to` may not keep the new name: take it back; the message stays where it was.
-        ::unlink(dst.c_str());
-        r.failure = spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(to), std::strerror(err))};
+        take_back();
+        r.failure = folder_failure(to, err);
         return r;
     }
     const std::uint64_t from_mark = sync_of(from).mark();
@@ -582,7 +640,7 @@ move_result spool::move(const std::string& id, area from, area to) {
         // ENOENT: a delivery pass removed queue/ID meanwhile, every recipient done: the new
         // name must not deliver it again (nor come back after a power cut). Another error: a
         // message in both areas would be delivered while held; undone.
-        if (::unlink(dst.c_str()) == 0) (void)sync_of(to).sync();
+        take_back();
         if (e != ENOENT) {
             errno = e;
             r.failure = fail("unlink", src);
@@ -591,7 +649,7 @@ move_result spool::move(const std::string& id, area from, area to) {
     }
     r.moved = true;
     if (const int err = sync_of(from).sync(from_mark); err != 0)  // a power cut may bring the old name back
-        r.failure = spool_failure{err, fmt::format("fsync {}/{}: {}", dir_, area_dir(from), std::strerror(err))};
+        r.failure = folder_failure(from, err);
     return r;
 }
 
@@ -664,16 +722,14 @@ void spool::seal_old_state_files(const std::vector<std::string>& ids) {
     }
     // One fsync of state/ for all the renames: after a power cut the sealed files are there,
     // or (unsealed, the old name back) damaged; never taken unchecked.
-    const auto fsync_path = [](const std::string& path, int flags) {
-        const int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0600);
-        const bool ok = fd >= 0 && do_fsync(fd, path) == 0;
-        if (!ok) log::spool_error("", fail(fd < 0 ? "open" : "fsync", path).message);
-        if (fd >= 0) ::close(fd);
-        return ok;
+    const auto synced = [](const std::string& path, int flags) {
+        const auto f = fsync_path(path, flags);
+        if (f) log::spool_error("", f->message);
+        return !f;
     };
-    if (sealed && !fsync_path(dir_ + "/state", O_RDONLY | O_DIRECTORY)) return;
+    if (sealed && !synced(dir_ + "/state", O_RDONLY | O_DIRECTORY)) return;
     // Then the marker, and the spool directory that names it. Not made: sealed again next time.
-    if (fsync_path(marker, O_WRONLY | O_CREAT)) (void)fsync_path(dir_, O_RDONLY | O_DIRECTORY);
+    if (synced(marker, O_WRONLY | O_CREAT)) (void)synced(dir_, O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace postern::queue

@@ -89,6 +89,11 @@ struct move_result {
     std::optional<spool_failure> failure;  // the directory fsync after the rename failed
 };
 
+struct remove_result {
+    bool removed = false;
+    std::optional<spool_failure> failure;  // removed, but the fsync of its folder failed
+};
+
 struct presence {
     enum class kind { present, gone, unknown } is = kind::gone;
     int errnum = 0;  // unknown: access(2)'s errno
@@ -103,10 +108,11 @@ struct loaded_message {
 
 class spool {
 public:
-    // Creates the directories if needed, takes the spool's lock (fails, touching nothing, when
-    // another process holds it: a running server's tmp/ files are commits in flight), then
-    // removes leftovers in tmp/, unfinished state writes and state files whose message is gone,
-    // and seals the previous version's state files (queue/state_file.hpp).
+    // Creates the directories if needed (and fsyncs the folder that names each one it made),
+    // takes the spool's lock (fails, touching nothing, when another process holds it: a running
+    // server's tmp/ files are commits in flight), then removes leftovers in tmp/, unfinished
+    // state writes and state files whose message is gone, and seals the previous version's
+    // state files (queue/state_file.hpp).
     enum class durability { filesystem, file };
     static result<std::unique_ptr<spool>> open(const std::string& dir, durability how = durability::filesystem);
     ~spool();
@@ -129,19 +135,28 @@ public:
     void commit_batch(std::span<commit_item> items);
 
     std::vector<std::string> list(area where) const;
+    // The whole queue/ID or hold/ID. An error when it cannot be read, its header does not
+    // parse, its content is not the header's size, or the header names another id than ID.
     result<loaded_message> load(const std::string& id, area where) const;
     // Removes the queue file, then its state file. `state_written` = false: the caller knows
     // no state file was ever written for it (a message delivered in its first pass), so there
-    // is none to unlink.
+    // is none to unlink. No directory fsync: at the end of a delivery pass, a message that a
+    // power cut brings back is delivered again (at least once), and a sync there would cost
+    // relay throughput.
     bool remove(const std::string& id, area where, bool state_written = true);
+    // remove(), then an fsync of the folder the file left (shared with commits), before the
+    // operator is told (`postern queue delete`): a deleted message must not come back after a
+    // power cut and be delivered. Removed with `failure`: that fsync failed (it may come back).
+    remove_result remove_durably(const std::string& id, area where);
     // From one area to the other: link(2) into `to`, fsync `to`, unlink(2) from `from`, fsync
     // `from` (the directory fsyncs shared with commits). A crash leaves the file in `from`, in
     // both (open() then keeps hold/ID and removes queue/ID: a hold wins), or in `to`; never in
     // neither. `moved`: the file is now in `to` only. Not moved with `failure`: the fsync of
-    // `to` failed (the new name taken back) or another file has the id in `to`; not moved
-    // without: no such file in `from`, or a delivery pass removed it meanwhile (every
-    // recipient done). Moved with `failure`: the fsync of `from` failed (a power cut may bring
-    // the old name back: for a release, the message is then held again).
+    // `to` failed (the new name taken back, `to` fsynced again: logged if that fails too) or
+    // another file has the id in `to`; not moved without: no such file in `from`, or a
+    // delivery pass removed it meanwhile (every recipient done). Moved with `failure`: the
+    // fsync of `from` failed (a power cut may bring the old name back: for a release, the
+    // message is then held again).
     move_result move(const std::string& id, area from, area to);
     // What access(2) says of queue/ID or hold/ID: there, gone (ENOENT or ENOTDIR only), or
     // unknown (any other error: EIO, ELOOP...; its errno in `errnum`). Not logged.
@@ -201,6 +216,8 @@ private:
     // spool directory). After that, a file in the previous format is read as damaged.
     void seal_old_state_files(const std::vector<std::string>& ids);
     group_sync& sync_of(area where) { return where == area::hold ? *hold_sync_ : *active_sync_; }
+    // "fsync DIR/queue: ERROR": what a failed fsync of a folder (sync_of) answers.
+    spool_failure folder_failure(area where, int err) const;
     std::string dir_;
     durability durability_;
     int lock_fd_ = -1;  // spool.dir/lock, flock(LOCK_EX) while this object lives

@@ -782,12 +782,13 @@ result<unsigned> queue_runner::retry(const std::string& id, bool all) {
 
 namespace {
 
-// The file was moved (and the runner acted on it) but the fsync of the directory it left
-// failed: the command did happen, and says so, but a power loss may still undo the move.
-result<void> moved_but_not_durable(const std::string& id, const char* what, const queue::move_result& m) {
-    if (!m.failure) return {};
-    log::spool_error(id, m.failure->message);
-    return error{fmt::format("{} {}, but not durably yet: {}", what, id, m.failure->message)};
+// The file was moved or removed (and the runner acted on it) but the fsync of the directory
+// it left failed: the command did happen, and says so, but a power loss may still undo it.
+result<void> done_but_not_durable(const std::string& id, const char* what,
+                                  const std::optional<queue::spool_failure>& failure) {
+    if (!failure) return {};
+    log::spool_error(id, failure->message);
+    return error{fmt::format("{} {}, but not durably yet: {}", what, id, failure->message)};
 }
 
 // Not moved: no such message (`none`), or the move failed and was undone (the message stays
@@ -801,16 +802,18 @@ result<void> not_moved(const std::string& id, const char* what, const char* none
 }  // namespace
 
 result<void> queue_runner::remove(const std::string& id) {
-    if (spool_.remove(id, queue::area::active) || spool_.remove(id, queue::area::hold)) {
-        unsaved_.erase(id);
-        if (auto it = timers_.find(id); it != timers_.end()) {
-            it->second->cancel();
-            timers_.erase(it);
-        }
-        log::emit(log::level::info, "deleted", {{"id", id}});
-        return {};
+    // Durable before the answer: a "deleted" message that a power cut brings back would be
+    // delivered. (A delivery pass's own removal is not synced: at least once, by design.)
+    auto d = spool_.remove_durably(id, queue::area::active);
+    if (!d.removed) d = spool_.remove_durably(id, queue::area::hold);
+    if (!d.removed) return error{fmt::format("no message {}", id)};
+    unsaved_.erase(id);
+    if (auto it = timers_.find(id); it != timers_.end()) {
+        it->second->cancel();
+        timers_.erase(it);
     }
-    return error{fmt::format("no message {}", id)};
+    log::emit(log::level::info, "deleted", {{"id", id}});
+    return done_but_not_durable(id, "deleted", d.failure);
 }
 
 result<void> queue_runner::hold(const std::string& id) {
@@ -821,7 +824,7 @@ result<void> queue_runner::hold(const std::string& id) {
         timers_.erase(it);
     }
     log::emit(log::level::info, "held", {{"id", id}});
-    return moved_but_not_durable(id, "held", m);
+    return done_but_not_durable(id, "held", m.failure);
 }
 
 result<void> queue_runner::release(const std::string& id) {
@@ -829,7 +832,7 @@ result<void> queue_runner::release(const std::string& id) {
     if (!m.moved) return not_moved(id, "released", "no held message", m);
     log::emit(log::level::info, "released", {{"id", id}});
     submit(id);  // queue/ID is there: it is delivered, whatever the directory fsync said
-    return moved_but_not_durable(id, "released", m);
+    return done_but_not_durable(id, "released", m.failure);
 }
 
 }  // namespace postern::runtime

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import POSTERN, qid_of, relay_domain, wait_until
 from peers import ScriptedPeer
+from test_power_loss import fsync_fault, start_with_fault  # noqa: F401 (fsync_fault: a fixture)
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MESSAGE_KEYS = ["id", "sender", "size", "arrived", "held", "recipients"]
@@ -228,6 +229,30 @@ def test_deferred_state_hold_release_delete(make_instance):
     assert queue_json(inst, "list") == []
     for area in ("queue", "hold", "state"):
         assert inst.spool_files(area) == [], (area, inst.spool_files(area))
+
+
+def test_delete_whose_folder_fsync_fails_says_so(make_instance, fsync_fault):
+    """`queue delete` unlinks queue/ID (or hold/ID), then fsyncs that folder before it answers:
+    a message told "deleted" that a power cut brings back would be delivered. With directory
+    fsyncs failing (LD_PRELOAD shim, test_power_loss.py) the file is gone but the command
+    says the deletion is not durable yet, and exits 1. On the code before, no folder was
+    fsynced and the command said "deleted"."""
+    inst = start_with_fault(make_instance, fsync_fault, queue_extra='retry_schedule = ["1h"]')
+    block_maildir(inst, "bob")
+    q1 = send(inst, "alice@localhost", ["bob@localhost"], "delete me")
+    q2 = send(inst, "alice@localhost", ["bob@localhost"], "delete me too")
+    for q in (q1, q2):
+        inst.wait_events("delivery", id=q, result="deferred")
+    fsync_fault.set("dir", errno.EIO)
+    r = queue_cli(inst, "delete", q1)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert f"deleted {q1}, but not durably yet: fsync " in r.stderr and os.strerror(errno.EIO) in r.stderr, r
+    assert q1 not in inst.spool_files("queue") and q1 not in inst.spool_files("state")
+    assert [e["error"] for e in inst.events("spool_error", id=q1)] == [r.stderr.split(": ", 2)[2].strip()]
+    fsync_fault.clear()
+    r = queue_cli(inst, "delete", q2)
+    assert r.returncode == 0 and r.stdout == f"{q2}: deleted\n", r
+    assert inst.spool_files("queue") == []
 
 
 def test_retry_all_and_delete(make_instance):

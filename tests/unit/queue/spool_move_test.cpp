@@ -74,6 +74,29 @@ TEST_F(spool_move, failed_fsync_of_the_new_folder_leaves_the_message_where_it_wa
     EXPECT_FALSE(sp->exists(id, queue::area::hold));
 }
 
+TEST_F(spool_move, taking_back_the_new_name_is_synced_too) {
+    // After a failed fsync of hold/ the new name is unlinked again; unsynced, a power cut
+    // could bring hold/ID back, and open() keeps the held name: held although the operator
+    // was told it was not.
+    const std::string id = test::commit_one(*sp, queue::area::active);
+    const std::string h = sp->path(id, queue::area::hold);
+    std::vector<bool> hold_there;  // at each fsync of hold/
+    {
+        test::fsync_hook hook([&](const std::string& p) {
+            if (!p.ends_with("/hold")) return 0;
+            hold_there.push_back(fs::exists(h));
+            return hold_there.size() == 1 ? EIO : 0;
+        });
+        const auto m = sp->move(id, queue::area::active, queue::area::hold);
+        EXPECT_FALSE(m.moved);
+        ASSERT_TRUE(m.failure);
+    }
+    ASSERT_EQ(hold_there.size(), 2u) << "hold/ not fsynced after hold/ID was taken back";
+    EXPECT_TRUE(hold_there[0]);
+    EXPECT_FALSE(hold_there[1]);
+    EXPECT_FALSE(fs::exists(h));
+}
+
 TEST_F(spool_move, failed_fsync_of_the_old_folder_is_a_move_not_durable_yet) {
     const std::string id = test::commit_one(*sp, queue::area::hold);
     {

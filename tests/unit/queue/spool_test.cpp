@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <atomic>
@@ -395,6 +396,88 @@ TEST(spool, load_detects_truncated_content) {
     ASSERT_FALSE((*sp)->commit(e, {"x"}, queue::area::active));
     auto m = (*sp)->load(e.id, queue::area::active);
     EXPECT_FALSE(m.ok());
+}
+
+TEST(spool, load_refuses_a_file_that_names_another_message) {
+    // On ext4 without a journal, an unlink undone by a power cut whose blocks were reused can
+    // leave queue/A holding message B's bytes: B's recipients must not be sent as A.
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string b = commit_one(**sp, queue::area::active);
+    const std::string a = (*sp)->new_id();
+    std::filesystem::rename((*sp)->path(b, queue::area::active), (*sp)->path(a, queue::area::active));
+    auto m = (*sp)->load(a, queue::area::active);
+    ASSERT_FALSE(m.ok()) << "loaded message " << b << " as " << a;
+    EXPECT_NE(m.error_message().find("message " + b + ", not " + a), std::string::npos) << m.error_message();
+}
+
+// The fsyncs open() runs, by path.
+std::vector<std::string> fsyncs_of_open(const std::string& dir) {
+    std::vector<std::string> seen;
+    test::fsync_hook hook([&](const std::string& p) {
+        seen.push_back(p);
+        return 0;
+    });
+    auto sp = queue::spool::open(dir);
+    EXPECT_TRUE(sp.ok()) << sp.error_message();
+    return seen;
+}
+
+TEST(spool_start_up, names_the_folders_it_makes_durably) {
+    // The fsyncs of queue/ and hold/ make their files durable, not the folders' own names.
+    test::temp_dir d;
+    const std::string dir = d.path + "/spool";
+    auto seen = fsyncs_of_open(dir);
+    ASSERT_GE(seen.size(), 2u);
+    EXPECT_EQ(seen[0], d.path) << "the new spool folder's name not synced first";
+    EXPECT_EQ(seen[1], dir) << "the new queue/, hold/... names not synced next";
+
+    // A folder gone from a spool that is otherwise there (made once before, marker included).
+    std::filesystem::remove(dir + "/hold");
+    seen = fsyncs_of_open(dir);
+    EXPECT_EQ(seen, std::vector<std::string>{dir}) << "hold/ made again without an fsync of the spool folder";
+    seen = fsyncs_of_open(dir);
+    EXPECT_EQ(seen, std::vector<std::string>{}) << "nothing made: nothing to sync";
+}
+
+TEST(spool_start_up, fails_when_the_folders_it_makes_cannot_be_synced) {
+    test::temp_dir d;
+    test::fsync_hook hook([&](const std::string& p) { return p == d.path + "/spool" ? EIO : 0; });
+    auto sp = queue::spool::open(d.path + "/spool");
+    ASSERT_FALSE(sp.ok());
+    EXPECT_NE(sp.error_message().find("fsync " + d.path + "/spool: "), std::string::npos) << sp.error_message();
+}
+
+TEST(spool, remove_durably_fsyncs_the_folder_the_file_left) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::hold);
+    std::vector<std::string> seen;
+    bool gone_at_sync = false;
+    {
+        test::fsync_hook hook([&](const std::string& p) {
+            seen.push_back(p);
+            gone_at_sync = !std::filesystem::exists((*sp)->path(id, queue::area::hold));
+            return 0;
+        });
+        EXPECT_FALSE((*sp)->remove_durably(id, queue::area::active).removed);  // not there
+        EXPECT_TRUE(seen.empty());
+        const auto r = (*sp)->remove_durably(id, queue::area::hold);
+        EXPECT_TRUE(r.removed);
+        EXPECT_FALSE(r.failure);
+    }
+    EXPECT_EQ(seen, std::vector<std::string>{d.path + "/hold"});
+    EXPECT_TRUE(gone_at_sync);
+
+    const std::string other = commit_one(**sp, queue::area::active);
+    test::fsync_hook hook([](const std::string& p) { return p.ends_with("/queue") ? EIO : 0; });
+    const auto r = (*sp)->remove_durably(other, queue::area::active);
+    EXPECT_TRUE(r.removed);
+    ASSERT_TRUE(r.failure) << "a removal that may come back after a power cut was reported durable";
+    EXPECT_EQ(r.failure->errnum, EIO);
+    EXPECT_EQ(r.failure->message, "fsync " + d.path + "/queue: " + std::strerror(EIO));
 }
 
 TEST(state, round_trip_and_errors) {
