@@ -1,4 +1,5 @@
-// queue/envelope.cpp - format and parse the queue file header (format documented in envelope.hpp).
+// queue/envelope.cpp - format and parse the queue file header (format documented in envelope.hpp);
+// the arrival time to the millisecond.
 #include "queue/envelope.hpp"
 
 #include <charconv>
@@ -92,6 +93,20 @@ result<envelope> parse_header(std::string_view data, std::size_t& header_len) {
     if (env.recipients.empty()) return error{"no recipients"};
     header_len = pos;
     return env;
+}
+
+std::int64_t arrival_ms(const envelope& env) {
+    const std::int64_t whole = env.arrived * 1000;
+    if (env.id.size() < 13) return whole;
+    std::uint64_t us = 0;
+    for (std::size_t i = 0; i < 13; ++i) {
+        const char c = env.id[i];
+        const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return whole;
+        us = us * 16 + static_cast<std::uint64_t>(d);
+    }
+    const auto ms = static_cast<std::int64_t>(us / 1000);
+    return ms >= whole && ms < whole + 2000 ? ms : whole;
 }
 
 }  // namespace postern::queue

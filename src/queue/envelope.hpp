@@ -44,4 +44,10 @@ std::string format_header(const envelope& env);
 // Parse a header from the start of `data`; on success `header_len` is the offset of the content.
 result<envelope> parse_header(std::string_view data, std::size_t& header_len);
 
+// When the message arrived, in milliseconds since the epoch. `arrived` holds whole seconds; a
+// queue id made by spool::new_id() starts with the microseconds at which it was made, taken
+// right after `arrived`: that time when it falls in the same second or the next (so the log's
+// delay= is not up to a second too long), else `arrived` itself (an id of another form).
+std::int64_t arrival_ms(const envelope& env);
+
 }  // namespace postern::queue

@@ -425,7 +425,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             log::delivery({.id = id, .recipient = env.recipients[d->index], .relay = d->relay, .profile = d->profile,
                            .tls = d->tls, .tls_version = d->proto, .tls_cipher = d->cipher, .result = "sent",
                            .dsn = d->out.dsn, .reason = d->out.reason,
-                           .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived),
+                           .delay_s = static_cast<double>(unix_now_ms() - queue::arrival_ms(env)) / 1000.0,
                            .attempt = (*sent_so_far)[d->index].attempts});
         }
     };
@@ -579,7 +579,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         lines.push_back({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = d.profile,
                          .tls = d.tls, .tls_version = d.proto, .tls_cipher = d.cipher, .result = result,
                          .dsn = d.out.dsn, .reason = d.out.reason,
-                         .delay_s = static_cast<double>(unix_now_ms()) / 1000.0 - static_cast<double>(env.arrived),
+                         .delay_s = static_cast<double>(unix_now_ms() - queue::arrival_ms(env)) / 1000.0,
                          .attempt = r.attempts});
     }
 
