@@ -2,6 +2,7 @@
 // the arrival time to the millisecond.
 #include "queue/envelope.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -96,7 +97,10 @@ result<envelope> parse_header(std::string_view data, std::size_t& header_len) {
 }
 
 std::int64_t arrival_ms(const envelope& env) {
-    const std::int64_t whole = env.arrived * 1000;
+    // A damaged header may hold any int64 here: kept clear of overflow (year 9999 and before 1970
+    // are no arrival times either).
+    constexpr std::int64_t latest = 253402300799;
+    const std::int64_t whole = std::clamp<std::int64_t>(env.arrived, 0, latest) * 1000;
     if (env.id.size() < 13) return whole;
     std::uint64_t us = 0;
     for (std::size_t i = 0; i < 13; ++i) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -39,6 +40,15 @@ TEST(envelope_arrival, an_id_that_does_not_agree_gives_the_whole_second) {
     EXPECT_EQ(queue::arrival_ms(at(1796030745, id_at_us(1796030744'999000ULL))), 1796030745'000);
     EXPECT_EQ(queue::arrival_ms(at(1796030745, "ABC")), 1796030745'000);
     EXPECT_EQ(queue::arrival_ms(at(1796030745, "zz" + id_at_us(1796030745'768123ULL))), 1796030745'000);
+}
+
+TEST(envelope_arrival, a_damaged_arrived_record_stays_clear_of_overflow) {
+    // parse_header takes any int64: arrived * 1000 would overflow (undefined behaviour).
+    const std::int64_t latest_ms = 253402300799LL * 1000;
+    EXPECT_EQ(queue::arrival_ms(at(std::numeric_limits<std::int64_t>::max(), "ABC")), latest_ms);
+    EXPECT_EQ(queue::arrival_ms(at(std::numeric_limits<std::int64_t>::min(), "ABC")), 0);
+    EXPECT_EQ(queue::arrival_ms(at(std::numeric_limits<std::int64_t>::max(), id_at_us(1796030745'768123ULL))),
+              latest_ms);
 }
 
 using envelope_arrival_spool = test::spool_fixture;
