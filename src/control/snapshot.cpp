@@ -63,6 +63,9 @@ load_result load_view(const queue::spool& sp, const std::string& id, queue::area
         lr.problem = fmt::format("{}: {}", path, env.error_message());
         return lr;
     }
+    // Another message's header under this name: refused, as the queue runner does (listing it
+    // as this message would show that one's sender and recipients under this id).
+    if (lr.problem = queue::misnamed_file(path, env->id, id); !lr.problem.empty()) return lr;
     message_view m;
     m.id = id;
     m.sender = env->sender;

@@ -68,11 +68,7 @@ bool valid_id(const std::string& id) {
     return true;
 }
 
-// `made`: set when this call created it (its name then needs an fsync of the folder above).
-bool ensure_dir(const std::string& p, bool& made) {
-    if (::mkdir(p.c_str(), 0700) == 0) return made = true;
-    return errno == EEXIST;
-}
+bool ensure_dir(const std::string& p) { return ::mkdir(p.c_str(), 0700) == 0 || errno == EEXIST; }
 
 // open(2) `path` with `flags`, fsync it, close it: nullopt, or what failed.
 std::optional<spool_failure> fsync_path(const std::string& path, int flags) {
@@ -272,31 +268,31 @@ std::set<std::string> tls_failure_entries(const tls_failures& times) {
     return out;
 }
 
+std::string misnamed_file(const std::string& path, const std::string& header_id, const std::string& id) {
+    return header_id == id ? std::string() : fmt::format("{}: the file is message {}, not {}", path, header_id, id);
+}
+
 void spool::set_fsync_fault(std::function<int(const std::string&)> hook) {
     std::lock_guard lk(g_fault_mu);
     g_fsync_fault = std::move(hook);
 }
 
 result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability how) {
-    bool made_dir = false, made_sub = false;
-    if (!ensure_dir(dir, made_dir))
-        return error{fmt::format("cannot create spool directory {}: {}", dir, std::strerror(errno))};
+    if (!ensure_dir(dir)) return error{fmt::format("cannot create spool directory {}: {}", dir, std::strerror(errno))};
     for (const char* sub : {"tmp", "queue", "hold", "state"}) {
         std::string p = dir + "/" + sub;
-        if (!ensure_dir(p, made_sub)) return error{fmt::format("cannot create {}: {}", p, std::strerror(errno))};
+        if (!ensure_dir(p)) return error{fmt::format("cannot create {}: {}", p, std::strerror(errno))};
     }
-    // A folder made here is named durably before anything is committed into it: the fsyncs of
-    // queue/ and hold/ make their files durable, not the folders' own names (on ext4 without a
-    // journal a power cut could otherwise lose queue/ with every acknowledged message in it).
-    if (made_dir) {
-        std::filesystem::path above = std::filesystem::path(dir).lexically_normal();
-        if (!above.has_filename()) above = above.parent_path();  // "var/spool/"
-        above = above.parent_path();
-        if (auto f = fsync_path(above.empty() ? "." : above.string(), O_RDONLY | O_DIRECTORY)) return error{f->message};
-    }
-    if (made_sub) {
-        if (auto f = fsync_path(dir, O_RDONLY | O_DIRECTORY)) return error{f->message};
-    }
+    // The folders' names are made durable before anything is committed into them: the fsyncs
+    // of queue/ and hold/ make their files durable, not the folders' own names (on ext4 without
+    // a journal a power cut could otherwise lose queue/ with every acknowledged message in it).
+    // At every start, not only when this call made a folder: a crash between a mkdir and its
+    // fsync, or a spool made by `postern init` (no fsync), is made durable by the next start.
+    std::filesystem::path above = std::filesystem::path(dir).lexically_normal();
+    if (!above.has_filename()) above = above.parent_path();  // "var/spool/"
+    above = above.parent_path();
+    if (auto f = fsync_path(above.empty() ? "." : above.string(), O_RDONLY | O_DIRECTORY)) return error{f->message};
+    if (auto f = fsync_path(dir, O_RDONLY | O_DIRECTORY)) return error{f->message};
     std::unique_ptr<spool> s(new spool(dir, how));
     // One server per spool, checked before anything is cleaned up: a second `postern serve` on
     // this spool would otherwise delete the running one's tmp/ files (commits in flight) and
@@ -534,11 +530,8 @@ result<loaded_message> spool::load(const std::string& id, area where) const {
     auto env = parse_header(m.data, m.content_offset);
     if (!env) return error{fmt::format("{}: {}", path(id, where), env.error_message())};
     m.env = std::move(*env);
-    // Another message's bytes under this name (on ext4 without a journal, an unlink undone by a
-    // power cut whose blocks were reused): not this message; delivering it would send the
-    // other one again under this id's state.
-    if (m.env.id != id)
-        return error{fmt::format("{}: the file is message {}, not {}", path(id, where), m.env.id, id)};
+    // Delivering another message's bytes would send that one again under this id's state.
+    if (auto problem = misnamed_file(path(id, where), m.env.id, id); !problem.empty()) return error{problem};
     if (m.data.size() - m.content_offset != m.env.size)
         return error{fmt::format("{}: content size {} does not match header size {}", path(id, where),
                                  m.data.size() - m.content_offset, m.env.size)};

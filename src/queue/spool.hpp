@@ -76,6 +76,12 @@ tls_failures tls_failure_times(const std::set<std::string>& entries, std::int64_
 void note_tls_failure(tls_failures& times, const std::string& host, std::int64_t t);
 std::set<std::string> tls_failure_entries(const tls_failures& times);
 
+// What is wrong with the queue file `path`, named `id`, whose header names message `header_id`;
+// "" when the two agree. Another message's bytes under this name (on ext4 without a journal, an
+// unlink undone by a power cut whose blocks were reused) are not this message: spool::load and
+// `postern queue list/show` (control/snapshot.cpp) refuse such a file.
+std::string misnamed_file(const std::string& path, const std::string& header_id, const std::string& id);
+
 // One message of commit_batch(): what to write, and (after the call) whether it failed.
 struct commit_item {
     const envelope* env = nullptr;
@@ -108,7 +114,8 @@ struct loaded_message {
 
 class spool {
 public:
-    // Creates the directories if needed (and fsyncs the folder that names each one it made),
+    // Creates the directories if needed, fsyncs the folder above the spool and the spool folder
+    // (their names durable at every start: a failure fails the open),
     // takes the spool's lock (fails, touching nothing, when another process holds it: a running
     // server's tmp/ files are commits in flight), then removes leftovers in tmp/, unfinished
     // state writes and state files whose message is gone, and seals the previous version's

@@ -323,6 +323,30 @@ class Instance:
         d = self.dir / "var" / "spool" / area
         return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
 
+    def held_content(self):
+        """{queue id: (received, content)} for each message in spool/hold (queue_extra="hold =
+        true" keeps every accepted message there). A queue file is a text header, an empty line,
+        then the content as stored, the Received: header Postern prepended first
+        (src/queue/envelope.hpp): `received` is that header (folded lines included, with their
+        line ends), `content` the rest, which is what the client sent, byte for byte. The
+        maildir file cannot show that: its LF line ends look the same whether a CR was kept or
+        dropped on the way."""
+        out = {}
+        for qid in self.spool_files("hold"):
+            _, blank, stored = (self.dir / "var/spool/hold" / qid).read_bytes().partition(b"\n\n")
+            assert blank and stored.startswith(b"Received: "), (qid, stored[:300])
+            end = stored.index(b"\n") + 1
+            while stored[end:end + 1] in (b"\t", b" "):
+                end = stored.index(b"\n", end) + 1
+            out[qid] = (stored[:end], stored[end:])
+        return out
+
+    def release_held(self):
+        """`postern queue release` of every held message: delivered then as usual."""
+        for qid in self.spool_files("hold"):
+            r = self.queue_cli("release", qid)
+            assert r.returncode == 0, (qid, r.stdout, r.stderr)
+
 
     # --- structured log and queue CLI (outbound delivery tests) ---------------------------
     def events(self, event=None, **fields):

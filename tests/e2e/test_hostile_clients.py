@@ -16,14 +16,15 @@ are in docs/reliability.md.
 """
 import json
 import os
+import re
 import socket
 import time
 
 import pytest
 
 from conftest import wait_until
-from hostile import (MIB, Attack, Prober, RssSampler, connection_flood, endless_data, endless_line, garbage,
-                     pipelining_flood, proc_status_kib, slowloris, smuggler)
+from hostile import (MIB, SMUGGLED, Attack, Prober, RssSampler, connection_flood, endless_data, endless_line,
+                     garbage, pipelining_flood, proc_status_kib, slowloris, smuggler)
 
 ATTACK_SECONDS = 3.0
 # idle + 64 MiB: bounded buffers, whatever the attack. Under ASan (`make asan` sets
@@ -37,17 +38,19 @@ class AttackRun:
     """Warm up (one probe transaction), measure idle RSS, then run the attacks and the prober
     together for `seconds`; stop everything and collect the figures."""
 
-    def __init__(self, inst, attacks, seconds=ATTACK_SECONDS, probe_source="127.0.0.2"):
+    def __init__(self, inst, attacks, seconds=ATTACK_SECONDS, probe_source="127.0.0.2", held=False):
         self.inst = inst
         self.attacks = attacks
         self.seconds = seconds
         self.prober = Prober(inst.host, inst.port, source=probe_source)
+        self.held = held  # the instance holds every message (queue.hold): nothing is delivered
 
     def run(self):
         inst = self.inst
         inst.wait_sessions_closed()
         self.prober.transaction()  # warm-up: the whole path (spool, maildir) has run once
-        inst.wait_maildir("probe", 1)
+        if not self.held:
+            inst.wait_maildir("probe", 1)
         self.idle_kib = proc_status_kib(inst.proc.pid, "VmRSS")
         self.sampler = RssSampler(inst.proc.pid).start()
         for a in self.attacks:
@@ -241,13 +244,31 @@ def test_smtp_smuggling_under_load(make_instance):
     (\\n.\\n, \\r.\\r, bare LF before the dot...) followed by a whole smuggled transaction for
     victim@localhost: each message gets exactly one 250, the smuggled commands are never
     executed (no reply, nothing for the victim), and each message is stored once, smuggled
-    text as content."""
-    inst = make_instance()
-    run, t = single_attack(inst, "smtp smuggling", smuggler, 6, max_messages=40)
+    text as content, every bare LF or CR stored as CRLF. The messages are held (queue.hold)
+    until the attack is over: the maildir file has LF line ends, where a bare LF stored as such
+    would not show, the queue file does; then they are released and delivered."""
+    inst = make_instance(queue_extra="hold = true")
+    attack = Attack(smuggler, inst.host, inst.port, 6, source="127.0.0.1", max_messages=40)
+    run = AttackRun(inst, [attack], held=True).run()
+    run.record("smtp smuggling")
+    t = attack.tally
     sent = t["reply_250"]
     assert sent >= 6, t
     assert set(k for k in t.c if k.startswith("reply_")) == {"reply_250"}, t
     assert t["extra_replies"] == 0, t
+    held = inst.held_content()
+    smuggling = {qid: (received, content) for qid, (received, content) in held.items()
+                 if content.startswith(b"Subject: innocent ")}
+    assert len(smuggling) == sent and len(held) == sent + len(run.prober.qids), (sent, len(held))
+    for qid, (received, content) in smuggling.items():
+        first_line = re.match(rb"Subject: innocent (\d+)\r\n", content)
+        assert first_line, (qid, content)
+        n = int(first_line.group(1))
+        assert content == b"Subject: innocent %d\r\n\r\nhello\r\n.\r\n" % n + SMUGGLED, (qid, content)
+        stored = received + content  # every line end stored as CRLF: no bare LF, no bare CR
+        assert stored.count(b"\n") == stored.count(b"\r\n") and stored.count(b"\r") == stored.count(b"\r\n"), stored
+    inst.release_held()
+    run.check_served_and_bounded()
     msgs = inst.wait_maildir("bob", sent, timeout=30)
     time.sleep(0.3)
     msgs = inst.maildir_messages("bob")
@@ -256,7 +277,7 @@ def test_smtp_smuggling_under_load(make_instance):
     for m in msgs:
         assert m.endswith(b"\n.\nMAIL FROM:<evil@x.test>\nRCPT TO:<victim@localhost>\nDATA\n"
                           b"Subject: smuggled\n\nsmuggled\n"), m[-200:]
-        assert b"\r" not in m, m[-200:]  # every line end stored as CRLF, LF in the maildir file
+        assert b"\r" not in m, m[-200:]  # stored with CRLF line ends, LF in the maildir file
     run.check_nothing_half_stored()
 
 

@@ -244,7 +244,9 @@ def body_of_size(n):
 
 
 def test_size_limit_boundary_data_and_bdat(make_instance):
-    inst = make_instance(server_extra=f"max_message_size = {LIMIT}")
+    # Held, to read the queue files: stored byte for byte (the maildir file's LF line ends would
+    # not show a CR lost), then released and delivered.
+    inst = make_instance(server_extra=f"max_message_size = {LIMIT}", queue_extra="hold = true")
     with inst.smtp() as c:
         c.ehlo()
         qid_of(c.send_mail("a@example.test", ["bob@localhost"], body_of_size(LIMIT)))
@@ -256,6 +258,9 @@ def test_size_limit_boundary_data_and_bdat(make_instance):
             c.send(b"BDAT %d LAST\r\n" % n + body_of_size(n))
             r = c.read_reply()
             assert r.code == code, (n, r)
+    held = inst.held_content()
+    assert [content for _, content in held.values()] == [body_of_size(LIMIT)] * 2
+    inst.release_held()
     msgs = inst.wait_maildir("bob", count=2)
     time.sleep(0.3)
     msgs = inst.maildir_messages("bob")

@@ -148,7 +148,10 @@ def test_pipelined_transaction_replies_in_order(postern):
     assert b"Subject: second" in postern.wait_maildir("dave")[0]
 
 
-def test_bdat_two_chunks_byte_exact(postern):
+def test_bdat_two_chunks_byte_exact(make_instance):
+    """The queue file holds the content byte for byte (held, to read it; the maildir file's LF
+    line ends would not show a CR lost); released, it lands in the maildir with LF ends."""
+    postern = make_instance(queue_extra="hold = true")
     content = (b"Subject: chunked\r\nX-Test: bdat\r\n\r\n"
                b".leading dot is not unstuffed\r\n..two dots stay two\r\n"
                b"a line\r\n.\r\nafter a lone dot\r\n")
@@ -163,6 +166,10 @@ def test_bdat_two_chunks_byte_exact(postern):
         c.send(b"BDAT %d LAST\r\n" % len(second) + second)
         qid = qid_of(c.read_reply())
         assert c.cmd("QUIT").code == 221
+    received, stored = postern.held_content()[qid]
+    assert f"id {qid}".encode() in received and received.endswith(b"\r\n")
+    assert stored == content
+    postern.release_held()
     msg = postern.wait_maildir("bob")[0]
     head, _, rest = msg.partition(b"Received: ")
     assert head == b"Return-Path: <a@example.test>\nDelivered-To: bob@localhost\n"
@@ -171,13 +178,16 @@ def test_bdat_two_chunks_byte_exact(postern):
     assert rest[received_end + 1:] == as_maildir(content)
 
 
-def test_bdat_zero_last_and_pipelined(postern):
+def test_bdat_zero_last_and_pipelined(make_instance):
+    postern = make_instance(queue_extra="hold = true")
     content = b"Subject: zero last\r\n\r\nbody\r\n"
     with postern.smtp() as c:
         c.send(b"EHLO b.test\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<bob@localhost>\r\n"
                + b"BDAT %d\r\n" % len(content) + content + b"BDAT 0 LAST\r\n")
         assert [c.read_reply().code for _ in range(4)] == [250, 250, 250, 250]
-        qid_of(c.read_reply())
+        qid = qid_of(c.read_reply())
+    assert postern.held_content()[qid][1] == content
+    postern.release_held()
     assert postern.wait_maildir("bob")[0].endswith(as_maildir(content))
 
 
@@ -219,9 +229,10 @@ def test_smuggled_bare_line_ends_are_stored_as_crlf(make_instance):
             c.ehlo()
             qid = qid_of(c.send_mail("alice@example.test", ["bob@localhost"],
                                      b"Subject: innocent\r\n\r\nhello" + fake_end + SMUGGLE_TAIL))
-        _, _, content = (inst.dir / "var/spool/hold" / qid).read_bytes().partition(b"\n\n")
-        assert content.endswith(b"Subject: innocent\r\n\r\nhello\r\n.\r\n" + SMUGGLE_TAIL), (fake_end, content)
-        assert content.count(b"\n") == content.count(b"\r\n") and content.count(b"\r") == content.count(b"\r\n")
+        received, content = inst.held_content()[qid]
+        assert content == b"Subject: innocent\r\n\r\nhello\r\n.\r\n" + SMUGGLE_TAIL, (fake_end, content)
+        stored = received + content
+        assert stored.count(b"\n") == stored.count(b"\r\n") and stored.count(b"\r") == stored.count(b"\r\n")
 
 
 def test_dot_stuffing_is_removed_in_data(postern):
@@ -385,7 +396,11 @@ def dot_stuff(content):
 
 
 @pytest.mark.parametrize("use_tls", [False, True], ids=["plain", "tls"])
-def test_large_messages_byte_exact_data_and_bdat(postern, use_tls):
+def test_large_messages_byte_exact_data_and_bdat(make_instance, use_tls):
+    """Both stored byte for byte: the queue files (held, to read them) hold what was sent, CRLF
+    line ends included (the maildir file's LF ends would not show a CR lost on the way);
+    released, both land in the maildir with LF ends."""
+    postern = make_instance(queue_extra="hold = true")
     data_content = random_lines(1, 1_500_000)
     bdat_content = random_lines(2, 1_200_000)
     with postern.smtp(timeout=30) as c:
@@ -400,7 +415,7 @@ def test_large_messages_byte_exact_data_and_bdat(postern, use_tls):
         for i in range(0, len(stuffed), 7777):  # odd-sized writes
             c.send(stuffed[i:i + 7777])
         c.send(b".\r\n")
-        qid_of(c.read_reply())
+        data_qid = qid_of(c.read_reply())
         c.expect("MAIL FROM:<a@example.test> BODY=8BITMIME", 250)
         c.expect("RCPT TO:<carol@localhost>", 250)
         sizes = [1, 65536, 300001]
@@ -411,7 +426,11 @@ def test_large_messages_byte_exact_data_and_bdat(postern, use_tls):
             pos += n
         rest = bdat_content[pos:]
         c.send(b"BDAT %d LAST\r\n" % len(rest) + rest)
-        qid_of(c.read_reply())
+        bdat_qid = qid_of(c.read_reply())
+    held = postern.held_content()
+    assert held[data_qid][1] == data_content, "DATA content not stored byte for byte"
+    assert held[bdat_qid][1] == bdat_content, "BDAT content not stored byte for byte"
+    postern.release_held()
     assert postern.wait_maildir("bob", timeout=20)[0].endswith(b"\n" + as_maildir(data_content))
     assert postern.wait_maildir("carol", timeout=20)[0].endswith(b"\n" + as_maildir(bdat_content))
 

@@ -518,6 +518,29 @@ TEST(control_snapshot, damaged_files) {
     EXPECT_NE(one.error_message().find("bad magic"), std::string::npos) << one.error_message();
 }
 
+TEST(control_snapshot, a_file_naming_another_message_is_damaged) {
+    // queue/A holding message B's bytes (an unlink undone by a power cut, its blocks reused):
+    // the queue runner refuses it, so list and show must not present B's envelope as message A.
+    test::temp_dir tmp;
+    auto sp = queue::spool::open(tmp.path);
+    ASSERT_TRUE(sp.ok());
+    queue::spool& s = **sp;
+    const std::string body = "x\r\n";
+    auto b = envelope_for("00000000000070000", {"bob@localhost"}, body.size());
+    ASSERT_FALSE(s.commit(b, {body}, queue::area::active));
+    const std::string a = "00000000000080000";
+    for (auto where : {queue::area::active, queue::area::hold}) {
+        std::filesystem::copy_file(s.path(b.id, queue::area::active), s.path(a, where));
+        auto v = control::snapshot(s);
+        ASSERT_EQ(v.size(), 1u) << "queue/B listed again as A";
+        EXPECT_EQ(v[0].id, b.id);
+        auto one = control::snapshot_one(s, a);
+        ASSERT_FALSE(one.ok()) << "shown as message A: " << one->sender;
+        EXPECT_EQ(one.error_message(), a + ": " + s.path(a, where) + ": the file is message " + b.id + ", not " + a);
+        std::filesystem::remove(s.path(a, where));
+    }
+}
+
 TEST(control_snapshot, empty_spool) {
     test::temp_dir tmp;
     auto sp = queue::spool::open(tmp.path);

@@ -428,17 +428,27 @@ TEST(spool_start_up, names_the_folders_it_makes_durably) {
     // The fsyncs of queue/ and hold/ make their files durable, not the folders' own names.
     test::temp_dir d;
     const std::string dir = d.path + "/spool";
+    const std::vector<std::string> both{d.path, dir};  // the spool's name, then its folders'
     auto seen = fsyncs_of_open(dir);
-    ASSERT_GE(seen.size(), 2u);
-    EXPECT_EQ(seen[0], d.path) << "the new spool folder's name not synced first";
-    EXPECT_EQ(seen[1], dir) << "the new queue/, hold/... names not synced next";
+    ASSERT_GE(seen.size(), 2u);  // then the state-sealed marker's, in a new spool
+    EXPECT_EQ(std::vector<std::string>(seen.begin(), seen.begin() + 2), both)
+        << "a new spool's folder names not synced, the spool's own first";
 
     // A folder gone from a spool that is otherwise there (made once before, marker included).
     std::filesystem::remove(dir + "/hold");
     seen = fsyncs_of_open(dir);
-    EXPECT_EQ(seen, std::vector<std::string>{dir}) << "hold/ made again without an fsync of the spool folder";
+    EXPECT_EQ(seen, both) << "hold/ made again without an fsync of the spool folder";
+
+    // Nothing made: both synced all the same. A crash between a mkdir and its fsync, or a spool
+    // made by `postern init` (which does not fsync), is made durable by the next start.
     seen = fsyncs_of_open(dir);
-    EXPECT_EQ(seen, std::vector<std::string>{}) << "nothing made: nothing to sync";
+    EXPECT_EQ(seen, both) << "an existing spool's folder names never synced";
+    const std::string made_before = d.path + "/init";
+    for (const char* sub : {"tmp", "queue", "hold", "state"}) std::filesystem::create_directories(made_before + "/" + sub);
+    seen = fsyncs_of_open(made_before);
+    ASSERT_GE(seen.size(), 2u);
+    EXPECT_EQ(std::vector<std::string>(seen.begin(), seen.begin() + 2), (std::vector<std::string>{d.path, made_before}))
+        << "a spool whose folders were all made before its first start (postern init): its name never synced";
 }
 
 TEST(spool_start_up, fails_when_the_folders_it_makes_cannot_be_synced) {
@@ -446,6 +456,10 @@ TEST(spool_start_up, fails_when_the_folders_it_makes_cannot_be_synced) {
     test::fsync_hook hook([&](const std::string& p) { return p == d.path + "/spool" ? EIO : 0; });
     auto sp = queue::spool::open(d.path + "/spool");
     ASSERT_FALSE(sp.ok());
+    EXPECT_NE(sp.error_message().find("fsync " + d.path + "/spool: "), std::string::npos) << sp.error_message();
+    // The same for a spool whose folders are all there: it is synced at every start.
+    sp = queue::spool::open(d.path + "/spool");
+    ASSERT_FALSE(sp.ok()) << "an existing spool started although its folder could not be synced";
     EXPECT_NE(sp.error_message().find("fsync " + d.path + "/spool: "), std::string::npos) << sp.error_message();
 }
 
