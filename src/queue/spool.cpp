@@ -278,6 +278,8 @@ void spool::set_fsync_fault(std::function<int(const std::string&)> hook) {
 }
 
 result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability how) {
+    struct stat before {};
+    const bool existed = ::stat(dir.c_str(), &before) == 0;
     if (!ensure_dir(dir)) return error{fmt::format("cannot create spool directory {}: {}", dir, std::strerror(errno))};
     for (const char* sub : {"tmp", "queue", "hold", "state"}) {
         std::string p = dir + "/" + sub;
@@ -291,7 +293,11 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
     std::filesystem::path above = std::filesystem::path(dir).lexically_normal();
     if (!above.has_filename()) above = above.parent_path();  // "var/spool/"
     above = above.parent_path();
-    if (auto f = fsync_path(above.empty() ? "." : above.string(), O_RDONLY | O_DIRECTORY)) return error{f->message};
+    // A folder above that this user may not read (mode 0711) cannot be opened to be synced: an
+    // existing spool then starts anyway (it was named durably when it was made); one made just
+    // now does not.
+    if (auto f = fsync_path(above.empty() ? "." : above.string(), O_RDONLY | O_DIRECTORY))
+        if (!(existed && f->errnum == EACCES)) return error{f->message};
     if (auto f = fsync_path(dir, O_RDONLY | O_DIRECTORY)) return error{f->message};
     std::unique_ptr<spool> s(new spool(dir, how));
     // One server per spool, checked before anything is cleaned up: a second `postern serve` on

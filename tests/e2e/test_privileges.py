@@ -201,3 +201,36 @@ def test_profile_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_in
         assert e["result"] == "sent" and e["profile"] == "partner" and e["tls"] == "verified", e
         assert len(msgs) == 1 and msgs[0][3] is True, msgs
         assert envelope_sender(msgs[0][0]) == "alice@sender.test"
+
+
+def test_existing_spool_under_a_folder_the_user_cannot_read_still_starts(make_instance):
+    """Started as a non-root user, the spool's parent folder may be searchable but not readable
+    (0711): it cannot be opened to be fsynced; an existing spool still starts (its name was made
+    durable when it was made) and takes mail."""
+    pw = pwd.getpwnam("postern")
+    inst = make_instance(start=False)
+    searchable(inst.dir)
+    var = inst.dir / "var"
+    for sub in ("spool", "mail/localhost"):
+        (var / sub).mkdir(parents=True, exist_ok=True)
+    for root, dirs, files in os.walk(inst.dir):
+        for n in [root, *(os.path.join(root, f) for f in dirs + files)]:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+    os.chown(var, 0, 0)
+    os.chmod(var, 0o711)
+    log = open(inst.log_path, "ab")
+    proc = subprocess.Popen(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                             POSTERN, "serve", "-c", str(inst.config)], stdout=log, stderr=log)
+    try:
+        wait_port(inst.host, inst.port, timeout=10, proc=proc)
+        assert proc.poll() is None, inst.log()
+        qid = inst.send("a@example.test", ["bob@localhost"])
+        assert qid
+        assert len(inst.wait_maildir("bob")) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
