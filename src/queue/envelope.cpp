@@ -113,4 +113,8 @@ std::int64_t arrival_ms(const envelope& env) {
     return ms >= whole && ms < whole + 2000 ? ms : whole;
 }
 
+double delay_seconds(const envelope& env, std::int64_t now_ms) {
+    return static_cast<double>(std::max<std::int64_t>(0, now_ms - arrival_ms(env))) / 1000.0;
+}
+
 }  // namespace postern::queue

@@ -49,5 +49,8 @@ result<envelope> parse_header(std::string_view data, std::size_t& header_len);
 // right after `arrived`: that time when it falls in the same second or the next (so the log's
 // delay= is not up to a second too long), else `arrived` itself (an id of another form).
 std::int64_t arrival_ms(const envelope& env);
+// Seconds from arrival_ms(env) to `now_ms`, for the log's delay=; never negative (a clock stepped
+// back since the message arrived).
+double delay_seconds(const envelope& env, std::int64_t now_ms);
 
 }  // namespace postern::queue

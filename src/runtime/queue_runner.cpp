@@ -44,12 +44,6 @@ std::int64_t unix_now_ms() {
 // earlier than its delay (handshake_retry_delay is a minimum, SPEC §1.1).
 std::int64_t unix_now_ceil() { return (unix_now_ms() + 999) / 1000; }
 
-// Seconds since the message was accepted, for the log's delay=; never negative (a clock stepped
-// back since then).
-double delay_since(const queue::envelope& env) {
-    return static_cast<double>(std::max<std::int64_t>(0, unix_now_ms() - queue::arrival_ms(env))) / 1000.0;
-}
-
 std::pair<std::string, std::string> split_address(std::string_view a) {
     auto at = a.rfind('@');
     if (at == std::string_view::npos) return {std::string(a), {}};
@@ -431,7 +425,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             log::delivery({.id = id, .recipient = env.recipients[d->index], .relay = d->relay, .profile = d->profile,
                            .tls = d->tls, .tls_version = d->proto, .tls_cipher = d->cipher, .result = "sent",
                            .dsn = d->out.dsn, .reason = d->out.reason,
-                           .delay_s = delay_since(env),
+                           .delay_s = queue::delay_seconds(env, unix_now_ms()),
                            .attempt = (*sent_so_far)[d->index].attempts});
         }
     };
@@ -585,7 +579,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         lines.push_back({.id = id, .recipient = env.recipients[d.index], .relay = d.relay, .profile = d.profile,
                          .tls = d.tls, .tls_version = d.proto, .tls_cipher = d.cipher, .result = result,
                          .dsn = d.out.dsn, .reason = d.out.reason,
-                         .delay_s = delay_since(env),
+                         .delay_s = queue::delay_seconds(env, unix_now_ms()),
                          .attempt = r.attempts});
     }
 

@@ -1,6 +1,7 @@
-// tests/unit/queue/envelope_arrival_test.cpp - queue::arrival_ms: the millisecond arrival time
-// taken from the queue id when it agrees with the whole-second `arrived` record (the log's
-// delay= was up to a second too long), `arrived` itself otherwise.
+// tests/unit/queue/envelope_arrival_test.cpp - queue::arrival_ms and delay_seconds: the
+// millisecond arrival time taken from the queue id when it agrees with the whole-second
+// `arrived` record (the log's delay= was up to a second too long), `arrived` itself otherwise;
+// the delay never negative.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -49,6 +50,12 @@ TEST(envelope_arrival, a_damaged_arrived_record_stays_clear_of_overflow) {
     EXPECT_EQ(queue::arrival_ms(at(std::numeric_limits<std::int64_t>::min(), "ABC")), 0);
     EXPECT_EQ(queue::arrival_ms(at(std::numeric_limits<std::int64_t>::max(), id_at_us(1796030745'768123ULL))),
               latest_ms);
+}
+
+TEST(envelope_arrival, the_delay_is_in_milliseconds_and_never_negative) {
+    const auto e = at(1796030745, id_at_us(1796030745'768123ULL));
+    EXPECT_DOUBLE_EQ(queue::delay_seconds(e, 1796030745'782), 0.014);  // not 0.782
+    EXPECT_DOUBLE_EQ(queue::delay_seconds(e, 1796030745'468), 0.0);    // clock stepped back
 }
 
 using envelope_arrival_spool = test::spool_fixture;
