@@ -126,12 +126,23 @@ int rename_noreplace(const std::string& from, const std::string& to) {
 }
 
 // The whole file; on failure nullopt with errno set to the failed call's (not close(2)'s).
+// Only a regular file is read: a symbolic link is not followed (ELOOP) and anything else (a
+// FIFO, a socket, a device: EINVAL, see read_error) is refused without blocking, where a FIFO
+// in the spool would hang the thread that opened it, and a link could make another file's
+// bytes a message.
 std::optional<std::string> read_file(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) return std::nullopt;
     std::string out;
     struct stat st{};
-    if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+    const bool stat_ok = ::fstat(fd, &st) == 0;
+    if (!stat_ok || !S_ISREG(st.st_mode)) {
+        const int e = stat_ok ? EINVAL : errno;
+        ::close(fd);
+        errno = e;
+        return std::nullopt;
+    }
+    if (st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
     char buf[65536];
     for (;;) {
         ssize_t r = ::read(fd, buf, sizeof buf);
@@ -147,6 +158,13 @@ std::optional<std::string> read_file(const std::string& path) {
     }
     ::close(fd);
     return out;
+}
+
+// What read_file's errno means, for messages.
+std::string read_error(int e) {
+    if (e == EINVAL) return "not a regular file";
+    if (e == ELOOP) return "a symbolic link (not followed)";
+    return std::strerror(e);
 }
 
 }  // namespace
@@ -529,7 +547,7 @@ result<loaded_message> spool::load(const std::string& id, area where) const {
     auto data = read_file(path(id, where));
     if (!data) {
         const int e = errno;
-        return error{fmt::format("cannot read {}: {}", path(id, where), std::strerror(e))};
+        return error{fmt::format("cannot read {}: {}", path(id, where), read_error(e))};
     }
     loaded_message m;
     m.data = std::move(*data);
@@ -658,7 +676,7 @@ result<std::vector<rcpt_state>> spool::read_state(const std::string& id, std::si
     auto text = read_file(p);
     if (!text) {
         if (errno == ENOENT) return std::vector<rcpt_state>(recipients);  // no state yet: all queued
-        return error{fmt::format("cannot read {}: {}", p, std::strerror(errno))};
+        return error{fmt::format("cannot read {}: {}", p, read_error(errno))};
     }
     // Another message's bytes, or cut short: damaged, and its tlsfail hosts are not this one's.
     const auto records = unseal_state(*text, id);

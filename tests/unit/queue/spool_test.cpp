@@ -5,12 +5,17 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <atomic>
 #include <chrono>
 #include <optional>
 #include <set>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "queue/spool.hpp"
 #include "../test_util.hpp"
@@ -323,8 +328,9 @@ TEST(spool, read_state_returns_the_tls_failed_hosts_of_the_same_file) {
 }
 
 TEST(spool, read_state_fails_on_a_read_error_other_than_enoent) {
-    // EISDIR here stands for EMFILE or EIO: nothing is known about the recipients, which
-    // must not read as "no state file: every recipient still queued".
+    // A directory in its place stands for EMFILE or EIO: nothing is known about the recipients,
+    // which must not read as "no state file: every recipient still queued". (It is refused as
+    // not a regular file, before any read.)
     test::temp_dir d;
     auto sp = queue::spool::open(d.path);
     ASSERT_TRUE(sp.ok());
@@ -332,7 +338,7 @@ TEST(spool, read_state_fails_on_a_read_error_other_than_enoent) {
     std::filesystem::create_directory(d.path + "/state/" + id);
     auto st = (*sp)->read_state(id, 2);
     ASSERT_FALSE(st.ok()) << "an unreadable state file read as all queued";
-    EXPECT_NE(st.error_message().find("Is a directory"), std::string::npos) << st.error_message();
+    EXPECT_NE(st.error_message().find("not a regular file"), std::string::npos) << st.error_message();
 }
 
 TEST(spool, damaged_state_reads_as_all_queued_and_says_so) {
@@ -410,6 +416,47 @@ TEST(spool, load_refuses_a_file_that_names_another_message) {
     auto m = (*sp)->load(a, queue::area::active);
     ASSERT_FALSE(m.ok()) << "loaded message " << b << " as " << a;
     EXPECT_NE(m.error_message().find("message " + b + ", not " + a), std::string::npos) << m.error_message();
+}
+
+// A FIFO under a queue id's name (put there by hand, or by a bad restore) is refused at once:
+// opening it for reading would wait for a writer, for ever, in the thread that loads.
+TEST(spool, load_refuses_a_fifo_without_waiting_for_a_writer) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = (*sp)->new_id();
+    const std::string fifo = (*sp)->path(id, queue::area::active);
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+    std::promise<std::string> loaded;
+    auto answer = loaded.get_future();
+    std::thread t([&] {
+        auto m = (*sp)->load(id, queue::area::active);
+        loaded.set_value(m.ok() ? std::string("loaded") : m.error_message());
+    });
+    const bool answered = answer.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    if (!answered) {  // the old code waits in open(2): a writer lets it go, so the test can end
+        const int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+        if (w >= 0) ::close(w);
+    }
+    t.join();
+    ASSERT_TRUE(answered) << "load() waited on a FIFO";
+    EXPECT_NE(answer.get().find("not a regular file"), std::string::npos);
+}
+
+// A symbolic link under a queue id's name is not followed: the file it points to (here a valid
+// queue file of the same id, elsewhere) is not sent as a message.
+TEST(spool, load_does_not_follow_a_symbolic_link) {
+    test::temp_dir d;
+    auto sp = queue::spool::open(d.path);
+    ASSERT_TRUE(sp.ok());
+    const std::string id = commit_one(**sp, queue::area::active);
+    const std::string queued = (*sp)->path(id, queue::area::active);
+    const std::string elsewhere = d.path + "/elsewhere";
+    std::filesystem::rename(queued, elsewhere);
+    std::filesystem::create_symlink(elsewhere, queued);
+    auto m = (*sp)->load(id, queue::area::active);
+    ASSERT_FALSE(m.ok()) << "followed the link to " << elsewhere;
+    EXPECT_NE(m.error_message().find("symbolic link"), std::string::npos) << m.error_message();
 }
 
 // The fsyncs open() runs, by path.
