@@ -449,11 +449,20 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         }
         return p.is != queue::presence::kind::present;
     };
+    // A reload (SIGHUP) while this pass runs: its groups were planned, and its policies would be
+    // resolved, under the config it started with. No transaction starts under a superseded
+    // config (a pin replaced, a destination made mandatory): what is left is not attempted
+    // (it stays as it was) and a new pass takes it at once, under the new config.
+    bool superseded = false;
+    auto config_replaced = [this, &s, &superseded] {
+        if (!superseded && src_().cfg != s.cfg) superseded = true;
+        return superseded;
+    };
     std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
         --groups_left;
         // After stop() no new transaction starts; what this pass did so far is recorded below.
-        if (stopped_ || withdrawn()) break;
+        if (stopped_ || withdrawn() || config_replaced()) break;
         const delivery::route& where = g.where;
         const std::string& domain = g.domain;
         const std::vector<std::size_t>& idx = g.idx;
@@ -473,7 +482,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             done.insert(done.end(), outs.begin(), outs.end());
         } else {
             if (!co_await acquire(key)) break;  // stopped while waiting for a delivery slot
-            if (withdrawn()) {  // the wait for a slot can be long
+            if (withdrawn() || config_replaced()) {  // the wait for a slot can be long
                 release_slot(key);
                 break;
             }
@@ -493,7 +502,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 for (auto& e : early) ptrs.push_back(&e);
                 co_await record_now(std::move(ptrs));
             };
-            req.stopping = [this, &withdrawn] { return stopped_ || withdrawn(); };
+            req.stopping = [this, &withdrawn, &config_replaced] { return stopped_ || withdrawn() || config_replaced(); };
             auto res = co_await d.deliver(req);
             release_slot(key);
             if (!res.tls_failed_hosts.empty()) {  // the first failure's time is kept (the earliest)
@@ -522,6 +531,11 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         std::string().swap(ps.msg.data);  // freed before its bytes go to another pass
         end_pass(id);
         co_return;
+    }
+    if (superseded) {  // the rest at once under the new config (as `queue retry` does, same force)
+        log::emit(log::level::info, "delivery_replanned",
+                  {{"id", id}, {"reason", "configuration reloaded during the delivery pass"}});
+        resubmit_.try_emplace(id, force);
     }
 
     // Record outcomes: state, expiry, log lines; collect bounces.

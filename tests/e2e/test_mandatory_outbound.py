@@ -18,7 +18,9 @@ mx.partner.test) resolve through a test NSD (dns_server.py); everything is on lo
 import datetime
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -622,6 +624,65 @@ def test_reload_never_reuses_a_connection_checked_under_the_old_pins(make_instan
         assert sum(1 for v in first.verbs() if v == "MAIL") == 2, first.commands
         for c in peer.connections[1:]:
             assert not FORBIDDEN & set(c.verbs()), f"mail transaction on a rejected connection: {c.commands}"
+
+
+class HeldGreeting:
+    """A relay host that accepts connections and holds each one's greeting until release(),
+    then answers 421 (try the next host) and closes."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = threading.Event()
+        self.released = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.set()
+            self.released.wait(30)
+            try:
+                c.sendall(b"421 4.3.2 held.test busy\r\n")
+            except OSError:
+                pass
+            c.close()
+
+    def release(self):
+        self.released.set()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self.released.set()
+        self.sock.close()
+
+
+def test_reload_during_a_delivery_pass_applies_to_its_next_host(make_instance):
+    """A delivery pass under way when SIGHUP makes the destination mandatory must not go on under
+    the old, opportunistic config: while the first relay host holds its greeting, the reload
+    adds a mandatory profile for the recipient domain; when that host gives up (421), the pass
+    does not deliver to the second host (plaintext only) under the old config. It ends, a new
+    pass under the new config takes the recipient: no STARTTLS there -> 4.7.4, no mail."""
+    with HeldGreeting() as first, ScriptedPeer(starttls=False) as second:
+        inst = start(make_instance, [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"], outbound=None,
+                     queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send(SENDER, [RCPT], "reload while delivering")
+        assert first.accepted.wait(10), "the delivery never reached the first relay host"
+        inst.write_config(inst.config.read_text() + "\n" + profile_toml())
+        inst.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(inst.events("reload")) == 1, what="reload logged")
+        first.release()
+        ev = inst.wait_events("delivery", 1, id=qid, timeout=15)[0]
+        assert ev["result"] == "deferred" and ev["dsn"] == "4.7.4" and ev["profile"] == PROFILE, ev
+        assert inst.events("delivery_replanned", id=qid), inst.log()[-3000:]
+        inst.stop()
+        assert not second.saw_mail_from(), f"delivered under the superseded config: {second.all_commands()}"
 
 
 @pytest.mark.parametrize("how", ["one message", "two messages"])
