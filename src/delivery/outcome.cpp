@@ -40,7 +40,17 @@ outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
         return o;
     }
     if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
-    if (i < t.rcpt.size() && t.rcpt[i] && !t.rcpt[i]->positive()) return from_reply(*t.rcpt[i]);
+    if (i < t.rcpt.size() && t.rcpt[i] && !t.rcpt[i]->positive()) {
+        outcome o = from_reply(*t.rcpt[i]);
+        // RFC 5321 4.5.3.1.10: a 552 to RCPT ("too many recipients" from older servers, or a
+        // full mailbox) is taken as the 452 it stands for, temporary (as Postfix does: 552 ->
+        // 452, the status's class 5 -> 4), not as a bounce.
+        if (t.rcpt[i]->code == 552) {
+            o.result = outcome::kind::transient;
+            o.dsn[0] = '4';
+        }
+        return o;
+    }
     if (t.data && t.data->code != 354) {
         outcome o = from_reply(*t.data);
         if (o.result == outcome::kind::sent) {  // 2xx to DATA: no content went out (RFC 5321 4.1.1.4)

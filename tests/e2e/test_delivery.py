@@ -8,6 +8,8 @@ peer. Assertions are on what the peers saw and on the `delivery` log lines (SPEC
 import re
 import time
 
+import pytest
+
 from conftest import relay_domain, route, wait_until
 from peers import ScriptedPeer, SmtpSink, envelope_sender
 
@@ -158,10 +160,13 @@ def test_deferred_log_line(make_instance):
             assert re.fullmatch(r"\d+\.\d{3}", e["delay"]), e
 
 
-def test_rcpt_4xx_defers_only_that_recipient(make_instance):
+@pytest.mark.parametrize("code", [450, 552])
+def test_rcpt_4xx_defers_only_that_recipient(make_instance, code):
     """SPEC §3.2: a 4xx to one RCPT defers that recipient only; the retry sends it alone (the
-    others, already delivered, are not sent twice)."""
-    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": [450, 250]}) as peer:
+    others, already delivered, are not sent twice). A 552 to RCPT (older servers' "too many
+    recipients") is the 452 it stands for (RFC 5321 4.5.3.1.10): the same, its status class
+    made 4, and no bounce."""
+    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": [code, 250]}) as peer:
         inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
                              queue_extra=FAST_RETRY)
         qid = inst.send("alice@example.test", ["bob@internal.test", "carol@internal.test"], "partly later")
@@ -174,6 +179,7 @@ def test_rcpt_4xx_defers_only_that_recipient(make_instance):
         assert [(e["to"], e["result"], e["attempt"]) for e in ev] == [
             ("<bob@internal.test>", "sent", "1"), ("<carol@internal.test>", "deferred", "1"),
             ("<carol@internal.test>", "sent", "2")], ev
-        assert ev[1]["dsn"].startswith("4.") and "450" in ev[1]["reason"], ev[1]
+        assert ev[1]["dsn"] == "4.1.1" and str(code) in ev[1]["reason"], ev[1]
+        assert not inst.events("bounce", id=qid)
         assert len(peer.mail_froms()) == 2
         wait_until(lambda: queue_empty(inst), what="queue empty")

@@ -43,6 +43,32 @@ TEST(outcome, remote_reply_is_marked) {
     EXPECT_TRUE(o.remote_reply);
 }
 
+// RFC 5321 4.5.3.1.10: 552 to RCPT counts as 452 (deferred, tried at the next host), with the
+// enhanced status's class made 4; 552 to DATA's end, and other 5xx to RCPT, stay permanent.
+TEST(outcome, a_552_to_rcpt_is_temporary) {
+    smtp::transaction_result t;
+    t.mail = make(250, "2.1.0", "Ok");
+    t.rcpt = {make(552, "5.5.3", "Too many recipients"), make(552, "", "Mailbox full"),
+              make(550, "5.1.1", "unknown user")};
+    const auto many = delivery::classify_recipient(t, 0);
+    EXPECT_EQ(many.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(many.dsn, "4.5.3");
+    EXPECT_EQ(many.reason, "552 5.5.3 Too many recipients");
+    EXPECT_TRUE(many.remote_reply);
+    const auto full = delivery::classify_recipient(t, 1);
+    EXPECT_EQ(full.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(full.dsn, "4.0.0");
+    EXPECT_TRUE(delivery::classify_transaction(t, 1, nullptr, "relay").next_host);
+    EXPECT_EQ(delivery::classify_recipient(t, 2).result, delivery::outcome::kind::permanent);
+
+    smtp::transaction_result d;
+    d.mail = make(250, "2.1.0", "Ok");
+    d.rcpt = {make(250, "2.1.5", "Ok")};
+    d.data = make(354, "", "go ahead");
+    d.final = make(552, "5.3.4", "Message too big");
+    EXPECT_EQ(delivery::classify_recipient(d, 0).result, delivery::outcome::kind::permanent);
+}
+
 TEST(outcome, connection_failures_are_not_remote_replies) {
     using k = smtp::client_failure::kind;
     for (k what : {k::greeting_refused, k::helo_refused, k::starttls_refused, k::protocol_error, k::connection_lost,
