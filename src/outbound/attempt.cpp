@@ -1,7 +1,9 @@
 // outbound/attempt.cpp - drive one outbound SMTP conversation per host until the message is
 // handed over, refused, or every host has been tried: a recipient failed temporarily (4xx, or
 // a lost connection before the end of data) goes on to the next address or host (RFC 5321
-// 5.1), one that may have been delivered (no final reply) does not. TLS decisions follow SPEC §1.1
+// 5.1), one that may have been delivered (no final reply) does not. Recipients a server refused
+// for its recipient limit (452, RFC 5321 4.5.3.1.10) in a transaction that delivered to others
+// get the message again at once, in a new transaction on the same connection. TLS decisions follow SPEC §1.1
 // (opportunistic): STARTTLS whenever offered; a failed handshake defers the recipients
 // (the queue waits tls.handshake_retry_delay); the second failure for the same message and
 // host, once that delay has passed since the first, reconnects and delivers without TLS
@@ -26,6 +28,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <random>
 
@@ -78,6 +81,9 @@ struct conversation {
     // Parallel to results: failed temporarily where nothing can have been delivered, so the
     // next address or host may still take it (delivery::classify_transaction).
     std::vector<bool> next_host;
+    // Parallel to results: sent, and already handed to req.record_sent before a further
+    // transaction on the connection (recipients over the server's limit sent again).
+    std::vector<bool> recorded;
 };
 
 // "mx.partner.test[192.0.2.1]:25", "mx.partner.test[2001:db8::1]:25" (Postfix's form; the
@@ -86,10 +92,11 @@ std::string relay_name(const std::string& host, const std::string& ip, std::uint
     return fmt::format("{}[{}]:{}", host, ip, port);
 }
 
-smtp::outgoing_message outgoing(const attempt_request& req, const transaction& tx) {
+// The message to the recipients of tx at positions `at`.
+smtp::outgoing_message outgoing(const attempt_request& req, const transaction& tx, const std::vector<std::size_t>& at) {
     smtp::outgoing_message m;
     m.sender = req.env->sender;
-    for (auto i : tx.recipients) m.recipients.push_back(req.env->recipients[i]);
+    for (auto j : at) m.recipients.push_back(req.env->recipients[tx.recipients[j]]);
     m.eight_bit = req.env->eight_bit;
     m.smtputf8 = req.env->smtputf8;
     m.size = req.content.size();
@@ -120,14 +127,18 @@ deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::conf
 namespace {
 
 // One TCP connection to `ip`, one transaction for tx.recipients under `pol` (the policy of
-// tx.policies.front()). Fills out.results (and out.next_host) on `done`.
+// tx.policies.front()), and further ones on it for the recipients it refused for the server's
+// recipient limit (smtp::over_recipient_limit) while each delivers to some. Fills out.results
+// (and out.next_host, out.recorded) on `done`. `fallback`: the plaintext reconnection after
+// failed handshakes (SPEC §1.1), shown as tls=fallback in the results.
 // With `probe` (postern tls-policy --probe): the same session, recording its facts in *probe,
 // ends with QUIT where MAIL FROM would be sent (`done` then means "would deliver").
 asio::awaitable<conversation> converse(const std::shared_ptr<const config::config>& cfgp, asio::ssl::context* tls_ctx,
                                        const attempt_request& req, const transaction& tx,
                                        const delivery::target_host& t, const std::string& ip,
                                        const profile::resolved_tls_policy& pol, bool try_tls,
-                                       connection_cache* cache, tls::probe_facts* probe = nullptr) {
+                                       connection_cache* cache, tls::probe_facts* probe = nullptr,
+                                       bool fallback = false) {
     const config::config& cfg = *cfgp;
     auto ex = co_await asio::this_coro::executor;
     const std::string relay = relay_name(t.name, ip, t.port);
@@ -189,7 +200,13 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
         session = std::make_unique<smtp::client_session>(settings);
     }
     smtp::client_session& c = *session;
-    const smtp::outgoing_message m = req.env ? outgoing(req, tx) : smtp::outgoing_message{};
+    // The current transaction's recipients (positions in tx.recipients): all of them, then
+    // those over the server's recipient limit, sent again.
+    std::vector<std::size_t> current(tx.recipients.size());
+    std::iota(current.begin(), current.end(), std::size_t{0});
+    smtp::outgoing_message m = req.env ? outgoing(req, tx, current) : smtp::outgoing_message{};
+    std::vector<std::size_t> again;  // after a transaction: the recipients to send it again to
+    std::size_t transactions = 0;    // on this connection for tx (at most one per recipient)
     bool sent = false, finished = false;
     // Each recipient's facts: the session's, the certificate judged for its own policy's names
     // (a transaction may carry domains whose names differ where the level does not check them).
@@ -204,16 +221,39 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
         }
         return v;
     };
-    // The transaction's verdict for each recipient (failure: how the connection failed in it).
+    // The current transaction's verdict for each of its recipients (failure: how the
+    // connection failed in it); an earlier transaction's recipients keep theirs.
     auto settle = [&](const smtp::client_failure* failure) {
         const auto facts = recipient_facts();
-        out.results.clear();
-        out.next_host.clear();
-        for (std::size_t k = 0; k < tx.recipients.size(); ++k) {
+        out.results.resize(tx.recipients.size());
+        out.next_host.resize(tx.recipients.size());
+        out.recorded.resize(tx.recipients.size());
+        for (std::size_t k = 0; k < current.size(); ++k) {
+            const std::size_t j = current[k];
             auto v = delivery::classify_transaction(c.result(), k, failure, relay);
-            out.results.push_back({tx.recipients[k], std::move(v.out), facts[k]});
-            out.next_host.push_back(v.next_host);
+            out.results[j] = {tx.recipients[j], std::move(v.out), facts[j]};
+            if (fallback) out.results[j].via.tls = "fallback";
+            out.next_host[j] = v.next_host;
         }
+    };
+    // RFC 5321 4.5.3.1.10: after a transaction, its recipients refused for the server's
+    // recipient limit, as long as they failed temporarily (may go to another host).
+    auto over_limit = [&] {
+        std::vector<std::size_t> v;
+        for (const auto k : smtp::over_recipient_limit(c.result()))
+            if (out.next_host[current[k]]) v.push_back(current[k]);
+        return v;
+    };
+    // Before a further transaction: what this connection delivered so far is recorded (a crash
+    // while it runs must not deliver it again), once.
+    auto hand_over_sent = [&]() -> asio::awaitable<void> {
+        std::vector<recipient_result> fresh;
+        for (std::size_t j = 0; j < out.results.size(); ++j)
+            if (out.results[j].out.result == delivery::outcome::kind::sent && !out.recorded[j]) {
+                fresh.push_back(out.results[j]);
+                out.recorded[j] = true;
+            }
+        if (!fresh.empty() && req.record_sent) co_await req.record_sent(std::move(fresh));
     };
 
     const auto command_timeout = cfg.delivery.command_timeout;
@@ -241,6 +281,9 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     bool read_error_is_tls = false;                 // ... and it came from the TLS layer (an alert)
     bool peer_closed = false;                       // a read or write failed, not by timing out
     std::uint64_t replies_before_mail = 0;          // replies_received() when MAIL FROM was sent
+    // Whether a failure may be a parked connection's: only in its first transaction here (a
+    // further one's is this message's, and the first one's recipients are decided).
+    bool may_be_stale = reused;
     // A parked connection the server has since given up on (SPEC §3.4): what its idle timeout
     // said while the session was parked is read as the reply to MAIL. A 421 ("timeout
     // exceeded", RFC 5321 3.8), or any other refusal ("451 4.7.0 Timeout", a 5xx) when the
@@ -248,7 +291,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     // fresh connection, like an EOF there. A first-use connection's refusal is the server's.
     auto stale_reply = [&] {
         const auto& mail = c.result().mail;
-        if (!reused || !mail || mail->positive()) return false;
+        if (!may_be_stale || !mail || mail->positive()) return false;
         return mail->code == 421 || (peer_closed && c.replies_received() == replies_before_mail + 1);
     };
 
@@ -370,6 +413,19 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     replies_before_mail = c.replies_received();
                     c.send_message(m);
                     sent = true;
+                    ++transactions;
+                } else if (!again.empty() && c.reusable() && transactions < tx.recipients.size() &&
+                           !(req.stopping && req.stopping())) {
+                    // The recipients over the server's limit: the message again, to them only,
+                    // in a new transaction on this connection (RFC 5321 4.5.3.1.10).
+                    co_await hand_over_sent();
+                    current = std::exchange(again, {});
+                    m = outgoing(req, tx, current);
+                    replies_before_mail = c.replies_received();
+                    may_be_stale = false;
+                    finished = false;
+                    c.send_message(m);
+                    ++transactions;
                 } else if (cache && try_tls && c.reusable()) {
                     // Park the session for the next message to this host (SPEC §3.4).
                     cache->put(cache_key, {conn, std::move(session), out.facts.tls, out.facts.tls_version,
@@ -387,6 +443,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     co_return out;
                 }
                 settle(nullptr);
+                again = over_limit();
                 finished = true;
                 break;
             }
@@ -432,7 +489,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     co_return out;
                 }
                 // The parked connection went stale: no reply to MAIL, or a stale one.
-                if (reused && !finished && (!c.result().mail || stale_reply())) {
+                if (may_be_stale && !finished && (!c.result().mail || stale_reply())) {
                     out.v = verdict::stale;
                     co_return out;
                 }
@@ -447,7 +504,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
             }
             case smtp::client_event::closed:
                 conn->shutdown();
-                if (reused && !finished && !c.result().mail) {
+                if (may_be_stale && !finished && !c.result().mail) {
                     out.v = verdict::stale;
                     co_return out;
                 }
@@ -764,8 +821,8 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     // delay after the first one past: reconnect and deliver without TLS in this
                     // same attempt.
                     if (stop_now()) break;  // not when stopping: left as they were
-                    conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr);
-                    for (auto& r : conv.results) r.via.tls = "fallback";
+                    conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr,
+                                             /*probe=*/nullptr, /*fallback=*/true);
                 }
                 if (conv.v == verdict::done) {  // conv.results: one per recipient of tx
                     // RFC 5321 5.1: a recipient this host failed temporarily, where nothing can
@@ -778,7 +835,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                             note(at[j], conv.results[j].out, &conv.results[j].via);
                             continue;
                         }
-                        if (conv.results[j].out.result == delivery::outcome::kind::sent)
+                        if (conv.results[j].out.result == delivery::outcome::kind::sent && !conv.recorded[j])
                             unrecorded.push_back(conv.results[j]);
                         decide(at[j], std::move(conv.results[j]));
                     }

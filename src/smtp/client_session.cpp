@@ -22,6 +22,9 @@
 // transaction. Like Postfix, RSET is sent only when needed: when a transaction is abandoned
 // before its end of data (MAIL refused, no recipient accepted, DATA refused), never after a
 // final reply, which ends the transaction whatever its code (RFC 5321 4.1.1.4).
+//
+// Recipient limits (RFC 5321 4.5.3.1.10): over_recipient_limit() names the recipients of a
+// transaction that the driver sends again in a new one (outbound/attempt.cpp).
 #include "smtp/client_session.hpp"
 
 #include "message/headers.hpp"
@@ -697,6 +700,15 @@ const char* to_string(client_failure::kind k) {
         case kind::timeout: return "timeout";
     }
     return "?";
+}
+
+std::vector<std::size_t> over_recipient_limit(const transaction_result& t) {
+    std::vector<std::size_t> out;
+    auto completed = [](const std::optional<reply>& r) { return r && r->code >= 200 && r->code < 300; };
+    if (!completed(t.final) || std::none_of(t.rcpt.begin(), t.rcpt.end(), completed)) return out;
+    for (std::size_t k = 0; k < t.rcpt.size(); ++k)
+        if (t.rcpt[k] && (t.rcpt[k]->code == 452 || t.rcpt[k]->code == 552)) out.push_back(k);
+    return out;
 }
 
 // RFC 5321 4.5.2: before sending a line of content, a "." at its start is doubled; the

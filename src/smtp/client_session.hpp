@@ -106,6 +106,13 @@ struct transaction_result {
     std::optional<reply> local_refusal;
 };
 
+// RFC 5321 4.5.3.1.8/4.5.3.1.10: a server with a recipient limit refuses the recipients beyond
+// it with 452 (a 552 there is to be read as 452), and the client sends the message again to
+// them in a new transaction. The positions (into t.rcpt) of those recipients, when the
+// transaction delivered the message (final 2xx) to at least one other recipient; empty
+// otherwise (then nothing shows the refusals to be a limit, and they stand).
+std::vector<std::size_t> over_recipient_limit(const transaction_result& t);
+
 enum class client_event { need_input, ehlo_done, start_tls, ready, message_done, failed, closed };
 
 // Why a connection failed, for classification (all are temporary unless noted).
