@@ -7,6 +7,8 @@ ends it: those recipients are deferred as before (no endless loop).
 The next hop is the scripted peer of peers.py; its per-address RCPT codes (a list: one code per
 RCPT of that address) make it take two recipients per transaction for the messages sent here.
 """
+import pytest
+
 from conftest import relay_domain, wait_until
 from peers import ScriptedPeer
 
@@ -17,12 +19,14 @@ def _mail_froms(peer):
     return [c for c, _ in peer.all_commands() if c.upper().startswith("MAIL FROM:")]
 
 
-def test_recipients_over_the_limit_go_again_on_the_same_connection(make_instance):
+@pytest.mark.parametrize("code", [452, 552])
+def test_recipients_over_the_limit_go_again_on_the_same_connection(make_instance, code):
     """Five recipients to a server that takes two per transaction: three transactions on one
     connection ([2, 2, 1] recipients), all five sent in attempt 1. Before: two were sent per
-    attempt, the others deferred with the 452 (a 1000-recipient message needed hours)."""
-    codes = {RCPTS[0]: 250, RCPTS[1]: 250, RCPTS[2]: [452, 250], RCPTS[3]: [452, 250],
-             RCPTS[4]: [452, 452, 250]}
+    attempt, the others deferred with the 452 (a 1000-recipient message needed hours); with an
+    older server's 552 for the same limit, bounced."""
+    codes = {RCPTS[0]: 250, RCPTS[1]: 250, RCPTS[2]: [code, 250], RCPTS[3]: [code, 250],
+             RCPTS[4]: [code, code, 250]}
     with ScriptedPeer(starttls=False, rcpt_codes=codes) as peer:
         inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
                              queue_extra='retry_schedule = ["1h"]')
