@@ -8,8 +8,6 @@ peer. Assertions are on what the peers saw and on the `delivery` log lines (SPEC
 import re
 import time
 
-import pytest
-
 from conftest import relay_domain, route, wait_until
 from peers import ScriptedPeer, SmtpSink, envelope_sender
 
@@ -160,12 +158,26 @@ def test_deferred_log_line(make_instance):
             assert re.fullmatch(r"\d+\.\d{3}", e["delay"]), e
 
 
-@pytest.mark.parametrize("code", [450, 552])
-def test_rcpt_4xx_defers_only_that_recipient(make_instance, code):
+def test_rcpt_552_alone_is_deferred_not_bounced(make_instance):
+    """A 552 to RCPT (older servers' "too many recipients") is the 452 it stands for (RFC 5321
+    4.5.3.1.10): deferred with its status class made 4, sent at the retry, never bounced. (With
+    another recipient taken in the same transaction it is sent again at once instead:
+    test_recipient_overflow.py.)"""
+    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": [552, 250]}) as peer:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                             queue_extra=FAST_RETRY)
+        qid = inst.send("alice@example.test", ["carol@internal.test"], "552 then 250")
+        ev = inst.wait_events("delivery", 2, id=qid)
+        assert [(e["result"], e["attempt"], e["dsn"]) for e in ev] == [("deferred", "1", "4.1.1"),
+                                                                      ("sent", "2", "2.0.0")], ev
+        assert "552" in ev[0]["reason"] and not inst.events("bounce", id=qid), ev
+        assert [m[1] for m in peer.wait_messages(1)] == [["carol@internal.test"]]
+
+
+def test_rcpt_4xx_defers_only_that_recipient(make_instance):
     """SPEC §3.2: a 4xx to one RCPT defers that recipient only; the retry sends it alone (the
-    others, already delivered, are not sent twice). A 552 to RCPT (older servers' "too many
-    recipients") is the 452 it stands for (RFC 5321 4.5.3.1.10): the same, its status class
-    made 4, and no bounce."""
+    others, already delivered, are not sent twice)."""
+    code = 450
     with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": [code, 250]}) as peer:
         inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
                              queue_extra=FAST_RETRY)
