@@ -2,7 +2,6 @@
 // headers plus state/ records, turned into message_view. Blocking file I/O, no Asio: the
 // server runs it where it may block. Reads only each file's header, never the content, so
 // listing a queue of large messages stays cheap.
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,9 +22,10 @@ namespace {
 constexpr std::size_t max_header = 8u << 20;
 
 // The bytes of `path` up to and including the empty line ending the header ("\n\n").
-// nullopt (errno set) when the file cannot be opened; otherwise what could be read.
+// nullopt (errno set) when the file cannot be opened, or is not a regular file
+// (queue::open_regular_file); otherwise what could be read.
 std::optional<std::string> read_header(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = queue::open_regular_file(path);
     if (fd < 0) return std::nullopt;
     std::string out;
     char buf[8192];
@@ -54,7 +54,7 @@ load_result load_view(const queue::spool& sp, const std::string& id, queue::area
     const std::string path = sp.path(id, where);
     auto text = read_header(path);
     if (!text) {
-        if (errno != ENOENT) lr.problem = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+        if (errno != ENOENT) lr.problem = fmt::format("cannot read {}: {}", path, queue::read_error(errno));
         return lr;
     }
     std::size_t header_len = 0;

@@ -1,6 +1,8 @@
 // delivery/outcome.cpp - reply -> sent / defer / bounce (RFC 5321 4.2.1, RFC 3463).
 #include "delivery/outcome.hpp"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 namespace postern::delivery {
@@ -33,6 +35,17 @@ outcome from_reply(const smtp::reply& r) {
     return o;
 }
 
+bool is_recipient_limit_552(const smtp::reply& r) {
+    if (r.code != 552) return false;
+    if (!r.enhanced.empty()) return r.enhanced.size() > 2 && r.enhanced.substr(1) == ".5.3";
+    for (const auto& line : r.lines) {
+        std::string lower(line);
+        for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (lower.find("too many recipients") != std::string::npos) return true;
+    }
+    return false;
+}
+
 outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
     if (t.local_refusal) {
         outcome o = from_reply(*t.local_refusal);
@@ -42,12 +55,9 @@ outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
     if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
     if (i < t.rcpt.size() && t.rcpt[i] && !t.rcpt[i]->positive()) {
         outcome o = from_reply(*t.rcpt[i]);
-        // RFC 5321 4.5.3.1.10: a 552 to RCPT ("too many recipients" from older servers, or a
-        // full mailbox) is taken as the 452 it stands for, temporary (as Postfix does: 552 ->
-        // 452, the status's class 5 -> 4), not as a bounce.
-        if (t.rcpt[i]->code == 552) {
+        if (is_recipient_limit_552(*t.rcpt[i])) {  // the 452 it stands for: temporary
             o.result = outcome::kind::transient;
-            o.dsn[0] = '4';
+            o.dsn = "4.5.3";
         }
         return o;
     }

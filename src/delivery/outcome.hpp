@@ -16,7 +16,14 @@ std::string enhanced_or_default(const smtp::reply& r);
 std::string reply_text(const smtp::reply& r);
 outcome from_reply(const smtp::reply& r);
 
-// Outcome for recipient `i` of a finished transaction.
+// RFC 5321 4.5.3.1.10: RFC 821 listed 552 for "too many recipients"; a 552 to RCPT that says so
+// (enhanced status X.5.3, RFC 3463, or without one "too many recipients" in its text) is the
+// 452 it stands for: temporary, sent again (outbound/attempt.cpp). Any other 5xx to RCPT (a
+// "552 5.2.2 mailbox full" too) bounces the recipient (SPEC §3.2).
+bool is_recipient_limit_552(const smtp::reply& r);
+
+// Outcome for recipient `i` of a finished transaction (a 552 for the recipient limit: 4.5.3,
+// temporary).
 outcome classify_recipient(const smtp::transaction_result& t, std::size_t i);
 
 // Outcome for every recipient when the connection failed before the transaction ended.

@@ -64,7 +64,9 @@ bool is_ip_literal(const std::string& s) {
 
 using connection = runtime::timed_connection;
 
-enum class verdict { next_host, tls_failed, done, stale };  // stale: a reused connection died
+// stale: a reused connection died; not_started: req.stopping() (stopping, or the config was
+// replaced by a reload) before the first transaction: QUIT, nothing sent
+enum class verdict { next_host, tls_failed, done, stale, not_started };
 
 // One transaction's share of an attempt: its recipients and the policy each was resolved under
 // (all with the same profile::session_requirements, so the first one's is the one enforced).
@@ -84,6 +86,9 @@ struct conversation {
     // Parallel to results: sent, and already handed to req.record_sent before a further
     // transaction on the connection (recipients over the server's limit sent again).
     std::vector<bool> recorded;
+    // Parallel to results: over the server's limit, but not sent again because req.stopping()
+    // said so: left as they were (not attempted), like recipients of a transaction not started.
+    std::vector<bool> held_back;
 };
 
 // "mx.partner.test[192.0.2.1]:25", "mx.partner.test[2001:db8::1]:25" (Postfix's form; the
@@ -228,6 +233,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
         out.results.resize(tx.recipients.size());
         out.next_host.resize(tx.recipients.size());
         out.recorded.resize(tx.recipients.size());
+        out.held_back.resize(tx.recipients.size());
         for (std::size_t k = 0; k < current.size(); ++k) {
             const std::size_t j = current[k];
             auto v = delivery::classify_transaction(c.result(), k, failure, relay);
@@ -409,16 +415,30 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 if (!sent && probe) {  // where MAIL FROM would go: the mail would be delivered
                     c.quit();
                     finished = true;
+                } else if (!sent && req.stopping && req.stopping()) {
+                    // Stopping, or a reload replaced the config while this connection was set
+                    // up (a slow greeting, a slow handshake): no transaction under the old one.
+                    c.quit();
+                    co_await write_out();
+                    conn->shutdown();
+                    out.v = verdict::not_started;
+                    co_return out;
                 } else if (!sent) {
                     replies_before_mail = c.replies_received();
                     c.send_message(m);
                     sent = true;
                     ++transactions;
-                } else if (!again.empty() && c.reusable() && transactions < tx.recipients.size() &&
-                           !(req.stopping && req.stopping())) {
+                } else if (!again.empty() && c.reusable() && transactions < tx.recipients.size()) {
                     // The recipients over the server's limit: the message again, to them only,
-                    // in a new transaction on this connection (RFC 5321 4.5.3.1.10).
+                    // in a new transaction on this connection (RFC 5321 4.5.3.1.10). What was
+                    // delivered is recorded first; then, stopping (or the config replaced),
+                    // they are held back: left as they were, the connection ended.
                     co_await hand_over_sent();
+                    if (req.stopping && req.stopping()) {
+                        for (const auto j : std::exchange(again, {})) out.held_back[j] = true;
+                        c.quit();
+                        break;
+                    }
                     current = std::exchange(again, {});
                     m = outgoing(req, tx, current);
                     replies_before_mail = c.replies_received();
@@ -824,6 +844,10 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr,
                                              /*probe=*/nullptr, /*fallback=*/true);
                 }
+                if (conv.v == verdict::not_started) {  // stopping: these recipients stay as they were
+                    stop_now();
+                    break;
+                }
                 if (conv.v == verdict::done) {  // conv.results: one per recipient of tx
                     // RFC 5321 5.1: a recipient this host failed temporarily, where nothing can
                     // have been delivered, stays open for the next address or host; the others
@@ -831,6 +855,10 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     if (std::find(conv.next_host.begin(), conv.next_host.end(), true) != conv.next_host.end())
                         left_open_here = true;
                     for (std::size_t j = 0; j < at.size(); ++j) {
+                        if (conv.held_back[j]) {  // not sent again: stopping (marked below)
+                            stop_now();
+                            continue;
+                        }
                         if (conv.next_host[j]) {
                             note(at[j], conv.results[j].out, &conv.results[j].via);
                             continue;
@@ -883,6 +911,7 @@ asio::awaitable<void> deliverer::probe(tls::policy_report& report, bool connect)
                     case verdict::tls_failed: f.verdict = tls::probe_verdict::defer_tls; break;
                     case verdict::next_host:
                     case verdict::stale:
+                    case verdict::not_started:
                         f.verdict = f.connected ? tls::probe_verdict::refuse : tls::probe_verdict::unreachable;
                         break;
                 }

@@ -126,23 +126,13 @@ int rename_noreplace(const std::string& from, const std::string& to) {
 }
 
 // The whole file; on failure nullopt with errno set to the failed call's (not close(2)'s).
-// Only a regular file is read: a symbolic link is not followed (ELOOP) and anything else (a
-// FIFO, a socket, a device: EINVAL, see read_error) is refused without blocking, where a FIFO
-// in the spool would hang the thread that opened it, and a link could make another file's
-// bytes a message.
+// Only a regular file is read (open_regular_file).
 std::optional<std::string> read_file(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int fd = open_regular_file(path);
     if (fd < 0) return std::nullopt;
     std::string out;
     struct stat st{};
-    const bool stat_ok = ::fstat(fd, &st) == 0;
-    if (!stat_ok || !S_ISREG(st.st_mode)) {
-        const int e = stat_ok ? EINVAL : errno;
-        ::close(fd);
-        errno = e;
-        return std::nullopt;
-    }
-    if (st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
     char buf[65536];
     for (;;) {
         ssize_t r = ::read(fd, buf, sizeof buf);
@@ -160,14 +150,25 @@ std::optional<std::string> read_file(const std::string& path) {
     return out;
 }
 
-// What read_file's errno means, for messages.
+}  // namespace
+
+int open_regular_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return -1;
+    struct stat st{};
+    const bool stat_ok = ::fstat(fd, &st) == 0;
+    if (stat_ok && S_ISREG(st.st_mode)) return fd;
+    const int e = stat_ok ? EINVAL : errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+}
+
 std::string read_error(int e) {
     if (e == EINVAL) return "not a regular file";
     if (e == ELOOP) return "a symbolic link (not followed)";
     return std::strerror(e);
 }
-
-}  // namespace
 
 const char* to_string(rcpt_status s) {
     switch (s) {

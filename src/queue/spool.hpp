@@ -82,6 +82,16 @@ std::set<std::string> tls_failure_entries(const tls_failures& times);
 // `postern queue list/show` (control/snapshot.cpp) refuse such a file.
 std::string misnamed_file(const std::string& path, const std::string& header_id, const std::string& id);
 
+// open(2) of a spool file for reading (O_CLOEXEC), refusing anything but a regular file: a
+// symbolic link is not followed (ELOOP; it could make another file's bytes a message) and
+// anything else is closed again (EINVAL; a FIFO, opened without waiting for a writer, would
+// otherwise hang the reading thread for ever). -1 with errno set, else the descriptor.
+int open_regular_file(const std::string& path);
+
+// What an errno from reading a spool file means, for messages: "not a regular file" (EINVAL),
+// "a symbolic link (not followed)" (ELOOP), else strerror.
+std::string read_error(int e);
+
 // One message of commit_batch(): what to write, and (after the call) whether it failed.
 struct commit_item {
     const envelope* env = nullptr;

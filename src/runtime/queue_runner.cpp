@@ -532,10 +532,12 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         end_pass(id);
         co_return;
     }
-    if (superseded) {  // the rest at once under the new config (as `queue retry` does, same force)
+    if (superseded) {
+        // The rest at once under the new config: the recipients left as they were are due (or
+        // were, for a forced pass: those wait for their time, like the ones this pass deferred).
         log::emit(log::level::info, "delivery_replanned",
                   {{"id", id}, {"reason", "configuration reloaded during the delivery pass"}});
-        resubmit_.try_emplace(id, force);
+        resubmit_.try_emplace(id, false);
     }
 
     // Record outcomes: state, expiry, log lines; collect bounces.

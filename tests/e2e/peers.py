@@ -18,8 +18,10 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
   tls_modes=["garbage", "ok"]  tls_mode per connection in order (the last repeats); overrides
                              tls_mode
   greeting_codes=[421, 220]  greeting per connection in order (the last repeats)
+  greeting_hold=threading.Event()  each greeting waits until the event is set (at most 30 s)
   rcpt_codes={"x@y": 550}    RCPT replies per address (default 250); a list gives one code per
-                             RCPT of that address, the last repeating: {"x@y": [450, 250]}
+                             RCPT of that address, the last repeating: {"x@y": [450, 250]};
+                             a string is a whole refusal: {"x@y": "552 5.5.3 Too many recipients"}
   final_code=250             reply after end of data
   final_delay=1.0            seconds between receiving the end of data (the message is recorded
                              then) and sending that reply
@@ -84,8 +86,10 @@ class ScriptedPeer:
     def __init__(self, host="127.0.0.1", starttls=True, tls_mode="ok", cert=None, key=None,
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
                  extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
-                 ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0, idle_reply=None):
+                 ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0, idle_reply=None,
+                 greeting_hold=None):
         self.host = host
+        self.greeting_hold = greeting_hold
         self.tls_modes = list(tls_modes or [])
         self.idle_timeout = idle_timeout
         self.idle_reply = idle_reply
@@ -196,6 +200,8 @@ class ScriptedPeer:
         def send(line):
             f.write(line.encode() + b"\r\n")
 
+        if self.greeting_hold is not None:
+            self.greeting_hold.wait(30)
         code = self.greeting_codes[min(idx, len(self.greeting_codes) - 1)]
         if code != 220:
             send(f"{code} {self.ehlo_name} not now")
@@ -308,7 +314,9 @@ class ScriptedPeer:
                         with self.lock:
                             n = self.rcpt_seen[addr] = self.rcpt_seen.get(addr, 0) + 1
                         c = c[min(n, len(c)) - 1]
-                    if c == 250:
+                    if isinstance(c, str):  # a whole refusal: "552 5.5.3 Too many recipients"
+                        send(c)
+                    elif c == 250:
                         rcpts.append(addr)
                         send("250 2.1.5 Ok")
                     else:

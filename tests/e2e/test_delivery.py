@@ -8,6 +8,8 @@ peer. Assertions are on what the peers saw and on the `delivery` log lines (SPEC
 import re
 import time
 
+import pytest
+
 from conftest import relay_domain, route, wait_until
 from peers import ScriptedPeer, SmtpSink, envelope_sender
 
@@ -158,17 +160,24 @@ def test_deferred_log_line(make_instance):
             assert re.fullmatch(r"\d+\.\d{3}", e["delay"]), e
 
 
-def test_rcpt_552_alone_is_deferred_not_bounced(make_instance):
-    """A 552 to RCPT (older servers' "too many recipients") is the 452 it stands for (RFC 5321
-    4.5.3.1.10): deferred with its status class made 4, sent at the retry, never bounced. (With
+@pytest.mark.parametrize("refusal,bounced", [("552 5.5.3 Too many recipients", False),
+                                              ("552 Error: too many recipients", False),
+                                              ("552 5.2.2 Mailbox full", True)])
+def test_rcpt_552_for_the_recipient_limit_is_deferred(make_instance, refusal, bounced):
+    """A 552 to RCPT that means "too many recipients" (RFC 821's code for it) is the 452 it
+    stands for (RFC 5321 4.5.3.1.10): deferred as 4.5.3, sent at the retry, never bounced. (With
     another recipient taken in the same transaction it is sent again at once instead:
-    test_recipient_overflow.py.)"""
-    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": [552, 250]}) as peer:
+    test_recipient_overflow.py.) Any other 5xx to RCPT bounces the recipient (SPEC §3.2)."""
+    with ScriptedPeer(starttls=False, rcpt_codes={"carol@internal.test": [refusal, 250]}) as peer:
         inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
                              queue_extra=FAST_RETRY)
         qid = inst.send("alice@example.test", ["carol@internal.test"], "552 then 250")
+        if bounced:
+            e = inst.wait_events("delivery", 1, id=qid)[0]
+            assert (e["result"], e["dsn"]) == ("bounced", "5.2.2"), e
+            return
         ev = inst.wait_events("delivery", 2, id=qid)
-        assert [(e["result"], e["attempt"], e["dsn"]) for e in ev] == [("deferred", "1", "4.1.1"),
+        assert [(e["result"], e["attempt"], e["dsn"]) for e in ev] == [("deferred", "1", "4.5.3"),
                                                                       ("sent", "2", "2.0.0")], ev
         assert "552" in ev[0]["reason"] and not inst.events("bounce", id=qid), ev
         assert [m[1] for m in peer.wait_messages(1)] == [["carol@internal.test"]]

@@ -663,6 +663,21 @@ class HeldGreeting:
         self.sock.close()
 
 
+def reload_to_mandatory_then(inst, qid, go_on):
+    """SIGHUP with the "partner" profile (mandatory) added while message qid's delivery pass
+    waits on a relay host; then go_on() lets that host answer. The pass must end without
+    delivering (delivery_replanned) and the new pass, under the profile, defer with 4.7.4 (the
+    hosts offer no STARTTLS)."""
+    inst.write_config(inst.config.read_text() + "\n" + profile_toml())
+    inst.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(inst.events("reload")) == 1, what="reload logged")
+    go_on()
+    ev = inst.wait_events("delivery", 1, id=qid, timeout=15)[0]
+    assert ev["result"] == "deferred" and ev["dsn"] == "4.7.4" and ev["profile"] == PROFILE, ev
+    assert inst.events("delivery_replanned", id=qid), inst.log()[-3000:]
+    inst.stop()
+
+
 def test_reload_during_a_delivery_pass_applies_to_its_next_host(make_instance):
     """A delivery pass under way when SIGHUP makes the destination mandatory must not go on under
     the old, opportunistic config: while the first relay host holds its greeting, the reload
@@ -674,15 +689,22 @@ def test_reload_during_a_delivery_pass_applies_to_its_next_host(make_instance):
                      queue_extra='retry_schedule = ["1h"]')
         qid = inst.send(SENDER, [RCPT], "reload while delivering")
         assert first.accepted.wait(10), "the delivery never reached the first relay host"
-        inst.write_config(inst.config.read_text() + "\n" + profile_toml())
-        inst.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: len(inst.events("reload")) == 1, what="reload logged")
-        first.release()
-        ev = inst.wait_events("delivery", 1, id=qid, timeout=15)[0]
-        assert ev["result"] == "deferred" and ev["dsn"] == "4.7.4" and ev["profile"] == PROFILE, ev
-        assert inst.events("delivery_replanned", id=qid), inst.log()[-3000:]
-        inst.stop()
+        reload_to_mandatory_then(inst, qid, first.release)
         assert not second.saw_mail_from(), f"delivered under the superseded config: {second.all_commands()}"
+
+
+def test_reload_while_connecting_starts_no_transaction_under_the_old_config(make_instance):
+    """The same, when the only relay host then answers 220 (a slow greeting, not a refusal): the
+    connection set up under the old config carries no mail (QUIT before MAIL FROM); the new
+    pass, under the mandatory profile, finds no STARTTLS there -> 4.7.4, nothing sent."""
+    hold = threading.Event()
+    with ScriptedPeer(starttls=False, greeting_hold=hold) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound=None, queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send(SENDER, [RCPT], "reload while connecting")
+        peer.wait_connections(1)
+        reload_to_mandatory_then(inst, qid, hold.set)
+        assert not peer.saw_mail_from(), f"mail sent under the superseded config: {peer.all_commands()}"
+        assert "QUIT" in peer.connections[0].verbs(), peer.connections[0].commands
 
 
 @pytest.mark.parametrize("how", ["one message", "two messages"])

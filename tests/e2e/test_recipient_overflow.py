@@ -19,12 +19,12 @@ def _mail_froms(peer):
     return [c for c, _ in peer.all_commands() if c.upper().startswith("MAIL FROM:")]
 
 
-@pytest.mark.parametrize("code", [452, 552])
+@pytest.mark.parametrize("code", [452, "552 5.5.3 Too many recipients"])
 def test_recipients_over_the_limit_go_again_on_the_same_connection(make_instance, code):
     """Five recipients to a server that takes two per transaction: three transactions on one
     connection ([2, 2, 1] recipients), all five sent in attempt 1. Before: two were sent per
     attempt, the others deferred with the 452 (a 1000-recipient message needed hours); with an
-    older server's 552 for the same limit, bounced."""
+    older server's 552 for the same limit (RFC 5321 4.5.3.1.10), bounced."""
     codes = {RCPTS[0]: 250, RCPTS[1]: 250, RCPTS[2]: [code, 250], RCPTS[3]: [code, 250],
              RCPTS[4]: [code, code, 250]}
     with ScriptedPeer(starttls=False, rcpt_codes=codes) as peer:

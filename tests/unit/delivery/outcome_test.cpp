@@ -43,23 +43,26 @@ TEST(outcome, remote_reply_is_marked) {
     EXPECT_TRUE(o.remote_reply);
 }
 
-// RFC 5321 4.5.3.1.10: 552 to RCPT counts as 452 (deferred, tried at the next host), with the
-// enhanced status's class made 4; 552 to DATA's end, and other 5xx to RCPT, stay permanent.
-TEST(outcome, a_552_to_rcpt_is_temporary) {
+// RFC 5321 4.5.3.1.10: a 552 to RCPT that means "too many recipients" (X.5.3, or that text
+// without an enhanced code) counts as 452 (deferred, 4.5.3, tried again); any other 5xx to RCPT,
+// a 552 mailbox full included, and 552 at the end of data stay permanent (SPEC §3.2).
+TEST(outcome, a_552_to_rcpt_for_the_recipient_limit_is_temporary) {
     smtp::transaction_result t;
     t.mail = make(250, "2.1.0", "Ok");
-    t.rcpt = {make(552, "5.5.3", "Too many recipients"), make(552, "", "Mailbox full"),
-              make(550, "5.1.1", "unknown user")};
+    t.rcpt = {make(552, "5.5.3", "Too many recipients"), make(552, "", "Error: too many recipients"),
+              make(552, "5.2.2", "Mailbox full"), make(552, "", "Mailbox full"), make(550, "5.1.1", "unknown user")};
     const auto many = delivery::classify_recipient(t, 0);
     EXPECT_EQ(many.result, delivery::outcome::kind::transient);
     EXPECT_EQ(many.dsn, "4.5.3");
     EXPECT_EQ(many.reason, "552 5.5.3 Too many recipients");
     EXPECT_TRUE(many.remote_reply);
-    const auto full = delivery::classify_recipient(t, 1);
-    EXPECT_EQ(full.result, delivery::outcome::kind::transient);
-    EXPECT_EQ(full.dsn, "4.0.0");
+    const auto plain = delivery::classify_recipient(t, 1);
+    EXPECT_EQ(plain.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(plain.dsn, "4.5.3");
     EXPECT_TRUE(delivery::classify_transaction(t, 1, nullptr, "relay").next_host);
-    EXPECT_EQ(delivery::classify_recipient(t, 2).result, delivery::outcome::kind::permanent);
+    for (std::size_t k : {2u, 3u, 4u})
+        EXPECT_EQ(delivery::classify_recipient(t, k).result, delivery::outcome::kind::permanent) << k;
+    EXPECT_EQ(delivery::classify_recipient(t, 2).dsn, "5.2.2");
 
     smtp::transaction_result d;
     d.mail = make(250, "2.1.0", "Ok");
