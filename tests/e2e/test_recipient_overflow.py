@@ -7,6 +7,8 @@ ends it: those recipients are deferred as before (no endless loop).
 The next hop is the scripted peer of peers.py; its per-address RCPT codes (a list: one code per
 RCPT of that address) make it take two recipients per transaction for the messages sent here.
 """
+import signal
+
 import pytest
 
 from conftest import relay_domain, wait_until
@@ -66,3 +68,24 @@ def test_a_transaction_that_takes_none_of_them_ends_it(make_instance):
         second = verbs[verbs.index("MAIL", verbs.index("MAIL") + 1):]
         assert second[:5] == ["MAIL", "RCPT", "RCPT", "RCPT", "DATA"] and "RSET" in second, verbs
         assert len(_mail_froms(peer)) == 2
+
+
+def test_a_reload_between_transactions_leaves_the_rest_to_the_new_pass(make_instance):
+    """A reload (SIGHUP) while the first transaction waits for its final reply: no further
+    transaction starts under the old config; the recipients over the limit are left as they
+    were (not counted as attempted, not deferred for a retry step) and the new pass sends them
+    at once: every recipient sent in attempt 1."""
+    codes = {RCPTS[0]: 250, RCPTS[1]: 250, RCPTS[2]: [452, 250], RCPTS[3]: [452, 250],
+             RCPTS[4]: [452, 452, 250]}
+    with ScriptedPeer(starttls=False, rcpt_codes=codes, final_delay=1.0) as peer:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{peer.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send("alice@sender.test", RCPTS, "reload between transactions")
+        peer.wait_messages(1)  # recorded at the end of data; the reply comes 1 s later
+        inst.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(inst.events("reload")) == 1, what="reload logged")
+        events = inst.wait_events("delivery", len(RCPTS), id=qid, timeout=20)
+        outcomes = sorted((e["to"], e["result"], e["attempt"]) for e in events)
+        assert outcomes == sorted((f"<{r}>", "sent", "1") for r in RCPTS), outcomes
+        assert inst.events("delivery_replanned", id=qid), inst.log()[-3000:]
+        assert sorted(r for m in peer.messages for r in m[1]) == sorted(RCPTS), peer.messages
