@@ -431,6 +431,29 @@ def parse_log_line(line):
     return d
 
 
+def build_shim(tmp_path, source):
+    """Compiles the LD_PRELOAD shim tests/e2e/SOURCE (a .c file, never part of the product) with
+    gcc into tmp_path and returns the .so (skips the test without gcc)."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not installed")
+    here = pathlib.Path(__file__).resolve().parent
+    so = tmp_path / (pathlib.Path(source).stem + ".so")
+    r = subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(so), str(here / source), "-ldl"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return so
+
+
+def preload(monkeypatch, so):
+    """Every postern started from now on in the test gets the shim `so` (LD_PRELOAD). Under
+    `make asan` the ASan runtime is told not to insist on coming first in the library list."""
+    monkeypatch.setenv("LD_PRELOAD", str(so))
+    if os.environ.get("POSTERN_SANITIZED"):
+        opts = os.environ.get("ASAN_OPTIONS", "")
+        monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") + "verify_asan_link_order=0")
+
+
 def relay_domain(name, *hosts):
     """A hosted [[domain]] whose mail goes over SMTP to `hosts` ("ip:port")."""
     return f'[[domain]]\nname = "{name}"\nrelay_to = [{", ".join(f"{chr(34)}{h}{chr(34)}" for h in hosts)}]\n'

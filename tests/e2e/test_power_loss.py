@@ -16,17 +16,13 @@ exists. Checked on the wire and in the spool:
 """
 import errno
 import os
-import pathlib
-import shutil
-import subprocess
 import time
 
 import pytest
 
-from conftest import as_maildir, qid_of, relay_domain, wait_until
+from conftest import as_maildir, build_shim, preload, qid_of, relay_domain, wait_until
 from peers import ScriptedPeer
 
-HERE = pathlib.Path(__file__).resolve().parent
 LOCALHOST = '[[domain]]\nname = "localhost"\nmaildir = "var/mail/localhost"\n'
 
 
@@ -39,13 +35,7 @@ def msg_body(subject):
 def fsync_fault(tmp_path, monkeypatch):
     """Builds the shim; returns set(mode, err) / clear() controls. Every postern started in the
     test (serve, queue, init) gets LD_PRELOAD; only fsync under the spool prefix is affected."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc not installed")
-    so = tmp_path / "fsync_fault.so"
-    r = subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(so),
-                        str(HERE / "fsync_fault.c"), "-ldl"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    so = build_shim(tmp_path, "fsync_fault.c")
     flag = tmp_path / "fsync_fault.flag"
 
     class Fault:
@@ -53,14 +43,9 @@ def fsync_fault(tmp_path, monkeypatch):
             self.flag = flag
 
         def prefix(self, spool):
-            monkeypatch.setenv("LD_PRELOAD", str(so))
+            preload(monkeypatch, so)
             monkeypatch.setenv("FSYNC_FAULT_PREFIX", os.path.realpath(spool))
             monkeypatch.setenv("FSYNC_FAULT_FLAG", str(flag))
-            if os.environ.get("POSTERN_SANITIZED"):
-                # The ASan runtime wants to be first in the library list; the shim only
-                # interposes fsync, so let it come first (`make asan`).
-                opts = os.environ.get("ASAN_OPTIONS", "")
-                monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") + "verify_asan_link_order=0")
 
         def set(self, mode, err):
             flag.write_text(f"{mode} {err}\n")

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import POSTERN, qid_of, relay_domain, wait_until
+from conftest import POSTERN, build_shim, preload, qid_of, relay_domain, wait_until
 from peers import ScriptedPeer
 from test_power_loss import fsync_fault, start_with_fault  # noqa: F401 (fsync_fault: a fixture)
 
@@ -635,51 +635,43 @@ def test_output_that_cannot_be_written_is_an_error(make_instance):
         assert os.strerror(errno.ENOSPC) in r.stderr, r.stderr
 
 
-def test_list_under_way_at_sigterm_gets_its_whole_answer(make_instance):
+def test_list_under_way_at_sigterm_gets_its_whole_answer(make_instance, tmp_path, monkeypatch):
     """`queue list --json` is reading the spool when the server gets SIGTERM: the drain waits
     for it (as for sessions and delivery passes), the CLI gets the whole list (exit 0) and the
     server exits 0 once it is answered, with no crash.
 
-    The reader is held in the middle of the spool deterministically: one entry of hold/ is a
-    FIFO named like a queue file, so the server's read of it waits for this test to write the
-    queue file's bytes into it - which it does 1 s after SIGTERM, long after the drain of the
-    code before had ended (it counted no control request). There the spool and the queue
-    runner were destroyed under the reader, whose answer never came (the CLI exited 1 without
-    one) and whose completion went to a destroyed event loop."""
+    The reader is held in the middle of the spool deterministically: the server runs with the
+    open_gate.c shim, which holds its open(2) of one held queue file (listed after the first)
+    until this test lets it go - 1 s after SIGTERM, long after the drain of the code before had
+    ended (it counted no control request). There the spool and the queue runner were destroyed
+    under the reader, whose answer never came (the CLI exited 1 without one) and whose
+    completion went to a destroyed event loop. (A FIFO did this before the spool refused to
+    open anything but regular files.)"""
+    slow = "FFFFFFFFFFFFF0000"  # a valid queue id, listed after any real one
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    preload(monkeypatch, build_shim(tmp_path, "open_gate.c"))
+    monkeypatch.setenv("OPEN_GATE_SUFFIX", f"/hold/{slow}")
+    monkeypatch.setenv("OPEN_GATE_DIR", str(gate))
     inst = make_instance(queue_extra="hold = true")
+    for name in ("LD_PRELOAD", "OPEN_GATE_SUFFIX", "OPEN_GATE_DIR"):  # the server only
+        monkeypatch.delenv(name)
     qid = send(inst, "alice@example.test", ["bob@localhost"], "held")
     hold = inst.dir / "var/spool/hold"
-    slow = format(int(qid, 16) + 1, "X").zfill(len(qid))  # listed after qid
-    # qid's queue file with slow's id (a file that names another message is not listed)
-    content = (hold / qid).read_bytes().replace(f"\nid {qid}\n".encode(), f"\nid {slow}\n".encode(), 1)
-    fifo = hold / slow
-    os.mkfifo(fifo, 0o600)
+    # qid's queue file under slow's id and naming it (a file that names another message is not listed)
+    (hold / slow).write_bytes((hold / qid).read_bytes().replace(f"\nid {qid}\n".encode(), f"\nid {slow}\n".encode(), 1))
     cli = subprocess.Popen([POSTERN, "queue", "list", "--json", "-c", str(inst.config)], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, cwd="/")
-    fd = None
     try:
-        # Opening the FIFO for writing succeeds only once a reader has it open: the server's.
-        deadline = time.time() + 10
-        while fd is None and time.time() < deadline:
-            try:
-                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as e:
-                if e.errno != errno.ENXIO:
-                    raise
-                time.sleep(0.02)
-        assert fd is not None, "the server never read hold/ for `queue list`"
+        wait_until(lambda: (gate / "reached").exists(), timeout=10, what="the server's read of hold/ held")
         inst.proc.send_signal(signal.SIGTERM)
         inst.wait_events("stop", 1)
         time.sleep(1.0)
         assert inst.alive, "the server stopped with a `queue list` under way"
-        os.set_blocking(fd, True)
-        os.write(fd, content)
-        os.close(fd)
-        fd = None
+        (gate / "go").touch()
         out, err = cli.communicate(timeout=30)
     finally:
-        if fd is not None:
-            os.close(fd)
+        (gate / "go").touch()
         if cli.poll() is None:
             cli.kill()
             cli.wait()
