@@ -415,7 +415,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 if (!sent && probe) {  // where MAIL FROM would go: the mail would be delivered
                     c.quit();
                     finished = true;
-                } else if (!sent && req.stopping && req.stopping()) {
+                } else if (!sent && (req.superseded ? req.superseded() : req.stopping && req.stopping())) {
                     // Stopping, or a reload replaced the config while this connection was set
                     // up (a slow greeting, a slow handshake): no transaction under the old one.
                     c.quit();

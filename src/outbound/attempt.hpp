@@ -65,6 +65,10 @@ struct attempt_request {
     // True once the server is stopping: no further transaction starts; the recipients still
     // open come back `not_attempted` (they stay as they were: queued, or due again).
     std::function<bool()> stopping;
+    // The part of `stopping` that needs no system call (the server stopping, the config replaced
+    // by a reload), checked once more when a connection is ready for its first transaction:
+    // one set up meanwhile carries none. Unset: `stopping` is used.
+    std::function<bool()> superseded;
 };
 
 struct attempt_result {

@@ -503,6 +503,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 co_await record_now(std::move(ptrs));
             };
             req.stopping = [this, &withdrawn, &config_replaced] { return stopped_ || withdrawn() || config_replaced(); };
+            req.superseded = [this, &config_replaced] { return stopped_ || config_replaced(); };
             auto res = co_await d.deliver(req);
             release_slot(key);
             if (!res.tls_failed_hosts.empty()) {  // the first failure's time is kept (the earliest)
