@@ -534,8 +534,17 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         co_return;
     }
     if (superseded) {
-        // The rest at once under the new config: the recipients left as they were are due (or
-        // were, for a forced pass: those wait for their time, like the ones this pass deferred).
+        // The rest at once under the new config. A forced pass (`queue retry`) took recipients
+        // whose time had not come: those it left unattempted are made due now (and so stored),
+        // so that the new pass, not forced, still does what the admin asked; the ones this
+        // pass did attempt keep the retry time their outcome gives them.
+        if (force) {
+            std::set<std::size_t> attempted;
+            for (const auto& d : done) attempted.insert(d.index);
+            for (const auto& [key, g] : groups)
+                for (auto i : g.idx)
+                    if (!attempted.count(i)) ps.st[i].next_attempt = std::min(ps.st[i].next_attempt, now);
+        }
         log::emit(log::level::info, "delivery_replanned",
                   {{"id", id}, {"reason", "configuration reloaded during the delivery pass"}});
         resubmit_.try_emplace(id, false);

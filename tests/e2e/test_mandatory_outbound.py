@@ -707,6 +707,34 @@ def test_reload_while_connecting_starts_no_transaction_under_the_old_config(make
         assert "QUIT" in peer.connections[0].verbs(), peer.connections[0].commands
 
 
+def test_reload_during_a_forced_pass_still_retries_now(make_instance):
+    """`queue retry` forces a pass for a recipient whose retry is an hour away; a reload while
+    that pass waits for the greeting ends it before MAIL FROM (as above). The new pass is not
+    forced, yet must still attempt the recipient at once: the admin's retry is not lost to the
+    reload (before, the recipient went back to waiting for its hour)."""
+    hold = threading.Event()
+    hold.set()  # the first connection answers at once (421: deferred for an hour)
+    with ScriptedPeer(starttls=False, greeting_codes=(421, 220), greeting_hold=hold) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound=None, queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send(SENDER, [RCPT], "reload during a forced pass")
+        ev = inst.wait_events("delivery", 1, id=qid)[0]
+        assert ev["result"] == "deferred", ev
+        hold.clear()  # the next connection waits for its greeting
+        assert inst.queue_cli("retry", qid).returncode == 0
+        peer.wait_connections(2)
+        inst.write_config(inst.config.read_text() + "\n# reloaded\n")
+        inst.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(inst.events("reload")) == 1, what="reload logged")
+        hold.set()
+        ev = inst.wait_events("delivery", 2, id=qid, timeout=15)[1]
+        assert ev["result"] == "sent", ev
+        assert inst.events("delivery_replanned", id=qid), inst.log()[-3000:]
+        assert "QUIT" in peer.connections[1].verbs() and "MAIL" not in peer.connections[1].verbs(), \
+            peer.connections[1].commands
+        inst.stop()
+        assert [rcpts for _f, rcpts, _d, _t in peer.messages] == [[RCPT]]
+
+
 @pytest.mark.parametrize("how", ["one message", "two messages"])
 def test_names_checked_for_each_recipient_domain(make_instance, pki, how):
     """verify = "ca+name" without peer_names: the certificate must name the host or the
