@@ -8,7 +8,7 @@ SPEC §1.4's order: client IP -> client host name -> sender domain at MAIL FROM 
 - A client matched by IP or name is never under a sender-domain profile, so sender-domain
   profiles switch nothing on for it: its profile's tls = "none" (or the global switch off)
   keeps STARTTLS unadvertised and refused, and no client certificate is asked for.
-Every check is made on the wire."""
+Every check is made on the wire; a refused session is also checked by nothing stored."""
 import ssl
 import subprocess
 
@@ -46,6 +46,35 @@ def deliver(c, sender):
 def refused(c, sender, code, text):
     r = c.cmd(f"MAIL FROM:<{sender}>")
     assert r.code == code and r.last.startswith("5.7.0 " + text), (sender, r)
+
+
+# Nine refused commands: below server.max_errors (10), so QUIT still gets its 221.
+REFUSED = ("EHLO client.partner.test", "HELO client.partner.test", "MAIL FROM:<a@legacy.test>",
+           "RCPT TO:<bob@localhost>", "DATA", "RSET", "NOOP", "VRFY bob")
+
+
+def assert_every_command_refused(c, reason):
+    """Every command but QUIT gets `554 5.7.0 <reason...>`; a BDAT chunk carrying a whole
+    message is consumed and refused (the pattern of test_mandatory_inbound_requirements.py)."""
+    for cmd in REFUSED:
+        r = c.cmd(cmd)
+        assert r.code == 554 and r.last.startswith("5.7.0 " + reason), (cmd, r)
+    c.send(b"BDAT %d LAST\r\n" % len(BODY) + BODY)
+    r = c.read_reply()
+    assert r.code == 554 and r.last.startswith("5.7.0 " + reason), ("BDAT", r)
+    r = c.cmd("QUIT")
+    assert r.code == 221, r
+    c.wait_closed()
+
+
+def assert_nothing_stored(inst):
+    """No spool file in any area, no maildir file, no `queued` log event."""
+    for area in ("tmp", "queue", "hold"):
+        assert inst.spool_files(area) == [], (area, inst.spool_files(area))
+    maildir = inst.dir / "var" / "mail"
+    stored = [p for p in maildir.rglob("*") if p.is_file()] if maildir.is_dir() else []
+    assert stored == [], stored
+    assert inst.events("queued") == [], inst.events("queued")
 
 
 # --- a "*" profile does not override a matching sender-domain profile ---------------------------
@@ -121,17 +150,42 @@ def test_sender_domain_certificate_requirement_is_asked_for_at_starttls(make_ins
 
 def test_star_profile_alone_still_decides_at_connect(make_instance, tmp_path):
     """Without sender-domain profiles nothing can override "*": its requirements are checked
-    right after the handshake, and every command is refused (RFC 3207 4.1)."""
+    right after the handshake (SPEC §1.2, RFC 3207 4.1). Before STARTTLS, MAIL, RCPT, DATA and
+    BDAT get 530 5.7.0; a TLS session without the client certificate the profile requires gets
+    `554 5.7.0 no client certificate presented` to every command but QUIT - EHLO and HELO
+    included, so the decision is not put off to MAIL FROM - and a whole message sent by BDAT
+    is refused; nothing is stored. The control: a certificate from the profile's CA, same
+    profile, and the message is stored, so the refusal is the missing certificate's."""
     ca = make_ca(tmp_path)
+    client = make_cert(tmp_path, ca, names=("client.partner.test",), stem="client", eku="clientAuth")
     inst = make_instance(extra=profile("everyone", f'tls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"',
                                        hosts=["*"]))
     with RawSMTP(inst.host, inst.port) as c:
+        assert "STARTTLS" in c.ehlo().text
+        for cmd in ("MAIL FROM:<a@legacy.test>", "RCPT TO:<bob@localhost>", "DATA"):
+            r = c.cmd(cmd)
+            assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), (cmd, r)
+        c.send(b"BDAT %d LAST\r\n" % len(BODY) + BODY)  # the chunk is consumed even when refused
+        r = c.read_reply()
+        assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), ("BDAT", r)
+        assert c.cmd("QUIT").code == 221
+    assert_nothing_stored(inst)
+    with RawSMTP(inst.host, inst.port) as c:
         c.ehlo()
-        r = c.cmd("MAIL FROM:<a@legacy.test>")
-        assert r.code == 530, r
         start_tls(c)
-        r = c.cmd("EHLO client.test")
-        assert r.code == 554 and r.last.startswith("5.7.0 no client certificate presented"), r
+        assert_every_command_refused(c, "no client certificate presented")
+    assert_nothing_stored(inst)
+    ev = inst.wait_events("tls_policy", verdict="refused")
+    assert len(ev) == 1 and ev[0]["profile"] == "everyone", ev
+    assert ev[0]["reason"] == "no client certificate presented", ev[0]
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        start_tls(c, client)
+        c.ehlo("client.partner.test")
+        deliver(c, "a@legacy.test")
+        assert c.cmd("QUIT").code == 221
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"with ESMTPS" in msgs[0], msgs
 
 
 # --- sender-domain profiles do not switch TLS on for a client matched by IP or name --------------

@@ -7,9 +7,9 @@ import hashlib
 import ssl
 import subprocess
 
-from conftest import RawSMTP
+from conftest import ConnectionClosed, RawSMTP
 from peers import make_test_ca
-from test_mandatory_inbound_requirements import assert_every_command_refused
+from test_mandatory_inbound_requirements import assert_every_command_refused, assert_nothing_stored
 
 BODY = b"Subject: inbound mandatory\r\n\r\nhello\r\n"
 
@@ -65,16 +65,57 @@ def test_mandatory_by_ip_530_before_starttls(make_instance):
     assert len(matched) == 1 and matched[0]["profile"] == "by-ip", matched
 
 
+def blind_send(inst, source):
+    """A client that ignores replies: after EHLO it pipelines MAIL, RCPT, DATA, the message,
+    the final dot and QUIT in one write, then reads every reply up to QUIT's 221 (or the close).
+    Returns the replies after EHLO's."""
+    with RawSMTP(inst.host, inst.port, source=source) as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n" + BODY + b".\r\nQUIT\r\n")
+        replies = []
+        while len(replies) < 20:  # bounded: at most one reply per line sent
+            try:
+                r = c.read_reply()
+            except ConnectionClosed:
+                break
+            replies.append(r)
+            if r.code == 221:
+                break
+        return replies
+
+
 def test_mandatory_by_cidr_and_wildcard_ip(make_instance):
+    """SPEC §1.2/§1.4: a mandatory profile matched by a CIDR block (127.0.3.0/24) or a
+    trailing-wildcard IPv4 (127.0.4.*): MAIL, RCPT, DATA and BDAT (a whole message in its chunk)
+    each get 530 5.7.0 before STARTTLS, and a client that ignores the refusals and pipelines a
+    whole DATA transaction gets 530 for MAIL, RCPT and DATA: nothing is stored. The control: the
+    same blind client from 127.0.5.1, which neither block matches, has its message stored - so
+    the nothing-stored check can see a message that got through."""
     inst = make_instance(extra=profile("cidr", hosts=["127.0.3.0/24"]) + profile("wild", hosts=["127.0.4.*"]))
     for src in ("127.0.3.9", "127.0.4.200"):
         with RawSMTP(inst.host, inst.port, source=src) as c:
-            c.ehlo()
-            assert c.cmd("MAIL FROM:<a@example.test>").code == 530, src
-    with RawSMTP(inst.host, inst.port, source="127.0.5.1") as c:
-        c.ehlo()
-        assert c.cmd("MAIL FROM:<a@example.test>").code == 250
-    assert nothing_stored(inst)
+            assert "STARTTLS" in c.ehlo().text, src
+            for cmd in ("MAIL FROM:<a@example.test>", "RCPT TO:<bob@localhost>", "DATA"):
+                r = c.cmd(cmd)
+                assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), (src, cmd, r)
+            c.send(b"BDAT %d LAST\r\n" % len(BODY) + BODY)  # the chunk is consumed even when refused
+            r = c.read_reply()
+            assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), (src, "BDAT", r)
+            assert c.cmd("QUIT").code == 221
+        replies = blind_send(inst, src)
+        assert [r.code for r in replies[:3]] == [530, 530, 530], (src, replies)
+        assert all(r.last.startswith("5.7.0 Must issue a STARTTLS command first") for r in replies[:3]), replies
+        assert not any(r.code in (250, 354) for r in replies), (src, replies)  # no transaction, no data
+        assert replies[-1].code == 221, (src, replies)
+        assert_nothing_stored(inst)
+    connects = inst.wait_events("connect", 4)  # the four sessions (and the start-up probe)
+    assert {e["profile"] for e in connects if e["client"].startswith("127.0.3.9:")} == {"cidr"}, connects
+    assert {e["profile"] for e in connects if e["client"].startswith("127.0.4.200:")} == {"wild"}, connects
+    # unmatched: the same client sends in plaintext, and its message is stored
+    replies = blind_send(inst, "127.0.5.1")
+    assert [r.code for r in replies] == [250, 250, 354, 250, 221], replies
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and b"Subject: inbound mandatory" in msgs[0] and b"ESMTPS" not in msgs[0], msgs
 
 
 def test_mandatory_by_sender_domain_at_mail_from(make_instance):
