@@ -13,6 +13,7 @@ import ssl
 import subprocess
 
 from conftest import RawSMTP
+from inbound_refusal import assert_every_command_refused, assert_nothing_stored
 from peers import make_ca, make_cert
 
 BODY = b"Subject: precedence\r\n\r\nhello\r\n"
@@ -46,35 +47,6 @@ def deliver(c, sender):
 def refused(c, sender, code, text):
     r = c.cmd(f"MAIL FROM:<{sender}>")
     assert r.code == code and r.last.startswith("5.7.0 " + text), (sender, r)
-
-
-# Nine refused commands: below server.max_errors (10), so QUIT still gets its 221.
-REFUSED = ("EHLO client.partner.test", "HELO client.partner.test", "MAIL FROM:<a@legacy.test>",
-           "RCPT TO:<bob@localhost>", "DATA", "RSET", "NOOP", "VRFY bob")
-
-
-def assert_every_command_refused(c, reason):
-    """Every command but QUIT gets `554 5.7.0 <reason...>`; a BDAT chunk carrying a whole
-    message is consumed and refused (the pattern of test_mandatory_inbound_requirements.py)."""
-    for cmd in REFUSED:
-        r = c.cmd(cmd)
-        assert r.code == 554 and r.last.startswith("5.7.0 " + reason), (cmd, r)
-    c.send(b"BDAT %d LAST\r\n" % len(BODY) + BODY)
-    r = c.read_reply()
-    assert r.code == 554 and r.last.startswith("5.7.0 " + reason), ("BDAT", r)
-    r = c.cmd("QUIT")
-    assert r.code == 221, r
-    c.wait_closed()
-
-
-def assert_nothing_stored(inst):
-    """No spool file in any area, no maildir file, no `queued` log event."""
-    for area in ("tmp", "queue", "hold"):
-        assert inst.spool_files(area) == [], (area, inst.spool_files(area))
-    maildir = inst.dir / "var" / "mail"
-    stored = [p for p in maildir.rglob("*") if p.is_file()] if maildir.is_dir() else []
-    assert stored == [], stored
-    assert inst.events("queued") == [], inst.events("queued")
 
 
 # --- a "*" profile does not override a matching sender-domain profile ---------------------------
@@ -173,7 +145,7 @@ def test_star_profile_alone_still_decides_at_connect(make_instance, tmp_path):
     with RawSMTP(inst.host, inst.port) as c:
         c.ehlo()
         start_tls(c)
-        assert_every_command_refused(c, "no client certificate presented")
+        assert_every_command_refused(c, "no client certificate presented", sender="a@legacy.test")
     assert_nothing_stored(inst)
     ev = inst.wait_events("tls_policy", verdict="refused")
     assert len(ev) == 1 and ev[0]["profile"] == "everyone", ev

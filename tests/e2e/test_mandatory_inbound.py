@@ -9,7 +9,7 @@ import subprocess
 
 from conftest import ConnectionClosed, RawSMTP
 from peers import make_test_ca
-from test_mandatory_inbound_requirements import assert_every_command_refused, assert_nothing_stored
+from inbound_refusal import assert_every_command_refused, assert_nothing_stored
 
 BODY = b"Subject: inbound mandatory\r\n\r\nhello\r\n"
 

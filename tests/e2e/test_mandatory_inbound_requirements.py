@@ -17,6 +17,7 @@ import threading
 import warnings
 
 from conftest import RawSMTP
+from inbound_refusal import assert_every_command_refused, assert_nothing_stored
 from peers import make_ca, make_cert
 
 BODY = b"Subject: inbound requirements\r\n\r\nhello\r\n"
@@ -53,33 +54,6 @@ def start_tls(c, cert=None, max_version=None, ciphers=None):
     c.sock = ctx.wrap_socket(c.sock)
     name, _, bits = c.sock.cipher()
     return c.sock.version(), name, bits
-
-
-# Nine refused commands: below server.max_errors (10), so QUIT still gets its 221.
-REFUSED = ("EHLO client.partner.test", "HELO client.partner.test", "MAIL FROM:<alice@partner.test>",
-           "RCPT TO:<bob@localhost>", "DATA", "RSET", "NOOP", "VRFY bob")
-
-
-def assert_every_command_refused(c, reason):
-    """Every command but QUIT gets `554 5.7.0 <reason...>`; a BDAT chunk is consumed and refused."""
-    for cmd in REFUSED:
-        r = c.cmd(cmd)
-        assert r.code == 554 and r.last.startswith("5.7.0 " + reason), (cmd, r)
-    c.send(b"BDAT 5 LAST\r\nhello")
-    r = c.read_reply()
-    assert r.code == 554 and r.last.startswith("5.7.0 " + reason), ("BDAT", r)
-    r = c.cmd("QUIT")
-    assert r.code == 221, r
-    c.wait_closed()
-
-
-def assert_nothing_stored(inst):
-    for area in ("tmp", "queue", "hold"):
-        assert inst.spool_files(area) == [], (area, inst.spool_files(area))
-    maildir = inst.dir / "var" / "mail"
-    stored = [p for p in maildir.rglob("*") if p.is_file()] if maildir.is_dir() else []
-    assert stored == [], stored
-    assert inst.events("queued") == [], inst.events("queued")
 
 
 def refused_session(inst, reason, **tls):
