@@ -1,6 +1,28 @@
-"""tests/e2e/inbound_refusal.py - the checks shared by the inbound mandatory-TLS tests: a session
-that misses its profile's requirements is refused at every command but QUIT (RFC 3207 4.1), and
-nothing it sent is stored anywhere."""
+"""tests/e2e/inbound_refusal.py - what the inbound mandatory-TLS tests share: a client's STARTTLS
+handshake, and the checks that a session missing its profile's requirements is refused at every
+command but QUIT (RFC 3207 4.1) and that nothing it sent is stored anywhere."""
+import ssl
+
+
+def start_tls(c, cert=None, max_version=None, ciphers=None):
+    """STARTTLS, then a TLS client handshake (the server's self-signed certificate is not
+    checked). cert: a make_cert() dict presented as the client certificate. Returns
+    (version, cipher name, secret bits) as negotiated."""
+    c.expect("STARTTLS", 220, "2.0.0")
+    assert c.buf == b"", f"plaintext after the 220: {c.buf!r}"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    if cert is not None:
+        ctx.load_cert_chain(cert["cert"], cert["key"])
+    c.sock = ctx.wrap_socket(c.sock)
+    name, _, bits = c.sock.cipher()
+    return c.sock.version(), name, bits
+
 
 # A whole message, sent in one BDAT chunk to a refused session.
 REFUSED_BODY = b"Subject: refused\r\n\r\nhello\r\n"

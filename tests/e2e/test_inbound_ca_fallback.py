@@ -10,10 +10,9 @@ and nothing is stored. The same profile with tls.ca_file pointing at the other C
 outcomes, so the verdicts come from tls.ca_file and not from a store the profile (or the
 listener) carries anyway; with no tls.ca_file at all (the system store), neither test CA is
 trusted."""
-import ssl
 
 from conftest import RawSMTP
-from inbound_refusal import assert_every_command_refused, assert_nothing_stored
+from inbound_refusal import assert_every_command_refused, assert_nothing_stored, start_tls
 from peers import make_ca, make_cert
 
 BODY = b"Subject: inbound ca fallback\r\n\r\nhello\r\n"
@@ -24,20 +23,6 @@ REASON = "certificate verification failed: "
 def profile_without_ca_file():
     return (f'[[profile]]\nname = "certs"\nhosts = ["{HOST}"]\n'
             '[profile.inbound]\ntls = "mandatory"\nverify = "ca"\n')
-
-
-def start_tls(c, cert=None):
-    """STARTTLS, then a TLS handshake presenting `cert` (a make_cert() dict) as the client
-    certificate; the server's self-signed certificate is not checked."""
-    c.expect("STARTTLS", 220, "2.0.0")
-    assert c.buf == b"", f"plaintext after the 220: {c.buf!r}"
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if cert is not None:
-        ctx.load_cert_chain(cert["cert"], cert["key"])
-    c.sock = ctx.wrap_socket(c.sock)
-    return c
 
 
 def refused_session(inst, cert):

@@ -9,11 +9,10 @@ SPEC §1.4's order: client IP -> client host name -> sender domain at MAIL FROM 
   profiles switch nothing on for it: its profile's tls = "none" (or the global switch off)
   keeps STARTTLS unadvertised and refused, and no client certificate is asked for.
 Every check is made on the wire; a refused session is also checked by nothing stored."""
-import ssl
 import subprocess
 
 from conftest import RawSMTP
-from inbound_refusal import assert_every_command_refused, assert_nothing_stored
+from inbound_refusal import assert_every_command_refused, assert_nothing_stored, start_tls
 from peers import make_ca, make_cert
 
 BODY = b"Subject: precedence\r\n\r\nhello\r\n"
@@ -26,17 +25,6 @@ def profile(name, inbound, hosts=None, senders=None):
     if senders:
         p += "sender_domains = [" + ", ".join(f'"{d}"' for d in senders) + "]\n"
     return p + (f"[profile.inbound]\n{inbound}\n" if inbound else "")
-
-
-def start_tls(c, cert=None):
-    c.expect("STARTTLS", 220, "2.0.0")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if cert:
-        ctx.load_cert_chain(cert["cert"], cert["key"])
-    c.sock = ctx.wrap_socket(c.sock)
-    return c
 
 
 def deliver(c, sender):

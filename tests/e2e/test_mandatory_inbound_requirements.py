@@ -17,7 +17,7 @@ import threading
 import warnings
 
 from conftest import RawSMTP
-from inbound_refusal import assert_every_command_refused, assert_nothing_stored
+from inbound_refusal import assert_every_command_refused, assert_nothing_stored, start_tls
 from peers import make_ca, make_cert
 
 BODY = b"Subject: inbound requirements\r\n\r\nhello\r\n"
@@ -34,26 +34,6 @@ def ca_profile(name, ca, verify="ca", names=(), hosts=(HOST,)):
     if names:
         inbound += "\npeer_names = [" + ", ".join(f'"{n}"' for n in names) + "]"
     return profile(name, inbound, hosts)
-
-
-def start_tls(c, cert=None, max_version=None, ciphers=None):
-    """STARTTLS, then a TLS client handshake (the server's self-signed certificate is not
-    checked). cert: a make_cert() dict presented as the client certificate. Returns
-    (version, cipher name, secret bits) as negotiated."""
-    c.expect("STARTTLS", 220, "2.0.0")
-    assert c.buf == b"", f"plaintext after the 220: {c.buf!r}"
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if max_version is not None:
-        ctx.maximum_version = max_version
-    if ciphers is not None:
-        ctx.set_ciphers(ciphers)
-    if cert is not None:
-        ctx.load_cert_chain(cert["cert"], cert["key"])
-    c.sock = ctx.wrap_socket(c.sock)
-    name, _, bits = c.sock.cipher()
-    return c.sock.version(), name, bits
 
 
 def refused_session(inst, reason, **tls):
