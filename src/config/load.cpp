@@ -8,6 +8,7 @@
 #ifndef TOML_SHARED_LIB
 #define TOML_SHARED_LIB 1
 #endif
+#include <pwd.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -429,6 +430,11 @@ void loader::load_server(const toml::table& t, server_config& out) {
             if (u.empty()) out.user.clear();
             else if (!ok) fail(v->line, "server.user: '" + u + "' is not a valid user name");
             else if (u == "root") fail(v->line, "server.user: must not be root (use server.allow_root = true to run as root)");
+            // Like the TLS files, checked where the file names it: `check-config` must not pass
+            // a config that `serve` then refuses (as root) for want of the user.
+            else if (::getpwnam(u.c_str()) == nullptr)
+                fail(v->line, "server.user: no such user '" + u + "' (create it, e.g. useradd --system --no-create-home "
+                                  "--shell /usr/sbin/nologin " + u + ")");
             else out.user = u;
         }
     if (const auto* n = t.get("allow_root"))

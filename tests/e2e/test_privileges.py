@@ -109,9 +109,15 @@ def test_refuses_to_run_as_root_without_a_user(make_instance):
 
 
 def test_unknown_user_is_a_clear_error(make_instance):
+    """A server.user that does not exist is a config error at its line, from check-config as
+    from serve (exit 2): the check must not pass a config that serve then refuses."""
     inst = make_instance(start=False, server_extra='user = "nosuchuser-postern"')
-    assert start(inst) == 1
-    assert "no such user 'nosuchuser-postern'" in inst.log(), inst.log()
+    line = next(i for i, l in enumerate(inst.config.read_text().splitlines(), 1) if "nosuchuser-postern" in l)
+    want = f"{inst.config}:{line}: server.user: no such user 'nosuchuser-postern'"
+    r = subprocess.run([POSTERN, "check-config", "-c", str(inst.config)], capture_output=True, text=True)
+    assert r.returncode == 2 and want in r.stderr, r.stderr
+    assert start(inst) == 2
+    assert want in inst.log(), inst.log()
 
 
 def test_unreachable_spool_is_a_clear_error(make_instance):

@@ -471,6 +471,17 @@ TEST(ConfigLoad, EmptyServerUserIsTheDefault) {
     EXPECT_EQ(error_of(doc("[server]\nuser = \" \"")), "p.toml:3: server.user: ' ' is not a valid user name");
 }
 
+// A user that does not exist is found at its line (check-config passed it, and serve as root
+// then refused with no line); one that does (every system has "nobody") is taken.
+TEST(ConfigLoad, ServerUserMustExist) {
+    EXPECT_EQ(error_of(doc("[server]\nuser = \"nosuchuser-postern\"")),
+              "p.toml:3: server.user: no such user 'nosuchuser-postern' (create it, e.g. useradd --system "
+              "--no-create-home --shell /usr/sbin/nologin nosuchuser-postern)");
+    auto cfg = parse_ok(doc("[server]\nuser = \"nobody\""));
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->server.user, "nobody");
+}
+
 TEST(ConfigLoad, PerIpDefaultFollowsSmallerMaxConnections) {
     auto cfg = parse_ok(doc("[server]\nmax_connections = 10"));
     ASSERT_TRUE(cfg);
