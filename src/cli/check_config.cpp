@@ -15,11 +15,13 @@ int check_config(const std::string& path) {
         std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
         return 2;
     }
-    if (auto tls = runtime::check_tls(**cfg); !tls) {
+    auto tls = runtime::check_tls(**cfg);
+    if (!tls) {
         std::fprintf(stderr, "%s\n", tls.error_message().c_str());
         return 2;
     }
     for (const auto& w : config::warnings(**cfg)) std::fprintf(stderr, "%s\n", w.c_str());
+    for (const auto& w : *tls) std::fprintf(stderr, "%s\n", w.c_str());
     std::printf("%s: OK\n", path.c_str());
     return 0;
 }

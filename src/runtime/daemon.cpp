@@ -91,6 +91,7 @@ result<std::shared_ptr<const server::generation>> build_generation(const std::st
     for (const auto& w : config::warnings(**cfg)) log::warning("config", w);
     auto contexts = make_tls_contexts(**cfg);  // "FILE:LINE: key: message", as check-config says it
     if (!contexts) return error{contexts.error_message()};
+    for (const auto& w : contexts->warnings) log::warning("tls", w);
     if (running) {
         if (auto keys = restart_only_changes(*running, **cfg); !keys.empty())
             log::warning("reload", fmt::format("{} changed: applied at the next restart, not now (the rest "

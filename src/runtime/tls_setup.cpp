@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -24,13 +25,13 @@ struct tls_problem {
     std::string message;  // names the file, e.g. "private key K does not match certificate C"
 };
 
-std::string describe(const config::config& cfg, std::vector<tls_problem> problems) {
+std::string describe(const config::config& cfg, std::vector<tls_problem> problems, std::string_view kind = "") {
     std::stable_sort(problems.begin(), problems.end(), [](const auto& a, const auto& b) { return a.line < b.line; });
     std::string out;
     for (const auto& p : problems) {
         if (!out.empty()) out += '\n';
         const std::string where = p.line > 0 ? fmt::format("{}:{}", cfg.source_name, p.line) : cfg.source_name;
-        out += fmt::format("{}: {}: {}", where, p.key.empty() ? "tls" : p.key, p.message);
+        out += fmt::format("{}: {}{}: {}", where, kind, p.key.empty() ? "tls" : p.key, p.message);
     }
     return out;
 }
@@ -50,6 +51,8 @@ result<tls_contexts> make_tls_contexts(const config::config& cfg) {
             if (m.starts_with("cannot load certificate")) problems.push_back({"tls.cert_file", t.cert_file_line, m});
             else if (m.find("private key") != std::string::npos) problems.push_back({"tls.key_file", t.key_file_line, m});
             else problems.push_back({"", t.line, m});
+        } else if (auto w = tls::certificate_date_warning(out.server->native_handle(), t.cert_file); !w.empty()) {
+            out.warnings.push_back(describe(cfg, {{"tls.cert_file", t.cert_file_line, w}}, "warning: "));
         }
     }
     out.client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
@@ -73,10 +76,10 @@ result<tls_contexts> make_tls_contexts(const config::config& cfg) {
     return out;
 }
 
-result<void> check_tls(const config::config& cfg) {
+result<std::vector<std::string>> check_tls(const config::config& cfg) {
     auto contexts = make_tls_contexts(cfg);
     if (!contexts) return error{contexts.error_message()};
-    return {};
+    return std::move(contexts->warnings);
 }
 
 }  // namespace postern::runtime

@@ -3,6 +3,8 @@
 // form: serve, a reload and check-config refuse the same files with the same words.
 #pragma once
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "util/result.hpp"
@@ -16,6 +18,9 @@ namespace postern::runtime {
 struct tls_contexts {
     std::shared_ptr<asio::ssl::context> server;  // inbound STARTTLS; null without tls.cert_file
     std::shared_ptr<asio::ssl::context> client;  // outbound STARTTLS, trust store tls.ca_file
+    // Files that serve but deserve a word (a certificate expired or expiring within 30 days):
+    // "FILE:LINE: warning: key: message", printed by check-config, logged by serve.
+    std::vector<std::string> warnings;
 };
 
 // Loads what the server will need: the certificate chain and key (checked to match), the
@@ -26,7 +31,7 @@ struct tls_contexts {
 // names it, LINE that of the key naming the file; "FILE: tls: message" when no one key is).
 result<tls_contexts> make_tls_contexts(const config::config& cfg);
 
-// make_tls_contexts, its contexts thrown away: what `check-config` runs.
-result<void> check_tls(const config::config& cfg);
+// make_tls_contexts, its contexts thrown away: what `check-config` runs. Its warnings.
+result<std::vector<std::string>> check_tls(const config::config& cfg);
 
 }  // namespace postern::runtime

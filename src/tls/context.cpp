@@ -9,7 +9,6 @@
 
 #include <fmt/format.h>
 
-#include "log/log.hpp"
 
 namespace postern::tls {
 
@@ -33,23 +32,25 @@ std::string when(const ASN1_TIME* t) {
                        tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-// Served anyway (opportunistic peers mostly do not check), but said at start-up and reload:
-// an expired or not yet valid certificate, or one that expires within 30 days.
-void warn_about_dates(X509* cert, const std::string& cert_file) {
-    if (!cert) return;
+}  // namespace
+
+// Served anyway (opportunistic peers mostly do not check), but said at start-up, on a reload
+// and by check-config: an expired or not yet valid certificate, or one that expires within 30 days.
+std::string certificate_date_warning(SSL_CTX* ctx, const std::string& cert_file) {
+    X509* cert = SSL_CTX_get0_certificate(ctx);
+    if (!cert) return {};
     const ASN1_TIME* not_after = X509_get0_notAfter(cert);
     const ASN1_TIME* not_before = X509_get0_notBefore(cert);
     constexpr std::string_view refused = ": clients that check certificates refuse it";
     std::time_t soon = std::time(nullptr) + 30 * 86400;
     if (X509_cmp_current_time(not_after) <= 0)
-        log::warning("tls", fmt::format("certificate {} expired on {}{}", cert_file, when(not_after), refused));
-    else if (X509_cmp_current_time(not_before) >= 0)
-        log::warning("tls", fmt::format("certificate {} is not valid before {}{}", cert_file, when(not_before), refused));
-    else if (X509_cmp_time(not_after, &soon) <= 0)
-        log::warning("tls", fmt::format("certificate {} expires on {}, in less than 30 days", cert_file, when(not_after)));
+        return fmt::format("certificate {} expired on {}{}", cert_file, when(not_after), refused);
+    if (X509_cmp_current_time(not_before) >= 0)
+        return fmt::format("certificate {} is not valid before {}{}", cert_file, when(not_before), refused);
+    if (X509_cmp_time(not_after, &soon) <= 0)
+        return fmt::format("certificate {} expires on {}, in less than 30 days", cert_file, when(not_after));
+    return {};
 }
-
-}  // namespace
 
 result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file) {
     ERR_clear_error();
@@ -77,7 +78,6 @@ result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const 
     }
     if (SSL_CTX_check_private_key(ctx) != 1)
         return error{fmt::format("private key {} does not match certificate {}", key_file, cert_file)};
-    warn_about_dates(SSL_CTX_get0_certificate(ctx), cert_file);
     // Send exactly the chain in cert_file: no chain building from the trust store at each
     // handshake (OpenSSL's auto-chain looks the issuer up in the store every time).
     SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);

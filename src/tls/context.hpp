@@ -16,6 +16,10 @@ namespace postern::tls {
 // on connections that ask for a client certificate (tls::request_client_certificate).
 result<void> configure_server(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file);
 
+// What to tell the admin about the dates of ctx's certificate (loaded from cert_file): expired,
+// not yet valid, or expiring within 30 days; "" when none of these. Served anyway.
+std::string certificate_date_warning(SSL_CTX* ctx, const std::string& cert_file);
+
 // Version, cipher and strength of an established session (for logs and the Received header).
 smtp::tls_facts session_facts(const SSL* ssl);
 
