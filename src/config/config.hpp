@@ -216,8 +216,9 @@ struct config {
 // line is the first problem in the file. A TOML syntax error stops parsing: one line.
 // A missing [spool] table, or an invalid machine host name when `hostname` is absent, is
 // reported at line 1. load() also checks that the files the server reads (tls.cert_file,
-// tls.key_file, tls.ca_file, a profile's ca_file) exist and can be read, at their lines.
-// `check_files` = false skips that check (the queue commands need no key or certificate).
+// tls.key_file, tls.ca_file, a profile's ca_file) exist and can be read, and that server.user
+// exists, at their lines. `check_files` = false skips those checks (the queue commands need no
+// key, certificate or user).
 result<std::shared_ptr<const config>> load(const std::string& path, bool check_files = true);
 // The whole file, or "PATH: cannot open: REASON" / "PATH: cannot read: REASON" (load's wording).
 result<std::string> read_text(const std::string& path);

@@ -355,6 +355,7 @@ private:
     std::string file_;
     fs::path base_dir_;
     bool check_files_ = false;
+    bool cert_file_written_ = false;  // tls.cert_file is a non-empty string (usable or not)
     std::vector<std::pair<line_t, std::string>> errors_;
     std::map<std::string, line_t> domain_lines_;  // hosted domain -> line of its name
 };
@@ -432,7 +433,7 @@ void loader::load_server(const toml::table& t, server_config& out) {
             else if (u == "root") fail(v->line, "server.user: must not be root (use server.allow_root = true to run as root)");
             // Like the TLS files, checked where the file names it: `check-config` must not pass
             // a config that `serve` then refuses (as root) for want of the user.
-            else if (::getpwnam(u.c_str()) == nullptr)
+            else if (check_files_ && ::getpwnam(u.c_str()) == nullptr)
                 fail(v->line, "server.user: no such user '" + u + "' (create it, e.g. useradd --system --no-create-home "
                                   "--shell /usr/sbin/nologin " + u + ")");
             else out.user = u;
@@ -488,6 +489,7 @@ void loader::load_tls(const toml::table& t, tls_config& out) {
     const auto is_set = [](const toml::node* n) {
         return n && n->is_string() && !n->as_string()->get().empty();
     };
+    cert_file_written_ = is_set(cert);
     if (is_set(cert) && !key)
         fail(line_of(*cert), "tls.cert_file is set but tls.key_file is not (set both or neither)");
     else if (is_set(cert) && key && key->is_string() && !is_set(key))
@@ -859,7 +861,8 @@ bool loader::read_tls_requirements(const toml::node& n, const std::string& prefi
     if (inbound && out.verify == verify_level::ca_name && !peer_names)
         fail(line_of(*verify), prefix + ".verify: \"ca+name\" needs " + prefix +
                                    ".peer_names (the names client certificates must carry)");
-    if (inbound && out.tls == tls_mode::mandatory && cfg.tls.cert_file.empty())
+    // (Not said again when tls.cert_file is written but unusable: that is reported at its line.)
+    if (inbound && out.tls == tls_mode::mandatory && cfg.tls.cert_file.empty() && !cert_file_written_)
         fail(line_of(*tls), prefix + ".tls: \"mandatory\" needs tls.cert_file and tls.key_file (without a " +
                                 "certificate STARTTLS cannot be offered)");
     return true;

@@ -473,13 +473,16 @@ TEST(ConfigLoad, EmptyServerUserIsTheDefault) {
 
 // A user that does not exist is found at its line (check-config passed it, and serve as root
 // then refused with no line); one that does (every system has "nobody") is taken.
+// (Checked with the files, check_files = true: the queue commands need no user.)
 TEST(ConfigLoad, ServerUserMustExist) {
-    EXPECT_EQ(error_of(doc("[server]\nuser = \"nosuchuser-postern\"")),
-              "p.toml:3: server.user: no such user 'nosuchuser-postern' (create it, e.g. useradd --system "
-              "--no-create-home --shell /usr/sbin/nologin nosuchuser-postern)");
-    auto cfg = parse_ok(doc("[server]\nuser = \"nobody\""));
-    ASSERT_TRUE(cfg);
-    EXPECT_EQ(cfg->server.user, "nobody");
+    auto r = parse(doc("[server]\nuser = \"nosuchuser-postern\""), "p.toml", true);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error_message(), "p.toml:3: server.user: no such user 'nosuchuser-postern' (create it, e.g. useradd "
+                                 "--system --no-create-home --shell /usr/sbin/nologin nosuchuser-postern)");
+    EXPECT_TRUE(parse(doc("[server]\nuser = \"nosuchuser-postern\""), "p.toml", false));
+    auto ok = parse(doc("[server]\nuser = \"nobody\""), "p.toml", true);
+    ASSERT_TRUE(ok) << ok.error_message();
+    EXPECT_EQ((*ok)->server.user, "nobody");
 }
 
 TEST(ConfigLoad, PerIpDefaultFollowsSmallerMaxConnections) {

@@ -519,6 +519,16 @@ TEST(ProfileConfigErrors, InboundMandatoryNeedsACertificate) {
                        "tls = \"mandatory\"\n[spool]\ndir = \"s\"\n"),
               "p.toml:6: profile.inbound.tls: \"mandatory\" needs tls.cert_file and tls.key_file (without a "
               "certificate STARTTLS cannot be offered)");
+    // A certificate file written but missing is said once, at its own line, not again as "needs
+    // tls.cert_file" at every mandatory inbound profile.
+    const auto missing = parse("hostname = \"mx.test\"\n[[profile]]\nname = \"a\"\nhosts = [\"*\"]\n[profile.inbound]\n"
+                               "tls = \"mandatory\"\n[tls]\ncert_file = \"/nonexistent/c.pem\"\n"
+                               "key_file = \"/nonexistent/k.pem\"\n[spool]\ndir = \"s\"\n",
+                               "p.toml", true);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error_message(),
+              "p.toml:8: tls.cert_file: /nonexistent/c.pem: No such file or directory\n"
+              "p.toml:9: tls.key_file: /nonexistent/k.pem: No such file or directory");
     // Outbound needs no certificate of ours.
     EXPECT_EQ(error_of("hostname = \"mx.test\"\n[[profile]]\nname = \"a\"\nhosts = [\"*\"]\n[profile.outbound]\n"
                        "tls = \"mandatory\"\n[spool]\ndir = \"s\"\n"),
