@@ -41,6 +41,7 @@ struct server_config {
     // Started as root, Postern binds its listeners and reads its keys, then runs as this user
     // (runtime/privileges.hpp). "" = none: starting as root is refused unless allow_root.
     std::string user;
+    int user_line = 0;  // of server.user in the file (0 = not written), for messages
     bool allow_root = false;
     // Threads that run inbound sessions (each its own event loop; policy/loop_choice.hpp picks
     // the thread for each connection). 0 = one per CPU. Deliveries, the queue and DNS stay on the main thread.
@@ -216,9 +217,9 @@ struct config {
 // line is the first problem in the file. A TOML syntax error stops parsing: one line.
 // A missing [spool] table, or an invalid machine host name when `hostname` is absent, is
 // reported at line 1. load() also checks that the files the server reads (tls.cert_file,
-// tls.key_file, tls.ca_file, a profile's ca_file) exist and can be read, and that server.user
-// exists, at their lines. `check_files` = false skips those checks (the queue commands need no
-// key, certificate or user).
+// tls.key_file, tls.ca_file, a profile's ca_file) exist and can be read, and, when run as root
+// (where serve switches to it), that server.user exists, at their lines. `check_files` = false
+// skips those checks (the queue commands need no key, certificate or user).
 result<std::shared_ptr<const config>> load(const std::string& path, bool check_files = true);
 // The whole file, or "PATH: cannot open: REASON" / "PATH: cannot read: REASON" (load's wording).
 result<std::string> read_text(const std::string& path);

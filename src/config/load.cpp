@@ -70,6 +70,11 @@ struct located_string {
     line_t line = 0;
 };
 
+std::string no_such_user(const std::string& u) {
+    return "server.user: no such user '" + u + "' (create it, e.g. useradd --system --no-create-home --shell "
+           "/usr/sbin/nologin " + u + ")";
+}
+
 class loader {
 public:
     loader(std::string file, fs::path base_dir, bool check_files)
@@ -432,11 +437,14 @@ void loader::load_server(const toml::table& t, server_config& out) {
             else if (!ok) fail(v->line, "server.user: '" + u + "' is not a valid user name");
             else if (u == "root") fail(v->line, "server.user: must not be root (use server.allow_root = true to run as root)");
             // Like the TLS files, checked where the file names it: `check-config` must not pass
-            // a config that `serve` then refuses (as root) for want of the user.
-            else if (check_files_ && ::getpwnam(u.c_str()) == nullptr)
-                fail(v->line, "server.user: no such user '" + u + "' (create it, e.g. useradd --system --no-create-home "
-                                  "--shell /usr/sbin/nologin " + u + ")");
-            else out.user = u;
+            // a config that `serve` then refuses for want of the user. Only as root, where serve
+            // switches to it; otherwise the user is ignored (and warnings() says it is missing).
+            else if (check_files_ && ::geteuid() == 0 && ::getpwnam(u.c_str()) == nullptr)
+                fail(v->line, no_such_user(u));
+            else {
+                out.user = u;
+                out.user_line = static_cast<int>(v->line);
+            }
         }
     if (const auto* n = t.get("allow_root"))
         if (auto v = read_bool(*n, "server.allow_root")) out.allow_root = *v;
@@ -1048,6 +1056,12 @@ std::vector<std::string> warnings(const config& cfg) {
                                   cfg.tls.opportunistic_line   ? cfg.tls.opportunistic_line
                                   : cfg.tls.line              ? cfg.tls.line
                                                               : 1));
+    // Not root (check-config run by an admin, a test server): the user is not switched to, so
+    // its absence is no error here, but serve started as root would refuse this file.
+    if (!cfg.server.user.empty() && ::geteuid() != 0 && ::getpwnam(cfg.server.user.c_str()) == nullptr)
+        out.push_back(fmt::format("{}:{}: warning: {}; serve started as root refuses this configuration",
+                                  cfg.source_name, cfg.server.user_line ? cfg.server.user_line : 1,
+                                  no_such_user(cfg.server.user)));
     for (const auto& p : cfg.profiles)
         for (const auto* dir : {&p.outbound, &p.inbound}) {
             const char* side = dir == &p.outbound ? "outbound" : "inbound";

@@ -118,6 +118,17 @@ def test_unknown_user_is_a_clear_error(make_instance):
     assert r.returncode == 2 and want in r.stderr, r.stderr
     assert start(inst) == 2
     assert want in inst.log(), inst.log()
+    # Not root, serve would not switch users: check-config passes, with a warning at that line.
+    searchable(inst.dir)
+    for d in (inst.dir / "var", inst.dir / "var/tls"):
+        os.chmod(d, 0o755)
+    for f in (inst.config, inst.dir / "var/tls/cert.pem", inst.dir / "var/tls/key.pem"):
+        os.chmod(f, 0o644)
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", POSTERN, "check-config",
+                        "-c", str(inst.config)], capture_output=True, text=True)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert f"{inst.config}:{line}: warning: server.user: no such user 'nosuchuser-postern'" in r.stderr, r.stderr
+    assert "serve started as root refuses this configuration" in r.stderr, r.stderr
 
 
 def test_unreachable_spool_is_a_clear_error(make_instance):
