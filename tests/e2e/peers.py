@@ -6,7 +6,9 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
   tls_mode="ok"              complete the handshake with the given certificate
            "garbage"         answer 220 to STARTTLS, then send junk instead of a handshake
            "close"           answer 220 to STARTTLS, then close the connection
-           "refuse"          answer STARTTLS with 454
+           "refuse"          answer STARTTLS with starttls_reply (default
+                             "454 4.7.0 TLS not available"), then go on reading commands in
+                             plaintext
            "close_after_tls" complete the handshake, then close without a word (no alert, no
                              reply): a lost connection, not a failed handshake
            "require_client_cert"  TLS 1.3 asking for a client certificate: the client's side of
@@ -15,6 +17,8 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "stall"           answer 220 to STARTTLS, then read nothing and never complete the
                              handshake (the connection is closed after stall_seconds, or when
                              the peer stops)
+  starttls_reply="554 5.7.0 no TLS for you"  the reply line to STARTTLS for tls_mode "refuse"
+                             (any code but 220: SPEC §1.1 counts each as a failed handshake)
   tls_modes=["garbage", "ok"]  tls_mode per connection in order (the last repeats); overrides
                              tls_mode
   greeting_codes=[421, 220]  greeting per connection in order (the last repeats)
@@ -87,8 +91,9 @@ class ScriptedPeer:
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
                  extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
                  ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0, idle_reply=None,
-                 greeting_hold=None):
+                 greeting_hold=None, starttls_reply="454 4.7.0 TLS not available"):
         self.host = host
+        self.starttls_reply = starttls_reply
         self.greeting_hold = greeting_hold
         self.tls_modes = list(tls_modes or [])
         self.idle_timeout = idle_timeout
@@ -245,7 +250,7 @@ class ScriptedPeer:
                     send(f"250 {self.ehlo_name}")
                 elif verb == "STARTTLS":
                     if tls_mode == "refuse":
-                        send("454 4.7.0 TLS not available")
+                        send(self.starttls_reply)
                         continue
                     send("220 2.0.0 Ready to start TLS")
                     if tls_mode == "close":

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from conftest import POSTERN, qid_of, render_config, wait_port, wait_until
-from peers import make_ca, make_cert
+from conftest import POSTERN, qid_of, relay_domain, render_config, wait_port, wait_until
+from peers import ScriptedPeer, make_ca, make_cert
 
 
 def size_in_ehlo(inst):
@@ -152,7 +152,71 @@ def test_json_log_lines(make_instance):
     queued = [e for e in events if e["event"] == "queued"]
     assert len(queued) == 1 and queued[0]["id"] == qid, queued
     delivery = [e for e in events if e["event"] == "delivery"]
-    assert delivery[0]["id"] == qid and delivery[0]["result"] == "sent"
+    assert len(delivery) == 1, delivery
+    e = delivery[0]
+    assert e["id"] == qid and e["result"] == "sent"
+    # SPEC §6, the fields of the text line (test_delivery.py::test_deferred_log_line); a maildir
+    # delivery has no relay host and no TLS, and its reason names the file it wrote
+    assert set(DELIVERY_FIELDS) <= set(e), (sorted(set(DELIVERY_FIELDS) - set(e)), e)
+    assert e["to"] == "<bob@localhost>" and e["relay"] == "maildir" and e["profile"] == "-", e
+    assert (e["tls"], e["proto"], e["cipher"]) == ("none", "-", "-"), e
+    assert e["dsn"] == "2.0.0" and str(e["attempt"]) == "1", e
+    assert re.fullmatch(r"\d+\.\d{3}", str(e["delay"])), e
+    assert os.path.isfile(e["reason"]) and "/var/mail/localhost/bob/new/" in e["reason"], e
+
+
+# The fields every delivery line carries (SPEC §6), in text and in JSON alike.
+DELIVERY_FIELDS = ("id", "to", "relay", "profile", "tls", "proto", "cipher", "result", "dsn", "delay",
+                   "attempt", "reason")
+
+
+def test_json_delivery_lines_carry_every_field(make_instance, tmp_path):
+    """SPEC §6 with log.format = "json": each delivery attempt is one JSON object with the queue
+    id, the recipient, the relay host[ip]:port, the profile, tls (verified here: a CA-signed
+    certificate naming the recipient domain, trusted through tls.ca_file), the TLS version and
+    cipher, the result, the enhanced status code and the reason - for a message sent over TLS
+    and for one deferred by a peer that greets 421, whose reply the reason quotes."""
+    c = make_cert(tmp_path, make_ca(tmp_path), names=("good.test",))
+    with ScriptedPeer(cert=c["cert"], key=c["key"]) as good, \
+            ScriptedPeer(starttls=False, greeting_codes=(421,)) as busy:
+        inst = make_instance(domains=relay_domain("good.test", f"127.0.0.1:{good.port}")
+                             + relay_domain("busy.test", f"127.0.0.1:{busy.port}"),
+                             tls_extra=f'ca_file = "{c["ca"]}"', queue_extra='retry_schedule = ["1h"]',
+                             extra='[log]\nformat = "json"\n')
+        q_sent = inst.send("alice@example.test", ["bob@good.test"], "json sent")
+        q_deferred = inst.send("alice@example.test", ["carol@busy.test"], "json deferred")
+        good.wait_messages(1, timeout=10)
+        inst.wait_log('"result":"deferred"')
+        inst.wait_log('"result":"sent"')
+        inst.stop()
+    lines = [json.loads(l) for l in inst.log().splitlines()]
+    delivery = {e["id"]: e for e in lines if e.get("event") == "delivery"}
+    assert set(delivery) == {q_sent, q_deferred}, lines
+
+    sent = delivery[q_sent]
+    assert set(DELIVERY_FIELDS) <= set(sent), (sorted(set(DELIVERY_FIELDS) - set(sent)), sent)
+    assert sent["level"] == "info", sent
+    assert sent["to"] == "<bob@good.test>", sent
+    assert sent["relay"] == f"127.0.0.1[127.0.0.1]:{good.port}", sent
+    assert sent["profile"] == "-", sent
+    assert sent["tls"] == "verified", sent
+    assert sent["proto"] == good.connections[0].tls_version == "TLSv1.3", sent
+    assert re.fullmatch(r"TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)", sent["cipher"]), sent
+    assert sent["result"] == "sent" and sent["dsn"] == "2.0.0" and str(sent["attempt"]) == "1", sent
+    assert re.fullmatch(r"\d+\.\d{3}", str(sent["delay"])), sent
+    assert sent["reason"].startswith("250"), sent  # the peer's reply to the end of data
+
+    deferred = delivery[q_deferred]
+    assert set(DELIVERY_FIELDS) <= set(deferred), (sorted(set(DELIVERY_FIELDS) - set(deferred)), deferred)
+    assert deferred["level"] == "warning", deferred
+    assert deferred["to"] == "<carol@busy.test>", deferred
+    assert deferred["relay"] == f"127.0.0.1[127.0.0.1]:{busy.port}", deferred
+    assert deferred["profile"] == "-", deferred
+    assert (deferred["tls"], deferred["proto"], deferred["cipher"]) == ("none", "-", "-"), deferred
+    assert deferred["result"] == "deferred" and str(deferred["attempt"]) == "1", deferred
+    assert re.fullmatch(r"4\.\d{1,3}\.\d{1,3}", deferred["dsn"]), deferred
+    assert "421" in deferred["reason"] and "not now" in deferred["reason"], deferred
+    assert re.fullmatch(r"\d+\.\d{3}", str(deferred["delay"])), deferred
 
 
 def test_sigterm_exits_zero(postern):

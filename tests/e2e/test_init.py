@@ -1,5 +1,8 @@
 """tests/e2e/test_init.py - `postern init DIR` and the TLS key pair it writes (SPEC §4).
 
+init writes DIR/postern.toml, a self-signed certificate, and the spool and maildir folders
+that config names (SPEC §4: "a working default").
+
 init never overwrites a key or a certificate: an existing pair is kept, a lone key or a lone
 certificate is refused (exit 1, naming the file), and only a missing pair is made anew. The file
 init writes serves mail as written (every other e2e test replaces it: conftest.render_config).
@@ -8,6 +11,7 @@ import os
 import pwd
 import smtplib
 import subprocess
+import tomllib
 
 import pytest
 
@@ -29,6 +33,31 @@ def initialised(tmpdir_postern):
     r = init(d)
     assert r.returncode == 0, r.stderr
     return d
+
+
+def test_init_writes_config_certificate_spool_and_maildir(tmpdir_postern):
+    """SPEC §4: `postern init DIR` writes DIR/postern.toml, a self-signed certificate, and the
+    spool and maildir folders; the default listens on 127.0.0.1:2525 and hosts `localhost` into
+    a maildir. The paths are read from the config init wrote (relative paths are relative to
+    its folder), so the check follows the config, not a fixed layout."""
+    d = tmpdir_postern / "d"
+    r = init(d)
+    assert r.returncode == 0, r.stderr
+    cfg = tomllib.loads((d / "postern.toml").read_text())
+    assert cfg["server"]["listen"] == ["127.0.0.1:2525"], cfg["server"]
+    spool = d / cfg["spool"]["dir"]
+    assert spool.is_dir(), f"spool.dir {spool} not made by init: {r.stdout}"
+    maildirs = {x["name"]: d / x["maildir"] for x in cfg.get("domain", []) if "maildir" in x}
+    assert set(maildirs) == {"localhost"}, cfg.get("domain")
+    for name, m in maildirs.items():
+        assert m.is_dir(), f"the maildir of {name}, {m}, not made by init: {r.stdout}"
+    cert, key = d / cfg["tls"]["cert_file"], d / cfg["tls"]["key_file"]
+    assert cert.is_file() and key.is_file(), (cert, key)
+    # self-signed: the certificate is its own issuer, and verifies against itself
+    v = subprocess.run(["openssl", "verify", "-CAfile", str(cert), str(cert)], capture_output=True, text=True,
+                       timeout=30)
+    assert v.returncode == 0, (v.stdout, v.stderr)
+    assert check_config(d).returncode == 0
 
 
 @pytest.mark.parametrize("kept,removed", [("key.pem", "cert.pem"), ("cert.pem", "key.pem")],

@@ -89,15 +89,26 @@ def test_no_starttls_offered_plaintext_at_once(make_instance, certs):
         assert "STARTTLS" not in peer.connections[0].verbs()
 
 
-@pytest.mark.parametrize("mode", ["garbage", "close", "refuse", "require_client_cert"])
+# SPEC §1.1: STARTTLS answered with anything but 220 is a failed handshake. 5xx refusals look
+# permanent but refuse the TLS session, not the recipient (never a bounce); a 250 is not a 220
+# either (no handshake may follow it).
+REFUSALS = {"refuse": "454 4.7.0 TLS not available", "refuse-554": "554 5.7.0 no TLS for you",
+            "refuse-502": "502 5.5.1 Command not implemented",
+            "refuse-500": "500 5.5.2 Syntax error, command unrecognized", "refuse-250": "250 2.0.0 go ahead"}
+
+
+@pytest.mark.parametrize("mode", ["garbage", "close", *REFUSALS, "require_client_cert"])
 def test_failed_handshake_defers_then_falls_back(make_instance, certs, mode):
     """garbage: junk instead of a TLS handshake; close: the peer closes after "220 Ready";
-    refuse: STARTTLS answered 454; require_client_cert: TLS 1.3, the peer aborts with an alert
+    refuse: STARTTLS answered 454 (refuse-NNN: answered NNN, see REFUSALS); require_client_cert:
+    TLS 1.3, the peer aborts with an alert
     after Postern's side of the handshake completed (before any reply inside TLS) - each counts
     as a failed handshake (SPEC §1.1). The last one was taken for a lost connection: deferred
     on retry_schedule at every attempt, never delivered, bounced at queue.max_age."""
     c = certs["named"]
-    with ScriptedPeer(tls_mode=mode, cert=c["cert"], key=c["key"]) as peer:
+    refusal = REFUSALS.get(mode)
+    with ScriptedPeer(tls_mode="refuse" if refusal else mode, starttls_reply=refusal or REFUSALS["refuse"],
+                      cert=c["cert"], key=c["key"]) as peer:
         inst = instance_for(make_instance, peer, ca_file=c["ca"], **SEED)
         qid = inst.send("alice@example.test", ["bob@internal.test"], f"seed {mode}")
 
@@ -107,6 +118,8 @@ def test_failed_handshake_defers_then_falls_back(make_instance, certs, mode):
         assert first["dsn"].startswith("4."), first
         if mode == "require_client_cert":  # the alert is named, not "connection closed"
             assert "TLS handshake with" in first["reason"] and "certificate required" in first["reason"], first
+        if refusal:
+            assert first["tls"] != "fallback" and refusal in first["reason"], first
         assert len(peer.connections) == 1
         assert "STARTTLS" in peer.connections[0].verbs()
         assert not peer.saw_mail_from(), peer.all_commands()
@@ -132,9 +145,10 @@ def test_failed_handshake_defers_then_falls_back(make_instance, certs, mode):
         assert second["tls"] == "fallback" and second["proto"] == "-" and second["cipher"] == "-", second
         assert second["relay"] == f"127.0.0.1[127.0.0.1]:{peer.port}", second
         wait_until(lambda: inst.spool_files("queue") == [], what="queue empty")
-        if mode == "refuse":  # the connection is still usable: end it properly (RFC 5321 4.1.1.10)
+        if refusal:  # the connection is still usable: end it properly (RFC 5321 4.1.1.10)
             for x in conns[:2]:
-                assert x.verbs()[-1] == "QUIT", f"no QUIT after 454 to STARTTLS: {x.commands}"
+                assert x.verbs() == ["EHLO", "STARTTLS", "QUIT"], f"after {refusal!r} to STARTTLS: {x.commands}"
+        assert inst.events("delivery", id=qid, result="bounced") == []
 
 
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
