@@ -626,8 +626,9 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
             out.stop = {delivery::outcome::kind::permanent, "5.4.4", plan.reason};
             break;
         case delivery::mx_verdict::temporary:
-            out.stop = {delivery::outcome::kind::transient, "4.4.3",
-                        fmt::format("MX lookup for {} failed: {}", where.domain, plan.reason)};
+            // plan.reason: "MX lookup for DOMAIN failed temporarily (why)" or "...: DNSSEC
+            // validation failed (why)"; said once, not wrapped in a second "MX lookup for".
+            out.stop = {delivery::outcome::kind::transient, "4.4.3", plan.reason};
             break;
         case delivery::mx_verdict::ok:
         case delivery::mx_verdict::implicit:
