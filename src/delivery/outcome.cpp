@@ -48,8 +48,12 @@ bool is_recipient_limit_552(const smtp::reply& r) {
 
 outcome classify_recipient(const smtp::transaction_result& t, std::size_t i) {
     if (t.local_refusal) {
+        // Postern's own refusal before MAIL FROM: its code and status, but said as a sentence,
+        // not quoted as a reply that no server sent.
         outcome o = from_reply(*t.local_refusal);
-        o.remote_reply = false;  // Postern's own refusal, worded as a reply
+        o.remote_reply = false;
+        o.reason.clear();
+        for (const auto& line : t.local_refusal->lines) o.reason += (o.reason.empty() ? "" : "; ") + line;
         return o;
     }
     if (t.mail && !t.mail->positive()) return from_reply(*t.mail);
@@ -116,6 +120,7 @@ outcome classify_failure(const smtp::client_failure& f, const std::string& relay
 recipient_verdict classify_transaction(const smtp::transaction_result& t, std::size_t i,
                                        const smtp::client_failure* failure, const std::string& relay) {
     recipient_verdict v{classify_recipient(t, i)};
+    if (t.local_refusal && !relay.empty()) v.out.reason += fmt::format(" ({}; nothing sent)", relay);  // which server
     // A reply that already answered for the recipient (a refusal of MAIL, of its RCPT or of
     // DATA) stands when the connection fails afterwards; otherwise the failure is its outcome.
     const bool answered = v.out.remote_reply || t.local_refusal;

@@ -103,6 +103,9 @@ def test_u_label_domains_go_as_a_labels_to_a_next_hop_without_smtputf8(make_inst
             qid = qid_of(c.read_reply())
         e = inst.wait_events("delivery", 1, id=qid)[0]
         assert e["result"] == "bounced" and e["dsn"] == "5.6.7", e
+        # Postern's own refusal: no reply code the server never sent; the server named
+        assert e["reason"] == (f"SMTPUTF8 required but not supported by the server "
+                               f"(127.0.0.1[127.0.0.1]:{peer.port}; nothing sent)"), e
         assert len(peer.messages) == 1
 
 

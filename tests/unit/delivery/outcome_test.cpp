@@ -30,8 +30,13 @@ TEST(outcome, local_refusal_is_not_a_remote_reply) {
     const auto o = delivery::classify_recipient(t, 0);
     EXPECT_EQ(o.result, delivery::outcome::kind::permanent);
     EXPECT_EQ(o.dsn, "5.6.3");
-    EXPECT_EQ(o.reason, "554 5.6.3 8-bit content but the server does not support 8BITMIME");
+    EXPECT_EQ(o.reason, "8-bit content but the server does not support 8BITMIME");  // no code no server sent
     EXPECT_FALSE(o.remote_reply);
+    // With the connection's name: which server lacks it.
+    const auto v = delivery::classify_transaction(t, 0, nullptr, "mx.plain.test[192.0.2.1]:25");
+    EXPECT_EQ(v.out.reason, "8-bit content but the server does not support 8BITMIME (mx.plain.test[192.0.2.1]:25; "
+                            "nothing sent)");
+    EXPECT_EQ(v.out.dsn, "5.6.3");
 }
 
 TEST(outcome, remote_reply_is_marked) {
