@@ -3,6 +3,7 @@
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
+#include <arpa/inet.h>
 #include <openssl/x509v3.h>
 
 #include <ctime>
@@ -50,6 +51,25 @@ std::vector<std::string> san_dns_names(X509* cert) {
     return out;
 }
 
+std::vector<std::string> san_ip_addresses(X509* cert) {
+    std::vector<std::string> out;
+    if (!cert) return out;
+    auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    if (!sans) return out;
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+        const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type != GEN_IPADD) continue;
+        const int n = ASN1_STRING_length(g->d.iPAddress);
+        char buf[INET6_ADDRSTRLEN] = "?";
+        if (n == 4 || n == 16)
+            if (!::inet_ntop(n == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress), buf, sizeof buf))
+                buf[0] = '?', buf[1] = '\0';
+        out.emplace_back(buf);
+    }
+    GENERAL_NAMES_free(sans);
+    return out;
+}
+
 certificate_summary summarize_certificate(X509* cert, int depth) {
     certificate_summary s;
     s.depth = depth;
@@ -59,6 +79,7 @@ certificate_summary summarize_certificate(X509* cert, int depth) {
     s.not_before = time_text(X509_get0_notBefore(cert));
     s.not_after = time_text(X509_get0_notAfter(cert));
     s.dns_names = san_dns_names(cert);
+    s.ip_addresses = san_ip_addresses(cert);
     s.sha256 = fingerprint_sha256(cert);
     s.spki_sha256 = spki_sha256(cert);
     return s;

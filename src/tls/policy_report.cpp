@@ -130,6 +130,7 @@ void chain_lines(std::string& out, const std::vector<certificate_summary>& chain
         out += fmt::format("{}{} subject={} issuer={} notBefore={} notAfter={}", first ? "  chain:     " : more,
                            c.depth, printable(c.subject), printable(c.issuer), c.not_before, c.not_after);
         if (!c.dns_names.empty()) out += " names=" + join(c.dns_names, ",");
+        if (!c.ip_addresses.empty()) out += " ips=" + join(c.ip_addresses, ",");  // what "matched 192.0.2.1" matched
         out += "\n";
         if (c.depth == 0) out += fmt::format("{}  sha256:{} spki-sha256:{}\n", more, c.sha256, c.spki_sha256);
         first = false;

@@ -85,6 +85,17 @@ TEST(TlsChain, PinsAreTheSha256OfTheCertificateAndOfItsPublicKey) {
     EXPECT_EQ(s.subject, s.issuer);
 }
 
+// IP SANs are listed too (tls-policy --probe showed "matched 127.0.0.1" with no such name).
+TEST(TlsChain, IpAddressesInTheSan) {
+    cert_spec spec = leaf("mx.partner.test", {"mx.partner.test"});
+    spec.ips = {"192.0.2.7", "2001:db8::5"};
+    const cert_and_key c = make_cert(spec);
+    const certificate_summary s = summarize_certificate(c.x509(), 0);
+    EXPECT_EQ(s.dns_names, (std::vector<std::string>{"mx.partner.test"}));
+    EXPECT_EQ(s.ip_addresses, (std::vector<std::string>{"192.0.2.7", "2001:db8::5"}));
+    EXPECT_TRUE(summarize_certificate(make_cert(leaf("a.test", {"a.test"})).x509(), 0).ip_addresses.empty());
+}
+
 TEST(TlsChain, CnOnlyCertificateHasNoNames) {
     const cert_and_key c = make_cert(leaf("mx.partner.test", {}));
     const certificate_summary s = summarize_certificate(c.x509(), 2);

@@ -225,6 +225,17 @@ std::string probe_block(const probe_facts& f, tls_level level = tls_level::ca_na
     return at == std::string::npos ? text : text.substr(at + 1);
 }
 
+// An IP SAN is listed as ips=..., so that "matched 127.0.0.10" names something in the chain.
+TEST(PolicyReport, ProbeListsIpSans) {
+    probe_facts f = tls_session();
+    f.chain[0].ip_addresses = {"127.0.0.10", "2001:db8::5"};
+    f.check = "matched 127.0.0.10";
+    const std::string block = probe_block(f);
+    EXPECT_NE(block.find("notAfter=2027-01-30T00:00:00Z names=mx.partner.test,partner.test ips=127.0.0.10,2001:db8::5\n"),
+              std::string::npos) << block;
+    EXPECT_NE(block.find("  verify:    verified (matched 127.0.0.10)\n"), std::string::npos) << block;
+}
+
 TEST(PolicyReport, ProbeMandatoryVerified) {
     EXPECT_EQ(probe_block(tls_session()),
               "probe mx.partner.test[127.0.0.10]:25\n"
