@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <openssl/x509v3.h>
 
+#include <cstdio>
 #include <ctime>
 
 #include "tls/verify.hpp"
@@ -35,38 +36,43 @@ std::string time_text(const ASN1_TIME* t) {
 
 }  // namespace
 
-std::vector<std::string> san_dns_names(X509* cert) {
-    std::vector<std::string> out;
-    if (!cert) return out;
+namespace {
+
+// Calls f(entry) for each subjectAltName entry of `type` (GEN_DNS, GEN_IPADD) in `cert`.
+template <typename F>
+void for_each_san(X509* cert, int type, F f) {
+    if (!cert) return;
     auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-    if (!sans) return out;
+    if (!sans) return;
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
         const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
-        if (g->type != GEN_DNS) continue;
-        const ASN1_IA5STRING* s = g->d.dNSName;
-        out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                         static_cast<std::size_t>(ASN1_STRING_length(s)));
+        if (g->type == type) f(*g);
     }
     GENERAL_NAMES_free(sans);
+}
+
+}  // namespace
+
+std::vector<std::string> san_dns_names(X509* cert) {
+    std::vector<std::string> out;
+    for_each_san(cert, GEN_DNS, [&](const GENERAL_NAME& g) {
+        const ASN1_IA5STRING* s = g.d.dNSName;
+        out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                         static_cast<std::size_t>(ASN1_STRING_length(s)));
+    });
     return out;
 }
 
 std::vector<std::string> san_ip_addresses(X509* cert) {
     std::vector<std::string> out;
-    if (!cert) return out;
-    auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-    if (!sans) return out;
-    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
-        const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
-        if (g->type != GEN_IPADD) continue;
-        const int n = ASN1_STRING_length(g->d.iPAddress);
+    for_each_san(cert, GEN_IPADD, [&](const GENERAL_NAME& g) {
+        const int n = ASN1_STRING_length(g.d.iPAddress);
         char buf[INET6_ADDRSTRLEN] = "?";
-        if (n == 4 || n == 16)
-            if (!::inet_ntop(n == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress), buf, sizeof buf))
-                buf[0] = '?', buf[1] = '\0';
+        if ((n != 4 && n != 16) ||
+            !::inet_ntop(n == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g.d.iPAddress), buf, sizeof buf))
+            std::snprintf(buf, sizeof buf, "?");
         out.emplace_back(buf);
-    }
-    GENERAL_NAMES_free(sans);
+    });
     return out;
 }
 
