@@ -25,6 +25,28 @@ int init(const std::string& dir) {
         std::fprintf(stderr, "postern init: %s already exists; not overwriting it\n", conf.c_str());
         return 1;
     }
+    // Everything that can refuse is checked before anything is written: a refused init leaves
+    // no folder, key or config behind (a config left there would stop the next init).
+    // The default as it would load from there (paths resolve against the folder: the control
+    // socket's path may be too long for a deep folder).
+    if (auto parsed = config::parse(config::default_config_text(), conf.string(), /*check_files=*/false); !parsed) {
+        std::fprintf(stderr, "postern init: the default configuration cannot be used in %s: %s\n", root.c_str(),
+                     parsed.error_message().c_str());
+        return 1;
+    }
+    const fs::path cert = root / "var/tls/cert.pem", key = root / "var/tls/key.pem";
+    // An existing pair is kept; a lone key or certificate is never replaced (a key may be the
+    // only copy of one that a certificate elsewhere, or a pin at a peer, depends on), and a
+    // new key beside an old certificate, or the reverse, would be a pair that does not match.
+    const bool have_cert = fs::exists(cert, ec), have_key = fs::exists(key, ec);
+    if (have_cert != have_key) {
+        std::fprintf(stderr,
+                     "postern init: %s exists but %s does not; not overwriting %s (move it away, or put its %s "
+                     "back, and run init again)\n",
+                     (have_key ? key : cert).c_str(), (have_key ? cert : key).c_str(), (have_key ? key : cert).c_str(),
+                     have_key ? "certificate" : "key");
+        return 1;
+    }
     for (const char* sub : {"", "var", "var/tls", "var/spool", "var/mail", "var/mail/localhost"}) {
         fs::path p = root / sub;
         fs::create_directories(p, ec);
@@ -40,19 +62,6 @@ int init(const std::string& dir) {
             std::fprintf(stderr, "postern init: cannot chmod %s: %s\n", (root / sub).c_str(), std::strerror(errno));
             return 1;
         }
-    const fs::path cert = root / "var/tls/cert.pem", key = root / "var/tls/key.pem";
-    // An existing pair is kept; a lone key or certificate is never replaced (a key may be the
-    // only copy of one that a certificate elsewhere, or a pin at a peer, depends on), and a
-    // new key beside an old certificate, or the reverse, would be a pair that does not match.
-    const bool have_cert = fs::exists(cert, ec), have_key = fs::exists(key, ec);
-    if (have_cert != have_key) {
-        std::fprintf(stderr,
-                     "postern init: %s exists but %s does not; not overwriting %s (move it away, or put its %s "
-                     "back, and run init again)\n",
-                     (have_key ? key : cert).c_str(), (have_key ? cert : key).c_str(), (have_key ? key : cert).c_str(),
-                     have_key ? "certificate" : "key");
-        return 1;
-    }
     if (!have_cert) {
         auto r = tls::write_self_signed(cert, key, "localhost", 825);
         if (!r) {

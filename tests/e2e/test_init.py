@@ -76,6 +76,28 @@ def test_init_refuses_a_lone_key_or_certificate(initialised, kept, removed):
     assert not (d / "postern.toml").exists()  # nothing half-done: run init again once fixed
 
 
+def tree(d):
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+def test_a_refused_init_writes_nothing(tmpdir_postern):
+    """A refused init leaves nothing behind: a lone key in a fresh folder gets no spool or maildir
+    folders beside it; a folder too deep for the control socket's path gets no config (which
+    would not load, and would stop the next init with "already exists"), no key, no folders."""
+    d = tmpdir_postern / "lone"
+    (d / "var/tls").mkdir(parents=True)
+    (d / "var/tls/key.pem").write_text("a key kept elsewhere too\n")
+    r = init(d)
+    assert r.returncode == 1 and "not overwriting" in r.stderr, (r.returncode, r.stderr)
+    assert tree(d) == ["var", "var/tls", "var/tls/key.pem"], tree(d)
+
+    deep = tmpdir_postern / ("x" * 90)
+    r = init(deep)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "control socket" in r.stderr and "cannot be used in" in r.stderr, r.stderr
+    assert not deep.exists(), tree(deep)
+
+
 def test_init_keeps_an_existing_pair_and_makes_a_missing_one(initialised):
     d = initialised
     tls = d / "var/tls"
