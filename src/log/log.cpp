@@ -98,6 +98,11 @@ std::string format_fields(format f, level lv, std::string_view event, std::initi
             for (const auto& fl : list) {
                 out += ",\"";
                 json_escape(out, fl.key);
+                if (fl.number && !fl.value.empty()) {  // to_string / num(): digits and a point only
+                    out += "\":";
+                    out += fl.value;
+                    continue;
+                }
                 out += "\":\"";
                 json_escape(out, fl.value);
                 out += '"';
@@ -163,12 +168,12 @@ void connection_opened(const session_tags& t, std::string_view local, std::strin
 }
 void connection_closed(const session_tags& t, std::string_view reason, unsigned messages, unsigned errors) {
     emit_session(level::info, "disconnect", t,
-                 {{"reason", std::string(reason)}, {"messages", std::to_string(messages)},
-                  {"errors", std::to_string(errors)}});
+                 {{"reason", std::string(reason)}, {"messages", std::to_string(messages), true},
+                  {"errors", std::to_string(errors), true}});
 }
 void tls_established(const session_tags& t, std::string_view version, std::string_view cipher, int bits) {
     emit_session(level::info, "tls", t,
-                 {{"version", std::string(version)}, {"cipher", std::string(cipher)}, {"bits", std::to_string(bits)}});
+                 {{"version", std::string(version)}, {"cipher", std::string(cipher)}, {"bits", std::to_string(bits), true}});
 }
 void tls_failed(const session_tags& t, std::string_view reason) {
     emit_session(level::warning, "tls_failed", t, {{"reason", std::string(reason)}});
@@ -182,7 +187,7 @@ void message_queued(const session_tags& t, std::string_view id, std::string_view
                     std::size_t size, std::string_view proto, std::string_view cipher, bool held) {
     emit_session(level::info, "queued", t,
                  {{"id", std::string(id)}, {"from", fmt::format("<{}>", sender)},
-                  {"nrcpt", std::to_string(recipients)}, {"size", std::to_string(size)}, {"proto", or_dash(proto)},
+                  {"nrcpt", std::to_string(recipients), true}, {"size", std::to_string(size), true}, {"proto", or_dash(proto)},
                   {"cipher", or_dash(cipher)}, {"held", held ? "yes" : "no"}});
 }
 void message_rejected(const session_tags& t, std::string_view reply) {
@@ -193,7 +198,7 @@ void delivery(const delivery_attempt& a) {
          {{"id", std::string(a.id)}, {"to", fmt::format("<{}>", a.recipient)}, {"relay", std::string(a.relay)},
           {"profile", or_dash(a.profile)}, {"tls", std::string(a.tls)}, {"proto", or_dash(a.tls_version)},
           {"cipher", or_dash(a.tls_cipher)}, {"result", std::string(a.result)},
-          {"dsn", std::string(a.dsn)}, {"delay", num(a.delay_s)}, {"attempt", std::to_string(a.attempt)},
+          {"dsn", std::string(a.dsn)}, {"delay", num(a.delay_s), true}, {"attempt", std::to_string(a.attempt), true},
           {"reason", std::string(a.reason)}});
 }
 void spool_error(std::string_view id, std::string_view what) {

@@ -16,6 +16,7 @@ void set_format(format f);
 struct field {
     std::string_view key;
     std::string value;
+    bool number = false;  // a count or a time in seconds, written by us: a JSON number, not a string
 };
 
 // The generic emitter; prefer the named functions below.

@@ -151,6 +151,12 @@ def test_json_log_lines(make_instance):
         assert expected in names, (expected, names)
     queued = [e for e in events if e["event"] == "queued"]
     assert len(queued) == 1 and queued[0]["id"] == qid, queued
+    # counts and times are JSON numbers, not strings
+    assert queued[0]["nrcpt"] == 1 and type(queued[0]["size"]) is int and queued[0]["size"] > 0, queued
+    tls = [e for e in events if e["event"] == "tls"]
+    assert len(tls) == 1 and tls[0]["bits"] in (128, 256), tls
+    closed = [e for e in events if e["event"] == "disconnect"]
+    assert any(e["messages"] == 1 and e["errors"] == 1 for e in closed), closed
     delivery = [e for e in events if e["event"] == "delivery"]
     assert len(delivery) == 1, delivery
     e = delivery[0]
@@ -160,8 +166,8 @@ def test_json_log_lines(make_instance):
     assert set(DELIVERY_FIELDS) <= set(e), (sorted(set(DELIVERY_FIELDS) - set(e)), e)
     assert e["to"] == "<bob@localhost>" and e["relay"] == "maildir" and e["profile"] == "-", e
     assert (e["tls"], e["proto"], e["cipher"]) == ("none", "-", "-"), e
-    assert e["dsn"] == "2.0.0" and str(e["attempt"]) == "1", e
-    assert re.fullmatch(r"\d+\.\d{3}", str(e["delay"])), e
+    assert e["dsn"] == "2.0.0" and e["attempt"] == 1 and type(e["attempt"]) is int, e
+    assert type(e["delay"]) is float and 0 <= e["delay"] < 60, e
     assert os.path.isfile(e["reason"]) and "/var/mail/localhost/bob/new/" in e["reason"], e
 
 
@@ -202,8 +208,8 @@ def test_json_delivery_lines_carry_every_field(make_instance, tmp_path):
     assert sent["tls"] == "verified", sent
     assert sent["proto"] == good.connections[0].tls_version == "TLSv1.3", sent
     assert re.fullmatch(r"TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)", sent["cipher"]), sent
-    assert sent["result"] == "sent" and sent["dsn"] == "2.0.0" and str(sent["attempt"]) == "1", sent
-    assert re.fullmatch(r"\d+\.\d{3}", str(sent["delay"])), sent
+    assert sent["result"] == "sent" and sent["dsn"] == "2.0.0" and sent["attempt"] == 1, sent
+    assert type(sent["delay"]) is float and sent["delay"] >= 0, sent
     assert sent["reason"].startswith("250"), sent  # the peer's reply to the end of data
 
     deferred = delivery[q_deferred]
@@ -213,10 +219,10 @@ def test_json_delivery_lines_carry_every_field(make_instance, tmp_path):
     assert deferred["relay"] == f"127.0.0.1[127.0.0.1]:{busy.port}", deferred
     assert deferred["profile"] == "-", deferred
     assert (deferred["tls"], deferred["proto"], deferred["cipher"]) == ("none", "-", "-"), deferred
-    assert deferred["result"] == "deferred" and str(deferred["attempt"]) == "1", deferred
+    assert deferred["result"] == "deferred" and deferred["attempt"] == 1, deferred
     assert re.fullmatch(r"4\.\d{1,3}\.\d{1,3}", deferred["dsn"]), deferred
     assert "421" in deferred["reason"] and "not now" in deferred["reason"], deferred
-    assert re.fullmatch(r"\d+\.\d{3}", str(deferred["delay"])), deferred
+    assert type(deferred["delay"]) is float and deferred["delay"] >= 0, deferred
 
 
 def test_sigterm_exits_zero(postern):

@@ -26,6 +26,16 @@ TEST(log, json_is_one_escaped_object_per_line) {
     EXPECT_EQ(l.rfind("{\"ts\":\"", 0), 0u);
 }
 
+// Counts and times are JSON numbers (a log pipeline sums them without converting); the same
+// fields in text are plain key=value.
+TEST(log, json_numbers_are_numbers) {
+    auto l = log::format_line(log::format::json, log::level::info, "delivery",
+                              {{"id", "0123"}, {"delay", "0.004", true}, {"attempt", "2", true}});
+    EXPECT_NE(l.find("\"id\":\"0123\",\"delay\":0.004,\"attempt\":2}"), std::string::npos) << l;
+    auto t = log::format_line(log::format::text, log::level::info, "delivery", {{"attempt", "2", true}});
+    EXPECT_NE(t.find(" delivery attempt=2\n"), std::string::npos) << t;
+}
+
 namespace {
 // What `fn` writes to stderr (the log's only output).
 template <class F>
