@@ -2,7 +2,12 @@
 // loads them (runtime/tls_setup.cpp builds the contexts and words the problems; this prints).
 #include "cli/check_config.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "runtime/tls_setup.hpp"
@@ -20,8 +25,15 @@ int check_config(const std::string& path) {
         std::fprintf(stderr, "%s\n", tls.error_message().c_str());
         return 2;
     }
-    for (const auto& w : config::warnings(**cfg)) std::fprintf(stderr, "%s\n", w.c_str());
-    for (const auto& w : *tls) std::fprintf(stderr, "%s\n", w.c_str());
+    // The config's warnings and its TLS files' together, in line order ("FILE:LINE: warning: ...").
+    std::vector<std::string> all = config::warnings(**cfg);
+    all.insert(all.end(), tls->begin(), tls->end());
+    const auto line_of = [&](const std::string& w) {
+        const std::string_view rest = std::string_view(w).substr(std::min(w.size(), (*cfg)->source_name.size() + 1));
+        return std::atoi(std::string(rest.substr(0, rest.find(':'))).c_str());
+    };
+    std::stable_sort(all.begin(), all.end(), [&](const auto& a, const auto& b) { return line_of(a) < line_of(b); });
+    for (const auto& w : all) std::fprintf(stderr, "%s\n", w.c_str());
     std::printf("%s: OK\n", path.c_str());
     return 0;
 }

@@ -38,7 +38,8 @@ int init(const std::string& dir) {
     // An existing pair is kept; a lone key or certificate is never replaced (a key may be the
     // only copy of one that a certificate elsewhere, or a pin at a peer, depends on), and a
     // new key beside an old certificate, or the reverse, would be a pair that does not match.
-    const bool have_cert = fs::exists(cert, ec), have_key = fs::exists(key, ec);
+    // A symbolic link counts as there, even one that points nowhere: it is never written through.
+    const bool have_cert = fs::exists(fs::symlink_status(cert, ec)), have_key = fs::exists(fs::symlink_status(key, ec));
     if (have_cert != have_key) {
         std::fprintf(stderr,
                      "postern init: %s exists but %s does not; not overwriting %s (move it away, or put its %s "
@@ -77,9 +78,9 @@ int init(const std::string& dir) {
             return 1;
         }
     }
-    // The written file must load: catch a broken default here, not at `serve`. Its files were
-    // just written; its server.user may not exist yet (said below), which is no reason to fail.
-    auto loaded = config::load(conf.string(), /*check_files=*/false);
+    // The written file must load, with the files it names (a kept pair included): catch a
+    // broken default here, not at `serve`. Its server.user may not exist yet (said below).
+    auto loaded = config::load(conf.string(), /*check_files=*/true, /*check_user=*/false);
     if (!loaded) {
         std::fprintf(stderr, "postern init: the default configuration does not load: %s\n",
                      loaded.error_message().c_str());
@@ -101,7 +102,8 @@ int init(const std::string& dir) {
             }
         } else {
             std::fprintf(stderr,
-                         "postern init: note: server.user '%s' does not exist yet; %s stays readable by root only, "
+                         "postern init: note: server.user '%s' does not exist yet: as root, check-config and serve "
+                         "refuse this file until it does (make deps creates it); %s stays readable by root only, "
                          "so a SIGHUP reload after the privilege drop cannot read it (chgrp it to that user's "
                          "group and chmod 0640, and var/tls 0750)\n",
                          (*loaded)->server.user.c_str(), key.c_str());

@@ -219,14 +219,16 @@ struct config {
 // reported at line 1. load() also checks that the files the server reads (tls.cert_file,
 // tls.key_file, tls.ca_file, a profile's ca_file) exist and can be read, and, when run as root
 // (where serve switches to it), that server.user exists, at their lines. `check_files` = false
-// skips those checks (the queue commands need no key, certificate or user).
-result<std::shared_ptr<const config>> load(const std::string& path, bool check_files = true);
+// skips those checks (the queue commands need no key, certificate or user); `check_user` = false
+// skips only the user's (`postern init`, which may run before the user is created).
+result<std::shared_ptr<const config>> load(const std::string& path, bool check_files = true, bool check_user = true);
 // The whole file, or "PATH: cannot open: REASON" / "PATH: cannot read: REASON" (load's wording).
 result<std::string> read_text(const std::string& path);
 // Same, from text already in memory; `path` is used for messages and to resolve relative paths
 // (an empty `path`: relative to the current directory, source_path left empty). The files it
 // names are only checked with `check_files`.
-result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files = false);
+result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files = false,
+                                            bool check_user = true);
 
 // Valid settings that will not work as written, as "FILE:LINE: warning: ..." lines: a profile
 // with verify = "dane" (SPEC §1.3 lists it; DANE is not implemented yet, so every session

@@ -77,8 +77,9 @@ std::string no_such_user(const std::string& u) {
 
 class loader {
 public:
-    loader(std::string file, fs::path base_dir, bool check_files)
-        : file_(std::move(file)), base_dir_(std::move(base_dir)), check_files_(check_files) {}
+    loader(std::string file, fs::path base_dir, bool check_files, bool check_user)
+        : file_(std::move(file)), base_dir_(std::move(base_dir)), check_files_(check_files),
+          check_user_(check_files && check_user) {}
 
     std::shared_ptr<config> build(const toml::table& root);
     bool failed() const { return !errors_.empty(); }
@@ -360,6 +361,7 @@ private:
     std::string file_;
     fs::path base_dir_;
     bool check_files_ = false;
+    bool check_user_ = false;
     bool cert_file_written_ = false;  // tls.cert_file is a non-empty string (usable or not)
     std::vector<std::pair<line_t, std::string>> errors_;
     std::map<std::string, line_t> domain_lines_;  // hosted domain -> line of its name
@@ -439,7 +441,7 @@ void loader::load_server(const toml::table& t, server_config& out) {
             // Like the TLS files, checked where the file names it: `check-config` must not pass
             // a config that `serve` then refuses for want of the user. Only as root, where serve
             // switches to it; otherwise the user is ignored (and warnings() says it is missing).
-            else if (check_files_ && ::geteuid() == 0 && ::getpwnam(u.c_str()) == nullptr)
+            else if (check_user_ && ::geteuid() == 0 && ::getpwnam(u.c_str()) == nullptr)
                 fail(v->line, no_such_user(u));
             else {
                 out.user = u;
@@ -1022,7 +1024,8 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
 
 }  // namespace
 
-result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files) {
+result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files,
+                                            bool check_user) {
     // An empty path (text not from a file) resolves relative paths against the current directory.
     std::error_code ec;
     fs::path absolute = path.empty() ? fs::current_path(ec) / "" : fs::absolute(fs::path(path), ec);
@@ -1036,7 +1039,7 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
         return error{path + ":" + std::to_string(line_of(e.source())) + ": " + escape_controls(e.description())};
     }
 
-    loader l(path, absolute.parent_path(), check_files);
+    loader l(path, absolute.parent_path(), check_files, check_user);
     auto cfg = l.build(root);
     if (l.failed()) return error{l.message()};
     cfg->source_path = path.empty() ? std::string() : absolute.string();
@@ -1093,10 +1096,10 @@ result<std::string> read_text(const std::string& path) {
     return text.str();
 }
 
-result<std::shared_ptr<const config>> load(const std::string& path, bool check_files) {
+result<std::shared_ptr<const config>> load(const std::string& path, bool check_files, bool check_user) {
     auto text = read_text(path);
     if (!text) return error{text.error_message()};
-    return parse(*text, path, check_files);
+    return parse(*text, path, check_files, check_user);
 }
 
 }  // namespace postern::config

@@ -161,9 +161,9 @@ TEST(PolicyReport, DnsStopsDelivery) {
                  "mx:       the domain does not exist (NXDOMAIN)\n"
                  "verdict:  would bounce: 5.1.2 domain example.test does not exist\n"},
              row{delivery::mx_verdict::temporary,
-                 {k::transient, "4.4.3", "MX lookup for example.test failed: SERVFAIL"},
+                 {k::transient, "4.4.3", "MX lookup for example.test failed temporarily (SERVFAIL)"},
                  "mx:       the lookup failed\n"
-                 "verdict:  would defer: 4.4.3 MX lookup for example.test failed: SERVFAIL\n"},
+                 "verdict:  would defer: 4.4.3 MX lookup for example.test failed temporarily (SERVFAIL)\n"},
          }) {
         policy_report r = mx_report();
         r.mx = t.mx;
