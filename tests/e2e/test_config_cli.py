@@ -200,29 +200,26 @@ def test_json_delivery_lines_carry_every_field(make_instance, tmp_path):
     assert set(delivery) == {q_sent, q_deferred}, lines
 
     sent = delivery[q_sent]
-    assert set(DELIVERY_FIELDS) <= set(sent), (sorted(set(DELIVERY_FIELDS) - set(sent)), sent)
-    assert sent["level"] == "info", sent
-    assert sent["to"] == "<bob@good.test>", sent
-    assert sent["relay"] == f"127.0.0.1[127.0.0.1]:{good.port}", sent
-    assert sent["profile"] == "-", sent
+    assert_delivery_object(sent, "info", "<bob@good.test>", good.port, "sent")
     assert sent["tls"] == "verified", sent
     assert sent["proto"] == good.connections[0].tls_version == "TLSv1.3", sent
     assert re.fullmatch(r"TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)", sent["cipher"]), sent
-    assert sent["result"] == "sent" and sent["dsn"] == "2.0.0" and sent["attempt"] == 1, sent
-    assert type(sent["delay"]) is float and sent["delay"] >= 0, sent
-    assert sent["reason"].startswith("250"), sent  # the peer's reply to the end of data
+    assert sent["dsn"] == "2.0.0" and sent["reason"].startswith("250"), sent  # the reply to the end of data
 
     deferred = delivery[q_deferred]
-    assert set(DELIVERY_FIELDS) <= set(deferred), (sorted(set(DELIVERY_FIELDS) - set(deferred)), deferred)
-    assert deferred["level"] == "warning", deferred
-    assert deferred["to"] == "<carol@busy.test>", deferred
-    assert deferred["relay"] == f"127.0.0.1[127.0.0.1]:{busy.port}", deferred
-    assert deferred["profile"] == "-", deferred
+    assert_delivery_object(deferred, "warning", "<carol@busy.test>", busy.port, "deferred")
     assert (deferred["tls"], deferred["proto"], deferred["cipher"]) == ("none", "-", "-"), deferred
-    assert deferred["result"] == "deferred" and deferred["attempt"] == 1, deferred
     assert re.fullmatch(r"4\.\d{1,3}\.\d{1,3}", deferred["dsn"]), deferred
     assert "421" in deferred["reason"] and "not now" in deferred["reason"], deferred
-    assert type(deferred["delay"]) is float and deferred["delay"] >= 0, deferred
+
+
+def assert_delivery_object(e, level, to, port, result):
+    """The SPEC §6 fields every JSON delivery object carries, for a first attempt at the relay
+    host on 127.0.0.1:port with no profile; attempt and delay are JSON numbers."""
+    assert set(DELIVERY_FIELDS) <= set(e), (sorted(set(DELIVERY_FIELDS) - set(e)), e)
+    assert (e["level"], e["to"], e["profile"], e["result"]) == (level, to, "-", result), e
+    assert e["relay"] == f"127.0.0.1[127.0.0.1]:{port}", e
+    assert e["attempt"] == 1 and type(e["delay"]) is float and e["delay"] >= 0, e
 
 
 def test_sigterm_exits_zero(postern):
