@@ -1036,7 +1036,12 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
     try {
         root = toml::parse(text, std::string_view(path));
     } catch (const toml::parse_error& e) {
-        return error{path + ":" + std::to_string(line_of(e.source())) + ": " + escape_controls(e.description())};
+        // toml++ quotes what it saw up to and including the end of the line ("saw 'fals<LF>'"):
+        // a line end is written `\n`, as toml++ itself writes it elsewhere ("saw '\n'").
+        std::string what(e.description());
+        for (std::size_t at = 0; (at = what.find_first_of("\r\n", at)) != std::string::npos; at += 2)
+            what.replace(at, 1, what[at] == '\n' ? "\\n" : "\\r");
+        return error{path + ":" + std::to_string(line_of(e.source())) + ": " + escape_controls(what)};
     }
 
     loader l(path, absolute.parent_path(), check_files, check_user);

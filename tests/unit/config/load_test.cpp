@@ -64,6 +64,15 @@ TEST(ConfigErrors, SyntaxErrorQuotingAControlCharacterIsEscaped) {
     for (unsigned char c : e) EXPECT_TRUE(c >= 0x20 && c != 0x7f) << e;
 }
 
+TEST(ConfigErrors, SyntaxErrorQuotingTheLineEndWritesItAsBackslashN) {
+    // toml++ quotes what it saw with the line end ("saw 'fals<LF>'"): written as it writes a
+    // lone line end ("saw '\n'"), not as \x0a.
+    EXPECT_EQ(error_of("[tls]\nopportunistic = fals\n"),
+              "p.toml:2: Error while parsing boolean: expected 'false', saw 'fals\\n'");
+    EXPECT_EQ(error_of("[tls]\r\nopportunistic = fals\r\n"),
+              "p.toml:2: Error while parsing boolean: expected 'false', saw 'fals\\r'");
+}
+
 // ---- unknown keys --------------------------------------------------------------------------
 
 TEST(ConfigErrors, UnknownKeyAtTopLevel) {
