@@ -2,6 +2,9 @@
 // tls-policy.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <exception>
+
 #include "cli/check_config.hpp"
 #include "cli/init.hpp"
 #include "cli/queue.hpp"
@@ -36,10 +39,17 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? 0 : 2;
     }
 
-    if (*serve) return postern::runtime::serve(config_path);
-    if (*init) return postern::cli::init(init_dir);
-    if (queue.selected()) return queue.run();
-    if (tls_policy.selected()) return tls_policy.run();
-    if (*check) return postern::cli::check_config(config_path);
+    // What the commands cannot handle themselves (out of memory, no thread or resolver could be
+    // started) ends the process with a message and exit status 1, not std::terminate's abort.
+    try {
+        if (*serve) return postern::runtime::serve(config_path);
+        if (*init) return postern::cli::init(init_dir);
+        if (queue.selected()) return queue.run();
+        if (tls_policy.selected()) return tls_policy.run();
+        if (*check) return postern::cli::check_config(config_path);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "postern: %s\n", e.what());
+        return 1;
+    }
     return 1;
 }

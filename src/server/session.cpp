@@ -381,18 +381,21 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
 
 namespace {
 
-asio::awaitable<void> refuse(tcp::socket sock, std::string reply) {
-    asio::steady_timer t(sock.get_executor());
+asio::awaitable<void> refuse(tcp::socket s, std::string reply) {
+    // The timer's handler shares the socket: should the timer expire just as the write
+    // completes, its handler may run after this frame is gone (cancel() cannot recall it).
+    auto sock = std::make_shared<tcp::socket>(std::move(s));
+    asio::steady_timer t(sock->get_executor());
     t.expires_after(std::chrono::seconds(5));
-    t.async_wait([&sock](asio::error_code ec) {
+    t.async_wait([sock](asio::error_code ec) {
         asio::error_code ig;
-        if (!ec) sock.close(ig);
+        if (!ec) sock->close(ig);
     });
-    co_await asio::async_write(sock, asio::buffer(reply), tok);
+    co_await asio::async_write(*sock, asio::buffer(reply), tok);
     t.cancel();
     asio::error_code ig;
-    sock.shutdown(tcp::socket::shutdown_both, ig);
-    sock.close(ig);
+    sock->shutdown(tcp::socket::shutdown_both, ig);
+    sock->close(ig);
 }
 
 }  // namespace

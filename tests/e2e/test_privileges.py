@@ -251,3 +251,21 @@ def test_existing_spool_under_a_folder_the_user_cannot_read_still_starts(make_in
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_no_thread_can_be_started_is_a_clear_error(make_instance):
+    """What serve cannot handle itself (here: no thread can be created, RLIMIT_NPROC) ends with
+    `postern: REASON` and exit 1, not std::terminate's abort (exit 134, a core dump)."""
+    pw = pwd.getpwnam("postern")
+    inst = make_instance(start=False)
+    searchable(inst.dir)
+    for root, dirs, files in os.walk(inst.dir):
+        for n in [root, *(os.path.join(root, f) for f in dirs + files)]:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+    r = subprocess.run(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                        "prlimit", "--nproc=1", POSTERN, "serve", "-c", str(inst.config)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert any(l.startswith("postern: ") and "Resource temporarily unavailable" in l
+               for l in r.stderr.splitlines()), r.stderr
+    assert "terminate called" not in r.stderr, r.stderr
