@@ -9,11 +9,16 @@ the same time, so the kills land while messages are being received, committed (t
 rename -> directory fsync), delivered and while per-recipient state is written. At random
 moments (uniform in --kill-min..--kill-max seconds) Postern gets SIGKILL and is restarted at
 once; clients see connection errors and go on over a new connection (a message without a 250
-does not count). After --iterations kills the load stops, Postern drains (bounded), and:
+does not count). The clients slow down (50 ms after each MAIL) while more than
+--max-backlog messages are queued: a sink slower than the clients would otherwise let the
+queue grow without bound. After --iterations
+kills the load stops, Postern drains (bounded), and:
 
   acknowledged  recipients (and messages) answered 250
   delivered     distinct (message, recipient) pairs the sink accepted
-  lost          acknowledged but never delivered: MUST be 0 (exit 1, with spool/log facts)
+  lost          acknowledged but neither delivered nor queued: MUST be 0 (exit 1, with
+                spool/log facts); acknowledged pairs still queued when the drain runs out of
+                time are counted apart, and fail the run as an undrained queue
   duplicates    extra deliveries of a pair already delivered (allowed: a crash may only
                 repeat a delivery), count and rate
   unacked       delivered but never acknowledged (allowed: killed between commit and the 250)
@@ -26,7 +31,7 @@ files) exist when the kills land.
 
 Python 3 standard library only. Usage:
   /usr/bin/python3 tests/torture/crash.py [--iterations 100] [--clients 8] [--seconds-max S]
-      [--tempfail 0.1] [--sink-delay 0.05] [--postern build/postern] [--keep] [--json FILE]
+      [--tempfail 0.1] [--sink-delay 0.05] [--max-backlog 2000] [--postern build/postern] [--keep] [--json FILE]
       [--self-check]    (deletes one acknowledged message from the spool: must FAIL, naming it)
 Exit status: 0 nothing lost and the queue drained, 1 otherwise, 2 set-up failure.
 """
@@ -299,6 +304,7 @@ class Load:
         self.refused = 0        # 4xx/5xx answers to the final dot
         self.conn_errors = 0
         self.in_flight = 0      # clients between MAIL and the final reply
+        self.hold = threading.Event()  # set while the backlog is over --max-backlog: slow down
         self.seed = seed
         self.threads = []
 
@@ -313,6 +319,12 @@ class Load:
                  f"Message-ID: <{seq}.torture@client.torture.test>", f"X-Torture-Seq: {seq}", ""]
         body = [f"{seq:08d} " + "x" * 70 for _ in range(rng.randint(2, 300))]  # ~160 B .. 24 KB
         return ("\r\n".join(lines + body + ["END-OF-TORTURE-MESSAGE", ""])).encode()
+
+    def wait_while_held(self):
+        # Slowed, not stopped: each client pauses 50 ms inside its transaction, after MAIL (8
+        # clients: at most 160 messages/s meanwhile), so the kills still find transactions open.
+        if self.hold.is_set() and not self.stop.is_set():
+            time.sleep(0.05)
 
     def worker(self, n):
         rng = random.Random(self.seed * 1000 + n)
@@ -337,6 +349,7 @@ class Load:
                         code, _ = c.mail(SENDER)
                         if code != 250:
                             raise smtplib.SMTPException(f"MAIL {code}")
+                        self.wait_while_held()
                         ok = [r for r in rcpts if c.rcpt(r)[0] == 250]
                         if not ok:
                             raise smtplib.SMTPException("no recipient accepted")
@@ -396,10 +409,13 @@ def inject_loss(srv, load, records, sink_delay):
 
 def run(iterations=100, clients=8, seconds_max=None, tempfail=0.0, sink_delay=0.0, kill_min=0.2, kill_max=2.0,
         drain_seconds=90.0, seed=None, postern_bin=None, workdir=None, keep=False, out=sys.stdout,
-        self_check=False):
+        self_check=False, max_backlog=2000):
     """Runs one torture; returns the report (a dict). report["ok"] is the verdict.
     self_check: delete one acknowledged message at the first kill that finds one (the report
-    must then show it lost: proves the accounting can fail)."""
+    must then show it lost: proves the accounting can fail).
+    max_backlog: the clients slow down (50 ms after each MAIL) while queue/ holds more
+    messages than this (until it is below 3/4 of it): where they accept faster than the sink takes (a fast machine, a Python sink),
+    the queue would otherwise grow without bound and the final drain could not end."""
     postern_bin = postern_bin or os.environ.get("POSTERN_BIN") or str(ROOT / "build" / "postern")
     if seconds_max is None:
         seconds_max = iterations * (kill_max + 2.0) + drain_seconds + 60
@@ -429,6 +445,23 @@ def run(iterations=100, clients=8, seconds_max=None, tempfail=0.0, sink_delay=0.
         srv = Postern(postern_bin, top, port, sink_port)
         srv.start()
         load = Load(port, clients, seed)
+        held = [0.0]  # seconds the clients were slowed down by the backlog bound
+
+        def watch_backlog():
+            while not load.stop.is_set():
+                try:
+                    n = sum(1 for e in os.scandir(srv.spool / "queue") if not e.name.startswith("."))
+                except FileNotFoundError:
+                    n = 0
+                if n > max_backlog:
+                    load.hold.set()
+                elif n < max_backlog * 3 // 4:
+                    load.hold.clear()
+                time.sleep(0.05)
+                if load.hold.is_set():
+                    held[0] += 0.05
+
+        threading.Thread(target=watch_backlog, daemon=True).start()
         load.start()
         say(f"torture: seed={seed} clients={clients} tempfail={tempfail} sink_delay={sink_delay}s "
             f"kills every {kill_min}-{kill_max}s, dir {top}")
@@ -474,9 +507,14 @@ def run(iterations=100, clients=8, seconds_max=None, tempfail=0.0, sink_delay=0.
                 break
             time.sleep(0.25)
         time.sleep(0.5)  # late duplicates in flight
-        counts, bounces, broken = read_records(records)
+        # The queue first, then the sink's record: a pair delivered between the two is in the
+        # record; one in neither was lost. One still queued (the drain ran out of time) is not
+        # lost, but fails the run too (queue_left).
         queue_left = srv.queue_list()
-        missing = sorted(k for k in want if k not in counts)
+        counts, bounces, broken = read_records(records)
+        queued_ids = {m.get("id") for m in queue_left or []}
+        undelivered = sorted(k for k in want if k not in counts and want[k] in queued_ids)
+        missing = sorted(k for k in want if k not in counts and want[k] not in queued_ids)
         dup = sum(n - 1 for n in counts.values())
         delivered_unique = len(counts)
         unacked = sorted(k for k in counts if k not in want)
@@ -493,6 +531,8 @@ def run(iterations=100, clients=8, seconds_max=None, tempfail=0.0, sink_delay=0.
             "deliveries": sum(counts.values()),
             "lost": len(missing),
             "lost_messages": len({s for s, _ in missing}),
+            "undelivered_still_queued": len(undelivered),
+            "load_held_seconds": round(held[0], 1),
             "duplicates": dup,
             "duplicate_rate": dup / delivered_unique if delivered_unique else 0.0,
             "delivered_unacked": len(unacked),
@@ -515,13 +555,17 @@ def run(iterations=100, clients=8, seconds_max=None, tempfail=0.0, sink_delay=0.
         say(f"recipients acknowledged: {len(want)}, delivered (unique): {delivered_unique}, "
             f"deliveries: {sum(counts.values())}")
         say(f"lost: {len(missing)} ({report['lost_messages']} messages)")
+        if undelivered:
+            say(f"acknowledged, not delivered yet, still queued at the end (the drain ran out of time): "
+                f"{len(undelivered)} ({len({s for s, _ in undelivered})} messages)")
         say(f"duplicates: {dup} ({100.0 * report['duplicate_rate']:.2f}% of delivered)")
         say(f"delivered but never acknowledged (allowed): {len(unacked)}")
         say(f"bounces at the sink: {len(bounces)}, incomplete messages: {len(broken)}, "
             f"queue left: {report['queue_left']}")
         say(f"kills that found: commits in tmp/ {at_kill['tmp']}, queued messages {at_kill['queue']}, "
             f"state files {at_kill['state']}, client transactions in flight {at_kill['in_flight']}")
-        say(f"elapsed: {elapsed:.1f}s (load {load_end - t0:.1f}s)")
+        say(f"elapsed: {elapsed:.1f}s (load {load_end - t0:.1f}s, clients slowed down {held[0]:.1f}s "
+            f"by the backlog bound of {max_backlog} queued)")
         for seq, r in missing[:50]:
             qid = want[(seq, r)]
             q = srv.spool / "queue" / qid
@@ -568,6 +612,8 @@ def main(argv=None):
     ap.add_argument("--kill-min", type=float, default=0.2)
     ap.add_argument("--kill-max", type=float, default=2.0)
     ap.add_argument("--drain-seconds", type=float, default=90.0, help="bound on the final drain")
+    ap.add_argument("--max-backlog", type=int, default=2000,
+                    help="clients slow down while queue/ holds more messages than this (default 2000)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--postern", default=None, help="binary (default $POSTERN_BIN or build/postern)")
     ap.add_argument("--workdir", default=None)
@@ -579,7 +625,8 @@ def main(argv=None):
     try:
         rep = run(iterations=a.iterations, clients=a.clients, seconds_max=a.seconds_max, tempfail=a.tempfail,
                   sink_delay=a.sink_delay, kill_min=a.kill_min, kill_max=a.kill_max, drain_seconds=a.drain_seconds,
-                  seed=a.seed, postern_bin=a.postern, workdir=a.workdir, keep=a.keep, self_check=a.self_check)
+                  seed=a.seed, postern_bin=a.postern, workdir=a.workdir, keep=a.keep, self_check=a.self_check,
+                  max_backlog=a.max_backlog)
     except (RuntimeError, OSError) as e:
         print(f"torture: set-up failed: {e}", file=sys.stderr)
         return 2
