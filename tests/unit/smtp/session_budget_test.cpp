@@ -107,6 +107,47 @@ TEST(SmtpSessionBudget, MessageThatDoesNotFitGets452AndSessionGoesOn) {
     EXPECT_EQ(b->used(), 0u);  // released at message_done
 }
 
+// The budget counts the memory a body holds, not only its content: a string that doubles holds
+// up to twice its size (before: 20 sessions of endless DATA at 650 MiB for a 512 MiB budget).
+TEST(SmtpSessionBudget, TheBudgetCountsTheMemoryABodyHolds) {
+    auto b = std::make_shared<content_budget>(64 * mib);
+    driver d(budget_settings(b));
+    d.envelope();
+    d.feed("DATA\r\n");
+    const std::string chunk = lines(4096);
+    for (int i = 0; i < 800; ++i) {  // about 3 MiB in reads of 4 KB
+        d.feed(chunk);
+        ASSERT_GE(b->used(), d.s.body().capacity()) << "after read " << i;
+    }
+    EXPECT_EQ(d.feed(".\r\n"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    EXPECT_EQ(b->used(), 0u);
+}
+
+// ... so a growing body never holds more memory than the budget, even for a moment before the
+// charge; the message that does not fit is refused at its end, and a later one fits again.
+TEST(SmtpSessionBudget, ABodyNeverHoldsMoreThanTheBudget) {
+    auto b = std::make_shared<content_budget>(3 * mib);
+    driver d(budget_settings(b));
+    d.envelope();
+    d.feed("DATA\r\n");
+    const std::string chunk = lines(64 * 1024);
+    std::size_t most = 0;
+    for (int i = 0; i < 128; ++i) {  // 8 MiB in reads of 64 KB
+        d.feed(chunk);
+        most = std::max(most, d.s.body().capacity());
+        ASSERT_LE(b->used(), 3 * mib) << "after read " << i;
+    }
+    EXPECT_LE(most, 3 * mib);
+    EXPECT_GT(most, 2 * mib);  // it did grow to the budget: tighter than doubling where needed
+    EXPECT_EQ(d.feed(".\r\n"), no_storage);
+    EXPECT_EQ(b->used(), 0u);
+    d.feed("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+    const std::string fits = lines(3 * mib - 1000);
+    EXPECT_EQ(d.feed(fits + ".\r\n"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, fits);
+}
+
 TEST(SmtpSessionBudget, SmallMessagesAlwaysFit) {
     auto b = std::make_shared<content_budget>(mib);
     driver hog(budget_settings(b));
