@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -193,8 +194,17 @@ def inject(inst, n, rcpt):
                                         f"Subject: hostile {k}\r\n\r\nfor the hostile server\r\n".encode()))
 
 
+def good_next_hop(pc):
+    """smtp_dialogue with TCP_NODELAY. It writes each reply to pipelined commands on its own; with
+    Nagle on, its second reply to Postern's MAIL+RCPT+DATA waited for Postern's delayed ACK
+    (40 ms), which then made most of each probe's latency (p50 44 ms against 1.7 ms, 2026-11-30).
+    Mail servers such as Postfix write those replies in one go."""
+    pc.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    smtp_dialogue(pc)
+
+
 def outbound(name, seconds, script, messages=200, queue_extra='retry_schedule = ["1s"]', extra="", note=""):
-    with HostileServer(script) as bad, HostileServer(smtp_dialogue) as good:
+    with HostileServer(script) as bad, HostileServer(good_next_hop) as good:
         srv = Server(domains=conftest.relay_domain("hostile.test", f"127.0.0.1:{bad.port}")
                      + conftest.relay_domain("good.test", f"127.0.0.1:{good.port}"),
                      queue_extra=queue_extra, extra=extra)
