@@ -78,6 +78,16 @@ TEST(SmtpSessionBudget, ThreadsSharingTheBudgetNeverPassTheLimit) {
     EXPECT_EQ(b.used(), 0u);
 }
 
+// After a refused message, the session's next one of `size` octets is stored whole (the
+// session's first stored message).
+void expect_next_message_stored(driver& d, std::uint64_t size) {
+    d.feed("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+    const std::string content = lines(size);
+    EXPECT_EQ(d.feed(content + ".\r\n"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, content);
+}
+
 TEST(SmtpSessionBudget, MessageThatDoesNotFitGets452AndSessionGoesOn) {
     auto b = std::make_shared<content_budget>(2 * mib);
     driver hog(budget_settings(b));  // another session holding most of the budget
@@ -99,11 +109,7 @@ TEST(SmtpSessionBudget, MessageThatDoesNotFitGets452AndSessionGoesOn) {
     hog.feed(".\r\n");
     ASSERT_EQ(hog.messages.size(), 1u);
     EXPECT_EQ(b->used(), 0u);
-    d.feed("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
-    const std::string big = lines(2 * mib - 1000);
-    EXPECT_EQ(d.feed(big + ".\r\n"), "250 2.0.0 Ok: queued as 4F2A\r\n");
-    ASSERT_EQ(d.messages.size(), 1u);
-    EXPECT_EQ(d.messages[0].body, big);
+    expect_next_message_stored(d, 2 * mib - 1000);
     EXPECT_EQ(b->used(), 0u);  // released at message_done
 }
 
@@ -141,11 +147,7 @@ TEST(SmtpSessionBudget, ABodyNeverHoldsMoreThanTheBudget) {
     EXPECT_GT(most, 2 * mib);  // it did grow to the budget: tighter than doubling where needed
     EXPECT_EQ(d.feed(".\r\n"), no_storage);
     EXPECT_EQ(b->used(), 0u);
-    d.feed("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
-    const std::string fits = lines(3 * mib - 1000);
-    EXPECT_EQ(d.feed(fits + ".\r\n"), "250 2.0.0 Ok: queued as 4F2A\r\n");
-    ASSERT_EQ(d.messages.size(), 1u);
-    EXPECT_EQ(d.messages[0].body, fits);
+    expect_next_message_stored(d, 3 * mib - 1000);
 }
 
 TEST(SmtpSessionBudget, SmallMessagesAlwaysFit) {
