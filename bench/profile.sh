@@ -5,6 +5,7 @@
 #        bench/profile.sh syscalls [plain|tls|relay-plain|relay-tls]  (N default 2000)
 #        bench/profile.sh stat [plain|tls|relay-plain|relay-tls]      (N default 5000)
 #        bench/profile.sh trace [plain|tls|relay-plain|relay-tls]     (N default 5000)
+#        bench/profile.sh timeline [plain|tls|relay-plain|relay-tls]  (N default 5000)
 #        bench/profile.sh callgrind [plain|tls]   (N default 300: valgrind runs ~50x slower)
 #
 # relay-plain, relay-tls: the end-to-end relay instead (bench/relay/run.sh 1 --postern-only,
@@ -20,6 +21,12 @@
 #              share, and the top symbols.
 #   stat:      `perf stat --per-thread` on the server: CPU time and context switches per thread
 #              (session loops, main loop, disk pool), totals and per message.
+#   timeline:  `tcpdump` on the loopback traffic to Postern's port (the inbound leg), then
+#              bench/timeline.py: each session split into turns (the greeting, each command,
+#              each reply, the TLS flights, the message), with the median wait before each: a
+#              server turn's wait is Postern's reply time (the disk's, for the reply to the
+#              message), a client turn's the load generator's. Needs tcpdump (not installed by
+#              `make deps`: apt-get install tcpdump).
 #   callgrind: the server under `valgrind --tool=callgrind`; prints the functions by inclusive
 #              and by exclusive instruction count (user space only: no kernel time here).
 #   syscalls:  `strace -c -f` on the server: system calls per message by name (strace slows
@@ -30,7 +37,7 @@
 #              written, syncfs, renames, directory fsync) can be read off; tracing only those
 #              system calls slows the server down (2,300–3,400 msgs/s plaintext here, 4,000–5,000
 #              under `stat`): compare rates with `stat`, read the split of the cycle here.
-# Output and raw data: bench/results/profile-MODE-SCEN-DATE/ (perf.data or callgrind.out, and
+# Output and raw data: bench/results/profile-MODE-SCEN-DATE/ (perf.data, callgrind.out or lo.pcap, and
 # report.txt). Needs root only for perf's kernel symbols; loopback only; bounded in count
 # (N) and time (TIME_LIMIT per load run, default 600 s).
 # env: N  SIZE (5120)  CONC (20; callgrind 4)  POSTERN (build/postern)  POSTERN_PORT (2625)
@@ -44,8 +51,9 @@ BENCH_ME=profile.sh
 
 MODE=${1:-}
 SCENARIO=${2:-plain}
-[[ $MODE == perf || $MODE == stat || $MODE == callgrind || $MODE == syscalls || $MODE == trace ]] ||
-    die "usage: bench/profile.sh perf|stat|trace|callgrind|syscalls [plain|tls]"
+[[ $MODE == perf || $MODE == stat || $MODE == callgrind || $MODE == syscalls || $MODE == trace ||
+   $MODE == timeline ]] ||
+    die "usage: bench/profile.sh perf|stat|trace|timeline|callgrind|syscalls [plain|tls]"
 [[ $SCENARIO == plain || $SCENARIO == tls || $SCENARIO == relay-plain || $SCENARIO == relay-tls ]] ||
     die "scenario: plain, tls, relay-plain or relay-tls"
 [[ $SCENARIO != relay-* || $MODE != callgrind ]] || die "callgrind: inbound scenarios only"
@@ -63,6 +71,7 @@ TIME_LIMIT=${TIME_LIMIT:-600}
 case $MODE in
     callgrind) command -v valgrind >/dev/null || die "valgrind not installed" ;;
     syscalls) command -v strace >/dev/null || die "strace not installed" ;;
+    timeline) command -v tcpdump >/dev/null || die "tcpdump not installed (apt-get install tcpdump)" ;;
     *) command -v perf >/dev/null || die "perf not installed (linux-perf)" ;;
 esac
 [[ $SCENARIO != plain && $SCENARIO != relay-plain ]] || command -v smtp-source >/dev/null || die "smtp-source (package postfix) not installed"
@@ -83,6 +92,12 @@ attach_monitor() {
         sleep 0.5
     elif [[ $MODE == trace ]]; then
         perf trace -s -p "$1" -o "$OUTDIR/perf-trace.txt" -e syncfs,fsync,renameat2,openat,writev,epoll_wait,futex &
+        MON_PID=$!
+        sleep 1
+    elif [[ $MODE == timeline ]]; then
+        # -Z root: tcpdump would otherwise drop to its own user, which may not write $OUTDIR.
+        tcpdump -i lo -s 128 -B 65536 -Z root -w "$OUTDIR/lo.pcap" "tcp port $POSTERN_PORT" \
+            > "$OUTDIR/tcpdump.log" 2>&1 &
         MON_PID=$!
         sleep 1
     elif [[ $MODE == syscalls ]]; then
@@ -175,6 +190,10 @@ set +o pipefail   # head closes the pipes early; a grep that finds nothing is no
             END {if (c == "" || !calls[c, "syncfs"]) exit
                 b = calls[c, "syncfs"]
                 printf "committer %s: %d batches, %.1f messages per batch; per batch (ms): files written (openat + writev) %.3f, syncfs %.3f, renames %.3f, directory fsync %.3f\n", c, b, n / b, (ms[c, "openat"] + ms[c, "writev"]) / b, ms[c, "syncfs"] / b, ms[c, "renameat2"] / b, ms[c, "fsync"] / b}' "$OUTDIR/perf-trace.txt"
+    elif [[ $MODE == timeline ]]; then
+        echo; echo "## where each session's time goes (tcpdump on lo, port $POSTERN_PORT; bench/timeline.py)"
+        tail -2 "$OUTDIR/tcpdump.log"
+        python3 "$HERE/timeline.py" "$OUTDIR/lo.pcap" "$POSTERN_PORT" 2>&1
     elif [[ $MODE == syscalls ]]; then
         echo; echo "## system calls per message (strace -c -f; all of the server's threads)"
         awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {name = $NF; calls = $4; tot += calls
