@@ -178,7 +178,9 @@ set +o pipefail   # head closes the pipes early; a grep that finds nothing is no
             END {
                 for (t in cpu) {tc += cpu[t]; tcs += cs[t]; k++}
                 printf "threads %d, CPU %.0f ms (%.3f ms per message), context switches %d (%.1f per message)\n", k, tc, tc / n, tcs, tcs / n
-                for (t in cpu) printf "%10.1f ms %8d cs  %s\n", cpu[t], cs[t], t | "sort -rn | head -8"
+                # by thread name (perf prints NAME-TID; the disk pool is 24 threads named disk)
+                for (t in cpu) {name = t; sub(/-[0-9]+$/, "", name); rc[name] += cpu[t]; rcs[name] += cs[t]; rk[name]++}
+                for (r in rc) printf "%10.1f ms %8d cs  %7.3f ms/msg  %s (%d thread%s)\n", rc[r], rcs[r], rc[r] / n, r, rk[r], (rk[r] > 1 ? "s" : "") | "sort -rn"
             }' "$OUTDIR/perf-stat.txt"
     elif [[ $MODE == trace ]]; then
         echo; echo "## waits and syncs per thread (perf trace -s; times in ms)"

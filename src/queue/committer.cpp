@@ -1,6 +1,8 @@
 // queue/committer.cpp - batch commits on one thread (see committer.hpp).
 #include "queue/committer.hpp"
 
+#include <pthread.h>
+
 namespace postern::queue {
 
 committer::committer(spool& sp) : spool_(sp), thread_([this] { run(); }) {}
@@ -29,6 +31,7 @@ std::uint64_t committer::batches() const {
 }
 
 void committer::run() {
+    ::pthread_setname_np(::pthread_self(), "committer");  // for top -H, perf --per-thread
     std::vector<commit_item> batch;
     std::vector<done_fn> done;
     for (;;) {

@@ -23,6 +23,7 @@
 
 #include "log/log.hpp"
 #include "runtime/blocking.hpp"
+#include "runtime/thread_name.hpp"
 
 namespace postern::runtime {
 namespace {
@@ -123,6 +124,7 @@ result<control_acceptor> open_control_socket(asio::io_context& io, const std::st
 
 control_server::control_server(control_acceptor acceptor, control::queue_control& q)
     : acceptor_(std::move(acceptor)), q_(q) {
+    name_pool_threads(reader_, 1, "control");
     asio::error_code ec;
     if (acceptor_.is_open()) path_ = acceptor_.local_endpoint(ec).path();
 }

@@ -44,6 +44,7 @@
 #include "runtime/control_server.hpp"
 #include "runtime/loop_load.hpp"
 #include "runtime/privileges.hpp"
+#include "runtime/thread_name.hpp"
 #include "runtime/tls_setup.hpp"
 
 namespace postern::runtime {
@@ -230,6 +231,7 @@ int serve(const std::string& config_path) {
     // 20 or 40 threads 1,860-2,020 (issue 6). Idle threads cost no CPU and little memory.
     constexpr int disk_threads = 24;
     asio::thread_pool pool(disk_threads);
+    name_pool_threads(pool, disk_threads, "disk");
     ctx.current = *first;
     ctx.spool = sp->get();
     ctx.disk_pool = &pool;
@@ -259,7 +261,11 @@ int serve(const std::string& config_path) {
         keep_running.push_back(asio::make_work_guard(*w));
         ctx.workers.push_back(w.get());
     }
-    for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+    for (std::size_t i = 0; i < workers.size(); ++i)
+        threads.emplace_back([&w = workers[i], i] {
+            name_this_thread(fmt::format("session-{}", i));
+            w->run();
+        });
     ctx.loops = policy::loop_choice(workers.size());
     struct join_on_exit {
         std::vector<std::unique_ptr<asio::io_context>>& workers;
