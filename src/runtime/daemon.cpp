@@ -335,7 +335,8 @@ int serve(const std::string& config_path) {
                 [&]() -> asio::awaitable<void> {
                     asio::steady_timer t(io);
                     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-                    while ((ctx.admitted.open() > 0 || runner.passes_under_way() > 0 || control_srv.under_way() > 0) &&
+                    while ((ctx.admitted.open() > 0 || *ctx.closing > 0 || runner.passes_under_way() > 0 ||
+                            control_srv.under_way() > 0) &&
                            std::chrono::steady_clock::now() < deadline) {
                         t.expires_after(std::chrono::milliseconds(50));
                         co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));

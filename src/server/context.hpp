@@ -6,6 +6,7 @@
 // loops (`workers`) and reach those only by posting to `main`. The spool, the disk pool, the
 // committer, the connection counts (`admitted`), the content budget and the log are thread-safe.
 #pragma once
+#include <atomic>
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ssl/context.hpp>
@@ -58,6 +59,10 @@ struct context {
     // Connections open, in all and per client IP: admitted by the accept loops, released by
     // each session's thread as it ends (thread-safe).
     policy::admission admitted;
+    // Sessions whose place went back (their SMTP exchange is over) that are still closing: the
+    // TLS close_notify exchange, the close and their `disconnect` log line. The drain at
+    // SIGTERM waits for them too. Shared: a session may outlive the context at exit.
+    std::shared_ptr<std::atomic<unsigned>> closing = std::make_shared<std::atomic<unsigned>>(0);
     std::uint64_t next_session = 1;  // main thread
     bool draining = false;
 };

@@ -370,6 +370,12 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
     // (up to 2 s for a client that never answers it) and the close, so that a client
     // reconnecting as soon as it has the 221 (or sees the close) finds it free.
     place.release();
+    // ... but the drain at SIGTERM still waits for it to close and to log that it has.
+    struct closing_count {
+        std::shared_ptr<std::atomic<unsigned>> n;
+        explicit closing_count(std::shared_ptr<std::atomic<unsigned>> c) : n(std::move(c)) { ++*n; }
+        ~closing_count() { --*n; }
+    } still_closing(ctx.closing);
     if (conn->tls && !conn->timed_out && (reason == "quit" || reason == "shutdown")) {
         conn->arm(std::chrono::seconds(2));
         co_await conn->tls->async_shutdown(tok);

@@ -37,3 +37,25 @@ def test_stop_with_a_session_in_a_transaction(make_instance, how):
     log = inst.log()
     assert rc == 0, log[-3000:]
     assert not [s for s in CRASH_SIGNS if s in log], log[-3000:]
+
+
+def test_stop_waits_for_a_tls_session_closing_after_quit(make_instance):
+    """After QUIT a session gives its connection place back before the TLS close_notify
+    exchange (a client reconnecting at once finds it free), but the drain still waits for it
+    to close and log its `disconnect` line. Before, a SIGTERM in that window (up to 2 s with a
+    client that never sends its close_notify) stopped the server at once and the line was
+    lost (seen in CI as tests/e2e/test_config_cli.py::test_json_log_lines failing)."""
+    inst = make_instance()
+    with inst.smtp() as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        c.expect("QUIT", 221)  # the server now waits for our close_notify, which never comes
+        inst.proc.send_signal(signal.SIGTERM)
+        inst.wait_events("stop", 1)
+        time.sleep(0.5)
+        assert inst.alive, "the drain did not wait for the session closing after QUIT"
+    rc = inst.proc.wait(timeout=30)  # our close ends the session, then the drain
+    log = inst.log()
+    assert rc == 0, log[-3000:]
+    assert len(inst.events("disconnect", reason="quit")) == 1, log[-3000:]
