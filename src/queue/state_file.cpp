@@ -44,10 +44,12 @@ result<std::string> unseal_state(std::string_view file, std::string_view id) {
     if (last == std::string_view::npos) return error{"state file without its trailer"};
     const std::string_view trailer = file.substr(last + 1, file.size() - last - 2);
     const std::string_view body = file.substr(eol + 1, last - eol);
+    // A last line shorter than "end " (an empty line, a stale block's bytes) is no trailer.
+    if (!trailer.starts_with("end ")) return error{"state file without its trailer"};
     std::size_t count = 0;
     const auto n = trailer.substr(4);
     const auto r = std::from_chars(n.data(), n.data() + n.size(), count);
-    if (trailer.substr(0, 4) != "end " || n.empty() || r.ec != std::errc() || r.ptr != n.data() + n.size())
+    if (n.empty() || r.ec != std::errc() || r.ptr != n.data() + n.size())
         return error{"state file without its trailer"};
     if (count != line_count(body))
         return error{fmt::format("state file trailer counts {} lines, the file has {}", count, line_count(body))};

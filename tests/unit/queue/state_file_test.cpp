@@ -51,6 +51,19 @@ TEST_F(state_file, another_messages_state_is_damaged_not_taken) {
     EXPECT_EQ(hosts, std::set<std::string>{"mx.partner.test:25"});
 }
 
+TEST_F(state_file, state_ending_in_a_short_line_reads_as_damaged) {
+    // What the runner and `queue list` read: all recipients queued and a reason, not an
+    // exception (which failed every pass of the message and the whole `queue list`).
+    const std::string id = test::commit_one(*sp, queue::area::active);
+    std::ofstream(d.path + "/state/" + id) << "POSTERN-STATE 2 " << id << "\n\n";
+    std::string damaged;
+    auto st = sp->read_state(id, 2, nullptr, &damaged);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ((*st)[0].status, queue::rcpt_status::queued);
+    EXPECT_EQ((*st)[1].status, queue::rcpt_status::queued);
+    EXPECT_NE(damaged.find("trailer"), std::string::npos) << damaged;
+}
+
 TEST(state_text, written_file_names_its_message_and_counts_its_lines) {
     const std::string text = queue::seal_state("0123456789ABCDEF0", queue::format_state(test::bob_sent_carol_deferred(),
                                                                                         {"mx.partner.test:25"}));
@@ -87,6 +100,18 @@ TEST(state_text, file_cut_short_or_miscounted_is_damaged) {
     EXPECT_FALSE(queue::unseal_state(text + std::string(8, '\0'), id).ok());  // zeros past the end
     EXPECT_FALSE(queue::unseal_state(text, "0123456789ABCDEF1").ok());
     EXPECT_TRUE(queue::unseal_state("POSTERN-STATE 2 " + id + "\nend 0\n", id).ok());  // nothing attempted yet
+}
+
+TEST(state_text, last_line_shorter_than_the_trailer_word_is_damaged_not_thrown) {
+    // A stale block can end in an empty or short line: damage ("every recipient queued"),
+    // never an exception, which made every pass of the message fail and `queue list` with it.
+    const std::string id = "0123456789ABCDEF0";
+    const std::string header = "POSTERN-STATE 2 " + id + "\n";
+    for (const std::string tail : {"\n", "a\n", "ab\n", "end\n", "rcpt 0 sent\n\n", "rcpt 0 sent\nen\n"}) {
+        result<std::string> r = error{"not run"};
+        EXPECT_NO_THROW(r = queue::unseal_state(header + tail, id)) << tail;
+        EXPECT_FALSE(r.ok()) << tail;
+    }
 }
 
 TEST(state_file_start_up, seals_the_previous_versions_files_keeping_their_content) {
