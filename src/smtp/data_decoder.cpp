@@ -93,6 +93,16 @@ std::size_t data_decoder::consume(std::string_view in, std::string& body) {
     return i;
 }
 
+std::size_t normalized_size(std::string_view body) {
+    std::size_t n = body.size();
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const char c = body[i];
+        if (c == '\r' && i + 1 < body.size() && body[i + 1] == '\n') ++i;
+        else if (c == '\r' || c == '\n') ++n;
+    }
+    return n;
+}
+
 normalize_result normalize_line_endings(std::string& body, std::uint64_t max_size) {
     bool bare = false;
     std::size_t line = 0;

@@ -54,5 +54,8 @@ private:
 // `max_size`. Copies only when a bare CR or LF is present.
 enum class normalize_result { ok, line_too_long, too_big };
 normalize_result normalize_line_endings(std::string& body, std::uint64_t max_size);
+// The size `body` has after normalize_line_endings (each bare CR or bare LF becomes CR LF): more
+// than body.size() exactly when normalising it makes a copy of that size.
+std::size_t normalized_size(std::string_view body);
 
 }  // namespace postern::smtp

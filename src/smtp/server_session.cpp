@@ -649,7 +649,26 @@ struct server_session::impl {
         // BINARYMIME is not offered, so BDAT content is text lines: store it exactly like DATA
         // content (bare CR / bare LF -> CRLF, lines of at most 998 octets), so nothing received
         // over BDAT can smuggle an end-of-data into a later DATA relay.
+        // The copy that makes is charged to the shared budget before it is made (both strings
+        // are alive while it is written), and what is left afterwards is the new body's.
+        if (const std::size_t grown = normalized_size(body); grown != body.size() && settings.budget) {
+            if (grown > settings.max_message_size) {
+                reset_transaction();
+                send(552, "5.3.4", "Error: message too big");
+                return std::nullopt;
+            }
+            if (!settings.budget->grow(charged, charged + grown)) {
+                reset_transaction();
+                send(no_storage(), /*counts_as_error=*/false);  // our shortage, not the client's error
+                return std::nullopt;
+            }
+            charged += grown;
+        }
         const auto norm = normalize_line_endings(body, settings.max_message_size);
+        if (settings.budget && charged > body.capacity()) {
+            settings.budget->release(charged - body.capacity());
+            charged = body.capacity();
+        }
         if (norm != normalize_result::ok) {
             reset_transaction();
             if (norm == normalize_result::too_big)

@@ -38,6 +38,14 @@ TEST(SmtpDataDecoder, StoresNothingPastTheLimit) {
     EXPECT_TRUE(d.done());
 }
 
+TEST(SmtpDataDecoder, NormalizedSizeIsTheSizeAfterNormalizing) {
+    for (const std::string in : {"", "a\r\n", "a\nb\rc\r\n", "\r", "\n\n", "\r\r\n", "x\r\n\r", "\n\r"}) {
+        std::string body = in;
+        ASSERT_EQ(normalize_line_endings(body, 1000), normalize_result::ok);
+        EXPECT_EQ(normalized_size(in), body.size()) << testing::PrintToString(in);
+    }
+}
+
 // Reference model: the whole input at once, one unit (CRLF, bare CR, bare LF, octet) at a time.
 struct reference_result {
     bool done = false;

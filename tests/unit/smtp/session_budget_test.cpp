@@ -217,6 +217,44 @@ TEST(SmtpSessionBudget, BdatChunkThatDoesNotFitGets452ThenLaterChunksToo) {
     EXPECT_EQ(b->used(), 0u);
 }
 
+TEST(SmtpSessionBudget, BdatLineEndingsRewrittenAreCharged) {
+    // BDAT content is stored like DATA's: bare LF becomes CR LF, a copy up to twice the chunk's
+    // size. The budget counts that copy too, as it counts DATA's growth.
+    auto b = std::make_shared<content_budget>(64 * mib);
+    driver d(budget_settings(b));
+    std::uint64_t used_at_message = 0, held_at_message = 0;
+    d.on_message = [&] {
+        used_at_message = b->used();
+        held_at_message = d.s.body().capacity();
+    };
+    d.envelope();
+    const std::string bare(3 * mib, '\n');
+    EXPECT_EQ(d.feed("BDAT " + std::to_string(bare.size()) + " LAST\r\n" + bare), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body.size(), 6 * mib);
+    EXPECT_GE(held_at_message, 6 * mib);
+    EXPECT_GE(used_at_message, held_at_message);
+    EXPECT_EQ(b->used(), 0u);
+}
+
+TEST(SmtpSessionBudget, BdatRewriteThatDoesNotFitGets452) {
+    // The chunk fits (3 MiB of 4), its rewritten copy does not: 452 4.3.1, not the client's
+    // error, and the share given back.
+    auto b = std::make_shared<content_budget>(4 * mib);
+    driver d(budget_settings(b));
+    d.envelope();
+    const std::string bare(3 * mib, '\n');
+    EXPECT_EQ(d.feed("BDAT " + std::to_string(bare.size()) + " LAST\r\n" + bare), no_storage);
+    EXPECT_TRUE(d.messages.empty());
+    EXPECT_EQ(d.s.error_count(), 0u);
+    EXPECT_EQ(b->used(), 0u);
+    // Content with CR LF only needs no copy and fits.
+    d.feed("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.test>\r\n");
+    const std::string text = lines(3 * mib);
+    EXPECT_EQ(d.feed("BDAT " + std::to_string(text.size()) + " LAST\r\n" + text), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    EXPECT_EQ(b->used(), 0u);
+}
+
 TEST(SmtpSessionBudget, TooBigStaysPermanent) {
     // Over max_message_size and over the budget: the permanent 552 wins over the 452.
     auto b = std::make_shared<content_budget>(mib);

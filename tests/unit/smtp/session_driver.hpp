@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -111,6 +112,7 @@ public:
                     break;
                 case event::message:
                     messages.push_back({s.current(), s.body()});
+                    if (on_message) on_message();
                     s.message_done(store_reply);
                     break;
                 case event::close:
@@ -154,6 +156,7 @@ public:
     bool auto_tls = true;
     bool closed = false;
     reply store_reply = make_reply(250, "2.0.0", "Ok: queued as 4F2A");
+    std::function<void()> on_message;  // at event::message, before message_done (body still held)
 
 private:
     std::string take() {
