@@ -93,7 +93,12 @@ private:
         facts.sender_domain = std::move(domain);
         const auto pol = profile::resolve_inbound(cfg_, facts);
         log_.profile = pol.profile;
-        if (!profile::requires_tls(pol.level)) return std::nullopt;
+        if (!profile::requires_tls(pol.level)) {
+            // No check for this sender: what the session is (an earlier transaction's verdict,
+            // `refused` or `verified`, is not this message's).
+            log_.tls = conn_.tls ? "untrusted" : "none";
+            return std::nullopt;
+        }
         if (!conn_.tls) return smtp::make_reply(530, "5.7.0", "Must issue a STARTTLS command first");
         auto v = tls::evaluate(conn_.tls->native_handle(), pol, /*is_server_side=*/true);
         log_.tls = v.ok ? tls::to_string(v.trust) : "refused";

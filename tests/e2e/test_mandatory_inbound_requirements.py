@@ -334,6 +334,26 @@ def test_sender_domain_profile_refuses_a_session_below_its_requirements(make_ins
     assert inst.wait_events("tls_policy", verdict="ok", profile="by-sender")
 
 
+def test_sender_refused_then_another_sender_logs_the_session_tls_of_its_own(make_instance):
+    """A sender-domain profile's verdict belongs to that transaction: after MAIL FROM a
+    partner.test address is refused (TLS 1.2 below the profile's 1.3), the same session's next
+    MAIL FROM another domain is accepted, and its `queued` line says tls=untrusted (a TLS
+    session, not checked), not the earlier transaction's "refused"."""
+    inst = make_instance(extra=sender_profile("by-sender", ["partner.test"], 'min_tls_version = "1.3"'))
+    with RawSMTP(inst.host, inst.port, source=HOST) as c:
+        c.ehlo()
+        start_tls(c, max_version=ssl.TLSVersion.TLSv1_2)
+        c.ehlo("client.other.test")
+        r = c.cmd("MAIL FROM:<a@partner.test>")
+        assert r.code == 554, r
+        r = c.send_mail("a@other.test", ["bob@localhost"], BODY)
+        assert r.code == 250 and r.last.startswith("2.0.0 Ok: queued as"), r
+        assert c.cmd("QUIT").code == 221
+    queued = inst.wait_events("queued")
+    assert len(queued) == 1 and queued[0]["tls"] == "untrusted" and queued[0]["profile"] == "-", queued
+    assert inst.wait_events("tls_policy", verdict="refused")
+
+
 # --- relay rights: the sender domain never grants them ------------------------------------------
 
 
