@@ -286,6 +286,7 @@ private:
         }
         std::vector<host_port> out;
         bool ok = true;
+        std::map<std::string, line_t> seen;  // host (canonical IP text or lower-case name) and port
         for (const toml::node& e : *a) {
             const auto* s = e.as_string();
             if (!s) {
@@ -301,6 +302,15 @@ private:
             }
             if (ip_only && !detail::is_ip_literal(hp->host)) {
                 fail(line_of(e), name + ": " + in_quotes(s->get()) + " is not numeric: the host must be an IP address");
+                ok = false;
+                continue;
+            }
+            // The same address twice: a listener that cannot bind, a next hop tried twice.
+            const auto pat = profile::parse_host_pattern(hp->host);
+            const std::string key = fmt::format("{}:{}", pat ? pat->key : hp->host, hp->port);
+            if (const auto [it, fresh] = seen.emplace(key, line_of(e)); !fresh) {
+                fail(line_of(e), fmt::format("{}: {} is the same as an earlier entry (line {})", name,
+                                             in_quotes(s->get()), it->second));
                 ok = false;
                 continue;
             }
@@ -944,6 +954,14 @@ void loader::load_profiles(const toml::table& root, config& out) {
                                 fail(s->line, "profile.relay: \"any\" with hosts = [\"" + h +
                                                   "\"] would make (nearly) an open relay; list the clients' "
                                                   "networks (IPv4 /8 or longer, IPv6 /16 or longer)");
+                            else if (pat && pat->kind == profile::pattern_kind::wildcard_name &&
+                                     pat->suffix.find('.') == std::string::npos)
+                                // Relay by name follows forward-confirmed reverse DNS, which anyone
+                                // with an address can set up under a top-level domain.
+                                fail(s->line, "profile.relay: \"any\" with hosts = [\"" + h +
+                                                  "\"] would make (nearly) an open relay: anyone can name an "
+                                                  "address under a top-level domain; name the clients' own "
+                                                  "domain (\"*.example.com\")");
                 } else {
                     fail(s->line, "profile.relay: must be \"hosted\" or \"any\" (got " + in_quotes(s->value) + ")");
                 }

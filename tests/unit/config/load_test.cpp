@@ -261,6 +261,23 @@ TEST(ConfigErrors, BadDuration) {
     EXPECT_EQ(parse_ok(doc("[server]\ncommand_timeout = \"90\""))->server.command_timeout, 90s);
 }
 
+TEST(ConfigErrors, SameHostPortTwice) {
+    // A second listener on the same address cannot bind (serve would fail without a line);
+    // a next hop listed twice would be tried twice. The port and the IP text are compared as
+    // meant: 10.0.0.5 is 10.0.0.5:25 in relay_to, [::1]:2525 is [0:0::1]:2525.
+    EXPECT_EQ(error_of(doc("[server]\nlisten = [\"127.0.0.1:2525\",\n  \"127.0.0.1:2525\"]")),
+              "p.toml:4: server.listen: '127.0.0.1:2525' is the same as an earlier entry (line 3)");
+    EXPECT_EQ(error_of(doc("[server]\nlisten = [\"[::1]:2525\", \"[0:0::1]:2525\"]")),
+              "p.toml:3: server.listen: '[0:0::1]:2525' is the same as an earlier entry (line 3)");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nrelay_to = [\"10.0.0.5:25\", \"10.0.0.5\"]")),
+              "p.toml:4: domain.relay_to: '10.0.0.5' is the same as an earlier entry (line 4)");
+    EXPECT_EQ(error_of(doc("[[domain]]\nname = \"a.test\"\nrelay_to = [\"MX.a.test\", \"mx.a.test:25\"]")),
+              "p.toml:4: domain.relay_to: 'mx.a.test:25' is the same as an earlier entry (line 4)");
+    // Other ports or hosts are other entries.
+    EXPECT_EQ(error_of(doc("[server]\nlisten = [\"127.0.0.1:2525\", \"127.0.0.1:2526\", \"[::1]:2525\"]")),
+              "<no error>");
+}
+
 TEST(ConfigErrors, BadHostPort) {
     EXPECT_EQ(error_of(doc("[server]\nlisten = [\"127.0.0.1\"]")),
               "p.toml:3: server.listen: invalid address '127.0.0.1': missing port");

@@ -374,7 +374,16 @@ TEST(ProfileConfigErrors, Relay) {
          "clients' networks (IPv4 /8 or longer, IPv6 /16 or longer)\n"
          "p.toml:5: profile.relay: \"any\" with hosts = [\"128.0.0.0/1\"] would make (nearly) an open relay; list the "
          "clients' networks (IPv4 /8 or longer, IPv6 /16 or longer)"},
+        {"[[profile]]\nname = \"a\"\nhosts = [\"relay.example.com\", \"*.COM\"]\nrelay = \"any\"",
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"*.com\"] would make (nearly) an open relay: anyone can "
+         "name an address under a top-level domain; name the clients' own domain (\"*.example.com\")"},
     });
+}
+
+TEST(ProfileConfig, RelayAnyByTheClientsOwnDomainIsAccepted) {
+    // One label under a top-level domain is the clients' own: a name there is set up by its owner.
+    EXPECT_EQ(error_of(doc("[[profile]]\nname = \"a\"\nhosts = [\"*.example.com\", \"mx.example.net\"]\nrelay = \"any\"")),
+              "<no error>");
 }
 
 // ---- errors: [profile.outbound] / [profile.inbound] values ---------------------------------------
