@@ -788,7 +788,7 @@ result<unsigned> queue_runner::retry(const std::string& id, bool all) {
     std::vector<std::string> ids = all ? spool_.list(queue::area::active) : std::vector<std::string>{id};
     unsigned n = 0;
     for (const auto& i : ids) {
-        if (!all && !spool_.exists(i, queue::area::active)) return error{fmt::format("no queued message {}", i)};
+        if (!all && !spool_.exists(i, queue::area::active)) return error{absent(i, queue::area::hold)};
         if (auto it = timers_.find(i); it != timers_.end()) {
             it->second->cancel();
             timers_.erase(it);
@@ -817,15 +817,26 @@ result<void> done_but_not_durable(const std::string& id, const char* what,
     return error{fmt::format("{} {}, but not durably yet: {}", what, id, failure->message)};
 }
 
-// Not moved: no such message (`none`), or the move failed and was undone (the message stays
-// where it was).
-result<void> not_moved(const std::string& id, const char* what, const char* none, const queue::move_result& m) {
-    if (!m.failure) return error{fmt::format("{} {}", none, id)};
+// Not moved: no such message (`none`: what absent() says), or the move failed and was undone
+// (the message stays where it was).
+result<void> not_moved(const std::string& id, const char* what, const std::string& none,
+                       const queue::move_result& m) {
+    if (!m.failure) return error{none};
     log::spool_error(id, m.failure->message);
     return error{fmt::format("not {} {}: {}", what, id, m.failure->message)};
 }
 
 }  // namespace
+
+std::string queue_runner::absent(const std::string& id, queue::area instead) const {
+    // Not where the command looked: say where it is, if it is in the other area.
+    if (spool_.exists(id, instead))
+        return instead == queue::area::hold
+                   ? fmt::format("{} is on hold (`postern queue release {}` puts it back in the queue)", id, id)
+                   : fmt::format("{} is not on hold: it is in the queue", id);
+    return instead == queue::area::hold ? fmt::format("no queued message {}", id)
+                                        : fmt::format("no held message {}", id);
+}
 
 result<void> queue_runner::remove(const std::string& id) {
     // Durable before the answer: a "deleted" message that a power cut brings back would be
@@ -844,7 +855,7 @@ result<void> queue_runner::remove(const std::string& id) {
 
 result<void> queue_runner::hold(const std::string& id) {
     const auto m = spool_.move(id, queue::area::active, queue::area::hold);
-    if (!m.moved) return not_moved(id, "held", "no queued message", m);
+    if (!m.moved) return not_moved(id, "held", absent(id, queue::area::hold), m);
     if (auto it = timers_.find(id); it != timers_.end()) {
         it->second->cancel();
         timers_.erase(it);
@@ -855,7 +866,7 @@ result<void> queue_runner::hold(const std::string& id) {
 
 result<void> queue_runner::release(const std::string& id) {
     const auto m = spool_.move(id, queue::area::hold, queue::area::active);
-    if (!m.moved) return not_moved(id, "released", "no held message", m);
+    if (!m.moved) return not_moved(id, "released", absent(id, queue::area::active), m);
     log::emit(log::level::info, "released", {{"id", id}});
     submit(id);  // queue/ID is there: it is delivered, whatever the directory fsync said
     return done_but_not_durable(id, "released", m.failure);

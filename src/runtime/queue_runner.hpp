@@ -78,6 +78,9 @@ public:
     result<void> release(const std::string& id) override;
 
 private:
+    // Why `id` was not found where a command looked: "no queued message ID" / "no held message
+    // ID", or where it is instead when it is in the other area, `instead`.
+    std::string absent(const std::string& id, queue::area instead) const;
     asio::awaitable<void> run(std::string id, bool force, std::optional<queue::loaded_message> fresh = {});
     // A pass for `id` (already in active_) now if a message slot is free, else in turn.
     void start(const std::string& id, bool force);

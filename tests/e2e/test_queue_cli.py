@@ -216,6 +216,9 @@ def test_deferred_state_hold_release_delete(make_instance):
     wait_until(lambda: (m := state(gone)) is not None and m["recipients"][0]["status"] == "deferred",
                what="dave deferred")
     assert gone in inst.spool_files("queue") and gone in inst.spool_files("state")
+    r = queue_cli(inst, "release", gone)  # in the queue, not on hold: said so, nothing moved
+    assert r.returncode == 1 and f"{gone} is not on hold: it is in the queue" in r.stderr, r
+    assert gone in inst.spool_files("queue")
     r = queue_cli(inst, "delete", gone)
     assert r.returncode == 0, r.stderr
     assert state(gone) is None
@@ -329,9 +332,14 @@ def test_errors(make_instance):
     r = queue_cli(inst, "retry", "0123456789ABCDEF0")
     assert r.returncode == 1 and "no queued message 0123456789ABCDEF0" in r.stderr, r
     held = send(inst, "alice@example.test", ["bob@localhost"], "held")
+    # a held message: the answer says where it is, not that there is none
     r = queue_cli(inst, "retry", held)
-    assert r.returncode == 1 and f"no queued message {held}" in r.stderr, r
+    assert r.returncode == 1 and f"{held} is on hold (`postern queue release {held}`" in r.stderr, r
+    r = queue_cli(inst, "hold", held)
+    assert r.returncode == 1 and f"{held} is on hold" in r.stderr, r
     assert held in inst.spool_files("hold") and not inst.maildir_messages("bob")
+    r = queue_cli(inst, "release", "0123456789ABCDEF0")
+    assert r.returncode == 1 and "no held message 0123456789ABCDEF0" in r.stderr, r
     assert inst.alive
 
 
