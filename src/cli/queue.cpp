@@ -177,11 +177,18 @@ int queue_command::run() const {
 
     // Only spool.dir is needed: not the key, which may be readable by root alone.
     auto cfg = config::load(config_path_, /*check_files=*/false);
-    if (!cfg) {
+    if (cfg) return run_queue_request(control::socket_path((*cfg)->spool.dir), req);
+    // A file being edited (or one a SIGHUP refused: the server keeps the configuration it last
+    // loaded) must not take the queue out of the administrator's hands: its spool.dir is enough.
+    auto dir = config::spool_dir_of(config_path_);
+    if (!dir) {
         std::fprintf(stderr, "%s\n", cfg.error_message().c_str());
         return 2;
     }
-    return run_queue_request(control::socket_path((*cfg)->spool.dir), req);
+    std::fprintf(stderr, "postern queue: warning: %s has errors (a running server keeps the configuration it "
+                         "last loaded); using its spool.dir %s:\n%s\n",
+                 config_path_.c_str(), dir->c_str(), cfg.error_message().c_str());
+    return run_queue_request(control::socket_path(*dir), req);
 }
 
 }  // namespace postern::cli

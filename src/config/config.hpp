@@ -222,6 +222,10 @@ struct config {
 // skips those checks (the queue commands need no key, certificate or user); `check_user` = false
 // skips only the user's (`postern init`, which may run before the user is created).
 result<std::shared_ptr<const config>> load(const std::string& path, bool check_files = true, bool check_user = true);
+// spool.dir alone, checked as load() checks it, whatever the rest of the file holds (the queue
+// commands, while the running server keeps the configuration it last loaded); its errors, or
+// a TOML syntax error, as load() words them.
+result<std::string> spool_dir_of(const std::string& path);
 // The whole file, or "PATH: cannot open: REASON" / "PATH: cannot read: REASON" (load's wording).
 result<std::string> read_text(const std::string& path);
 // Same, from text already in memory; `path` is used for messages and to resolve relative paths

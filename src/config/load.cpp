@@ -82,6 +82,8 @@ public:
           check_user_(check_files && check_user) {}
 
     std::shared_ptr<config> build(const toml::table& root);
+    // spool.dir alone (spool_dir_of): out.dir, or the errors of that key.
+    void load_spool_dir(const toml::table& root, spool_config& out);
     bool failed() const { return !errors_.empty(); }
 
     std::string message() const {
@@ -346,7 +348,7 @@ private:
     }
 
     void load_server(const toml::table& t, server_config& out);
-    void load_spool(const toml::table* t, spool_config& out);
+    void load_spool(const toml::table& t, spool_config& out);  // all but spool.dir
     void load_tls(const toml::table& t, tls_config& out);
     void load_queue(const toml::table& t, queue_config& out);
     void load_domains(const toml::table& root, config& out);
@@ -464,12 +466,12 @@ void loader::load_server(const toml::table& t, server_config& out) {
         if (auto v = read_int(*n, "server.threads", 0, 256)) out.threads = static_cast<std::uint32_t>(*v);
 }
 
-void loader::load_spool(const toml::table* t, spool_config& out) {
-    if (!t) {
-        fail(1, "missing required key 'spool.dir'");
+void loader::load_spool_dir(const toml::table& root, spool_config& out) {
+    const toml::table* t = nullptr;
+    if (root.get("spool") == nullptr || !(t = section(root, "spool"))) {
+        if (root.get("spool") == nullptr) fail(1, "missing required key 'spool.dir'");
         return;
     }
-    check_keys(*t, "spool", {"dir", "sync"});
     if (const auto* n = t->get("dir")) {
         if (auto v = read_path(*n, "spool.dir", false)) {
             // The control socket lives in the spool (`postern queue`): its whole path must fit in
@@ -480,7 +482,11 @@ void loader::load_spool(const toml::table* t, spool_config& out) {
     } else {
         fail(line_of(*t), "missing required key 'spool.dir'");
     }
-    if (const auto* n = t->get("sync")) {
+}
+
+void loader::load_spool(const toml::table& t, spool_config& out) {
+    check_keys(t, "spool", {"dir", "sync"});
+    if (const auto* n = t.get("sync")) {
         if (auto s = read_string(*n, "spool.sync")) {
             if (s->value == "filesystem") out.sync = spool_sync::filesystem;
             else if (s->value == "file") out.sync = spool_sync::file;
@@ -1004,8 +1010,8 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
     }
 
     if (const auto* t = section(root, "server")) load_server(*t, cfg->server);
-    if (root.get("spool") == nullptr) load_spool(nullptr, cfg->spool);
-    else if (const auto* t = section(root, "spool")) load_spool(t, cfg->spool);
+    load_spool_dir(root, cfg->spool);
+    if (const toml::node* n = root.get("spool"); n && n->is_table()) load_spool(*n->as_table(), cfg->spool);
     if (const auto* t = section(root, "tls")) load_tls(*t, cfg->tls);
     if (const auto* t = section(root, "queue")) load_queue(*t, cfg->queue);
     if (const auto* t = section(root, "delivery")) {
@@ -1042,15 +1048,16 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
 
 }  // namespace
 
-result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files,
-                                            bool check_user) {
-    // An empty path (text not from a file) resolves relative paths against the current directory.
-    std::error_code ec;
-    fs::path absolute = path.empty() ? fs::current_path(ec) / "" : fs::absolute(fs::path(path), ec);
-    if (ec) return error{path + ": " + ec.message()};
-    absolute = absolute.lexically_normal();
+namespace {
 
-    toml::table root;
+// The TOML document of `text` and the absolute path of its file (`path`; an empty path, text
+// not from a file, resolves relative paths against the current directory); or the error line.
+std::optional<std::string> parse_toml(std::string_view text, const std::string& path, fs::path& absolute,
+                                      toml::table& root) {
+    std::error_code ec;
+    absolute = path.empty() ? fs::current_path(ec) / "" : fs::absolute(fs::path(path), ec);
+    if (ec) return path + ": " + ec.message();
+    absolute = absolute.lexically_normal();
     try {
         root = toml::parse(text, std::string_view(path));
     } catch (const toml::parse_error& e) {
@@ -1059,9 +1066,31 @@ result<std::shared_ptr<const config>> parse(std::string_view text, const std::st
         std::string what(e.description());
         for (std::size_t at = 0; (at = what.find_first_of("\r\n", at)) != std::string::npos; at += 2)
             what.replace(at, 1, what[at] == '\n' ? "\\n" : "\\r");
-        return error{path + ":" + std::to_string(line_of(e.source())) + ": " + escape_controls(what)};
+        return path + ":" + std::to_string(line_of(e.source())) + ": " + escape_controls(what);
     }
+    return std::nullopt;
+}
 
+}  // namespace
+
+result<std::string> spool_dir_of(const std::string& path) {
+    auto text = read_text(path);
+    if (!text) return error{text.error_message()};
+    fs::path absolute;
+    toml::table root;
+    if (auto problem = parse_toml(*text, path, absolute, root)) return error{*problem};
+    loader l(path, absolute.parent_path(), false, false);
+    spool_config out;
+    l.load_spool_dir(root, out);
+    if (l.failed()) return error{l.message()};
+    return out.dir;
+}
+
+result<std::shared_ptr<const config>> parse(std::string_view text, const std::string& path, bool check_files,
+                                            bool check_user) {
+    fs::path absolute;
+    toml::table root;
+    if (auto problem = parse_toml(text, path, absolute, root)) return error{*problem};
     loader l(path, absolute.parent_path(), check_files, check_user);
     auto cfg = l.build(root);
     if (l.failed()) return error{l.message()};

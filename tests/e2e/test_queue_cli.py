@@ -392,7 +392,10 @@ def config_without_key(inst, tls_extra=""):
 
 def test_queue_does_not_need_the_tls_files(make_instance):
     """`postern queue` only needs spool.dir: a key (or certificate, or CA file) it cannot read
-    does not stop it; other errors in the file still do, as FILE:LINE."""
+    does not stop it. Other errors in the file (one being edited, or one a SIGHUP refused while
+    the server runs on the last good one) are shown as FILE:LINE in a warning, and the command
+    still runs with the file's spool.dir; only an error in spool.dir itself, or a TOML syntax
+    error, stops it (exit 2)."""
     inst = make_instance(queue_extra="hold = true")
     qid = send(inst, "alice@example.test", ["bob@localhost"], "held")
     copy = config_without_key(inst, tls_extra='ca_file = "var/tls/no-such-ca.pem"\n')
@@ -403,8 +406,18 @@ def test_queue_does_not_need_the_tls_files(make_instance):
     assert r.returncode == 0, r
     inst.wait_maildir("bob")
     copy.write_text(copy.read_text().replace("[server]\n", "[server]\nbogus_key = 1\n", 1))
+    r = queue_cli(inst, "list", "--json", config=copy)
+    assert r.returncode == 0 and json.loads(r.stdout) == [], r
+    assert r.stderr.startswith(f"postern queue: warning: {copy} has errors"), r
+    assert re.search(rf"^{re.escape(str(copy))}:\d+: unknown key 'server.bogus_key'$", r.stderr, re.M), r
+    good = copy.read_text()
+    copy.write_text(good.replace('dir = "var/spool"', "dir = 5", 1))
     r = queue_cli(inst, "list", config=copy)
-    assert r.returncode == 2 and re.match(rf"^{re.escape(str(copy))}:\d+: unknown key 'server.bogus_key'", r.stderr), r
+    assert r.returncode == 2 and r.stdout == "", r
+    assert re.search(rf"^{re.escape(str(copy))}:\d+: spool.dir: expected a string", r.stderr, re.M), r
+    copy.write_text(good.replace("[server]\n", "[server\n", 1))  # TOML syntax
+    r = queue_cli(inst, "list", config=copy)
+    assert r.returncode == 2 and re.match(rf"^{re.escape(str(copy))}:\d+: ", r.stderr), r
 
 
 def tls_policy(config, domain, *args):
