@@ -4,15 +4,18 @@
 // Input: a flags octet, then (modes 0, 1) a message, or (mode 2) Received: facts as
 // length-prefixed strings followed by a message.
 // Invariants, beyond no crash / UB:
-// - header_section is the prefix of the content up to the first empty line (CRLF or bare LF),
-//   computed again here line by line; count_received equals an independent count of
-//   "Received" [WSP] ":" field lines in it; hop_count_exceeded(c, k) == count > k;
+// - header_section is the prefix of the content up to the first line (LF-terminated, CR part
+//   of the line) that is neither a header field (printable US-ASCII name, no ':', [WSP] ":")
+//   nor a continuation (SP or HTAB first, not the first line): the empty line, or the first
+//   body line when there is none; computed again here line by line; count_received equals an
+//   independent count of "Received" [WSP] ":" field lines in it; hop_count_exceeded(c, k) ==
+//   count > k;
 // - received_header: CRLF lines of at most 998 octets (RFC 5322 2.1.1), the first a
 //   "Received:" field, the others folded continuations; no control characters, and 7-bit
 //   unless the message is SMTPUTF8; the client's HELO and name one token each of letters,
 //   digits, "-._:[]" and '?' (8-bit too with SMTPUTF8), so no forged clauses; prepended to a
 //   message it adds exactly one to count_received and leaves the rest of the header section
-//   intact.
+//   intact (unless the message starts with SP or HTAB: that line continues our field).
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,11 +29,26 @@ namespace {
 
 using namespace postern::message;
 
-// Line starts are 0 and every octet after a '\n'; an empty line is "\n" or "\r\n" there.
+// A header field line: what precedes its first ':', less trailing WSP, is a non-empty run of
+// octets 33..126 (none is ':', being before the first one).
+bool field_line(std::string_view l) {
+    const std::size_t colon = l.find(':');
+    if (colon == std::string_view::npos) return false;
+    std::string_view name = l.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    if (name.empty()) return false;
+    for (unsigned char ch : name)
+        if (ch < 33 || ch > 126) return false;
+    return true;
+}
+
+// Line starts are 0 and every octet after a '\n'; the section ends at the first line there
+// that is neither a field line nor (after the first line) a continuation.
 std::string_view reference_section(std::string_view c) {
     for (std::size_t p = 0; p < c.size();) {
-        if (c[p] == '\n' || (c[p] == '\r' && p + 1 < c.size() && c[p + 1] == '\n')) return c.substr(0, p);
         const std::size_t e = c.find('\n', p);
+        const std::string_view l = c.substr(p, e == std::string_view::npos ? std::string_view::npos : e - p);
+        if (!field_line(l) && !(p > 0 && (c[p] == ' ' || c[p] == '\t'))) return c.substr(0, p);
         if (e == std::string_view::npos) break;
         p = e + 1;
     }
@@ -116,6 +134,10 @@ void check_received(input& in, bool tls) {
         FUZZ_CHECK(h[p + 2] == '\t' || h[p + 2] == ' ', "Received: continuation " + show(h));
     const std::string_view rest = in.rest();
     const std::string msg = h + std::string(rest);
+    FUZZ_CHECK(header_section(msg).substr(0, h.size()) == h, "header section after prepending: " + show(msg));
+    // A first line starting with SP or HTAB continues our Received: field (RFC 5322 2.2.3), as
+    // it would at the next hop; it was no header of the message alone.
+    if (!rest.empty() && (rest[0] == ' ' || rest[0] == '\t')) return;
     FUZZ_CHECK(count_received(msg) == 1 + count_received(rest), "Received: count: " + show(msg));
     FUZZ_CHECK(header_section(msg) == h + std::string(header_section(rest)), "header section after prepending");
 }

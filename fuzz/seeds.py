@@ -294,6 +294,7 @@ add("headers", "received", b"\x00" + content.encode())
 add("headers", "obsolete-wsp", b"\x04" + b"received \t: x\r\nX-Received: y\r\nReceived-SPF: z\r\n Received: cont\r\n"
                                          b"\r\nReceived: in body\r\n")
 add("headers", "bare-lf", b"\x08" + b"Received: a\nReceived: b\n\nReceived: c\n")
+add("headers", "no-empty-line", b"\x04" + b"Received: a\r\nSubject: x\r\n\tfolded\r\nbody line\r\nReceived: in body\r\n")
 add("headers", "facts", bytes([2 | 4]) + s16("client.example") + s8("") + s8("127.0.0.1") + s8("mx.example.test")
     + s8("0192F3A4B5C6D7E8F") + s16("bob@example.test") + bytes([1]) + u64(1732800000) + content.encode())
 

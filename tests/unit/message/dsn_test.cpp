@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -170,6 +171,26 @@ std::size_t count(const std::string& s, const std::string& needle) {
     return n;
 }
 
+// The bounce of base_input() with `original` as the content, checked wire-clean with three
+// parts: the whole DSN, and its third part (the returned text/rfc822-headers).
+struct bounce {
+    std::string content;
+    std::string returned_headers;
+};
+bounce bounce_of(std::string_view original) {
+    auto in = base_input();
+    in.original_content = original;
+    auto d = message::make_dsn(in);
+    if (!d) {
+        ADD_FAILURE() << "no DSN";
+        return {};
+    }
+    expect_wire_clean(d->content);
+    auto m = parse(d->content);
+    EXPECT_EQ(m.parts.size(), 3u);
+    return {d->content, m.parts.size() == 3 ? m.parts[2].body : "<no third part>"};
+}
+
 }  // namespace
 
 TEST(dsn, structure_of_a_bounce) {
@@ -288,23 +309,26 @@ TEST(dsn, only_the_original_header_section_is_returned) {
     EXPECT_EQ(m.parts[2].body, o.substr(0, o.find("\r\n\r\n") + 2));
 }
 
-TEST(dsn, original_without_body_or_trailing_crlf) {
-    auto in = base_input();
-    in.original_content = "Subject: no body";
-    auto d = message::make_dsn(in);
-    ASSERT_TRUE(d);
-    expect_wire_clean(d->content);
-    auto m = parse(d->content);
-    ASSERT_EQ(m.parts.size(), 3u);
-    EXPECT_EQ(m.parts[2].body, "Subject: no body\r\n");
+// Found in review: without the empty line after the headers, the whole content (up to 100 KB)
+// went back as "headers" to a possibly forged sender. The first non-header line ends them.
+TEST(dsn, original_without_empty_line_returns_no_body) {
+    auto b = bounce_of(
+        "Subject: no separator\r\n"
+        "\tfolded\r\n"
+        "SECRET BODY LINE 1\r\n"
+        "Received: SECRET BODY LINE 2\r\n");
+    EXPECT_EQ(b.content.find("SECRET BODY"), std::string::npos);
+    EXPECT_EQ(b.returned_headers, "Subject: no separator\r\n\tfolded\r\n");
 
-    in.original_content = "";
-    d = message::make_dsn(in);
-    ASSERT_TRUE(d);
-    expect_wire_clean(d->content);
-    m = parse(d->content);
-    ASSERT_EQ(m.parts.size(), 3u);
-    EXPECT_EQ(m.parts[2].body, "");
+    // A first line that is no header field: nothing is returned.
+    b = bounce_of("SECRET BODY LINE 1\r\nSubject: later\r\n\r\nSECRET BODY LINE 2\r\n");
+    EXPECT_EQ(b.content.find("SECRET BODY"), std::string::npos);
+    EXPECT_EQ(b.returned_headers, "");
+}
+
+TEST(dsn, original_without_body_or_trailing_crlf) {
+    EXPECT_EQ(bounce_of("Subject: no body").returned_headers, "Subject: no body\r\n");
+    EXPECT_EQ(bounce_of("").returned_headers, "");
 }
 
 TEST(dsn, multi_line_reply_joined_and_controls_removed) {
@@ -427,8 +451,9 @@ TEST(dsn, boundary_collision_is_avoided) {
     std::string b1 = parse(first->content).boundary;
     ASSERT_FALSE(b1.empty());
 
-    // The original's headers contain the first-choice boundary, even as a delimiter line.
-    std::string orig = "Subject: " + b1 + "\r\n--" + b1 + "\r\n--" + b1 + ".1--\r\n\r\nbody\r\n";
+    // The original's headers contain the first-choice boundary, even at the start of a line
+    // (as field names: a bare "--boundary" line is no header field and ends the section).
+    std::string orig = "Subject: " + b1 + "\r\n--" + b1 + ": x\r\n--" + b1 + ".1--: y\r\n\r\nbody\r\n";
     in.original_content = orig;
     auto second = message::make_dsn(in);
     ASSERT_TRUE(second);
