@@ -589,11 +589,13 @@ def test_c_defaults_to_postern_toml_in_the_working_directory(make_instance, tmp_
     idx = lines.index("[server]")
     lines.insert(idx + 1, "bogus_key = 1")
     inst.write_config("\n".join(lines) + "\n")
-    for args in (("check-config",), ("queue", "list", "--json")):
-        r = run(*args, cwd=inst.dir)
-        assert r.returncode == 2, (args, r.returncode, r.stdout, r.stderr)
-        assert re.match(rf"^(\./)?postern\.toml:{idx + 2}: unknown key 'server\.bogus_key'", r.stderr), (args, r.stderr)
-        assert r.stdout == "", (args, r.stdout)
+    r = run("check-config", cwd=inst.dir)
+    assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert re.match(rf"^(\./)?postern\.toml:{idx + 2}: unknown key 'server\.bogus_key'", r.stderr), r.stderr
+    # the queue commands need only spool.dir: the same line as a warning, and the queue
+    r = run("queue", "list", "--json", cwd=inst.dir)
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 1, (r.returncode, r.stdout, r.stderr)
+    assert re.search(rf"^(\./)?postern\.toml:{idx + 2}: unknown key 'server\.bogus_key'$", r.stderr, re.M), r.stderr
 
 
 @pytest.mark.parametrize("args", [

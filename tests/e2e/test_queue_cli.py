@@ -373,10 +373,16 @@ def test_stale_socket_replaced_after_kill9(make_instance):
 def test_bad_config(make_instance, tmp_path):
     inst = make_instance(start=False)
     bad = tmp_path / "bad.toml"
-    bad.write_text(inst.config.read_text() + "\nbogus_key = 1\n")
+    # an error in spool.dir: nothing to go by, exit 2 with the line
+    bad.write_text(inst.config.read_text().replace('dir = "var/spool"', 'dir = ""', 1))
     r = queue_cli(inst, "list", config=bad)
     assert r.returncode == 2, r
-    assert re.match(rf"^{re.escape(str(bad))}:\d+: ", r.stderr), r.stderr
+    assert re.match(rf"^{re.escape(str(bad))}:\d+: spool.dir: must not be empty", r.stderr), r.stderr
+    # an error elsewhere: a warning with its line, and the command goes on (no server here: 1)
+    bad.write_text(inst.config.read_text() + "\nbogus_key = 1\n")
+    r = queue_cli(inst, "list", config=bad)
+    assert r.returncode == 1 and "is `postern serve` running?" in r.stderr, r
+    assert re.search(rf"^{re.escape(str(bad))}:\d+: unknown key", r.stderr, re.M), r.stderr
 
 
 def config_without_key(inst, tls_extra=""):
