@@ -55,6 +55,10 @@ constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 // RFC 5321 4.5.3.2: replies within delivery.command_timeout (5 min), the final reply within
 // delivery.final_timeout (10 min). One watchdog per connection enforces the current limit.
 constexpr auto connect_timeout = 30s;
+// The reply to QUIT: every recipient's result is settled by then, but the pass (its slot, the
+// state file with the recipients just sent) waits for the session to end. RFC 5321 4.5.3.2
+// sets no limit for QUIT; a server that never answers it holds a pass this long, not 5 min.
+constexpr auto quit_timeout = 10s;
 constexpr std::size_t data_block = 64 * 1024;  // see write_out in converse()
 
 bool is_ip_literal(const std::string& s) {
@@ -314,7 +318,9 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     replies_seen = c.replies_received();
                     reply_deadline = std::chrono::steady_clock::now() +
                                      (c.state() == smtp::client_state::content ? cfg.delivery.final_timeout
-                                                                                : command_timeout);
+                                      : c.state() == smtp::client_state::quit
+                                          ? std::min<std::chrono::steady_clock::duration>(command_timeout, quit_timeout)
+                                          : command_timeout);
                 }
                 const auto left = reply_deadline - std::chrono::steady_clock::now();
                 if (left <= 0s) {

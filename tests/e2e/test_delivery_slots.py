@@ -27,9 +27,10 @@ class SlowSink:
     DATA (and first, when given, until the `gate` event is set: `at_gate` counts the sessions
     waiting there); counts sessions open at once and records each message's Subject."""
 
-    def __init__(self, pause, gate=None):
+    def __init__(self, pause, gate=None, mute_quit=False):
         self.pause = pause
         self.gate = gate
+        self.mute_quit = mute_quit  # QUIT gets no reply: the session stays open until the client closes
         self.at_gate = 0
         self.lock = threading.Lock()
         self.open = 0
@@ -86,6 +87,10 @@ class SlowSink:
                         self.subjects.append(subject)
                     c.sendall(b"250 ok\r\n")
                 elif verb == b"QUIT":
+                    if self.mute_quit:
+                        while f.readline():  # until the client gives up and closes
+                            pass
+                        return
                     c.sendall(b"221 bye\r\n")
                     return
                 else:  # MAIL, RCPT, RSET, NOOP
@@ -202,3 +207,26 @@ def test_large_messages_waiting_for_a_slow_destination_hold_at_most_the_budget(m
     finally:
         gate.set()
         sink.close()
+
+
+def test_a_server_that_never_answers_quit_does_not_hold_the_pass(make_instance):
+    """Every recipient's result is settled before QUIT; a next hop that never answers it must
+    not hold the delivery pass (its slot, the state file with the recipients just sent) for the
+    whole delivery.command_timeout (60 s here, 5 min by default): the pass ends after 10 s
+    without the 221, and the message is recorded sent. (The outbound profile turns TLS off, so
+    the session is not parked for reuse, which ends without QUIT.)"""
+    mute = SlowSink(pause=0, mute_quit=True)
+    try:
+        inst = make_instance(domains=relay_domain("mute.test", f"127.0.0.1:{mute.port}"),
+                             extra='[[profile]]\nname = "plain"\nrecipient_domains = ["mute.test"]\n'
+                                   '[profile.outbound]\ntls = "none"\n'
+                                   '[delivery]\ncommand_timeout = "60s"\n')
+        qid = inst.send("a@example.test", ["u@mute.test"], "mute quit")
+        wait_until(lambda: mute.subjects == [b"mute quit"], timeout=15, what="the message at the sink")
+        # Within 30 s: the 60 s command_timeout would be too late.
+        ev = inst.wait_events("delivery", id=qid, result="sent", timeout=30)
+        assert len(ev) == 1, ev
+        # The pass is over: the message has left the queue.
+        wait_until(lambda: qid not in inst.spool_files("queue"), timeout=5, what="the queue file removed")
+    finally:
+        mute.close()
