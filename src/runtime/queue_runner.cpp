@@ -80,6 +80,11 @@ queue_runner::queue_runner(asio::io_context& io, asio::thread_pool& pool, queue:
       resolver_(resolver),
       src_(std::move(src)),
       active_limit_(std::max<std::size_t>(1, active_limit)),
+      parking_(active_limit_ / 10, active_limit_ / 2,
+               [this](const std::string& id, bool force) {
+                   active_.insert(id);
+                   start(id, force);
+               }),
       cache_(io.get_executor()) {}
 
 void queue_runner::submit(queue::loaded_message fresh) {
@@ -92,6 +97,7 @@ void queue_runner::submit(queue::loaded_message fresh) {
     if (active_.count(id) || timers_.count(id)) return submit(id);
     if (!spool_.exists(id, queue::area::active)) return;
     active_.insert(id);
+    parking_.forget(id);
     // Already in memory, it counts against active_limit and the byte budget; but a session's
     // hand-over never waits: at either limit (or behind passes waiting for a slot) the copy is
     // dropped, and the pass loads the message from the spool in its turn.
@@ -120,6 +126,7 @@ void queue_runner::start(const std::string& id, bool force) {
         active_.erase(id);
         return;
     }
+    parking_.forget(id);  // started otherwise (`queue retry`, a release), or by parking_ itself
     // The message slot (and the message's bytes) come first, before the message is read and
     // before any delivery slot (acquire()): a pass waiting for a delivery slot holds its
     // message, never the reverse, so the limits cannot wait on each other. The size is the
@@ -179,6 +186,7 @@ void queue_runner::recount(const std::string& id, std::uint64_t size) {
 
 void queue_runner::end_pass(const std::string& id) {
     active_.erase(id);
+    parking_.pass_ended(id);
     --loaded_;
     if (auto it = held_.find(id); it != held_.end()) {
         held_bytes_ -= it->second.bytes;
@@ -205,13 +213,16 @@ bool queue_runner::slot_free(const std::string& dest) const {
 }
 
 asio::awaitable<bool> queue_runner::acquire(const std::string& dest) {
-    while (!slot_free(dest)) {
-        if (stopped_) co_return false;
+    bool waited = false;  // counted by parking_ meanwhile
+    while (!slot_free(dest) && !stopped_) {
+        if (!waited) parking_.wait_begins(dest);
+        waited = true;
         asio::steady_timer t(io_, asio::steady_timer::time_point::max());
         waiters_.push_back({&t, &dest});
         co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         std::erase_if(waiters_, [&t](const waiter& w) { return w.timer == &t; });
     }
+    if (waited) parking_.wait_ends(dest);
     // After stop() no new transaction starts: the drain waits only for those under way.
     if (stopped_) co_return false;
     ++busy_;
@@ -222,6 +233,7 @@ asio::awaitable<bool> queue_runner::acquire(const std::string& dest) {
 void queue_runner::release_slot(const std::string& dest) {
     --busy_;
     if (--busy_per_dest_[dest] == 0) busy_per_dest_.erase(dest);
+    parking_.slot_released(dest);  // a parked message may start when too few are on their way
     // One slot came free: wake the longest-waiting delivery that can use it, and only that one.
     // (Waking every waiter made each finished delivery cost a wake-up per queued message: with
     // a backlog, relaying with TLS took 3.8 ms of CPU per message instead of ~2; issue 6.)
@@ -458,6 +470,8 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         if (!superseded && src_().cfg != s.cfg) superseded = true;
         return superseded;
     };
+    std::optional<std::string> park_on;  // the first destination this pass was parked on
+    std::vector<std::size_t> parked_idx;  // the recipients left for the destinations parked on
     std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
         --groups_left;
@@ -481,6 +495,14 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             });
             done.insert(done.end(), outs.begin(), outs.end());
         } else {
+            // Every slot of this destination taken and enough passes waiting for one: this
+            // group is left as it is, the other groups go on, and the message is parked at the
+            // end of the pass (without a message slot; a later group may go somewhere free).
+            if (parking_.arrive(key, id, slot_free(key))) {
+                if (!park_on) park_on = key;
+                parked_idx.insert(parked_idx.end(), idx.begin(), idx.end());
+                continue;
+            }
             if (!co_await acquire(key)) break;  // stopped while waiting for a delivery slot
             if (withdrawn() || config_replaced()) {  // the wait for a slot can be long
                 release_slot(key);
@@ -533,6 +555,20 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         end_pass(id);
         co_return;
     }
+    if (park_on && done.empty() && !superseded) {  // parked before anything was attempted: nothing to record
+        std::string().swap(ps.msg.data);
+        end_pass(id);
+        if (stopped_) co_return;
+        if (auto it = resubmit_.find(id); it != resubmit_.end()) {  // `queue retry` meanwhile
+            const bool f = it->second;
+            resubmit_.erase(it);
+            active_.insert(id);
+            start(id, f);
+        } else if (spool_.exists(id, queue::area::active)) {  // not held or deleted meanwhile
+            parking_.park(id, *park_on, force);
+        }
+        co_return;
+    }
     if (superseded) {
         // The rest at once under the new config. A forced pass (`queue retry`) took recipients
         // whose time had not come: those it left unattempted are made due now (and so stored),
@@ -549,6 +585,12 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                   {{"id", id}, {"reason", "configuration reloaded during the delivery pass"}});
         resubmit_.try_emplace(id, false);
     }
+
+    // Parked after other destinations were attempted: a forced pass (`queue retry`) parks
+    // unforced, or its next pass would attempt those again; the recipients it took for the
+    // destination parked on, whose time may not have come, are made due now (so stored).
+    if (park_on && force)
+        for (auto i : parked_idx) ps.st[i].next_attempt = std::min(ps.st[i].next_attempt, now);
 
     // Record outcomes: state, expiry, log lines; collect bounces.
     now = unix_now();
@@ -732,7 +774,10 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         start(id, f);
         co_return;
     }
-    if (next) schedule(id, *next);
+    // Parked (after other groups were attempted): its recipients for that destination are due,
+    // and wait for it rather than for a timer. Not a message held or deleted meanwhile.
+    if (park_on && next && spool_.exists(id, queue::area::active)) parking_.park(id, *park_on, /*force=*/false);
+    else if (next) schedule(id, *next);
 }
 
 void queue_runner::schedule(const std::string& id, std::int64_t when) {
@@ -774,6 +819,7 @@ void queue_runner::stop() {
     }
     for (auto& [id, t] : timers_) t->cancel();
     timers_.clear();
+    parking_.clear();  // their messages stay queued: due at the restart
     for (auto& w : waiters_) w.timer->cancel();
     cache_.close_all();
 }
@@ -845,6 +891,7 @@ result<void> queue_runner::remove(const std::string& id) {
     if (!d.removed) d = spool_.remove_durably(id, queue::area::hold);
     if (!d.removed) return error{fmt::format("no message {}", id)};
     unsaved_.erase(id);
+    parking_.forget(id);
     if (auto it = timers_.find(id); it != timers_.end()) {
         it->second->cancel();
         timers_.erase(it);
@@ -856,6 +903,7 @@ result<void> queue_runner::remove(const std::string& id) {
 result<void> queue_runner::hold(const std::string& id) {
     const auto m = spool_.move(id, queue::area::active, queue::area::hold);
     if (!m.moved) return not_moved(id, "held", absent(id, queue::area::hold), m);
+    parking_.forget(id);
     if (auto it = timers_.find(id); it != timers_.end()) {
         it->second->cancel();
         timers_.erase(it);

@@ -6,7 +6,11 @@
 // Bounds: at most `active_limit` messages loaded in memory by passes at once (Postfix's
 // qmgr_message_active_limit) and at most server.max_buffered_size bytes of their content (a
 // larger message alone); the others wait, unloaded, in a FIFO. Then outbound delivery slots in
-// total and per destination; a pass takes its message slot before any delivery slot.
+// total and per destination; a pass takes its message slot before any delivery slot. A pass
+// that would wait for a delivery slot while a tenth of the message slots already wait for its
+// destination (half of them for all destinations) is parked instead (runtime/parking.hpp): it
+// gives its message slot back and waits, unloaded, for that destination, so a dead or slow
+// destination cannot take every message slot and starve the others.
 // A message whose recipients go to several destinations records the ones sent after each
 // destination but the last: a crash or a stop in between does not deliver them again.
 #pragma once
@@ -32,6 +36,7 @@
 #include "dns/resolver.hpp"
 #include "outbound/connection_cache.hpp"
 #include "queue/spool.hpp"
+#include "runtime/parking.hpp"
 
 namespace postern::runtime {
 
@@ -67,6 +72,7 @@ public:
     void stop();
     std::size_t passes_under_way() const { return loaded_; }
     std::size_t passes_waiting() const { return waiting_.size(); }  // for a message slot
+    std::size_t passes_parked() const { return parking_.parked(); }  // for their destination
     std::uint64_t content_held() const { return held_bytes_; }     // by the passes under way
 
     // control::queue_control (event-loop thread)
@@ -147,6 +153,7 @@ private:
         bool woken = false;  // its slot is on the way: not woken twice
     };
     std::deque<waiter> waiters_;  // deliveries waiting for a slot, oldest first
+    parking parking_;  // passes that would wait for a delivery slot beyond its limits
     outbound::connection_cache cache_;
     bool stopped_ = false;
 };

@@ -10,6 +10,10 @@ first one's backlog.
 Large messages waiting for that destination's slots: the delivery passes hold at most
 server.max_buffered_size of their content (the rest wait unread in the spool), so the
 server's RSS stays near that budget however many are queued, and all arrive once.
+
+A destination that holds every transaction with more due messages than there are message
+slots: the passes beyond a tenth of them are parked (runtime/parking.hpp), so another
+destination's mail is still delivered, and every parked message arrives once.
 """
 import os
 import socket
@@ -79,7 +83,7 @@ class SlowSink:
                     if self.gate is not None:
                         with self.lock:
                             self.at_gate += 1
-                        self.gate.wait(60)
+                        self.gate.wait(120)
                         with self.lock:
                             self.at_gate -= 1
                     time.sleep(self.pause)
@@ -105,6 +109,28 @@ class SlowSink:
     def close(self):
         self.stopping = True
         self.sock.close()
+
+
+def send_concurrently(inst, n, conns, body_of, timeout):
+    """Messages 0..n-1 to u{i}@slow.test over `conns` sessions at once (message i's content
+    body_of(i)); every one must be accepted."""
+    codes, errors = [], []
+
+    def client(k):
+        try:
+            with inst.smtp() as c:
+                c.expect("EHLO client.test", 250)
+                for i in range(k, n, conns):
+                    codes.append(c.send_mail("a@example.test", [f"u{i}@slow.test"], body_of(i)).code)
+        except Exception as e:  # reported below, with what was accepted
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not errors and codes == [250] * n, (errors, codes.count(250))
 
 
 def test_backlog_for_one_destination_respects_the_limit_and_all_arrive(make_instance):
@@ -164,24 +190,7 @@ def test_large_messages_waiting_for_a_slow_destination_hold_at_most_the_budget(m
         n, conns = 60, 4
         line = b"x" * 998 + b"\r\n"
         filler = line * (MESSAGE_MIB * MIB // len(line))
-        codes, errors = [], []
-
-        def client(k):
-            try:
-                with inst.smtp() as c:
-                    c.expect("EHLO client.test", 250)
-                    for i in range(k, n, conns):
-                        body = f"Subject: big-{i}\r\n\r\n".encode() + filler
-                        codes.append(c.send_mail("a@example.test", [f"u{i}@slow.test"], body).code)
-            except Exception as e:  # reported below, with what was accepted
-                errors.append(repr(e))
-
-        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(conns)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=40)
-        assert not errors and codes == [250] * n, (errors, codes)
+        send_concurrently(inst, n, conns, lambda i: f"Subject: big-{i}\r\n\r\n".encode() + filler, timeout=40)
         # The host holds what reached it; the other passes wait (for the budget, or before the
         # fix for a slot with their content). Then RSS is sampled for a second.
         wait_until(lambda: sink.at_gate >= 4, timeout=20,
@@ -230,3 +239,38 @@ def test_a_server_that_never_answers_quit_does_not_hold_the_pass(make_instance):
         wait_until(lambda: qid not in inst.spool_files("queue"), timeout=5, what="the queue file removed")
     finally:
         mute.close()
+
+
+def test_a_saturated_destination_does_not_starve_the_others(make_instance):
+    """Found by review: a delivery pass held its message slot (1,000 in all) while it waited
+    for one of its destination's 20 delivery slots, so 1,000 due messages for one dead or slow
+    destination held every other destination's mail until they drained. 1,100 messages for a
+    relay host that holds every transaction at the end of DATA: 20 transactions, 100 passes
+    waiting for a slot (a tenth of the message slots), the rest parked without their content;
+    a message for another destination is delivered meanwhile, and once the host answers every
+    message arrives exactly once."""
+    gate = threading.Event()
+    slow, fast = SlowSink(pause=0, gate=gate), SlowSink(pause=0)
+    try:
+        inst = make_instance(domains=relay_domain("slow.test", f"127.0.0.1:{slow.port}")
+                             + relay_domain("fast.test", f"127.0.0.1:{fast.port}"))
+        n, conns = 1100, 4
+        send_concurrently(inst, n, conns, lambda i: f"Subject: slow-{i}\r\n\r\nbody\r\n".encode(), timeout=60)
+        wait_until(lambda: slow.at_gate >= PER_DEST, timeout=20, what="transactions held by the relay host")
+        with inst.smtp() as c:
+            c.expect("EHLO client.test", 250)
+            r = c.send_mail("a@example.test", ["v@fast.test"], b"Subject: fast-0\r\n\r\nbody\r\n")
+            assert r.code == 250, r
+        wait_until(lambda: fast.subjects == [b"fast-0"], timeout=15,
+                   what="fast.test delivered while slow.test holds its transactions")
+        assert slow.subjects == [], "the relay host answered: the test shows nothing"
+        gate.set()
+        wait_until(lambda: len(slow.subjects) >= n, timeout=90, what="all slow.test messages delivered")
+        wait_until(lambda: inst.spool_files("queue") == [], timeout=20, what="queue empty")
+        time.sleep(0.5)
+        assert sorted(slow.subjects) == sorted(f"slow-{i}".encode() for i in range(n))  # once each
+        assert slow.max_open <= PER_DEST, slow.max_open
+    finally:
+        gate.set()
+        slow.close()
+        fast.close()

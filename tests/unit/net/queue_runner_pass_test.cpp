@@ -46,84 +46,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A TCP listener on 127.0.0.1 that never sends a greeting. The kernel completes the clients'
-// connections; accept_pending() takes those that arrived (to count them), close_one() ends one
-// (the client sees the connection closed before any greeting: a deferral).
-struct silent_peer {
-    int fd = -1;
-    std::uint16_t port = 0;
-    std::vector<int> accepted;
-    silent_peer() {
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd, 64) != 0 ||
-            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-            ADD_FAILURE() << "silent peer: cannot listen";
-        port = ntohs(a.sin_port);
-    }
-    ~silent_peer() {
-        for (int c : accepted) ::close(c);
-        ::close(fd);
-    }
-    std::size_t accept_pending() {
-        for (int c; (c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) accepted.push_back(c);
-        return accepted.size();
-    }
-    void close_one() {
-        ASSERT_FALSE(accepted.empty());
-        ::close(accepted.front());
-        accepted.erase(accepted.begin());
-    }
-};
-
-struct pass_fixture : test::runner_fixture_base {
-    silent_peer peer;
-
-    // localhost -> maildir, remote.test -> the silent peer; retries after `retry`; then `more`.
-    void start(std::size_t active_limit = runtime::queue_runner::default_active_limit, std::string retry = "1s",
-               const std::string& more = {}) {
-        start_runner("[queue]\nretry_schedule = [\"" + retry + "\"]\n[[route]]\ndomain = \"remote.test\"\n" +
-                         "hosts = [\"127.0.0.1:" + std::to_string(peer.port) + "\"]\n" + more,
-                     active_limit);
-    }
-    // Stopped, every connection closed: the passes under way end (no frame outlives the runner).
-    void TearDown() override {
-        if (runner) {
-            runner->stop();
-            peer.accept_pending();
-            while (!peer.accepted.empty()) peer.close_one();
-            run_until([&] { return runner->passes_under_way() == 0; }, 5s);
-        }
-        pool.join();
-    }
-
-    queue::loaded_message commit(std::vector<std::string> rcpts, std::string id = {}) {
-        return test::commit_message(*spool, std::move(rcpts), std::move(id));
-    }
-    // To carol@remote.test, `kib` KiB of content.
-    queue::loaded_message commit_kib(std::size_t kib) {
-        return test::commit_message(*spool, {"carol@remote.test"}, {},
-                                    "Subject: big\r\n\r\n" + std::string(kib * 1024, 'x') + "\r\n");
-    }
-    // Runs the event loop in small steps until `done` holds (or `limit` has passed).
-    bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (!done()) {
-            if (std::chrono::steady_clock::now() >= deadline) return false;
-            io.restart();
-            io.run_for(20ms);
-        }
-        return true;
-    }
-    void run_for(std::chrono::milliseconds d) {
-        io.restart();
-        io.run_for(d);
-    }
-    fs::path state_path(const std::string& id) const { return fs::path(tmp.path) / "spool" / "state" / id; }
-};
+using test::pass_fixture;
+using test::silent_peer;
 
 TEST_F(pass_fixture, local_recipient_is_recorded_sent_before_the_remote_transaction_ends) {
     start();

@@ -1,0 +1,79 @@
+// runtime/parking.hpp - which delivery passes may wait for a destination's delivery slot while
+// holding their message (and its message slot), and which are parked without it until the
+// destination can take them (runtime::queue_runner; no I/O, no Asio).
+//
+// Without it, 1,000 due messages for one dead or slow destination took every message slot
+// while they waited for its 20 delivery slots, and held every other destination's mail, local
+// maildir included (Postfix keeps a queue per destination for this). Now a pass that finds no
+// free slot waits only while its destination has fewer than `per_destination` passes waiting
+// (or on their way, see below) and all destinations together fewer than `total`; else it is
+// parked: it gives its message slot back and keeps no content, no pass and no timer.
+//
+// Demand of a destination: the passes waiting for one of its slots, plus the parked ones
+// started again that have not reached it yet ("on their way": loading the message, or
+// delivering to the destinations before it). Parked passes start again, oldest first, as soon
+// as their destination's and the total demand leave room; a parked pass always has a future
+// event that does that (its destination's demand, or the total demand, is at its limit, and
+// each pass counted in it ends its wait, reaches the destination or ends).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+namespace postern::runtime {
+
+class parking {
+public:
+    // start(id, force): begin a delivery pass of a parked message (its `force` as parked).
+    using starter = std::function<void(const std::string& id, bool force)>;
+
+    parking(std::size_t per_destination, std::size_t total, starter start);
+
+    // A pass reached `dest` and `slot_free` says whether it can take a delivery slot now: true
+    // when it must park instead of waiting (it then calls park() at the end of its pass).
+    bool arrive(const std::string& dest, const std::string& id, bool slot_free);
+    void wait_begins(const std::string& dest);  // the pass waits for a slot: counted
+    void wait_ends(const std::string& dest);    // it got one (or the runner stops)
+    // The message of `id` waits, unloaded, for `dest` (its pass has ended).
+    void park(const std::string& id, const std::string& dest, bool force);
+    // A pass of `id` starts by any other way (`queue retry`, a release), or the message left
+    // the queue (hold, delete): it is no longer parked.
+    void forget(const std::string& id) { parked_of_.erase(id); }
+    // The pass of `id` ended: if it had been started from here and never reached its
+    // destination (held, deleted, delivered by now, rerouted by a reload), it counts no more.
+    void pass_ended(const std::string& id);
+    void slot_released(const std::string& dest) { wake(dest); }
+    void clear();  // the runner stops: parked messages stay queued, due at the restart
+
+    std::size_t parked() const { return parked_of_.size(); }
+
+private:
+    bool room(const std::string& dest) const;
+    void drop(const std::string& dest);  // one fewer counted for dest
+    bool wake_one(const std::string& dest);
+    void wake(const std::string& dest);  // `dest` first, then the others while the total has room
+
+    struct entry {
+        std::string id;
+        bool force;    // a `queue retry` pass stays forced when it starts again
+        std::uint64_t seq;  // which park() (an older entry of the same id is skipped)
+    };
+    struct where {
+        std::string dest;
+        std::uint64_t seq;
+    };
+    std::size_t per_destination_;
+    std::size_t total_;
+    starter start_;
+    std::unordered_map<std::string, std::deque<entry>> parked_;  // dest -> oldest first
+    std::unordered_map<std::string, where> parked_of_;           // id -> its current entry
+    std::unordered_map<std::string, std::string> on_way_;        // id -> dest: started, not there yet
+    std::unordered_map<std::string, std::size_t> demand_;        // dest -> waiting + on their way
+    std::size_t total_demand_ = 0;
+    std::uint64_t seq_ = 0;
+};
+
+}  // namespace postern::runtime

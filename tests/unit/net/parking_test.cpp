@@ -1,0 +1,143 @@
+// tests/unit/net/parking_test.cpp - runtime::parking on its own (no runner, no I/O): when a
+// delivery pass may wait for a destination's slot with its message, when it parks instead, and
+// which parked message starts again when; each start is recorded instead of run.
+//   - a destination keeps at most `per_destination` passes waiting, all destinations `total`;
+//   - a slot given to a waiter starts the oldest parked message, and only one;
+//   - a started message that arrives and waits starts nothing more (no message is loaded only
+//     to park again); one that takes a free slot at once, or ends before it arrives, does;
+//   - a destination parked by the total limit alone starts again when any wait ends;
+//   - a message started otherwise (forget) is skipped, and parked again it keeps one place.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/parking.hpp"
+
+using postern::runtime::parking;
+
+namespace {
+
+struct parking_fixture : ::testing::Test {
+    std::vector<std::pair<std::string, bool>> started;
+    parking make(std::size_t per_destination, std::size_t total) {
+        return parking(per_destination, total,
+                       [this](const std::string& id, bool force) { started.emplace_back(id, force); });
+    }
+    std::vector<std::string> ids() const {
+        std::vector<std::string> v;
+        for (const auto& [id, f] : started) v.push_back(id);
+        return v;
+    }
+};
+
+using strings = std::vector<std::string>;
+
+TEST_F(parking_fixture, waits_up_to_the_destination_limit_then_parks) {
+    auto p = make(2, 100);
+    EXPECT_FALSE(p.arrive("d", "a", /*slot_free=*/true)) << "a pass with a free slot never parks";
+    for (const char* id : {"a", "b"}) {
+        EXPECT_FALSE(p.arrive("d", id, false));
+        p.wait_begins("d");
+    }
+    EXPECT_TRUE(p.arrive("d", "c", false));
+    EXPECT_FALSE(p.arrive("e", "x", false)) << "another destination has its own limit";
+    p.park("c", "d", false);
+    EXPECT_EQ(p.parked(), 1u);
+    EXPECT_TRUE(started.empty());
+}
+
+TEST_F(parking_fixture, a_slot_to_a_waiter_starts_the_oldest_parked_one_only) {
+    auto p = make(2, 100);
+    p.wait_begins("d");
+    p.wait_begins("d");
+    p.park("x", "d", false);
+    p.park("y", "d", true);
+    p.park("z", "d", false);
+    p.wait_ends("d");
+    EXPECT_EQ(ids(), strings{"x"});
+    p.wait_ends("d");
+    EXPECT_EQ(ids(), (strings{"x", "y"}));
+    EXPECT_TRUE(started[1].second) << "a forced pass lost its force while parked";
+    EXPECT_EQ(p.parked(), 1u);
+}
+
+TEST_F(parking_fixture, a_started_message_that_arrives_and_waits_starts_nothing_more) {
+    auto p = make(2, 100);
+    p.wait_begins("d");
+    p.wait_begins("d");
+    p.park("x", "d", false);
+    p.park("y", "d", false);
+    p.wait_ends("d");  // a waiter got a slot: x starts, on its way (counted)
+    ASSERT_EQ(ids(), strings{"x"});
+    EXPECT_FALSE(p.arrive("d", "x", false)) << "x, on its way, parked again on arrival";
+    p.wait_begins("d");
+    EXPECT_EQ(ids(), strings{"x"}) << "y was loaded only to park again";
+    EXPECT_TRUE(p.arrive("d", "n", false)) << "a new pass took the place x was started for";
+}
+
+TEST_F(parking_fixture, a_started_message_that_takes_a_free_slot_or_ends_starts_the_next) {
+    auto p = make(1, 100);
+    p.wait_begins("d");
+    p.park("x", "d", false);
+    p.park("y", "d", false);
+    p.park("z", "d", false);
+    p.wait_ends("d");
+    ASSERT_EQ(ids(), strings{"x"});
+    EXPECT_FALSE(p.arrive("d", "x", /*slot_free=*/true));
+    EXPECT_EQ(ids(), (strings{"x", "y"}));
+    p.pass_ended("y");  // deleted meanwhile, say: never arrives
+    EXPECT_EQ(ids(), (strings{"x", "y", "z"}));
+    EXPECT_EQ(p.parked(), 0u);
+}
+
+TEST_F(parking_fixture, the_total_limit_parks_and_any_ending_wait_starts_them_again) {
+    auto p = make(10, 3);
+    p.wait_begins("a");
+    p.wait_begins("b");
+    p.wait_begins("c");
+    EXPECT_TRUE(p.arrive("d", "x", false)) << "waited beyond the total limit";
+    p.park("x", "d", false);
+    EXPECT_TRUE(p.arrive("e", "y", false));
+    p.park("y", "e", false);
+    p.wait_ends("b");  // nothing ever happens on d or e themselves
+    EXPECT_EQ(started.size(), 1u);
+    p.wait_ends("a");
+    EXPECT_EQ(started.size(), 2u);
+    EXPECT_EQ(p.parked(), 0u) << "a destination parked by the total limit alone was stranded";
+}
+
+TEST_F(parking_fixture, a_message_started_otherwise_is_skipped_and_parked_again_keeps_one_place) {
+    auto p = make(1, 100);
+    p.wait_begins("d");
+    p.park("x", "d", false);
+    p.park("y", "d", false);
+    p.forget("x");  // `queue retry x`: its own pass now
+    EXPECT_EQ(p.parked(), 1u);
+    p.park("x", "d", false);  // that pass parked it again: behind y now
+    p.wait_ends("d");
+    EXPECT_EQ(ids(), strings{"y"}) << "the first place of x was not skipped";
+    p.pass_ended("y");  // y's pass ends (delivered elsewhere, say): x goes, once
+    EXPECT_EQ(ids(), (strings{"y", "x"}));
+    EXPECT_EQ(p.parked(), 0u);
+}
+
+TEST_F(parking_fixture, park_with_room_starts_it_again_at_once) {
+    auto p = make(2, 100);
+    // The pass decided to park at its group; by its end the waiters got their slots.
+    p.park("x", "d", false);
+    EXPECT_EQ(ids(), strings{"x"}) << "parked with room and nothing left to start it";
+}
+
+TEST_F(parking_fixture, clear_forgets_every_parked_message) {
+    auto p = make(1, 100);
+    p.wait_begins("d");
+    p.park("x", "d", false);
+    p.clear();
+    p.wait_ends("d");
+    EXPECT_TRUE(started.empty());
+    EXPECT_EQ(p.parked(), 0u);
+}
+
+}  // namespace
