@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <utility>
-#include <vector>
 
 namespace postern::runtime {
 
@@ -31,7 +30,7 @@ bool parking::arrive(const std::string& dest, const std::string& id, bool slot_f
         arrived = true;
     }
     if (slot_free) {
-        if (arrived) wake(dest);
+        if (arrived) wake();
         return false;
     }
     return !room(dest);
@@ -49,16 +48,18 @@ void parking::drop(const std::string& dest) {
         if (--d->second == 0) demand_.erase(d);
         --total_demand_;
     }
-    wake(dest);
+    wake();
 }
 
 void parking::park(const std::string& id, const std::string& dest, bool force) {
     const std::uint64_t seq = ++seq_;
-    parked_[dest].push_back({id, force, seq});
+    auto& q = parked_[dest];
+    if (q.empty()) ring_.push_back(dest);  // new in parked_ (an empty queue is erased with its ring entry)
+    q.push_back({id, force, seq});
     parked_of_[id] = {dest, seq};
     // The pass decided to park at its group but parks at its end: the passes that left no
     // room may have got their slots meanwhile, and then nothing else would start it.
-    wake(dest);
+    wake();
 }
 
 void parking::pass_ended(const std::string& id) {
@@ -70,14 +71,9 @@ void parking::pass_ended(const std::string& id) {
 }
 
 bool parking::wake_one(const std::string& dest) {
-    while (room(dest)) {
-        // Looked up each time: start_() may have changed the map.
-        const auto q = parked_.find(dest);
-        if (q == parked_.end()) return false;
-        if (q->second.empty()) {
-            parked_.erase(q);
-            return false;
-        }
+    const auto q = parked_.find(dest);
+    if (q == parked_.end()) return false;
+    while (room(dest) && !q->second.empty()) {
         entry e = std::move(q->second.front());
         q->second.pop_front();
         const auto of = parked_of_.find(e.id);
@@ -86,30 +82,37 @@ bool parking::wake_one(const std::string& dest) {
         on_way_[e.id] = dest;
         ++demand_[dest];
         ++total_demand_;
+        // Last: start_() may come back here (it does not today: a pass reads its message on
+        // the disk pool before anything else), so nothing of `q` is used after it.
         start_(e.id, e.force);
         return true;
     }
     return false;
 }
 
-void parking::wake(const std::string& dest) {
-    while (wake_one(dest)) {
-    }
-    // Destinations parked by the total limit alone have no event of their own: each wakes one
-    // at a time, in turn, while the total has room.
-    if (total_demand_ >= total_ || parked_.empty() || (parked_.size() == 1 && parked_.count(dest))) return;
-    std::vector<std::string> others;
-    for (const auto& [d, q] : parked_)
-        if (d != dest) others.push_back(d);
-    for (bool any = true; any && total_demand_ < total_;) {
-        any = false;
-        for (const auto& d : others)
-            if (wake_one(d)) any = true;
+void parking::wake() {
+    // One start per destination per turn of the ring; stops when the total has no room or a
+    // whole turn started nothing (every destination left at its own limit, or empty).
+    std::size_t idle = 0;
+    while (!ring_.empty() && total_demand_ < total_ && idle < ring_.size()) {
+        std::string dest = std::move(ring_.front());
+        ring_.pop_front();
+        const bool started = wake_one(dest);
+        const auto q = parked_.find(dest);
+        const bool left = q != parked_.end() && !q->second.empty();
+        if (!left) {  // (skipped entries of messages started otherwise go with it)
+            if (q != parked_.end()) parked_.erase(q);
+            idle = 0;  // the ring is shorter: a full turn is counted again
+            continue;
+        }
+        ring_.push_back(std::move(dest));
+        idle = started ? 0 : idle + 1;
     }
 }
 
 void parking::clear() {
     parked_.clear();
+    ring_.clear();
     parked_of_.clear();
 }
 

@@ -45,7 +45,7 @@ public:
     // The pass of `id` ended: if it had been started from here and never reached its
     // destination (held, deleted, delivered by now, rerouted by a reload), it counts no more.
     void pass_ended(const std::string& id);
-    void slot_released(const std::string& dest) { wake(dest); }
+    void slot_released(const std::string&) { wake(); }
     void clear();  // the runner stops: parked messages stay queued, due at the restart
 
     std::size_t parked() const { return parked_of_.size(); }
@@ -54,7 +54,10 @@ private:
     bool room(const std::string& dest) const;
     void drop(const std::string& dest);  // one fewer counted for dest
     bool wake_one(const std::string& dest);
-    void wake(const std::string& dest);  // `dest` first, then the others while the total has room
+    // Starts parked messages while there is room: one per destination in turn (the ring), so
+    // that a destination parked by the total limit alone is not passed over for good by a
+    // saturated one whose own waits keep ending (found by review).
+    void wake();
 
     struct entry {
         std::string id;
@@ -69,6 +72,7 @@ private:
     std::size_t total_;
     starter start_;
     std::unordered_map<std::string, std::deque<entry>> parked_;  // dest -> oldest first
+    std::deque<std::string> ring_;  // the destinations in parked_, each once, next to serve first
     std::unordered_map<std::string, where> parked_of_;           // id -> its current entry
     std::unordered_map<std::string, std::string> on_way_;        // id -> dest: started, not there yet
     std::unordered_map<std::string, std::size_t> demand_;        // dest -> waiting + on their way

@@ -186,12 +186,12 @@ void queue_runner::recount(const std::string& id, std::uint64_t size) {
 
 void queue_runner::end_pass(const std::string& id) {
     active_.erase(id);
-    parking_.pass_ended(id);
     --loaded_;
     if (auto it = held_.find(id); it != held_.end()) {
         held_bytes_ -= it->second.bytes;
         held_.erase(it);
     }
+    parking_.pass_ended(id);  // with this pass's slot free: a message it starts may take it
     if (stopped_) return;
     // In arrival order: a large message at the head waits for room, and what is behind it
     // waits too (it is not overtaken for good by a stream of small ones).
@@ -472,6 +472,20 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     };
     std::optional<std::string> park_on;  // the first destination this pass was parked on
     std::vector<std::size_t> parked_idx;  // the recipients left for the destinations parked on
+    // Parked, the message waits for the first of those destinations; its other recipients
+    // still wait for their own retry time (a greylisted one is not held for hours behind a
+    // saturated destination, nor its expiry): the earliest of them gets a timer as usual.
+    auto park_here = [&](bool parked_force) {
+        parking_.park(id, *park_on, parked_force);
+        std::optional<std::int64_t> other;
+        for (std::size_t i = 0; i < ps.st.size(); ++i) {
+            const auto& r = ps.st[i];
+            if (r.status != queue::rcpt_status::queued && r.status != queue::rcpt_status::deferred) continue;
+            if (std::find(parked_idx.begin(), parked_idx.end(), i) != parked_idx.end()) continue;
+            other = other ? std::min(*other, r.next_attempt) : r.next_attempt;
+        }
+        if (other) schedule(id, *other);
+    };
     std::size_t groups_left = groups.size();
     for (auto& [key, g] : groups) {
         --groups_left;
@@ -565,7 +579,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             active_.insert(id);
             start(id, f);
         } else if (spool_.exists(id, queue::area::active)) {  // not held or deleted meanwhile
-            parking_.park(id, *park_on, force);
+            park_here(force);
         }
         co_return;
     }
@@ -776,7 +790,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     }
     // Parked (after other groups were attempted): its recipients for that destination are due,
     // and wait for it rather than for a timer. Not a message held or deleted meanwhile.
-    if (park_on && next && spool_.exists(id, queue::area::active)) parking_.park(id, *park_on, /*force=*/false);
+    if (park_on && next && spool_.exists(id, queue::area::active)) park_here(/*force=*/false);
     else if (next) schedule(id, *next);
 }
 

@@ -5,10 +5,12 @@
 //   - a slot given to a waiter starts the oldest parked message, and only one;
 //   - a started message that arrives and waits starts nothing more (no message is loaded only
 //     to park again); one that takes a free slot at once, or ends before it arrives, does;
-//   - a destination parked by the total limit alone starts again when any wait ends;
+//   - a destination parked by the total limit alone starts again when any wait ends, and takes
+//     its turn with saturated destinations whose own waits keep ending;
 //   - a message started otherwise (forget) is skipped, and parked again it keeps one place.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -106,6 +108,32 @@ TEST_F(parking_fixture, the_total_limit_parks_and_any_ending_wait_starts_them_ag
     p.wait_ends("a");
     EXPECT_EQ(started.size(), 2u);
     EXPECT_EQ(p.parked(), 0u) << "a destination parked by the total limit alone was stranded";
+}
+
+// Found by review: a destination parked by the total limit alone was passed over for good
+// while saturated ones (each ending wait started their own next parked message) had any left.
+TEST_F(parking_fixture, a_destination_parked_by_the_total_limit_takes_its_turn) {
+    auto p = make(2, 4);
+    for (const char* d : {"a", "a", "b", "b"}) p.wait_begins(d);
+    for (const char* id : {"a0", "a1", "a2", "a3"}) p.park(id, "a", false);
+    for (const char* id : {"b0", "b1", "b2", "b3"}) p.park(id, "b", false);
+    EXPECT_TRUE(p.arrive("h", "h0", false)) << "h has room of its own: only the total parks it";
+    p.park("h0", "h", false);
+    ASSERT_TRUE(started.empty());
+    // Each start is a wait that ends in turn (it arrives, waits, and gets a slot).
+    const char* ends[] = {"a", "b", "a", "b"};
+    for (const char* d : ends) {
+        p.wait_ends(d);
+        if (!started.empty()) {
+            const std::string& id = started.back().first;
+            const std::string dest = id.substr(0, 1);
+            EXPECT_FALSE(p.arrive(dest, id, false));
+            p.wait_begins(dest);
+        }
+    }
+    const auto v = ids();
+    EXPECT_NE(std::find(v.begin(), v.end(), "h0"), v.end())
+        << "h0 was never started; started: " << ::testing::PrintToString(v);
 }
 
 TEST_F(parking_fixture, a_message_started_otherwise_is_skipped_and_parked_again_keeps_one_place) {

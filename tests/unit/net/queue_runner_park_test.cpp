@@ -10,7 +10,9 @@
 //     and parked for the remote one (not delivered locally again later);
 //   - a parked message deleted is not attempted; a `queue retry` of one starts it at once;
 //   - a `queue retry` pass parked after it attempted another destination is not forced any
-//     more when it starts again (that destination is not attempted twice).
+//     more when it starts again (that destination is not attempted twice), and the recipients
+//     it took for the parked destination are attempted then;
+//   - the other recipients of a parked message are retried on their own schedule.
 // The event loop is run by the test thread. Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
@@ -41,8 +43,8 @@ struct park_fixture : pass_fixture {
     std::size_t closed = 0;  // connections the test ended (each a deferred attempt)
 
     // Fills remote.test: `n` messages, each attempted once (retry after an hour).
-    std::vector<std::string> saturate(std::size_t n, const std::string& more = {}) {
-        start(slots, "1h", more);
+    std::vector<std::string> saturate(std::size_t n, const std::string& more = {}, const std::string& retry = "1h") {
+        start(slots, retry, more);
         std::vector<std::string> ids;
         for (std::size_t i = 0; i < n; ++i) ids.push_back(commit({"carol@remote.test"}).env.id);
         runner->recover();
@@ -142,11 +144,14 @@ TEST_F(park_fixture, a_retried_message_parked_after_another_destination_does_not
     saturate(per_destination + waiting, "[[route]]\ndomain = \"other.test\"\nhosts = [\"127.0.0.1:" +
                                             std::to_string(other.port) + "\"]\n");
     const std::string id = commit({"carol@remote.test", "dave@other.test"}).env.id;
+    // Both deferred for an hour: the retry takes both; carol's destination is full.
     std::vector<queue::rcpt_state> st(2);
-    st[1].status = queue::rcpt_status::deferred;
-    st[1].attempts = 1;
-    st[1].next_attempt = std::chrono::duration_cast<std::chrono::seconds>(
+    for (auto& r : st) {
+        r.status = queue::rcpt_status::deferred;
+        r.attempts = 1;
+        r.next_attempt = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
+    }
     ASSERT_FALSE(spool->write_state(id, st, {}));
     ASSERT_TRUE(runner->retry(id, false));  // forced: dave too, though not due
     ASSERT_TRUE(run_until([&] { return other.accept_pending() == 1; }, 3s)) << "dave not attempted by the retry";
@@ -154,14 +159,31 @@ TEST_F(park_fixture, a_retried_message_parked_after_another_destination_does_not
     ASSERT_TRUE(run_until([&] { return runner->passes_parked() == 1; }, 3s));
 
     drain(per_destination + waiting + 1);
-    EXPECT_EQ(closed, per_destination + waiting + 1) << "carol was not attempted";
+    EXPECT_EQ(closed, per_destination + waiting + 1) << "carol, taken by the retry, was not attempted";
     ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }, 3s));
     run_for(200ms);
     EXPECT_EQ(other.accept_pending(), 0u) << "dave was attempted again when the parked pass started";
     auto after = spool->read_state(id, 2);
     ASSERT_TRUE(after) << after.error_message();
-    EXPECT_EQ((*after)[0].attempts, 1u);
+    EXPECT_EQ((*after)[0].attempts, 2u);
     EXPECT_EQ((*after)[1].attempts, 2u);
+}
+
+// Found by review: a parked message waited only for its destination, so its other recipients'
+// retries (dave, deferred for a second here, greylisted in real life) waited until the
+// saturated destination had drained, and their expiry with them.
+TEST_F(park_fixture, other_recipients_of_a_parked_message_are_retried_on_time) {
+    silent_peer other;
+    saturate(per_destination + waiting, "[[route]]\ndomain = \"other.test\"\nhosts = [\"127.0.0.1:" +
+                                            std::to_string(other.port) + "\"]\n", "1s");
+    const std::string id = commit({"carol@remote.test", "dave@other.test"}).env.id;
+    runner->submit(id);
+    ASSERT_TRUE(run_until([&] { return other.accept_pending() == 1; }, 3s)) << "dave not attempted";
+    other.close_one();  // dave deferred (a second); carol parked
+    ASSERT_TRUE(run_until([&] { return runner->passes_parked() == 1; }, 3s));
+    ASSERT_TRUE(run_until([&] { return other.accept_pending() == 1; }, 4s))
+        << "dave was not retried while carol's destination stayed full";
+    EXPECT_EQ(peer.accept_pending(), per_destination) << "the saturating transactions ended: the test shows nothing";
 }
 
 }  // namespace
