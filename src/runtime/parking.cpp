@@ -17,7 +17,7 @@ bool parking::room(const std::string& dest) const {
     return d == demand_.end() || d->second < per_destination_;
 }
 
-bool parking::arrive(const std::string& dest, const std::string& id, bool slot_free) {
+bool parking::arrive(const std::string& dest, const std::string& id, bool slot_free, bool slots_short) {
     // Started from here for this destination: it is here now, no longer on its way. Whatever
     // it does next keeps the count right without a wake-up, except taking a free slot at once
     // (then the next parked one may start): waiting counts it again (wait_begins), parking
@@ -33,7 +33,7 @@ bool parking::arrive(const std::string& dest, const std::string& id, bool slot_f
         if (arrived) wake();
         return false;
     }
-    return !room(dest);
+    return slots_short && !room(dest);
 }
 
 void parking::wait_begins(const std::string& dest) {

@@ -34,7 +34,11 @@ public:
 
     // A pass reached `dest` and `slot_free` says whether it can take a delivery slot now: true
     // when it must park instead of waiting (it then calls park() at the end of its pass).
-    bool arrive(const std::string& dest, const std::string& id, bool slot_free);
+    // `slots_short`: message slots are getting scarce (the runner's call: half of them taken,
+    // or passes waiting for one). While they are not, a pass waits whatever the demand: a
+    // message parked then would only be read again later, for nobody's benefit (a burst for a
+    // single relay host, say).
+    bool arrive(const std::string& dest, const std::string& id, bool slot_free, bool slots_short = true);
     void wait_begins(const std::string& dest);  // the pass waits for a slot: counted
     void wait_ends(const std::string& dest);    // it got one (or the runner stops)
     // The message of `id` waits, unloaded, for `dest` (its pass has ended).

@@ -512,7 +512,8 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             // Every slot of this destination taken and enough passes waiting for one: this
             // group is left as it is, the other groups go on, and the message is parked at the
             // end of the pass (without a message slot; a later group may go somewhere free).
-            if (parking_.arrive(key, id, slot_free(key))) {
+            const bool slots_short = loaded_ * 2 >= active_limit_ || !waiting_.empty();
+            if (parking_.arrive(key, id, slot_free(key), slots_short)) {
                 if (!park_on) park_on = key;
                 parked_idx.insert(parked_idx.end(), idx.begin(), idx.end());
                 continue;

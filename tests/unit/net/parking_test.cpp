@@ -1,7 +1,8 @@
 // tests/unit/net/parking_test.cpp - runtime::parking on its own (no runner, no I/O): when a
 // delivery pass may wait for a destination's slot with its message, when it parks instead, and
 // which parked message starts again when; each start is recorded instead of run.
-//   - a destination keeps at most `per_destination` passes waiting, all destinations `total`;
+//   - a destination keeps at most `per_destination` passes waiting, all destinations `total`,
+//     when message slots are short (else a pass always waits);
 //   - a slot given to a waiter starts the oldest parked message, and only one;
 //   - a started message that arrives and waits starts nothing more (no message is loaded only
 //     to park again); one that takes a free slot at once, or ends before it arrives, does;
@@ -43,6 +44,7 @@ TEST_F(parking_fixture, waits_up_to_the_destination_limit_then_parks) {
         EXPECT_FALSE(p.arrive("d", id, false));
         p.wait_begins("d");
     }
+    EXPECT_FALSE(p.arrive("d", "c", false, /*slots_short=*/false)) << "parked with message slots to spare";
     EXPECT_TRUE(p.arrive("d", "c", false));
     EXPECT_FALSE(p.arrive("e", "x", false)) << "another destination has its own limit";
     p.park("c", "d", false);

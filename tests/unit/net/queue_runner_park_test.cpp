@@ -12,7 +12,8 @@
 //   - a `queue retry` pass parked after it attempted another destination is not forced any
 //     more when it starts again (that destination is not attempted twice), and the recipients
 //     it took for the parked destination are attempted then;
-//   - the other recipients of a parked message are retried on their own schedule.
+//   - the other recipients of a parked message are retried on their own schedule;
+//   - nothing parks while at least half the message slots are free.
 // The event loop is run by the test thread. Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
@@ -184,6 +185,18 @@ TEST_F(park_fixture, other_recipients_of_a_parked_message_are_retried_on_time) {
     ASSERT_TRUE(run_until([&] { return other.accept_pending() == 1; }, 4s))
         << "dave was not retried while carol's destination stayed full";
     EXPECT_EQ(peer.accept_pending(), per_destination) << "the saturating transactions ended: the test shows nothing";
+}
+
+// While at least half the message slots are free nothing parks: a burst for one relay host
+// waits in memory (parking it would only read those messages again later).
+TEST_F(park_fixture, nothing_parks_while_message_slots_are_plentiful) {
+    start(100, "1h");  // parks beyond 10 waiting, but only with 50 passes under way
+    for (int i = 0; i < 40; ++i) commit({"carol@remote.test"});
+    runner->recover();
+    ASSERT_TRUE(run_until([&] { return peer.accept_pending() >= per_destination; }));
+    run_for(300ms);
+    EXPECT_EQ(runner->passes_parked(), 0u);
+    EXPECT_EQ(runner->passes_under_way(), 40u);
 }
 
 }  // namespace
