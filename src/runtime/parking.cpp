@@ -33,6 +33,10 @@ bool parking::arrive(const std::string& dest, const std::string& id, bool slot_f
         if (arrived) wake();
         return false;
     }
+    if (!arrived) {
+        const auto q = parked_.find(dest);
+        if (q != parked_.end() && !q->second.empty()) return true;  // behind those parked first
+    }
     return slots_short && !room(dest);
 }
 
@@ -51,12 +55,14 @@ void parking::drop(const std::string& dest) {
     wake();
 }
 
-void parking::park(const std::string& id, const std::string& dest, bool force) {
+void parking::park(const std::string& id, const std::vector<std::string>& dests, bool force) {
     const std::uint64_t seq = ++seq_;
-    auto& q = parked_[dest];
-    if (q.empty()) ring_.push_back(dest);  // new in parked_ (an empty queue is erased with its ring entry)
-    q.push_back({id, force, seq});
-    parked_of_[id] = {dest, seq};
+    parked_of_[id] = seq;
+    for (const auto& dest : dests) {
+        auto& q = parked_[dest];
+        if (q.empty()) ring_.push_back(dest);  // new in parked_ (an empty queue is erased with its ring entry)
+        q.push_back({id, force, seq});
+    }
     // The pass decided to park at its group but parks at its end: the passes that left no
     // room may have got their slots meanwhile, and then nothing else would start it.
     wake();
@@ -77,7 +83,7 @@ bool parking::wake_one(const std::string& dest) {
         entry e = std::move(q->second.front());
         q->second.pop_front();
         const auto of = parked_of_.find(e.id);
-        if (of == parked_of_.end() || of->second.seq != e.seq) continue;  // started otherwise meanwhile
+        if (of == parked_of_.end() || of->second != e.seq) continue;  // started otherwise, or from another queue
         parked_of_.erase(of);
         on_way_[e.id] = dest;
         ++demand_[dest];

@@ -22,6 +22,7 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace postern::runtime {
 
@@ -37,12 +38,15 @@ public:
     // `slots_short`: message slots are getting scarce (the runner's call: half of them taken,
     // or passes waiting for one). While they are not, a pass waits whatever the demand: a
     // message parked then would only be read again later, for nobody's benefit (a burst for a
-    // single relay host, say).
+    // single relay host, say) - unless messages are parked for `dest` already: a new pass
+    // parks behind them (arrival order), or it would overtake them for as long as it lasts.
     bool arrive(const std::string& dest, const std::string& id, bool slot_free, bool slots_short = true);
     void wait_begins(const std::string& dest);  // the pass waits for a slot: counted
     void wait_ends(const std::string& dest);    // it got one (or the runner stops)
-    // The message of `id` waits, unloaded, for `dest` (its pass has ended).
-    void park(const std::string& id, const std::string& dest, bool force);
+    // The message of `id` waits, unloaded, for the first of `dests` with room (its pass has
+    // ended; one place in each destination's queue, the first taken makes the others stale).
+    void park(const std::string& id, const std::vector<std::string>& dests, bool force);
+    void park(const std::string& id, const std::string& dest, bool force) { park(id, std::vector{dest}, force); }
     // A pass of `id` starts by any other way (`queue retry`, a release), or the message left
     // the queue (hold, delete): it is no longer parked.
     void forget(const std::string& id) { parked_of_.erase(id); }
@@ -68,16 +72,12 @@ private:
         bool force;    // a `queue retry` pass stays forced when it starts again
         std::uint64_t seq;  // which park() (an older entry of the same id is skipped)
     };
-    struct where {
-        std::string dest;
-        std::uint64_t seq;
-    };
     std::size_t per_destination_;
     std::size_t total_;
     starter start_;
     std::unordered_map<std::string, std::deque<entry>> parked_;  // dest -> oldest first
     std::deque<std::string> ring_;  // the destinations in parked_, each once, next to serve first
-    std::unordered_map<std::string, where> parked_of_;           // id -> its current entry
+    std::unordered_map<std::string, std::uint64_t> parked_of_;   // id -> the seq of its current entries
     std::unordered_map<std::string, std::string> on_way_;        // id -> dest: started, not there yet
     std::unordered_map<std::string, std::size_t> demand_;        // dest -> waiting + on their way
     std::size_t total_demand_ = 0;

@@ -470,13 +470,13 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         if (!superseded && src_().cfg != s.cfg) superseded = true;
         return superseded;
     };
-    std::optional<std::string> park_on;  // the first destination this pass was parked on
+    std::vector<std::string> park_on;  // the destinations this pass was parked on
     std::vector<std::size_t> parked_idx;  // the recipients left for the destinations parked on
-    // Parked, the message waits for the first of those destinations; its other recipients
+    // Parked, the message waits for whichever of those destinations has room first; its other recipients
     // still wait for their own retry time (a greylisted one is not held for hours behind a
     // saturated destination, nor its expiry): the earliest of them gets a timer as usual.
     auto park_here = [&](bool parked_force) {
-        parking_.park(id, *park_on, parked_force);
+        parking_.park(id, park_on, parked_force);
         std::optional<std::int64_t> other;
         for (std::size_t i = 0; i < ps.st.size(); ++i) {
             const auto& r = ps.st[i];
@@ -514,7 +514,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             // end of the pass (without a message slot; a later group may go somewhere free).
             const bool slots_short = loaded_ * 2 >= active_limit_ || !waiting_.empty();
             if (parking_.arrive(key, id, slot_free(key), slots_short)) {
-                if (!park_on) park_on = key;
+                park_on.push_back(key);
                 parked_idx.insert(parked_idx.end(), idx.begin(), idx.end());
                 continue;
             }
@@ -570,7 +570,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         end_pass(id);
         co_return;
     }
-    if (park_on && done.empty() && !superseded) {  // parked before anything was attempted: nothing to record
+    if (!park_on.empty() && done.empty() && !superseded) {  // parked before anything was attempted: nothing to record
         std::string().swap(ps.msg.data);
         end_pass(id);
         if (stopped_) co_return;
@@ -604,7 +604,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     // Parked after other destinations were attempted: a forced pass (`queue retry`) parks
     // unforced, or its next pass would attempt those again; the recipients it took for the
     // destination parked on, whose time may not have come, are made due now (so stored).
-    if (park_on && force)
+    if (!park_on.empty() && force)
         for (auto i : parked_idx) ps.st[i].next_attempt = std::min(ps.st[i].next_attempt, now);
 
     // Record outcomes: state, expiry, log lines; collect bounces.
@@ -791,7 +791,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
     }
     // Parked (after other groups were attempted): its recipients for that destination are due,
     // and wait for it rather than for a timer. Not a message held or deleted meanwhile.
-    if (park_on && next && spool_.exists(id, queue::area::active)) park_here(/*force=*/false);
+    if (!park_on.empty() && next && spool_.exists(id, queue::area::active)) park_here(/*force=*/false);
     else if (next) schedule(id, *next);
 }
 

@@ -6,11 +6,12 @@
 // Bounds: at most `active_limit` messages loaded in memory by passes at once (Postfix's
 // qmgr_message_active_limit) and at most server.max_buffered_size bytes of their content (a
 // larger message alone); the others wait, unloaded, in a FIFO. Then outbound delivery slots in
-// total and per destination; a pass takes its message slot before any delivery slot. A pass
-// that would wait for a delivery slot while a tenth of the message slots already wait for its
-// destination (half of them for all destinations) is parked instead (runtime/parking.hpp): it
-// gives its message slot back and waits, unloaded, for that destination, so a dead or slow
-// destination cannot take every message slot and starve the others.
+// total and per destination; a pass takes its message slot before any delivery slot. When
+// message slots are short (half taken), a pass that would wait for a delivery slot while a
+// tenth of them already wait for its destination (half for all destinations), or behind
+// messages parked for it, is parked instead (runtime/parking.hpp): it gives its message slot
+// back and waits, unloaded, for that destination, so a dead or slow destination cannot take
+// every message slot and starve the others.
 // A message whose recipients go to several destinations records the ones sent after each
 // destination but the last: a crash or a stop in between does not deliver them again.
 #pragma once

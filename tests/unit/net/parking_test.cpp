@@ -153,6 +153,32 @@ TEST_F(parking_fixture, a_message_started_otherwise_is_skipped_and_parked_again_
     EXPECT_EQ(p.parked(), 0u);
 }
 
+// Found by review: with message slots to spare new passes waited beyond the destination's
+// limit, and parked messages (which start only within it) were overtaken for as long as the
+// load lasted.
+TEST_F(parking_fixture, a_new_pass_parks_behind_messages_parked_for_its_destination) {
+    auto p = make(1, 100);
+    p.wait_begins("d");
+    p.park("x", "d", false);
+    EXPECT_TRUE(p.arrive("d", "n", false, /*slots_short=*/false)) << "n overtook x";
+    EXPECT_FALSE(p.arrive("e", "m", false, /*slots_short=*/false));
+}
+
+// Found by review: a message parked on two destinations waited for the first one only.
+TEST_F(parking_fixture, a_message_parked_on_two_destinations_starts_with_the_first_that_has_room) {
+    auto p = make(1, 100);
+    p.wait_begins("d");
+    p.wait_begins("f");
+    p.park("m", std::vector<std::string>{"d", "f"}, false);
+    EXPECT_EQ(p.parked(), 1u);
+    p.wait_ends("f");
+    EXPECT_EQ(ids(), strings{"m"});
+    p.pass_ended("m");
+    p.wait_ends("d");  // its place in d's queue is stale now
+    EXPECT_EQ(ids(), strings{"m"}) << "started twice";
+    EXPECT_EQ(p.parked(), 0u);
+}
+
 TEST_F(parking_fixture, park_with_room_starts_it_again_at_once) {
     auto p = make(2, 100);
     // The pass decided to park at its group; by its end the waiters got their slots.

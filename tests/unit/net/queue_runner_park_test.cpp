@@ -13,7 +13,8 @@
 //     more when it starts again (that destination is not attempted twice), and the recipients
 //     it took for the parked destination are attempted then;
 //   - the other recipients of a parked message are retried on their own schedule;
-//   - nothing parks while at least half the message slots are free.
+//   - nothing parks while at least half the message slots are free;
+//   - a message parked on two destinations starts with the first that has room.
 // The event loop is run by the test thread. Asio first (see dns_resolver_test.cpp).
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
@@ -197,6 +198,47 @@ TEST_F(park_fixture, nothing_parks_while_message_slots_are_plentiful) {
     run_for(300ms);
     EXPECT_EQ(runner->passes_parked(), 0u);
     EXPECT_EQ(runner->passes_under_way(), 40u);
+}
+
+// Found by review: a message parked on two destinations waited for the first one only, so a
+// recipient whose destination drained waited for the other's (still full).
+TEST_F(park_fixture, a_message_parked_on_two_destinations_goes_to_the_first_with_room) {
+    silent_peer other;
+    start(60, "1h", "[[route]]\ndomain = \"other.test\"\nhosts = [\"127.0.0.1:" + std::to_string(other.port) + "\"]\n");
+    const std::size_t each = per_destination + 6;  // 20 transactions and a tenth of 60 waiting
+    for (std::size_t i = 0; i < each; ++i) commit({"carol@remote.test"});
+    for (std::size_t i = 0; i < each; ++i) commit({"dave@other.test"});
+    runner->recover();
+    ASSERT_TRUE(run_until([&] {
+        return peer.accept_pending() >= per_destination && other.accept_pending() >= per_destination;
+    }));
+    run_for(200ms);
+    ASSERT_EQ(runner->passes_parked(), 0u);
+    const std::string id = commit({"carol@remote.test", "dave@other.test"}).env.id;
+    runner->submit(id);
+    ASSERT_TRUE(run_until([&] { return runner->passes_parked() == 1; }, 3s));
+
+    // The destination of the later group (groups go in the order of their keys, which name
+    // the host and port) drains; the other stays full. Parked on its first group only, the
+    // message would wait for the full one.
+    const bool other_later = "127.0.0.1:" + std::to_string(other.port) > "127.0.0.1:" + std::to_string(peer.port);
+    silent_peer& drains = other_later ? other : peer;
+    silent_peer& full = other_later ? peer : other;
+    const std::size_t drained = other_later ? 1 : 0, stayed = 1 - drained;  // recipient index
+    std::size_t closed_there = 0;
+    while (closed_there < each + 1 && run_until([&] { return drains.accept_pending() > 0; }, 3s)) {
+        drains.close_one();
+        ++closed_there;
+    }
+    EXPECT_EQ(closed_there, each + 1) << "not attempted while its other destination stayed full";
+    EXPECT_EQ(full.accept_pending(), per_destination);
+    ASSERT_TRUE(run_until([&] {
+        auto st = spool->read_state(id, 2);
+        return st && (*st)[drained].attempts == 1;
+    }, 3s)) << "the attempt was not recorded";
+    auto st = spool->read_state(id, 2);
+    ASSERT_TRUE(st) << st.error_message();
+    EXPECT_EQ((*st)[stayed].attempts, 0u) << "attempted at the destination that never had room";
 }
 
 }  // namespace
