@@ -33,10 +33,7 @@ bool parking::arrive(const std::string& dest, const std::string& id, bool slot_f
         if (arrived) wake();
         return false;
     }
-    if (!arrived) {
-        const auto q = parked_.find(dest);
-        if (q != parked_.end() && !q->second.empty()) return true;  // behind those parked first
-    }
+    if (!arrived && has_parked(dest)) return true;  // behind those parked first
     return slots_short && !room(dest);
 }
 
@@ -61,7 +58,12 @@ void parking::park(const std::string& id, const std::vector<std::string>& dests,
     for (const auto& dest : dests) {
         auto& q = parked_[dest];
         if (q.empty()) ring_.push_back(dest);  // new in parked_ (an empty queue is erased with its ring entry)
-        q.push_back({id, force, seq});
+        // Parked there before and started otherwise since (its co-recipient's retry timer, or
+        // another destination had room): it takes its old place again, not the last one, or
+        // each such start would send it to the back for as long as that goes on.
+        const auto old = std::find_if(q.begin(), q.end(), [&id](const entry& e) { return e.id == id; });
+        if (old != q.end()) *old = {id, force, seq};
+        else q.push_back({id, force, seq});
     }
     // The pass decided to park at its group but parks at its end: the passes that left no
     // room may have got their slots meanwhile, and then nothing else would start it.
@@ -74,6 +76,16 @@ void parking::pass_ended(const std::string& id) {
     const std::string dest = std::move(u->second);
     on_way_.erase(u);
     drop(dest);
+}
+
+bool parking::has_parked(const std::string& dest) const {
+    const auto q = parked_.find(dest);
+    if (q == parked_.end()) return false;
+    for (const entry& e : q->second) {  // stale entries (started otherwise) do not count
+        const auto of = parked_of_.find(e.id);
+        if (of != parked_of_.end() && of->second == e.seq) return true;
+    }
+    return false;
 }
 
 bool parking::wake_one(const std::string& dest) {

@@ -60,6 +60,7 @@ public:
 
 private:
     bool room(const std::string& dest) const;
+    bool has_parked(const std::string& dest) const;  // a message (not a stale entry) waits for it
     void drop(const std::string& dest);  // one fewer counted for dest
     bool wake_one(const std::string& dest);
     // Starts parked messages while there is room: one per destination in turn (the ring), so

@@ -8,7 +8,8 @@
 //     to park again); one that takes a free slot at once, or ends before it arrives, does;
 //   - a destination parked by the total limit alone starts again when any wait ends, and takes
 //     its turn with saturated destinations whose own waits keep ending;
-//   - a message started otherwise (forget) is skipped, and parked again it keeps one place.
+//   - a message started otherwise (forget) is skipped, and parked again it takes its old
+//     place (one place, not two); stale entries alone do not count as messages parked.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -145,11 +146,15 @@ TEST_F(parking_fixture, a_message_started_otherwise_is_skipped_and_parked_again_
     p.park("y", "d", false);
     p.forget("x");  // `queue retry x`: its own pass now
     EXPECT_EQ(p.parked(), 1u);
-    p.park("x", "d", false);  // that pass parked it again: behind y now
     p.wait_ends("d");
-    EXPECT_EQ(ids(), strings{"y"}) << "the first place of x was not skipped";
-    p.pass_ended("y");  // y's pass ends (delivered elsewhere, say): x goes, once
+    EXPECT_EQ(ids(), strings{"y"}) << "the place of x, started otherwise, was not skipped";
+    p.park("x", "d", false);  // that pass parked it again: one place, not two
+    p.pass_ended("y");
     EXPECT_EQ(ids(), (strings{"y", "x"}));
+    p.pass_ended("x");
+    p.wait_begins("d");
+    p.wait_ends("d");
+    EXPECT_EQ(ids(), (strings{"y", "x"})) << "x started twice";
     EXPECT_EQ(p.parked(), 0u);
 }
 
@@ -177,6 +182,30 @@ TEST_F(parking_fixture, a_message_parked_on_two_destinations_starts_with_the_fir
     p.wait_ends("d");  // its place in d's queue is stale now
     EXPECT_EQ(ids(), strings{"m"}) << "started twice";
     EXPECT_EQ(p.parked(), 0u);
+}
+
+// Found by review: a message started otherwise (its co-recipient's retry timer) and parked
+// again went to the back of the queue each time; and a queue of stale entries only made new
+// passes park as if messages were waiting.
+TEST_F(parking_fixture, parked_again_a_message_takes_its_old_place) {
+    auto p = make(1, 100);
+    p.wait_begins("d");
+    for (const char* id : {"x", "m", "y"}) p.park(id, "d", false);
+    p.forget("m");  // its retry timer started it; it parks again
+    p.park("m", "d", false);
+    p.wait_ends("d");
+    p.pass_ended("x");
+    EXPECT_EQ(ids(), (strings{"x", "m"})) << "m lost its place";
+}
+
+TEST_F(parking_fixture, stale_entries_alone_do_not_make_a_new_pass_park) {
+    auto p = make(1, 100);
+    p.wait_begins("d");
+    p.wait_begins("f");
+    p.park("m", std::vector<std::string>{"d", "f"}, false);
+    p.wait_ends("d");  // m starts for d; its place in f's queue is stale
+    ASSERT_EQ(ids(), strings{"m"});
+    EXPECT_FALSE(p.arrive("f", "n", false, /*slots_short=*/false)) << "parked behind nothing";
 }
 
 TEST_F(parking_fixture, park_with_room_starts_it_again_at_once) {
