@@ -21,9 +21,11 @@ namespace postern::delivery {
 std::optional<std::string> maildir_folder(std::string_view local_part);
 
 struct outcome {
-    enum class kind { sent, transient, permanent } result = kind::sent;
-    std::string dsn;     // "2.0.0", "4.3.1", ...
-    std::string reason;  // human text, or the final path on success
+    // A default outcome is a deferral: code that forgets to record what happened retries the
+    // recipient; it never drops a message as sent.
+    enum class kind { sent, transient, permanent } result = kind::transient;
+    std::string dsn = "4.3.0";  // "2.0.0", "4.3.1", ...
+    std::string reason = "no outcome recorded (internal error)";  // human text, or the final path on success
     // `reason` is the remote MTA's own reply (delivery::from_reply): only then does a DSN name
     // a Remote-MTA and type the diagnostic "smtp" (RFC 3464 2.3.5, 2.3.6). Postern's own
     // reasons - local refusals before MAIL FROM (5.3.4, 5.6.3, 5.6.7), connection failures,

@@ -344,13 +344,15 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 break;
             }
             case smtp::client_event::ehlo_done: {
-                const bool issue_starttls = try_tls && tls_ctx && c.caps().starttls && !c.tls_active();
+                const auto next = c.tls_active() ? profile::after_ehlo::proceed
+                                                 : profile::next_after_ehlo(pol.level, try_tls,
+                                                                            c.caps().starttls && tls_ctx != nullptr);
                 if (probe && !c.tls_active()) {
                     probe->greeting = c.caps().greeting;
                     probe->starttls_offered = c.caps().starttls;
-                    probe->starttls_issued = issue_starttls;
+                    probe->starttls_issued = next == profile::after_ehlo::starttls;
                 }
-                if (mandatory && !c.tls_active() && (!c.caps().starttls || !tls_ctx)) {
+                if (next == profile::after_ehlo::refuse) {
                     // SPEC §1.2: TLS required but not offered: no mail on this connection, QUIT.
                     c.quit();
                     co_await write_out();
@@ -360,7 +362,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                                fmt::format("TLS required but not offered by {}", relay)};
                     co_return out;
                 }
-                if (issue_starttls) c.starttls();
+                if (next == profile::after_ehlo::starttls) c.starttls();
                 else c.proceed();
                 break;
             }

@@ -31,6 +31,18 @@ std::string_view to_string(tls_level level);
 // Anything but a successful handshake meeting the requirements means no mail on that
 // connection (RFC 3207 4.1; outbound never falls back to plaintext).
 constexpr bool requires_tls(tls_level l) { return l >= tls_level::encrypt; }
+
+// Outbound, after the reply to EHLO on a connection not yet in TLS: what the client does next
+// under level `l`. `want_tls`: the caller asks for TLS on this connection (false on the
+// plaintext reconnection after failed opportunistic handshakes, SPEC §1.1); `can_tls`: the
+// peer offered STARTTLS and a client TLS context exists. Under a level that requires TLS the
+// answer is never `proceed`, whatever the caller asked: this is the one place the outbound
+// "no mail in plaintext" of SPEC §1.2 is decided, so that no caller can get around it.
+enum class after_ehlo { starttls, proceed, refuse };
+constexpr after_ehlo next_after_ehlo(tls_level l, bool want_tls, bool can_tls) {
+    if (requires_tls(l)) return can_tls ? after_ehlo::starttls : after_ehlo::refuse;
+    return want_tls && can_tls ? after_ehlo::starttls : after_ehlo::proceed;
+}
 // The peer must present a certificate (inbound: the client certificate is requested and required).
 constexpr bool requires_peer_certificate(tls_level l) { return l >= tls_level::ca; }
 // The chain must verify against the trust store (ca_file).

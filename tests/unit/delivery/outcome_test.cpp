@@ -23,6 +23,16 @@ smtp::reply make(int code, std::string enhanced, std::string text) {
 
 }  // namespace
 
+// An outcome nobody filled in retries the recipient: a forgotten assignment can delay mail,
+// never drop it as delivered.
+TEST(outcome, a_default_outcome_is_a_deferral) {
+    const delivery::outcome o;
+    EXPECT_EQ(o.result, delivery::outcome::kind::transient);
+    EXPECT_EQ(o.dsn.substr(0, 2), "4.");
+    EXPECT_FALSE(o.reason.empty());
+    EXPECT_FALSE(o.remote_reply);
+}
+
 TEST(outcome, local_refusal_is_not_a_remote_reply) {
     smtp::transaction_result t;
     t.rcpt.resize(1);

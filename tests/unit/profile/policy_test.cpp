@@ -29,6 +29,27 @@ const outbound_facts to_other{"other.test", "203.0.113.6", "mx.other.test"};
 const inbound_facts from_partner{"192.0.2.9", std::nullopt, std::nullopt};
 const inbound_facts from_other{"203.0.113.9", std::nullopt, std::nullopt};
 
+// SPEC §1.1/§1.2: after EHLO outbound, a level that requires TLS goes on only into STARTTLS,
+// even when the caller asked for no TLS (the plaintext reconnection after failed opportunistic
+// handshakes): never `proceed` in plaintext. Below it, the caller and the peer decide.
+TEST(next_after_ehlo, a_required_level_never_proceeds_in_plaintext) {
+    using a = after_ehlo;
+    for (const tl l : {tl::encrypt, tl::ca, tl::ca_name, tl::fingerprint, tl::dane}) {
+        SCOPED_TRACE(std::string(to_string(l)));
+        EXPECT_EQ(next_after_ehlo(l, true, true), a::starttls);
+        EXPECT_EQ(next_after_ehlo(l, false, true), a::starttls);  // the caller's "no TLS" does not count
+        EXPECT_EQ(next_after_ehlo(l, true, false), a::refuse);
+        EXPECT_EQ(next_after_ehlo(l, false, false), a::refuse);
+    }
+    for (const tl l : {tl::none, tl::may}) {
+        SCOPED_TRACE(std::string(to_string(l)));
+        EXPECT_EQ(next_after_ehlo(l, true, true), a::starttls);
+        EXPECT_EQ(next_after_ehlo(l, false, true), a::proceed);  // SPEC §1.1 fallback
+        EXPECT_EQ(next_after_ehlo(l, true, false), a::proceed);  // not offered: plaintext
+        EXPECT_EQ(next_after_ehlo(l, false, false), a::proceed);
+    }
+}
+
 constexpr const char* pin = "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 TEST(TlsLevel, Predicates) {
