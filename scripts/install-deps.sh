@@ -4,12 +4,14 @@
 # clang + libclang-rt-14-dev (libclang_rt.fuzzer-x86_64.a, the libFuzzer runtime) + llvm-14
 # (llvm-symbolizer, for stack traces) are for the fuzz targets (fuzz/run.sh).
 # libidn2-dev: U-label domains to A-labels (IDNA2008, src/smtp/address.cpp).
+# libpsl-dev + publicsuffix: the Public Suffix List (src/config/public_suffix.cpp; libpsl reads
+# the package's list when it is newer than its built-in copy).
 # libnet-ssleay-perl: swaks --tls (only recommended by swaks, and recommends are not installed).
 # python3-pytest-xdist: the end-to-end tests run in several worker processes (Makefile E2E_WORKERS).
 # Idempotent: exits at once when every package is installed and the user exists. Needs root (or sudo).
 set -eu
 PKGS="build-essential cmake pkg-config ninja-build
-      libssl-dev libasio-dev libunbound-dev libtomlplusplus-dev libcli11-dev libfmt-dev libidn2-dev
+      libssl-dev libasio-dev libunbound-dev libtomlplusplus-dev libcli11-dev libfmt-dev libidn2-dev libpsl-dev publicsuffix
       libgtest-dev libgmock-dev libbenchmark-dev
       python3 python3-pytest python3-pytest-xdist openssl swaks libnet-ssleay-perl postfix procps iproute2 nsd
       clang libclang-rt-14-dev llvm-14"

@@ -29,6 +29,7 @@
 #include <fmt/format.h>
 
 #include "config/config.hpp"
+#include "config/public_suffix.hpp"
 #include "config/values.hpp"
 #include "control/control.hpp"  // the control socket's path in the spool
 #include "profile/pattern.hpp"  // pure entry parsing, shared with the matcher
@@ -961,13 +962,14 @@ void loader::load_profiles(const toml::table& root, config& out) {
                                                   "\"] would make (nearly) an open relay; list the clients' "
                                                   "networks (IPv4 /8 or longer, IPv6 /16 or longer)");
                             else if (pat && pat->kind == profile::pattern_kind::wildcard_name &&
-                                     pat->suffix.find('.') == std::string::npos)
+                                     is_public_suffix(pat->suffix))
                                 // Relay by name follows forward-confirmed reverse DNS, which anyone
-                                // with an address can set up under a top-level domain.
+                                // with an address can set up under a public suffix ("com",
+                                // "co.uk", a hosting provider's "compute.amazonaws.com").
                                 fail(s->line, "profile.relay: \"any\" with hosts = [\"" + h +
-                                                  "\"] would make (nearly) an open relay: anyone can name an "
-                                                  "address under a top-level domain; name the clients' own "
-                                                  "domain (\"*.example.com\")");
+                                                  "\"] would make (nearly) an open relay: \"" + pat->suffix +
+                                                  "\" is a public suffix, under which anyone can name an "
+                                                  "address; name the clients' own domain (\"*.example.com\")");
                 } else {
                     fail(s->line, "profile.relay: must be \"hosted\" or \"any\" (got " + in_quotes(s->value) + ")");
                 }

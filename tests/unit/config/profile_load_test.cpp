@@ -375,14 +375,30 @@ TEST(ProfileConfigErrors, Relay) {
          "p.toml:5: profile.relay: \"any\" with hosts = [\"128.0.0.0/1\"] would make (nearly) an open relay; list the "
          "clients' networks (IPv4 /8 or longer, IPv6 /16 or longer)"},
         {"[[profile]]\nname = \"a\"\nhosts = [\"relay.example.com\", \"*.COM\"]\nrelay = \"any\"",
-         "p.toml:5: profile.relay: \"any\" with hosts = [\"*.com\"] would make (nearly) an open relay: anyone can "
-         "name an address under a top-level domain; name the clients' own domain (\"*.example.com\")"},
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"*.com\"] would make (nearly) an open relay: \"com\" is a "
+         "public suffix, under which anyone can name an address; name the clients' own domain (\"*.example.com\")"},
+        // Public suffixes of two and more labels (the Public Suffix List, libpsl), ICANN and private.
+        {"[[profile]]\nname = \"a\"\nhosts = [\"*.co.uk\"]\nrelay = \"any\"",
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"*.co.uk\"] would make (nearly) an open relay: \"co.uk\" is "
+         "a public suffix, under which anyone can name an address; name the clients' own domain (\"*.example.com\")"},
+        {"[[profile]]\nname = \"a\"\nhosts = [\"*.github.io\"]\nrelay = \"any\"",
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"*.github.io\"] would make (nearly) an open relay: "
+         "\"github.io\" is a public suffix, under which anyone can name an address; name the clients' own domain "
+         "(\"*.example.com\")"},
+        // A TLD the list does not know ("test") counts as one (the list's implicit "*" rule).
+        {"[[profile]]\nname = \"a\"\nhosts = [\"*.test\"]\nrelay = \"any\"",
+         "p.toml:5: profile.relay: \"any\" with hosts = [\"*.test\"] would make (nearly) an open relay: \"test\" is "
+         "a public suffix, under which anyone can name an address; name the clients' own domain (\"*.example.com\")"},
     });
 }
 
 TEST(ProfileConfig, RelayAnyByTheClientsOwnDomainIsAccepted) {
-    // One label under a top-level domain is the clients' own: a name there is set up by its owner.
+    // One label under a public suffix is the clients' own: a name there is set up by its owner.
     EXPECT_EQ(error_of(doc("[[profile]]\nname = \"a\"\nhosts = [\"*.example.com\", \"mx.example.net\"]\nrelay = \"any\"")),
+              "<no error>");
+    // A domain under a public suffix of two labels, and a name of the test TLD, are the same.
+    EXPECT_EQ(error_of(doc("[[profile]]\nname = \"a\"\nhosts = [\"*.example.co.uk\", \"*.partner.test\"]\n"
+                           "relay = \"any\"")),
               "<no error>");
 }
 
