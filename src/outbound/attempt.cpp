@@ -82,6 +82,11 @@ struct transaction {
 struct conversation {
     verdict v = verdict::next_host;
     delivery::outcome why;  // for next_host / tls_failed
+    // The TCP connection: `failed` (refused, timed out: `why` says which), `established`, or
+    // `reused` (a parked session, or none attempted). The address's entry in the table of
+    // unreachable addresses follows it (policy::unreachable_addresses).
+    enum class tcp { reused, failed, established } connect = tcp::reused;
+    std::chrono::steady_clock::time_point connect_started{};
     session_facts facts;    // the session, its certificate judged for the policy enforced
     std::vector<recipient_result> results;  // on done: one per transaction recipient, in order
     // Parallel to results: failed temporarily where nothing can have been delivered, so the
@@ -130,8 +135,9 @@ void note_tls(tls::probe_facts* probe, SSL* ssl, const smtp::tls_facts& facts, t
 }  // namespace
 
 deliverer::deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
-                     std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache)
-    : resolver_(resolver), cfg_(std::move(cfg)), tls_(std::move(client_tls)), cache_(cache) {}
+                     std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache,
+                     policy::unreachable_addresses* unreachable)
+    : resolver_(resolver), cfg_(std::move(cfg)), tls_(std::move(client_tls)), cache_(cache), unreachable_(unreachable) {}
 
 namespace {
 
@@ -193,14 +199,17 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
         conn = std::make_shared<connection>(ex);
         connection::watch(conn);
         conn->arm(connect_timeout);
+        out.connect_started = std::chrono::steady_clock::now();
         std::tie(ec) = co_await conn->sock.async_connect(tcp::endpoint(addr, t.port), tok);
         conn->disarm();
         if (ec) {
             conn->shutdown();
+            out.connect = conversation::tcp::failed;
             out.why = {delivery::outcome::kind::transient, "4.4.1",
                        fmt::format("connect to {}: {}", relay, conn->timed_out ? "timed out" : ec.message())};
             co_return out;
         }
+        out.connect = conversation::tcp::established;
         if (probe) probe->connected = true;
         asio::error_code ig;
         conn->sock.set_option(tcp::no_delay(true), ig);
@@ -768,6 +777,17 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     // relay is not cut short by the addresses and sessions of the relays before it).
     constexpr int max_addresses = 5;
     int addresses_tried = 0;
+    // An address whose connection failed is not connected to again for the first retry step
+    // (policy/unreachable.hpp); each connection made or failed here is noted in the table.
+    const auto hold = cfg.queue.retry_schedule.empty() ? std::chrono::seconds(60) : cfg.queue.retry_schedule.front();
+    auto seen = [&](const std::string& addr, const conversation& conv) {
+        if (!unreachable_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (conv.connect == conversation::tcp::failed)
+            unreachable_->failed(addr, conv.connect_started, now, conv.why.reason, hold);
+        else if (conv.connect == conversation::tcp::established)
+            unreachable_->reached(addr, now);
+    };
     auto go_on = [&] {
         return open() && !stop_now() && failed_sessions < max_failed_sessions && addresses_tried < max_addresses;
     };
@@ -804,6 +824,15 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         for (const auto& ip : addrs.ips) {
             if (!go_on()) break;
             ++addresses_tried;
+            const std::string addr = fmt::format("{}|{}", ip, t.port);
+            if (unreachable_)
+                if (auto why = unreachable_->down(addr, std::chrono::steady_clock::now())) {
+                    // Found unreachable lately: deferred like a failed connection, none made.
+                    const delivery::outcome suspended{delivery::outcome::kind::transient, "4.4.1",
+                                                      "delivery temporarily suspended: " + *why};
+                    for (std::size_t k = 0; k < n; ++k) note(k, suspended, nullptr);
+                    continue;
+                }
             bool left_open_here = false;  // a session at this address left recipients open
             // Each domain's policy at this host; the open recipients of the domains whose
             // policies require the same of the session go in one transaction (one, when all
@@ -826,8 +855,11 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                 const profile::resolved_tls_policy& pol = *tx.policies.front();
                 const bool try_tls = try_tls_under(pol);
                 auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_);
-                if (conv.v == verdict::stale && !stop_now())  // a parked connection had died: once more, fresh
+                seen(addr, conv);
+                if (conv.v == verdict::stale && !stop_now()) {  // a parked connection had died: once more, fresh
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr);
+                    seen(addr, conv);
+                }
                 if (conv.v == verdict::tls_failed) {
                     // Remembered by host AND port: two relay_to hosts on one address but
                     // different ports are two servers (one's failure is not the other's).
@@ -852,6 +884,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     if (stop_now()) break;  // not when stopping: left as they were
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr,
                                              /*probe=*/nullptr, /*fallback=*/true);
+                    seen(addr, conv);
                 }
                 if (conv.v == verdict::not_started) {  // stopping: these recipients stay as they were
                     stop_now();

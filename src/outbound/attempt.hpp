@@ -20,6 +20,7 @@
 #include "delivery/route.hpp"
 #include "dns/resolver.hpp"
 #include "outbound/connection_cache.hpp"
+#include "policy/unreachable.hpp"
 #include "queue/envelope.hpp"
 #include "queue/spool.hpp"
 #include "tls/policy_report.hpp"
@@ -95,9 +96,11 @@ failed_handshake after_failed_handshake(std::optional<std::int64_t> first, std::
 
 class deliverer {
 public:
-    // `cache` may be null (no connection reuse).
+    // `cache` may be null (no connection reuse); `unreachable` too (every address is tried;
+    // `postern tls-policy --probe` always connects).
     deliverer(dns::resolver& resolver, std::shared_ptr<const config::config> cfg,
-              std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache = nullptr);
+              std::shared_ptr<asio::ssl::context> client_tls, connection_cache* cache = nullptr,
+              policy::unreachable_addresses* unreachable = nullptr);
     // Each recipient is delivered only under the TLS policy resolved for its own domain and the
     // host (name, address) actually connected (SPEC §1.4); recipients whose policies ask the
     // same of the session share one transaction, the others get their own, on a connection of
@@ -118,6 +121,7 @@ private:
     std::shared_ptr<const config::config> cfg_;
     std::shared_ptr<asio::ssl::context> tls_;
     connection_cache* cache_;
+    policy::unreachable_addresses* unreachable_;
 };
 
 }  // namespace postern::outbound

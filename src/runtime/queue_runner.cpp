@@ -523,7 +523,7 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
                 release_slot(key);
                 break;
             }
-            outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_);
+            outbound::deliverer d(resolver_, s.cfg, s.client_tls, &cache_, &unreachable_);
             outbound::attempt_request req;
             req.env = &env;
             req.content = content;
@@ -847,6 +847,9 @@ result<control::message_view> queue_runner::show(const std::string& id) { return
 
 result<unsigned> queue_runner::retry(const std::string& id, bool all) {
     std::vector<std::string> ids = all ? spool_.list(queue::area::active) : std::vector<std::string>{id};
+    // An administrator's retry tries every address again, those found unreachable lately too
+    // (Postfix's `postqueue -f` flushes its dead destinations likewise).
+    unreachable_.clear();
     unsigned n = 0;
     for (const auto& i : ids) {
         if (!all && !spool_.exists(i, queue::area::active)) return error{absent(i, queue::area::hold)};

@@ -36,6 +36,7 @@
 #include "control/control.hpp"
 #include "dns/resolver.hpp"
 #include "outbound/connection_cache.hpp"
+#include "policy/unreachable.hpp"
 #include "queue/spool.hpp"
 #include "runtime/parking.hpp"
 
@@ -156,6 +157,9 @@ private:
     std::deque<waiter> waiters_;  // deliveries waiting for a slot, oldest first
     parking parking_;  // passes that would wait for a delivery slot beyond its limits
     outbound::connection_cache cache_;
+    // Next-hop addresses whose connections failed lately: not connected to again before the
+    // first retry step; `queue retry` clears it (policy/unreachable.hpp).
+    policy::unreachable_addresses unreachable_;
     bool stopped_ = false;
 };
 
