@@ -970,6 +970,16 @@ void loader::load_profiles(const toml::table& root, config& out) {
                                                   "\"] would make (nearly) an open relay: \"" + pat->suffix +
                                                   "\" is a public suffix, under which anyone can name an "
                                                   "address; name the clients' own domain (\"*.example.com\")");
+                            else if (pat && pat->kind == profile::pattern_kind::wildcard_name)
+                                // The wildcard matches names at any depth, so also those under a
+                                // public suffix below it ("*.amazonaws.com" takes every EC2
+                                // customer's "ec2-....compute-1.amazonaws.com").
+                                if (const auto below = public_suffix_under(pat->suffix))
+                                    fail(s->line, "profile.relay: \"any\" with hosts = [\"" + h +
+                                                      "\"] would make (nearly) an open relay: it takes the names "
+                                                      "under the public suffix \"" + *below +
+                                                      "\", where anyone can name an address; name the clients' "
+                                                      "own domain (\"*.mail.example.com\")");
                 } else {
                     fail(s->line, "profile.relay: must be \"hosted\" or \"any\" (got " + in_quotes(s->value) + ")");
                 }

@@ -1,9 +1,15 @@
-// config/public_suffix.cpp - is_public_suffix() over libpsl.
+// config/public_suffix.cpp - is_public_suffix() over libpsl; public_suffix_under() over the
+// list file.
 #include "config/public_suffix.hpp"
 
 #include <libpsl.h>
 
-#include <string>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "config/values.hpp"
 
 namespace postern::config {
 
@@ -19,6 +25,27 @@ const psl_ctx_t* suffix_list() {
     return ctx;
 }
 
+// Every rule of a list file ("// comment" lines and blank lines skipped; a rule ends at the
+// first white space; "!" exceptions kept as the name they name), in lower-case A-labels.
+std::vector<std::string> read_rules(const std::string& path) {
+    std::vector<std::string> rules;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto end = line.find_first_of(" \t\r");
+        std::string rule = line.substr(0, end);
+        if (rule.empty() || rule.starts_with("//")) continue;
+        if (rule.starts_with("!")) rule.erase(0, 1);
+        auto a = detail::to_a_labels(rule);
+        if (!a) continue;  // a rule with no A-label form names nothing we compare
+        std::string r = std::move(*a);
+        for (auto& ch : r)
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+        rules.push_back(std::move(r));
+    }
+    return rules;
+}
+
 }  // namespace
 
 bool is_public_suffix(std::string_view domain) {
@@ -26,6 +53,18 @@ bool is_public_suffix(std::string_view domain) {
     const std::string d(domain);
     if (ctx == nullptr) return d.find('.') == std::string::npos;  // no list at all: TLDs only
     return psl_is_public_suffix2(ctx, d.c_str(), PSL_TYPE_ANY) != 0;
+}
+
+std::optional<std::string> public_suffix_under(std::string_view domain, std::string_view list_file) {
+    static std::mutex m;
+    static std::map<std::string, std::vector<std::string>, std::less<>> loaded;
+    const std::lock_guard lock(m);
+    auto it = loaded.find(list_file);
+    if (it == loaded.end()) it = loaded.emplace(std::string(list_file), read_rules(std::string(list_file))).first;
+    const std::string tail = "." + std::string(domain);
+    for (const auto& rule : it->second)
+        if (rule.size() > tail.size() && rule.ends_with(tail)) return rule;
+    return std::nullopt;
 }
 
 }  // namespace postern::config

@@ -82,11 +82,9 @@ struct transaction {
 struct conversation {
     verdict v = verdict::next_host;
     delivery::outcome why;  // for next_host / tls_failed
-    // The TCP connection: `failed` (refused, timed out: `why` says which), `established`, or
-    // `reused` (a parked session, or none attempted). The address's entry in the table of
-    // unreachable addresses follows it (policy::unreachable_addresses).
-    enum class tcp { reused, failed, established } connect = tcp::reused;
-    std::chrono::steady_clock::time_point connect_started{};
+    // No connection made: the address was found unreachable lately (`why` says so; the
+    // session facts say relay=none). Not counted as an address tried.
+    bool suspended = false;
     session_facts facts;    // the session, its certificate judged for the policy enforced
     std::vector<recipient_result> results;  // on done: one per transaction recipient, in order
     // Parallel to results: failed temporarily where nothing can have been delivered, so the
@@ -152,8 +150,8 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                                        const attempt_request& req, const transaction& tx,
                                        const delivery::target_host& t, const std::string& ip,
                                        const profile::resolved_tls_policy& pol, bool try_tls,
-                                       connection_cache* cache, tls::probe_facts* probe = nullptr,
-                                       bool fallback = false) {
+                                       connection_cache* cache, policy::unreachable_addresses* unreachable,
+                                       tls::probe_facts* probe = nullptr, bool fallback = false) {
     const config::config& cfg = *cfgp;
     auto ex = co_await asio::this_coro::executor;
     const std::string relay = relay_name(t.name, ip, t.port);
@@ -196,20 +194,32 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
             out.why = {delivery::outcome::kind::transient, "4.4.1", fmt::format("bad address {} for {}", ip, t.name)};
             co_return out;
         }
+        // An address found unreachable lately is not connected to until the first retry step
+        // (policy/unreachable.hpp); a parked session to it (taken above) still serves.
+        const std::string where = fmt::format("{}|{}", ip, t.port);
+        const auto hold = cfg.queue.retry_schedule.empty() ? std::chrono::seconds(60) : cfg.queue.retry_schedule.front();
+        if (unreachable)
+            if (auto why = unreachable->down(where, std::chrono::steady_clock::now(), hold)) {
+                out.suspended = true;
+                out.facts.relay = "none";
+                out.why = {delivery::outcome::kind::transient, "4.4.1", "delivery temporarily suspended: " + *why};
+                co_return out;
+            }
         conn = std::make_shared<connection>(ex);
         connection::watch(conn);
         conn->arm(connect_timeout);
-        out.connect_started = std::chrono::steady_clock::now();
+        const auto started = std::chrono::steady_clock::now();
         std::tie(ec) = co_await conn->sock.async_connect(tcp::endpoint(addr, t.port), tok);
         conn->disarm();
         if (ec) {
             conn->shutdown();
-            out.connect = conversation::tcp::failed;
             out.why = {delivery::outcome::kind::transient, "4.4.1",
                        fmt::format("connect to {}: {}", relay, conn->timed_out ? "timed out" : ec.message())};
+            if (unreachable && policy::says_unreachable(ec, conn->timed_out))
+                unreachable->failed(where, started, std::chrono::steady_clock::now(), out.why.reason, hold);
             co_return out;
         }
-        out.connect = conversation::tcp::established;
+        if (unreachable) unreachable->reached(where, std::chrono::steady_clock::now());
         if (probe) probe->connected = true;
         asio::error_code ig;
         conn->sock.set_option(tcp::no_delay(true), ig);
@@ -777,17 +787,6 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     // relay is not cut short by the addresses and sessions of the relays before it).
     constexpr int max_addresses = 5;
     int addresses_tried = 0;
-    // An address whose connection failed is not connected to again for the first retry step
-    // (policy/unreachable.hpp); each connection made or failed here is noted in the table.
-    const auto hold = cfg.queue.retry_schedule.empty() ? std::chrono::seconds(60) : cfg.queue.retry_schedule.front();
-    auto seen = [&](const std::string& addr, const conversation& conv) {
-        if (!unreachable_) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (conv.connect == conversation::tcp::failed)
-            unreachable_->failed(addr, conv.connect_started, now, conv.why.reason, hold);
-        else if (conv.connect == conversation::tcp::established)
-            unreachable_->reached(addr, now);
-    };
     auto go_on = [&] {
         return open() && !stop_now() && failed_sessions < max_failed_sessions && addresses_tried < max_addresses;
     };
@@ -823,16 +822,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
         none_exist = false;
         for (const auto& ip : addrs.ips) {
             if (!go_on()) break;
-            ++addresses_tried;
-            const std::string addr = fmt::format("{}|{}", ip, t.port);
-            if (unreachable_)
-                if (auto why = unreachable_->down(addr, std::chrono::steady_clock::now())) {
-                    // Found unreachable lately: deferred like a failed connection, none made.
-                    const delivery::outcome suspended{delivery::outcome::kind::transient, "4.4.1",
-                                                      "delivery temporarily suspended: " + *why};
-                    for (std::size_t k = 0; k < n; ++k) note(k, suspended, nullptr);
-                    continue;
-                }
+            bool tried_here = false;      // a connection was made or attempted (not suspended)
             bool left_open_here = false;  // a session at this address left recipients open
             // Each domain's policy at this host; the open recipients of the domains whose
             // policies require the same of the session go in one transaction (one, when all
@@ -854,12 +844,10 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                 if (!unrecorded.empty() && req.record_sent) co_await req.record_sent(std::exchange(unrecorded, {}));
                 const profile::resolved_tls_policy& pol = *tx.policies.front();
                 const bool try_tls = try_tls_under(pol);
-                auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_);
-                seen(addr, conv);
-                if (conv.v == verdict::stale && !stop_now()) {  // a parked connection had died: once more, fresh
-                    conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr);
-                    seen(addr, conv);
-                }
+                auto conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, cache_, unreachable_);
+                if (conv.v == verdict::stale && !stop_now())  // a parked connection had died: once more, fresh
+                    conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, try_tls, nullptr, unreachable_);
+                tried_here = tried_here || !conv.suspended;
                 if (conv.v == verdict::tls_failed) {
                     // Remembered by host AND port: two relay_to hosts on one address but
                     // different ports are two servers (one's failure is not the other's).
@@ -883,8 +871,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                     // same attempt.
                     if (stop_now()) break;  // not when stopping: left as they were
                     conv = co_await converse(cfg_, tls_.get(), req, tx, t, ip, pol, /*try_tls=*/false, nullptr,
-                                             /*probe=*/nullptr, /*fallback=*/true);
-                    seen(addr, conv);
+                                             unreachable_, /*probe=*/nullptr, /*fallback=*/true);
                 }
                 if (conv.v == verdict::not_started) {  // stopping: these recipients stay as they were
                     stop_now();
@@ -913,6 +900,7 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
                 }
                 for (const auto k : at) note(k, conv.why, &conv.facts);
             }
+            if (tried_here) ++addresses_tried;
             if (left_open_here) ++failed_sessions;
         }
     }
@@ -947,7 +935,8 @@ asio::awaitable<void> deliverer::probe(tls::policy_report& report, bool connect)
             if (connect) {
                 tls::probe_facts f;
                 const auto conv = co_await converse(cfg_, tls_.get(), req, transaction{}, t, ip, h.policy,
-                                                    try_tls_under(h.policy), /*cache=*/nullptr, &f);
+                                                    try_tls_under(h.policy), /*cache=*/nullptr,
+                                                    /*unreachable=*/nullptr, &f);
                 switch (conv.v) {
                     case verdict::done: f.verdict = tls::probe_verdict::deliver; break;
                     case verdict::tls_failed: f.verdict = tls::probe_verdict::defer_tls; break;

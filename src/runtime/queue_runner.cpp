@@ -847,12 +847,12 @@ result<control::message_view> queue_runner::show(const std::string& id) { return
 
 result<unsigned> queue_runner::retry(const std::string& id, bool all) {
     std::vector<std::string> ids = all ? spool_.list(queue::area::active) : std::vector<std::string>{id};
+    if (!all && !spool_.exists(id, queue::area::active)) return error{absent(id, queue::area::hold)};
     // An administrator's retry tries every address again, those found unreachable lately too
     // (Postfix's `postqueue -f` flushes its dead destinations likewise).
     unreachable_.clear();
     unsigned n = 0;
     for (const auto& i : ids) {
-        if (!all && !spool_.exists(i, queue::area::active)) return error{absent(i, queue::area::hold)};
         if (auto it = timers_.find(i); it != timers_.end()) {
             it->second->cancel();
             timers_.erase(it);

@@ -62,3 +62,17 @@ def test_the_suspension_ends_with_the_first_retry_step(make_instance):
         third = inst.send("alice@example.test", ["dave@internal.test"], "reached again")
         e = inst.wait_events("delivery", 1, id=third)[0]
         assert e["result"] == "sent" and e["attempt"] == "1", e
+
+
+def test_a_suspended_host_is_logged_as_no_session_after_another_hosts_failure(make_instance):
+    """relay_to = [A, B]: B was refused for an earlier message (down); this one is refused by A,
+    then finds B down. Its line names B's suspension and no session (relay=none), not A."""
+    a, b = free_port(), free_port()
+    inst = make_instance(domains=relay_domain("b.test", f"127.0.0.1:{b}")
+                         + relay_domain("ab.test", f"127.0.0.1:{a}", f"127.0.0.1:{b}"),
+                         queue_extra='retry_schedule = ["1h"]')
+    deferred_event(inst, inst.send("alice@example.test", ["bob@b.test"], "B refused"))
+    e = deferred_event(inst, inst.send("alice@example.test", ["carol@ab.test"], "A refused, B down"))
+    assert e["reason"] == (f"delivery temporarily suspended: connect to 127.0.0.1[127.0.0.1]:{b}: "
+                           "Connection refused"), e
+    assert e["relay"] == "none", e

@@ -2,9 +2,11 @@
 // and every validation rule with its exact "FILE:LINE: message" (SPEC §1.3, §1.4)
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <sstream>
 
 #include "config/config.hpp"
+#include "config/public_suffix.hpp"
 
 namespace postern::config {
 namespace {
@@ -390,6 +392,36 @@ TEST(ProfileConfigErrors, Relay) {
          "p.toml:5: profile.relay: \"any\" with hosts = [\"*.test\"] would make (nearly) an open relay: \"test\" is "
          "a public suffix, under which anyone can name an address; name the clients' own domain (\"*.example.com\")"},
     });
+}
+
+TEST(ProfileConfig, RelayAnyRefusesAWildcardAbovePublicSuffixes) {
+    // "amazonaws.com" is no public suffix, but the wildcard matches at any depth, and the list
+    // has rules below it whose names every cloud customer gets.
+    const std::string e = error_of(doc("[[profile]]\nname = \"a\"\nhosts = [\"*.amazonaws.com\"]\nrelay = \"any\""));
+    EXPECT_TRUE(e.starts_with("p.toml:5: profile.relay: \"any\" with hosts = [\"*.amazonaws.com\"] would make "
+                              "(nearly) an open relay: it takes the names under the public suffix \""))
+        << e;
+    EXPECT_TRUE(e.find(".amazonaws.com\", where anyone can name an address") != std::string::npos) << e;
+}
+
+TEST(PublicSuffix, ARuleBelowANameIsFoundInTheListFile) {
+    const std::string path = ::testing::TempDir() + "/psl-under.dat";
+    {
+        std::ofstream f(path);
+        f << "// ===BEGIN ICANN DOMAINS===\n\ncom\nco.uk\n// comment.example.com\n"
+             "*.compute.cloud.example  trailing words\n!www.ck\n\xc3\xa9" "cole.fr.example\n";
+    }
+    using postern::config::public_suffix_under;
+    EXPECT_EQ(public_suffix_under("cloud.example", path), "*.compute.cloud.example");
+    EXPECT_EQ(public_suffix_under("example", path), "*.compute.cloud.example");
+    EXPECT_EQ(public_suffix_under("uk", path), "co.uk");
+    EXPECT_EQ(public_suffix_under("ck", path), "www.ck");               // an exception names a name too
+    EXPECT_EQ(public_suffix_under("compute.cloud.example", path), "*.compute.cloud.example");
+    EXPECT_FALSE(public_suffix_under("co.uk", path));                  // itself is not below itself
+    EXPECT_FALSE(public_suffix_under("example.com", path));            // a comment is no rule
+    EXPECT_FALSE(public_suffix_under("mple", path));                   // whole labels only
+    EXPECT_FALSE(public_suffix_under("com", path + ".missing"));       // no file: nothing found
+    EXPECT_EQ(public_suffix_under("fr.example", path), "xn--cole-9oa.fr.example");  // U-labels as A-labels
 }
 
 TEST(ProfileConfig, RelayAnyByTheClientsOwnDomainIsAccepted) {
