@@ -299,6 +299,16 @@ add("headers", "facts", bytes([2 | 4]) + s16("client.example") + s8("") + s8("12
     + s8("0192F3A4B5C6D7E8F") + s16("bob@example.test") + bytes([1]) + u64(1732800000) + content.encode())
 
 
+# ---- seven_bit: flags (1: quoted_printable alone), the content ---------------------------------
+add("seven_bit", "plain", b"\x00From: a@b.test\r\nSubject: hi\r\n\r\nGr\xc3\xbc\xc3\x9fe = 1\r\n")
+add("seven_bit", "multipart", b"\x00MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n\r\npreamble\r\n--b1\r\nContent-Type: text/plain\r\n\r\nascii\r\n"
+    b"--b1x\r\n--b1 \r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xc3\xa9t\xc3\xa9\r\n--b1--\r\nepilogue\r\n")
+add("seven_bit", "rfc822", b"\x00Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: m\r\n\r\n"
+    b"\xc3\xbc\r\n--d\r\nContent-Type: message/rfc822\r\n\r\nSubject: n\r\n\r\n\xff\r\n--d--\r\n")
+add("seven_bit", "refused", b"\x00Content-Transfer-Encoding: base64\r\n\r\n\xc3\xbc\r\n")
+add("seven_bit", "qp", b"\x01" + b"a" * 80 + b" \t\r\n=\r\r\n\x00\xff\nlast")
+
 def main():
     for target, files in seeds.items():
         d = os.path.join(ROOT, target)

@@ -28,6 +28,7 @@
 #include "smtp/client_session.hpp"
 
 #include "message/headers.hpp"
+#include "message/seven_bit.hpp"
 #include "smtp/address.hpp"
 #include "smtp/text.hpp"
 
@@ -124,6 +125,7 @@ struct client_session::impl {
     std::string sender;
     std::vector<std::string> recipients;
     std::string_view content;
+    std::string converted;  // the content made 7-bit for a server without 8BITMIME (or empty)
     std::size_t next_rcpt = 0;  // index of the RCPT whose reply is awaited
     std::size_t sent_rcpt = 0;  // RCPT commands written
     bool data_sent = false;
@@ -388,6 +390,9 @@ struct client_session::impl {
                         out += ".\r\n";
                         m = mode::dot_discard;
                     }
+                    // In `out` now (or never to go): a 7-bit copy is not kept while parked.
+                    content = {};
+                    std::string().swap(converted);
                     return;
                 }
                 if (cls == 2 || cls == 3)
@@ -487,8 +492,9 @@ struct client_session::impl {
         return n;
     }
 
-    // Checks made before MAIL: what the server lacks for this message. Returns the refusal.
-    std::optional<reply> local_check(const outgoing_message& msg, needs n) const {
+    // Checks made before MAIL: what the server lacks for this message (`size`: the octets that
+    // would go). Returns the refusal.
+    std::optional<reply> local_check(const outgoing_message& msg, needs n, std::uint64_t size) const {
         if (msg.recipients.empty()) return make_reply(554, "5.5.1", "no recipients");
         // Command injection: an address never carries CR/LF/NUL into a command line.
         if (has_control(msg.sender))
@@ -503,11 +509,11 @@ struct client_session::impl {
             return make_reply(550, "5.6.7", "SMTPUTF8 required but not supported by the server");
         // RFC 1870 5: a client does not send a message larger than the server's declared
         // fixed maximum (SIZE 0 means no fixed maximum); 5.3.4 is RFC 3463's "too big".
-        if (caps.size && *caps.size > 0 && msg.size > *caps.size)
+        if (caps.size && *caps.size > 0 && size > *caps.size)
             return make_reply(552, "5.3.4", "message size exceeds the server's limit of " +
                                                 std::to_string(*caps.size));
-        // RFC 6152 3: 8-bit content only to a server that offers 8BITMIME; no conversion
-        // to 7 bit is done, so it is RFC 3463's "conversion required but not supported".
+        // 8-bit content left 8-bit (SMTPUTF8 asked too: the header section or envelope is
+        // UTF-8, not for a 7-bit form): RFC 3463's "conversion required but not supported".
         if (n.eight_bit && !caps.eight_bit_mime)
             return make_reply(554, "5.6.3", "8-bit content but the server does not support 8BITMIME");
         return std::nullopt;
@@ -528,8 +534,28 @@ struct client_session::impl {
             fail(client_failure::kind::protocol_error, "unsolicited data before MAIL FROM");
             return;
         }
-        const needs n = needs_of(msg);
-        if (auto refusal = local_check(msg, n)) {  // nothing is sent; the connection stays ready
+        needs n = needs_of(msg);
+        // RFC 6152 3: 8-bit content goes only to a server that offers 8BITMIME; to one without,
+        // it is made 7-bit (message/seven_bit.hpp, as Postfix does) or, where that cannot be
+        // done, refused: RFC 3463's "conversion required but not supported".
+        converted.clear();
+        std::string_view body = msg.content;
+        std::uint64_t size = msg.size;
+        std::optional<reply> refusal;
+        if (n.eight_bit && !caps.eight_bit_mime && !n.smtputf8) {
+            auto seven = message::to_seven_bit(msg.content, settings.helo_name);
+            if (seven.content) {
+                converted = std::move(*seven.content);
+                body = converted;
+                size = converted.size();
+                n.eight_bit = false;
+            } else {
+                refusal = make_reply(554, "5.6.3", "8-bit content but the server does not support 8BITMIME, and it "
+                                                   "cannot be made 7-bit: " + seven.why);
+            }
+        }
+        if (!refusal) refusal = local_check(msg, n, size);
+        if (refusal) {  // nothing is sent; the connection stays ready
             res.local_refusal = std::move(refusal);
             m = mode::message_done;
             return;
@@ -538,7 +564,7 @@ struct client_session::impl {
         recipients = msg.recipients;
         if (n.a_labels)
             for (auto& r : recipients) r = *ascii_address(r);
-        content = msg.content;
+        content = body;
         next_rcpt = sent_rcpt = 0;
         data_sent = false;
         mail_ok = any_rcpt_ok = false;
@@ -547,7 +573,7 @@ struct client_session::impl {
         // RFC 5321 4.1.1.2: MAIL FROM:<reverse-path> [SP mail-parameters]; parameters only
         // when the server offered the extension (never after HELO, where caps are empty).
         std::string mail = "MAIL FROM:<" + sender + ">";
-        if (caps.size) mail += " SIZE=" + std::to_string(msg.size);        // RFC 1870 6
+        if (caps.size) mail += " SIZE=" + std::to_string(size);        // RFC 1870 6
         if (n.eight_bit && caps.eight_bit_mime) mail += " BODY=8BITMIME";  // RFC 6152 2
         if (n.smtputf8) mail += " SMTPUTF8";                              // RFC 6531 3.4
         send(mail);

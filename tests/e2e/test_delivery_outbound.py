@@ -1,6 +1,6 @@
 """tests/e2e/test_delivery_outbound.py - outbound delivery to next hops that lack an extension,
 read slowly or drop a parked connection: bounces to a server without 8BITMIME (or without
-ESMTP), 7-bit mail declared BODY=8BITMIME, how a local refusal appears in the DSN, a large
+ESMTP), 7-bit mail declared BODY=8BITMIME, 8-bit mail made 7-bit (or bounced where it cannot be), how a local refusal appears in the DSN, a large
 message to a peer that takes its time (RFC 5321 4.5.3.2), and a stale reply (421, or a 451 or
 554 followed by a close) on a reused session.
 
@@ -55,8 +55,7 @@ def _send_8bitmime(inst, sender, rcpt, body):
 
 def test_7bit_content_declared_8bitmime_goes_to_server_without_8bitmime(make_instance, tmp_path):
     """RFC 6152: BODY=8BITMIME on all-ASCII content is only a declaration; to a next hop without
-    8BITMIME the message goes without the parameter instead of bouncing (Postfix does the same).
-    Real 8-bit content to the same server still bounces with 5.6.3 (no conversion is done)."""
+    8BITMIME the message goes without the parameter instead of bouncing (Postfix does the same)."""
     with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink, ScriptedPeer(starttls=False) as sender_mx:
         inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
                              extra=route("sender.test", f"127.0.0.1:{sender_mx.port}"),
@@ -69,31 +68,75 @@ def test_7bit_content_declared_8bitmime_goes_to_server_without_8bitmime(make_ins
         assert b"plain ASCII body" in content
         assert b"BODY=8BITMIME" not in head, head
 
+
+MULTIPART_8BIT = (
+    "From: <alice@sender.test>\r\nSubject: 8 bit\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"xx\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    "--xx\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    "Gr\u00fc\u00dfe aus K\u00f6ln = " + "\u00e9" * 60 + "\r\n.\r\n"
+    "--xx\r\nContent-Type: text/plain\r\n\r\nplain ascii part\r\n"
+    "--xx--\r\n").encode()
+
+
+def test_8bit_content_is_made_7bit_for_a_server_without_8bitmime(make_instance, tmp_path):
+    """RFC 6152 3: 8-bit content to a next hop without 8BITMIME (smtp-sink -8) is made 7-bit
+    (as Postfix does): the 8-bit part quoted-printable, the multipart relabelled 7bit, sent
+    without BODY=8BITMIME, and a MIME reader gets the same text back. Before: bounced 5.6.3."""
+    import email
+    import email.policy
+    with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        _send_8bitmime(inst, "alice@sender.test", "carol@internal.test", MULTIPART_8BIT)
+        e = inst.wait_events("delivery", 1, to="<carol@internal.test>")[0]
+        assert e["result"] == "sent", e
+        dump = sink.wait_count(1)[0]
+        head, _, content = dump.partition(b"Received:")
+        assert b"BODY=8BITMIME" not in head, head
+        assert all(b < 0x80 for b in dump), "only 7-bit octets reach the server"
+        msg = email.message_from_bytes(b"Received:" + content, policy=email.policy.default)
+        assert msg["Content-Transfer-Encoding"] == "7bit"
+        first, second = msg.iter_parts()
+        assert first["Content-Transfer-Encoding"] == "quoted-printable"
+        assert first["X-MIME-Autoconverted"].startswith("from 8bit to quoted-printable by ")
+        assert first.get_content() == "Gr\u00fc\u00dfe aus K\u00f6ln = " + "\u00e9" * 60 + "\n."  # the last CRLF is the delimiter's
+        assert second.get_content() == "plain ascii part"
+        assert max(len(line.rstrip(b"\r")) for line in content.split(b"\n")) <= 76
+
+
+def test_8bit_content_that_cannot_be_made_7bit_bounces(make_instance, tmp_path):
+    """What has no 7-bit form (raw 8-bit octets in the header section, without SMTPUTF8) still
+    bounces 5.6.3 to a next hop without 8BITMIME, and never reaches it."""
+    with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink, ScriptedPeer(starttls=False) as sender_mx:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
+                             extra=route("sender.test", f"127.0.0.1:{sender_mx.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
         _send_8bitmime(inst, "alice@sender.test", "carol@internal.test",
-                       "From: <alice@sender.test>\r\nSubject: 8 bit\r\n\r\nGr\u00fc\u00dfe\r\n".encode())
+                       b"From: <alice@sender.test>\r\nSubject: Gr\xfc\xdfe\r\n\r\nGr\xfc\xdfe\r\n")
         e = inst.wait_events("delivery", 1, to="<carol@internal.test>")[0]
         assert e["result"] == "bounced" and e["dsn"] == "5.6.3", e
         dsn = sender_mx.wait_messages(1, timeout=10)[0]
         assert envelope_sender(dsn[0]) == "" and dsn[1] == ["alice@sender.test"]
         time.sleep(0.2)
-        assert sink.count() == 1, "the 8-bit message never reaches the server without 8BITMIME"
+        assert sink.count() == 0, "the 8-bit message never reaches the server without 8BITMIME"
 
 
 def test_local_refusal_in_bounce_has_no_remote_diagnostic(make_instance, tmp_path):
     """RFC 3464 2.3.5/2.3.6: Remote-MTA and "Diagnostic-Code: smtp;" report what a remote MTA
-    said. A refusal Postern makes itself before MAIL FROM (8-bit content, no 8BITMIME: 5.6.3)
+    said. A refusal Postern makes itself before MAIL FROM (8-bit headers, no 8BITMIME: 5.6.3)
     is reported with our own diagnostic type, "X-Postern;", and no Remote-MTA."""
     with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink, ScriptedPeer(starttls=False) as sender_mx:
         inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
                              extra=route("sender.test", f"127.0.0.1:{sender_mx.port}"))
         _send_8bitmime(inst, "alice@sender.test", "carol@internal.test",
-                       "Subject: 8 bit\r\n\r\nGr\u00fc\u00dfe\r\n".encode())
+                       b"Subject: Gr\xfc\xdfe\r\n\r\nGr\xfc\xdfe\r\n")
         dsn = sender_mx.wait_messages(1, timeout=10)[0]
         text = re.sub(r"\r?\n[ \t]+", " ", dsn[2].decode("utf-8", "replace"))
         assert re.search(r"^Status: 5\.6\.3\s*$", text, re.M), text
         # our own sentence naming the server that lacks 8BITMIME, not a "554 ..." it never sent
         relay = re.escape(f"127.0.0.1[127.0.0.1]:{sink.port}")
-        assert re.search(r"^Diagnostic-Code: X-Postern;\s*8-bit content but the server does not support 8BITMIME "
+        assert re.search(r"^Diagnostic-Code: X-Postern;\s*8-bit content but the server does not support 8BITMIME, "
+                         r"and it cannot be made 7-bit: 8-bit octets in a header section "
                          rf"\({relay}; nothing sent\)\s*$", text, re.M), text
         assert "Remote-MTA" not in text and "Diagnostic-Code: smtp" not in text, text
         assert sink.count() == 0

@@ -280,6 +280,12 @@ TEST(SmtpClientTransaction, LocalRefusals) {
     big.size = 10001;
     auto eight = test_message({"bob@example.test"}, eight_bit_content);
     eight.eight_bit = true;
+    // 8-bit octets in the header section, no SMTPUTF8 asked: nothing to make them 7-bit with.
+    auto eight_header = test_message({"bob@example.test"}, "Subject: Gr\xfc\xdf" "e\r\n\r\nGr\xfc\xdf" "e\r\n");
+    eight_header.eight_bit = true;
+    // A body labelled base64 cannot hold 8-bit octets: not a 7-bit form of anything.
+    auto eight_base64 = test_message({"bob@example.test"}, "Content-Transfer-Encoding: base64\r\n\r\n\xc3\xbc\r\n");
+    eight_base64.eight_bit = true;
     auto none = test_message({});
     auto inject = test_message({"bob@example.test>\r\nRCPT TO:<evil@x.test"});
     auto inject_sender = test_message({"bob@example.test"});
@@ -287,8 +293,14 @@ TEST(SmtpClientTransaction, LocalRefusals) {
     const row rows[] = {
         {"smtputf8", plain_ehlo, utf8, 550, "5.6.7", "SMTPUTF8 required but not supported by the server"},
         {"size", full_ehlo, big, 552, "5.3.4", "message size exceeds the server's limit of 10000"},
-        {"8bitmime", "250-mx\r\n250 PIPELINING\r\n", eight, 554, "5.6.3",
-         "8-bit content but the server does not support 8BITMIME"},
+        {"8bitmime, 8-bit header", "250-mx\r\n250 PIPELINING\r\n", eight_header, 554, "5.6.3",
+         "8-bit content but the server does not support 8BITMIME, and it cannot be made 7-bit: 8-bit octets in "
+         "a header section"},
+        {"8bitmime, base64", "250-mx\r\n250 PIPELINING\r\n", eight_base64, 554, "5.6.3",
+         "8-bit content but the server does not support 8BITMIME, and it cannot be made 7-bit: 8-bit octets in "
+         "a body labelled base64"},
+        {"size after conversion", "250-mx\r\n250 SIZE 30\r\n", eight, 552, "5.3.4",
+         "message size exceeds the server's limit of 30"},
         {"no recipients", full_ehlo, none, 554, "5.5.1", "no recipients"},
         {"rcpt injection", full_ehlo, inject, 553, "5.1.3",
          "recipient address is empty or contains control characters"},
@@ -367,7 +379,7 @@ TEST(SmtpClientTransaction, SevenBitMessageDeclared8BitGoesWithoutTheParameter) 
 // RFC 6531 3.2, RFC 6532 3: SMTPUTF8 is needed for UTF-8 in the envelope or the header
 // section only. A UTF-8 body with ASCII headers is 8-bit content: it goes to a server with
 // 8BITMIME but without SMTPUTF8 as BODY=8BITMIME (declared even when the client only said
-// SMTPUTF8), and bounces 5.6.3 (not 5.6.7) where 8BITMIME is missing too.
+// SMTPUTF8), and is made 7-bit (not refused 5.6.7) where 8BITMIME is missing too.
 TEST(SmtpClientTransaction, Utf8BodyNeedsOnly8BitMime) {
     const std::string_view utf8_body = "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";
     struct row {
@@ -380,7 +392,8 @@ TEST(SmtpClientTransaction, Utf8BodyNeedsOnly8BitMime) {
     const row rows[] = {
         {"8bitmime and smtputf8 declared", true, plain_ehlo, "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n", nullptr},
         {"only smtputf8 declared", false, plain_ehlo, "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n", nullptr},
-        {"no 8BITMIME either", true, "250-mx\r\n250 ENHANCEDSTATUSCODES\r\n", nullptr, "5.6.3"},
+        {"no 8BITMIME either: made 7-bit", true, "250-mx\r\n250 ENHANCEDSTATUSCODES\r\n",
+         "MAIL FROM:<alice@sender.test>\r\n", nullptr},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.name);
@@ -805,6 +818,31 @@ TEST(SmtpClientTransaction, ThreeDigitCodesOutOfPlace) {
         EXPECT_EQ(d.feed("354 what\r\n"), client_event::failed);
         EXPECT_EQ(d.c.failure().what, kind::protocol_error);
     }
+}
+
+// RFC 6152 3: 8-bit content to a server without 8BITMIME is made 7-bit (message/seven_bit.hpp):
+// no BODY=8BITMIME, SIZE of what goes, and the quoted-printable form after 354.
+TEST(SmtpClientTransaction, EightBitContentIsMadeSevenBitForAServerWithout8BitMime) {
+    client_driver d;
+    d.connect("250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n");
+    d.take();
+    auto m = test_message({"bob@example.test"}, "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n.dot\r\n");
+    m.eight_bit = true;
+    d.c.send_message(m);
+    EXPECT_EQ(d.run(), client_event::need_input);
+    const std::string converted =
+        "Subject: t\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+        "X-MIME-Autoconverted: from 8bit to quoted-printable by client.test\r\n\r\n"
+        "Gr=C3=BC=C3=9Fe\r\n.dot\r\n";
+    EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test> SIZE=" + std::to_string(converted.size()) +
+                            "\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+    d.feed("250 ok\r\n250 ok\r\n");
+    EXPECT_EQ(d.feed("354 go\r\n"), client_event::need_input);
+    EXPECT_EQ(d.take(), converted.substr(0, converted.size() - 6) + "..dot\r\n.\r\n");
+    EXPECT_EQ(d.feed("250 queued\r\n"), client_event::message_done);
+    EXPECT_FALSE(d.c.result().local_refusal);
+    ASSERT_TRUE(d.c.result().final);
+    EXPECT_EQ(d.c.result().final->code, 250);
 }
 
 }  // namespace

@@ -1,0 +1,305 @@
+// message/seven_bit.cpp - 8-bit MIME content made 7-bit (see the header).
+#include "message/seven_bit.hpp"
+
+#include <algorithm>
+#include <cstddef>
+
+#include "message/headers.hpp"
+
+namespace postern::message {
+namespace {
+
+using sv = std::string_view;
+
+bool ascii(sv s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+bool wsp(char c) { return c == ' ' || c == '\t'; }
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string lowered(sv s) {
+    std::string out(s);
+    for (char& c : out) c = lower(c);
+    return out;
+}
+
+bool iequals(sv a, sv b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return lower(x) == lower(y);
+           });
+}
+
+sv trim(sv s) {
+    while (!s.empty() && (wsp(s.front()) || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
+    while (!s.empty() && (wsp(s.back()) || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+    return s;
+}
+
+// The next line of `s` at `pos`, with its LF (none on a last line without one); advances pos.
+sv next_line(sv s, std::size_t& pos) {
+    const std::size_t lf = s.find('\n', pos);
+    const std::size_t end = lf == sv::npos ? s.size() : lf + 1;
+    const sv line = s.substr(pos, end - pos);
+    pos = end;
+    return line;
+}
+
+// A line without its ending (LF, CRLF). A CR without LF after it is data (a last line).
+sv text_of(sv line) {
+    if (line.empty() || line.back() != '\n') return line;
+    line.remove_suffix(1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
+}
+
+// The field name of a header line ("Content-Type" of "Content-Type : x"), or empty for a
+// continuation line or one without a colon.
+sv field_name(sv line) {
+    if (line.empty() || wsp(line.front())) return {};
+    const std::size_t colon = line.find(':');
+    if (colon == sv::npos) return {};
+    sv name = line.substr(0, colon);
+    while (!name.empty() && wsp(name.back())) name.remove_suffix(1);
+    return name;
+}
+
+// The unfolded value of the first field called `name` in header section `h`.
+std::optional<std::string> field(sv h, sv name) {
+    std::optional<std::string> value;
+    for (std::size_t pos = 0; pos < h.size();) {
+        const sv line = next_line(h, pos);
+        if (!line.empty() && wsp(line.front())) {
+            if (value) *value += text_of(line);
+            continue;
+        }
+        if (value) return value;
+        if (iequals(field_name(line), name)) value = std::string(text_of(line).substr(line.find(':') + 1));
+    }
+    return value;
+}
+
+// Header section `h` without the fields called `name` (and their continuation lines).
+std::string without_field(sv h, sv name) {
+    std::string out;
+    out.reserve(h.size());
+    bool dropping = false;
+    for (std::size_t pos = 0; pos < h.size();) {
+        const sv line = next_line(h, pos);
+        if (!line.empty() && wsp(line.front())) {
+            if (!dropping) out += line;
+            continue;
+        }
+        dropping = iequals(field_name(line), name);
+        if (!dropping) out += line;
+    }
+    if (!out.empty() && out.back() != '\n') out += "\r\n";
+    return out;
+}
+
+struct content_type {
+    std::string type;      // "text/plain", lower case; empty when absent or unreadable
+    std::string boundary;  // its boundary parameter, unquoted
+};
+
+// RFC 2045 5.1: type "/" subtype *(";" parameter); parameter values are tokens or quoted
+// strings. Comments are not read (none in practice around these two).
+content_type parse_content_type(sv v) {
+    content_type ct;
+    std::size_t semi = v.find(';');
+    const std::string type = lowered(trim(v.substr(0, semi)));
+    if (type.find('/') != std::string::npos) ct.type = type;
+    while (semi != sv::npos) {
+        std::size_t i = semi + 1;
+        const std::size_t eq = v.find('=', i);
+        if (eq == sv::npos) break;
+        const std::string name = lowered(trim(v.substr(i, eq - i)));
+        i = eq + 1;
+        while (i < v.size() && wsp(v[i])) ++i;
+        std::string value;
+        if (i < v.size() && v[i] == '"') {
+            for (++i; i < v.size() && v[i] != '"'; ++i) {
+                if (v[i] == '\\' && i + 1 < v.size()) ++i;
+                value += v[i];
+            }
+            semi = v.find(';', i);
+        } else {
+            semi = v.find(';', i);
+            value = std::string(trim(v.substr(i, semi == sv::npos ? sv::npos : semi - i)));
+        }
+        if (name == "boundary") ct.boundary = value;
+    }
+    return ct;
+}
+
+// The transfer encoding's token, lower case ("8bit" of " 8BIT (comment)"); "7bit" when absent.
+std::string transfer_encoding(sv header) {
+    const auto v = field(header, "content-transfer-encoding");
+    if (!v) return "7bit";
+    sv t = trim(*v);
+    t = t.substr(0, t.find_first_of(" \t(;"));
+    return lowered(t);
+}
+
+struct entity {
+    sv header;  // the header section (header_section)
+    sv sep;     // the empty line after it ("" when the body follows without one)
+    sv body;
+};
+
+entity split(sv c) {
+    entity e;
+    e.header = header_section(c);
+    sv rest = c.substr(e.header.size());
+    const std::size_t sep = rest.starts_with("\r\n") ? 2 : rest.starts_with("\n") ? 1 : 0;
+    e.sep = rest.substr(0, sep);
+    e.body = rest.substr(sep);
+    return e;
+}
+
+std::string relabelled(sv header, sv encoding) {
+    std::string h = without_field(header, "content-transfer-encoding");
+    h += "Content-Transfer-Encoding: ";
+    h += encoding;
+    h += "\r\n";
+    return h;
+}
+
+constexpr int max_depth = 32;
+
+struct converter {
+    sv by;
+    std::string& out;
+
+    // One entity: `top` when it is a message (needs MIME-Version for its labels), `default_type`
+    // its type when it has no Content-Type (RFC 2046 5.1.5: message/rfc822 in a digest).
+    std::optional<std::string> entity_(sv c, bool top, sv default_type, int depth) {
+        if (depth > max_depth) return "MIME parts nested too deeply";
+        const entity e = split(c);
+        if (!ascii(e.header)) return "8-bit octets in a header section";
+        if (ascii(e.body)) {
+            out += c;
+            return std::nullopt;
+        }
+        content_type ct;
+        if (const auto v = field(e.header, "content-type")) ct = parse_content_type(*v);
+        if (ct.type.empty()) ct.type = default_type;  // RFC 2045 5.2: absent or invalid
+        const std::string cte = transfer_encoding(e.header);
+        const bool unencoded = cte == "7bit" || cte == "8bit";
+        const auto header = [&] {
+            if (cte == "8bit") out += relabelled(e.header, "7bit");
+            else out += e.header;
+            out += e.sep;
+        };
+        if (ct.type.starts_with("multipart/")) {
+            if (!unencoded) return "8-bit octets in a multipart labelled " + cte;
+            if (ct.boundary.empty()) return "8-bit octets in a multipart without a boundary";
+            header();
+            return multipart(e.body, ct.boundary, ct.type == "multipart/digest" ? "message/rfc822" : "text/plain",
+                             depth);
+        }
+        if (ct.type == "message/rfc822") {
+            if (!unencoded) return "8-bit octets in a message/rfc822 labelled " + cte;
+            header();
+            return entity_(e.body, true, "text/plain", depth + 1);
+        }
+        if (ct.type.starts_with("message/")) return "8-bit octets in a " + ct.type + " part";
+        if (!unencoded) return "8-bit octets in a body labelled " + cte;
+        std::string h = without_field(e.header, "content-transfer-encoding");
+        if (top && !field(h, "mime-version")) h += "MIME-Version: 1.0\r\n";
+        h += "Content-Transfer-Encoding: quoted-printable\r\n";
+        if (!by.empty()) {
+            h += "X-MIME-Autoconverted: from 8bit to quoted-printable by ";
+            h += by;
+            h += "\r\n";
+        }
+        out += h;
+        out += e.sep.empty() ? sv("\r\n") : e.sep;
+        quoted_printable(e.body, out);
+        return std::nullopt;
+    }
+
+    // RFC 2046 5.1.1: a multipart body, its parts between "--boundary" lines, up to the
+    // "--boundary--" line; the lines before the first and after the last go as they came.
+    std::optional<std::string> multipart(sv body, const std::string& boundary, sv part_type, int depth) {
+        const std::string dash = "--" + boundary;
+        bool in_part = false;  // false: the preamble
+        std::size_t start = 0;
+        for (std::size_t pos = 0; pos < body.size();) {
+            const std::size_t at = pos;
+            const sv line = next_line(body, pos);
+            sv t = text_of(line);
+            if (!t.starts_with(dash)) continue;
+            t.remove_prefix(dash.size());
+            const bool close = t.starts_with("--");
+            if (close) t.remove_prefix(2);
+            if (!std::all_of(t.begin(), t.end(), wsp)) continue;  // a longer boundary
+            const sv segment = body.substr(start, at - start);
+            if (in_part) {
+                if (auto why = entity_(segment, false, part_type, depth + 1)) return why;
+            } else {
+                if (!ascii(segment)) return "8-bit octets in a multipart preamble";
+                out += segment;
+            }
+            out += line;
+            if (close) {
+                const sv epilogue = body.substr(pos);
+                if (!ascii(epilogue)) return "8-bit octets in a multipart epilogue";
+                out += epilogue;
+                return std::nullopt;
+            }
+            in_part = true;
+            start = pos;
+        }
+        if (!in_part) return "8-bit octets in a multipart without its boundary";
+        // No closing delimiter (the message was cut short): the last part runs to the end.
+        return entity_(body.substr(start), false, part_type, depth + 1);
+    }
+};
+
+}  // namespace
+
+void quoted_printable(sv body, std::string& out) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    out.reserve(out.size() + body.size() + body.size() / 8);
+    for (std::size_t pos = 0; pos < body.size();) {
+        const sv t = text_of(next_line(body, pos));
+        std::size_t width = 0;  // of the output line so far
+        for (std::size_t i = 0; i < t.size(); ++i) {
+            const auto c = static_cast<unsigned char>(t[i]);
+            const bool last = i + 1 == t.size();
+            const bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
+            const std::size_t n = literal ? 1 : 3;
+            // At most 76 characters a line: 75 and the "=" of a soft break, or 76 at its end.
+            if (width + n > (last ? 76u : 75u)) {
+                out += "=\r\n";
+                width = 0;
+            }
+            if (literal) {
+                out += static_cast<char>(c);
+            } else {
+                out += '=';
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            }
+            width += n;
+        }
+        out += "\r\n";
+    }
+}
+
+seven_bit to_seven_bit(sv content, sv by) {
+    seven_bit r;
+    std::string out;
+    out.reserve(content.size() + content.size() / 4);
+    converter cv{by, out};
+    if (auto why = cv.entity_(content, true, "text/plain", 0)) {
+        r.why = std::move(*why);
+        return r;
+    }
+    r.content = std::move(out);
+    return r;
+}
+
+}  // namespace postern::message

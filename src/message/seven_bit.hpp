@@ -1,0 +1,35 @@
+// message/seven_bit.hpp - 8-bit content made 7-bit for a next hop that does not offer 8BITMIME
+// (RFC 6152 3: the client converts the message to 7 bit, RFC 1652 / RFC 2045, or bounces it;
+// Postfix converts, its MIME output conversion). Each MIME leaf part whose body holds 8-bit
+// octets is re-encoded quoted-printable (RFC 2045 6.7) and labelled so; a multipart or
+// message/rfc822 entity labelled 8bit is relabelled 7bit and its parts converted in turn; the
+// rest (headers, boundaries, 7-bit parts) goes as it came. What cannot be made 7-bit without
+// changing what the message says is refused instead, and the message bounces 5.6.3 as before:
+// 8-bit octets in a header section (RFC 6532 needs SMTPUTF8, a raw 8-bit Subject has no charset
+// to encode it with), in a body labelled binary, base64 or quoted-printable (invalid there), in a
+// message/global or other message/* body, or in a multipart preamble or epilogue, and a
+// multipart without its boundary. A pure function, no I/O: tested in
+// tests/unit/message/seven_bit_test.cpp.
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace postern::message {
+
+struct seven_bit {
+    std::optional<std::string> content;  // the 7-bit content (CRLF lines), or nothing: refused
+    std::string why;                     // when refused: what could not be converted
+};
+
+// `content`: a message (header section, empty line, body) with 8-bit octets. `by`: our host
+// name, for the "X-MIME-Autoconverted: from 8bit to quoted-printable by <by>" field each
+// converted part gets (Postfix adds the same); empty: none.
+seven_bit to_seven_bit(std::string_view content, std::string_view by);
+
+// RFC 2045 6.7 quoted-printable of `body` (lines ending CRLF, LF or, last, nothing): each line
+// encoded, output lines at most 76 characters (soft line breaks "=" CRLF), ending CRLF. Octets
+// other than printable ASCII, "=" and a space or tab ending a line are written =XX.
+void quoted_printable(std::string_view body, std::string& out);
+
+}  // namespace postern::message
