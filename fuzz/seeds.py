@@ -114,7 +114,8 @@ for i, (kw, line) in enumerate(commands):
     add("smtp_command", "line%02d" % i, bytes([kw]) + line.encode("utf-8", "surrogateescape"))
 
 # ---- smtp_client: flags, one octet per message, cut (u16), the server's bytes -----------------
-# flags: 1 STARTTLS, 4 failed handshake, 8/16 messages-1, 32 chunks (0xFF-separated), 64 timeout.
+# flags: 1 STARTTLS, 4 failed handshake, 8/16 messages-1, 32 chunks (0xFF-separated), 64 timeout,
+# 128 content 0 is 8-bit (made 7-bit for a server without 8BITMIME).
 # message octet: content (2 bits), recipients (2 bits, 0 = a bad one), 16 8BITMIME, 32 SMTPUTF8,
 # 64 null sender, 128 oversize.
 full_ehlo = ("250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
@@ -148,6 +149,11 @@ client = {
                                    "250 hm\r\n\xff250 reset\r\n\xff221 bye\r\n"),
     "local-refusals": (24, [0x00, 0xa4, 0x30, 0x80], 0, "220 x\r\n250-x\r\n250 SIZE 100\r\n221 bye\r\n"),
     "lost-in-final": (64, [0x04], 0, "220 x\r\n" + full_ehlo + "250 ok\r\n250 ok\r\n354 go\r\n"),
+    "eight-bit-to-7bit-server": (128 | 8, [0x14, 0x14], 0,
+                                 "220 x\r\n250-x\r\n250-PIPELINING\r\n250 SIZE 1000\r\n250 ok\r\n250 ok\r\n"
+                                 "354 go\r\n250 sent\r\n250 ok\r\n250 ok\r\n354 go\r\n250 sent\r\n221 bye\r\n"),
+    "eight-bit-to-8bitmime-server": (128, [0x14], 0, "220 x\r\n" + full_ehlo + "250 ok\r\n250 ok\r\n354 go\r\n"
+                                                      "250 sent\r\n221 bye\r\n"),
     "multiline-enhanced": (0, [0x04], 4, "220-mx\r\n220 ESMTP\r\n250-mx\r\n250-SIZE\r\n250 PIPELINING\r\n"
                                          "250 2.1.0 ok\r\n550-5.1.1 a\r\n550 5.1.1 b\r\n354 go\r\n"),
 }

@@ -2,14 +2,17 @@
 // replies, driven like outbound/attempt.cpp: STARTTLS when offered (or not), up to four
 // messages on one connection, QUIT at the end or at any failure.
 // Input: a flags octet (STARTTLS wanted, QUIT at EHLO, failed handshake, message count, feeding
-// mode, timeout or EOF at the end), one octet per message (content, recipients, 8BITMIME,
+// mode, timeout or EOF at the end, 8-bit first content), one octet per message (content, recipients, 8BITMIME,
 // SMTPUTF8, null sender, oversize), two octets of split offset, then the server's bytes. They
 // are fed one line per need_input (each line cut in two at the offset, or not), or in chunks
 // separated by 0xFF octets (several replies at once: pipelining, unsolicited data).
 // Invariants, beyond no crash / leak / UB / assertion:
 // - the client writes only commands (EHLO/HELO, STARTTLS, MAIL FROM with the message's sender
 //   and allowed parameters, RCPT TO with its recipients, DATA, RSET, QUIT, "."), each ending in
-//   CRLF, and message content only as dot_stuff(content) at the end of what it wrote;
+//   CRLF, and message content only as dot_stuff(content) at the end of what it wrote, or as
+//   dot_stuff of its 7-bit form (message/seven_bit.hpp) with SIZE= of that form; 8-bit content
+//   never to a server without 8BITMIME (unless sent SMTPUTF8 to a server offering it; the
+//   8-bit test content has a 7-bit form, so it is converted even when not declared);
 // - content only after a 354 to DATA with MAIL and at least one RCPT accepted, at most once per
 //   transaction; a final reply recorded only if the content was sent;
 // - results are consistent (one RCPT slot per recipient; no RCPT or DATA reply without MAIL's;
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "fuzz.hpp"
+#include "message/seven_bit.hpp"
 #include "smtp/client_session.hpp"
 
 namespace postern::fuzz {
@@ -39,6 +43,14 @@ constexpr std::string_view contents[] = {
     "Subject: bare\n\nfake\n.\nend\r.\rmore\r\n",         // smuggling attempts as content
     "Subject: empty\r\n\r\n",
 };
+// Content 0 when the flags' top bit is set: 8-bit, made 7-bit for a server without 8BITMIME.
+constexpr std::string_view eight_bit_content = "Subject: eight\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n.dot\r\n\xff";
+
+bool ascii(std::string_view s) {
+    for (char c : s)
+        if (static_cast<unsigned char>(c) >= 0x80) return false;
+    return true;
+}
 
 struct plan {
     bool want_tls = false;
@@ -48,6 +60,8 @@ struct plan {
     bool timeout_at_end = false;
     std::vector<outgoing_message> messages;
     std::vector<std::string> stuffed;  // dot_stuff(content) of each message
+    std::vector<std::string> stuffed7;  // dot_stuff of its 7-bit form (the same when 7-bit)
+    std::vector<std::uint64_t> size7;   // the size of its 7-bit form
 };
 
 plan make_plan(input& in) {
@@ -59,10 +73,11 @@ plan make_plan(input& in) {
     const int n = 1 + ((f >> 3) & 3);
     p.chunked = f & 0x20;
     p.timeout_at_end = f & 0x40;
+    const bool eight = f & 0x80;
     for (int i = 0; i < n; ++i) {
         const std::uint8_t v = in.byte();
         outgoing_message m;
-        m.content = contents[v & 3];
+        m.content = eight && (v & 3) == 0 ? eight_bit_content : contents[v & 3];
         const int rcpts = (v >> 2) & 3;
         static const char* const names[] = {"bob@example.test", "carol@example.test", "dave@other.test"};
         for (int r = 0; r < rcpts; ++r) m.recipients.push_back(names[r]);
@@ -75,6 +90,12 @@ plan make_plan(input& in) {
         std::string s;
         dot_stuff(m.content, s);
         p.stuffed.push_back(s);
+        const auto seven = postern::message::to_seven_bit(m.content, "client.test");
+        FUZZ_CHECK(seven.content.has_value(), "the 8-bit test content has a 7-bit form: " + seven.why);
+        s.clear();
+        dot_stuff(*seven.content, s);
+        p.stuffed7.push_back(s);
+        p.size7.push_back(ascii(m.content) ? m.size : seven.content->size());
     }
     return p;
 }
@@ -215,12 +236,21 @@ private:
         FUZZ_CHECK(!quit_sent_, "output after QUIT: " + show(out));
         std::string_view cmds = out;
         if (in_message_) {
+            const auto ends_with = [&](const std::string& s) {
+                return cmds.size() >= s.size() && cmds.substr(cmds.size() - s.size()) == s;
+            };
             const std::string& s = p_.stuffed[cur_];
-            if (cmds.size() >= s.size() && cmds.substr(cmds.size() - s.size()) == s) {
+            const std::string& s7 = p_.stuffed7[cur_];
+            const bool as_is = ends_with(s), seven = !as_is && ends_with(s7);
+            if (as_is || seven) {
                 // ".\r\n" alone is also the stuffed form of an empty content; contents[] has none.
                 FUZZ_CHECK(!content_sent_, "content sent twice");
+                // SMTPUTF8 implies 8-bit transport (RFC 6531 3.1: its servers support 8BITMIME).
+                FUZZ_CHECK(c_->caps().eight_bit_mime || (c_->caps().smtputf8 && p_.messages[cur_].smtputf8) ||
+                               ascii(as_is ? s : s7),
+                           "8-bit content to a server without 8BITMIME: " + show(out));
                 content_sent_ = true;
-                cmds.remove_suffix(s.size());
+                cmds.remove_suffix(as_is ? s.size() : s7.size());
             }
         }
         std::size_t pos = 0;
@@ -261,11 +291,15 @@ private:
                 if (params.substr(0, p.size()) != p) continue;
                 params.remove_prefix(p.size());
                 if (p == " SIZE=") {
-                    const std::string n = std::to_string(m.size);
-                    FUZZ_CHECK(params.substr(0, n.size()) == n, "SIZE value: " + show(line));
+                    const std::string_view n = params.substr(0, params.find_first_not_of("0123456789"));
+                    FUZZ_CHECK(n == std::to_string(m.size) || n == std::to_string(p_.size7[cur_]),
+                               "SIZE value: " + show(line));
                     params.remove_prefix(n.size());
                 }
-                FUZZ_CHECK(p != " BODY=8BITMIME" || m.eight_bit, "BODY=8BITMIME for 7-bit content");
+                // Declared for 8-bit content also when the client only said SMTPUTF8 (a UTF-8
+                // body needs only 8BITMIME where SMTPUTF8 is not offered).
+                FUZZ_CHECK(p != " BODY=8BITMIME" || m.eight_bit || (m.smtputf8 && !ascii(m.content)),
+                           "BODY=8BITMIME for 7-bit content");
                 FUZZ_CHECK(p != " SMTPUTF8" || m.smtputf8, "SMTPUTF8 without need");
             }
             FUZZ_CHECK(params.empty(), "MAIL parameters: " + show(line));

@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "message/headers.hpp"
+#include "smtp/address.hpp"
 
 namespace postern::message {
 namespace {
@@ -16,6 +17,21 @@ bool ascii(sv s) {
 }
 
 bool wsp(char c) { return c == ' ' || c == '\t'; }
+
+// RFC 3629: well-formed UTF-8 (smtp::utf8_sequence: no overlong forms, surrogates or code
+// points past U+10FFFF).
+bool valid_utf8(sv s) {
+    for (std::size_t i = 0; i < s.size();) {
+        if (static_cast<unsigned char>(s[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = smtp::utf8_sequence(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -104,31 +120,41 @@ struct content_type {
 };
 
 // RFC 2045 5.1: type "/" subtype *(";" parameter); parameter values are tokens or quoted
-// strings. Comments are not read (none in practice around these two).
+// strings (a ";" inside quotes is no separator); a parameter without "=" is skipped; the first
+// boundary counts (as MIME readers take it). Comments and RFC 2231 continuations are not read:
+// such a boundary is not found, and the message is refused, never misread.
 content_type parse_content_type(sv v) {
     content_type ct;
-    std::size_t semi = v.find(';');
-    const std::string type = lowered(trim(v.substr(0, semi)));
-    if (type.find('/') != std::string::npos) ct.type = type;
-    while (semi != sv::npos) {
-        std::size_t i = semi + 1;
-        const std::size_t eq = v.find('=', i);
-        if (eq == sv::npos) break;
-        const std::string name = lowered(trim(v.substr(i, eq - i)));
-        i = eq + 1;
-        while (i < v.size() && wsp(v[i])) ++i;
-        std::string value;
-        if (i < v.size() && v[i] == '"') {
-            for (++i; i < v.size() && v[i] != '"'; ++i) {
-                if (v[i] == '\\' && i + 1 < v.size()) ++i;
-                value += v[i];
+    bool have_boundary = false;
+    std::size_t i = 0;
+    for (bool first = true; i <= v.size(); first = false) {
+        // One segment: up to the next ";" outside quotes.
+        std::string name, value;
+        bool in_value = false, quoted = false;
+        for (; i < v.size() && (quoted || v[i] != ';'); ++i) {
+            const char c = v[i];
+            if (!in_value && c == '=' && !first) {
+                in_value = true;
+                continue;
             }
-            semi = v.find(';', i);
-        } else {
-            semi = v.find(';', i);
-            value = std::string(trim(v.substr(i, semi == sv::npos ? sv::npos : semi - i)));
+            if (in_value && c == '"') {
+                quoted = !quoted;
+                continue;
+            }
+            if (quoted && c == '\\' && i + 1 < v.size()) {
+                value += v[++i];
+                continue;
+            }
+            (in_value ? value : name) += c;
         }
-        if (name == "boundary") ct.boundary = value;
+        ++i;  // past the ";"
+        if (first) {
+            const std::string type = lowered(trim(name));
+            if (type.find('/') != std::string::npos) ct.type = type;
+        } else if (in_value && !have_boundary && lowered(trim(name)) == "boundary") {
+            ct.boundary = std::string(trim(value));
+            have_boundary = true;
+        }
     }
     return ct;
 }
@@ -166,7 +192,7 @@ std::string relabelled(sv header, sv encoding) {
     return h;
 }
 
-constexpr int max_depth = 32;
+constexpr int max_depth = 100;  // Postfix's mime_nesting_limit
 
 struct converter {
     sv by;
@@ -183,12 +209,15 @@ struct converter {
             return std::nullopt;
         }
         content_type ct;
-        if (const auto v = field(e.header, "content-type")) ct = parse_content_type(*v);
-        if (ct.type.empty()) ct.type = default_type;  // RFC 2045 5.2: absent or invalid
+        const auto type_field = field(e.header, "content-type");
+        if (type_field) ct = parse_content_type(*type_field);
+        // RFC 2045 5.2: an invalid type is text/plain; an absent one the default (RFC 2046 5.1.5).
+        if (ct.type.empty()) ct.type = type_field ? "text/plain" : std::string(default_type);
         const std::string cte = transfer_encoding(e.header);
-        const bool unencoded = cte == "7bit" || cte == "8bit";
+        // "binary" too: the queue holds its lines CRLF already (the server normalised them).
+        const bool unencoded = cte == "7bit" || cte == "8bit" || cte == "binary";
         const auto header = [&] {
-            if (cte == "8bit") out += relabelled(e.header, "7bit");
+            if (cte == "8bit" || cte == "binary") out += relabelled(e.header, "7bit");
             else out += e.header;
             out += e.sep;
         };
@@ -208,6 +237,11 @@ struct converter {
         if (!unencoded) return "8-bit octets in a body labelled " + cte;
         std::string h = without_field(e.header, "content-transfer-encoding");
         if (top && !field(h, "mime-version")) h += "MIME-Version: 1.0\r\n";
+        // Without a Content-Type the text would now read as US-ASCII: its charset is said
+        // instead, UTF-8 when it is valid UTF-8, else RFC 1428's "unknown-8bit".
+        if (!type_field)
+            h += valid_utf8(e.body) ? "Content-Type: text/plain; charset=utf-8\r\n"
+                                    : "Content-Type: text/plain; charset=unknown-8bit\r\n";
         h += "Content-Transfer-Encoding: quoted-printable\r\n";
         if (!by.empty()) {
             h += "X-MIME-Autoconverted: from 8bit to quoted-printable by ";
@@ -269,12 +303,18 @@ void quoted_printable(sv body, std::string& out) {
         for (std::size_t i = 0; i < t.size(); ++i) {
             const auto c = static_cast<unsigned char>(t[i]);
             const bool last = i + 1 == t.size();
-            const bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
-            const std::size_t n = literal ? 1 : 3;
+            bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
+            std::size_t n = literal ? 1 : 3;
             // At most 76 characters a line: 75 and the "=" of a soft break, or 76 at its end.
             if (width + n > (last ? 76u : 75u)) {
                 out += "=\r\n";
                 width = 0;
+            }
+            // A line that a soft break starts with "-" could read as a multipart boundary
+            // ("--b" in the middle of a long line): its "-" is written =2D.
+            if (width == 0 && i > 0 && c == '-') {
+                literal = false;
+                n = 3;
             }
             if (literal) {
                 out += static_cast<char>(c);

@@ -1,15 +1,17 @@
 // message/seven_bit.hpp - 8-bit content made 7-bit for a next hop that does not offer 8BITMIME
 // (RFC 6152 3: the client converts the message to 7 bit, RFC 1652 / RFC 2045, or bounces it;
 // Postfix converts, its MIME output conversion). Each MIME leaf part whose body holds 8-bit
-// octets is re-encoded quoted-printable (RFC 2045 6.7) and labelled so; a multipart or
-// message/rfc822 entity labelled 8bit is relabelled 7bit and its parts converted in turn; the
-// rest (headers, boundaries, 7-bit parts) goes as it came. What cannot be made 7-bit without
-// changing what the message says is refused instead, and the message bounces 5.6.3 as before:
-// 8-bit octets in a header section (RFC 6532 needs SMTPUTF8, a raw 8-bit Subject has no charset
-// to encode it with), in a body labelled binary, base64 or quoted-printable (invalid there), in a
-// message/global or other message/* body, or in a multipart preamble or epilogue, and a
-// multipart without its boundary. A pure function, no I/O: tested in
-// tests/unit/message/seven_bit_test.cpp.
+// octets (labelled 7bit, 8bit or binary) is re-encoded quoted-printable (RFC 2045 6.7) and
+// labelled so; text without a Content-Type gets one saying its charset (utf-8 when valid,
+// else RFC 1428's unknown-8bit); a multipart or message/rfc822 entity labelled 8bit or binary
+// is relabelled 7bit and its parts converted in turn; the rest (headers, boundaries, 7-bit
+// parts) goes as it came. What cannot be made 7-bit without changing what the message says is
+// refused instead, and the message bounces 5.6.3: 8-bit octets in a header section (RFC 6532
+// needs SMTPUTF8, a raw 8-bit Subject has no charset to encode it with), in a body labelled
+// base64 or quoted-printable (invalid there), in a message/global or other message/* body, or
+// in a multipart preamble or epilogue; a multipart without its boundary; nesting past 100
+// levels. A pure function, no I/O: tested in tests/unit/message/seven_bit_test.cpp and
+// fuzz/seven_bit.cpp.
 #pragma once
 #include <optional>
 #include <string>

@@ -223,7 +223,15 @@ struct client_session::impl {
 
     // --- transaction ends -----------------------------------------------------------------
 
+    // The transaction's 7-bit copy (message/seven_bit.hpp) is not kept once it is in `out` or
+    // will not go: a parked session holds no copy of a message.
+    void release_converted() {
+        content = {};
+        std::string().swap(converted);
+    }
+
     void finish() {
+        release_converted();
         m = mode::message_done;
         // Nothing may follow the last reply (RFC 2920 3.1: replies only answer commands);
         // a server that talks out of turn does not get another transaction, nor does a
@@ -239,6 +247,7 @@ struct client_session::impl {
 
     // RFC 5321 4.1.1.5: abandon the transaction; the server forgets MAIL and RCPTs.
     void start_rset() {
+        release_converted();
         send("RSET");
         m = mode::rset;
     }
@@ -390,9 +399,7 @@ struct client_session::impl {
                         out += ".\r\n";
                         m = mode::dot_discard;
                     }
-                    // In `out` now (or never to go): a 7-bit copy is not kept while parked.
-                    content = {};
-                    std::string().swap(converted);
+                    release_converted();  // in `out` now, or never to go
                     return;
                 }
                 if (cls == 2 || cls == 3)
@@ -537,25 +544,30 @@ struct client_session::impl {
         needs n = needs_of(msg);
         // RFC 6152 3: 8-bit content goes only to a server that offers 8BITMIME; to one without,
         // it is made 7-bit (message/seven_bit.hpp, as Postfix does) or, where that cannot be
-        // done, refused: RFC 3463's "conversion required but not supported".
+        // done, refused: RFC 3463's "conversion required but not supported". 8-bit content a
+        // client sent without declaring it (BODY=8BITMIME) is made 7-bit too where it can be,
+        // and otherwise goes as it came, as it always did (the content is scanned for it only
+        // for a server without 8BITMIME, which is rare).
         converted.clear();
         std::string_view body = msg.content;
         std::uint64_t size = msg.size;
         std::optional<reply> refusal;
-        if (n.eight_bit && !caps.eight_bit_mime && !n.smtputf8) {
+        const bool undeclared = !n.eight_bit && !n.smtputf8 && !caps.eight_bit_mime && !is_ascii(msg.content);
+        if ((n.eight_bit || undeclared) && !caps.eight_bit_mime && !n.smtputf8) {
             auto seven = message::to_seven_bit(msg.content, settings.helo_name);
             if (seven.content) {
                 converted = std::move(*seven.content);
                 body = converted;
                 size = converted.size();
                 n.eight_bit = false;
-            } else {
+            } else if (!undeclared) {
                 refusal = make_reply(554, "5.6.3", "8-bit content but the server does not support 8BITMIME, and it "
                                                    "cannot be made 7-bit: " + seven.why);
             }
         }
         if (!refusal) refusal = local_check(msg, n, size);
         if (refusal) {  // nothing is sent; the connection stays ready
+            release_converted();
             res.local_refusal = std::move(refusal);
             m = mode::message_done;
             return;

@@ -104,6 +104,27 @@ def test_8bit_content_is_made_7bit_for_a_server_without_8bitmime(make_instance, 
         assert max(len(line.rstrip(b"\r")) for line in content.split(b"\n")) <= 76
 
 
+def test_undeclared_8bit_content_is_made_7bit_too(make_instance, tmp_path):
+    """A client that sends 8-bit content without BODY=8BITMIME (common) gets it made 7-bit for a
+    next hop without 8BITMIME all the same; before, it went there 8-bit."""
+    import email
+    import email.policy
+    with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        with smtplib.SMTP(inst.host, inst.port, timeout=30) as c:
+            c.ehlo("client.test")
+            c.sendmail("alice@sender.test", ["dave@internal.test"],
+                       "Subject: undeclared\r\n\r\nGr\u00fc\u00dfe\r\n".encode())
+        e = inst.wait_events("delivery", 1, to="<dave@internal.test>")[0]
+        assert e["result"] == "sent", e
+        dump = sink.wait_count(1)[0]
+        assert all(b < 0x80 for b in dump), dump
+        msg = email.message_from_bytes(dump.partition(b"Received:")[2], policy=email.policy.default)
+        assert msg["Content-Transfer-Encoding"] == "quoted-printable"
+        assert msg.get_payload(decode=True).rstrip() == "Gr\u00fc\u00dfe".encode()
+
+
 def test_8bit_content_that_cannot_be_made_7bit_bounces(make_instance, tmp_path):
     """What has no 7-bit form (raw 8-bit octets in the header section, without SMTPUTF8) still
     bounces 5.6.3 to a next hop without 8BITMIME, and never reaches it."""

@@ -51,6 +51,7 @@ std::string refused(std::string_view content) {
 TEST(SevenBit, APlainMessageBecomesMimeQuotedPrintable) {
     EXPECT_EQ(converted("From: a@b.test\r\nSubject: hi\r\n\r\nGr\xc3\xbc\xc3\x9f" "e = 1\r\nok\r\n", "mx.test"),
               "From: a@b.test\r\nSubject: hi\r\nMIME-Version: 1.0\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\n"  // said: it would read as US-ASCII
               "Content-Transfer-Encoding: quoted-printable\r\n"
               "X-MIME-Autoconverted: from 8bit to quoted-printable by mx.test\r\n\r\n"
               "Gr=C3=BC=C3=9Fe =3D 1\r\nok\r\n");
@@ -101,7 +102,8 @@ TEST(SevenBit, AnAttachedMessageIsConvertedInside) {
     EXPECT_EQ(converted(in),
               "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
               "--outer\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
-              "Subject: inner\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=C3=BC\r\n"
+              "Subject: inner\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Transfer-Encoding: quoted-printable\r\n\r\n=C3=BC\r\n"
               "--outer--\r\n");
 }
 
@@ -116,13 +118,15 @@ TEST(SevenBit, ADigestsPartsAreMessages) {
 TEST(SevenBit, AMultipartCutShortHasItsLastPartConverted) {
     const std::string out = converted("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n\xc3\xbc\r\n");
     EXPECT_EQ(out, "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                   "Content-Type: text/plain; charset=utf-8\r\n"
                    "Content-Transfer-Encoding: quoted-printable\r\n\r\n=C3=BC\r\n");
 }
 
 TEST(SevenBit, WhatCannotBeMade7BitIsRefused) {
     EXPECT_EQ(refused("Subject: Gr\xc3\xbc\r\n\r\nx\r\n"), "8-bit octets in a header section");
     EXPECT_EQ(refused("Content-Transfer-Encoding: base64\r\n\r\n\xc3\xbc\r\n"), "8-bit octets in a body labelled base64");
-    EXPECT_EQ(refused("Content-Transfer-Encoding: binary\r\n\r\n\xc3\xbc\r\n"), "8-bit octets in a body labelled binary");
+    EXPECT_EQ(refused("Content-Transfer-Encoding: quoted-printable\r\n\r\n\xc3\xbc\r\n"),
+              "8-bit octets in a body labelled quoted-printable");
     EXPECT_EQ(refused("Content-Type: message/global\r\n\r\n\xc3\xbc\r\n"), "8-bit octets in a message/global part");
     EXPECT_EQ(refused("Content-Type: multipart/mixed\r\n\r\n\xc3\xbc\r\n"),
               "8-bit octets in a multipart without a boundary");
@@ -135,7 +139,7 @@ TEST(SevenBit, WhatCannotBeMade7BitIsRefused) {
     EXPECT_EQ(refused("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nSubject: \xc3\xbc\r\n\r\nx\r\n--b--\r\n"),
               "8-bit octets in a header section");
     std::string deep;
-    for (int i = 0; i < 40; ++i) deep += "Content-Type: message/rfc822\r\n\r\n";
+    for (int i = 0; i < 110; ++i) deep += "Content-Type: message/rfc822\r\n\r\n";
     deep += "\r\n\xc3\xbc\r\n";
     EXPECT_EQ(refused(deep), "MIME parts nested too deeply");
 }
@@ -178,4 +182,49 @@ TEST(SevenBit, QuotedPrintableEndsEveryLineWithCrlf) {
     out.clear();
     message::quoted_printable(std::string(76, 'a'), out);  // exactly 76: no soft break needed
     EXPECT_EQ(out, std::string(76, 'a') + "\r\n");
+}
+
+TEST(SevenBit, TheCharsetOfTextWithoutContentTypeIsSaid) {
+    // RFC 1428: 8-bit text of unknown charset is "unknown-8bit"; valid UTF-8 is said to be UTF-8.
+    EXPECT_NE(converted("Subject: x\r\n\r\nGr\xfc\xdf" "e\r\n").find("Content-Type: text/plain; charset=unknown-8bit\r\n"),
+              std::string::npos);
+    EXPECT_NE(converted("Subject: x\r\n\r\n\xc3\xa9\r\n").find("Content-Type: text/plain; charset=utf-8\r\n"),
+              std::string::npos);
+    // A Content-Type given is kept as it is, and none is added.
+    const std::string out = converted("Content-Type: text/plain; charset=iso-8859-1\r\n\r\n\xe9\r\n");
+    EXPECT_EQ(out.find("Content-Type:"), out.rfind("Content-Type:"));
+}
+
+TEST(SevenBit, BinaryIsMadeQuotedPrintable) {
+    EXPECT_EQ(converted("Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\x01\xff\r\n"),
+              "Content-Type: application/octet-stream\r\nMIME-Version: 1.0\r\n"
+              "Content-Transfer-Encoding: quoted-printable\r\n\r\n=01=FF\r\n");
+}
+
+TEST(SevenBit, AnInvalidTypeInADigestIsText) {
+    // RFC 2045 5.2: an invalid Content-Type is text/plain, not the digest's default.
+    const std::string out = converted(
+        "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\nContent-Type: garbage\r\n\r\nh\xc3\xa9\r\n--d--\r\n");
+    EXPECT_EQ(out, "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\nContent-Type: garbage\r\n"
+                   "Content-Transfer-Encoding: quoted-printable\r\n\r\nh=C3=A9\r\n--d--\r\n");
+}
+
+TEST(SevenBit, BoundaryParameters) {
+    // A parameter without a value before it, a ";" inside quotes, upper case, the first of two.
+    for (const char* type : {"multipart/mixed; format; boundary=\"b\"", "multipart/mixed; x=\"a;b\"; BOUNDARY=b",
+                             "multipart/mixed;\r\n boundary=b; boundary=c"}) {
+        SCOPED_TRACE(type);
+        const std::string in = std::string("Content-Type: ") + type +
+                               "\r\n\r\n--b\r\n\r\n\xc3\xa9\r\n--b--\r\n";
+        EXPECT_NE(converted(in).find("--b\r\nContent-Type: text/plain; charset=utf-8\r\n"), std::string::npos);
+    }
+}
+
+TEST(SevenBit, ASoftBreakNeverStartsABoundaryLine) {
+    // A long line with "--b" where the soft break falls: the next line must not read "--b".
+    const std::string line = "\xc3\xa9" + std::string(69, 'x') + "--b";
+    const std::string out = converted("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
+                                      "Content-Transfer-Encoding: 8bit\r\n\r\n" + line + "\r\n--b--\r\n");
+    EXPECT_EQ(out.find("\r\n--b\r\n", out.find("quoted-printable")), std::string::npos) << out;
+    EXPECT_NE(out.find("=\r\n=2D-b\r\n"), std::string::npos) << out;
 }

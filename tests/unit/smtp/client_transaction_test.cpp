@@ -831,7 +831,8 @@ TEST(SmtpClientTransaction, EightBitContentIsMadeSevenBitForAServerWithout8BitMi
     d.c.send_message(m);
     EXPECT_EQ(d.run(), client_event::need_input);
     const std::string converted =
-        "Subject: t\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+        "Subject: t\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n"
         "X-MIME-Autoconverted: from 8bit to quoted-printable by client.test\r\n\r\n"
         "Gr=C3=BC=C3=9Fe\r\n.dot\r\n";
     EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test> SIZE=" + std::to_string(converted.size()) +
@@ -843,6 +844,36 @@ TEST(SmtpClientTransaction, EightBitContentIsMadeSevenBitForAServerWithout8BitMi
     EXPECT_FALSE(d.c.result().local_refusal);
     ASSERT_TRUE(d.c.result().final);
     EXPECT_EQ(d.c.result().final->code, 250);
+}
+
+// 8-bit content sent without BODY=8BITMIME (a client's mistake, common): to a server without
+// 8BITMIME it is made 7-bit where it can be, and otherwise goes as it came (never bounced for
+// a declaration it lacked).
+TEST(SmtpClientTransaction, Undeclared8BitContentIsMadeSevenBitWhereItCanBe) {
+    struct row {
+        const char* name;
+        std::string_view content;
+        bool converted;
+    };
+    const row rows[] = {
+        {"8-bit body", "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n", true},
+        {"8-bit header: as it came", "Subject: Gr\xfc\xdf" "e\r\n\r\nx\r\n", false},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        client_driver d;
+        d.connect("250-mx\r\n250 PIPELINING\r\n");
+        d.take();
+        d.c.send_message(test_message({"bob@example.test"}, r.content));  // eight_bit = false
+        EXPECT_EQ(d.run(), client_event::need_input);
+        EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+        d.feed("250 ok\r\n250 ok\r\n");
+        EXPECT_EQ(d.feed("354 go\r\n"), client_event::need_input);
+        const std::string sent = d.take();
+        EXPECT_EQ(sent.find("Content-Transfer-Encoding: quoted-printable\r\n") != std::string::npos, r.converted) << sent;
+        EXPECT_EQ(sent == std::string(r.content) + ".\r\n", !r.converted) << sent;
+        EXPECT_FALSE(d.c.result().local_refusal);
+    }
 }
 
 }  // namespace
