@@ -6,15 +6,14 @@
 
 #include "message/headers.hpp"
 #include "smtp/address.hpp"
+#include "smtp/text.hpp"
 
 namespace postern::message {
 namespace {
 
 using sv = std::string_view;
-
-bool ascii(sv s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
+using smtp::iequals;
+using smtp::is_ascii;
 
 bool wsp(char c) { return c == ' ' || c == '\t'; }
 
@@ -39,12 +38,6 @@ std::string lowered(sv s) {
     std::string out(s);
     for (char& c : out) c = lower(c);
     return out;
-}
-
-bool iequals(sv a, sv b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return lower(x) == lower(y);
-           });
 }
 
 sv trim(sv s) {
@@ -203,8 +196,8 @@ struct converter {
     std::optional<std::string> entity_(sv c, bool top, sv default_type, int depth) {
         if (depth > max_depth) return "MIME parts nested too deeply";
         const entity e = split(c);
-        if (!ascii(e.header)) return "8-bit octets in a header section";
-        if (ascii(e.body)) {
+        if (!is_ascii(e.header)) return "8-bit octets in a header section";
+        if (is_ascii(e.body)) {
             out += c;
             return std::nullopt;
         }
@@ -273,13 +266,13 @@ struct converter {
             if (in_part) {
                 if (auto why = entity_(segment, false, part_type, depth + 1)) return why;
             } else {
-                if (!ascii(segment)) return "8-bit octets in a multipart preamble";
+                if (!is_ascii(segment)) return "8-bit octets in a multipart preamble";
                 out += segment;
             }
             out += line;
             if (close) {
                 const sv epilogue = body.substr(pos);
-                if (!ascii(epilogue)) return "8-bit octets in a multipart epilogue";
+                if (!is_ascii(epilogue)) return "8-bit octets in a multipart epilogue";
                 out += epilogue;
                 return std::nullopt;
             }
