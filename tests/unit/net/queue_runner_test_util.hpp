@@ -69,27 +69,34 @@ inline std::size_t maildir_count(const std::string& maildir, const std::string& 
 }
 
 // Both disk-pool threads are held until open() (the test knows what is queued behind them).
+// The tasks share the state rather than point into the gate: a task may still be leaving
+// count_down() or wait() after the gate's owner has moved on and destroyed it.
 struct pool_gate {
     explicit pool_gate(asio::thread_pool& pool) {
         for (int i = 0; i < 2; ++i)
-            asio::post(pool, [this] {
-                inside.count_down();
-                opened.wait();
+            asio::post(pool, [s = state] {
+                s->inside.count_down();
+                s->opened.wait();
             });
-        inside.wait();
+        state->inside.wait();
     }
-    void open() { go.set_value(); }
-    std::latch inside{2};
-    std::promise<void> go;
-    std::shared_future<void> opened = go.get_future().share();
+    void open() { state->go.set_value(); }
+    struct shared {
+        std::latch inside{2};
+        std::promise<void> go;
+        std::shared_future<void> opened = go.get_future().share();
+    };
+    std::shared_ptr<shared> state = std::make_shared<shared>();
 };
 
 // Returns once every task posted to `pool` before the call has finished: two markers meet
-// inside, one per thread, so the tasks queued ahead of them (FIFO) are done.
+// inside, one per thread, so the tasks queued ahead of them (FIFO) are done. The latch is
+// shared with the markers: wait() here returns as soon as the count reaches zero, while the
+// last marker is still inside arrive_and_wait() reading it (ASan caught the stack version).
 inline void drain_pool(asio::thread_pool& pool) {
-    std::latch both(2);
-    for (int i = 0; i < 2; ++i) asio::post(pool, [&both] { both.arrive_and_wait(); });
-    both.wait();
+    auto both = std::make_shared<std::latch>(2);
+    for (int i = 0; i < 2; ++i) asio::post(pool, [both] { both->arrive_and_wait(); });
+    both->wait();
 }
 
 // A TCP listener on 127.0.0.1 that never sends a greeting. The kernel completes the clients'
