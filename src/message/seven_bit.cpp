@@ -189,6 +189,7 @@ constexpr int max_depth = 100;  // Postfix's mime_nesting_limit
 
 struct converter {
     sv by;
+    sv id;
     std::string& out;
 
     // One entity: `top` when it is a message (needs MIME-Version for its labels), `default_type`
@@ -239,6 +240,10 @@ struct converter {
         if (!by.empty()) {
             h += "X-MIME-Autoconverted: from 8bit to quoted-printable by ";
             h += by;
+            if (!id.empty()) {  // folded (RFC 5322 2.2.3): the field would pass 78 characters
+                h += "\r\n\tid ";
+                h += id;
+            }
             h += "\r\n";
         }
         out += h;
@@ -322,11 +327,11 @@ void quoted_printable(sv body, std::string& out) {
     }
 }
 
-seven_bit to_seven_bit(sv content, sv by) {
+seven_bit to_seven_bit(sv content, sv by, sv id) {
     seven_bit r;
     std::string out;
     out.reserve(content.size() + content.size() / 4);
-    converter cv{by, out};
+    converter cv{by, id, out};
     if (auto why = cv.entity_(content, true, "text/plain", 0)) {
         r.why = std::move(*why);
         return r;

@@ -25,9 +25,10 @@ struct seven_bit {
 };
 
 // `content`: a message (header section, empty line, body) with 8-bit octets. `by`: our host
-// name, for the "X-MIME-Autoconverted: from 8bit to quoted-printable by <by>" field each
-// converted part gets (Postfix adds the same); empty: none.
-seven_bit to_seven_bit(std::string_view content, std::string_view by);
+// name, and `id` the message's queue id, for the "X-MIME-Autoconverted: from 8bit to
+// quoted-printable by <by> id <id>" field each converted part gets (Postfix adds the same;
+// folded before "id"); `by` empty: none; `id` empty: "by <by>" alone.
+seven_bit to_seven_bit(std::string_view content, std::string_view by, std::string_view id = {});
 
 // RFC 2045 6.7 quoted-printable of `body` (lines ending CRLF, LF or, last, nothing): each line
 // encoded, output lines at most 76 characters (soft line breaks "=" CRLF), ending CRLF. Octets

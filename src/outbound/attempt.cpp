@@ -113,6 +113,7 @@ smtp::outgoing_message outgoing(const attempt_request& req, const transaction& t
     m.smtputf8 = req.env->smtputf8;
     m.size = req.content.size();
     m.content = req.content;
+    m.id = req.env->id;
     return m;
 }
 

@@ -554,7 +554,7 @@ struct client_session::impl {
         std::optional<reply> refusal;
         const bool undeclared = !n.eight_bit && !n.smtputf8 && !caps.eight_bit_mime && !is_ascii(msg.content);
         if ((n.eight_bit || undeclared) && !caps.eight_bit_mime && !n.smtputf8) {
-            auto seven = message::to_seven_bit(msg.content, settings.helo_name);
+            auto seven = message::to_seven_bit(msg.content, settings.helo_name, msg.id);
             if (seven.content) {
                 converted = std::move(*seven.content);
                 body = converted;

@@ -89,6 +89,7 @@ struct outgoing_message {
     bool smtputf8 = false;                // needs SMTPUTF8
     std::uint64_t size = 0;               // content octets (for SIZE=)
     std::string_view content;             // CRLF lines; the session dot-stuffs (RFC 5321 4.5.2)
+    std::string id;                       // queue id, for the trace field of a 7-bit conversion
 };
 
 // Every reply of one transaction, for delivery/outcome to classify.

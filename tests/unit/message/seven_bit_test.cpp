@@ -57,6 +57,18 @@ TEST(SevenBit, APlainMessageBecomesMimeQuotedPrintable) {
               "Gr=C3=BC=C3=9Fe =3D 1\r\nok\r\n");
 }
 
+// Postfix's trace field names the queue id too; the field is folded before it (RFC 5322 2.2.3)
+// so that its lines stay within 78 characters.
+TEST(SevenBit, TheTraceFieldNamesTheQueueIdOnAFoldedLine) {
+    auto r = message::to_seven_bit("Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n", "relay.example.test",
+                                   "6A1B2C3D4E5F00001");
+    ASSERT_TRUE(r.content) << r.why;
+    EXPECT_NE(r.content->find("\r\nX-MIME-Autoconverted: from 8bit to quoted-printable by relay.example.test\r\n"
+                              "\tid 6A1B2C3D4E5F00001\r\n\r\nGr=C3=BC=C3=9Fe\r\n"),
+              std::string::npos)
+        << *r.content;
+}
+
 TEST(SevenBit, An8bitLabelIsReplacedAndMimeVersionNotRepeated) {
     EXPECT_EQ(converted("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
                         "Content-Transfer-Encoding:\r\n 8BIT\r\nSubject: x\r\n\r\n\xc3\xa9\r\n"),

@@ -828,12 +828,13 @@ TEST(SmtpClientTransaction, EightBitContentIsMadeSevenBitForAServerWithout8BitMi
     d.take();
     auto m = test_message({"bob@example.test"}, "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n.dot\r\n");
     m.eight_bit = true;
+    m.id = "6A1B2C3D4E5F";
     d.c.send_message(m);
     EXPECT_EQ(d.run(), client_event::need_input);
     const std::string converted =
         "Subject: t\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
         "Content-Transfer-Encoding: quoted-printable\r\n"
-        "X-MIME-Autoconverted: from 8bit to quoted-printable by client.test\r\n\r\n"
+        "X-MIME-Autoconverted: from 8bit to quoted-printable by client.test\r\n\tid 6A1B2C3D4E5F\r\n\r\n"
         "Gr=C3=BC=C3=9Fe\r\n.dot\r\n";
     EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test> SIZE=" + std::to_string(converted.size()) +
                             "\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
