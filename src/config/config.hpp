@@ -87,6 +87,11 @@ struct delivery_config {
     // previous reply) to the reply's last line; a reply trickling in does not restart it.
     seconds command_timeout{300};
     seconds final_timeout{600};
+    // RFC 6152 3: 8-bit content for a next hop without 8BITMIME is made 7-bit (true), or, when
+    // false, content declared 8-bit bounces 5.6.3 and undeclared 8-bit content goes as it came:
+    // for mail whose signatures (DKIM) must reach the next hop intact (Postfix's
+    // disable_mime_output_conversion, which sends the 8-bit content instead).
+    bool mime_conversion = true;
 };
 
 struct dns_config {

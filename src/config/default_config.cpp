@@ -101,6 +101,11 @@ port = 25
 # A server that answers nothing, or a byte at a time, is given up after this.
 command_timeout = "5m"
 final_timeout = "10m"
+# 8-bit mail for a next hop without 8BITMIME is made 7-bit (quoted-printable),
+# as Postfix does. false: mail declared 8-bit bounces (5.6.3) instead, so that
+# no signature (DKIM) over its body is broken on the way; 8-bit mail that was
+# not declared so goes as it came.
+mime_conversion = true
 
 [dns]
 # Resolvers to ask, as "ip" or "ip:port" (port 53 by default); numeric only.

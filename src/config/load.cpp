@@ -1027,7 +1027,7 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
     if (const auto* t = section(root, "tls")) load_tls(*t, cfg->tls);
     if (const auto* t = section(root, "queue")) load_queue(*t, cfg->queue);
     if (const auto* t = section(root, "delivery")) {
-        check_keys(*t, "delivery", {"port", "command_timeout", "final_timeout"});
+        check_keys(*t, "delivery", {"port", "command_timeout", "final_timeout", "mime_conversion"});
         if (const auto* n = t->get("port"))
             if (auto v = read_port(*n, "delivery.port")) cfg->delivery.port = *v;
         if (const auto* n = t->get("command_timeout"))
@@ -1036,6 +1036,8 @@ std::shared_ptr<config> loader::build(const toml::table& root) {
         if (const auto* n = t->get("final_timeout"))
             if (auto v = read_duration(*n, "delivery.final_timeout", seconds{1}, seconds{3600}))
                 cfg->delivery.final_timeout = *v;
+        if (const auto* n = t->get("mime_conversion"))
+            if (auto v = read_bool(*n, "delivery.mime_conversion")) cfg->delivery.mime_conversion = *v;
     }
     if (const auto* t = section(root, "dns")) {
         check_keys(*t, "dns", {"servers"});

@@ -226,6 +226,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
         conn->sock.set_option(tcp::no_delay(true), ig);
         smtp::client_settings settings;
         settings.helo_name = cfg.hostname;
+        settings.mime_conversion = cfg.delivery.mime_conversion;
         session = std::make_unique<smtp::client_session>(settings);
     }
     smtp::client_session& c = *session;

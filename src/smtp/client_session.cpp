@@ -547,13 +547,19 @@ struct client_session::impl {
         // done, refused: RFC 3463's "conversion required but not supported". 8-bit content a
         // client sent without declaring it (BODY=8BITMIME) is made 7-bit too where it can be,
         // and otherwise goes as it came, as it always did (the content is scanned for it only
-        // for a server without 8BITMIME, which is rare).
+        // for a server without 8BITMIME, which is rare). With the conversion switched off
+        // (delivery.mime_conversion, for signed mail) declared 8-bit content is refused and
+        // undeclared content goes as it came.
         converted.clear();
         std::string_view body = msg.content;
         std::uint64_t size = msg.size;
         std::optional<reply> refusal;
-        const bool undeclared = !n.eight_bit && !n.smtputf8 && !caps.eight_bit_mime && !is_ascii(msg.content);
-        if ((n.eight_bit || undeclared) && !caps.eight_bit_mime && !n.smtputf8) {
+        const bool undeclared = settings.mime_conversion && !n.eight_bit && !n.smtputf8 && !caps.eight_bit_mime &&
+                                !is_ascii(msg.content);
+        if (n.eight_bit && !caps.eight_bit_mime && !n.smtputf8 && !settings.mime_conversion) {
+            refusal = make_reply(554, "5.6.3", "8-bit content but the server does not support 8BITMIME, and "
+                                               "MIME conversion is off (delivery.mime_conversion)");
+        } else if ((n.eight_bit || undeclared) && !caps.eight_bit_mime && !n.smtputf8) {
             auto seven = message::to_seven_bit(msg.content, settings.helo_name, msg.id);
             if (seven.content) {
                 converted = std::move(*seven.content);

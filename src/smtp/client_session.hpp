@@ -66,6 +66,7 @@ private:
 
 struct client_settings {
     std::string helo_name = "localhost";  // our name in EHLO/HELO
+    bool mime_conversion = true;          // 8-bit content made 7-bit for a server without 8BITMIME
     std::size_t max_reply_line = 2048;
     std::size_t max_reply_lines = 200;
 };

@@ -1,6 +1,6 @@
 """tests/e2e/test_delivery_outbound.py - outbound delivery to next hops that lack an extension,
 read slowly or drop a parked connection: bounces to a server without 8BITMIME (or without
-ESMTP), 7-bit mail declared BODY=8BITMIME, 8-bit mail made 7-bit (or bounced where it cannot be), how a local refusal appears in the DSN, a large
+ESMTP), 7-bit mail declared BODY=8BITMIME, 8-bit mail made 7-bit (or bounced where it cannot be, or with the conversion off), how a local refusal appears in the DSN, a large
 message to a peer that takes its time (RFC 5321 4.5.3.2), and a stale reply (421, or a 451 or
 554 followed by a close) on a reused session.
 
@@ -141,6 +141,36 @@ def test_8bit_content_that_cannot_be_made_7bit_bounces(make_instance, tmp_path):
         assert envelope_sender(dsn[0]) == "" and dsn[1] == ["alice@sender.test"]
         time.sleep(0.2)
         assert sink.count() == 0, "the 8-bit message never reaches the server without 8BITMIME"
+
+
+def test_without_mime_conversion_8bit_mail_bounces_instead_of_being_rewritten(make_instance, tmp_path):
+    """delivery.mime_conversion = false (signed mail must arrive as signed): 8-bit content
+    declared BODY=8BITMIME bounces 5.6.3 to a next hop without 8BITMIME and never reaches it;
+    undeclared 8-bit content goes there as it came, byte for byte."""
+    with SmtpSink(tmp_path / "sink", extra_args=("-8",)) as sink, ScriptedPeer(starttls=False) as sender_mx:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{sink.port}"),
+                             extra=route("sender.test", f"127.0.0.1:{sender_mx.port}") +
+                             "\n[delivery]\nmime_conversion = false\n",
+                             queue_extra='retry_schedule = ["1h"]')
+        _send_8bitmime(inst, "alice@sender.test", "carol@internal.test",
+                       "Subject: signed\r\n\r\nGr\u00fc\u00dfe\r\n".encode())
+        e = inst.wait_events("delivery", 1, to="<carol@internal.test>")[0]
+        assert e["result"] == "bounced" and e["dsn"] == "5.6.3", e
+        assert "MIME conversion is off" in e["reason"], e
+        dsn = sender_mx.wait_messages(1, timeout=10)[0]
+        assert envelope_sender(dsn[0]) == "" and dsn[1] == ["alice@sender.test"]
+        time.sleep(0.2)
+        assert sink.count() == 0, "the declared 8-bit message never reaches the server without 8BITMIME"
+
+        body = "Subject: undeclared\r\n\r\nGr\u00fc\u00dfe\r\n".encode()
+        with smtplib.SMTP(inst.host, inst.port, timeout=30) as c:
+            c.ehlo("client.test")
+            c.sendmail("alice@sender.test", ["dave@internal.test"], body)
+        e = inst.wait_events("delivery", 1, to="<dave@internal.test>")[0]
+        assert e["result"] == "sent", e
+        dump = sink.wait_count(1)[0]
+        assert "Gr\u00fc\u00dfe".encode() in dump, dump  # the 8-bit octets as they came
+        assert b"quoted-printable" not in dump and b"X-MIME-Autoconverted" not in dump, dump
 
 
 def test_local_refusal_in_bounce_has_no_remote_diagnostic(make_instance, tmp_path):

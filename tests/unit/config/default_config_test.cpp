@@ -56,6 +56,7 @@ TEST(DefaultConfig, ParsesWithOurLoader) {
     EXPECT_EQ(c.delivery.port, 25);
     EXPECT_EQ(c.delivery.command_timeout, def.delivery.command_timeout);
     EXPECT_EQ(c.delivery.final_timeout, def.delivery.final_timeout);
+    EXPECT_TRUE(c.delivery.mime_conversion);
     EXPECT_TRUE(c.dns.servers.empty());
     EXPECT_EQ(c.log.format, log_format::text);
     ASSERT_EQ(c.domains.size(), 1u);
@@ -90,7 +91,7 @@ TEST(DefaultConfig, MentionsEveryKey) {
          {"hostname", "listen", "max_message_size", "max_buffered_size", "max_recipients", "max_connections",
           "max_connections_per_ip", "command_timeout", "data_timeout", "max_errors", "max_line_length", "dir",
           "opportunistic", "cert_file", "key_file", "ca_file", "handshake_retry_delay", "retry_schedule", "max_age",
-          "hold", "port", "final_timeout", "servers", "format", "name", "maildir"})
+          "hold", "port", "final_timeout", "mime_conversion", "servers", "format", "name", "maildir"})
         EXPECT_NE(text.find("\n" + std::string(key) + " = "), std::string::npos) << key;
     for (const char* header : {"[server]", "[spool]", "[tls]", "[queue]", "[delivery]", "[dns]", "[log]", "[[domain]]"})
         EXPECT_NE(text.find("\n" + std::string(header) + "\n"), std::string::npos) << header;

@@ -128,6 +128,7 @@ TEST(ConfigErrors, WrongType) {
         {"[queue]\nhold = 1", "p.toml:3: queue.hold: expected a boolean (true or false)"},
         {"[queue]\nretry_schedule = \"1m\"", "p.toml:3: queue.retry_schedule: expected an array of durations"},
         {"[delivery]\nport = \"25\"", "p.toml:3: delivery.port: expected an integer"},
+        {"[delivery]\nmime_conversion = \"no\"", "p.toml:3: delivery.mime_conversion: expected a boolean (true or false)"},
         {"[log]\nformat = 1", "p.toml:3: log.format: expected a string"},
         {"server = 1", "p.toml:2: server: expected a table ([server])"},
         {"[[server]]\nlisten = []", "p.toml:2: server: expected a table ([server])"},
@@ -242,6 +243,10 @@ TEST(ConfigErrors, DurationRanges) {
     ASSERT_TRUE(d);
     EXPECT_EQ(d->delivery.command_timeout, 1s);
     EXPECT_EQ(d->delivery.final_timeout, 3600s);
+    EXPECT_TRUE(d->delivery.mime_conversion);
+    auto off = parse_ok(doc("[delivery]\nmime_conversion = false"));
+    ASSERT_TRUE(off);
+    EXPECT_FALSE(off->delivery.mime_conversion);
 }
 
 TEST(ConfigErrors, LogFormat) {

@@ -877,5 +877,55 @@ TEST(SmtpClientTransaction, Undeclared8BitContentIsMadeSevenBitWhereItCanBe) {
     }
 }
 
+// delivery.mime_conversion = false (for signed mail): declared 8-bit content for a server
+// without 8BITMIME is refused 5.6.3 before MAIL, nothing sent and the connection left ready;
+// undeclared 8-bit content goes as it came; 8-bit content to a server with 8BITMIME is
+// untouched either way.
+TEST(SmtpClientTransaction, WithoutMimeConversionDeclared8BitContentIsRefusedNotRewritten) {
+    auto settings = client_test_settings();
+    settings.mime_conversion = false;
+    const std::string_view content = "Subject: t\r\n\r\nGr\xc3\xbc\xc3\x9f" "e\r\n";
+    {
+        client_driver d(settings);
+        d.connect("250-mx\r\n250 PIPELINING\r\n");
+        d.take();
+        auto m = test_message({"bob@example.test"}, content);
+        m.eight_bit = true;
+        d.c.send_message(m);
+        EXPECT_EQ(d.run(), client_event::message_done);
+        EXPECT_EQ(d.take(), "") << "nothing is sent for a refused message";
+        ASSERT_TRUE(d.c.result().local_refusal);
+        EXPECT_EQ(d.c.result().local_refusal->code, 554);
+        EXPECT_EQ(d.c.result().local_refusal->enhanced, "5.6.3");
+        EXPECT_NE(d.c.result().local_refusal->lines.at(0).find("MIME conversion is off"), std::string::npos);
+        EXPECT_EQ(d.c.state(), client_state::ready);  // the next message goes on this connection
+        EXPECT_EQ(d.run(), client_event::ready);
+        d.c.send_message(test_message({"carol@example.test"}));
+        EXPECT_EQ(d.run(), client_event::need_input);
+        EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test>\r\nRCPT TO:<carol@example.test>\r\nDATA\r\n");
+    }
+    {
+        client_driver d(settings);
+        d.connect("250-mx\r\n250 PIPELINING\r\n");
+        d.take();
+        d.c.send_message(test_message({"bob@example.test"}, content));  // undeclared
+        EXPECT_EQ(d.run(), client_event::need_input);
+        EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+        d.feed("250 ok\r\n250 ok\r\n");
+        EXPECT_EQ(d.feed("354 go\r\n"), client_event::need_input);
+        EXPECT_EQ(d.take(), std::string(content) + ".\r\n") << "undeclared 8-bit content goes as it came";
+    }
+    {
+        client_driver d(settings);
+        d.connect(plain_ehlo);  // offers 8BITMIME
+        d.take();
+        auto m = test_message({"bob@example.test"}, content);
+        m.eight_bit = true;
+        d.c.send_message(m);
+        EXPECT_EQ(d.run(), client_event::need_input);
+        EXPECT_EQ(d.take(), "MAIL FROM:<alice@sender.test> BODY=8BITMIME\r\n");
+    }
+}
+
 }  // namespace
 }  // namespace postern::smtp::test
