@@ -111,7 +111,7 @@ mem_gib=$(awk '/MemTotal/{printf "%.0f", $2/1048576}' /proc/meminfo)
 cpu_model=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo | tr ' ' '_')
 fs=$(df -T "$BENCH_TMP" | awk 'NR==2{print $2 ":" $1}')
 log "# bench/all.sh $(date -Is) host=$(hostname) nproc=$(nproc) mem_gib=$mem_gib cpu=$cpu_model kernel=$(uname -r)" \
-    "postfix=$(postconf -h mail_version 2>/dev/null || echo na) openssl=$(openssl version | cut -d' ' -f2)" \
+    "postfix=$(postconf -d -h mail_version 2>/dev/null || echo na) openssl=$(openssl version | cut -d' ' -f2)" \
     "postern=$(timeout 5 "$POSTERN" --version 2>/dev/null | head -1 | tr ' ' '_' || echo na)" \
     "postern_bin=$SRC_BIN postern_sha256=$(sha256sum "$POSTERN" | cut -c1-12) postern_mtime=$(date -u -r "$SRC_BIN" +%Y-%m-%dT%H:%M:%SZ)" \
     "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo +dirty-src)" \

@@ -142,7 +142,7 @@ run_postern() { # SCENARIO REP
 ptver=na
 [[ $DO_PT == 1 ]] && ptver=$(timeout 5 "$POSTERN" --version 2>/dev/null | head -1 | tr ' ' '_' || true)
 log "# bench/inbound/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$(uname -r)" \
-    "postfix=$(postconf -h mail_version 2>/dev/null || echo na) postern=${ptver:-na}" \
+    "postfix=$(postconf -d -h mail_version 2>/dev/null || echo na) postern=${ptver:-na}" \
     "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
     "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
     "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT mon_interval=$MON_INTERVAL settle=$SETTLE inode_settle=$INODE_SETTLE"

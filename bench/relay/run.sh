@@ -255,7 +255,7 @@ if [[ $DO_PT == 1 ]]; then
     ptbin="sha256:$(sha256sum "$POSTERN" | cut -c1-12),mtime:$(date -u -r "$POSTERN" +%Y-%m-%dT%H:%M:%SZ)"
 fi
 log "# bench/relay/run.sh $(date -Is) host=$(hostname) nproc=$(nproc) kernel=$(uname -r)" \
-    "postfix=$(postconf -h mail_version 2>/dev/null || echo na) postern=${ptver:-na} postern_bin=$POSTERN postern_bin_id=$ptbin" \
+    "postfix=$(postconf -d -h mail_version 2>/dev/null || echo na) postern=${ptver:-na} postern_bin=$POSTERN postern_bin_id=$ptbin" \
     "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
     "N=$N SIZE=$SIZE CONC=$CONC REPS=$REPS SCEN=${SCEN// /,} postfix=$DO_PF postern=$DO_PT" \
     "postern_port=$POSTERN_PORT postern_cert=$POSTERN_CERT settle=$SETTLE inode_settle=$INODE_SETTLE e2e_timeout=$E2E_TIMEOUT"
