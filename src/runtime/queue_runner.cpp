@@ -565,12 +565,18 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
             if (done[k].out.result == delivery::outcome::kind::sent) sent.push_back(&done[k]);
         co_await record_now(std::move(sent));
     }
-    if (stopped_ && done.empty()) {  // stopped before anything was attempted: nothing to record
+    // A forced pass (`queue retry`) parked with recipients whose time has not come: they are
+    // made due now and stored below (the usual end of a pass, which parks it unforced), so
+    // that the request outlives a stop or a restart, as Postfix's flushed messages do.
+    const bool store_forced = force && std::any_of(parked_idx.begin(), parked_idx.end(), [&](std::size_t i) {
+        return ps.st[i].next_attempt > now;
+    });
+    if (stopped_ && done.empty() && !store_forced) {  // stopped before anything was attempted: nothing to record
         std::string().swap(ps.msg.data);  // freed before its bytes go to another pass
         end_pass(id);
         co_return;
     }
-    if (!park_on.empty() && done.empty() && !superseded) {  // parked before anything was attempted: nothing to record
+    if (!park_on.empty() && done.empty() && !superseded && !store_forced) {  // parked before anything was attempted: nothing to record
         std::string().swap(ps.msg.data);
         end_pass(id);
         if (stopped_) co_return;
@@ -601,9 +607,9 @@ asio::awaitable<void> queue_runner::run(std::string id, bool force, std::optiona
         resubmit_.try_emplace(id, false);
     }
 
-    // Parked after other destinations were attempted: a forced pass (`queue retry`) parks
-    // unforced, or its next pass would attempt those again; the recipients it took for the
-    // destination parked on, whose time may not have come, are made due now (so stored).
+    // Parked, forced (`queue retry`): the pass parks unforced, or its next pass would attempt
+    // again the other destinations it attempted; the recipients it took for the destinations
+    // parked on, whose time may not have come, are made due now (so stored: store_forced).
     if (!park_on.empty() && force)
         for (auto i : parked_idx) ps.st[i].next_attempt = std::min(ps.st[i].next_attempt, now);
 

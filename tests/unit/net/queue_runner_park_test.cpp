@@ -9,6 +9,8 @@
 //   - a message with a local and a remote recipient is delivered locally at once, recorded,
 //     and parked for the remote one (not delivered locally again later);
 //   - a parked message deleted is not attempted; a `queue retry` of one starts it at once;
+//   - a `queue retry` pass parked before any attempt stores its recipients due now (a restart
+//     attempts them at once);
 //   - a `queue retry` pass parked after it attempted another destination is not forced any
 //     more when it starts again (that destination is not attempted twice), and the recipients
 //     it took for the parked destination are attempted then;
@@ -22,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -55,6 +58,20 @@ struct park_fixture : pass_fixture {
             << "parked: " << runner->passes_parked();
         run_for(200ms);
         return ids;
+    }
+    static std::int64_t unix_now() {
+        return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+    // Records `n` recipients of `id` as attempted once and deferred for an hour.
+    bool deferred_for_an_hour(const std::string& id, std::size_t n) {
+        std::vector<queue::rcpt_state> st(n);
+        for (auto& r : st) {
+            r.status = queue::rcpt_status::deferred;
+            r.attempts = 1;
+            r.next_attempt = unix_now() + 3600;
+        }
+        return !spool->write_state(id, st, {});
     }
     // Ends the peer's connections one at a time until `total` were made, or nothing new comes.
     void drain(std::size_t total) {
@@ -147,14 +164,7 @@ TEST_F(park_fixture, a_retried_message_parked_after_another_destination_does_not
                                             std::to_string(other.port) + "\"]\n");
     const std::string id = commit({"carol@remote.test", "dave@other.test"}).env.id;
     // Both deferred for an hour: the retry takes both; carol's destination is full.
-    std::vector<queue::rcpt_state> st(2);
-    for (auto& r : st) {
-        r.status = queue::rcpt_status::deferred;
-        r.attempts = 1;
-        r.next_attempt = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
-    }
-    ASSERT_FALSE(spool->write_state(id, st, {}));
+    ASSERT_TRUE(deferred_for_an_hour(id, 2));
     ASSERT_TRUE(runner->retry(id, false));  // forced: dave too, though not due
     ASSERT_TRUE(run_until([&] { return other.accept_pending() == 1; }, 3s)) << "dave not attempted by the retry";
     other.close_one();  // dave deferred again; carol's destination is full: parked
@@ -169,6 +179,36 @@ TEST_F(park_fixture, a_retried_message_parked_after_another_destination_does_not
     ASSERT_TRUE(after) << after.error_message();
     EXPECT_EQ((*after)[0].attempts, 2u);
     EXPECT_EQ((*after)[1].attempts, 2u);
+}
+
+// A `queue retry` pass parked before it attempted anything used to be forced in memory only:
+// after a restart its recipient waited for its old retry time (an hour here) again. The
+// recipients it took are now stored due, so the state a restart reads says "due now"; and the
+// parked pass, started again, attempts carol once.
+TEST_F(park_fixture, a_retried_message_parked_before_any_attempt_is_stored_due) {
+    saturate(per_destination + waiting);  // nothing parked yet: the retried message will be
+    const std::string id = commit({"carol@remote.test"}).env.id;
+    ASSERT_TRUE(deferred_for_an_hour(id, 1));
+    const auto asked = unix_now();
+    ASSERT_TRUE(runner->retry(id, false));  // forced: carol, though not due; her destination is full
+    ASSERT_TRUE(run_until([&] { return runner->passes_parked() == 1; }, 3s));
+    ASSERT_TRUE(run_until([&] {
+        auto now_st = spool->read_state(id, 1);
+        return now_st && (*now_st)[0].next_attempt <= asked + 1;
+    }, 3s)) << "the retry is not stored: a restart would wait for the old retry time";
+    auto stored = spool->read_state(id, 1);
+    ASSERT_TRUE(stored) << stored.error_message();
+    EXPECT_EQ((*stored)[0].status, queue::rcpt_status::deferred);
+    EXPECT_EQ((*stored)[0].attempts, 1u) << "counted as an attempt, though nothing was attempted";
+
+    drain(per_destination + waiting + 1);
+    EXPECT_EQ(closed, per_destination + waiting + 1) << "carol, taken by the retry, was not attempted";
+    ASSERT_TRUE(run_until([&] { return runner->passes_under_way() == 0; }, 3s));
+    run_for(200ms);
+    EXPECT_EQ(peer.accept_pending(), 0u) << "carol was attempted twice";
+    auto after = spool->read_state(id, 1);
+    ASSERT_TRUE(after) << after.error_message();
+    EXPECT_EQ((*after)[0].attempts, 2u);
 }
 
 // Found by review: a parked message waited only for its destination, so its other recipients'
