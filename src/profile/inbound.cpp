@@ -28,6 +28,7 @@ inbound_tls_plan plan_inbound(const config::config& cfg, const inbound_facts& fa
             if (requires_peer_certificate(l)) plan.request_client_certificate = true;
         }
     plan.require_tls_at_connect = !plan.at_mail_from && requires_tls(own);
+    plan.require_tls_until_mail = plan.at_mail_from && requires_tls(own);
     return plan;
 }
 

@@ -33,6 +33,11 @@ struct inbound_tls_plan {
     // STARTTLS get 530 5.7.0, and the session is checked against `connection` right after the
     // handshake.
     bool require_tls_at_connect = false;
+    // at_mail_from and the connection's own policy ("*" or the global switch) requires TLS:
+    // RCPT, DATA, BDAT and AUTH before STARTTLS and outside a transaction get 530 5.7.0 too
+    // (no sender has chosen another profile yet; SPEC §1.2 lists them with MAIL). MAIL itself
+    // is decided by its sender's domain.
+    bool require_tls_until_mail = false;
 };
 
 // `facts` without a sender domain (it is ignored): the client's IP and confirmed name.

@@ -173,6 +173,7 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
     // Mandatory wins over tls.opportunistic = false; tls = "none" turns STARTTLS off.
     settings.starttls_offered = gen->tls != nullptr && plan.offer_starttls;
     settings.require_tls = plan.require_tls_at_connect;  // 530 5.7.0 before STARTTLS
+    settings.require_tls_until_mail = plan.require_tls_until_mail;
     settings.budget = ctx.content_budget;
     settings.max_pending_output = max_pending_output;
     smtp::server_session core(settings, pol);

@@ -152,6 +152,8 @@ struct server_session::impl {
     }
 
     bool tls_missing() const { return settings.require_tls && !tls; }
+    // RCPT, DATA, BDAT, AUTH: also while no MAIL has chosen a profile by its sender's domain.
+    bool tls_missing_until_mail() const { return tls_missing() || (settings.require_tls_until_mail && !tls && !in_tx); }
 
     // The body grew: take the growth from the shared budget, or refuse the message (its
     // content is dropped from now on; the input is still read to the end of the message).
@@ -386,7 +388,7 @@ struct server_session::impl {
     }
 
     std::optional<event> cmd_rcpt(std::string_view arg) {
-        if (tls_missing()) return refuse_530();
+        if (tls_missing_until_mail()) return refuse_530();
         if (!in_tx) return fail(503, "5.5.1", "Error: need MAIL command");
         if (bdat_active) return fail(503, "5.5.1", "Error: RCPT not allowed after BDAT");
         const path_args pa = split_path_args(arg, "TO:");
@@ -439,7 +441,7 @@ struct server_session::impl {
     }
 
     std::optional<event> cmd_data(std::string_view arg) {
-        if (tls_missing()) return refuse_530();
+        if (tls_missing_until_mail()) return refuse_530();
         if (!arg.empty()) return fail(501, "5.5.4", "Syntax: DATA");  // RFC 5321 4.1.1.4
         if (!in_tx) return fail(503, "5.5.1", "Error: need RCPT command");
         // RFC 3030 2: a transaction uses either DATA or BDAT, never both.
@@ -456,7 +458,7 @@ struct server_session::impl {
         const auto b = parse_bdat(arg);
         if (!b) return bad_bdat(arg, make_reply(501, "5.5.4", "Syntax: BDAT count [LAST]"));
         // RFC 3030 3: a refused BDAT still has its chunk read (and thrown away).
-        if (tls_missing())
+        if (tls_missing_until_mail())
             return begin_chunk(*b, make_reply(530, "5.7.0", "Must issue a STARTTLS command first"));
         if (!helo_done)
             return begin_chunk(*b, make_reply(503, "5.5.1", "Error: send HELO/EHLO first"));
@@ -552,7 +554,7 @@ struct server_session::impl {
     }
 
     std::optional<event> cmd_auth(std::string_view) {
-        if (tls_missing()) return refuse_530();
+        if (tls_missing_until_mail()) return refuse_530();
         return fail(502, "5.5.1", "Error: authentication not enabled");
     }
 

@@ -85,6 +85,9 @@ struct server_settings {
     // Inbound mandatory TLS (SPEC 1.2): before TLS, MAIL/RCPT/DATA/BDAT/AUTH get
     // "530 5.7.0 Must issue a STARTTLS command first" (RFC 3207 4).
     bool require_tls = false;
+    // The same for RCPT/DATA/BDAT/AUTH outside a transaction only: MAIL is decided by the
+    // policy (check_sender: a profile chosen by the sender's domain).
+    bool require_tls_until_mail = false;
     // Shared by all sessions (server.max_buffered_size); null = no shared bound.
     std::shared_ptr<content_budget> budget;
     // Replies queued and not yet taken, in octets: once there are this many, next() answers no

@@ -56,6 +56,30 @@ def test_star_profile_yields_to_sender_domain_in_plaintext(make_instance, tmp_pa
     assert len(inst.wait_maildir("bob")) == 1
 
 
+def test_star_mandatory_refuses_commands_outside_a_transaction_with_530(make_instance, tmp_path):
+    """SPEC §1.2: before STARTTLS, MAIL, RCPT, DATA, BDAT and AUTH get 530 5.7.0 under a
+    mandatory profile. With a sender-domain profile present, MAIL is decided by its sender's
+    domain; RCPT, DATA, BDAT (its chunk read and dropped) and AUTH outside a transaction fall
+    under "*" (mandatory here) and get 530, not 503 / 502 (found by review). Inside a transaction
+    the sender's opportunistic profile opened, RCPT is accepted; after RSET it is 530 again."""
+    inst = make_instance(extra=star_and_legacy(make_ca(tmp_path)))
+    with RawSMTP(inst.host, inst.port) as c:
+        c.ehlo()
+        for cmd in ("RCPT TO:<bob@localhost>", "DATA", "AUTH PLAIN"):
+            r = c.cmd(cmd)
+            assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), (cmd, r)
+        c.send(b"BDAT %d LAST\r\n" % len(BODY) + BODY)
+        r = c.read_reply()
+        assert r.code == 530 and r.last.startswith("5.7.0 Must issue a STARTTLS command first"), ("BDAT", r)
+        assert c.cmd("MAIL FROM:<a@legacy.test>").code == 250
+        assert c.cmd("RCPT TO:<bob@localhost>").code == 250
+        assert c.cmd("RSET").code == 250
+        r = c.cmd("RCPT TO:<bob@localhost>")
+        assert r.code == 530 and r.last.startswith("5.7.0"), r
+        assert c.cmd("QUIT").code == 221
+    assert_nothing_stored(inst)
+
+
 def test_star_profile_yields_to_sender_domain_over_tls(make_instance, tmp_path):
     ca = make_ca(tmp_path)
     client = make_cert(tmp_path, ca, names=("client.partner.test",), stem="client", eku="clientAuth")

@@ -81,6 +81,35 @@ TEST(PlanInbound, Table) {
     }
 }
 
+// 530 for RCPT/DATA/BDAT/AUTH outside a transaction before STARTTLS when the decision waits for
+// MAIL FROM and the connection's own policy ("*", the global switch) requires TLS.
+TEST(PlanInbound, RequireTlsUntilMail) {
+    const struct {
+        const char* what;
+        bool global;
+        std::string profiles;
+        const inbound_facts* client;
+        bool until_mail;
+    } cases[] = {
+        {"no profile", true, "", &other, false},
+        {"star mandatory + sender may", true, profile("s", star, ca) + profile("l", senders, may), &other, true},
+        {"star encrypt + sender none", true, profile("s", star, encrypt) + profile("l", senders, none), &other, true},
+        {"star may + sender mandatory", true, profile("s", star, may) + profile("l", senders, encrypt), &other,
+         false},
+        {"no match + sender mandatory", true, profile("l", senders, encrypt), &other, false},
+        {"star alone (decided at connect)", true, profile("s", star, ca), &other, false},
+        {"ip mandatory + sender (decided at connect)", true, profile("a", ip, encrypt) + profile("l", senders, may),
+         &matched, false},
+    };
+    for (const auto& c : cases) {
+        auto cfg = load(c.global, c.profiles);
+        ASSERT_TRUE(cfg) << c.what;
+        const auto p = plan_inbound(*cfg, *c.client);
+        EXPECT_EQ(p.require_tls_until_mail, c.until_mail) << c.what;
+        EXPECT_FALSE(p.require_tls_until_mail && p.require_tls_at_connect) << c.what;
+    }
+}
+
 TEST(PlanInbound, SenderDomainInTheFactsIsIgnored) {
     auto cfg = load(true, profile("s", star, ca) + profile("l", senders, may));
     ASSERT_TRUE(cfg);

@@ -105,6 +105,30 @@ TEST(SmtpSessionTls, MandatoryTlsRefusesMailUntilStarttls) {
     EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\n"), "250 2.1.0 Ok\r\n");
 }
 
+// A "*" profile requires TLS but a sender-domain profile may apply at MAIL FROM (the policy's
+// check_sender decides MAIL): RCPT, DATA, AUTH and BDAT outside a transaction get 530 as under
+// require_tls (SPEC §1.2), not 503 or 502; inside a transaction a MAIL opened they go on.
+TEST(SmtpSessionTls, MandatoryUntilMailRefusesOutsideATransaction) {
+    auto st = test_settings();
+    st.require_tls_until_mail = true;
+    driver d(st);
+    d.ehlo();
+    const char* const r530 = "530 5.7.0 Must issue a STARTTLS command first\r\n";
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), r530);
+    EXPECT_EQ(d.feed("DATA\r\n"), r530);
+    EXPECT_EQ(d.feed("AUTH PLAIN\r\n"), r530);
+    EXPECT_EQ(d.feed("BDAT 6\r\nQUIT\r\n"), r530);  // chunk consumed, QUIT not run
+    EXPECT_FALSE(d.closed);
+    EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\n"), "250 2.1.0 Ok\r\n");  // the policy's to decide
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "250 2.1.5 Ok\r\n");
+    EXPECT_EQ(d.feed("RSET\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), r530);
+    d.feed("STARTTLS\r\n");
+    d.ehlo();
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    EXPECT_EQ(d.feed("AUTH PLAIN\r\n"), "502 5.5.1 Error: authentication not enabled\r\n");
+}
+
 TEST(SmtpSessionTls, RefuseCommandsAnswersAllButQuit) {
     driver d;
     d.feed("STARTTLS\r\n");
