@@ -1148,6 +1148,26 @@ std::vector<std::string> warnings(const config& cfg) {
                                           cfg.source_name, p.line, p.name, side,
                                           dir->min_tls_version == tls_version::v1_0 ? "1.0" : "1.1"));
         }
+    // SPEC §1.4: a client matched by address or host name is never under a sender-domain
+    // profile. A profile written for a partner's MX hosts with only [profile.outbound] also
+    // matches those hosts when they send to us, and then a mandatory sender-domain profile does
+    // not apply to their mail: it is accepted as the global switch says (found by review).
+    const profile_config* mandatory_senders = nullptr;
+    for (const auto& q : cfg.profiles)
+        if (!q.sender_domains.empty() && q.inbound.tls == tls_mode::mandatory) {
+            mandatory_senders = &q;
+            break;
+        }
+    if (mandatory_senders)
+        for (const auto& p : cfg.profiles) {
+            const bool by_host = std::any_of(p.hosts.begin(), p.hosts.end(), [](const std::string& h) { return h != "*"; });
+            if (!by_host || p.inbound.present) continue;
+            out.push_back(fmt::format("{}:{}: warning: profile '{}' matches clients by hosts and has no "
+                                      "[profile.inbound]: mail from the clients it matches is never under a "
+                                      "sender-domain profile (profile '{}' requires TLS for its senders), so it is "
+                                      "accepted as tls.opportunistic says; add [profile.inbound] to say what applies",
+                                      cfg.source_name, p.line, p.name, mandatory_senders->name));
+        }
     return out;
 }
 

@@ -661,6 +661,35 @@ TEST(ProfileConfigWarnings, DaneAndTlsBelow12) {
                     "session under this profile is refused (no mail flows)");
 }
 
+// A profile matching clients by hosts without [profile.inbound] keeps those clients out of a
+// mandatory sender-domain profile (SPEC §1.4): said at its line. Not for "*", not for a profile
+// that states its inbound TLS, not when no sender-domain profile is mandatory.
+TEST(ProfileConfigWarnings, HostsProfileWithoutInboundBesideMandatorySenders) {
+    const auto text = [](const char* sender_tls) {
+        return std::string("hostname = \"mx.test\"\n[spool]\ndir = \"/var/spool/postern\"\n"
+                           "[tls]\ncert_file = \"/etc/c.pem\"\nkey_file = \"/etc/k.pem\"\n"
+                           "[[profile]]\nname = \"partner-mx\"\nhosts = [\"192.0.2.10\"]\n"
+                           "[profile.outbound]\ntls = \"mandatory\"\n"
+                           "[[profile]]\nname = \"partner\"\nsender_domains = [\"partner.test\"]\n"
+                           "[profile.inbound]\ntls = \"") +
+               sender_tls +
+               "\"\n"
+               "[[profile]]\nname = \"everyone\"\nhosts = [\"*\"]\n[profile.outbound]\ntls = \"opportunistic\"\n"
+               "[[profile]]\nname = \"explicit\"\nhosts = [\"192.0.2.11\"]\n[profile.inbound]\ntls = \"opportunistic\"\n";
+    };
+    auto cfg = parse(text("mandatory"), "conf/p.toml");
+    ASSERT_TRUE(cfg) << cfg.error_message();
+    auto w = warnings(**cfg);
+    ASSERT_EQ(w.size(), 1u) << testing::PrintToString(w);
+    EXPECT_EQ(w[0], "conf/p.toml:7: warning: profile 'partner-mx' matches clients by hosts and has no "
+                    "[profile.inbound]: mail from the clients it matches is never under a sender-domain profile "
+                    "(profile 'partner' requires TLS for its senders), so it is accepted as tls.opportunistic says; "
+                    "add [profile.inbound] to say what applies");
+    cfg = parse(text("opportunistic"), "conf/p.toml");
+    ASSERT_TRUE(cfg) << cfg.error_message();
+    EXPECT_TRUE(warnings(**cfg).empty()) << testing::PrintToString(warnings(**cfg));
+}
+
 }  // namespace
 }  // namespace postern::config
 
