@@ -515,6 +515,34 @@ def test_check_config_and_serve_warn_that_dane_is_not_implemented(make_instance)
     assert any("dane" in e.get("message", "") for e in inst.events("config")), inst.log()[-1500:]
 
 
+def test_check_config_and_serve_warn_when_a_hosts_profile_shadows_mandatory_senders(make_instance):
+    """A profile for a partner's MX hosts with only [profile.outbound] also matches those hosts
+    as clients, and SPEC §1.4 puts that before the sender domain: a mandatory sender-domain
+    profile then never applies to their mail. check-config says so at the hosts profile's
+    line (exit 0) and serve logs it; an explicit [profile.inbound] silences it."""
+    mx = '[[profile]]\nname = "partner-mx"\nhosts = ["127.0.0.9"]\n\n[profile.outbound]\ntls = "mandatory"\n'
+    senders = ('\n[[profile]]\nname = "partner"\nsender_domains = ["partner.test"]\n\n'
+               '[profile.inbound]\ntls = "mandatory"\n')
+    inst = make_instance(start=False, extra=mx + senders)
+    r = run_check(inst.config)
+    line = inst.config.read_text().splitlines().index('name = "partner-mx"')  # the [[profile]] line above it
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == (f"{inst.config}:{line}: warning: profile 'partner-mx' matches clients by hosts and has "
+                                "no [profile.inbound]: mail from the clients it matches is never under a sender-domain "
+                                "profile (profile 'partner' requires TLS for its senders), so it is accepted as "
+                                "tls.opportunistic says; add [profile.inbound] to say what applies"), r.stderr
+    inst.start()
+    assert any("partner-mx" in e.get("message", "") for e in inst.events("config")), inst.log()[-1500:]
+    inst.stop()
+    text = inst.config.read_text()
+    explicit = text.replace('tls = "mandatory"\n\n[[profile]]\nname = "partner"',
+                            'tls = "mandatory"\n\n[profile.inbound]\ntls = "opportunistic"\n\n[[profile]]\nname = "partner"')
+    assert explicit != text
+    inst.config.write_text(explicit)
+    r = run_check(inst.config)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
 def line_of(inst, prefix):
     return next(i for i, l in enumerate(inst.config.read_text().splitlines()) if l.startswith(prefix)) + 1
 

@@ -86,18 +86,24 @@ TEST(SmtpSessionTls, StarttlsInTransactionRefused) {
     EXPECT_FALSE(d.s.tls_active());
 }
 
+const char* const r530 = "530 5.7.0 Must issue a STARTTLS command first\r\n";
+
+// RCPT, DATA, AUTH and BDAT (its chunk consumed, the QUIT in it not run) all get 530.
+void expect_530_outside_a_transaction(driver& d) {
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), r530);
+    EXPECT_EQ(d.feed("DATA\r\n"), r530);
+    EXPECT_EQ(d.feed("AUTH PLAIN\r\n"), r530);
+    EXPECT_EQ(d.feed("BDAT 6\r\nQUIT\r\n"), r530);
+    EXPECT_FALSE(d.closed);
+}
+
 TEST(SmtpSessionTls, MandatoryTlsRefusesMailUntilStarttls) {
     auto st = test_settings();
     st.require_tls = true;
     driver d(st);
     d.ehlo();
-    const char* const r530 = "530 5.7.0 Must issue a STARTTLS command first\r\n";
     EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\n"), r530);
-    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), r530);
-    EXPECT_EQ(d.feed("DATA\r\n"), r530);
-    EXPECT_EQ(d.feed("AUTH PLAIN\r\n"), r530);
-    EXPECT_EQ(d.feed("BDAT 6\r\nQUIT\r\n"), r530);  // chunk consumed, QUIT not run
-    EXPECT_FALSE(d.closed);
+    expect_530_outside_a_transaction(d);
     EXPECT_TRUE(d.policy.senders_seen.empty());
     EXPECT_EQ(d.feed("NOOP\r\n"), "250 2.0.0 Ok\r\n");
     d.feed("STARTTLS\r\n");
@@ -113,12 +119,7 @@ TEST(SmtpSessionTls, MandatoryUntilMailRefusesOutsideATransaction) {
     st.require_tls_until_mail = true;
     driver d(st);
     d.ehlo();
-    const char* const r530 = "530 5.7.0 Must issue a STARTTLS command first\r\n";
-    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), r530);
-    EXPECT_EQ(d.feed("DATA\r\n"), r530);
-    EXPECT_EQ(d.feed("AUTH PLAIN\r\n"), r530);
-    EXPECT_EQ(d.feed("BDAT 6\r\nQUIT\r\n"), r530);  // chunk consumed, QUIT not run
-    EXPECT_FALSE(d.closed);
+    expect_530_outside_a_transaction(d);
     EXPECT_EQ(d.feed("MAIL FROM:<a@s.test>\r\n"), "250 2.1.0 Ok\r\n");  // the policy's to decide
     EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "250 2.1.5 Ok\r\n");
     EXPECT_EQ(d.feed("RSET\r\n"), "250 2.0.0 Ok\r\n");
