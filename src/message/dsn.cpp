@@ -11,6 +11,7 @@
 
 #include "message/headers.hpp"
 #include "message/received.hpp"
+#include "smtp/address.hpp"
 #include "smtp/text.hpp"
 
 namespace postern::message {
@@ -410,7 +411,10 @@ std::optional<dsn_message> make_dsn(const dsn_input& in) {
     std::string c;
     c.reserve(text.size() + status.size() + headers.size() + 1024);
     append_field(c, "From", fmt::format("MAILER-DAEMON@{} (Mail Delivery System)", host));
-    append_field(c, "To", sender);
+    // An address whose only non-ASCII part is its domain is written with A-labels (the same
+    // name, RFC 5890): a UTF-8 header section would need SMTPUTF8 of the sender's server, which
+    // the envelope does not (RFC 6531 3.2), and a report it cannot take is lost (null sender).
+    append_field(c, "To", smtp::ascii_address(sender).value_or(sender));
     append_field(c, "Subject", any_failed ? "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)");
     append_field(c, "Date", rfc5322_date(in.now));
     // Unique per notification: a message can get a delay warning and later a bounce, or

@@ -187,6 +187,12 @@ std::string relabelled(sv header, sv encoding) {
 
 constexpr int max_depth = 100;  // Postfix's mime_nesting_limit
 
+// RFC 6532 3.7 and RFC 6533 6: the message/ types made for UTF-8 content.
+bool global_type(sv type) {
+    return type == "message/global" || type == "message/global-headers" ||
+           type == "message/global-delivery-status" || type == "message/global-disposition-notification";
+}
+
 struct converter {
     sv by;
     sv id;
@@ -227,7 +233,12 @@ struct converter {
             header();
             return entity_(e.body, true, "text/plain", depth + 1);
         }
-        if (ct.type.starts_with("message/")) return "8-bit octets in a " + ct.type + " part";
+        // RFC 2046 5.2.4: other message/* types are 7bit, 8bit or binary only, so their 8-bit
+        // content has no 7-bit form. The global types may be quoted-printable or base64 on a
+        // 7-bit path (RFC 6532 3.7; RFC 6533 6: a global bounce's report and returned headers),
+        // so they are converted as a text body is.
+        if (ct.type.starts_with("message/") && !global_type(ct.type))
+            return "8-bit octets in a " + ct.type + " part";
         if (!unencoded) return "8-bit octets in a body labelled " + cte;
         std::string h = without_field(e.header, "content-transfer-encoding");
         if (top && !field(h, "mime-version")) h += "MIME-Version: 1.0\r\n";

@@ -16,12 +16,24 @@ import time
 
 import pytest
 
-from conftest import relay_domain, route, wait_until
+from conftest import qid_of, relay_domain, route, wait_until
 from peers import ScriptedPeer, SmtpSink, envelope_sender
 
 
 def queue_empty(inst):
     return inst.spool_files("queue") == [] and inst.queue_json("list") == []
+
+
+def bounce_at_sink(inst, qid, sink):
+    """Message `qid` bounced 5.1.1 and its bounce was sent to `sink`: the sink's (envelope
+    head, content)."""
+    e = inst.wait_events("delivery", 1, id=qid)[0]
+    assert e["result"] == "bounced" and e["dsn"] == "5.1.1", e
+    bounce = inst.wait_events("bounce", 1, id=qid)[0]
+    dsn_ev = inst.wait_events("delivery", 1, id=bounce["dsn_id"])[0]
+    assert dsn_ev["result"] == "sent", dsn_ev
+    head, _, content = sink.wait_count(1)[0].partition(b"Received:")
+    return head, content
 
 
 @pytest.mark.parametrize("sink_args", [("-8",), ("-e",)], ids=["no-8bitmime", "helo-only"])
@@ -36,14 +48,46 @@ def test_bounce_reaches_sender_mx_without_8bitmime(make_instance, tmp_path, sink
                              extra=route("sender.test", f"127.0.0.1:{sink.port}"),
                              queue_extra='retry_schedule = ["1h"]')
         qid = inst.send("alice@sender.test", ["bob@internal.test"], "bounce to a 7-bit mx")
-        e = inst.wait_events("delivery", 1, id=qid)[0]
-        assert e["result"] == "bounced" and e["dsn"] == "5.1.1", e
-        bounce = inst.wait_events("bounce", 1, id=qid)[0]
-        dsn_ev = inst.wait_events("delivery", 1, id=bounce["dsn_id"])[0]
-        assert dsn_ev["result"] == "sent", dsn_ev
-        head, _, content = sink.wait_count(1)[0].partition(b"Received:")
+        head, content = bounce_at_sink(inst, qid, sink)
         assert b"<alice@sender.test>" in head and b"BODY=8BITMIME" not in head, head
         assert b"message/delivery-status" in content and b"bob@internal.test" in content
+        wait_until(lambda: queue_empty(inst), what="queue empty")
+
+
+@pytest.mark.parametrize("sender_domain", ["sender.test", "b\u00fccher.test"], ids=["ascii", "idn"])
+def test_global_bounce_reaches_a_helo_only_sender_mx(make_instance, tmp_path, sender_domain):
+    """The bounce of an SMTPUTF8 message with UTF-8 headers is a global report (RFC 6533,
+    8-bit parts). To a sender's server without ESMTP (no 8BITMIME, no SMTPUTF8) it goes 7-bit:
+    the global parts quoted-printable (RFC 6532 3.7, RFC 6533 6), the sender's IDN domain as
+    A-labels in the envelope and in the bounce's To: field. Before: refused locally (5.6.3 for
+    the global parts; 5.6.7 for a To: field with a U-label) and, having the null sender, lost."""
+    sender = f"alice@{sender_domain}"
+    a_label = sender_domain.encode("idna").decode()
+    with ScriptedPeer(starttls=False, extra_ehlo=("SMTPUTF8",), rcpt_codes={"bob@internal.test": 550}) as internal, \
+            SmtpSink(tmp_path / "sink", extra_args=("-e",)) as sink:
+        inst = make_instance(domains=relay_domain("internal.test", f"127.0.0.1:{internal.port}"),
+                             extra=route(a_label, f"127.0.0.1:{sink.port}"),
+                             queue_extra='retry_schedule = ["1h"]')
+        with inst.smtp() as c:
+            c.ehlo()
+            c.expect(f"MAIL FROM:<{sender}> SMTPUTF8".encode(), 250)
+            c.expect("RCPT TO:<bob@internal.test>", 250)
+            c.expect("DATA", 354)
+            c.send("From: J\u00f6rg <{}>\r\nSubject: Gr\u00fc\u00dfe aus K\u00f6ln\r\n\r\nhallo\r\n.\r\n"
+                   .format(sender).encode())
+            qid = qid_of(c.read_reply())
+        head, content = bounce_at_sink(inst, qid, sink)
+        content = content.replace(b"\r\n", b"\n")  # smtp-sink's dump may store LF lines
+        assert f"<alice@{a_label}>".encode() in head and b"SMTPUTF8" not in head, head
+        assert all(b < 0x80 for b in content), content
+        assert f"\nTo: alice@{a_label}\n".encode() in content, content
+        if sender_domain != a_label:  # X-Postern-Sender: utf-8; alice@bücher.test
+            assert b"Content-Type: message/global-delivery-status\nContent-Transfer-Encoding: quoted-printable" \
+                in content, content
+            assert b"X-Postern-Sender: utf-8; alice@b=C3=BCcher.test" in content, content
+        assert b"Content-Type: message/global-headers\nContent-Transfer-Encoding: quoted-printable" in content
+        assert b"Subject: Gr=C3=BC=C3=9Fe aus K=C3=B6ln" in content, content
+        assert b"bob@internal.test" in content
         wait_until(lambda: queue_empty(inst), what="queue empty")
 
 

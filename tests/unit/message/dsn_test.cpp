@@ -635,6 +635,29 @@ TEST(dsn, ascii_envelope_with_non_ascii_address_switches_to_global) {
     EXPECT_EQ(field(dsn_groups(m.parts[1].body)[1], "Final-Recipient"), "utf-8; r\xc3\xa9mi@dest.test");
 }
 
+// The To: field of a bounce to alice@bücher.test names the domain with A-labels: a U-label
+// there would make the header section need SMTPUTF8, which the envelope (A-labels too) does
+// not, and a sender's server without it could not take the report. A UTF-8 local part has no
+// ASCII form and stays as it is (the envelope needs SMTPUTF8 then anyway).
+TEST(dsn, to_field_names_an_idn_sender_domain_with_a_labels) {
+    auto in = base_input();
+    in.smtputf8 = true;
+    in.original_sender = "alice@b\xc3\xbc" "cher.test";
+    auto d = message::make_dsn(in);
+    ASSERT_TRUE(d);
+    auto m = parse(d->content);
+    EXPECT_EQ(field(m.headers, "To"), "alice@xn--bcher-kva.test");
+    EXPECT_EQ(d->recipient, in.original_sender);  // the envelope's form is the delivery's to choose
+    const std::string_view hs(d->content.data(), d->content.find("\r\n\r\n"));
+    EXPECT_TRUE(std::all_of(hs.begin(), hs.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+        << hs;
+
+    in.original_sender = "j\xc3\xbcrgen@b\xc3\xbc" "cher.test";
+    d = message::make_dsn(in);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(field(parse(d->content).headers, "To"), in.original_sender);
+}
+
 TEST(dsn, smtputf8_flag_without_non_ascii_content_needs_no_smtputf8) {
     auto in = base_input();
     in.smtputf8 = true;

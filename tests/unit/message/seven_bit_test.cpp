@@ -139,7 +139,10 @@ TEST(SevenBit, WhatCannotBeMade7BitIsRefused) {
     EXPECT_EQ(refused("Content-Transfer-Encoding: base64\r\n\r\n\xc3\xbc\r\n"), "8-bit octets in a body labelled base64");
     EXPECT_EQ(refused("Content-Transfer-Encoding: quoted-printable\r\n\r\n\xc3\xbc\r\n"),
               "8-bit octets in a body labelled quoted-printable");
-    EXPECT_EQ(refused("Content-Type: message/global\r\n\r\n\xc3\xbc\r\n"), "8-bit octets in a message/global part");
+    EXPECT_EQ(refused("Content-Type: message/delivery-status\r\n\r\n\xc3\xbc\r\n"),
+              "8-bit octets in a message/delivery-status part");
+    EXPECT_EQ(refused("Content-Type: message/global-headers\r\nContent-Transfer-Encoding: base64\r\n\r\n\xc3\xbc\r\n"),
+              "8-bit octets in a body labelled base64");
     EXPECT_EQ(refused("Content-Type: multipart/mixed\r\n\r\n\xc3\xbc\r\n"),
               "8-bit octets in a multipart without a boundary");
     EXPECT_EQ(refused("Content-Type: multipart/mixed; boundary=b\r\n\r\n\xc3\xbc\r\n"),
@@ -154,6 +157,34 @@ TEST(SevenBit, WhatCannotBeMade7BitIsRefused) {
     for (int i = 0; i < 110; ++i) deep += "Content-Type: message/rfc822\r\n\r\n";
     deep += "\r\n\xc3\xbc\r\n";
     EXPECT_EQ(refused(deep), "MIME parts nested too deeply");
+}
+
+// RFC 6532 3.7, RFC 6533 6: the global types may be quoted-printable on a 7-bit path, so a
+// global bounce (SMTPUTF8 original) reaches a sender's server without 8BITMIME.
+TEST(SevenBit, TheGlobalTypesAreMadeQuotedPrintable) {
+    const std::string in =
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=global-delivery-status;\r\n"
+        "\tboundary=\"r\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "--r\r\nContent-Type: message/global-delivery-status\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Final-Recipient: utf-8; j\xc3\xb6rg@example.test\r\n"
+        "--r\r\nContent-Type: message/global-headers\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n"
+        "--r\r\nContent-Type: message/global\r\n\r\nSubject: \xc3\xbc\r\n\r\nx\r\n"
+        "--r--\r\n";
+    const std::string out = converted(in);
+    EXPECT_TRUE(ascii(out)) << out;
+    EXPECT_EQ(out,
+              "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=global-delivery-status;\r\n"
+              "\tboundary=\"r\"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+              "--r\r\nContent-Type: message/global-delivery-status\r\n"
+              "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+              "Final-Recipient: utf-8; j=C3=B6rg@example.test\r\n"
+              "--r\r\nContent-Type: message/global-headers\r\n"
+              "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+              "Subject: Gr=C3=BC=C3=9Fe\r\n"
+              "--r\r\nContent-Type: message/global\r\n"
+              "Content-Transfer-Encoding: quoted-printable\r\n\r\nSubject: =C3=BC\r\n\r\nx\r\n"
+              "--r--\r\n");
 }
 
 TEST(SevenBit, QuotedPrintableLinesAreShortAndDecodeToTheOriginal) {
