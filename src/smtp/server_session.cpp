@@ -80,6 +80,7 @@ struct server_session::impl {
     std::size_t pos = 0;
     std::size_t scan = 0;
     bool discarding = false;  // inside an overlong command line
+    std::uint64_t discarded = 0;  // octets of it dropped so far
     bool eof = false;
 
     std::string out;
@@ -149,6 +150,7 @@ struct server_session::impl {
         in.clear();
         pos = scan = 0;
         discarding = false;
+        discarded = 0;
     }
 
     bool tls_missing() const { return settings.require_tls && !tls; }
@@ -206,6 +208,12 @@ struct server_session::impl {
 
     // --- input ---------------------------------------------------------------------------
 
+    // How much of one overlong command line is read and dropped before the session ends:
+    // as many maximal lines as the client may make errors (at least 16 KiB).
+    std::uint64_t max_discarded_line() const {
+        return std::max<std::uint64_t>(16 * 1024, std::uint64_t{settings.max_line_length} * (settings.max_errors + 1));
+    }
+
     // The next complete command line (without its line end), or nullopt when more input
     // is needed. Overlong lines are answered and skipped here.
     std::optional<std::string_view> take_line() {
@@ -213,11 +221,22 @@ struct server_session::impl {
             const std::size_t nl = in.find('\n', std::max(scan, pos));
             if (discarding) {
                 if (nl == std::string::npos) {
+                    discarded += in.size() - pos;
                     pos = scan = in.size();  // drop as it arrives: memory stays bounded
+                    // A line that never ends would hold the session forever (each read
+                    // restarts the command timeout, as Postfix's smtpd_timeout does without
+                    // smtpd_per_record_deadline): past this much, the client is not speaking
+                    // SMTP, and the session ends.
+                    if (discarded >= max_discarded_line()) {
+                        send(500, "5.5.2", "Error: line too long");
+                        if (m != mode::closed)
+                            send(421, "4.7.0", settings.hostname + " Error: line too long, closing connection");
+                    }
                     return std::nullopt;
                 }
                 pos = scan = nl + 1;
                 discarding = false;
+                discarded = 0;
                 send(500, "5.5.2", "Error: line too long");
                 continue;
             }
@@ -466,8 +485,13 @@ struct server_session::impl {
         if (!tx.esmtp)
             return begin_chunk(*b, make_reply(503, "5.5.1", "Error: send EHLO first (BDAT is an ESMTP extension)"));
         if (!in_tx) return begin_chunk(*b, make_reply(503, "5.5.1", "Error: need MAIL command"));
-        if (tx.recipients.empty())
-            return begin_chunk(*b, make_reply(554, "5.5.1", "Error: no valid recipients"));
+        if (tx.recipients.empty()) {
+            // The message has lost this chunk: it fails like a chunk too big (RCPT gets 503,
+            // later chunks this refusal, until LAST or RSET), never stored with a hole.
+            bdat_active = true;
+            if (!bdat_failure) bdat_failure = make_reply(554, "5.5.1", "Error: no valid recipients");
+            return begin_chunk(*b, *bdat_failure);
+        }
         if (!bdat_failure && b->size > settings.max_message_size - std::min(bdat_total, settings.max_message_size))
             bdat_failure = make_reply(552, "5.3.4", "Error: message too big");  // RFC 1870, 3030 3
         if (bdat_failure) {
@@ -797,7 +821,10 @@ void server_session::message_done(const reply& r) {
     if (s.m != mode::waiting_store) return;
     s.m = mode::command;
     s.reset_transaction();
-    s.send(r);  // may close the session when it is one error too many
+    // The outcome of storing (250, or 451/452 when the spool failed): a failure is ours, never
+    // counted as the client's error towards max_errors (a client retrying while the disk is
+    // full is not cut off for it).
+    s.send(r, /*counts_as_error=*/false);
 }
 
 void server_session::refuse_commands(const reply& r) { p_->refuse_all = r; }

@@ -81,6 +81,7 @@ struct server_settings {
     std::uint32_t max_recipients = 1000;
     std::uint32_t max_errors = 10;           // then 421 4.7.0 and close
     std::size_t max_line_length = 2048;      // command line including CRLF; longer: 500 5.5.2, line discarded
+                                             // (past (max_errors + 1) x this, >= 16 KiB, without its end: 421, closed)
     bool starttls_offered = true;            // advertise and accept STARTTLS while not in TLS
     // Inbound mandatory TLS (SPEC 1.2): before TLS, MAIL/RCPT/DATA/BDAT/AUTH get
     // "530 5.7.0 Must issue a STARTTLS command first" (RFC 3207 4).

@@ -146,6 +146,48 @@ def test_command_timeout_421(make_instance):
         assert c.wait_closed(3) == b""
 
 
+def test_a_command_line_that_never_ends_closes_the_session(make_instance):
+    """Found by review: octets without a line end were read and dropped forever (each read
+    restarted the command timeout), so one client held a connection slot indefinitely. Past
+    (max_errors + 1) lines of max_line_length (here 11 x 2048 octets), the session answers
+    500 and 421 and closes; a long line that ends is still one 500."""
+    inst = make_instance()
+    with inst.smtp() as c:
+        c.ehlo()
+        c.send(b"NOOP " + b"A" * 20000 + b"\r\n")
+        assert c.read_reply().code == 500
+        assert c.cmd("NOOP").code == 250
+        for _ in range(40):  # 80 KiB at most, in pieces
+            try:
+                c.send(b"A" * 2048)
+            except OSError:
+                break
+            time.sleep(0.005)
+        r = c.read_reply(timeout=5)
+        assert r.code == 500 and r.last.startswith("5.5.2"), r
+        r = c.read_reply(timeout=5)
+        assert r.code == 421 and "line too long" in r.last, r
+        assert c.wait_closed(3) == b""
+
+
+def test_bdat_refused_for_want_of_recipients_fails_the_message(make_instance):
+    """Found by review: after a BDAT refused with no valid recipients, RCPT and a later
+    'BDAT n LAST' were taken and the message was stored without the refused chunk. Now RCPT
+    gets 503 and the later chunk the same refusal; nothing is stored."""
+    inst = make_instance()
+    with inst.smtp() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        assert c.cmd("RCPT TO:<x@elsewhere.test>").code == 554
+        c.send(b"BDAT 8\r\nchunk1\r\n")
+        assert c.read_reply().code == 554
+        assert c.cmd("RCPT TO:<bob@localhost>").code == 503
+        c.send(b"BDAT 8 LAST\r\nchunk2\r\n")
+        assert c.read_reply().code == 554
+        assert c.cmd("QUIT").code == 221
+    assert_nothing_stored(inst)
+
+
 def test_data_timeout_421_and_nothing_stored(make_instance):
     inst = make_instance(server_extra='data_timeout = "1s"\ncommand_timeout = "30s"')
     with inst.smtp() as c:

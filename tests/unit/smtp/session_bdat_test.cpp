@@ -85,6 +85,25 @@ TEST(SmtpSessionBdat, RefusedChunksAreStillConsumed) {
     EXPECT_TRUE(d.messages.empty());
 }
 
+// Found by review: a BDAT refused for want of recipients left the transaction open for RCPT
+// and a later chunk, so the message was stored without the refused chunk. Now it fails like a
+// chunk too big: RCPT 503, later chunks the same refusal, the transaction over at LAST.
+TEST(SmtpSessionBdat, AChunkRefusedForWantOfRecipientsFailsTheMessage) {
+    driver d;
+    d.ehlo();
+    d.feed("MAIL FROM:<a@s.test>\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<x@elsewhere.test>\r\n"), "554 5.7.1 Relay access denied\r\n");
+    EXPECT_EQ(d.feed("BDAT 8\r\nchunk1\r\n"), "554 5.5.1 Error: no valid recipients\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "503 5.5.1 Error: RCPT not allowed after BDAT\r\n");
+    EXPECT_EQ(d.feed("BDAT 8 LAST\r\nchunk2\r\n"), "554 5.5.1 Error: no valid recipients\r\n");
+    EXPECT_TRUE(d.messages.empty());
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "503 5.5.1 Error: need MAIL command\r\n");
+    d.feed("MAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+    EXPECT_EQ(d.feed("BDAT 3 LAST\r\nabc"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].body, "abc");
+}
+
 // Found by review: BDAT was accepted after HELO, though CHUNKING is only offered to EHLO.
 TEST(SmtpSessionBdat, RefusedAfterHeloButChunkConsumed) {
     driver d;

@@ -73,6 +73,49 @@ TEST(SmtpSessionLimits, OverlongLineDiscardedBeforeItsEndArrives) {
     EXPECT_EQ(d.s.current_state(), state::ready);
 }
 
+// Found by review: a line that never ends was read and dropped forever (each read restarts
+// the command timeout), holding the connection. Past (max_errors + 1) maximal lines, at least
+// 16 KiB, the session answers and closes, as Postfix does at its error limit.
+TEST(SmtpSessionLimits, ALineThatNeverEndsClosesTheSession) {
+    driver d;  // max_line_length 512, max_errors 10: the floor, 16 KiB
+    d.ehlo();
+    std::string replies = d.feed(std::string(512, 'A'));  // a line of 512 octets is too long: dropped from here
+    for (int i = 0; i < 15 && !d.closed; ++i) replies += d.feed(std::string(1024, 'A'));
+    EXPECT_EQ(replies, "");
+    EXPECT_FALSE(d.closed);
+    EXPECT_EQ(d.feed(std::string(1024, 'A')),
+              "500 5.5.2 Error: line too long\r\n421 4.7.0 mx.example.test Error: line too long, closing connection\r\n");
+    EXPECT_TRUE(d.closed);
+}
+
+TEST(SmtpSessionLimits, LongLinesThatEndAreAnsweredOnceEach) {
+    driver d;
+    for (int i = 0; i < 3; ++i)  // 12 KiB each, under the cap: one reply per line, no close
+        EXPECT_EQ(d.feed(std::string(12 * 1024, 'A') + "\r\n"), "500 5.5.2 Error: line too long\r\n");
+    EXPECT_FALSE(d.closed);
+    EXPECT_EQ(d.feed("NOOP\r\n"), "250 2.0.0 Ok\r\n");
+}
+
+// Found by review: 451/452 after the end of data (the spool failed: our fault) counted towards
+// max_errors, so a client retrying while the disk was full was cut off with 421.
+TEST(SmtpSessionLimits, SpoolFailuresAreNotTheClientsErrors) {
+    auto st = test_settings();
+    st.max_errors = 1;
+    driver d(st);
+    d.store_reply = make_reply(452, "4.3.1", "Error: insufficient system storage");
+    d.ehlo();
+    for (int i = 0; i < 3; ++i) {
+        d.feed("MAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+        EXPECT_EQ(d.feed("DATA\r\nx\r\n.\r\n"),
+                  "354 End data with <CR><LF>.<CR><LF>\r\n452 4.3.1 Error: insufficient system storage\r\n");
+    }
+    d.store_reply = make_reply(451, "4.3.0", "Error: queue file write error");
+    d.feed("MAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+    EXPECT_EQ(d.feed("BDAT 1 LAST\r\nx"), "451 4.3.0 Error: queue file write error\r\n");
+    EXPECT_EQ(d.s.error_count(), 0u);
+    EXPECT_FALSE(d.closed);
+}
+
 TEST(SmtpSessionLimits, PartialLineAtLimitIsAlreadyTooLong) {
     driver d;
     EXPECT_EQ(d.feed("NOOP " + std::string(507, 'x')), "");  // 512 octets, no LF yet
