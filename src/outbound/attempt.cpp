@@ -55,9 +55,9 @@ constexpr auto tok = asio::experimental::as_tuple(asio::use_awaitable);
 // RFC 5321 4.5.3.2: replies within delivery.command_timeout (5 min), the final reply within
 // delivery.final_timeout (10 min). One watchdog per connection enforces the current limit.
 constexpr auto connect_timeout = 30s;
-// The reply to QUIT: every recipient's result is settled by then, but the pass (its slot, the
-// state file with the recipients just sent) waits for the session to end. RFC 5321 4.5.3.2
-// sets no limit for QUIT; a server that never answers it holds a pass this long, not 5 min.
+// The reply to QUIT, where it is waited for: only the probe of `postern tls-policy` (a
+// delivery closes without waiting, quit_and_close in converse()). RFC 5321 4.5.3.2 sets no
+// limit for QUIT; a server that never answers it holds the probe this long, not 5 min.
 constexpr auto quit_timeout = 10s;
 constexpr std::size_t data_block = 64 * 1024;  // see write_out in converse()
 
@@ -302,6 +302,16 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
             if (auto ec = co_await conn->write(rest.substr(0, data_block), command_timeout)) co_return ec;
         co_return co_await conn->write(rest, command_timeout);
     };
+    // The session is over and every result settled: QUIT goes out and the connection is closed
+    // without waiting for the 221 (Postfix's smtp_skip_quit_response = yes), so the attempt
+    // returns and the pass records what was sent at once. Waiting (up to quit_timeout) left
+    // delivered recipients unrecorded meanwhile: a stop's drain or a crash in that time
+    // delivered them again at the next start.
+    auto quit_and_close = [&]() -> asio::awaitable<void> {
+        c.quit();
+        co_await write_out();
+        conn->shutdown();
+    };
     // RFC 5321 4.5.3.2: the limits are per reply, not per read. A reply's clock starts when
     // a command has been written or the previous reply is complete; a server that trickles
     // a reply (a byte, or a "250-" line, at a time) is given up when it runs out.
@@ -375,9 +385,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 }
                 if (next == profile::after_ehlo::refuse) {
                     // SPEC §1.2: TLS required but not offered: no mail on this connection, QUIT.
-                    c.quit();
-                    co_await write_out();
-                    conn->shutdown();
+                    co_await quit_and_close();
                     out.v = verdict::next_host;
                     out.why = {delivery::outcome::kind::transient, "4.7.4",
                                fmt::format("TLS required but not offered by {}", relay)};
@@ -447,9 +455,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 } else if (!sent && (req.superseded ? req.superseded() : req.stopping && req.stopping())) {
                     // Stopping, or a reload replaced the config while this connection was set
                     // up (a slow greeting, a slow handshake): no transaction under the old one.
-                    c.quit();
-                    co_await write_out();
-                    conn->shutdown();
+                    co_await quit_and_close();
                     out.v = verdict::not_started;
                     co_return out;
                 } else if (!sent) {
@@ -465,8 +471,9 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     co_await hand_over_sent();
                     if (req.stopping && req.stopping()) {
                         for (const auto j : std::exchange(again, {})) out.held_back[j] = true;
-                        c.quit();
-                        break;
+                        co_await quit_and_close();
+                        out.v = verdict::done;
+                        co_return out;
                     }
                     current = std::exchange(again, {});
                     m = outgoing(req, tx, current);
@@ -482,7 +489,9 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     out.v = verdict::done;
                     co_return out;
                 } else {
-                    c.quit();
+                    co_await quit_and_close();
+                    out.v = verdict::done;
+                    co_return out;
                 }
                 break;
             case smtp::client_event::message_done: {
