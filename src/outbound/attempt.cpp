@@ -171,7 +171,10 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     std::shared_ptr<connection> conn;
     std::unique_ptr<smtp::client_session> session;
     auto established = std::chrono::steady_clock::now();  // a reused session keeps its own
-    const bool reused = cache != nullptr && try_tls &&
+    // Any level may be parked and reused: the key holds the level and the profile, so a
+    // session without TLS (level none) serves only messages whose policy says none too. A
+    // fallback session (SPEC §1.1) is given no cache at all.
+    const bool reused = cache != nullptr &&
                         [&] {
                             auto p = cache->take(cache_key, cfgp);
                             if (!p) return false;
@@ -482,7 +485,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     finished = false;
                     c.send_message(m);
                     ++transactions;
-                } else if (cache && try_tls && c.reusable()) {
+                } else if (cache && c.reusable()) {
                     // Park the session for the next message to this host (SPEC §3.4).
                     cache->put(cache_key, {conn, std::move(session), out.facts.tls, out.facts.tls_version,
                                            out.facts.tls_cipher, judged, cfgp, established});

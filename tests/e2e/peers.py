@@ -91,8 +91,10 @@ class ScriptedPeer:
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
                  extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
                  ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0, idle_reply=None,
-                 greeting_hold=None, starttls_reply="454 4.7.0 TLS not available"):
+                 greeting_hold=None, starttls_reply="454 4.7.0 TLS not available", quit_reply=True):
         self.host = host
+        self.quit_reply = quit_reply  # False: QUIT is never answered; the client must close
+        self.closed_after_quit = threading.Event()  # set when a client closed after an unanswered QUIT
         self.starttls_reply = starttls_reply
         self.greeting_hold = greeting_hold
         self.tls_modes = list(tls_modes or [])
@@ -350,6 +352,12 @@ class ScriptedPeer:
                     mail_from, rcpts = None, []
                     send("250 2.0.0 Ok")
                 elif verb == "QUIT":
+                    if not self.quit_reply:
+                        while f.readline():  # no 221: wait for the client to go
+                            pass
+                        self.closed_after_quit.set()
+                        s.close()
+                        return
                     send("221 2.0.0 Bye")
                     s.close()
                     return

@@ -233,6 +233,44 @@ def test_failed_handshake_counts_per_attempt_not_per_group(make_instance, certs)
         assert gap >= 2.0, f"plaintext {gap:.2f}s after the first failed handshake, handshake_retry_delay is 2s"
 
 
+def test_sessions_without_tls_are_reused_too(make_instance, certs):
+    """SPEC §3.4, found by review: with tls.opportunistic = false (level none) no session was
+    parked, so each message opened a connection of its own (and waited for the reply to QUIT).
+    Now one connection carries the three messages, in plaintext, though the peer offers
+    STARTTLS."""
+    c = certs["named"]
+    with ScriptedPeer(cert=c["cert"], key=c["key"]) as peer:
+        inst = instance_for(make_instance, peer, tls_extra="opportunistic = false",
+                            queue_extra='retry_schedule = ["1h"]')
+        for i in range(3):
+            inst.send("alice@example.test", ["bob@internal.test"], f"plain {i}")
+            peer.wait_messages(i + 1, timeout=10)
+        assert [m[3] for m in peer.messages] == [False] * 3
+        assert len(peer.connections) == 1, [x.commands for x in peer.connections]
+        assert "STARTTLS" not in peer.connections[0].verbs()
+
+
+def test_a_fallback_delivery_is_recorded_without_waiting_for_the_reply_to_quit(make_instance, certs):
+    """Found by review: a session not parked for reuse (here the tls=fallback one, which never
+    is) waited up to 10 s for the 221 to QUIT before the pass recorded the recipients just
+    sent, so a stop or a crash meanwhile delivered them again after the restart. Now QUIT is
+    sent and the connection closed at once (as Postfix's smtp_skip_quit_response = yes does):
+    with a next hop that never answers QUIT, the delivery is logged and the message gone from
+    the queue right after the fallback connection (it took 10 s more before)."""
+    c = certs["named"]
+    with ScriptedPeer(tls_mode="refuse", cert=c["cert"], key=c["key"], quit_reply=False) as peer:
+        inst = instance_for(make_instance, peer, ca_file=c["ca"], **SEED)
+        qid = inst.send("alice@example.test", ["bob@internal.test"], "no 221")
+        peer.wait_messages(1, timeout=10)
+        delivered_at = time.time()
+        ev = inst.wait_events("delivery", 2, id=qid, timeout=5)
+        assert ev[1]["result"] == "sent" and ev[1]["tls"] == "fallback", ev
+        wait_until(lambda: inst.spool_files("queue") == [], timeout=5, what="queue empty")
+        assert time.time() - delivered_at < 5
+        assert peer.closed_after_quit.wait(5), "the connection was not closed after QUIT"
+        assert peer.connections[-1].verbs()[-1] == "QUIT", peer.connections[-1].commands  # still sent
+
+
 # --- SPEC §1.1: the fallback needs the second failure for the same message AND host ------------
 
 
