@@ -315,14 +315,17 @@ std::string human_part(const dsn_input& in, const std::string& host, const std::
 }
 
 // Part 2: RFC 3464 2.2 per-message fields, then one group per recipient (2.3), each group
-// preceded by an empty line. Extension fields X-Postern-* follow Postfix's X-Postfix-*.
+// preceded by an empty line. Extension fields X-Postern-* (after the standard ones) follow
+// Postfix's X-Postfix-*.
 std::string status_part(const dsn_input& in, const std::string& host, const std::string& qid,
                         const std::string& sender, const std::vector<report_recipient>& rs) {
     std::string s;
     append_field(s, "Reporting-MTA", fmt::format("dns; {}", host));  // 2.2.2
+    if (in.arrival > 0) append_field(s, "Arrival-Date", rfc5322_date(in.arrival));  // 2.2.5
+    // 2.2: extension fields after the standard per-message ones (Postfix puts its X-Postfix-*
+    // before Arrival-Date, against the grammar).
     if (!qid.empty()) append_field(s, "X-Postern-Queue-ID", qid);
     append_field(s, "X-Postern-Sender", typed_address(sender));
-    if (in.arrival > 0) append_field(s, "Arrival-Date", rfc5322_date(in.arrival));  // 2.2.5
     for (const auto& r : rs) {
         s += "\r\n";
         append_field(s, "Final-Recipient", typed_address(r.address));  // 2.3.2

@@ -244,6 +244,10 @@ TEST(dsn, structure_of_a_bounce) {
     EXPECT_EQ(field(groups[0], "X-Postern-Queue-ID"), "4F2A");
     EXPECT_EQ(field(groups[0], "X-Postern-Sender"), "rfc822; alice@origin.test");
     EXPECT_EQ(field(groups[0], "Arrival-Date"), "Fri, 28 Nov 2025 14:10:00 +0000");
+    // RFC 3464 2.2: the extension fields follow the standard per-message fields.
+    EXPECT_LT(groups[0].find("Reporting-MTA:"), groups[0].find("Arrival-Date:"));
+    EXPECT_LT(groups[0].find("Arrival-Date:"), groups[0].find("X-Postern-Queue-ID:")) << groups[0];
+    EXPECT_LT(groups[0].find("Arrival-Date:"), groups[0].find("X-Postern-Sender:")) << groups[0];
 
     EXPECT_EQ(field(groups[1], "Final-Recipient"), "rfc822; bob@dest.test");
     EXPECT_EQ(field(groups[1], "Action"), "failed");
