@@ -246,6 +246,7 @@ struct server_session::impl {
                 // would exceed the limit.
                 if (in.size() - pos >= settings.max_line_length) {
                     discarding = true;
+                    discarded = in.size() - pos;
                     pos = scan = in.size();
                 }
                 return std::nullopt;
@@ -524,7 +525,7 @@ struct server_session::impl {
             case bdat_size::kind::known:
                 break;
         }
-        if (in_tx && tx.esmtp && !tx.recipients.empty()) {
+        if (in_tx && tx.esmtp) {  // with recipients or not yet: RCPT after it gets 503
             bdat_active = true;
             if (!bdat_failure)
                 bdat_failure = make_reply(554, "5.5.0", "Error: message incomplete, a BDAT chunk was refused");

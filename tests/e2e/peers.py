@@ -69,6 +69,7 @@ class Connection:
         self.addr = addr             # the client's (ip, port)
         self.tls_version = None      # e.g. "TLSv1.3" once the handshake completed
         self.tls_error = None        # the peer-side handshake error, if it failed
+        self.closed_after_quit = None  # quit_reply=False: when the client closed after its QUIT
 
     def verbs(self):
         return [c.split(" ", 1)[0].upper() for c, _ in self.commands]
@@ -94,7 +95,6 @@ class ScriptedPeer:
                  greeting_hold=None, starttls_reply="454 4.7.0 TLS not available", quit_reply=True):
         self.host = host
         self.quit_reply = quit_reply  # False: QUIT is never answered; the client must close
-        self.closed_after_quit = threading.Event()  # set when a client closed after an unanswered QUIT
         self.starttls_reply = starttls_reply
         self.greeting_hold = greeting_hold
         self.tls_modes = list(tls_modes or [])
@@ -355,7 +355,7 @@ class ScriptedPeer:
                     if not self.quit_reply:
                         while f.readline():  # no 221: wait for the client to go
                             pass
-                        self.closed_after_quit.set()
+                        conn.closed_after_quit = time.time()
                         s.close()
                         return
                     send("221 2.0.0 Bye")

@@ -104,6 +104,21 @@ TEST(SmtpSessionBdat, AChunkRefusedForWantOfRecipientsFailsTheMessage) {
     EXPECT_EQ(d.messages[0].body, "abc");
 }
 
+// Found by review of the fix above: the same hole through a bad end-marker before any
+// recipient was accepted. It fails the message too.
+TEST(SmtpSessionBdat, ABadBdatBeforeRecipientsFailsTheMessage) {
+    driver d;
+    d.ehlo();
+    d.feed("MAIL FROM:<a@s.test>\r\n");
+    EXPECT_EQ(d.feed("BDAT 6 FIRST\r\nchunk1"), "501 5.5.4 Syntax: BDAT count [LAST]\r\n");
+    EXPECT_EQ(d.feed("RCPT TO:<b@example.test>\r\n"), "503 5.5.1 Error: RCPT not allowed after BDAT\r\n");
+    EXPECT_EQ(d.feed("BDAT 6 LAST\r\nchunk2"), "554 5.5.0 Error: message incomplete, a BDAT chunk was refused\r\n");
+    EXPECT_TRUE(d.messages.empty());
+    d.feed("MAIL FROM:<a@s.test>\r\nRCPT TO:<b@example.test>\r\n");
+    EXPECT_EQ(d.feed("BDAT 3 LAST\r\nabc"), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+}
+
 // Found by review: BDAT was accepted after HELO, though CHUNKING is only offered to EHLO.
 TEST(SmtpSessionBdat, RefusedAfterHeloButChunkConsumed) {
     driver d;
