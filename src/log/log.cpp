@@ -10,6 +10,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "smtp/address.hpp"
+
 namespace postern::log {
 namespace {
 
@@ -36,8 +38,27 @@ std::string timestamp() {
     return fmt::format("{}.{:03}Z", buf, ms);
 }
 
+// JSON string content (RFC 8259 7), always valid UTF-8 (8.1) whatever `s` holds: a next hop's
+// reply or an address may carry any octets. Malformed UTF-8 becomes U+FFFD; the C0 and C1
+// controls, DEL and the line and paragraph separators (U+2028, U+2029) are escaped, so that
+// no reader takes a value for a line end.
 void json_escape(std::string& out, std::string_view s) {
-    for (unsigned char c : s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            char32_t cp = 0;
+            const std::size_t n = smtp::utf8_sequence(s, i, &cp);
+            if (n == 0) {
+                out += "\\ufffd";
+                ++i;
+            } else {
+                if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029) out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
+                else out.append(s.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        ++i;
         switch (c) {
             case '"': out += "\\\""; break;
             case '\\': out += "\\\\"; break;
@@ -45,17 +66,20 @@ void json_escape(std::string& out, std::string_view s) {
             case '\r': out += "\\r"; break;
             case '\t': out += "\\t"; break;
             default:
-                if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+                if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
                 else out += static_cast<char>(c);
         }
     }
 }
 
-// Text values are quoted when they contain spaces, quotes or control characters.
+// Text values are quoted (and escaped as in JSON) when they contain anything but printable
+// ASCII other than quotes: spaces, controls, and every non-ASCII octet, so that no Unicode
+// space (U+00A0) or line end (U+0085, U+2028) inside a value can pass for a field separator
+// or a new line.
 void text_value(std::string& out, std::string_view s) {
     bool plain = !s.empty();
     for (unsigned char c : s)
-        if (c <= ' ' || c == '"' || c == '\\' || c == 0x7f) { plain = false; break; }
+        if (c <= ' ' || c == '"' || c == '\\' || c >= 0x7f) { plain = false; break; }
     if (plain) { out += s; return; }
     out += '"';
     json_escape(out, s);

@@ -35,6 +35,13 @@ TEST(maildir_folder, refuses_unsafe_names) {
     EXPECT_FALSE(delivery::maildir_folder("\"a/b\""));
     EXPECT_FALSE(delivery::maildir_folder("\"a\x01\""));
     EXPECT_FALSE(delivery::maildir_folder("\"\""));
+    // Found by review: the C1 controls and the Unicode line separators were taken.
+    EXPECT_FALSE(delivery::maildir_folder("a\xc2\x85" "b"));   // U+0085 NEL
+    EXPECT_FALSE(delivery::maildir_folder("a\xc2\x9b" "31m"));  // U+009B CSI
+    EXPECT_FALSE(delivery::maildir_folder("a\xe2\x80\xa8" "b"));  // U+2028
+    EXPECT_FALSE(delivery::maildir_folder("a\xe2\x80\xa9" "b"));  // U+2029
+    EXPECT_EQ(delivery::maildir_folder("a\xc2\xa0" "b"), "a\xc2\xa0" "b");  // U+00A0 is no control
+    EXPECT_EQ(delivery::maildir_folder("\xc3\xa9" "mile"), "\xc3\xa9" "mile");
 }
 
 // NAME_MAX applies to the folder, i.e. the lower-cased name: 120 x U+023A is 240 octets, its

@@ -26,6 +26,23 @@ TEST(log, json_is_one_escaped_object_per_line) {
     EXPECT_EQ(l.rfind("{\"ts\":\"", 0), 0u);
 }
 
+// Found by review: a next hop's reply with octets that are not UTF-8 went into the JSON log as
+// they came, so the line was no valid JSON (RFC 8259 8.1); and U+0085, U+2028 or U+00A0 in an
+// address passed unquoted into the text log, where a reader splits lines or fields on them.
+TEST(log, values_with_any_octets_stay_one_valid_line_and_one_field) {
+    const std::string reply = "550 5.1.1 bad\xff\xfe end \xc3\xa9 \xc2\x85 \xe2\x80\xa8 \xe2\x80\xa9 \xc2\xa0 \x7f";
+    auto j = log::format_line(log::format::json, log::level::info, "delivery", {{"reason", reply}});
+    EXPECT_NE(j.find("\"reason\":\"550 5.1.1 bad\\ufffd\\ufffd end \xc3\xa9 \\u0085 \\u2028 \\u2029 \xc2\xa0 \\u007f\"}"),
+              std::string::npos)
+        << j;
+    auto t = log::format_line(log::format::text, log::level::info, "delivery",
+                              {{"from", "x\xe2\x80\xa8" "FAKE"}, {"to", "a\xc2\xa0result=sent\xc2\x85" "dsn=2.0.0@localhost"},
+                               {"x", "\xc3\xa9"}});
+    EXPECT_NE(t.find(" from=\"x\\u2028FAKE\" to=\"a\xc2\xa0result=sent\\u0085dsn=2.0.0@localhost\" x=\"\xc3\xa9\"\n"),
+              std::string::npos)
+        << t;
+}
+
 // Counts and times are JSON numbers (a log pipeline sums them without converting); the same
 // fields in text are plain key=value.
 TEST(log, json_numbers_are_numbers) {
