@@ -11,8 +11,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <openssl/ssl.h>
+
 #include "config/config.hpp"
 #include "tls/certgen.hpp"
+#include "tls/context.hpp"
 
 namespace postern::cli {
 
@@ -21,7 +24,8 @@ int init(const std::string& dir) {
     std::error_code ec;
     const fs::path root(dir);
     const fs::path conf = root / "postern.toml";
-    if (fs::exists(conf, ec)) {
+    // A symbolic link, even a dangling one, is there: init never writes through one.
+    if (fs::exists(fs::symlink_status(conf, ec))) {
         std::fprintf(stderr, "postern init: %s already exists; not overwriting it\n", conf.c_str());
         return 1;
     }
@@ -47,6 +51,29 @@ int init(const std::string& dir) {
                      (have_key ? key : cert).c_str(), (have_key ? cert : key).c_str(), (have_key ? key : cert).c_str(),
                      have_key ? "certificate" : "key");
         return 1;
+    }
+    // Nor is a folder it makes or chmods followed when it is a symbolic link: run as root in a
+    // folder someone else can write to, init would otherwise create files in, or chmod and
+    // chown, wherever the link points (DIR itself may be one: it is what the caller named).
+    for (const char* sub : {"var", "var/tls", "var/spool", "var/mail", "var/mail/localhost"})
+        if (fs::is_symlink(fs::symlink_status(root / sub, ec))) {
+            std::fprintf(stderr, "postern init: %s is a symbolic link; not following it (make it a folder, or "
+                         "remove it, and run init again)\n", (root / sub).c_str());
+            return 1;
+        }
+    // A kept pair must be usable: the config written next names it, and a pair that does not
+    // load would make that config fail check-config and serve.
+    if (have_cert) {
+        SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+        auto usable = ctx ? tls::configure_server(ctx, cert.string(), key.string())
+                          : result<void>(error{"cannot create a TLS context"});
+        if (ctx) SSL_CTX_free(ctx);
+        if (!usable) {
+            std::fprintf(stderr, "postern init: the existing %s and %s cannot be used: %s (move them away and run "
+                         "init again, which writes a new self-signed pair)\n", cert.c_str(), key.c_str(),
+                         usable.error_message().c_str());
+            return 1;
+        }
     }
     for (const char* sub : {"", "var", "var/tls", "var/spool", "var/mail", "var/mail/localhost"}) {
         fs::path p = root / sub;
@@ -94,8 +121,14 @@ int init(const std::string& dir) {
         if (const passwd* pw = ::getpwnam((*loaded)->server.user.c_str())) {
             const gid_t gid = pw->pw_gid;
             const fs::path tls_dir = root / "var/tls";
+            // A kept key that is a symbolic link (to a certificate manager's file, say) is left
+            // as it is: its owner and mode are not init's to change.
+            const bool key_linked = fs::is_symlink(fs::symlink_status(key, ec));
+            if (key_linked)
+                std::fprintf(stderr, "postern init: note: %s is a symbolic link: left as it is; user '%s' must be "
+                             "able to read it for a SIGHUP reload\n", key.c_str(), (*loaded)->server.user.c_str());
             if (::chown(tls_dir.c_str(), 0, gid) != 0 || ::chmod(tls_dir.c_str(), 0750) != 0 ||
-                ::chown(key.c_str(), 0, gid) != 0 || ::chmod(key.c_str(), 0640) != 0) {
+                (!key_linked && (::chown(key.c_str(), 0, gid) != 0 || ::chmod(key.c_str(), 0640) != 0))) {
                 std::fprintf(stderr, "postern init: cannot give %s to group %u: %s\n", key.c_str(),
                              static_cast<unsigned>(gid), std::strerror(errno));
                 return 1;
@@ -109,9 +142,9 @@ int init(const std::string& dir) {
                          (*loaded)->server.user.c_str(), key.c_str());
         }
     }
-    std::printf("wrote %s\n  certificate %s (self-signed, localhost)\n  spool %s\n  maildir %s\n"
+    std::printf("wrote %s\n  certificate %s (%s)\n  spool %s\n  maildir %s\n"
                 "start with: postern serve -c %s\n",
-                conf.c_str(), cert.c_str(), (root / "var/spool").c_str(), (root / "var/mail/localhost").c_str(),
+                conf.c_str(), cert.c_str(), have_cert ? "kept" : "self-signed, localhost", (root / "var/spool").c_str(), (root / "var/mail/localhost").c_str(),
                 conf.c_str());
     return 0;
 }

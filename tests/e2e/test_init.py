@@ -146,6 +146,46 @@ def test_init_does_not_follow_a_dangling_key_symlink(tmpdir_postern):
     assert tree(d) == ["var", "var/tls", "var/tls/key.pem"], tree(d)  # refused before writing anything
 
 
+@pytest.mark.parametrize("link", ["postern.toml", "var/tls", "var/spool", "var/mail/localhost"])
+def test_init_does_not_write_through_a_symlink_in_the_folder(tmpdir_postern, link):
+    """Found by review: init followed symbolic links already in DIR: a dangling postern.toml was
+    written through (a file created wherever it pointed), and a linked var/tls, var/spool or
+    maildir got the key, or its target was chmodded (and chowned, as root). Now each is refused,
+    before anything is written, and the target is untouched."""
+    d = tmpdir_postern / "d"
+    target = tmpdir_postern / "victim"
+    if link == "postern.toml":
+        d.mkdir()
+    else:
+        target.mkdir(mode=0o755)
+        target.chmod(0o755)
+        (d / link).parent.mkdir(parents=True)
+    (d / link).symlink_to(target)
+    before = tree(d)
+    r = init(d)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert str(d / link) in r.stderr, r.stderr
+    assert tree(d) == before, tree(d)
+    if link == "postern.toml":
+        assert not target.exists()
+    else:
+        assert os.listdir(target) == [] and target.stat().st_mode & 0o777 == 0o755
+
+
+def test_init_refuses_an_unusable_kept_pair(tmpdir_postern):
+    """Found by review: a key and a certificate already there were kept even when they could
+    not be loaded, and init said "wrote" a config that check-config and serve then refused.
+    Now init refuses (exit 1, naming them) and writes nothing."""
+    d = tmpdir_postern / "d"
+    (d / "var/tls").mkdir(parents=True)
+    (d / "var/tls/cert.pem").write_text("not a certificate\n")
+    (d / "var/tls/key.pem").write_text("not a key\n")
+    r = init(d)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "cert.pem" in r.stderr and "cannot be used" in r.stderr, r.stderr
+    assert tree(d) == ["var", "var/tls", "var/tls/cert.pem", "var/tls/key.pem"], tree(d)
+
+
 def test_the_file_init_writes_serves_mail_over_starttls(tmpdir_postern):
     """`postern serve` on the embedded default as written, changed as little as the test needs:
     the listen port only (a free one instead of 2525). As root, server.user = "postern" (as
