@@ -1,6 +1,7 @@
 // cli/init.cpp - write the embedded default configuration, certificate and folders.
 #include "cli/init.hpp"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <string>
 
 #include <openssl/ssl.h>
 
@@ -18,6 +19,27 @@
 #include "tls/context.hpp"
 
 namespace postern::cli {
+namespace {
+
+// A folder init may write in: a real directory (lstat: no symbolic link), ours, and writable by
+// no one else, so that no other user can swap what init then creates, chmods or chowns in it
+// for a link to elsewhere (init runs as root under `make run`). `what` is set to the reason.
+bool safe_folder(const std::string& path, bool follow, std::string& what) {
+    struct stat st{};
+    if ((follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0) {
+        what = std::strerror(errno);
+        return false;
+    }
+    if (S_ISLNK(st.st_mode)) what = "is a symbolic link; not following it";
+    else if (!S_ISDIR(st.st_mode)) what = "is not a folder";
+    else if (st.st_uid != ::geteuid())
+        what = "belongs to uid " + std::to_string(st.st_uid) + ", not to the user running init";
+    else if (st.st_mode & (S_IWGRP | S_IWOTH)) what = "is writable by others";
+    else return true;
+    return false;
+}
+
+}  // namespace
 
 int init(const std::string& dir) {
     namespace fs = std::filesystem;
@@ -55,12 +77,25 @@ int init(const std::string& dir) {
     // Nor is a folder it makes or chmods followed when it is a symbolic link: run as root in a
     // folder someone else can write to, init would otherwise create files in, or chmod and
     // chown, wherever the link points (DIR itself may be one: it is what the caller named).
-    for (const char* sub : {"var", "var/tls", "var/spool", "var/mail", "var/mail/localhost"})
-        if (fs::is_symlink(fs::symlink_status(root / sub, ec))) {
-            std::fprintf(stderr, "postern init: %s is a symbolic link; not following it (make it a folder, or "
-                         "remove it, and run init again)\n", (root / sub).c_str());
-            return 1;
+    // Checked before anything is made (the folders already there), and again once the folders
+    // are made (below): each is a real directory of ours that no one else can write to, so that
+    // nothing in it can be swapped for a link between the check and the writes. DIR itself
+    // may be a link (it is what the caller named); its target is checked.
+    const char* const subs[] = {"", "var", "var/tls", "var/spool", "var/mail", "var/mail/localhost"};
+    const auto unsafe = [&](bool only_existing) {
+        for (const char* sub : subs) {
+            const fs::path p = root / sub;
+            if (only_existing && !fs::exists(fs::symlink_status(p, ec))) continue;
+            std::string what;
+            if (!safe_folder(p.string(), *sub == '\0', what)) {
+                std::fprintf(stderr, "postern init: %s %s (init writes keys and the spool there: make it a folder "
+                             "of your own, mode 0755 or stricter, and run init again)\n", p.c_str(), what.c_str());
+                return true;
+            }
         }
+        return false;
+    };
+    if (unsafe(/*only_existing=*/true)) return 1;
     // A kept pair must be usable: the config written next names it, and a pair that does not
     // load would make that config fail check-config and serve.
     if (have_cert) {
@@ -75,7 +110,8 @@ int init(const std::string& dir) {
             return 1;
         }
     }
-    for (const char* sub : {"", "var", "var/tls", "var/spool", "var/mail", "var/mail/localhost"}) {
+    ::umask(022);  // the folders made next are writable by us only
+    for (const char* sub : subs) {
         fs::path p = root / sub;
         fs::create_directories(p, ec);
         if (ec) {
@@ -83,6 +119,7 @@ int init(const std::string& dir) {
             return 1;
         }
     }
+    if (unsafe(/*only_existing=*/false)) return 1;  // made by someone else meanwhile
     // var/mail only holds the per-domain maildirs: searchable, so that server.user (which the
     // server hands var/mail/localhost to when started as root) can reach its maildir.
     for (const char* sub : {"var/tls", "var/spool", "var/mail/localhost"})
@@ -98,10 +135,20 @@ int init(const std::string& dir) {
         }
     }
     {
-        std::ofstream out(conf);
-        out << config::default_config_text();
-        if (!out) {
-            std::fprintf(stderr, "postern init: cannot write %s\n", conf.c_str());
+        // O_EXCL | O_NOFOLLOW: never through a link, never over a file made since the check.
+        const int fd = ::open(conf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        const std::string text = config::default_config_text();
+        bool ok = fd >= 0;
+        for (std::size_t done = 0; ok && done < text.size();) {
+            const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            ok = n > 0;
+            if (ok) done += static_cast<std::size_t>(n);
+        }
+        const int err = errno;
+        if (fd >= 0 && ::close(fd) != 0) ok = false;
+        if (!ok) {
+            std::fprintf(stderr, "postern init: cannot write %s: %s\n", conf.c_str(), std::strerror(err));
             return 1;
         }
     }

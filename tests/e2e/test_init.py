@@ -172,6 +172,29 @@ def test_init_does_not_write_through_a_symlink_in_the_folder(tmpdir_postern, lin
         assert os.listdir(target) == [] and target.stat().st_mode & 0o777 == 0o755
 
 
+@pytest.mark.parametrize("owner", ["writable", "other-user"])
+def test_init_refuses_a_folder_others_could_swap(tmpdir_postern, owner):
+    """Found by review of the symlink check: a folder already there that another user can
+    write to (or owns) let that user swap var/tls for a link between init's check and its
+    writes, so that init, as root, wrote the key and chowned the folder elsewhere. Each folder
+    init writes in must be a real directory of its own, writable by no one else: refused, and
+    nothing written."""
+    d = tmpdir_postern / "d"
+    (d / "var/spool").mkdir(parents=True)
+    if owner == "writable":
+        (d / "var").chmod(0o777)
+        why = "is writable by others"
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give a folder to another user")
+        os.chown(d / "var/spool", pwd.getpwnam("nobody").pw_uid, -1)
+        why = "belongs to uid"
+    r = init(d)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert why in r.stderr, r.stderr
+    assert tree(d) == ["var", "var/spool"], tree(d)
+
+
 def test_init_refuses_an_unusable_kept_pair(tmpdir_postern):
     """Found by review: a key and a certificate already there were kept even when they could
     not be loaded, and init said "wrote" a config that check-config and serve then refused.
