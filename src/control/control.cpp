@@ -5,6 +5,8 @@
 // from the network at some point (addresses, remote replies), so both renderings escape it.
 #include "control/control.hpp"
 
+#include "smtp/address.hpp"
+
 #include <sys/un.h>
 
 #include <algorithm>
@@ -16,38 +18,9 @@
 namespace postern::control {
 namespace {
 
-// --- UTF-8 -------------------------------------------------------------------------------
-
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: shortest form, no surrogates,
-// at most U+10FFFF) and its code point; 0 when the byte at s[i] does not start one.
-std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t& cp) {
-    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-    const unsigned char c = b(0);
-    std::size_t len = 0;
-    char32_t min = 0;
-    if (c < 0x80) {
-        cp = c;
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        len = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, cp = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) return 0;
-    for (std::size_t k = 1; k < len; ++k) {
-        if ((b(k) & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (b(k) & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-// RFC 8259 §7: quote, backslash and U+0000..U+001F must be escaped; DEL is escaped too so the
-// output is plain to read. Valid UTF-8 is kept as is; a byte that is not part of valid UTF-8
+// RFC 8259 §7: quote, backslash and U+0000..U+001F must be escaped; DEL, the C1 controls, the
+// line separators and the bidirectional formatting characters (smtp::is_invisible_control)
+// are escaped too so the output is plain to read. Other valid UTF-8 is kept as is; a byte that is not part of valid UTF-8
 // becomes U+FFFD, so the document is always valid JSON (a remote reply can carry any byte).
 void append_json_string(std::string& out, std::string_view s) {
     out += '"';
@@ -69,32 +42,40 @@ void append_json_string(std::string& out, std::string_view s) {
             ++i;
             continue;
         }
+        if (u < 0x80) {
+            out += c;
+            ++i;
+            continue;
+        }
         char32_t cp = 0;
-        const std::size_t n = utf8_sequence(s, i, cp);
+        const std::size_t n = smtp::utf8_sequence(s, i, &cp);
         if (n == 0) {
             out += "\\ufffd";
             ++i;
             continue;
         }
-        out.append(s.data() + i, n);
+        if (smtp::is_invisible_control(cp)) out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
+        else out.append(s.data() + i, n);
         i += n;
     }
     out += '"';
 }
 
 // For the table: a terminal must never receive control characters from a remote reply (escape
-// sequences). C0, DEL, C1 and bytes that are not valid UTF-8 are shown as \xNN, and a
-// backslash as \\, so the rendering is unambiguous.
+// sequences) nor characters that reorder or hide the text (smtp::is_invisible_control): they
+// and bytes that are not valid UTF-8 are shown as \xNN, and a backslash as \\, so the
+// rendering is unambiguous.
 std::string printable(std::string_view s) {
     std::string out;
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size();) {
-        char32_t cp = 0;
-        const std::size_t n = utf8_sequence(s, i, cp);
+        char32_t cp = static_cast<unsigned char>(s[i]);
+        std::size_t n = 1;
+        if (cp >= 0x80) n = smtp::utf8_sequence(s, i, &cp);
         if (n == 0) {  // not UTF-8: one byte at a time
             out += fmt::format("\\x{:02X}", static_cast<unsigned char>(s[i]));
             ++i;
-        } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+        } else if (smtp::is_invisible_control(cp)) {
             for (std::size_t j = 0; j < n; ++j) out += fmt::format("\\x{:02X}", static_cast<unsigned char>(s[i + j]));
             i += n;
         } else if (cp == '\\') {

@@ -225,15 +225,17 @@ std::optional<std::string> maildir_folder(std::string_view local) {
         out = local;
     }
     if (out.empty() || out.front() == '.') return std::nullopt;
-    for (std::size_t i = 0; i < out.size(); ++i) {
+    // No control, line separator or bidirectional formatting character
+    // (smtp::is_invisible_control): a folder name is shown in listings and terminals, where
+    // they would hide or reorder it. Malformed UTF-8 is refused by utf8_lower below.
+    for (std::size_t i = 0; i < out.size();) {
         const auto u = static_cast<unsigned char>(out[i]);
-        if (u < 0x20 || u == 0x7f || u == '/') return std::nullopt;
-        // The C1 controls (U+0080..U+009F: C2 80..C2 9F; U+009B starts terminal sequences) and
-        // the line and paragraph separators (U+2028, U+2029: E2 80 A8/A9) are control
-        // characters in a folder name too. (Malformed UTF-8 is refused below.)
-        const auto next = [&](std::size_t k) { return i + k < out.size() ? static_cast<unsigned char>(out[i + k]) : 0; };
-        if (u == 0xC2 && next(1) >= 0x80 && next(1) <= 0x9F) return std::nullopt;
-        if (u == 0xE2 && next(1) == 0x80 && (next(2) == 0xA8 || next(2) == 0xA9)) return std::nullopt;
+        if (u == '/') return std::nullopt;
+        char32_t cp = u;
+        std::size_t n = 1;
+        if (u >= 0x80 && (n = smtp::utf8_sequence(out, i, &cp)) == 0) return std::nullopt;
+        if (smtp::is_invisible_control(cp)) return std::nullopt;
+        i += n;
     }
     // The folder name's limit (NAME_MAX, 255 octets) applies to the lower-cased name, which can
     // be longer than the local part (U+023A is 2 octets, its lower case 3): checked before, a

@@ -39,9 +39,9 @@ std::string timestamp() {
 }
 
 // JSON string content (RFC 8259 7), always valid UTF-8 (8.1) whatever `s` holds: a next hop's
-// reply or an address may carry any octets. Malformed UTF-8 becomes U+FFFD; the C0 and C1
-// controls, DEL and the line and paragraph separators (U+2028, U+2029) are escaped, so that
-// no reader takes a value for a line end.
+// reply or an address may carry any octets. Malformed UTF-8 becomes U+FFFD; the controls,
+// line separators and bidirectional formatting characters (smtp::is_invisible_control) are
+// escaped, so that no reader takes a value for a line end or sees it reordered.
 void json_escape(std::string& out, std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
@@ -52,7 +52,7 @@ void json_escape(std::string& out, std::string_view s) {
                 out += "\\ufffd";
                 ++i;
             } else {
-                if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029) out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
+                if (smtp::is_invisible_control(cp)) out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
                 else out.append(s.substr(i, n));
                 i += n;
             }

@@ -230,6 +230,12 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t* cp) {
     return n;
 }
 
+bool is_invisible_control(char32_t cp) {
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0x061C ||
+           cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+           cp == 0xFEFF;
+}
+
 std::string unquote_local_part(std::string_view local) {
     if (local.size() < 2 || local.front() != '"' || local.back() != '"') return std::string(local);
     std::string out;

@@ -33,6 +33,13 @@ struct mailbox {
 // past U+10FFFF); when well-formed and `cp` is given, *cp is its code point.
 std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t* cp = nullptr);
 
+// Characters that change how the text around them is shown without being seen themselves:
+// the C0 and C1 controls, DEL, the line and paragraph separators (U+2028, U+2029), the
+// bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A..U+202E,
+// U+2066..U+2069: they reorder what follows, as in CVE-2021-42574) and U+FEFF. Logs and
+// `postern queue` escape them; a maildir folder name may not hold them.
+bool is_invisible_control(char32_t cp);
+
 // The lower-case A-label form of a domain (RFC 5890 2.3.2.1): what DNS, certificates and the
 // configuration use. ASCII names and address literals are only lower-cased (an ASCII "xn--"
 // label is taken as written). A name with U-labels is converted with libidn2: IDNA2008 with

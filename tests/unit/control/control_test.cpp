@@ -219,6 +219,11 @@ TEST(control_json, escapes_strings) {
     EXPECT_EQ(control::json_string("\xc0\xaf"), R"("\ufffd\ufffd")");
     EXPECT_EQ(control::json_string("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");
     EXPECT_EQ(control::json_string("\xf4\x90\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");
+    // C1 controls, line separators and bidirectional formatting characters escaped (review:
+    // a reply with U+202E showed its text reordered in whatever rendered the document)
+    EXPECT_EQ(control::json_string("a\xc2\x9b" "b\xe2\x80\xa8" "c\xe2\x80\xae" "d\xe2\x81\xa6" "e\xef\xbb\xbf" "f\xd8\x9c"),
+              R"("a\u009bb\u2028c\u202ed\u2066e\ufefff\u061c")");
+    EXPECT_EQ(control::json_string("\xe2\x80\x8d"), "\"\xe2\x80\x8d\"");  // U+200D ZWJ joins emoji: kept
 }
 
 TEST(control_json, exact_document) {
@@ -279,6 +284,14 @@ TEST(control_table, neutralises_terminal_control) {
     EXPECT_EQ(t.find('\x07'), std::string::npos) << t;
     EXPECT_NE(t.find("b\xc3\xb6@x.test"), std::string::npos) << t;  // UTF-8 kept
     EXPECT_NE(t.find("(421 \\x1B]0;owned\\x07 \\xC2\\x9B31m \\xFF back\\\\slash)"), std::string::npos) << t;
+    // Review: a bidirectional override in a reply reordered the rest of the line on a terminal
+    // ("Trojan Source", CVE-2021-42574); U+2066..U+2069, U+200E/F, U+061C and U+FEFF likewise.
+    m.recipients = {{"x\xe2\x80\xae" "moc.elgoog@a.test", "deferred", 1, 0,
+                     "451 \xe2\x81\xa6" "x\xe2\x81\xa9 \xe2\x80\x8f \xef\xbb\xbf \xd8\x9c"}};
+    t = control::to_table(m);
+    EXPECT_NE(t.find("x\\xE2\\x80\\xAEmoc.elgoog@a.test (451 \\xE2\\x81\\xA6x\\xE2\\x81\\xA9 \\xE2\\x80\\x8F \\xEF\\xBB\\xBF \\xD8\\x9C)"),
+              std::string::npos)
+        << t;
 }
 
 // --- handle() ----------------------------------------------------------------------------

@@ -40,6 +40,14 @@ TEST(maildir_folder, refuses_unsafe_names) {
     EXPECT_FALSE(delivery::maildir_folder("a\xc2\x9b" "31m"));  // U+009B CSI
     EXPECT_FALSE(delivery::maildir_folder("a\xe2\x80\xa8" "b"));  // U+2028
     EXPECT_FALSE(delivery::maildir_folder("a\xe2\x80\xa9" "b"));  // U+2029
+    // Review: bidirectional formatting characters showed a folder's name reordered in a listing.
+    EXPECT_FALSE(delivery::maildir_folder("a\xe2\x80\xae" "b"));  // U+202E RLO
+    EXPECT_FALSE(delivery::maildir_folder("a\xe2\x81\xa6" "b"));  // U+2066 LRI
+    EXPECT_FALSE(delivery::maildir_folder("a\xe2\x80\x8f" "b"));  // U+200F RLM
+    EXPECT_FALSE(delivery::maildir_folder("\xef\xbb\xbf" "b"));   // U+FEFF
+    EXPECT_FALSE(delivery::maildir_folder("a\xd8\x9c" "b"));       // U+061C ALM
+    EXPECT_FALSE(delivery::maildir_folder("a\xe2\x80"));           // truncated
+    EXPECT_EQ(delivery::maildir_folder("a\xe2\x80\x8d" "b"), "a\xe2\x80\x8d" "b");  // U+200D ZWJ is no control
     EXPECT_EQ(delivery::maildir_folder("a\xc2\xa0" "b"), "a\xc2\xa0" "b");  // U+00A0 is no control
     EXPECT_EQ(delivery::maildir_folder("\xc3\xa9" "mile"), "\xc3\xa9" "mile");
 }

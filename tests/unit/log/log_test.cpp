@@ -43,6 +43,16 @@ TEST(log, values_with_any_octets_stay_one_valid_line_and_one_field) {
         << t;
 }
 
+// Review: a bidirectional override (U+202E) in an address reordered the rest of the log line
+// on a terminal; the isolates, marks and U+FEFF likewise. Escaped in both formats.
+TEST(log, bidirectional_formatting_characters_are_escaped) {
+    const std::string from = "a\xe2\x80\xae" "txt.exe\xe2\x81\xa6" "b\xe2\x81\xa9\xe2\x80\x8e\xef\xbb\xbf\xd8\x9c@x.test";
+    auto j = log::format_line(log::format::json, log::level::info, "delivery", {{"from", from}});
+    EXPECT_NE(j.find("\"from\":\"a\\u202etxt.exe\\u2066b\\u2069\\u200e\\ufeff\\u061c@x.test\""), std::string::npos) << j;
+    auto t = log::format_line(log::format::text, log::level::info, "delivery", {{"from", from}});
+    EXPECT_NE(t.find(" from=\"a\\u202etxt.exe\\u2066b\\u2069\\u200e\\ufeff\\u061c@x.test\""), std::string::npos) << t;
+}
+
 // Counts and times are JSON numbers (a log pipeline sums them without converting); the same
 // fields in text are plain key=value.
 TEST(log, json_numbers_are_numbers) {
