@@ -310,10 +310,10 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
     // returns and the pass records what was sent at once. Waiting (up to quit_timeout) left
     // delivered recipients unrecorded meanwhile: a stop's drain or a crash in that time
     // delivered them again at the next start.
-    auto quit_and_close = [&]() -> asio::awaitable<void> {
+    // On TLS the close_notify follows the QUIT in the same segment (close_with).
+    auto quit_and_close = [&] {
         c.quit();
-        co_await write_out();
-        conn->shutdown();
+        conn->close_with(c.take_output());
     };
     // RFC 5321 4.5.3.2: the limits are per reply, not per read. A reply's clock starts when
     // a command has been written or the previous reply is complete; a server that trickles
@@ -388,7 +388,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 }
                 if (next == profile::after_ehlo::refuse) {
                     // SPEC §1.2: TLS required but not offered: no mail on this connection, QUIT.
-                    co_await quit_and_close();
+                    quit_and_close();
                     out.v = verdict::next_host;
                     out.why = {delivery::outcome::kind::transient, "4.7.4",
                                fmt::format("TLS required but not offered by {}", relay)};
@@ -431,8 +431,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     note_tls(probe, ssl, facts, v.trust, v.detail, true, v.ok ? "" : v.reason);
                     if (!v.ok) {
                         // QUIT inside the rejected TLS session (nothing else is ever sent on it).
-                        co_await conn->write("QUIT\r\n", std::chrono::seconds(10));
-                        conn->shutdown();
+                        conn->close_with("QUIT\r\n");
                         out.v = verdict::next_host;
                         out.why = {delivery::outcome::kind::transient, v.dsn.empty() ? "4.7.5" : v.dsn,
                                    fmt::format("{} ({})", v.reason, relay)};
@@ -458,7 +457,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                 } else if (!sent && (req.superseded ? req.superseded() : req.stopping && req.stopping())) {
                     // Stopping, or a reload replaced the config while this connection was set
                     // up (a slow greeting, a slow handshake): no transaction under the old one.
-                    co_await quit_and_close();
+                    quit_and_close();
                     out.v = verdict::not_started;
                     co_return out;
                 } else if (!sent) {
@@ -474,7 +473,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     co_await hand_over_sent();
                     if (req.stopping && req.stopping()) {
                         for (const auto j : std::exchange(again, {})) out.held_back[j] = true;
-                        co_await quit_and_close();
+                        quit_and_close();
                         out.v = verdict::done;
                         co_return out;
                     }
@@ -492,7 +491,7 @@ asio::awaitable<conversation> converse(const std::shared_ptr<const config::confi
                     out.v = verdict::done;
                     co_return out;
                 } else {
-                    co_await quit_and_close();
+                    quit_and_close();
                     out.v = verdict::done;
                     co_return out;
                 }

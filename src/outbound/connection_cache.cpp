@@ -12,20 +12,11 @@ std::string connection_cache::key(const std::string& host, const std::string& ip
 }
 
 void connection_cache::close(parked_session& s) {
-    // Best effort: QUIT on the wire if it fits, then close; nobody waits for the 221. This runs
-    // on the event loop: the socket is made non-blocking first, so a peer that stopped reading
-    // (its send buffer full) costs the QUIT, not the loop. A synchronous write would wait for
-    // room with no time limit: plaintext and TLS alike (the TLS stream writes its records
-    // through the same socket, and gives up on would_block).
+    // Best effort: QUIT (and on TLS the close_notify) on the wire if it fits, then close;
+    // nobody waits for the 221. This runs on the event loop: close_with never blocks, so a
+    // peer that stopped reading (its send buffer full) costs the QUIT, not the loop.
     s.session->quit();
-    const std::string bye = s.session->take_output();
-    asio::error_code ec;
-    s.conn->sock.non_blocking(true, ec);
-    if (!bye.empty() && !ec) {
-        if (s.conn->tls) asio::write(*s.conn->tls, asio::buffer(bye), ec);
-        else asio::write(s.conn->sock, asio::buffer(bye), ec);
-    }
-    s.conn->shutdown();
+    s.conn->close_with(s.session->take_output());
 }
 
 std::optional<parked_session> connection_cache::take(const std::string& key,

@@ -85,6 +85,25 @@ struct timed_connection {
         return n > 0 ? static_cast<std::size_t>(n) : 0;
     }
 
+    // Best effort, never waits: `bye` (a QUIT) and, on TLS, the close_notify alert (RFC 8446
+    // 6.1: each party MUST send one before closing its write side; Postfix's client sends it
+    // too) go out in one segment if the socket's send buffer takes them, then the connection
+    // is closed. The socket is made non-blocking first, so a peer that stopped reading costs
+    // the QUIT, not the event loop; the peer's own close_notify is not waited for (the
+    // synchronous shutdown's read for it ends at once with would_block).
+    void close_with(std::string_view bye) {
+        asio::error_code ec;
+        sock.non_blocking(true, ec);
+        if (!ec && tls) {
+            const std::size_t staged = stage(bye);
+            if (staged < bye.size()) asio::write(*tls, asio::buffer(bye.substr(staged)), ec);
+            if (!ec) tls->shutdown(ec);
+        } else if (!ec && !bye.empty()) {
+            asio::write(sock, asio::buffer(bye), ec);
+        }
+        shutdown();
+    }
+
     // Read what is available (at most `len`) within `limit`.
     asio::awaitable<std::size_t> read_some(char* buf, std::size_t len, asio::steady_timer::duration limit,
                                            asio::error_code& ec) {

@@ -17,6 +17,9 @@ it saw, per connection, and whether TLS was active when it saw it. Behaviours:
            "stall"           answer 220 to STARTTLS, then read nothing and never complete the
                              handshake (the connection is closed after stall_seconds, or when
                              the peer stops)
+  rset_reply="502 5.5.1 no"   the reply line to RSET
+  quit_reply=False           QUIT is never answered: the peer reads until the client closes
+                             (Connection.closed_after_quit, and for TLS Connection.close_notify)
   starttls_reply="554 5.7.0 no TLS for you"  the reply line to STARTTLS for tls_mode "refuse"
                              (any code but 220: SPEC §1.1 counts each as a failed handshake)
   tls_modes=["garbage", "ok"]  tls_mode per connection in order (the last repeats); overrides
@@ -70,6 +73,7 @@ class Connection:
         self.tls_version = None      # e.g. "TLSv1.3" once the handshake completed
         self.tls_error = None        # the peer-side handshake error, if it failed
         self.closed_after_quit = None  # quit_reply=False: when the client closed after its QUIT
+        self.close_notify = None       # quit_reply=False, TLS: whether that close came with a close_notify
 
     def verbs(self):
         return [c.split(" ", 1)[0].upper() for c, _ in self.commands]
@@ -92,8 +96,9 @@ class ScriptedPeer:
                  greeting_codes=(220,), rcpt_codes=None, final_code=250, ehlo_name="peer.test",
                  extra_ehlo=(), port=0, tls_max_version=None, tls_min_version=None, final_delay=0.0,
                  ciphers=None, stall_seconds=30.0, tls_modes=None, idle_timeout=30.0, idle_reply=None,
-                 greeting_hold=None, starttls_reply="454 4.7.0 TLS not available", quit_reply=True):
+                 greeting_hold=None, starttls_reply="454 4.7.0 TLS not available", quit_reply=True, rset_reply="250 2.0.0 Ok"):
         self.host = host
+        self.rset_reply = rset_reply  # e.g. "502 5.5.1 no": the client may not reuse the session
         self.quit_reply = quit_reply  # False: QUIT is never answered; the client must close
         self.starttls_reply = starttls_reply
         self.greeting_hold = greeting_hold
@@ -281,7 +286,13 @@ class ScriptedPeer:
                         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
                         ctx.verify_mode = ssl.CERT_REQUIRED
                         ctx.load_verify_locations(cafile=self.cert)
-                    ss = ctx.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
+                    # A close without close_notify raises SSLEOFError instead of reading as a
+                    # clean end (Connection.close_notify tells them apart): Debian's Python 3.11
+                    # sets OP_IGNORE_UNEXPECTED_EOF by default, and suppress_ragged_eofs would
+                    # turn the error into b"" again.
+                    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+                    ss = ctx.wrap_socket(s, server_side=True, do_handshake_on_connect=False,
+                                         suppress_ragged_eofs=False)
                     try:
                         ss.do_handshake()
                     except (OSError, ssl.SSLError) as e:
@@ -350,11 +361,15 @@ class ScriptedPeer:
                     send(f"{c} {c // 100}.0.0 {'queued' if c == 250 else 'refused'}")
                 elif verb == "RSET":
                     mail_from, rcpts = None, []
-                    send("250 2.0.0 Ok")
+                    send(self.rset_reply)
                 elif verb == "QUIT":
                     if not self.quit_reply:
-                        while f.readline():  # no 221: wait for the client to go
-                            pass
+                        try:
+                            while f.readline():  # no 221: wait for the client to go
+                                pass
+                            conn.close_notify = conn.tls  # TLS: a clean end needs the alert
+                        except OSError:  # TLS: closed without a close_notify (SSLEOFError), or reset
+                            conn.close_notify = False
                         conn.closed_after_quit = time.time()
                         s.close()
                         return

@@ -917,3 +917,21 @@ def test_verify_dane_refuses_even_a_valid_named_certificate(make_instance, pki):
         inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"verify": "dane"}, ca=pki["ca"])
         qid = inst.send(SENDER, [RCPT], "dane")
         assert_no_mail(inst, peer, qid, "4.7.5", reason=r"DANE")
+
+
+# --- the end of a rejected TLS session (RFC 8446 6.1) ---------------------------------------------
+
+
+def test_a_rejected_tls_session_ends_with_quit_and_close_notify(make_instance, pki):
+    """A TLS 1.2 peer under min_tls_version = "1.3": the session is rejected after the
+    handshake, QUIT goes inside it, and then the close_notify alert (RFC 8446 6.1: each party
+    MUST send one before closing its write side). Before, the TCP connection was closed after
+    the QUIT without it (the peer saw an EOF in violation of the protocol)."""
+    with peer_for(pki, "internal", tls_max_version="1.2", quit_reply=False) as peer:
+        inst = start(make_instance, [f"127.0.0.1:{peer.port}"], outbound={"min_tls_version": "1.3"})
+        qid = inst.send(SENDER, [RCPT], "rejected session")
+        assert_no_mail(inst, peer, qid, "4.7.5", attempts=1)
+        c = peer.connections[0]
+        wait_until(lambda: c.closed_after_quit is not None, what="the rejected session closed")
+        assert c.tls and c.commands[-1] == ("QUIT", True), c.commands
+        assert c.close_notify is True, "closed without a TLS close_notify"

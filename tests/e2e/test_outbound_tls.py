@@ -455,3 +455,26 @@ def test_other_domains_earlier_retry_does_not_cut_the_handshake_retry_delay_shor
                           if any(cmd.upper().startswith("MAIL") and not t for cmd, t in x.commands))
         gap = first_plain - peer.connections[0].accepted
         assert gap >= 4.9, f"plaintext {gap:.2f}s after the host's first failed handshake; the delay is 5s"
+
+
+@pytest.mark.parametrize("how", ["parked", "not parked"])
+def test_a_tls_session_ends_with_quit_and_close_notify(make_instance, certs, how):
+    """RFC 8446 6.1: each party MUST send a close_notify before closing its write side. A
+    session parked for reuse and closed after its 5 s idle time, and one that may not be
+    reused (the peer refused RSET after a refused recipient: the delivery closes it itself),
+    both end with QUIT inside TLS and then the alert; before, the TCP connection was closed
+    after the QUIT without it (the peer saw an EOF in violation of the protocol)."""
+    c = certs["named"]
+    rcpt = "bob@internal.test"
+    kw = {"rcpt_codes": {rcpt: 550}, "rset_reply": "502 5.5.1 no RSET here"} if how == "not parked" else {}
+    with ScriptedPeer(cert=c["cert"], key=c["key"], quit_reply=False, **kw) as peer:
+        inst = instance_for(make_instance, peer, ca_file=c["ca"], queue_extra='retry_schedule = ["1h"]')
+        qid = inst.send("alice@example.test", [rcpt], "close notify")
+        ev = inst.wait_events("delivery", 1, id=qid, timeout=10)
+        assert ev[0]["result"] == ("bounced" if how == "not parked" else "sent"), ev
+        conn = peer.connections[0]
+        wait_until(lambda: conn.closed_after_quit is not None, timeout=15, what="the session closed")
+        assert conn.tls and conn.commands[-1] == ("QUIT", True), conn.commands
+        if how == "not parked":
+            assert "RSET" in conn.verbs(), conn.commands
+        assert conn.close_notify is True, "closed without a TLS close_notify"
