@@ -95,7 +95,7 @@ outcome io_failure(std::string_view what, const std::string& path) {
     int e = errno;
     outcome o;
     o.result = outcome::kind::transient;
-    o.dsn = (e == ENOSPC || e == EDQUOT) ? "4.3.1" : "4.3.0";
+    o.dsn = (e == ENOSPC || e == EDQUOT || e == EFBIG) ? "4.3.1" : "4.3.0";
     o.reason = fmt::format("maildir {} {}: {}", what, path, std::strerror(e));
     return o;
 }

@@ -107,11 +107,37 @@ bool write_all(int fd, std::span<const std::string_view> parts) {
 
 bool write_all(int fd, std::string_view text) { return write_all(fd, std::span<const std::string_view>(&text, 1)); }
 
-// Two names of one file (a move cut short between its link and its unlink).
+// Two names of one regular file (a move cut short between its link and its unlink). Neither
+// name is followed: hold/ID as a symbolic link to ../queue/ID is no move's leftover (taken for
+// one, the start-up removed the message it points to).
 bool same_file(const std::string& a, const std::string& b) {
     struct stat sa{}, sb{};
-    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+    return ::lstat(a.c_str(), &sa) == 0 && ::lstat(b.c_str(), &sb) == 0 && S_ISREG(sa.st_mode) &&
+           S_ISREG(sb.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// The spool's sub-folder `sub` of the open folder `dirfd`, never through a symbolic link:
+// spool::open runs before the privilege drop, in a spool the server user owns, so a link
+// planted there would have root clean up (unlink in) a folder it points to. -1 and errno set
+// on failure (ELOOP or ENOTDIR for a link).
+int open_subdir(int dirfd, const char* sub) {
+    return ::openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+// Remove the names of the open folder `fd` that `drop` picks (unlinkat: a link is removed, not
+// followed). Takes `fd`.
+template <class Pick>
+void remove_entries(int fd, Pick drop) {
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+        ::close(fd);
+        return;
+    }
+    while (dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name != "." && name != ".." && drop(name)) ::unlinkat(fd, name.c_str(), 0);
+    }
+    ::closedir(d);
 }
 
 // rename(2) that never replaces an existing `to` (EEXIST instead): a queue id repeated (a clock
@@ -318,16 +344,43 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
     if (auto f = fsync_path(above.empty() ? "." : above.string(), O_RDONLY | O_DIRECTORY))
         if (!(existed && f->errnum == EACCES)) return error{f->message};
     if (auto f = fsync_path(dir, O_RDONLY | O_DIRECTORY)) return error{f->message};
+    // The sub-folders must be folders, not links (open_subdir), checked before anything in
+    // them is touched: the spool is opened as root, in a folder the server user owns.
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return error{fmt::format("cannot open {}: {}", dir, std::strerror(errno))};
+    for (const char* sub : {"tmp", "queue", "hold", "state"}) {
+        const int fd = open_subdir(dir_fd, sub);
+        if (fd < 0) {
+            const int e = errno;
+            ::close(dir_fd);
+            return error{fmt::format("cannot open {}/{}: {}", dir, sub,
+                                     e == ELOOP || e == ENOTDIR ? "not a directory (a symbolic link is not followed)"
+                                                                : std::strerror(e))};
+        }
+        ::close(fd);
+    }
     std::unique_ptr<spool> s(new spool(dir, how));
     // One server per spool, checked before anything is cleaned up: a second `postern serve` on
     // this spool would otherwise delete the running one's tmp/ files (commits in flight) and
     // its unfinished state writes. flock(2) ends with the process, so a kill -9 leaves no
     // stale lock; the pid in the file is only for the message.
     const std::string lock = dir + "/lock";
-    s->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lock_fd_ < 0) return error{fmt::format("cannot open {}: {}", lock, std::strerror(errno))};
+    s->lock_fd_ = ::openat(dir_fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (s->lock_fd_ < 0) {
+        const int e = errno;
+        ::close(dir_fd);
+        return error{fmt::format("cannot open {}: {}", lock,
+                                 e == ELOOP ? "a symbolic link (not followed)" : std::strerror(e))};
+    }
+    struct stat lock_st {};
+    if (::fstat(s->lock_fd_, &lock_st) != 0 || !S_ISREG(lock_st.st_mode)) {
+        ::close(dir_fd);
+        return error{fmt::format("cannot open {}: not a regular file", lock)};
+    }
     if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-        if (errno != EWOULDBLOCK) return error{fmt::format("cannot lock {}: {}", lock, std::strerror(errno))};
+        const int e = errno;
+        ::close(dir_fd);
+        if (e != EWOULDBLOCK) return error{fmt::format("cannot lock {}: {}", lock, std::strerror(e))};
         std::string holder;
         if (auto pid = read_file(lock); pid && !pid->empty() && pid->size() < 16)
             holder = fmt::format(" (pid {})", pid->substr(0, pid->find('\n')));
@@ -335,24 +388,18 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
                                  lock)};
     }
     if (::ftruncate(s->lock_fd_, 0) == 0) (void)write_all(s->lock_fd_, fmt::format("{}\n", ::getpid()));
-    if (how == durability::filesystem) {
-        s->fs_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (s->fs_fd_ < 0) return error{fmt::format("cannot open {}: {}", dir, std::strerror(errno))};
-    }
+    if (how == durability::filesystem) s->fs_fd_ = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
     for (area a : {area::active, area::hold}) {
         const std::string p = fmt::format("{}/{}", dir, area_dir(a));
-        s->area_fd_[static_cast<int>(a == area::hold)] = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (s->area_fd_[static_cast<int>(a == area::hold)] < 0)
+        s->area_fd_[static_cast<int>(a == area::hold)] = open_subdir(dir_fd, area_dir(a));
+        if (s->area_fd_[static_cast<int>(a == area::hold)] < 0) {
+            ::close(dir_fd);
             return error{fmt::format("cannot open {}: {}", p, std::strerror(errno))};
+        }
     }
     // Leftovers in tmp/ were never acknowledged: discard them.
-    if (DIR* d = ::opendir((dir + "/tmp").c_str())) {
-        while (dirent* e = ::readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            ::unlink((dir + "/tmp/" + e->d_name).c_str());
-        }
-        ::closedir(d);
-    }
+    if (const int fd = open_subdir(dir_fd, "tmp"); fd >= 0)
+        remove_entries(fd, [](const std::string& name) { return name[0] != '.'; });
     // A move cut short by a crash (move(): linked into the other area, not yet unlinked): one
     // file under both names. The hold wins: an operator's hold is never undone by a crash (a
     // release cut short is simply not done yet), so queue/ID goes. Two different files under one
@@ -366,17 +413,14 @@ result<std::unique_ptr<spool>> spool::open(const std::string& dir, durability ho
     if (unlinked) (void)s->active_sync_->sync();
     // State files whose message is gone (a crash inside remove()) and unfinished state writes.
     std::vector<std::string> kept;
-    if (DIR* d = ::opendir((dir + "/state").c_str())) {
-        while (dirent* e = ::readdir(d)) {
-            std::string name = e->d_name;
-            if (name == "." || name == "..") continue;
-            bool orphan = name[0] == '.' ||
-                          (valid_id(name) && !s->exists(name, area::active) && !s->exists(name, area::hold));
-            if (orphan) ::unlink((dir + "/state/" + name).c_str());
-            else if (valid_id(name)) kept.push_back(std::move(name));
-        }
-        ::closedir(d);
-    }
+    if (const int fd = open_subdir(dir_fd, "state"); fd >= 0)
+        remove_entries(fd, [&](const std::string& name) {
+            const bool orphan = name[0] == '.' ||
+                                (valid_id(name) && !s->exists(name, area::active) && !s->exists(name, area::hold));
+            if (!orphan && valid_id(name)) kept.push_back(name);
+            return orphan;
+        });
+    ::close(dir_fd);
     // The previous version's unsealed files, sealed once here (queue/state_file.hpp): from now
     // on an unsealed file is a stale block, not a message's state.
     s->seal_old_state_files(kept);
@@ -699,7 +743,7 @@ std::optional<spool_failure> spool::write_state(const std::string& id, const std
 
 std::optional<spool_failure> spool::replace_state(const std::string& id, std::string_view text, bool sync) {
     std::string tmp = fmt::format("{}/state/.{}.tmp", dir_, id);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return fail("create", tmp);
     if (!write_all(fd, text) || (sync && do_fsync(fd, tmp) != 0)) {
         // A full disk: the previous state stays in place (older, never newer than the truth).
@@ -747,7 +791,7 @@ void spool::seal_old_state_files(const std::vector<std::string>& ids) {
     };
     if (sealed && !synced(dir_ + "/state", O_RDONLY | O_DIRECTORY)) return;
     // Then the marker, and the spool directory that names it. Not made: sealed again next time.
-    if (synced(marker, O_WRONLY | O_CREAT)) (void)synced(dir_, O_RDONLY | O_DIRECTORY);
+    if (synced(marker, O_WRONLY | O_CREAT | O_NOFOLLOW)) (void)synced(dir_, O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace postern::queue

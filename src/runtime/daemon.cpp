@@ -155,6 +155,9 @@ int serve(const std::string& config_path) {
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     mask_sighup(SIG_BLOCK);
     std::signal(SIGPIPE, SIG_IGN);
+    // A file-size limit (ulimit -f, systemd's LimitFSIZE) makes a write past it fail with
+    // EFBIG (452 4.3.1 for that message) instead of SIGXFSZ killing the server.
+    std::signal(SIGXFSZ, SIG_IGN);
     auto first = build_generation(config_path);
     if (!first) {
         std::fprintf(stderr, "%s\n", first.error_message().c_str());

@@ -335,8 +335,9 @@ asio::awaitable<void> run_session(context& ctx, std::shared_ptr<const generation
                 }
                 if (failure) {
                     log::spool_error(env.id, failure->message);
-                    // SPEC: full disk -> 452 4.3.1; any other spool failure is also temporary.
-                    if (failure->errnum == ENOSPC || failure->errnum == EDQUOT)
+                    // SPEC: full disk -> 452 4.3.1 (a quota, or a file-size limit, likewise);
+                    // any other spool failure is also temporary.
+                    if (failure->errnum == ENOSPC || failure->errnum == EDQUOT || failure->errnum == EFBIG)
                         core.message_done(smtp::make_reply(452, "4.3.1", "Error: insufficient system storage"));
                     else
                         core.message_done(smtp::make_reply(451, "4.3.0", "Error: queue file write error"));

@@ -263,6 +263,7 @@ class Instance:
         self.host = "127.0.0.1"
         self.proc = None
         self.log_path = self.dir / "postern.log"
+        self.preexec = None  # a function run in the child before exec (resource limits)
 
     @property
     def config(self):
@@ -274,7 +275,7 @@ class Instance:
     def start(self, wait=True):
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([POSTERN, "serve", "-c", str(self.config)],
-                                     stdout=self.logf, stderr=self.logf, cwd=self.dir)
+                                     stdout=self.logf, stderr=self.logf, cwd=self.dir, preexec_fn=self.preexec)
         if wait:
             wait_port(self.host, self.port, proc=self.proc)
         return self

@@ -162,6 +162,28 @@ def test_full_disk_is_452_and_nothing_half_stored(make_instance):
         subprocess.run(["umount", str(spool)], capture_output=True, timeout=10)
 
 
+def test_a_file_size_limit_is_452_and_the_server_keeps_running(make_instance):
+    """Found by review: under a file-size limit (ulimit -f, systemd's LimitFSIZE) a message
+    larger than it raised SIGXFSZ while the queue file was written, and the server died
+    (every session cut, tmp/ left behind). Now the write fails with EFBIG: 452 4.3.1 for that
+    message, nothing half stored, and the server takes the next (small) message."""
+    import resource
+    inst = make_instance(start=False)
+    inst.preexec = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, 100 * 1024))
+    inst.start()
+    big = msg_body("over the file-size limit") + (b"y" * 76 + b"\r\n") * 2800  # ~220 KB
+    with inst.smtp() as c:
+        c.ehlo()
+        r = c.send_mail("alice@example.test", ["bob@localhost"], big)
+        assert r.code == 452 and r.last.startswith("4.3.1"), r
+        assert inst.proc.poll() is None, "the server died"
+        assert inst.spool_files("tmp") == [] and inst.spool_files("queue") == []
+        small = msg_body("small enough")
+        qid = qid_of(c.send_mail("alice@example.test", ["bob@localhost"], small))
+    msgs = inst.wait_maildir("bob")
+    assert len(msgs) == 1 and f"id {qid}".encode() in msgs[0]
+
+
 @contextlib.contextmanager
 def tmpfs_spool(inst, size="512k"):
     """Mounts a small tmpfs as the (not yet started) instance's spool; skips without root."""

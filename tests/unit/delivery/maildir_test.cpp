@@ -346,7 +346,7 @@ TEST(maildir, a_failed_write_is_transient_and_leaves_no_file) {
     ::setrlimit(RLIMIT_FSIZE, &old);
     std::signal(SIGXFSZ, old_handler);
     EXPECT_EQ(o.result, delivery::outcome::kind::transient);
-    EXPECT_EQ(o.dsn, "4.3.0");
+    EXPECT_EQ(o.dsn, "4.3.1");  // a file-size limit, like a full disk or a quota
     EXPECT_NE(o.reason.find("maildir write " + d.path + "/bob/tmp/"), std::string::npos) << o.reason;
     EXPECT_TRUE(fs::is_empty(d.path + "/bob/tmp"));
     EXPECT_TRUE(fs::is_empty(d.path + "/bob/new"));
