@@ -29,7 +29,11 @@ namespace fs = std::filesystem;
 // never by path, and nothing follows a symbolic link: a server user who swaps a folder for a
 // link to /etc while root walks the tree gets the link handed over, not what it points to.
 // A file with more than one link is left alone (it could be a hard link to a file elsewhere).
-result<void> hand_over_below(int dir, const std::string& shown, uid_t uid, gid_t gid) {
+// Only what root owns (made by root: `postern init`, an earlier start, an administrator) is
+// handed over: a file or folder of another user (a maildir or spool.dir pointed at a shared
+// tree, /home, a user's mail) is left to its owner, not descended into, and counted in
+// `foreign` (found by review: every file below a configured maildir changed owner).
+result<void> hand_over_below(int dir, const std::string& shown, uid_t uid, gid_t gid, std::size_t& foreign) {
     const int listing = ::dup(dir);
     DIR* d = listing < 0 ? nullptr : ::fdopendir(listing);
     if (!d) {
@@ -44,6 +48,10 @@ result<void> hand_over_below(int dir, const std::string& shown, uid_t uid, gid_t
         struct stat st {};
         if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
         const bool is_dir = S_ISDIR(st.st_mode);
+        if (st.st_uid != 0 && st.st_uid != uid) {
+            ++foreign;
+            continue;
+        }
         if ((st.st_uid != uid || st.st_gid != gid) && (is_dir || st.st_nlink <= 1) &&
             ::fchownat(dir, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT)
             return error{fmt::format("cannot hand {} to the server user: {}", path, std::strerror(errno))};
@@ -53,7 +61,7 @@ result<void> hand_over_below(int dir, const std::string& shown, uid_t uid, gid_t
             if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) continue;  // gone or swapped
             return error{fmt::format("cannot open {}: {}", path, std::strerror(errno))};
         }
-        auto r = hand_over_below(sub, path, uid, gid);
+        auto r = hand_over_below(sub, path, uid, gid, foreign);
         ::close(sub);
         if (!r) return r;
     }
@@ -68,12 +76,28 @@ result<void> hand_over(const fs::path& root, uid_t uid, gid_t gid) {
         return error{fmt::format("cannot open {}: {}", root.string(), std::strerror(errno))};
     }
     struct stat st {};
-    if (::fstat(dir, &st) == 0 && (st.st_uid != uid || st.st_gid != gid) && ::fchown(dir, uid, gid) != 0) {
+    if (::fstat(dir, &st) != 0) {
+        ::close(dir);
+        return error{fmt::format("cannot stat {}: {}", root.string(), std::strerror(errno))};
+    }
+    if (st.st_uid != 0 && st.st_uid != uid) {  // another user's folder: not ours to take
+        ::close(dir);
+        log::warning("privileges", fmt::format("{} belongs to uid {}, not root or the server user: left as it is "
+                                               "(the server user may be unable to write there)",
+                                               root.string(), st.st_uid));
+        return {};
+    }
+    if ((st.st_uid != uid || st.st_gid != gid) && ::fchown(dir, uid, gid) != 0) {
         ::close(dir);
         return error{fmt::format("cannot hand {} to the server user: {}", root.string(), std::strerror(errno))};
     }
-    auto r = hand_over_below(dir, root.string(), uid, gid);
+    std::size_t foreign = 0;
+    auto r = hand_over_below(dir, root.string(), uid, gid, foreign);
     ::close(dir);
+    if (r && foreign > 0)
+        log::warning("privileges", fmt::format("{} file(s) or folder(s) under {} belong to other users: left to them "
+                                               "(not handed to the server user, which may be unable to use them)",
+                                               foreign, root.string()));
     return r;
 }
 

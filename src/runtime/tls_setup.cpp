@@ -56,8 +56,13 @@ result<tls_contexts> make_tls_contexts(const config::config& cfg) {
         }
     }
     out.client = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    if (auto r = tls::configure_client(out.client->native_handle(), t.ca_file); !r)
-        problems.push_back({"tls.ca_file", t.ca_file_line, r.error_message()});
+    // tls.ca_file is also the trust store of every profile without a ca_file of its own
+    // (profile/policy.cpp): loaded into the sessions' cache now too, as root (found by
+    // review: a root-only tls.ca_file was opened again after the drop, and every mandatory
+    // verify = "ca" check failed with "cannot load CA file ... Permission denied").
+    auto client_ok = tls::configure_client(out.client->native_handle(), t.ca_file);
+    if (client_ok && !t.ca_file.empty()) client_ok = tls::load_trust_store(t.ca_file);
+    if (!client_ok) problems.push_back({"tls.ca_file", t.ca_file_line, client_ok.error_message()});
     // A profile's trust store: a file that holds no certificate is refused by the code that
     // loads tls.ca_file; then it is loaded, now (as root, before the privilege drop), into the
     // cache the sessions verify with (tls::load_trust_store): they never open the file again

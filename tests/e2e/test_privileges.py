@@ -192,6 +192,61 @@ def test_hand_over_never_follows_a_link(make_instance, tmp_path):
         assert p.stat().st_uid == 0, f"{p} was handed to the server user through a link"
 
 
+def test_hand_over_leaves_other_users_files_alone(make_instance):
+    """Found by review: root handed every file and folder below a configured maildir (or the
+    spool) to the server user, another user's included - a maildir pointed at a shared tree
+    took bob's 0700 folder and its files. Now only what root owns is handed over; another
+    user's file or folder is left to its owner (not descended into), and a warning counts
+    them. The server's own folders are still handed over and mail is still delivered."""
+    pw = pwd.getpwnam("postern")
+    inst = make_instance(start=False, server_extra='user = "postern"')
+    searchable(inst.dir)
+    mail = inst.dir / "var/mail/localhost"
+    other = mail / "someone"
+    other.mkdir(mode=0o700)
+    (other / "secret").write_text("not postern's")
+    (mail / "their-file").write_text("not postern's either")
+    for p in (other, other / "secret", mail / "their-file"):
+        os.chown(p, 1234, 1234)
+    inst.start()
+    inst.wait_log("running as user postern")
+    for p in (other, other / "secret", mail / "their-file"):
+        st = p.stat()
+        assert (st.st_uid, st.st_gid) == (1234, 1234), f"{p} was handed to the server user"
+    inst.wait_log("2 file(s) or folder(s) under")  # the folder (not descended into) and the file
+    assert mail.stat().st_uid == pw.pw_uid
+    inst.send("a@example.test", ["bob@localhost"])
+    assert len(inst.wait_maildir("bob")) == 1
+
+
+def test_global_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_instance):
+    """Found by review: tls.ca_file (the trust store of every profile without a ca_file of its
+    own) went only into the client context; the mandatory-TLS check opened the file again
+    after the drop to server.user. Left 0600 root, every verify = "ca" delivery was deferred
+    ("cannot load CA file ... Permission denied"). Now it is loaded as root at start-up."""
+    inst = make_instance(start=False, server_extra='user = "postern"')
+    searchable(inst.dir)
+    pki = inst.dir / "pki"
+    pki.mkdir(mode=0o755)
+    ca = make_ca(pki)
+    leaf = make_cert(pki, ca, names=("internal.test",), stem="peer")
+    os.chown(ca["ca"], 0, 0)
+    os.chmod(ca["ca"], 0o600)
+    profile = ('[[profile]]\nname = "partner"\nrecipient_domains = ["internal.test"]\n\n'
+               '[profile.outbound]\ntls = "mandatory"\nverify = "ca"\n')
+    with ScriptedPeer(cert=leaf["cert"], key=leaf["key"]) as peer:
+        cfg = inst.config.read_text().replace("[tls]\n", f'[tls]\nca_file = "{ca["ca"]}"\n', 1)
+        assert f'ca_file = "{ca["ca"]}"' in cfg
+        inst.write_config(cfg + "\n" + relay_domain("internal.test", f"127.0.0.1:{peer.port}") + "\n" + profile)
+        inst.start()
+        inst.wait_log("running as user postern")
+        qid = inst.send("alice@sender.test", ["bob@internal.test"], "root-only global CA")
+        msgs = peer.wait_messages(1, timeout=10)
+        e = inst.wait_events("delivery", 1, id=qid)[0]
+        assert e["result"] == "sent" and e["profile"] == "partner" and e["tls"] == "verified", e
+        assert len(msgs) == 1 and msgs[0][3] is True, msgs
+
+
 def test_profile_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_instance):
     """README: a profile's ca_file is loaded at start-up, as root, like the key: the trust store
     the sessions verify with is that one, not a file opened again after the drop to
