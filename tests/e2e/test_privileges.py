@@ -219,11 +219,14 @@ def test_hand_over_leaves_other_users_files_alone(make_instance):
     assert len(inst.wait_maildir("bob")) == 1
 
 
-def test_global_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_instance):
-    """Found by review: tls.ca_file (the trust store of every profile without a ca_file of its
-    own) went only into the client context; the mandatory-TLS check opened the file again
-    after the drop to server.user. Left 0600 root, every verify = "ca" delivery was deferred
-    ("cannot load CA file ... Permission denied"). Now it is loaded as root at start-up."""
+@pytest.mark.parametrize("where", ["profile", "tls"])
+def test_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_instance, where):
+    """README: a CA file is loaded at start-up, as root, like the key: the trust store the
+    sessions verify with is that one, not a file opened again after the drop to server.user.
+    A CA left 0600 root: mandatory TLS with verify = "ca" under the profile delivers, verified
+    against it (before: every attempt deferred, "cannot load CA file ... Permission denied").
+    profile: the profile's own ca_file; tls: tls.ca_file, the trust store of a profile without
+    one (found by review: only the profiles' files were loaded before the drop)."""
     inst = make_instance(start=False, server_extra='user = "postern"')
     searchable(inst.dir)
     pki = inst.dir / "pki"
@@ -232,38 +235,14 @@ def test_global_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_ins
     leaf = make_cert(pki, ca, names=("internal.test",), stem="peer")
     os.chown(ca["ca"], 0, 0)
     os.chmod(ca["ca"], 0o600)
+    ca_line = f'ca_file = "{ca["ca"]}"\n'
     profile = ('[[profile]]\nname = "partner"\nrecipient_domains = ["internal.test"]\n\n'
-               '[profile.outbound]\ntls = "mandatory"\nverify = "ca"\n')
-    with ScriptedPeer(cert=leaf["cert"], key=leaf["key"]) as peer:
-        cfg = inst.config.read_text().replace("[tls]\n", f'[tls]\nca_file = "{ca["ca"]}"\n', 1)
-        assert f'ca_file = "{ca["ca"]}"' in cfg
-        inst.write_config(cfg + "\n" + relay_domain("internal.test", f"127.0.0.1:{peer.port}") + "\n" + profile)
-        inst.start()
-        inst.wait_log("running as user postern")
-        qid = inst.send("alice@sender.test", ["bob@internal.test"], "root-only global CA")
-        msgs = peer.wait_messages(1, timeout=10)
-        e = inst.wait_events("delivery", 1, id=qid)[0]
-        assert e["result"] == "sent" and e["profile"] == "partner" and e["tls"] == "verified", e
-        assert len(msgs) == 1 and msgs[0][3] is True, msgs
-
-
-def test_profile_ca_file_readable_by_root_only_is_loaded_before_the_drop(make_instance):
-    """README: a profile's ca_file is loaded at start-up, as root, like the key: the trust store
-    the sessions verify with is that one, not a file opened again after the drop to
-    server.user. A CA left 0600 root: mandatory TLS with verify = "ca" under the profile
-    delivers, verified against it (before: every attempt deferred, "cannot load CA file")."""
-    inst = make_instance(start=False, server_extra='user = "postern"')
-    searchable(inst.dir)
-    pki = inst.dir / "pki"
-    pki.mkdir(mode=0o755)
-    ca = make_ca(pki)
-    leaf = make_cert(pki, ca, names=("internal.test",), stem="peer")
-    os.chown(ca["ca"], 0, 0)
-    os.chmod(ca["ca"], 0o600)
-    profile = ('[[profile]]\nname = "partner"\nrecipient_domains = ["internal.test"]\n\n'
-               f'[profile.outbound]\ntls = "mandatory"\nverify = "ca"\nca_file = "{ca["ca"]}"\n')
+               '[profile.outbound]\ntls = "mandatory"\nverify = "ca"\n' + (ca_line if where == "profile" else ""))
     with ScriptedPeer(cert=leaf["cert"], key=leaf["key"]) as peer:
         cfg = inst.config.read_text()
+        if where == "tls":
+            cfg = cfg.replace("[tls]\n", "[tls]\n" + ca_line, 1)
+            assert ca_line in cfg
         inst.write_config(cfg + "\n" + relay_domain("internal.test", f"127.0.0.1:{peer.port}") + "\n" + profile)
         inst.start()
         inst.wait_log("running as user postern")
