@@ -60,8 +60,17 @@ bool listens_on_wildcard(const self_identity& me, std::uint16_t port) {
 }
 
 bool is_my_address(const self_identity& me, std::string_view ip, std::uint16_t port) {
-    const auto a = parse_ip(ip);
+    auto a = parse_ip(ip);
     if (!a) return false;
+    // A connection to the unspecified address reaches this host's loopback (Linux: 0.0.0.0 is
+    // 127.0.0.1, :: is ::1): an MX host resolving to it is as much us as one at 127.0.0.1
+    // (found by review: an MX at 0.0.0.0 looped until the hop limit).
+    if (is_v4_any(*a)) {
+        a->s6_addr[12] = 127;
+        a->s6_addr[15] = 1;
+    } else if (IN6_IS_ADDR_UNSPECIFIED(&*a)) {
+        a->s6_addr[15] = 1;
+    }
     for (const auto& l : me.listen) {
         if (l.port != port) continue;
         const auto la = parse_ip(l.host);

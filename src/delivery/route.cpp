@@ -30,6 +30,27 @@ bool is_ipv6(const std::string& s) {
     return ::inet_pton(AF_INET6, s.c_str(), &a) == 1;
 }
 
+// RFC 5321 4.1.3 Snum is 1*3DIGIT: "127.000.000.002" is 127.0.0.2 (decimal, never octal), a
+// form inet_pton(3) refuses. The dotted quad without leading zeros; `s` unchanged when it is
+// not four such numbers.
+std::string without_leading_zeros(const std::string& s) {
+    std::string out;
+    std::size_t i = 0;
+    for (int part = 0; part < 4; ++part) {
+        std::size_t n = 0;
+        unsigned v = 0;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9' && n < 4; ++i, ++n) v = v * 10 + static_cast<unsigned>(s[i] - '0');
+        if (n == 0 || n > 3 || v > 255) return s;
+        out += std::to_string(v);
+        if (part < 3) {
+            if (i >= s.size() || s[i] != '.') return s;
+            out += '.';
+            ++i;
+        }
+    }
+    return i == s.size() ? out : s;
+}
+
 // "[192.0.2.1]" -> "192.0.2.1"; "[IPv6:2001:db8::1]" -> "2001:db8::1" (RFC 5321 4.1.3).
 // Empty when `domain` is not a usable address literal.
 std::string address_literal(std::string_view domain) {
@@ -37,8 +58,12 @@ std::string address_literal(std::string_view domain) {
     std::string inner(domain.substr(1, domain.size() - 2));
     if (lower(inner.substr(0, 5)) == "ipv6:") {
         inner = lower(inner.substr(5));
+        // IPv6v4-full / -comp: the IPv4 part after the last ':' may carry leading zeros too
+        if (const auto colon = inner.rfind(':'); colon != std::string::npos && inner.find('.', colon) != std::string::npos)
+            inner = inner.substr(0, colon + 1) + without_leading_zeros(inner.substr(colon + 1));
         return is_ipv6(inner) ? inner : std::string{};
     }
+    inner = without_leading_zeros(inner);
     return is_ipv4(inner) ? inner : std::string{};
 }
 
@@ -128,6 +153,7 @@ route decide_route(const config::config& cfg, std::string_view recipient_domain)
     if (std::string ip = address_literal(r.domain); !ip.empty()) {
         r.how = route::kind::static_hosts;
         r.hosts.push_back(config::host_port{ip, cfg.delivery.port});
+        r.literal = true;
         r.source = "address literal";
         return r;
     }

@@ -28,6 +28,7 @@ struct route {
     std::vector<config::host_port> hosts;  // kind::static_hosts, tried in this order
     std::string domain;                    // the recipient domain, lower-case A-label form
     std::uint16_t port = 25;               // kind::mx: delivery.port (static hosts carry theirs)
+    bool literal = false;  // kind::static_hosts from an address literal: hosts holds its one address
     std::string source;  // why, for logs: "domain example.test maildir", "domain example.test
                          // relay_to", "route partner.test", "route *", "address literal", "mx"
 };

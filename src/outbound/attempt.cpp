@@ -592,6 +592,7 @@ struct host_plan {
     std::optional<delivery::mx_verdict> mx;  // MX routes
     std::string note;                        // on a usable MX answer (records ignored, ...)
     std::optional<delivery::outcome> stop;
+    bool backup = false;  // this host is an MX: the records at and above its preference were discarded
 };
 
 // This machine's interface addresses, for a wildcard listener (delivery/myself.hpp); read
@@ -647,8 +648,27 @@ asio::awaitable<bool> discard_myself(dns::resolver& resolver, delivery::self_ide
 asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::route& where,
                                       const delivery::self_identity& me) {
     host_plan out;
+    if (where.literal) {
+        // RFC 5321 5.1: an address literal naming this host (as a connection reaches it: an
+        // unspecified address is the loopback) would come back here, hop after hop.
+        const auto& hp = where.hosts.front();
+        delivery::self_identity mine = me;
+        if (delivery::listens_on_wildcard(mine, hp.port)) mine.local_addresses = local_interface_addresses();
+        if (delivery::is_my_address(mine, hp.host, hp.port)) {
+            out.stop = {delivery::outcome::kind::permanent, "5.4.6",
+                        fmt::format("mail for {} loops back to myself", where.domain)};
+            co_return out;
+        }
+    }
     if (where.how == delivery::route::kind::static_hosts) {
         for (const auto& hp : where.hosts) out.hosts.push_back({hp.host, 0, hp.port});
+        co_return out;
+    }
+    if (!where.domain.empty() && where.domain.front() == '[') {
+        // A literal that is no IPv4 or IPv6 address ("[x-tag:content]", RFC 5321 4.1.3's
+        // General-address-literal): nothing to connect to, and no name to look up.
+        out.stop = {delivery::outcome::kind::permanent, "5.1.2",
+                    fmt::format("address literal {} is not an IPv4 or IPv6 address", where.domain)};
         co_return out;
     }
     auto ans = co_await resolver.mx(where.domain);
@@ -677,6 +697,7 @@ asio::awaitable<host_plan> plan_hosts(dns::resolver& resolver, const delivery::r
             break;
     }
     if (!out.hosts.empty() && co_await discard_myself(resolver, me, out.hosts)) {
+        out.backup = true;
         if (out.hosts.empty())
             out.stop = {delivery::outcome::kind::permanent, "5.4.6",
                         fmt::format("mail for {} loops back to myself", where.domain)};
@@ -819,7 +840,9 @@ asio::awaitable<attempt_result> deliverer::deliver(const attempt_request& req) {
     // (NXDOMAIN / nodata, never a DNS failure) bounces 5.4.4 like Postfix's "Host or domain
     // name not found", instead of deferring until queue.max_age. Static routes still defer:
     // a configured host that does not resolve is a configuration error, not the recipient's.
-    bool none_exist = plan.mx.has_value() && !plan.hosts.empty();
+    // Nor does a backup MX (this host among the records): its primary missing from DNS for a
+    // while (a DNS change) defers, as Postfix's "unable to find primary relay" does.
+    bool none_exist = plan.mx.has_value() && !plan.hosts.empty() && !plan.backup;
     for (const auto& t : plan.hosts) {
         // What earlier hosts took is recorded before anything else, even a DNS lookup, is
         // waited for.

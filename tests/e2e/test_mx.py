@@ -40,6 +40,10 @@ ZONES = {
     # an MX host at the address the test instance listens on (its delivery.port = its own)
     "loopaddr.test": "@ MX 10 mxa\nmxa A 127.0.0.1\n",
     "backup.test": "@ MX 10 mxb\n@ MX 20 mx.postern.test.\nmxb A 127.0.0.3\n",
+    # an MX host at the unspecified address (a connection to it reaches 127.0.0.1); a backup MX
+    # (Postern) whose primary does not exist (NXDOMAIN)
+    "zero.test": "@ MX 10 z\nz A 0.0.0.0\n",
+    "backupnx.test": "@ MX 10 gone\n@ MX 20 mx.postern.test.\n",
     # no host at all: no MX and no address; MX hosts that do not exist
     "nohost.test": '@ TXT "x"\n',
     "deadmx.test": "@ MX 10 nowhere\n@ MX 20 nothere\n",
@@ -492,3 +496,40 @@ def test_mx_at_our_own_address_stays_ours_after_a_reload_moving_listen(make_inst
         assert "mail for loopaddr.test loops back to myself" in e["reason"], e
     finally:
         internal.__exit__()
+
+
+def test_routes_that_lead_back_here_or_nowhere(make_instance, dns):
+    """Found by review (each relayed by a client allowed to, delivery.port = Postern's own):
+    - an MX host at 0.0.0.0 reaches 127.0.0.1, i.e. Postern: it looped until the hop limit (50
+      deliveries to itself, then 5.4.6 hop count exceeded); now 5.4.6 loops back at once;
+    - an address literal naming Postern's own address ([127.0.0.1], and with leading zeros,
+      which RFC 5321's Snum allows) looped likewise; now 5.4.6 at once;
+    - an address literal with leading zeros for another host ([127.000.000.002]) was looked up
+      in DNS and bounced 5.1.2 "does not exist"; now delivered to 127.0.0.2;
+    - a general address literal ([x-tag:foo]) was looked up in DNS as a name; now 5.1.2 saying
+      what it is, without a query;
+    - Postern as a backup MX whose primary does not exist bounced 5.4.4; now deferred, as
+      Postfix does ("unable to find primary relay")."""
+    inst = make_instance(start=False)
+    extra = (f'[delivery]\nport = {inst.port}\n\n[dns]\nservers = ["{dns.address}"]\n\n'
+             '[[profile]]\nname = "local"\nhosts = ["127.0.0.1"]\nrelay = "any"\n')
+    inst.write_config(render_config(inst.dir, inst.port, extra=extra, queue_extra='retry_schedule = ["1h"]'))
+    inst.start()
+    with ScriptedPeer(host=A, port=inst.port, starttls=False) as a:
+        cases = {"bob@zero.test": ("bounced", "5.4.6", "mail for zero.test loops back to myself"),
+                 "bob@[127.0.0.1]": ("bounced", "5.4.6", "mail for [127.0.0.1] loops back to myself"),
+                 "carol@[127.000.000.001]": ("bounced", "5.4.6", "loops back to myself"),
+                 "dave@[127.000.000.002]": ("sent", "2.0.0", ""),
+                 "erin@[x-tag:foo]": ("bounced", "5.1.2", "address literal [x-tag:foo] is not an IPv4 or IPv6 address"),
+                 "frank@backupnx.test": ("deferred", "4.4.3", "cannot find an address for gone.backupnx.test")}
+        for rcpt in cases:
+            inst.send("alice@origin.test", [rcpt], f"to {rcpt}")
+        for rcpt, (result, dsn, why) in cases.items():
+            e = inst.wait_events("delivery", 1, to=f"<{rcpt}>")[0]
+            assert e["result"] == result and e["dsn"] == dsn and e["attempt"] == "1", e
+            assert why in e.get("reason", ""), e
+        assert [m[1] for m in a.messages] == [["dave@[127.000.000.002]"]], a.messages
+        time.sleep(0.5)  # no second delivery line: nothing came back to loop again
+        for rcpt in cases:
+            assert len(inst.events("delivery", to=f"<{rcpt}>")) == 1, inst.events("delivery", to=f"<{rcpt}>")
+        assert not re.search(r"query.*x-tag", inst.log())

@@ -82,6 +82,21 @@ TEST(myself, wildcard_listener_takes_loopback_and_local_addresses) {
     EXPECT_TRUE(delivery::is_my_address(v6only, "2001:db8::7", 25));
 }
 
+// Review: a connection to 0.0.0.0 reaches 127.0.0.1 (and :: reaches ::1) on Linux; an MX host
+// at 0.0.0.0 was not taken for us and mail looped until the hop limit.
+TEST(myself, the_unspecified_address_is_the_loopback) {
+    const auto m = me({{"127.0.0.1", 25}, {"::1", 25}});
+    EXPECT_TRUE(delivery::is_my_address(m, "0.0.0.0", 25));
+    EXPECT_TRUE(delivery::is_my_address(m, "::ffff:0.0.0.0", 25));
+    EXPECT_TRUE(delivery::is_my_address(m, "::", 25));
+    EXPECT_FALSE(delivery::is_my_address(m, "0.0.0.0", 26));
+    const auto other = me({{"127.0.0.2", 25}});  // 0.0.0.0 reaches 127.0.0.1, not this one
+    EXPECT_FALSE(delivery::is_my_address(other, "0.0.0.0", 25));
+    EXPECT_FALSE(delivery::is_my_address(other, "::", 25));
+    const auto any = me({{"0.0.0.0", 25}});
+    EXPECT_TRUE(delivery::is_my_address(any, "0.0.0.0", 25));
+}
+
 TEST(myself, discard_at_and_above_our_preference) {
     struct row {
         std::string self;  // the host that is us ("" none)

@@ -139,9 +139,19 @@ TEST(decide_route, address_literals) {
     cfg.routes.clear();
     expect_route(cfg, {"[192.0.2.7]", route::kind::static_hosts, "address literal", {{"192.0.2.7", 2525}}, ""});
     expect_route(cfg, {"[IPv6:2001:DB8::1]", route::kind::static_hosts, "address literal", {{"2001:db8::1", 2525}}, ""});
-    // Not a valid literal: looked up as a name, which then fails in DNS (no_such_domain).
+    EXPECT_TRUE(delivery::decide_route(cfg, "[192.0.2.7]").literal);
+    // Review: RFC 5321's Snum is 1*3DIGIT, so leading zeros are allowed (and decimal); inet_pton
+    // refused them and the literal went to DNS ("domain [127.000.000.002] does not exist").
+    expect_route(cfg, {"[127.000.000.002]", route::kind::static_hosts, "address literal", {{"127.0.0.2", 2525}}, ""});
+    expect_route(cfg, {"[010.0.0.08]", route::kind::static_hosts, "address literal", {{"10.0.0.8", 2525}}, ""});
+    expect_route(cfg, {"[IPv6:::ffff:127.000.0.01]", route::kind::static_hosts, "address literal",
+                       {{"::ffff:127.0.0.1", 2525}}, ""});
+    // Not a usable literal: no static host (plan_hosts refuses it without a DNS query, 5.1.2).
     EXPECT_EQ(delivery::decide_route(cfg, "[300.1.1.1]").how, route::kind::mx);
+    EXPECT_EQ(delivery::decide_route(cfg, "[0300.1.1.1]").how, route::kind::mx);
+    EXPECT_EQ(delivery::decide_route(cfg, "[1.2.3]").how, route::kind::mx);
     EXPECT_EQ(delivery::decide_route(cfg, "[x-tag:whatever]").how, route::kind::mx);
+    EXPECT_FALSE(delivery::decide_route(cfg, "[x-tag:whatever]").literal);
     // A smarthost takes literals too, as a transport map "*" would.
     expect_route(sample_config(), {"[192.0.2.7]", route::kind::static_hosts, "route *", {{"smarthost.isp.test", 587}}, ""});
 }
